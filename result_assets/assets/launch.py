@@ -1,0 +1,91 @@
+"""Running a migration through Dagster from the CLI: the runs land in the instance and show in the UI.
+
+Tasks whose partitions are contiguous (in Dagster's insertion order) run as range
+runs of the asset job, batch-size partitions each; scattered ones (a forced or
+retried subset) run as the explicit-list job, batch-size ids each.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from dagster import DagsterInstance
+
+from result_assets.assets.partitions import TASKS_PARTITION, register_partitions
+from result_assets.migration.sources import LegacyFile
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    tasks: int
+    error: str | None = None
+
+
+def plan_runs(instance: DagsterInstance, keys: list[str], batch_size: int) -> tuple[list[list[str]], list[list[str]]]:
+    """(range batches, explicit-list batches) covering keys."""
+    position = {k: i for i, k in enumerate(instance.get_dynamic_partitions(TASKS_PARTITION))}
+    ordered = sorted(keys, key=position.__getitem__)
+    groups: list[list[str]] = []
+    for key in ordered:
+        if groups and position[groups[-1][-1]] + 1 == position[key] and len(groups[-1]) < batch_size:
+            groups[-1].append(key)
+        else:
+            groups.append([key])
+    ranges = [g for g in groups if len(g) > 1]
+    singles = [g[0] for g in groups if len(g) == 1]
+    lists = [singles[i:i + batch_size] for i in range(0, len(singles), batch_size)]
+    return ranges, lists
+
+
+def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFile], batch_size: int,
+                  progress: Callable[[int, int, int, float], None] | None = None) -> list[RunOutcome]:
+    from result_assets.definitions import MIGRATE_JOB
+    from result_assets.legacy import task_id_for
+
+    stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
+    register_partitions(instance, [t.partition_key for t in tasks])
+    ranges, lists = plan_runs(instance, [t.partition_key for t in tasks], batch_size)
+    started, done, outcomes = time.perf_counter(), 0, []
+    total_batches = len(ranges) + len(lists)
+    range_job = defs.resolve_job_def(MIGRATE_JOB)
+    list_job = defs.resolve_job_def("migrate_task_list_job")
+    for keys in ranges:
+        result = range_job.execute_in_process(
+            instance=instance, raise_on_error=False, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+        outcomes.append(_outcome(result, len(keys)))
+        done += len(keys)
+        if progress:
+            progress(len(outcomes), total_batches, done, time.perf_counter() - started)
+    for keys in lists:
+        result = list_job.execute_in_process(
+            instance=instance, raise_on_error=False,
+            run_config={"ops": {"migrate_task_list": {"config": {"task_ids": [task_id_for(k) for k in keys]}}}})
+        outcomes.append(_outcome(result, len(keys)))
+        done += len(keys)
+        if progress:
+            progress(len(outcomes), total_batches, done, time.perf_counter() - started)
+    return outcomes
+
+
+def materialize_report(instance: DagsterInstance, defs) -> bool:
+    from dagster import materialize
+
+    from result_assets.assets.report import migration_report
+
+    result = materialize([migration_report], instance=instance, raise_on_error=False,
+                         resources={"stores": defs.resources["stores"]})
+    return result.success
+
+
+def _outcome(result, tasks: int) -> RunOutcome:
+    error = None
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_failure]
+        error = failures[0].message if failures else "run failed"
+    return RunOutcome(result.run_id, result.success, tasks, error)

@@ -1,0 +1,259 @@
+"""`result-assets`: migrate, status and export from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not a usage dump
+        raise CliError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="result-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    m = sub.add_parser("migrate", help="migrate a legacy task tree through Dagster")
+    m.add_argument("--source-dir", required=True, help="folder of <task_id>/result.json")
+    m.add_argument("--backup-dir", help="where to keep byte-exact backups (default RESULT_BACKUP_DIR)")
+    m.add_argument("--batch-size", type=_positive_int, default=None, help="tasks per run (default 50)")
+    m.add_argument("--force", action="store_true", help="re-migrate unchanged tasks too")
+    m.add_argument("--dry-run", action="store_true", help="validate and print the plan; write nothing")
+    m.add_argument("--task", action="append", metavar="ID", help="only this task (repeatable)")
+    m.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    s = sub.add_parser("status", help="every known task with its status")
+    s.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("export", help="write migrated tasks back as JSON documents")
+    e.add_argument("task_ids", nargs="*", metavar="TASK_ID")
+    e.add_argument("--out", help="folder for <quoted task id>.json files")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"migrate": cmd_migrate, "status": cmd_status, "export": cmd_export}[args.command](args)
+    except CliError as exc:
+        print(f"result-assets: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("result-assets: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- migrate ---
+
+def cmd_migrate(args) -> int:
+    from result_assets.migration.sources import SourceDirError, scan_source_dir
+
+    if args.backup_dir:
+        os.environ["RESULT_BACKUP_DIR"] = str(Path(args.backup_dir).absolute())
+    if args.batch_size:
+        os.environ["RESULT_BATCH_SIZE"] = str(args.batch_size)
+    started = time.perf_counter()
+    try:
+        scan = scan_source_dir(args.source_dir, set(args.task) if args.task else None)
+    except SourceDirError as exc:
+        raise CliError(str(exc))
+    if args.task:
+        missing = sorted(set(args.task) - {t.task_id for t in scan.tasks})
+        if missing:
+            raise CliError(f"no such task in {args.source_dir}: {', '.join(missing)}")
+    if args.dry_run:
+        return _dry_run(args, scan, started)
+
+    from result_assets.assets.launch import materialize_report, run_migration
+    from result_assets.assets.partitions import batch_size
+    from result_assets.assets.report import store_report
+    from result_assets.migration.plan import make_plan
+    from result_assets.platform.instance import get_instance
+    from result_assets.store.stores import Stores
+
+    stores = Stores.from_env()
+    instance = get_instance(stores.settings)
+    import result_assets.definitions as definitions
+
+    plan = make_plan(scan.tasks, stores.catalog.states([t.task_id for t in scan.tasks]), args.force)
+    stores.catalog.touch_mtime(plan.touched_mtimes)
+    todo = plan.to_migrate
+    _say(args, f"{len(scan.tasks)} tasks found: {len(plan.new)} new, {len(plan.changed)} changed, "
+               f"{len(plan.forced)} forced, {len(plan.unchanged)} unchanged (skipped)")
+
+    def progress(batch, batches, tasks, seconds):
+        _say(args, f"  batch {batch}/{batches}: {tasks}/{len(todo)} tasks, {seconds:.1f}s")
+
+    defs = definitions.build_definitions(stores)
+    outcomes = run_migration(instance, defs, stores, todo, batch_size(), progress) if todo else []
+    if todo:
+        materialize_report(instance, defs)
+    states = stores.catalog.states([t.task_id for t in todo]) if todo else {}
+    report_totals = store_report(stores)
+    failed = [o for o in outcomes if not o.success]
+    report = {
+        "tasks": len(scan.tasks),
+        "migrated": sum(1 for s in states.values() if s.status == "migrated"),
+        "skipped": len(plan.unchanged),
+        "quarantined": sum(1 for s in states.values() if s.status == "quarantined"),
+        "json_bytes": report_totals["migrated_json_bytes"],
+        "stored_bytes": report_totals["stored_bytes"],
+        "compression_ratio": report_totals["compression_ratio"],
+        "seconds": round(time.perf_counter() - started, 3),
+        "runs": len(outcomes),
+        "failed_runs": len(failed),
+        "not_tasks": scan.not_tasks,
+    }
+    _print_report(args, report, stores.catalog.quarantined() if not args.json else [])
+    for o in failed:
+        print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _dry_run(args, scan, started) -> int:
+    from result_assets.migration.batch import read_source, validate
+    from result_assets.migration.plan import make_plan
+
+    states = _existing_states([t.task_id for t in scan.tasks])
+    plan = make_plan(scan.tasks, states, args.force)
+    reasons = {}
+    json_bytes = 0
+    for task in plan.to_migrate:
+        v = validate(read_source(task))
+        json_bytes += v.json_bytes
+        if v.reason:
+            reasons[task.task_id] = v.reason
+    report = {
+        "tasks": len(scan.tasks),
+        "migrated": len(plan.to_migrate) - len(reasons),
+        "skipped": len(plan.unchanged),
+        "quarantined": len(reasons),
+        "json_bytes": json_bytes,
+        "stored_bytes": 0,
+        "compression_ratio": None,
+        "seconds": round(time.perf_counter() - started, 3),
+        "dry_run": True,
+        "plan": {"new": len(plan.new), "changed": len(plan.changed), "forced": len(plan.forced),
+                 "unchanged": len(plan.unchanged)},
+        "not_tasks": scan.not_tasks,
+    }
+    _print_report(args, report, sorted(reasons.items()))
+    return 0
+
+
+def _existing_states(task_ids):
+    """Catalog states without creating anything: a dry run must write nothing."""
+    from result_assets.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.database_url and not (settings.pg_dir / "PG_VERSION").exists():
+        return {}
+    import psycopg2
+
+    from result_assets.platform.postgres import catalog_url
+    from result_assets.store.catalog import Catalog
+
+    try:
+        return Catalog(catalog_url(settings)).states(task_ids)
+    except psycopg2.errors.UndefinedTable:
+        return {}
+
+
+def _say(args, line: str) -> None:
+    print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def _print_report(args, report: dict, quarantined: list[tuple[str, str]]) -> None:
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return
+    ratio = report["compression_ratio"]
+    title = "Dry run (nothing written)" if report.get("dry_run") else "Migration report"
+    print(f"\n{title}")
+    for key, label in [("tasks", "tasks found"), ("migrated", "migrated" if not report.get("dry_run") else "valid"),
+                       ("skipped", "skipped unchanged"), ("quarantined", "quarantined"),
+                       ("json_bytes", "JSON bytes"), ("stored_bytes", "stored bytes")]:
+        print(f"  {label:<18} {report[key]:,}")
+    print(f"  {'compression':<18} {'n/a' if ratio is None else f'{ratio:.1%} smaller'}")
+    print(f"  {'seconds':<18} {report['seconds']:.2f}")
+    for task_id, reason in quarantined:
+        print(f"  quarantined {task_id}: {reason}")
+    if report.get("not_tasks"):
+        print(f"  not tasks (no result.json): {', '.join(report['not_tasks'][:20])}")
+
+
+# --- status ---
+
+def cmd_status(args) -> int:
+    from result_assets.migration.status import task_statuses
+    from result_assets.store.stores import Stores
+
+    rows = task_statuses(Stores.from_env())
+    if args.json:
+        print(json.dumps({"tasks": rows}, ensure_ascii=False))
+        return 0
+    counts = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        reason = f"  {row['reason']}" if row.get("reason") else ""
+        print(f"{row['status']:<12} {row['task_id']}{reason}")
+    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no tasks known")
+    return 0
+
+
+# --- export ---
+
+def cmd_export(args) -> int:
+    from result_assets.legacy import dumps_document
+    from result_assets.store.reader import rebuild_documents
+    from result_assets.store.stores import Stores
+
+    stores = Stores.from_env()
+    ids = args.task_ids or stores.catalog.migrated_task_ids()
+    if not args.out and len(ids) != 1:
+        raise CliError("name exactly one task to print, or give --out DIR")
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    missing = []
+    for start in range(0, len(ids), 200):
+        chunk = ids[start:start + 200]
+        documents = rebuild_documents(stores, chunk)
+        missing += [t for t in chunk if t not in documents]
+        for task_id, document in documents.items():
+            text = dumps_document(document)
+            if out:
+                (out / f"{quote(task_id, safe='')}.json").write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text + "\n")
+    for task_id in missing:
+        state = stores.catalog.task(task_id)
+        why = "not migrated" if state is None else f"quarantined: {state['reason']}"
+        print(f"result-assets: {task_id}: {why}", file=sys.stderr)
+    if out:
+        print(f"exported {len(ids) - len(missing)} tasks to {out}", file=sys.stderr)
+    return 1 if missing and args.task_ids else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

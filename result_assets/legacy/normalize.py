@@ -1,0 +1,493 @@
+"""Legacy document -> skeleton + typed signal/curve row tables + catalog facts.
+
+Nothing is lost: a value goes into a typed column only when that column holds
+it exactly; anything else stays, raw, in the row's `extras` JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from .parse import InvalidResult, dumps_document, parse_document
+from .schema import (
+    CURVE_FLOAT_KEYS,
+    CURVE_SCHEMA,
+    INDICATORS_TYPE,
+    METRIC_NAMES,
+    SIGNAL_FLOAT_KEYS,
+    SIGNAL_SCHEMA,
+    TIMESTAMP_UTC,
+)
+from .timestamps import parse_timestamp
+
+_MISSING = object()
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# A "numeric string": a decimal number, or nan/inf spelled the way float() reads
+# them. Stricter than float() alone (which also takes "1_000" and non-ASCII digits).
+_NUMERIC_STRING = re.compile(
+    r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)\s*",
+    re.ASCII | re.IGNORECASE,
+)
+_SIGNAL_TYPED_KEYS = frozenset(
+    ("timestamp", "exit_timestamp", "type", "holding_bars", "reason", "indicators") + SIGNAL_FLOAT_KEYS
+)
+_V1_SIGNAL_TYPED_KEYS = _SIGNAL_TYPED_KEYS | {"symbol"}
+_CURVE_TYPED_KEYS = frozenset(("timestamp",) + CURVE_FLOAT_KEYS)
+
+
+@dataclass
+class SymbolSummary:
+    symbol_idx: int
+    symbol: str | None
+    n_signals: int
+    total_return: float | None = None
+    win_rate: float | None = None
+    max_drawdown: float | None = None
+    sharpe_ratio: float | None = None
+    profit_factor: float | None = None
+    num_trades: int | None = None
+
+
+@dataclass
+class NormalizedResult:
+    task_id: str
+    skeleton: dict
+    signals: pa.Table
+    curves: pa.Table
+    symbols: list[SymbolSummary]
+    strategy: str
+    timeframe: str | None
+    start_date: str | None
+    end_date: str | None
+    params: dict | None
+    metrics: dict
+    layout: int
+    n_signals: int
+    n_curve_points: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def validate_result(task_id: str, raw: bytes) -> NormalizedResult:
+    return normalize(task_id, parse_document(raw))
+
+
+def normalize(task_id: str, doc: object) -> NormalizedResult:
+    if type(doc) is not dict:
+        raise InvalidResult(f"top level is a JSON {_json_type(doc)}, expected an object")
+    strategy = doc.get("strategy", _MISSING)
+    if strategy is _MISSING:
+        raise InvalidResult('"strategy" is missing')
+    if type(strategy) is not str:
+        raise InvalidResult(f'"strategy" is a JSON {_json_type(strategy)}, expected a string')
+    symbols = doc.get("symbols", _MISSING)
+    if symbols is _MISSING:
+        raise InvalidResult('"symbols" is missing')
+    if type(symbols) is not list:
+        raise InvalidResult(f'"symbols" is a JSON {_json_type(symbols)}, expected a list')
+
+    warnings: list[str] = []
+    doc_task_id = doc.get("task_id", _MISSING)
+    if doc_task_id is not _MISSING and doc_task_id != task_id:
+        warnings.append(
+            f"task_id field {_show(doc_task_id)} differs from the directory name {_show(task_id)}; "
+            "the directory name wins"
+        )
+
+    signal_rows = _SignalRows()
+    curve_rows = _CurveRows()
+    skeleton = dict(doc)  # top-level key order kept; extracted lists emptied below
+
+    top_signals = doc.get("signals")
+    layout = 1 if type(top_signals) is list else 2
+    if layout == 1:
+        signal_rows.add_list(top_signals, -1, None, "signals", v1=True)
+        skeleton["signals"] = []
+    if _is_curve_list(doc.get("performance_curve")):
+        curve_rows.add_list(doc["performance_curve"], -1, "performance_curve")
+        skeleton["performance_curve"] = []
+
+    summaries: list[SymbolSummary] = []
+    skeleton_symbols = []
+    for idx, entry in enumerate(symbols):
+        if type(entry) is str:
+            name = entry
+            summaries.append(SymbolSummary(idx, name, 0))
+            skeleton_symbols.append(entry)
+            continue
+        if type(entry) is not dict:
+            warnings.append(f"symbols[{idx}] is a JSON {_json_type(entry)}, neither a name nor an object")
+            summaries.append(SymbolSummary(idx, None, 0))
+            skeleton_symbols.append(entry)
+            continue
+        name = entry.get("symbol") if type(entry.get("symbol")) is str else None
+        where = f"symbols[{idx}]" + (f" ({name})" if name is not None else "")
+        entry_skeleton = dict(entry)
+        n_before = signal_rows.n
+        if type(entry.get("signals")) is list:
+            signal_rows.add_list(entry["signals"], idx, name, f"{where} signals", v1=False)
+            entry_skeleton["signals"] = []
+        if _is_curve_list(entry.get("performance_curve")):
+            curve_rows.add_list(entry["performance_curve"], idx, f"{where} performance_curve")
+            entry_skeleton["performance_curve"] = []
+        summary = SymbolSummary(idx, name, signal_rows.n - n_before)
+        performance = entry.get("performance")
+        if type(performance) is dict:
+            for metric, value in _read_metrics(performance, f"{where} performance").items():
+                setattr(summary, metric, value)
+        summaries.append(summary)
+        skeleton_symbols.append(entry_skeleton)
+    skeleton["symbols"] = skeleton_symbols
+
+    if layout == 1:
+        _count_v1_signals(summaries, signal_rows.v1_symbols, warnings)
+
+    summary_doc = doc.get("summary")
+    metrics = (
+        _read_metrics(summary_doc, "summary") if type(summary_doc) is dict else dict.fromkeys(METRIC_NAMES)
+    )
+    params = doc.get("params")
+    return NormalizedResult(
+        task_id=task_id,
+        skeleton=_copy_json(skeleton),
+        signals=signal_rows.table(task_id),
+        curves=curve_rows.table(task_id),
+        symbols=summaries,
+        strategy=strategy,
+        timeframe=_str_or_none(doc.get("timeframe")),
+        start_date=_str_or_none(doc.get("start_date")),
+        end_date=_str_or_none(doc.get("end_date")),
+        params=_copy_json(params) if type(params) is dict else None,
+        metrics=metrics,
+        layout=layout,
+        n_signals=signal_rows.n,
+        n_curve_points=curve_rows.n,
+        warnings=warnings,
+    )
+
+
+class _SignalRows:
+    """Column lists for signal rows, filled one signal at a time."""
+
+    def __init__(self):
+        self.n = 0
+        self.symbol_idx: list[int] = []
+        self.seq: list[int] = []
+        self.symbol: list[str | None] = []
+        self.ts: list[int] = []
+        self.exit_ts: list[int | None] = []
+        self.type: list[str | None] = []
+        self.floats: dict[str, list[float | None]] = {k: [] for k in SIGNAL_FLOAT_KEYS}
+        self.holding_bars: list[int | None] = []
+        self.reason: list[str | None] = []
+        # indicators as a flat map array: offsets into keys/values, plus a null mask
+        self.ind_offsets: list[int] = [0]
+        self.ind_keys: list[str] = []
+        self.ind_values: list[float] = []
+        self.ind_null: list[bool] = []
+        self.extras: list[str | None] = []
+        self.v1_symbols: list[object] = []  # the v1 signals' symbol values, for counts
+        self._ts_cache: dict[str, int] = {}
+
+    def add_list(self, signals: list, symbol_idx: int, symbol_name: str | None, where: str, v1: bool):
+        typed_keys = _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS
+        float_columns = [(key, self.floats[key]) for key in SIGNAL_FLOAT_KEYS]
+        ts_cache = self._ts_cache
+        ts_append, exit_append = self.ts.append, self.exit_ts.append
+        type_append, reason_append = self.type.append, self.reason.append
+        bars_append, extras_append = self.holding_bars.append, self.extras.append
+        symbol_append = self.symbol.append
+        ind_offsets, ind_keys, ind_values, ind_null = (
+            self.ind_offsets, self.ind_keys, self.ind_values, self.ind_null,
+        )
+        for seq, sig in enumerate(signals):
+            if type(sig) is not dict:
+                raise InvalidResult(f"{where}[{seq}]: is a JSON {_json_type(sig)}, expected an object")
+            get = sig.get
+            kept_raw = None  # keys of typed fields whose value does not fit the column
+            n_typed = 0
+
+            raw = get("timestamp")
+            if raw is None:
+                what = "timestamp is null" if "timestamp" in sig else "no timestamp"
+                raise InvalidResult(f"{where}[{seq}]: {what}")
+            us = ts_cache.get(raw) if type(raw) is str else None
+            if us is None:
+                us = parse_timestamp(raw)
+                if us is None:
+                    raise InvalidResult(
+                        f"{where}[{seq}]: timestamp {_show(raw)} is not a timestamp "
+                        "(ISO 8601, Seoul wall time or epoch milliseconds)"
+                    )
+                if type(raw) is str:
+                    ts_cache[raw] = us
+            ts_append(us)
+            n_typed += 1
+
+            raw = get("exit_timestamp", _MISSING)
+            if raw is _MISSING or raw is None:
+                exit_append(None)
+            else:
+                us = ts_cache.get(raw) if type(raw) is str else None
+                if us is None:
+                    us = parse_timestamp(raw)
+                    if us is not None and type(raw) is str:
+                        ts_cache[raw] = us
+                exit_append(us)
+                if us is None:
+                    kept_raw = ["exit_timestamp"]
+            if raw is not _MISSING:
+                n_typed += 1
+
+            for key, column in float_columns:
+                value = get(key, _MISSING)
+                if value is _MISSING:
+                    column.append(None)
+                    continue
+                n_typed += 1
+                if type(value) is float or value is None:
+                    column.append(value)
+                elif type(value) is str:
+                    column.append(_numeric_string(value, f"{where}[{seq}]", key))
+                else:
+                    column.append(None)
+                    kept_raw = (kept_raw or []) + [key]
+
+            value = get("holding_bars", _MISSING)
+            if value is _MISSING:
+                bars_append(None)
+            else:
+                n_typed += 1
+                if value is None or (type(value) is int and _INT64_MIN <= value <= _INT64_MAX):
+                    bars_append(value)
+                else:
+                    if type(value) is str:
+                        _numeric_string(value, f"{where}[{seq}]", "holding_bars")  # validates only
+                    bars_append(None)
+                    kept_raw = (kept_raw or []) + ["holding_bars"]
+
+            for key, append in (("type", type_append), ("reason", reason_append)):
+                value = get(key, _MISSING)
+                if value is _MISSING:
+                    append(None)
+                    continue
+                n_typed += 1
+                if value is None or type(value) is str:
+                    append(value)
+                else:
+                    append(None)
+                    kept_raw = (kept_raw or []) + [key]
+
+            value = get("indicators", _MISSING)
+            if value is not _MISSING:
+                n_typed += 1
+            if type(value) is dict and all(type(x) is float for x in value.values()):
+                ind_keys.extend(value)
+                ind_values.extend(value.values())
+                ind_null.append(False)
+            else:
+                ind_null.append(True)
+                if value is not _MISSING and value is not None:
+                    kept_raw = (kept_raw or []) + ["indicators"]
+            ind_offsets.append(len(ind_keys))
+
+            if v1:
+                value = get("symbol", _MISSING)
+                self.v1_symbols.append(value)
+                if value is not _MISSING:
+                    n_typed += 1
+                if value is None or type(value) is str:
+                    symbol_append(value)
+                else:
+                    symbol_append(None)
+                    if value is not _MISSING:
+                        kept_raw = (kept_raw or []) + ["symbol"]
+            else:
+                symbol_append(symbol_name)
+
+            if kept_raw is None and n_typed == len(sig):
+                extras_append(None)
+            else:
+                extras_append(
+                    dumps_document(
+                        {k: v for k, v in sig.items() if k not in typed_keys or (kept_raw and k in kept_raw)}
+                    )
+                )
+        n = len(signals)
+        self.symbol_idx.extend([symbol_idx] * n)
+        self.seq.extend(range(n))
+        self.n += n
+
+    def table(self, task_id: str) -> pa.Table:
+        indicators = pa.MapArray.from_arrays(
+            pa.array(self.ind_offsets, pa.int32()),
+            pa.array(self.ind_keys, pa.string()),
+            pa.array(self.ind_values, pa.float64()),
+            type=INDICATORS_TYPE,
+            mask=pa.array(self.ind_null, pa.bool_()),
+        )
+        columns = {
+            "task_id": pa.array([task_id] * self.n, pa.string()),
+            "symbol_idx": pa.array(self.symbol_idx, pa.int32()),
+            "seq": pa.array(self.seq, pa.int32()),
+            "symbol": pa.array(self.symbol, pa.string()),
+            "ts": pa.array(self.ts, TIMESTAMP_UTC),
+            "exit_ts": pa.array(self.exit_ts, TIMESTAMP_UTC),
+            "type": pa.array(self.type, pa.string()),
+            **{k: pa.array(v, pa.float64()) for k, v in self.floats.items()},
+            "holding_bars": pa.array(self.holding_bars, pa.int64()),
+            "reason": pa.array(self.reason, pa.string()),
+            "indicators": indicators,
+            "extras": pa.array(self.extras, pa.string()),
+        }
+        return pa.Table.from_arrays([columns[f.name] for f in SIGNAL_SCHEMA], schema=SIGNAL_SCHEMA)
+
+
+class _CurveRows:
+    def __init__(self):
+        self.n = 0
+        self.symbol_idx: list[int] = []
+        self.seq: list[int] = []
+        self.ts: list[int | None] = []
+        self.equity: list[float | None] = []
+        self.drawdown: list[float | None] = []
+        self.extras: list[str | None] = []
+        self._ts_cache: dict[str, int] = {}
+
+    def add_list(self, points: list, symbol_idx: int, where: str):
+        ts_cache = self._ts_cache
+        float_columns = (("equity", self.equity), ("drawdown", self.drawdown))
+        for seq, point in enumerate(points):  # all dicts: checked by _is_curve_list
+            get = point.get
+            kept_raw = None
+            n_typed = 0
+            raw = get("timestamp", _MISSING)
+            if raw is _MISSING or raw is None:
+                self.ts.append(None)
+            else:
+                us = ts_cache.get(raw) if type(raw) is str else None
+                if us is None:
+                    us = parse_timestamp(raw)
+                    if us is not None and type(raw) is str:
+                        ts_cache[raw] = us
+                self.ts.append(us)
+                if us is None:
+                    kept_raw = ["timestamp"]  # not a timestamp: keep it as written
+            if raw is not _MISSING:
+                n_typed += 1
+            for key, column in float_columns:
+                value = get(key, _MISSING)
+                if value is _MISSING:
+                    column.append(None)
+                    continue
+                n_typed += 1
+                if type(value) is float or value is None:
+                    column.append(value)
+                elif type(value) is str:
+                    column.append(_numeric_string(value, f"{where}[{seq}]", key))
+                else:
+                    column.append(None)
+                    kept_raw = (kept_raw or []) + [key]
+            if kept_raw is None and n_typed == len(point):
+                self.extras.append(None)
+            else:
+                self.extras.append(
+                    dumps_document(
+                        {
+                            k: v
+                            for k, v in point.items()
+                            if k not in _CURVE_TYPED_KEYS or (kept_raw and k in kept_raw)
+                        }
+                    )
+                )
+        n = len(points)
+        self.symbol_idx.extend([symbol_idx] * n)
+        self.seq.extend(range(n))
+        self.n += n
+
+    def table(self, task_id: str) -> pa.Table:
+        return pa.Table.from_arrays(
+            [
+                pa.array([task_id] * self.n, pa.string()),
+                pa.array(self.symbol_idx, pa.int32()),
+                pa.array(self.seq, pa.int32()),
+                pa.array(self.ts, TIMESTAMP_UTC),
+                pa.array(self.equity, pa.float64()),
+                pa.array(self.drawdown, pa.float64()),
+                pa.array(self.extras, pa.string()),
+            ],
+            schema=CURVE_SCHEMA,
+        )
+
+
+def _is_curve_list(value: object) -> bool:
+    return type(value) is list and all(type(p) is dict for p in value)
+
+
+def _numeric_string(text: str, where: str, key: str) -> float:
+    if _NUMERIC_STRING.fullmatch(text) is None:
+        raise InvalidResult(f"{where}: {key} {_show(text)} is not a number")
+    return float(text)
+
+
+def _read_metrics(block: dict, where: str) -> dict:
+    """The six summary metrics as float (num_trades: int), None when absent or not
+    a number; a non-numeric string is invalid (spec: "Numbers")."""
+    metrics = {}
+    for name in METRIC_NAMES:
+        value = block.get(name)
+        if type(value) is str:
+            value = _numeric_string(value, where, name)
+        if type(value) is bool or not isinstance(value, (int, float)):
+            metrics[name] = None
+        elif name == "num_trades":
+            metrics[name] = value if type(value) is int else (int(value) if value.is_integer() else None)
+        else:
+            metrics[name] = float(value) if type(value) is float or abs(value) < 2**53 else None
+    return metrics
+
+
+def _count_v1_signals(summaries: list[SymbolSummary], v1_symbols: list, warnings: list[str]):
+    counts: dict[object, int] = {}
+    for value in v1_symbols:
+        if type(value) is str:
+            counts[value] = counts.get(value, 0) + 1
+    names = set()
+    for summary in summaries:
+        if summary.symbol is not None:
+            summary.n_signals += counts.get(summary.symbol, 0)
+            names.add(summary.symbol)
+    unlisted = sum(n for name, n in counts.items() if name not in names)
+    unnamed = len(v1_symbols) - sum(counts.values())
+    if unlisted:
+        warnings.append(f"{unlisted} top-level signals name a symbol missing from \"symbols\"")
+    if unnamed:
+        warnings.append(f"{unnamed} top-level signals have no symbol name")
+
+
+def _copy_json(value: object) -> object:
+    if type(value) is dict:
+        return {k: _copy_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy_json(v) for v in value]
+    return value
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if type(value) is str else None
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _show(value: object, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

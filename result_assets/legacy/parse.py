@@ -1,0 +1,152 @@
+"""Bytes -> JSON document, with readable reasons for what cannot be read."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+
+import orjson
+
+
+class InvalidResult(ValueError):
+    """A legacy result file that cannot be migrated; `.reason` says why in one line."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# Bare NaN / Infinity literals (Python's json writer) where a value may stand.
+# Inside a string this pattern can only match after , : [ or spaces; replacing it
+# there with a quoted sentinel always breaks the JSON, so orjson then fails and we
+# fall back to the stdlib parser: never a silent wrong parse.
+_NONFINITE_LITERAL = re.compile(rb"(?<=[:,\[])(\s*)(NaN|-Infinity|Infinity)(?=\s*[,\]}])")
+# orjson turns integers beyond 64 bits into floats (lossy); the stdlib keeps them.
+_LONG_DIGIT_RUN = re.compile(rb"\d{19,}")
+_NONFINITE_VALUES = {b"NaN": math.nan, b"Infinity": math.inf, b"-Infinity": -math.inf}
+
+
+def parse_document(raw: bytes) -> object:
+    """Parse one legacy result file (any JSON value; normalize checks the shape)."""
+    if not raw.strip():
+        raise InvalidResult("empty file")
+    if _LONG_DIGIT_RUN.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        doc = _parse_with_sentinels(raw)
+        if doc is not _FAILED:
+            return doc
+    return _parse_with_stdlib(raw)
+
+
+_FAILED = object()
+
+
+def _parse_with_sentinels(raw: bytes) -> object:
+    """orjson speed for files with bare NaN/Infinity: quote them as unique
+    sentinel strings, parse, then put the floats back."""
+    if b"NaN" not in raw and b"Infinity" not in raw:
+        return _FAILED
+    token = _unique_token(raw)
+    sentinels: dict[str, float] = {}
+
+    def quote(m: re.Match) -> bytes:
+        text = f"{token}{m.group(2).decode()}"
+        sentinels[text] = _NONFINITE_VALUES[m.group(2)]
+        return m.group(1) + b'"' + text.encode() + b'"'
+
+    patched, count = _NONFINITE_LITERAL.subn(quote, raw)
+    if count == 0:
+        return _FAILED
+    try:
+        doc = orjson.loads(patched)
+    except orjson.JSONDecodeError:
+        return _FAILED
+    found = _replace_sentinels(doc, sentinels, count)
+    return doc if found == count else _FAILED
+
+
+def _unique_token(raw: bytes) -> str:
+    # Random, so no string in a file (even one spelled with \u escapes) can
+    # equal a sentinel except by astronomically unlikely chance.
+    while True:
+        token = f"nonfinite-{os.urandom(12).hex()}-"
+        if token.encode() not in raw:
+            return token
+
+
+def _replace_sentinels(doc: object, sentinels: dict[str, float], expected: int) -> int:
+    """Replace sentinel strings in place, breadth first, stopping once all are
+    found: metrics (where NaN usually sits) are shallower than signals."""
+    found = 0
+    level = [doc]
+    while level and found < expected:
+        next_level = []
+        for container in level:
+            items = container.items() if type(container) is dict else enumerate(container)
+            for key, value in items:
+                t = type(value)
+                if t is str:
+                    if value in sentinels:
+                        container[key] = sentinels[value]
+                        found += 1
+                elif t is dict or t is list:
+                    next_level.append(value)
+        level = next_level
+    return found
+
+
+def _parse_with_stdlib(raw: bytes) -> object:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidResult(
+            f"not UTF-8: invalid byte 0x{raw[e.start]:02x} at offset {e.start}"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = " (file truncated?)" if not text[e.pos:].strip() else ""
+        if text.startswith("\ufeff"):
+            hint = " (starts with a UTF-8 byte order mark)"
+        raise InvalidResult(
+            f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}{hint}"
+        ) from None
+    except RecursionError:
+        raise InvalidResult("not valid JSON: nested too deeply") from None
+
+
+def dumps_document(doc: object) -> str:
+    """JSON text; NaN/Infinity as bare literals, non-ASCII kept as UTF-8."""
+    if _orjson_exact(doc, 0):
+        return orjson.dumps(doc).decode()
+    return json.dumps(doc, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+
+
+def _orjson_exact(value: object, depth: int) -> bool:
+    """True when orjson writes `value` exactly (it turns NaN/inf into null and
+    refuses ints beyond 64 bits and non-str keys)."""
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return True
+    if t is float:
+        return value - value == 0.0  # False for NaN and infinities
+    if t is int:
+        return -(2**63) <= value < 2**64
+    if depth > 200:
+        return False
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str or not _orjson_exact(v, depth + 1):
+                return False
+        return True
+    if t is list:
+        for v in value:
+            if not _orjson_exact(v, depth + 1):
+                return False
+        return True
+    return False

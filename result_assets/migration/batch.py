@@ -1,0 +1,162 @@
+"""One batch of tasks through the migration, as plain functions over plain data.
+
+The Dagster assets and the explicit-list job both call these, so a task migrates
+the same way whichever path launched it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from result_assets.legacy import InvalidResult, NormalizedResult, dumps_document, normalize, parse_document
+from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
+from result_assets.migration.sources import DEFAULT_MAX_FILE_BYTES, LegacyFile
+from result_assets.store.backups import sha256_hex
+from result_assets.store.catalog import METRICS, SymbolRow, TaskRow
+from result_assets.store.delta_tables import CommitInfo
+
+
+@dataclass
+class RawResult:
+    """A legacy file's exact bytes, or why they could not be read."""
+
+    source: LegacyFile
+    raw: bytes
+    sha256: str
+    unreadable: str | None = None
+
+
+@dataclass
+class ValidatedResult:
+    source: LegacyFile
+    sha256: str
+    json_bytes: int
+    result: NormalizedResult | None
+    document: object | None  # the parsed source, kept for the round-trip check
+    reason: str | None  # the quarantine reason
+    seconds: float
+
+    @property
+    def task_id(self) -> str:
+        return self.source.task_id
+
+    @property
+    def status(self) -> str:
+        return "migrated" if self.result is not None else "quarantined"
+
+
+@dataclass
+class TaskRows:
+    """Rows bound for one Delta table, and every task whose rows they replace."""
+
+    table: pa.Table
+    task_ids: list[str]
+    commit: CommitInfo | None = None  # set once written
+
+
+@dataclass
+class CatalogBatch:
+    tasks: list[TaskRow]
+    symbols: list[SymbolRow]
+
+
+def read_source(source: LegacyFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> RawResult:
+    if source.refused:
+        return RawResult(source, b"", sha256_hex(b""), source.refused)
+    if source.size > max_bytes:
+        return RawResult(source, b"", sha256_hex(b""),
+                         f"file is {source.size} bytes, over the {max_bytes}-byte limit")
+    try:
+        with open(source.path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        return RawResult(source, b"", sha256_hex(b""), f"cannot read {source.path}: {exc.strerror}")
+    return RawResult(source, raw, sha256_hex(raw))
+
+
+def validate(raw: RawResult) -> ValidatedResult:
+    started = time.perf_counter()
+    result = document = reason = None
+    if raw.unreadable:
+        reason = raw.unreadable
+    else:
+        try:
+            document = parse_document(raw.raw)
+            result = normalize(raw.source.task_id, document)
+        except InvalidResult as exc:
+            reason, document = exc.reason, None
+        except RecursionError:
+            reason, document = "document nested too deeply to read", None
+    size = len(raw.raw) if not raw.unreadable else raw.source.size
+    return ValidatedResult(raw.source, raw.sha256, size, result, document, reason,
+                           time.perf_counter() - started)
+
+
+def signal_rows(validated: list[ValidatedResult]) -> TaskRows:
+    tables = [v.result.signals for v in validated if v.result is not None and v.result.signals.num_rows]
+    table = pa.concat_tables(tables) if tables else SIGNAL_SCHEMA.empty_table()
+    return TaskRows(table, [v.task_id for v in validated])
+
+
+def curve_rows(validated: list[ValidatedResult]) -> TaskRows:
+    tables = [v.result.curves for v in validated if v.result is not None and v.result.curves.num_rows]
+    table = pa.concat_tables(tables) if tables else CURVE_SCHEMA.empty_table()
+    return TaskRows(table, [v.task_id for v in validated])
+
+
+def catalog_batch(validated: list[ValidatedResult]) -> CatalogBatch:
+    tasks, symbols = [], []
+    for v in validated:
+        row = TaskRow(
+            task_id=v.task_id,
+            partition_key=v.source.partition_key,
+            status=v.status,
+            reason=v.reason,
+            source_path=v.source.path,
+            source_sha256=v.sha256,
+            source_bytes=v.json_bytes,
+            source_mtime_ns=v.source.mtime_ns,
+        )
+        r = v.result
+        if r is not None:
+            row.layout = r.layout
+            row.strategy = r.strategy
+            row.timeframe = r.timeframe
+            row.start_date = r.start_date
+            row.end_date = r.end_date
+            row.params = r.params
+            row.n_symbols = len(r.symbols)
+            row.n_signals = r.n_signals
+            row.n_curve_points = r.n_curve_points
+            row.skeleton = dumps_document(r.skeleton)
+            row.warnings = list(r.warnings)
+            for name in METRICS:
+                setattr(row, name, _float(r.metrics.get(name)))
+            for s in r.symbols:
+                symbols.append(SymbolRow(
+                    v.task_id, s.symbol_idx, s.symbol, s.n_signals,
+                    *(_float(getattr(s, name)) for name in METRICS)))
+        tasks.append(row)
+    return CatalogBatch(tasks, symbols)
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def save_backups(stores, raws: list[RawResult]) -> None:
+    for raw in raws:
+        if raw.unreadable:
+            continue  # nothing was read (refused, too large, unreadable): nothing to copy
+        stores.backups.save(raw.source.task_id, raw.raw, raw.sha256)
+
+
+def write_rows(stores, table: str, rows: TaskRows) -> CommitInfo | None:
+    rows.commit = stores.delta.replace_tasks(table, rows.table, rows.task_ids)
+    return rows.commit
+
+
+def write_catalog(stores, batch: CatalogBatch) -> None:
+    stores.catalog.upsert(batch.tasks, batch.symbols)

@@ -1,0 +1,38 @@
+"""Every known task's status: migrated, quarantined, pending (registered, not migrated) or stale."""
+from __future__ import annotations
+
+import os
+
+from result_assets.store.backups import sha256_hex
+
+
+def task_statuses(stores) -> list[dict]:
+    catalog = stores.catalog
+    states = catalog.states()
+    sources = catalog.sources()
+    rows = []
+    for task_id in sorted(set(states) | set(sources)):
+        state = states.get(task_id)
+        path = sources.get(task_id) or (state.source_path if state else None)
+        if state is None:
+            rows.append({"task_id": task_id, "status": "pending", "reason": None})
+            continue
+        status = state.status
+        if path and _changed(path, state):
+            status = "stale"
+        rows.append({"task_id": task_id, "status": status,
+                     "reason": state.reason if state.status == "quarantined" else None})
+    return rows
+
+
+def _changed(path: str, state) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False  # source archived or moved: the store is now the record
+    if st.st_size != state.source_bytes:
+        return True
+    if st.st_mtime_ns == state.source_mtime_ns:
+        return False
+    with open(path, "rb") as f:
+        return sha256_hex(f.read()) != state.source_sha256

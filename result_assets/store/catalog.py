@@ -1,0 +1,308 @@
+"""The Postgres catalog: one row per task (migrated or quarantined) and one per symbol.
+
+A batch is written in one transaction (COPY into temp tables, then upsert), after
+its Delta commits: the catalog row is what makes a task visible to readers.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field, fields
+
+import psycopg2
+import psycopg2.extras
+
+METRICS = ("total_return", "win_rate", "max_drawdown", "sharpe_ratio", "profit_factor", "num_trades")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id          text PRIMARY KEY,
+    partition_key    text NOT NULL UNIQUE,
+    status           text NOT NULL CHECK (status IN ('migrated', 'quarantined')),
+    reason           text,
+    source_path      text,
+    source_sha256    text NOT NULL,
+    source_bytes     bigint NOT NULL,
+    source_mtime_ns  bigint,
+    layout           smallint,
+    strategy         text,
+    timeframe        text,
+    start_date       text,
+    end_date         text,
+    params           jsonb,
+    n_symbols        integer,
+    n_signals        integer,
+    n_curve_points   integer,
+    total_return     double precision,
+    win_rate         double precision,
+    max_drawdown     double precision,
+    sharpe_ratio     double precision,
+    profit_factor    double precision,
+    num_trades       double precision,
+    skeleton         text,
+    warnings         jsonb,
+    version          integer NOT NULL DEFAULT 1,
+    migrated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS tasks_strategy_idx ON tasks (strategy);
+CREATE INDEX IF NOT EXISTS tasks_status_idx ON tasks (status);
+CREATE INDEX IF NOT EXISTS tasks_total_return_idx ON tasks (total_return);
+CREATE TABLE IF NOT EXISTS task_symbols (
+    task_id       text NOT NULL REFERENCES tasks (task_id) ON DELETE CASCADE,
+    symbol_idx    integer NOT NULL,
+    symbol        text,
+    n_signals     integer NOT NULL,
+    total_return  double precision,
+    win_rate      double precision,
+    max_drawdown  double precision,
+    sharpe_ratio  double precision,
+    profit_factor double precision,
+    num_trades    double precision,
+    PRIMARY KEY (task_id, symbol_idx)
+);
+CREATE INDEX IF NOT EXISTS task_symbols_symbol_idx ON task_symbols (symbol);
+CREATE TABLE IF NOT EXISTS task_sources (
+    task_id       text PRIMARY KEY,
+    partition_key text NOT NULL UNIQUE,
+    source_path   text NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass
+class TaskRow:
+    """One `tasks` row. `skeleton` is exact JSON text (bare NaN kept); `params` a query copy."""
+
+    task_id: str
+    partition_key: str
+    status: str
+    source_sha256: str
+    source_bytes: int
+    source_path: str | None = None
+    source_mtime_ns: int | None = None
+    reason: str | None = None
+    layout: int | None = None
+    strategy: str | None = None
+    timeframe: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    params: object = None
+    n_symbols: int | None = None
+    n_signals: int | None = None
+    n_curve_points: int | None = None
+    total_return: float | None = None
+    win_rate: float | None = None
+    max_drawdown: float | None = None
+    sharpe_ratio: float | None = None
+    profit_factor: float | None = None
+    num_trades: float | None = None
+    skeleton: str | None = None
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class SymbolRow:
+    task_id: str
+    symbol_idx: int
+    symbol: str | None
+    n_signals: int
+    total_return: float | None = None
+    win_rate: float | None = None
+    max_drawdown: float | None = None
+    sharpe_ratio: float | None = None
+    profit_factor: float | None = None
+    num_trades: float | None = None
+
+
+TASK_COLUMNS = [f.name for f in fields(TaskRow)]
+SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
+_JSONB = {"params", "warnings"}
+
+
+@dataclass(frozen=True)
+class CatalogState:
+    """What the catalog knows of a task, enough to decide whether to re-migrate it."""
+
+    task_id: str
+    status: str
+    reason: str | None
+    source_sha256: str
+    source_bytes: int
+    source_mtime_ns: int | None
+    source_path: str | None
+
+
+class Catalog:
+    def __init__(self, url: str):
+        self.url = url
+        self._conn = None
+
+    def connect(self):
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg2.connect(self.url)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def ensure_schema(self) -> None:
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            # Serialize concurrent first runs: CREATE TABLE IF NOT EXISTS can still race.
+            cur.execute("SELECT pg_advisory_xact_lock(7201)")
+            cur.execute(SCHEMA)
+
+    def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow]) -> None:
+        """Write a batch in one transaction; a task's old symbol rows are replaced."""
+        if not tasks:
+            return
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS tasks_in (LIKE tasks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS task_symbols_in (LIKE task_symbols) ON COMMIT DELETE ROWS")
+            _copy(cur, "tasks_in", TASK_COLUMNS, ([_cell(c, getattr(t, c)) for c in TASK_COLUMNS] for t in tasks))
+            _copy(cur, "task_symbols_in", SYMBOL_COLUMNS,
+                  ([_cell(c, getattr(s, c)) for c in SYMBOL_COLUMNS] for s in symbols))
+            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in TASK_COLUMNS if c != "task_id")
+            cols = ", ".join(TASK_COLUMNS)
+            cur.execute(
+                f"INSERT INTO tasks ({cols}) SELECT {cols} FROM tasks_in "
+                f"ON CONFLICT (task_id) DO UPDATE SET {updates}, "
+                "version = tasks.version + 1, migrated_at = now()"
+            )
+            cur.execute("DELETE FROM task_symbols WHERE task_id IN (SELECT task_id FROM tasks_in)")
+            cur.execute(f"INSERT INTO task_symbols SELECT * FROM task_symbols_in")
+
+    def register_sources(self, sources: dict[str, tuple[str, str]]) -> None:
+        """Remember where each task's file is: {task_id: (partition_key, source_path)}."""
+        if not sources:
+            return
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS task_sources_in (LIKE task_sources INCLUDING DEFAULTS) "
+                        "ON COMMIT DELETE ROWS")
+            _copy(cur, "task_sources_in", ["task_id", "partition_key", "source_path"],
+                  ([_cell("", t), _cell("", k), _cell("", p)] for t, (k, p) in sources.items()))
+            cur.execute("INSERT INTO task_sources (task_id, partition_key, source_path) "
+                        "SELECT task_id, partition_key, source_path FROM task_sources_in "
+                        "ON CONFLICT (task_id) DO UPDATE SET source_path = EXCLUDED.source_path, "
+                        "partition_key = EXCLUDED.partition_key")
+
+    def sources(self, task_ids: list[str] | None = None) -> dict[str, str]:
+        """{task_id: source_path} of registered tasks."""
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            if task_ids is None:
+                cur.execute("SELECT task_id, source_path FROM task_sources")
+            else:
+                cur.execute("SELECT task_id, source_path FROM task_sources WHERE task_id = ANY(%s)", (list(task_ids),))
+            return dict(cur.fetchall())
+
+    def states(self, task_ids: list[str] | None = None) -> dict[str, CatalogState]:
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            query = ("SELECT task_id, status, reason, source_sha256, source_bytes, source_mtime_ns, source_path "
+                     "FROM tasks")
+            if task_ids is None:
+                cur.execute(query)
+            else:
+                cur.execute(query + " WHERE task_id = ANY(%s)", (list(task_ids),))
+            return {row[0]: CatalogState(*row) for row in cur.fetchall()}
+
+    def touch_mtime(self, mtimes: dict[str, int]) -> None:
+        """Record a new mtime for sources whose bytes were found unchanged."""
+        if not mtimes:
+            return
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            psycopg2.extras.execute_values(
+                cur, "UPDATE tasks SET source_mtime_ns = v.m FROM (VALUES %s) AS v(t, m) WHERE tasks.task_id = v.t",
+                list(mtimes.items()))
+
+    def task(self, task_id: str) -> dict | None:
+        conn = self.connect()
+        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute("SELECT * FROM tasks WHERE task_id = %s", (task_id,))
+            return cur.fetchone()
+
+    def tasks(self, task_ids: list[str]) -> dict[str, dict]:
+        conn = self.connect()
+        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute("SELECT * FROM tasks WHERE task_id = ANY(%s)", (list(task_ids),))
+            return {row["task_id"]: row for row in cur.fetchall()}
+
+    def symbols(self, task_ids: list[str]) -> list[dict]:
+        conn = self.connect()
+        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute("SELECT * FROM task_symbols WHERE task_id = ANY(%s) ORDER BY task_id, symbol_idx",
+                        (list(task_ids),))
+            return cur.fetchall()
+
+    def migrated_task_ids(self) -> list[str]:
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT task_id FROM tasks WHERE status = 'migrated' ORDER BY task_id")
+            return [r[0] for r in cur.fetchall()]
+
+    def totals(self) -> dict:
+        conn = self.connect()
+        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE status = 'migrated') AS migrated, "
+                "count(*) FILTER (WHERE status = 'quarantined') AS quarantined, "
+                "coalesce(sum(source_bytes) FILTER (WHERE status = 'migrated'), 0)::bigint AS migrated_json_bytes, "
+                "coalesce(sum(source_bytes), 0)::bigint AS json_bytes, "
+                "coalesce(sum(n_signals), 0)::bigint AS signals, coalesce(sum(n_curve_points), 0)::bigint AS curve_points "
+                "FROM tasks")
+            return dict(cur.fetchone())
+
+    def quarantined(self) -> list[tuple[str, str]]:
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT task_id, reason FROM tasks WHERE status = 'quarantined' ORDER BY task_id")
+            return cur.fetchall()
+
+
+def json_safe(value):
+    """A jsonb-storable copy: jsonb has no NaN/Infinity, so they become strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _cell(column: str, value) -> str | None:
+    if value is None:
+        return None
+    if column in _JSONB:
+        return json.dumps(json_safe(value), ensure_ascii=False).replace("\\u0000", "\\\\u0000")
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")  # Postgres text cannot hold NUL
+    return str(value)
+
+
+def _csv_field(value: str | None) -> str:
+    # Unquoted empty is NULL in COPY's CSV format; every value is quoted, so "" stays "".
+    return "" if value is None else '"' + value.replace('"', '""') + '"'
+
+
+def _copy(cur, table: str, columns: list[str], rows) -> None:
+    buf = io.StringIO()
+    for row in rows:
+        buf.write(",".join(_csv_field(v) for v in row))
+        buf.write("\n")
+    buf.seek(0)
+    cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buf)

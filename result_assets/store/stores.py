@@ -1,0 +1,35 @@
+"""The three stores a migration writes, built from Settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from result_assets.settings import Settings
+from result_assets.store.backups import BackupStore
+from result_assets.store.catalog import Catalog
+from result_assets.store.delta_tables import DeltaStore
+
+
+@dataclass
+class Stores:
+    settings: Settings
+
+    @classmethod
+    def from_env(cls) -> "Stores":
+        return cls(Settings.from_env())
+
+    @cached_property
+    def delta(self) -> DeltaStore:
+        return DeltaStore(self.settings.store_root)
+
+    @cached_property
+    def backups(self) -> BackupStore:
+        return BackupStore(self.settings.backup_dir)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from result_assets.platform.postgres import catalog_url
+
+        catalog = Catalog(catalog_url(self.settings))
+        catalog.ensure_schema()
+        return catalog
