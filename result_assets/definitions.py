@@ -12,7 +12,6 @@ from result_assets.assets.io_managers import (
     LegacyResultIOManager,
     ValidatedResultIOManager,
 )
-from result_assets.assets.partitions import task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.stores import Stores
@@ -31,7 +30,7 @@ MIGRATE_JOB = "migrate_job"
 def build_definitions(stores: Stores | None = None) -> Definitions:
     stores = stores or Stores.from_env()
     migrate_job = define_asset_job(
-        MIGRATE_JOB, selection=[migrate_tasks], partitions_def=task_partitions,
+        MIGRATE_JOB, selection=[migrate_tasks],
         description="Migrate a range of task partitions (one batch).")
     return Definitions(
         assets=[legacy_result, migrate_tasks, migration_report, store_maintenance],

@@ -17,6 +17,8 @@ from result_assets.migration.sources import LegacyFile
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+# The CLI prints its own progress; Dagster's DEBUG event lines stay in the instance (and UI).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -57,7 +59,8 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     list_job = defs.resolve_job_def("migrate_task_list_job")
     for keys in ranges:
         result = range_job.execute_in_process(
-            instance=instance, raise_on_error=False, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+            instance=instance, raise_on_error=False, run_config=QUIET,
+            tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
         outcomes.append(_outcome(result, len(keys)))
         done += len(keys)
         if progress:
@@ -65,7 +68,7 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     for keys in lists:
         result = list_job.execute_in_process(
             instance=instance, raise_on_error=False,
-            run_config={"ops": {"migrate_task_list": {"config": {"task_ids": [task_id_for(k) for k in keys]}}}})
+            run_config={**QUIET, "ops": {"migrate_task_list": {"config": {"task_ids": [task_id_for(k) for k in keys]}}}})
         outcomes.append(_outcome(result, len(keys)))
         done += len(keys)
         if progress:
@@ -78,7 +81,7 @@ def materialize_report(instance: DagsterInstance, defs) -> bool:
 
     from result_assets.assets.report import migration_report
 
-    result = materialize([migration_report], instance=instance, raise_on_error=False,
+    result = materialize([migration_report], instance=instance, raise_on_error=False, run_config=QUIET,
                          resources={"stores": defs.resources["stores"]})
     return result.success
 

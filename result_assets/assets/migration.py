@@ -197,7 +197,7 @@ class TaskListConfig(Config):
     task_ids: list[str]
 
 
-@op(description="Migrate an explicit list of tasks (scattered partitions a range backfill cannot batch).")
+@op(out={}, description="Migrate an explicit list of tasks (scattered partitions a range backfill cannot batch).")
 def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, stores: StoresResource,
                       migration: MigrationSettings):
     from result_assets.assets.io_managers import LegacyResultIOManager

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import pyarrow as pa
 
@@ -37,6 +38,12 @@ _SIGNAL_TYPED_KEYS = frozenset(
 )
 _V1_SIGNAL_TYPED_KEYS = _SIGNAL_TYPED_KEYS | {"symbol"}
 _CURVE_TYPED_KEYS = frozenset(("timestamp",) + CURVE_FLOAT_KEYS)
+_NONE = type(None)
+_FLOAT = frozenset((float,))
+_DICT = frozenset((dict,))
+_FLOAT_OR_NULL = frozenset((float, _NONE))
+_INT_OR_NULL = frozenset((int, _NONE))
+_STR_OR_NULL = frozenset((str, _NONE))
 
 
 @dataclass
@@ -193,133 +200,132 @@ class _SignalRows:
         self._ts_cache: dict[str, int] = {}
 
     def add_list(self, signals: list, symbol_idx: int, symbol_name: str | None, where: str, v1: bool):
-        typed_keys = _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS
-        float_columns = [(key, self.floats[key]) for key in SIGNAL_FLOAT_KEYS]
-        ts_cache = self._ts_cache
-        ts_append, exit_append = self.ts.append, self.exit_ts.append
-        type_append, reason_append = self.type.append, self.reason.append
-        bars_append, extras_append = self.holding_bars.append, self.extras.append
-        symbol_append = self.symbol.append
-        ind_offsets, ind_keys, ind_values, ind_null = (
-            self.ind_offsets, self.ind_keys, self.ind_values, self.ind_null,
-        )
+        """Column by column: one list comprehension per key, then a type check of
+        the whole column; only columns holding odd values are walked row by row."""
+        n = len(signals)
         for seq, sig in enumerate(signals):
             if type(sig) is not dict:
                 raise InvalidResult(f"{where}[{seq}]: is a JSON {_json_type(sig)}, expected an object")
-            get = sig.get
-            kept_raw = None  # keys of typed fields whose value does not fit the column
-            n_typed = 0
+        kept_raw: dict[int, list[str]] = {}  # row -> typed keys whose value stays in extras
 
-            raw = get("timestamp")
+        def keep_raw(row: int, key: str):
+            kept_raw.setdefault(row, []).append(key)
+
+        raw_ts = [sig.get("timestamp") for sig in signals]
+        ts = self._timestamps(raw_ts)
+        if None in ts:
+            seq = ts.index(None)
+            raw = raw_ts[seq]
             if raw is None:
-                what = "timestamp is null" if "timestamp" in sig else "no timestamp"
-                raise InvalidResult(f"{where}[{seq}]: {what}")
-            us = ts_cache.get(raw) if type(raw) is str else None
-            if us is None:
-                us = parse_timestamp(raw)
-                if us is None:
-                    raise InvalidResult(
-                        f"{where}[{seq}]: timestamp {_show(raw)} is not a timestamp "
-                        "(ISO 8601, Seoul wall time or epoch milliseconds)"
-                    )
-                if type(raw) is str:
-                    ts_cache[raw] = us
-            ts_append(us)
-            n_typed += 1
+                raise InvalidResult(f"{where}[{seq}]: " + ("timestamp is null" if "timestamp" in signals[seq] else "no timestamp"))
+            raise InvalidResult(
+                f"{where}[{seq}]: timestamp {_show(raw)} is not a timestamp "
+                "(ISO 8601, Seoul wall time or epoch milliseconds)"
+            )
+        self.ts.extend(ts)
 
-            raw = get("exit_timestamp", _MISSING)
-            if raw is _MISSING or raw is None:
-                exit_append(None)
-            else:
-                us = ts_cache.get(raw) if type(raw) is str else None
-                if us is None:
-                    us = parse_timestamp(raw)
-                    if us is not None and type(raw) is str:
-                        ts_cache[raw] = us
-                exit_append(us)
-                if us is None:
-                    kept_raw = ["exit_timestamp"]
-            if raw is not _MISSING:
-                n_typed += 1
+        raw_exit = [sig.get("exit_timestamp") for sig in signals]
+        exit_ts = self._timestamps(raw_exit)
+        if exit_ts.count(None) != raw_exit.count(None):
+            for seq, (raw, us) in enumerate(zip(raw_exit, exit_ts)):
+                if us is None and raw is not None:
+                    keep_raw(seq, "exit_timestamp")  # not a timestamp: keep it as written
+        self.exit_ts.extend(exit_ts)
 
-            for key, column in float_columns:
-                value = get(key, _MISSING)
-                if value is _MISSING:
-                    column.append(None)
-                    continue
-                n_typed += 1
-                if type(value) is float or value is None:
-                    column.append(value)
-                elif type(value) is str:
-                    column.append(_numeric_string(value, f"{where}[{seq}]", key))
-                else:
-                    column.append(None)
-                    kept_raw = (kept_raw or []) + [key]
+        for key in SIGNAL_FLOAT_KEYS:
+            column = [sig.get(key) for sig in signals]
+            if not _FLOAT_OR_NULL.issuperset(map(type, column)):
+                _fix_float_column(column, key, f"{where}", keep_raw)
+            self.floats[key].extend(column)
 
-            value = get("holding_bars", _MISSING)
-            if value is _MISSING:
-                bars_append(None)
-            else:
-                n_typed += 1
+        column = [sig.get("holding_bars") for sig in signals]
+        if not _INT_OR_NULL.issuperset(map(type, column)) or not _ints_in_range(column):
+            for seq, value in enumerate(column):
                 if value is None or (type(value) is int and _INT64_MIN <= value <= _INT64_MAX):
-                    bars_append(value)
-                else:
-                    if type(value) is str:
-                        _numeric_string(value, f"{where}[{seq}]", "holding_bars")  # validates only
-                    bars_append(None)
-                    kept_raw = (kept_raw or []) + ["holding_bars"]
-
-            for key, append in (("type", type_append), ("reason", reason_append)):
-                value = get(key, _MISSING)
-                if value is _MISSING:
-                    append(None)
                     continue
-                n_typed += 1
-                if value is None or type(value) is str:
-                    append(value)
-                else:
-                    append(None)
-                    kept_raw = (kept_raw or []) + [key]
+                if type(value) is str:
+                    _numeric_string(value, f"{where}[{seq}]", "holding_bars")  # validates only
+                column[seq] = None
+                keep_raw(seq, "holding_bars")
+        self.holding_bars.extend(column)
 
-            value = get("indicators", _MISSING)
-            if value is not _MISSING:
-                n_typed += 1
-            if type(value) is dict and all(type(x) is float for x in value.values()):
-                ind_keys.extend(value)
-                ind_values.extend(value.values())
-                ind_null.append(False)
-            else:
-                ind_null.append(True)
-                if value is not _MISSING and value is not None:
-                    kept_raw = (kept_raw or []) + ["indicators"]
-            ind_offsets.append(len(ind_keys))
+        for key, target in (("type", self.type), ("reason", self.reason)):
+            column = [sig.get(key) for sig in signals]
+            if not _STR_OR_NULL.issuperset(map(type, column)):
+                for seq, value in enumerate(column):
+                    if value is not None and type(value) is not str:
+                        column[seq] = None
+                        keep_raw(seq, key)
+            target.extend(column)
 
-            if v1:
-                value = get("symbol", _MISSING)
-                self.v1_symbols.append(value)
-                if value is not _MISSING:
-                    n_typed += 1
-                if value is None or type(value) is str:
-                    symbol_append(value)
-                else:
-                    symbol_append(None)
-                    if value is not _MISSING:
-                        kept_raw = (kept_raw or []) + ["symbol"]
-            else:
-                symbol_append(symbol_name)
+        self._add_indicators([sig.get("indicators") for sig in signals], keep_raw)
 
-            if kept_raw is None and n_typed == len(sig):
-                extras_append(None)
-            else:
-                extras_append(
-                    dumps_document(
-                        {k: v for k, v in sig.items() if k not in typed_keys or (kept_raw and k in kept_raw)}
-                    )
-                )
-        n = len(signals)
+        if v1:
+            column = [sig.get("symbol") for sig in signals]
+            self.v1_symbols.extend(column)
+            if not _STR_OR_NULL.issuperset(map(type, column)):
+                for seq, value in enumerate(column):
+                    if value is not None and type(value) is not str:
+                        column[seq] = None
+                        keep_raw(seq, "symbol")
+            self.symbol.extend(column)
+        else:
+            self.symbol.extend([symbol_name] * n)
+
+        typed_keys = _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS
+        extras: list[str | None] = [None] * n
+        odd_rows = set(kept_raw)
+        odd_rows.update(seq for seq, sig in enumerate(signals) if not typed_keys.issuperset(sig))
+        for seq in sorted(odd_rows):
+            raw_keys = kept_raw.get(seq, ())
+            extras[seq] = dumps_document(
+                {k: v for k, v in signals[seq].items() if k not in typed_keys or k in raw_keys}
+            )
+        self.extras.extend(extras)
         self.symbol_idx.extend([symbol_idx] * n)
         self.seq.extend(range(n))
         self.n += n
+
+    def _timestamps(self, raw_values: list) -> list[int | None]:
+        cache = self._ts_cache
+        out = []
+        append = out.append
+        for raw in raw_values:
+            if type(raw) is str:
+                us = cache.get(raw)
+                if us is None:
+                    us = parse_timestamp(raw)
+                    if us is not None:
+                        cache[raw] = us
+                append(us)
+            elif raw is None:
+                append(None)
+            else:
+                append(parse_timestamp(raw))
+        return out
+
+    def _add_indicators(self, column: list, keep_raw):
+        offsets, keys, values, nulls = self.ind_offsets, self.ind_keys, self.ind_values, self.ind_null
+        if _DICT.issuperset(map(type, column)):
+            flat_values = [v for d in column for v in d.values()]
+            if _FLOAT.issuperset(map(type, flat_values)):  # the usual case: all maps
+                keys.extend([k for d in column for k in d])
+                values.extend(flat_values)
+                ends = accumulate([len(d) for d in column], initial=offsets[-1])
+                next(ends)  # the current end, already in offsets
+                offsets.extend(ends)
+                nulls.extend([False] * len(column))
+                return
+        for seq, value in enumerate(column):
+            if type(value) is dict and all(type(x) is float for x in value.values()):
+                keys.extend(value)
+                values.extend(value.values())
+                nulls.append(False)
+            else:
+                nulls.append(True)
+                if value is not None:
+                    keep_raw(seq, "indicators")
+            offsets.append(len(keys))
 
     def table(self, task_id: str) -> pa.Table:
         indicators = pa.MapArray.from_arrays(
@@ -425,6 +431,25 @@ class _CurveRows:
 
 def _is_curve_list(value: object) -> bool:
     return type(value) is list and all(type(p) is dict for p in value)
+
+
+def _fix_float_column(column: list, key: str, where: str, keep_raw):
+    """Numeric strings become floats; values a float64 cannot hold exactly
+    (ints, bools, objects...) become null here and stay raw in extras."""
+    for seq, value in enumerate(column):
+        t = type(value)
+        if t is float or value is None:
+            continue
+        if t is str:
+            column[seq] = _numeric_string(value, f"{where}[{seq}]", key)
+        else:
+            column[seq] = None
+            keep_raw(seq, key)
+
+
+def _ints_in_range(column: list) -> bool:
+    ints = [v for v in column if v is not None]
+    return not ints or (_INT64_MIN <= min(ints) and max(ints) <= _INT64_MAX)
 
 
 def _numeric_string(text: str, where: str, key: str) -> float:

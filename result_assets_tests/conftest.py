@@ -1,0 +1,87 @@
+"""Fixtures: a fresh project home per test module, on a real PostgreSQL.
+
+By default the embedded server (started under the home, stopped at the end); with
+DATABASE_URL set, a fresh database on that server, dropped at the end.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+SAMPLES = Path(__file__).parent / "samples"
+
+HOME_VARS = ("RESULT_ASSETS_HOME", "DATABASE_URL", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR",
+             "RESULT_SOURCE_DIR", "DAGSTER_HOME", "RESULT_BATCH_SIZE")
+
+
+@pytest.fixture(scope="module")
+def project_home(tmp_path_factory):
+    """Environment of a new user: only RESULT_ASSETS_HOME (and DATABASE_URL if given) set."""
+    saved = {k: os.environ.get(k) for k in HOME_VARS}
+    home = tmp_path_factory.mktemp("home")
+    server_url = saved["DATABASE_URL"]
+    test_db = None
+    for key in HOME_VARS:
+        os.environ.pop(key, None)
+    os.environ["RESULT_ASSETS_HOME"] = str(home)
+    if server_url:
+        test_db = f"ra_test_{uuid.uuid4().hex[:12]}"
+        _admin(server_url, f'CREATE DATABASE "{test_db}"')
+        os.environ["DATABASE_URL"] = _with_db(server_url, test_db)
+    _reset_caches()
+    yield home
+    from result_assets.platform.postgres import stop_embedded
+    from result_assets.settings import Settings
+
+    stop_embedded(Settings.from_env())
+    if test_db:
+        _admin(server_url, f'DROP DATABASE IF EXISTS "{test_db}" WITH (FORCE)')
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _reset_caches()
+
+
+@pytest.fixture(scope="module")
+def sample_source(tmp_path_factory) -> Path:
+    """A private copy of the sample task tree (tests may edit it)."""
+    dest = tmp_path_factory.mktemp("source") / "tasks"
+    shutil.copytree(SAMPLES / "tasks", dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def sample_expectations() -> dict:
+    import json
+
+    return json.loads((SAMPLES / "expect.json").read_text())
+
+
+def _reset_caches():
+    from result_assets.platform import postgres
+
+    postgres._embedded_server_url.cache_clear()
+    postgres._ensure_database.cache_clear()
+
+
+def _with_db(url: str, db: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path="/" + db))
+
+
+def _admin(url: str, statement: str) -> None:
+    conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()

@@ -1,0 +1,174 @@
+"""The CLI end to end on the sample corpus: real Dagster instance, real Postgres, real Delta."""
+from __future__ import annotations
+
+import hashlib
+import re
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from dagster import AssetCheckKey, AssetKey
+
+from result_assets import read_result
+from result_assets.cli import main
+from result_assets.legacy import compare_documents, parse_document, partition_key_for
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def migrated(project_home, sample_source):
+    """The first migration of the samples, as a user would run it."""
+    code = main(["migrate", "--source-dir", str(sample_source), "--batch-size", "50", "--json"])
+    assert code == 0
+    return project_home
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def valid_ids(expect):
+    return sorted(t for t, e in expect.items() if e["valid"])
+
+
+def test_report_counts(migrated, sample_source, sample_expectations, capsys):
+    code, out, _ = run_cli(capsys, "status", "--json")
+    assert code == 0
+    rows = {r["task_id"]: r for r in json.loads(out)["tasks"]}
+    assert set(rows) == set(sample_expectations)
+    for task_id, expect in sample_expectations.items():
+        if expect["valid"]:
+            assert rows[task_id]["status"] == "migrated", task_id
+            assert rows[task_id]["reason"] is None
+        else:
+            assert rows[task_id]["status"] == "quarantined", task_id
+            assert rows[task_id]["reason"], task_id
+
+
+def test_every_valid_task_reads_back_lossless(migrated, sample_source, sample_expectations):
+    for task_id in valid_ids(sample_expectations):
+        original = parse_document((sample_source / task_id / "result.json").read_bytes())
+        restored = read_result(task_id)
+        assert compare_documents(original, restored) == [], task_id
+        signals = sum(len(s.get("signals", [])) for s in restored["symbols"] if isinstance(s, dict))
+        signals += len(restored.get("signals", []))
+        assert signals == sample_expectations[task_id]["signals"], task_id
+
+
+def test_export_writes_every_task_lossless(migrated, sample_source, sample_expectations, tmp_path, capsys):
+    out_dir = tmp_path / "export"
+    code, _, _ = run_cli(capsys, "export", "--out", str(out_dir))
+    assert code == 0
+    exported = {p.name for p in out_dir.iterdir()}
+    assert exported == {f"{quote(t, safe='')}.json" for t in valid_ids(sample_expectations)}
+    for task_id in valid_ids(sample_expectations):
+        original = parse_document((sample_source / task_id / "result.json").read_bytes())
+        text = (out_dir / f"{quote(task_id, safe='')}.json").read_bytes()
+        assert compare_documents(original, parse_document(text)) == [], task_id
+
+
+def test_export_one_task_to_stdout_keeps_nan_literals(migrated, capsys):
+    code, out, _ = run_cli(capsys, "export", "bt_20250900_74cff6")
+    assert code == 0
+    assert re.search(r'"profit_factor": ?NaN', out)
+
+
+def test_backups_are_byte_exact(migrated, sample_source, sample_expectations):
+    for task_id in sample_expectations:
+        backup = migrated / "backups" / task_id / "result.json"
+        assert sha(backup) == sha(sample_source / task_id / "result.json"), task_id
+
+
+def test_checks_recorded_per_partition(migrated, sample_expectations):
+    from result_assets.platform.instance import get_instance
+
+    instance = get_instance()
+    key = AssetCheckKey(AssetKey("catalog_entry"), "lossless_round_trip")
+    records = instance.event_log_storage.get_asset_check_execution_history(key, limit=100)
+    by_partition = {r.event.dagster_event.event_specific_data.partition: r for r in records if r.event}
+    for task_id in sample_expectations:
+        data = by_partition[partition_key_for(task_id)].event.dagster_event.event_specific_data
+        assert data.passed, (task_id, data.description)
+    quarantine = AssetCheckKey(AssetKey("validated_result"), "quarantine")
+    records = instance.event_log_storage.get_asset_check_execution_history(quarantine, limit=100)
+    failed = {r.event.dagster_event.event_specific_data.partition: r.event.dagster_event.event_specific_data
+              for r in records if r.event and not r.event.dagster_event.event_specific_data.passed}
+    bad = {t for t, e in sample_expectations.items() if not e["valid"]}
+    assert {k for k in failed if k is not None} == bad
+    assert all(d.severity.value == "WARN" and d.description for d in failed.values())
+    materialized = instance.get_materialized_partitions(AssetKey("signal_table"))
+    assert materialized == {partition_key_for(t) for t in sample_expectations}
+
+
+def test_second_migrate_skips_everything(migrated, sample_source, sample_expectations, capsys):
+    code, out, _ = run_cli(capsys, "migrate", "--source-dir", str(sample_source), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["skipped"] == len(sample_expectations)
+    assert report["migrated"] == 0 and report["runs"] == 0
+
+
+def test_changed_source_is_stale_then_remigrated(migrated, sample_source, capsys):
+    path = sample_source / "bt_no_trades" / "result.json"
+    doc = parse_document(path.read_bytes())
+    doc["strategy"] = "sma_cross_v2"
+    path.write_text(json.dumps(doc))
+    code, out, _ = run_cli(capsys, "status", "--json")
+    status = {r["task_id"]: r["status"] for r in json.loads(out)["tasks"]}
+    assert status["bt_no_trades"] == "stale"
+    code, out, _ = run_cli(capsys, "migrate", "--source-dir", str(sample_source), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["migrated"] == 1
+    assert read_result("bt_no_trades")["strategy"] == "sma_cross_v2"
+    previous = list((migrated / "backups" / "bt_no_trades" / "previous").iterdir())
+    assert len(previous) == 1  # the old bytes stay recoverable
+
+
+def test_force_rewrites_and_stays_lossless(migrated, sample_source, sample_expectations, capsys):
+    from result_assets.store.stores import Stores
+
+    before = Stores.from_env().delta.open("signals").version()
+    code, out, _ = run_cli(capsys, "migrate", "--source-dir", str(sample_source), "--force", "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["skipped"] == 0 and report["migrated"] == len(valid_ids(sample_expectations))
+    assert Stores.from_env().delta.open("signals").version() > before
+    for task_id in valid_ids(sample_expectations):
+        original = parse_document((sample_source / task_id / "result.json").read_bytes())
+        assert compare_documents(original, read_result(task_id)) == [], task_id
+
+
+def test_forced_subset_runs_the_explicit_list_job(migrated, sample_source, capsys):
+    from result_assets.platform.instance import get_instance
+
+    ids = ["grid...42", "bt_20250900_74cff6", "bad_truncated"]
+    args = ["migrate", "--source-dir", str(sample_source), "--force", "--json"]
+    for t in ids:
+        args += ["--task", t]
+    code, out, _ = run_cli(capsys, *args)
+    report = json.loads(out)
+    assert code == 0 and report["tasks"] == 3 and report["migrated"] == 2 and report["quarantined"] == 1
+    # scattered partitions: one explicit-list run (then the report's run)
+    assert [r.job_name for r in get_instance().get_runs(limit=2)] == ["__ephemeral_asset_job__",
+                                                                       "migrate_task_list_job"]
+    assert compare_documents(parse_document((sample_source / "grid...42" / "result.json").read_bytes()),
+                             read_result("grid...42")) == []
+
+
+def test_bad_flags_and_missing_dir_are_one_line_errors(project_home, tmp_path):
+    for args in (["migrate", "--source-dir", str(tmp_path / "nope")],
+                 ["migrate", "--source-dir", str(tmp_path), "--batch-size", "zero"],
+                 ["migrate", "--bogus"]):
+        proc = subprocess.run([sys.executable, "-m", "result_assets.cli", *args], capture_output=True, text=True)
+        assert proc.returncode == 2, args
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("result-assets: error:"), proc.stderr
+        assert "Traceback" not in proc.stderr
