@@ -33,6 +33,7 @@ STRATEGIES = {
 }
 REASONS = ["signal", "stop_loss", "time_exit", "take_profit", "거래량 돌파", "추세 반전", "익절 (목표가 도달)"]
 TIMEFRAMES = {"15m": 900, "1h": 3600, "1d": 86400}
+BAR_SECONDS = {"1m": 60, **TIMEFRAMES}
 TIMESTAMP_FORMS = ["iso_offset", "iso_z", "naive_space", "naive_t", "epoch_ms"]
 BAD_KINDS = [
     "truncated", "empty_file", "invalid_utf8", "top_level_array", "missing_strategy",
@@ -107,8 +108,8 @@ def _ordinary_size(rng: random.Random) -> int:
 def _document(rng: random.Random, task_id: str, n_signals: int, huge: bool) -> tuple[dict, str]:
     v1 = not huge and rng.random() < 0.25
     strategy = rng.choice(list(STRATEGIES))
-    timeframe = rng.choice(list(TIMEFRAMES))
-    bar = TIMEFRAMES[timeframe]
+    timeframe = "1m" if huge else rng.choice(list(TIMEFRAMES))
+    bar = BAR_SECONDS[timeframe]
     n_symbols = 1 if n_signals == 0 else rng.choice([1, 1, 1, 2, 2, 3])
     names = rng.sample(SYMBOL_NAMES, n_symbols)
     if rng.random() < 0.03:
@@ -202,10 +203,11 @@ def _trades(rng, name, n, start, bar, stamp):
         price *= math.exp(rng.gauss(0, 0.01))  # random walk, full float64 precision
         holding = rng.randrange(1, 80)
         exit_moment = moment + timedelta(seconds=bar * holding)
+        fill_moment = exit_moment  # a few fills at odd microseconds
         if rng.random() < 0.02:
-            exit_moment += timedelta(microseconds=rng.randrange(1, 10**6))
+            fill_moment += timedelta(microseconds=rng.randrange(1, 10**6))
         exit_price = price * math.exp(rng.gauss(0, 0.02))
-        yield price, exit_price, moment, exit_moment, holding, stamp
+        yield price, exit_price, moment, fill_moment, holding, stamp
         moment = exit_moment + timedelta(seconds=bar * rng.randrange(1, 20))
 
 
@@ -306,7 +308,7 @@ def _u_escape(m: re.Match) -> str:
 
 def _bad_file(rng: random.Random, task_id: str, kind: str) -> bytes:
     doc, _ = _document(rng, task_id, rng.randrange(5, 60), huge=False)
-    signals = doc["signals"] if "signals" in doc else doc["symbols"][0]["signals"]
+    signals = doc["signals"] if "signals" in doc else [sig for e in doc["symbols"] for sig in e["signals"]]
     victim = signals[rng.randrange(len(signals))]
     if kind == "empty_file":
         return b""

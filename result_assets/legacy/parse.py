@@ -18,11 +18,13 @@ class InvalidResult(ValueError):
         self.reason = reason
 
 
-# Bare NaN / Infinity literals (Python's json writer) where a value may stand.
-# Inside a string this pattern can only match after , : [ or spaces; replacing it
-# there with a quoted sentinel always breaks the JSON, so orjson then fails and we
-# fall back to the stdlib parser: never a silent wrong parse.
-_NONFINITE_LITERAL = re.compile(rb"(?<=[:,\[])(\s*)(NaN|-Infinity|Infinity)(?=\s*[,\]}])")
+# Bare NaN / Infinity literals (Python's json writer) are found with bytes.find
+# (they are few) and quoted as unique sentinel strings when they stand where a
+# value may: after , : [ and before , ] } (spaces allowed). Inside a string the
+# inserted quotes always break the JSON, so orjson then fails and we fall back to
+# the stdlib parser: never a silent wrong parse.
+_NONFINITE_LITERALS = (b"-Infinity", b"Infinity", b"NaN")
+_JSON_SPACE = b" \t\r\n"
 # orjson turns integers beyond 64 bits into floats (lossy); the stdlib keeps them.
 # Spotting a 19+ digit integer literal: map digits to "0", "." to itself, all
 # else to " ", then look for " " + 19 zeros (bytes.translate is far faster than
@@ -37,13 +39,15 @@ def parse_document(raw: bytes) -> object:
     if not raw.strip():
         raise InvalidResult("empty file")
     if _LONG_INTEGER not in b" " + raw.translate(_DIGIT_SHAPES):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-        doc = _parse_with_sentinels(raw)
-        if doc is not _FAILED:
-            return doc
+        if b"NaN" not in raw and b"Infinity" not in raw:
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+        else:
+            doc = _parse_with_sentinels(raw)
+            if doc is not _FAILED:
+                return doc
     return _parse_with_stdlib(raw)
 
 
@@ -53,25 +57,42 @@ _FAILED = object()
 def _parse_with_sentinels(raw: bytes) -> object:
     """orjson speed for files with bare NaN/Infinity: quote them as unique
     sentinel strings, parse, then put the floats back."""
-    if b"NaN" not in raw and b"Infinity" not in raw:
-        return _FAILED
     token = _unique_token(raw)
     sentinels: dict[str, float] = {}
-
-    def quote(m: re.Match) -> bytes:
-        text = f"{token}{m.group(2).decode()}"
-        sentinels[text] = _NONFINITE_VALUES[m.group(2)]
-        return m.group(1) + b'"' + text.encode() + b'"'
-
-    patched, count = _NONFINITE_LITERAL.subn(quote, raw)
-    if count == 0:
+    spans = []  # (start, end, sentinel) of each literal standing as a value
+    for literal in _NONFINITE_LITERALS:
+        at = raw.find(literal)
+        while at != -1:
+            end = at + len(literal)
+            if _stands_as_value(raw, at, end) and not (literal == b"Infinity" and raw[at - 1 : at] == b"-"):
+                text = f"{token}{len(spans)}"
+                sentinels[text] = _NONFINITE_VALUES[literal]
+                spans.append((at, end, text))
+            at = raw.find(literal, end)
+    if not spans:
         return _FAILED
+    spans.sort()
+    pieces, last = [], 0
+    for start, end, text in spans:
+        pieces += [raw[last:start], b'"', text.encode(), b'"']
+        last = end
+    pieces.append(raw[last:])
+    patched = b"".join(pieces)
+    count = len(spans)
     try:
         doc = orjson.loads(patched)
     except orjson.JSONDecodeError:
         return _FAILED
     found = _replace_sentinels(doc, sentinels, count)
     return doc if found == count else _FAILED
+
+
+def _stands_as_value(raw: bytes, start: int, end: int) -> bool:
+    # A bounded look around; a literal after more spaces than that just takes
+    # the stdlib path.
+    before = raw[max(0, start - 64):start].rstrip(_JSON_SPACE)[-1:]
+    after = raw[end:end + 64].lstrip(_JSON_SPACE)[:1]
+    return before != b"" and before in b":,[" and after != b"" and after in b",]}"
 
 
 def _unique_token(raw: bytes) -> str:

@@ -36,8 +36,10 @@ def parse_timestamp(value: object) -> int | None:
     not one of the accepted forms (or cannot be held exactly in microseconds)."""
     if type(value) is str:
         n = len(value)
-        # Fast path for the common exact shapes: YYYY-MM-DD?HH:MM:SS[Z|+HH:MM].
-        if (n == 19 or (n == 20 and value[19] in "Zz") or (n == 25 and value[19] in "+-" and value[22] == ":")) \
+        # Fast path for the common exact shapes: YYYY-MM-DD?HH:MM:SS[.ffffff][Z|+HH:MM].
+        if n >= 26 and value[19] == ".":
+            n -= 7
+        if (n == 19 or (n == 20 and value[-1] in "Zz") or (n == 25 and value[-6] in "+-" and value[-3] == ":")) \
                 and value[10] in "Tt " and value.isascii():
             try:
                 moment = datetime.fromisoformat(value)
