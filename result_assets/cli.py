@@ -38,7 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write migrated tasks back as JSON documents")
     e.add_argument("task_ids", nargs="*", metavar="TASK_ID")
     e.add_argument("--out", help="folder for <quoted task id>.json files")
+
+    for name, (module, help_text) in EXTRA_COMMANDS.items():
+        _load(module).add_arguments(sub.add_parser(name, help=help_text))
     return parser
+
+
+# Subcommands that live beside the code they drive: module.add_arguments(parser), module.run(args) -> int.
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _load(module: str):
+    import importlib
+
+    return importlib.import_module(module)
 
 
 def _positive_int(text: str) -> int:
@@ -54,7 +67,10 @@ def _positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"migrate": cmd_migrate, "status": cmd_status, "export": cmd_export}[args.command](args)
+        builtin = {"migrate": cmd_migrate, "status": cmd_status, "export": cmd_export}
+        if args.command in builtin:
+            return builtin[args.command](args)
+        return _load(EXTRA_COMMANDS[args.command][0]).run(args)
     except CliError as exc:
         print(f"result-assets: error: {exc}", file=sys.stderr)
         return 2
@@ -125,6 +141,7 @@ def cmd_migrate(args) -> int:
         "not_tasks": scan.not_tasks,
     }
     _print_report(args, report, stores.catalog.quarantined() if not args.json else [])
+    _say(args, f"\nOpen the UI: DAGSTER_HOME={stores.settings.dagster_home} dagster dev  (then http://127.0.0.1:3000)")
     for o in failed:
         print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
     return 1 if failed else 0
