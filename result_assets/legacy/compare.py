@@ -201,7 +201,7 @@ def _compare_plain(a: object, b: object, path: str, diffs: _Differences):
 def _compare_number(a: object, b: object, path: str, diffs: _Differences):
     """A numeric string equals the number it spells."""
     na, nb = _as_number(a), _as_number(b)
-    if na is None or nb is None or type(a) is type(b):
+    if na is None or nb is None or (type(a) is not str and type(b) is not str) or type(a) is type(b):
         _compare_plain(a, b, path, diffs)
         return
     if type(na) is int and type(nb) is int:

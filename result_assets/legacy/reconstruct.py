@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from itertools import groupby
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .parse import parse_document
 from .schema import CURVE_FLOAT_KEYS, SIGNAL_FLOAT_KEYS
 
 _SIGNAL_ORDER = ("type", "price", "quantity", "exit_timestamp", "exit_price", "return_pct",
@@ -52,51 +51,45 @@ def _target_list(doc: dict, symbol_idx: int, key: str) -> list:
 
 def _signal_dicts(table: pa.Table) -> list[dict]:
     col = table.column
-    symbol_idxs = col("symbol_idx").to_pylist()
-    symbols = col("symbol").to_pylist()
-    extras = col("extras").to_pylist()
+    # v1 signals carried their own symbol; v2 rows take it from their parent.
+    v1_symbols = [
+        name if idx == -1 else None
+        for idx, name in zip(col("symbol_idx").to_pylist(), col("symbol").to_pylist())
+    ]
     values = {
+        "symbol": v1_symbols,
         "timestamp": _iso_column(col("ts")),
         "exit_timestamp": _iso_column(col("exit_ts")),
         "type": col("type").to_pylist(),
         **{k: col(k).to_pylist() for k in SIGNAL_FLOAT_KEYS},
         "holding_bars": col("holding_bars").to_pylist(),
         "reason": col("reason").to_pylist(),
-        # map -> list of (key, value) pairs; None for a null map
-        "indicators": col("indicators").to_pylist(),
+        # a map comes back as (key, value) pairs; None for a null map
+        "indicators": [None if m is None else dict(m) for m in col("indicators").to_pylist()],
     }
-    keys = ("timestamp",) + _SIGNAL_ORDER
-    columns = [values[k] for k in keys]
-    out = []
-    for i, row in enumerate(zip(*columns)):
-        sig = {}
-        if symbol_idxs[i] == -1 and symbols[i] is not None:
-            sig["symbol"] = symbols[i]  # v1 signals carried their own symbol
-        for key, value in zip(keys, row):
-            if value is not None:
-                sig[key] = dict(value) if key == "indicators" else value
-        if extras[i] is not None:
-            sig.update(_loads(extras[i]))
-        out.append(sig)
+    keys = ("symbol", "timestamp") + _SIGNAL_ORDER
+    out = [{k: v for k, v in zip(keys, row) if v is not None} for row in zip(*(values[k] for k in keys))]
+    _add_extras(out, col("extras").to_pylist())
     return out
+
+
+def _add_extras(rows: list[dict], extras: list[str | None]):
+    for row, extra in zip(rows, extras):
+        if extra is not None:
+            row.update(_loads(extra))
 
 
 def _curve_dicts(table: pa.Table) -> list[dict]:
     col = table.column
     keys = ("timestamp",) + CURVE_FLOAT_KEYS
     columns = [_iso_column(col("ts"))] + [col(k).to_pylist() for k in CURVE_FLOAT_KEYS]
-    extras = col("extras").to_pylist()
-    out = []
-    for row, extra in zip(zip(*columns), extras):
-        point = {k: v for k, v in zip(keys, row) if v is not None}
-        if extra is not None:
-            point.update(_loads(extra))
-        out.append(point)
+    out = [{k: v for k, v in zip(keys, row) if v is not None} for row in zip(*columns)]
+    _add_extras(out, col("extras").to_pylist())
     return out
 
 
 def _iso_column(column: pa.ChunkedArray) -> list[str | None]:
-    """ISO 8601 UTC strings ("...Z"), computed by Arrow; the fraction only when
+    """ISO 8601 UTC strings ("...Z"), formatted by Arrow; the fraction only when
     an instant has one."""
     if len(column) == 0:
         return []
@@ -107,10 +100,8 @@ def _iso_column(column: pa.ChunkedArray) -> list[str | None]:
 
 
 def _loads(text: str) -> dict:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # NaN/Infinity or big ints: the stdlib reads them
-        return json.loads(text)
+    # parse_document: orjson speed, exact for NaN/Infinity and ints beyond 64 bits
+    return parse_document(text.encode())
 
 
 def _copy_json(value: object) -> object:

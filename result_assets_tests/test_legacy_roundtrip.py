@@ -1,0 +1,171 @@
+"""normalize + reconstruct on documents built by the format rules (hypothesis),
+plus the typed-column rules, parse errors and timestamps."""
+
+import copy
+import json
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from result_assets.legacy import (
+    InvalidResult,
+    compare_documents,
+    dumps_document,
+    normalize,
+    parse_document,
+    parse_timestamp,
+    reconstruct,
+    validate_result,
+)
+from result_assets.legacy.timestamps import _ISO, _from_iso_match
+
+floats = st.floats(allow_nan=True, allow_infinity=True)
+text = st.text(max_size=8)
+json_leaf = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | floats | text
+json_any = st.recursive(json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(text, c, max_size=3), max_leaves=6)
+timestamps = st.one_of(
+    st.integers(-(10**12), 4 * 10**12),
+    st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat(sep=" ")),
+).filter(lambda t: parse_timestamp(t) is not None)
+numeric = floats | st.none() | floats.map(repr) | st.integers() | st.booleans() | json_any
+
+
+def signal_strategy(v1: bool):
+    fields = {
+        "type": st.sampled_from(["buy", "SELL", "Buy"]) | json_any,
+        "price": numeric, "quantity": numeric, "exit_price": numeric, "return_pct": numeric,
+        "pnl": numeric, "commission": numeric,
+        "exit_timestamp": timestamps | st.none() | json_any,
+        "holding_bars": st.integers(-(2**65), 2**65) | st.none() | json_any,
+        "reason": st.text() | json_any,
+        "indicators": st.dictionaries(text, floats, max_size=3) | json_any,
+        "tag": json_any, "sl": json_any,
+    }
+    if v1:
+        fields["symbol"] = st.sampled_from(["A", "B", "C"]) | json_any
+    return st.fixed_dictionaries({"timestamp": timestamps}, optional=fields)
+
+
+point = st.fixed_dictionaries({}, optional={"timestamp": timestamps | json_any, "equity": numeric,
+                                            "drawdown": numeric, "cash": json_any})
+
+
+@st.composite
+def documents(draw):
+    v1 = draw(st.booleans())
+    doc = {"strategy": draw(st.text(max_size=5))}
+    if draw(st.booleans()):
+        doc["summary"] = draw(st.dictionaries(st.sampled_from(["sharpe_ratio", "num_trades", "x"]), floats | st.integers()))
+    if v1:
+        doc["symbols"] = draw(st.lists(st.sampled_from(["A", "B"]), max_size=3))
+        doc["signals"] = draw(st.lists(signal_strategy(True), max_size=5))
+    else:
+        symbol = st.fixed_dictionaries({"symbol": text}, optional={
+            "signals": st.lists(signal_strategy(False), max_size=4),
+            "performance_curve": st.lists(point, max_size=3) | st.lists(json_any, min_size=1, max_size=2),
+            "performance": st.dictionaries(st.sampled_from(["win_rate", "num_trades"]), floats | st.integers()),
+            "other": json_any,
+        })
+        doc["symbols"] = draw(st.lists(symbol | text, max_size=3))
+    if draw(st.booleans()):
+        doc["performance_curve"] = draw(st.lists(point, max_size=3))
+    doc["extra"] = draw(json_any)
+    return doc
+
+
+def is_numeric_string_problem(exc: InvalidResult) -> bool:
+    return "is not a number" in exc.reason
+
+
+@given(documents())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_generated_documents_round_trip(doc):
+    original = copy.deepcopy(doc)
+    try:
+        result = normalize("t", doc)
+    except InvalidResult as exc:
+        assert is_numeric_string_problem(exc)  # json_any may put a non-numeric string in a numeric field
+        return
+    assert compare_documents(original, doc) == []  # input not mutated
+    restored = reconstruct(result.skeleton, result.signals, result.curves)
+    assert compare_documents(original, restored) == []
+    # and through the text form too
+    again = parse_document(dumps_document(original).encode())
+    assert compare_documents(original, again) == []
+
+
+@given(st.datetimes(timezones=st.none() | st.timezones()), st.sampled_from(["T", " "]))
+@settings(max_examples=300)
+def test_timestamp_fast_path_agrees_with_regex_path(moment, sep):
+    text = moment.isoformat(sep=sep)
+    m = _ISO.fullmatch(text)
+    if m:
+        assert parse_timestamp(text) == _from_iso_match(m)
+
+
+def test_timestamp_forms():
+    utc = 1704240000000000
+    for spelling in ["2024-01-03T09:00:00+09:00", "2024-01-03T00:00:00Z", "2024-01-03 09:00:00",
+                     "2024-01-03T09:00:00", 1704240000000, "1704240000000", "2024-01-03T09:00:00.000000"]:
+        assert parse_timestamp(spelling) == utc, spelling
+    assert parse_timestamp("1987-07-01 09:00:00") == parse_timestamp("1987-06-30T23:00:00Z")  # Seoul DST
+    for bad in ["yesterday", "2024-13-01 00:00:00", "2024-01-03", 1.5, True, None, "2024-01-03T09:00:00.1234567"]:
+        assert parse_timestamp(bad) is None, bad
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b"", "empty file"),
+    (b"  \n", "empty file"),
+    (b'{"a": [1, 2', "truncated"),
+    (b'{"a": "\xff"}', "not UTF-8: invalid byte 0xff at offset 7"),
+    (b"[1]", "top level is a JSON array"),
+    (b'"x"', "top level is a JSON string"),
+    (b'{"symbols": []}', '"strategy" is missing'),
+    (b'{"strategy": 1, "symbols": []}', '"strategy" is a JSON number'),
+    (b'{"strategy": "s"}', '"symbols" is missing'),
+    (b'{"strategy": "s", "symbols": {}}', '"symbols" is a JSON object'),
+    (b'{"strategy": "s", "symbols": [], "signals": [1]}', "signals[0]: is a JSON number"),
+    (b'{"strategy": "s", "symbols": [{"symbol": "K", "signals": [{"timestamp": null}]}]}', "timestamp is null"),
+    (b'{"strategy": "s", "symbols": [{"symbol": "K", "signals": [{"timestamp": 1, "pnl": "x"}]}]}',
+     'symbols[0] (K) signals[0]: pnl "x" is not a number'),
+    (b'{"strategy": "s", "symbols": [], "performance_curve": [{"equity": "?"}]}', "equity"),
+    (b'{"strategy": "s", "symbols": [], "summary": {"win_rate": "n/a"}}', "summary: win_rate"),
+    (b'{"strategy": "s", "symbols": [{"performance": {"sharpe_ratio": "-"}}]}', "performance: sharpe_ratio"),
+])
+def test_invalid_reasons(raw, words):
+    with pytest.raises(InvalidResult) as caught:
+        validate_result("t", raw)
+    assert words in caught.value.reason
+
+
+def test_nonfinite_and_big_numbers_parse_exactly():
+    doc = parse_document(b'{"a": NaN, "b": [Infinity, -Infinity], "s": "x: NaN, y", "big": 123456789012345678901234567}')
+    assert math.isnan(doc["a"]) and doc["b"] == [math.inf, -math.inf]
+    assert doc["s"] == "x: NaN, y" and doc["big"] == 123456789012345678901234567
+    assert dumps_document({"x": math.nan, "k": "한"}) == '{"x":NaN,"k":"한"}'
+
+
+def test_typed_columns_and_extras():
+    doc = {
+        "task_id": "other",
+        "strategy": "s",
+        "symbols": ["A", 5],
+        "signals": [
+            {"symbol": "A", "timestamp": "2024-01-03 09:00:00", "type": "BUY", "price": "1.5", "quantity": 3,
+             "holding_bars": True, "indicators": {}, "tag": None, "exit_timestamp": "soon"},
+        ],
+        "summary": {"num_trades": 1, "win_rate": 100},
+    }
+    result = normalize("t", doc)
+    row = result.signals.to_pylist()[0]
+    assert row["symbol"] == "A" and row["symbol_idx"] == -1 and row["seq"] == 0
+    assert row["type"] == "BUY" and row["price"] == 1.5 and row["quantity"] is None
+    assert row["indicators"] == [] and row["exit_ts"] is None
+    assert json.loads(row["extras"]) == {"quantity": 3, "holding_bars": True, "tag": None, "exit_timestamp": "soon"}
+    assert result.layout == 1 and result.metrics["num_trades"] == 1 and result.metrics["win_rate"] == 100.0
+    assert result.symbols[0].n_signals == 1 and result.symbols[1].symbol is None
+    assert any("task_id" in w for w in result.warnings)
+    assert result.skeleton["signals"] == [] and doc["signals"]  # input untouched
