@@ -42,6 +42,7 @@ from result_assets.migration.batch import (
     read_source,
     save_backups,
     signal_rows,
+    stamp_versions,
     validate,
     write_catalog,
     write_rows,
@@ -133,7 +134,9 @@ def migrate_tasks(context: AssetExecutionContext, legacy_result: dict[str, Legac
     signals, curves = signal_rows(validated), curve_rows(validated)
     yield Output(signals, output_name="signal_table", metadata={"dagster/row_count": signals.table.num_rows})
     yield Output(curves, output_name="curve_table", metadata={"dagster/row_count": curves.table.num_rows})
-    yield Output(catalog_batch(validated), output_name="catalog_entry")
+    catalog = catalog_batch(validated)
+    stamp_versions(catalog, signals, curves)
+    yield Output(catalog, output_name="catalog_entry")
     for key, metadata in _partition_metadata(validated).items():
         context.add_asset_metadata(metadata, asset_key="validated_result", partition_key=key)
     outcomes = evaluate(stores_, validated, [signals.commit, curves.commit], migration.compression_goal)
@@ -211,7 +214,7 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
     signals, curves = signal_rows(validated), curve_rows(validated)
     write_rows(stores_, SIGNALS, signals)
     write_rows(stores_, CURVES, curves)
-    write_catalog(stores_, catalog_batch(validated))
+    write_catalog(stores_, catalog_batch(validated), signals, curves)
     per_partition = _partition_metadata(validated)
     for v in validated:
         key = v.source.partition_key

@@ -158,5 +158,15 @@ def write_rows(stores, table: str, rows: TaskRows) -> CommitInfo | None:
     return rows.commit
 
 
-def write_catalog(stores, batch: CatalogBatch) -> None:
+def write_catalog(stores, batch: CatalogBatch, signals: TaskRows | None = None,
+                  curves: TaskRows | None = None) -> None:
+    """The batch's catalog rows, stamped with the Delta versions that hold their rows."""
+    stamp_versions(batch, signals, curves)
     stores.catalog.upsert(batch.tasks, batch.symbols)
+
+
+def stamp_versions(batch: CatalogBatch, signals: TaskRows | None, curves: TaskRows | None) -> None:
+    """Record in each catalog row the Delta versions written for it (rollback reads them)."""
+    for row in batch.tasks:
+        row.signals_version = signals.commit.version if signals and signals.commit else None
+        row.curves_version = curves.commit.version if curves and curves.commit else None

@@ -42,9 +42,15 @@ CREATE TABLE IF NOT EXISTS tasks (
     num_trades       double precision,
     skeleton         text,
     warnings         jsonb,
+    signals_version  bigint,
+    curves_version   bigint,
     version          integer NOT NULL DEFAULT 1,
     migrated_at      timestamptz NOT NULL DEFAULT now()
 );
+-- Every row a re-migration replaces, so a force can be rolled back (with Delta time travel).
+CREATE TABLE IF NOT EXISTS tasks_history (LIKE tasks);
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS replaced_at timestamptz NOT NULL DEFAULT now();
+CREATE INDEX IF NOT EXISTS tasks_history_task_idx ON tasks_history (task_id, version);
 CREATE INDEX IF NOT EXISTS tasks_strategy_idx ON tasks (strategy);
 CREATE INDEX IF NOT EXISTS tasks_status_idx ON tasks (status);
 CREATE INDEX IF NOT EXISTS tasks_total_return_idx ON tasks (total_return);
@@ -100,6 +106,8 @@ class TaskRow:
     num_trades: float | None = None
     skeleton: str | None = None
     warnings: list = field(default_factory=list)
+    signals_version: int | None = None  # Delta version of the commit that wrote this task's rows
+    curves_version: int | None = None
 
 
 @dataclass
@@ -167,8 +175,10 @@ class Catalog:
             _copy(cur, "tasks_in", TASK_COLUMNS, ([_cell(c, getattr(t, c)) for c in TASK_COLUMNS] for t in tasks))
             _copy(cur, "task_symbols_in", SYMBOL_COLUMNS,
                   ([_cell(c, getattr(s, c)) for c in SYMBOL_COLUMNS] for s in symbols))
-            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in TASK_COLUMNS if c != "task_id")
             cols = ", ".join(TASK_COLUMNS)
+            cur.execute(f"INSERT INTO tasks_history ({cols}, version, migrated_at) "
+                        f"SELECT {cols}, version, migrated_at FROM tasks WHERE task_id IN (SELECT task_id FROM tasks_in)")
+            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in TASK_COLUMNS if c != "task_id")
             cur.execute(
                 f"INSERT INTO tasks ({cols}) SELECT {cols} FROM tasks_in "
                 f"ON CONFLICT (task_id) DO UPDATE SET {updates}, "
