@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -26,7 +25,7 @@ def compare_documents(original: object, restored: object, max_differences: int =
     """Differences between `original` and `restored` (empty: nothing lost)."""
     diffs = _Differences(max_differences)
     if type(original) is dict and type(restored) is dict:
-        _compare_document(_canonical(original), _canonical(restored), diffs)
+        _compare_dict(_canonical(original), _canonical(restored), "", diffs, _DOCUMENT_RULES)
     else:
         _compare_plain(original, restored, "$", diffs)
     return diffs.items
@@ -37,9 +36,9 @@ class _Differences:
         self.items: list[str] = []
         self.limit = limit
 
-    def add(self, path: str, message: str):
+    def add(self, path, message: str):
         if len(self.items) < self.limit:
-            self.items.append(f"{path}: {message}")
+            self.items.append(f"{_render_path(path)}: {message}")
 
     @property
     def full(self) -> bool:
@@ -87,115 +86,73 @@ def _canonical(doc: dict) -> dict:
 # --- comparison -----------------------------------------------------------------------
 
 
-def _compare_document(a: dict, b: dict, diffs: _Differences):
-    def compare_value(key, va, vb, path):
-        if key == "symbols":
-            _compare_list(va, vb, path, diffs, _compare_symbol)
-        elif key == "signals":
-            _compare_list(va, vb, path, diffs, _compare_signal)
-        elif key == "performance_curve":
-            _compare_list(va, vb, path, diffs, _compare_point)
-        elif key == "summary":
-            _compare_metrics(va, vb, path, diffs)
-        else:
-            _compare_plain(va, vb, path, diffs)
-
-    _compare_dict(a, b, "", diffs, compare_value)
-
-
-def _compare_symbol(a: object, b: object, path: str, diffs: _Differences):
-    def compare_value(key, va, vb, p):
-        if key == "signals":
-            _compare_list(va, vb, p, diffs, _compare_signal)
-        elif key == "performance_curve":
-            _compare_list(va, vb, p, diffs, _compare_point)
-        elif key == "performance":
-            _compare_metrics(va, vb, p, diffs)
-        else:
-            _compare_plain(va, vb, p, diffs)
-
-    _compare_dict(a, b, path, diffs, compare_value)
-
-
-def _compare_signal(a: object, b: object, path: str, diffs: _Differences):
-    def compare_value(key, va, vb, p):
-        if key in _TIMESTAMP_KEYS_OF_SIGNAL:
-            _compare_timestamp(va, vb, p, diffs)
-        elif key in _NUMBER_KEYS_OF_SIGNAL:
-            _compare_number(va, vb, p, diffs)
-        elif key == "type" and type(va) is str and type(vb) is str:
-            if va.casefold() != vb.casefold():
-                diffs.add(p, f"{va!r} != {vb!r}")
-        else:
-            _compare_plain(va, vb, p, diffs)
-
-    _compare_dict(a, b, path, diffs, compare_value)
-
-
-def _compare_point(a: object, b: object, path: str, diffs: _Differences):
-    def compare_value(key, va, vb, p):
-        if key == "timestamp":
-            _compare_timestamp(va, vb, p, diffs)
-        elif key in _NUMBER_KEYS_OF_POINT:
-            _compare_number(va, vb, p, diffs)
-        else:
-            _compare_plain(va, vb, p, diffs)
-
-    _compare_dict(a, b, path, diffs, compare_value)
-
-
-def _compare_metrics(a: object, b: object, path: str, diffs: _Differences):
-    def compare_value(key, va, vb, p):
-        if key in _METRIC_KEYS:
-            _compare_number(va, vb, p, diffs)
-        else:
-            _compare_plain(va, vb, p, diffs)
-
-    _compare_dict(a, b, path, diffs, compare_value)
-
-
-def _compare_dict(a: object, b: object, path: str, diffs: _Differences, compare_value):
+def _compare_dict(a: object, b: object, path, diffs: _Differences, rules: dict):
+    """Key by key; `rules` names the comparator of a key (default: plain equality)."""
     if type(a) is not dict or type(b) is not dict:
         _compare_plain(a, b, path or "$", diffs)
         return
+    rule = rules.get
     for key, va in a.items():
-        if diffs.full:
+        if key in b:
+            vb = b[key]
+            kind = type(va)
+            # Fast path: identical scalars are equal under every rule.
+            if kind is type(vb) and (kind in _SCALARS or (kind is float and va != 0.0)) and va == vb:
+                continue
+            rule(key, _compare_plain)(va, vb, (path, key), diffs)
+            if diffs.full:
+                return
+        elif va is not None:  # an explicit null may come back absent
+            diffs.add((path, key), f"missing (was {_show(va)})")
+    if len(b) > len(a) or b.keys() - a.keys():
+        for key in b.keys() - a.keys():
+            diffs.add((path, key), f"unexpected key (value {_show(b[key])})")
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def _dict_of(rules: dict):
+    def compare(a, b, path, diffs):
+        _compare_dict(a, b, path, diffs, rules)
+    return compare
+
+
+def _list_of(compare_item):
+    def compare(a, b, path, diffs):
+        if type(a) is not list or type(b) is not list:
+            _compare_plain(a, b, path, diffs)
             return
-        p = _key_path(path, key)
-        if key not in b:
-            if va is not None:  # an explicit null may come back absent
-                diffs.add(p, f"missing (was {_show(va)})")
-        else:
-            compare_value(key, va, b[key], p)
-    for key in b:
-        if key not in a:
-            diffs.add(_key_path(path, key), f"unexpected key (value {_show(b[key])})")
+        if len(a) != len(b):
+            diffs.add(path, f"{len(a)} items != {len(b)} items")
+        for i, (va, vb) in enumerate(zip(a, b)):
+            compare_item(va, vb, (path, i), diffs)
+            if diffs.full:
+                return
+    return compare
 
 
-def _compare_list(a: object, b: object, path: str, diffs: _Differences, compare_item):
-    if type(a) is not list or type(b) is not list:
-        _compare_plain(a, b, path, diffs)
-        return
-    if len(a) != len(b):
-        diffs.add(path, f"{len(a)} items != {len(b)} items")
-    for i, (va, vb) in enumerate(zip(a, b)):
-        if diffs.full:
-            return
-        compare_item(va, vb, f"{path}[{i}]", diffs)
-
-
-def _compare_plain(a: object, b: object, path: str, diffs: _Differences):
+def _compare_plain(a: object, b: object, path, diffs: _Differences):
     """Exact JSON equality: same types (bool, int and float distinct), floats bit for
     bit except that NaN equals NaN; explicit null in `a` may be absent in `b`."""
     if type(a) is dict and type(b) is dict:
-        _compare_dict(a, b, path, diffs, lambda key, va, vb, p: _compare_plain(va, vb, p, diffs))
+        _compare_dict(a, b, path, diffs, _NO_RULES)
     elif type(a) is list and type(b) is list:
-        _compare_list(a, b, path, diffs, _compare_plain)
+        _PLAIN_LIST(a, b, path, diffs)
     elif type(a) is float and type(b) is float:
         if not _same_float(a, b):
             diffs.add(path, f"{a!r} != {b!r}")
     elif type(a) is not type(b) or a != b:
         diffs.add(path, f"{_show(a)} != {_show(b)}")
+
+
+def _compare_type(a: object, b: object, path, diffs: _Differences):
+    """A signal's `type` may come back in another case."""
+    if type(a) is str and type(b) is str:
+        if a.casefold() != b.casefold():
+            diffs.add(path, f"{a!r} != {b!r}")
+    else:
+        _compare_plain(a, b, path, diffs)
 
 
 def _compare_number(a: object, b: object, path: str, diffs: _Differences):
@@ -222,9 +179,10 @@ def _as_number(value: object) -> int | float | None:
 
 
 def _same_float(a: float, b: float) -> bool:
-    if math.isnan(a) and math.isnan(b):
-        return True
-    return struct.pack("<d", a) == struct.pack("<d", b)  # -0.0 != 0.0
+    """Bit for bit, except that every NaN equals every NaN."""
+    if a == b:  # equal non-zero floats have equal bits; zeros must agree in sign
+        return a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b)
+    return a != a and b != b
 
 
 def _compare_timestamp(a: object, b: object, path: str, diffs: _Differences):
@@ -254,11 +212,35 @@ def _instant(value: object) -> datetime | None:
     return moment
 
 
-def _key_path(path: str, key: str) -> str:
-    part = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else repr(key)
-    return f"{path}.{part}" if path else part
+def _render_path(path) -> str:
+    """Paths are built lazily as nested (parent, key-or-index) tuples; text only for a difference."""
+    parts = []
+    while isinstance(path, tuple):
+        path, key = path
+        if type(key) is int:
+            parts.append(f"[{key}]")
+        else:
+            parts.append(("." if path or parts else "") + (key if _NAME.fullmatch(key) else repr(key)))
+    parts.append(path)
+    text = "".join(reversed(parts))
+    return text.lstrip(".") or "$"
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _show(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- which comparator each key gets, by where it stands in a (canonical v2) document ---
+_NO_RULES: dict = {}
+_PLAIN_LIST = _list_of(_compare_plain)
+_METRICS = _dict_of({k: _compare_number for k in _METRIC_KEYS})
+_SIGNAL = _dict_of({**{k: _compare_timestamp for k in _TIMESTAMP_KEYS_OF_SIGNAL},
+                    **{k: _compare_number for k in _NUMBER_KEYS_OF_SIGNAL}, "type": _compare_type})
+_POINT = _dict_of({"timestamp": _compare_timestamp, **{k: _compare_number for k in _NUMBER_KEYS_OF_POINT}})
+_SYMBOL = _dict_of({"signals": _list_of(_SIGNAL), "performance_curve": _list_of(_POINT), "performance": _METRICS})
+_DOCUMENT_RULES = {"symbols": _list_of(_SYMBOL), "signals": _list_of(_SIGNAL),
+                   "performance_curve": _list_of(_POINT), "summary": _METRICS}
