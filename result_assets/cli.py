@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Subcommands that live beside the code they drive: module.add_arguments(parser), module.run(args) -> int.
-EXTRA_COMMANDS: dict[str, tuple[str, str]] = {}
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("result_assets.bench.command", "benchmark migrate against a naive script, dlt and the bare converter"),
+}
 
 
 def _load(module: str):

@@ -1,0 +1,113 @@
+"""Running one contender in a child process: wall seconds, peak RSS, and its result."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss_mb: float  # ru_maxrss of the largest process in the child's tree that was waited for
+    returncode: int
+    result: dict = field(default_factory=dict)  # the child's last `BENCH_RESULT {...}` line
+    log: str = ""
+    stdout: str = ""
+
+
+def run_measured(argv: list[str], log_path: Path, env: dict | None = None, stdout_path: Path | None = None) -> Measured:
+    """Run argv to completion; wait4 gives this child's own rusage, not the whole bench's."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log, open(stdout_path or log_path.with_suffix(".out"), "wb") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=log, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    text = (stdout_path or log_path.with_suffix(".out")).read_text(errors="replace")
+    result = {}
+    for line in text.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX):])
+    return Measured(seconds, usage.ru_maxrss / 1024, proc.returncode, result,
+                    log_path.read_text(errors="replace"), text)
+
+
+def worker_argv(contender: str, config: dict) -> list[str]:
+    return [sys.executable, "-m", "result_assets.bench.worker", contender, json.dumps(config)]
+
+
+def emit(result: dict) -> None:
+    """The child's answer to the parent, as the last line of stdout."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+# --- the corpus ---
+
+def corpus_files(corpus: Path) -> list[tuple[str, Path]]:
+    """(task_id, path of result.json), sorted by task id."""
+    out = []
+    for entry in sorted(os.scandir(corpus), key=lambda e: e.name):
+        path = Path(entry.path) / "result.json"
+        if entry.is_dir() and path.exists():
+            out.append((entry.name, path))
+    return out
+
+
+def corpus_bytes(corpus: Path) -> int:
+    return sum(p.stat().st_size for _, p in corpus_files(corpus))
+
+
+def tree_bytes(root: Path) -> tuple[int, int]:
+    """(bytes, files) of every file under root."""
+    total = files = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            total += os.path.getsize(os.path.join(folder, name))
+            files += 1
+    return total, files
+
+
+# --- Postgres of the bench home (for (a) and (b)) ---
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Drop and create database `name` on the server; its libpq URL."""
+    import psycopg2
+    from psycopg2 import sql
+
+    from result_assets.platform.postgres import _with_database
+
+    conn = psycopg2.connect(server_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+    return _with_database(server_url, name)
+
+
+def relation_bytes(url: str, schemas: list[str] | None = None, tables: list[str] | None = None) -> int:
+    """Bytes of the named tables (or all tables of the schemas), indexes and TOAST included."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+                "AND (%(schemas)s::text[] IS NULL OR n.nspname = ANY(%(schemas)s)) "
+                "AND (%(tables)s::text[] IS NULL OR (n.nspname = 'public' AND c.relname = ANY(%(tables)s)))",
+                {"schemas": schemas, "tables": tables})
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()

@@ -1,0 +1,56 @@
+"""One contender in its own process: `python -m result_assets.bench.worker NAME '<json config>'`.
+
+Prints its result as the last stdout line (see measure.emit); the parent measures time and memory.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from result_assets.bench.measure import corpus_files, emit
+
+
+def main(argv: list[str]) -> int:
+    warnings.simplefilter("ignore")
+    name, config = argv[0], json.loads(argv[1])
+    corpus = Path(config["corpus"]) if "corpus" in config else None
+    if name == "naive":
+        from result_assets.bench import naive
+
+        emit(naive.run(corpus_files(corpus), Path(config["out"]), config["db_url"]))
+    elif name in ("dlt_postgres", "dlt_parquet"):
+        from result_assets.bench import dlt_loader
+
+        destination = name.split("_", 1)[1]
+        emit(dlt_loader.run(corpus_files(corpus), Path(config["out"]), destination, config.get("db_url")))
+    elif name == "converter":
+        from result_assets.bench.project import converter
+
+        emit(converter(corpus, Path(config["out"])))
+    elif name == "plain_steps":
+        from result_assets.bench.project import plain_steps
+
+        emit(plain_steps(corpus))
+    elif name == "inspect":
+        from result_assets.bench.project import inspect_migration
+
+        valid = [t for t, e in json.loads(Path(config["expect"]).read_text())["expect"].items() if e["valid"]]
+        emit(inspect_migration(corpus, Path(config["export_dir"]), valid))
+    elif name == "scale_register":
+        from result_assets.bench.scale import register
+
+        emit(register(config["n"]))
+    elif name == "scale_catalog":
+        from result_assets.bench.scale import fill_catalog
+
+        emit(fill_catalog(Path(config["tree"]), config["n"]))
+    else:
+        print(f"unknown contender {name!r}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
