@@ -43,10 +43,10 @@ from result_assets.migration.batch import (
     save_backups,
     signal_rows,
     stamp_versions,
-    validate,
     write_catalog,
     write_rows,
 )
+from result_assets.migration.convert import convert_batch
 from result_assets.migration.sources import LegacyFile
 from result_assets.migration.verify import CHECKS, CheckOutcome, evaluate
 from result_assets.store.delta_tables import CURVES, SIGNALS
@@ -128,7 +128,7 @@ def migrate_tasks(context: AssetExecutionContext, legacy_result: dict[str, Legac
     validated: list[ValidatedResult] = []
     raws = [read_source(f, migration.max_file_bytes) for f in files]
     yield Output(raws, output_name="result_backup")
-    validated = [validate(r) for r in raws]
+    validated = convert_batch(raws)
     del raws
     yield Output(validated, output_name="validated_result", metadata=_batch_summary(validated))
     signals, curves = signal_rows(validated), curve_rows(validated)
@@ -139,7 +139,7 @@ def migrate_tasks(context: AssetExecutionContext, legacy_result: dict[str, Legac
     yield Output(catalog, output_name="catalog_entry")
     for key, metadata in _partition_metadata(validated).items():
         context.add_asset_metadata(metadata, asset_key="validated_result", partition_key=key)
-    outcomes = evaluate(stores_, validated, [signals.commit, curves.commit], migration.compression_goal)
+    outcomes = evaluate(stores_, validated, signals, curves, catalog, migration.compression_goal)
     yield from check_events(outcomes, declared=True)
 
 
@@ -209,19 +209,20 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
     files = LegacyResultIOManager(stores_).files(config.task_ids)
     raws = [read_source(f, migration.max_file_bytes) for f in files.values()]
     save_backups(stores_, raws)
-    validated = [validate(r) for r in raws]
+    validated = convert_batch(raws)
     del raws
     signals, curves = signal_rows(validated), curve_rows(validated)
     write_rows(stores_, SIGNALS, signals)
     write_rows(stores_, CURVES, curves)
-    write_catalog(stores_, catalog_batch(validated), signals, curves)
+    catalog = catalog_batch(validated)
+    write_catalog(stores_, catalog, signals, curves)
     per_partition = _partition_metadata(validated)
     for v in validated:
         key = v.source.partition_key
         for asset in TASK_ASSETS:
             metadata = per_partition[key] if asset == "validated_result" else {}
             yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata)
-    outcomes = evaluate(stores_, validated, [signals.commit, curves.commit], migration.compression_goal)
+    outcomes = evaluate(stores_, validated, signals, curves, catalog, migration.compression_goal)
     yield from check_events(outcomes, declared=False)
 
 

@@ -37,6 +37,8 @@ class ValidatedResult:
     document: object | None  # the parsed source, kept for the round-trip check
     reason: str | None  # the quarantine reason
     seconds: float
+    # Differences between the source and the document rebuilt from `result` (None: not checked yet)
+    conversion_differences: list[str] | None = None
 
     @property
     def task_id(self) -> str:
