@@ -1,0 +1,45 @@
+"""A task's Delta rows as they were at an earlier table version (Delta time travel)."""
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
+from result_assets.store.delta_tables import CURVES, SIGNALS, DeltaStore
+
+log = logging.getLogger("result_assets.app")
+SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}
+
+
+def current_version(delta: DeltaStore, table: str) -> int | None:
+    dt = delta.open(table)
+    return None if dt is None else dt.version()
+
+
+def rows_at_version(delta: DeltaStore, table: str, task_ids: list[str], version: int | None) -> pa.Table:
+    """The rows of task_ids in `table` at `version` (None: before the table existed, so none)."""
+    if version is None:
+        return SCHEMAS[table].empty_table()
+    dt = DeltaTable(delta.uri(table), version=version, storage_options=delta.storage_options)
+    rows = dt.to_pyarrow_dataset().to_table(filter=pc.field("task_id").isin(task_ids))
+    return rows.select(SCHEMAS[table].names).cast(SCHEMAS[table])
+
+
+def put_back(delta: DeltaStore, task_id: str, versions_before: dict[str, int | None]) -> None:
+    """Best effort after a failed write: give the task the rows it had at versions_before.
+
+    A catalog row that was not replaced must keep matching its Delta rows; a new task's
+    rows are removed (readers never saw them: they go through the catalog).
+    """
+    for table, before in versions_before.items():
+        try:
+            if current_version(delta, table) == before:
+                continue  # this table was not written
+            delta.replace_tasks(table, rows_at_version(delta, table, [task_id], before), [task_id])
+        except Exception as exc:  # the original failure is what the caller reports
+            log.error("could not put back the %s rows of task %r after a failed write (%s); "
+                      "readers go through the catalog, the next write of this task replaces them",
+                      table, task_id, exc)

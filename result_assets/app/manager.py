@@ -1,0 +1,347 @@
+"""The application's result writer and reader, in the three phases of the switch-over.
+
+- json-only:     `<source-dir>/<task_id>/result.json`, written atomically, and nothing else.
+- dual-write:    the JSON first, then the store (the migration's own batch functions, so
+                 the rows are the ones the assets write) and a runless materialization in
+                 the Dagster instance. A bad document or a store failure is a warning: the
+                 JSON stays and the sensor migrates the task later.
+- postgres-only: the store only; a bad document raises ResultValidationError, a store
+                 failure ResultStoreError, and no catalog row is left without its rows.
+
+The catalog row is the commit point: readers find a task through it, so it is written
+last, after the backup and the Delta commits.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
+from result_assets.app.history import current_version, put_back
+from result_assets.legacy import InvalidResult, dumps_document, parse_document
+from result_assets.migration.batch import (
+    RawResult,
+    ValidatedResult,
+    catalog_batch,
+    curve_rows,
+    save_backups,
+    signal_rows,
+    validate,
+    write_catalog,
+    write_rows,
+)
+from result_assets.migration.sources import RESULT_FILE, LegacyFile
+from result_assets.settings import Settings
+from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex
+from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.reader import rebuild_documents
+from result_assets.store.stores import Stores
+
+log = logging.getLogger("result_assets.app")
+
+JSON_ONLY, DUAL_WRITE, POSTGRES_ONLY = "json-only", "dual-write", "postgres-only"
+MODES = (JSON_ONLY, DUAL_WRITE, POSTGRES_ONLY)
+
+
+@dataclass
+class SaveOutcome:
+    """Where a saved result went, and what did not go as planned."""
+
+    task_id: str
+    mode: str
+    json_path: str | None = None  # the JSON written (json-only, dual-write)
+    stored: str | None = None  # "migrated" or "quarantined" once the catalog row is committed
+    pending: bool = False  # dual-write: the store was not written; the sensor will migrate the JSON
+    materialized: bool = False  # recorded in the Dagster instance
+    corrections: list[str] = field(default_factory=list)  # what validation auto-corrected
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def destinations(self) -> list[str]:
+        return (["json"] if self.json_path else []) + (["store"] if self.stored else [])
+
+
+class ResultManager:
+    """Save and read backtest results in the current storage mode (RESULT_STORAGE_MODE)."""
+
+    def __init__(self, mode: str = JSON_ONLY, source_dir: str | os.PathLike | None = None, *,
+                 database_url: str | None = None, store_root: str | None = None,
+                 backup_dir: str | None = None, record_in_dagster: bool = True,
+                 settings: Settings | None = None):
+        if mode not in MODES:
+            raise ValueError(f"unknown storage mode {mode!r}: use one of {', '.join(MODES)}")
+        overrides = {"source_dir": str(source_dir) if source_dir else None, "database_url": database_url,
+                     "store_root": store_root, "backup_dir": backup_dir}
+        base = settings or Settings.from_env()
+        self.settings = replace(base, storage_mode=mode, **{k: v for k, v in overrides.items() if v})
+        self.mode = mode
+        if mode != POSTGRES_ONLY and not self.settings.source_dir:
+            raise ValueError(f"{mode} writes JSON: give source_dir or set RESULT_SOURCE_DIR")
+        self.record_in_dagster = record_in_dagster
+        # One catalog connection per manager: store work is serialized (async calls use threads).
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_env(cls) -> "ResultManager":
+        settings = Settings.from_env()
+        return cls(settings.storage_mode, settings=settings)
+
+    @cached_property
+    def stores(self) -> Stores:
+        return Stores(self.settings)
+
+    @cached_property
+    def instance(self):
+        from result_assets.platform.instance import get_instance
+
+        return get_instance(self.settings)
+
+    # --- writing ---
+
+    def save_result(self, task_id: str, result: dict) -> SaveOutcome:
+        _check_task_id(task_id)
+        outcome = SaveOutcome(task_id, self.mode)
+        if self.mode == JSON_ONLY:
+            outcome.json_path = str(self._write_json(task_id, _serialize(task_id, result)))
+            return outcome
+        document, outcome.corrections = autocorrect(result)
+        raw = _serialize(task_id, document)
+        if self.mode == DUAL_WRITE:
+            path = self._write_json(task_id, raw)
+            outcome.json_path = str(path)
+            self._dual_write_store(task_id, path, raw, outcome)
+        else:
+            self._postgres_only_store(task_id, raw, outcome)
+        return outcome
+
+    async def asave_result(self, task_id: str, result: dict) -> SaveOutcome:
+        return await asyncio.to_thread(self.save_result, task_id, result)
+
+    def _write_json(self, task_id: str, raw: bytes) -> Path:
+        path = self._json_path(task_id)
+        try:
+            write_atomic(path, raw)
+        except OSError as exc:
+            raise ResultStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        return path
+
+    def _dual_write_store(self, task_id: str, path: Path, raw: bytes, outcome: SaveOutcome) -> None:
+        st = path.stat()
+        source = LegacyFile(task_id, str(path), st.st_size, st.st_mtime_ns)
+        validated = validate(RawResult(source, raw, sha256_hex(raw)))
+        if validated.reason:
+            self._warn(outcome, f"task {task_id!r} is invalid and is quarantined: {validated.reason} "
+                                f"(its JSON was written)")
+        try:
+            with self._lock:
+                catalog = self.stores.catalog
+                # Registered first: if the store write fails the task shows as pending.
+                catalog.register_sources({task_id: (source.partition_key, str(path))})
+                write_task(self.stores, RawResult(source, raw, validated.sha256), validated)
+        except Exception as exc:  # the JSON is the record in this phase: never fail the caller
+            log.debug("store write failed", exc_info=True)
+            outcome.pending = True
+            self._warn(outcome, f"task {task_id!r} not written to the store ({_one_line(exc)}); "
+                                "its JSON is kept and the sensor will migrate it")
+            return
+        outcome.stored = validated.status
+        self._record(validated, outcome)
+
+    def _postgres_only_store(self, task_id: str, raw: bytes, outcome: SaveOutcome) -> None:
+        source = LegacyFile(task_id, "", len(raw), 0)
+        validated = validate(RawResult(source, raw, sha256_hex(raw)))
+        if validated.reason:
+            raise ResultValidationError(f"task {task_id!r} is not a valid result: {validated.reason}")
+        try:
+            with self._lock:
+                write_task(self.stores, RawResult(source, raw, validated.sha256), validated, keep_source_path=False)
+        except Exception as exc:
+            raise ResultStoreError(f"task {task_id!r} was not stored: {_one_line(exc)}") from exc
+        outcome.stored = validated.status
+        try:
+            with self._lock:
+                # An older JSON of this task may be registered: point at the bytes just stored,
+                # so `status` does not call the task stale against a superseded file.
+                backup = self.stores.backups.path(task_id)
+                self.stores.catalog.register_sources({task_id: (source.partition_key, str(backup))})
+        except Exception as exc:
+            self._warn(outcome, f"task {task_id!r} stored, but its source was not re-registered: {_one_line(exc)}")
+        self._record(validated, outcome)
+
+    def _record(self, validated: ValidatedResult, outcome: SaveOutcome) -> None:
+        if not self.record_in_dagster:
+            return
+        from result_assets.app.dagster_events import record_materializations
+
+        metadata = {"status": validated.status, "source_sha256": validated.sha256,
+                    "json_bytes": validated.json_bytes, "written_by": f"ResultManager ({self.mode})"}
+        if validated.result is not None:
+            metadata["signals"] = validated.result.n_signals
+        else:
+            metadata["reason"] = validated.reason
+        try:
+            with self._lock:
+                record_materializations(self.instance, validated.task_id, metadata,
+                                        f"saved by the application in {self.mode} mode")
+            outcome.materialized = True
+        except Exception as exc:
+            self._warn(outcome, f"task {validated.task_id!r} stored, but not recorded in Dagster: {_one_line(exc)}")
+
+    def _warn(self, outcome: SaveOutcome, message: str) -> None:
+        log.warning(message)
+        outcome.warnings.append(message)
+
+    # --- reading ---
+
+    def get_result(self, task_id: str) -> dict:
+        _check_task_id(task_id)
+        if self.mode == JSON_ONLY:
+            return self._read_json(task_id)
+        if self.mode == POSTGRES_ONLY:
+            document = self._read_store(task_id, None)
+            if document is None:
+                raise ResultNotFound(self._missing_reason(task_id))
+            return document
+        try:
+            document = self._read_store(task_id, self._json_path(task_id))
+        except ResultStoreError as exc:
+            log.warning("%s; reading the JSON", exc)
+            document = None
+        return document if document is not None else self._read_json(task_id)
+
+    async def aget_result(self, task_id: str) -> dict:
+        return await asyncio.to_thread(self.get_result, task_id)
+
+    def _read_store(self, task_id: str, json_path: Path | None) -> dict | None:
+        """The stored document; None if not migrated, or (dual-write) if the JSON is newer."""
+        try:
+            with self._lock:
+                row = self.stores.catalog.task(task_id)
+                if row is None or row["status"] != "migrated":
+                    return None
+                if json_path is not None and _json_differs(json_path, row):
+                    return None  # a newer JSON the store has not caught up with yet
+                return rebuild_documents(self.stores, [task_id]).get(task_id)
+        except Exception as exc:
+            raise ResultStoreError(f"cannot read task {task_id!r} from the store: {_one_line(exc)}") from exc
+
+    def _missing_reason(self, task_id: str) -> str:
+        try:
+            with self._lock:
+                row = self.stores.catalog.task(task_id)
+        except Exception:
+            row = None
+        if row is not None and row["status"] == "quarantined":
+            return f"task {task_id!r} is quarantined: {row['reason']}"
+        return f"no result for task {task_id!r} in the store"
+
+    def _read_json(self, task_id: str) -> dict:
+        path = self._json_path(task_id)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ResultNotFound(f"no result for task {task_id!r} at {path}") from None
+        except OSError as exc:
+            raise ResultStoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        try:
+            return parse_document(raw)
+        except InvalidResult as exc:
+            raise ResultValidationError(f"{path}: {exc.reason}") from None
+
+    def _json_path(self, task_id: str) -> Path:
+        return safe_child(Path(self.settings.source_dir), task_id) / RESULT_FILE
+
+    def close(self) -> None:
+        stores = self.__dict__.get("stores")
+        if stores is not None and "catalog" in stores.__dict__:
+            stores.catalog.close()
+
+
+def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True) -> None:
+    """One task through the migration's batch steps: backup, Delta rows, catalog row last.
+
+    If a step after the Delta commits fails, the task's rows are put back as they were
+    (best effort) so the committed catalog row keeps matching its rows.
+    """
+    task_id = validated.task_id
+    save_backups(stores, [raw])
+    signals, curves = signal_rows([validated]), curve_rows([validated])
+    before = {t: current_version(stores.delta, t) for t in (SIGNALS, CURVES)}
+    try:
+        write_rows(stores, SIGNALS, signals)
+        write_rows(stores, CURVES, curves)
+        batch = catalog_batch([validated])
+        if not keep_source_path:  # postgres-only: there is no source file
+            for row in batch.tasks:
+                row.source_path, row.source_mtime_ns = None, None
+        write_catalog(stores, batch, signals, curves)
+    except BaseException:
+        put_back(stores.delta, task_id, before)
+        raise
+
+
+def autocorrect(result: object) -> tuple[object, list[str]]:
+    """What the legacy platform tolerated, made regular: a symbol given as a bare string
+    becomes {"symbol": name} (legacy-format.md allows it back in that form)."""
+    if type(result) is not dict or type(result.get("symbols")) is not list:
+        return result, []
+    symbols = result["symbols"]
+    named = sum(1 for s in symbols if type(s) is str)
+    if not named:
+        return result, []
+    fixed = dict(result)
+    fixed["symbols"] = [{"symbol": s} if type(s) is str else s for s in symbols]
+    return fixed, [f"{named} symbol(s) given as strings stored as objects"]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write then rename, so a reader never sees half a file (a crash leaves the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _serialize(task_id: str, result: object) -> bytes:
+    try:
+        return dumps_document(result).encode()
+    except (TypeError, ValueError) as exc:
+        raise ResultValidationError(f"task {task_id!r}: result is not JSON: {exc}") from None
+
+
+def _check_task_id(task_id: str) -> None:
+    if not isinstance(task_id, str):
+        raise ResultValidationError(f"task id must be a string, not {type(task_id).__name__}")
+    try:
+        safe_child(Path("."), task_id)
+    except UnsafeTaskId as exc:
+        raise ResultValidationError(str(exc)) from None
+
+
+def _json_differs(path: Path, row: dict) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False  # archived or never written: the store is the record
+    if st.st_size != row["source_bytes"]:
+        return True
+    if st.st_mtime_ns == row["source_mtime_ns"]:
+        return False
+    return sha256_hex(path.read_bytes()) != row["source_sha256"]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

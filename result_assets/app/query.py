@@ -1,0 +1,247 @@
+"""Querying the new store from the team's own code.
+
+    store = ResultStore.from_env()
+    store.find_tasks(strategy="sma_cross", symbol="KRW-BTC", order_by="sharpe_ratio", limit=10)
+    store.signals(symbols=["KRW-BTC"], start="2024-01-01T00:00:00Z", columns=["pnl"])
+    store.read_result("bt_20250901_3caf88")
+
+find_tasks is answered by indexed catalog columns; signals pushes its filters into the
+Delta scan: files are pruned with the min/max statistics of the Delta log, row groups
+with the Parquet statistics, and only the asked-for columns are decoded.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from functools import cached_property
+
+import psycopg2.extras
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from result_assets.app.errors import ResultNotFound, ResultStoreError
+from result_assets.legacy import parse_timestamp
+from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA, TIMESTAMP_UTC
+from result_assets.settings import Settings
+from result_assets.store.catalog import METRICS, TASK_COLUMNS
+from result_assets.store.delta_tables import CURVES, SIGNALS, DeltaStore, sql_string
+from result_assets.store.reader import TaskNotMigrated, read_result
+from result_assets.store.stores import Stores
+
+ORDERABLE = METRICS + ("n_signals", "n_symbols", "n_curve_points", "migrated_at", "task_id")
+# Every catalog column but the document skeleton (large, and read_result's business).
+ROW_COLUMNS = [c for c in TASK_COLUMNS if c != "skeleton"] + ["version", "migrated_at"]
+# A start/end date written as 2024-01-03, 2024/01/03 or 2024.01.03, as a comparable key.
+_DATE_KEY = "left(translate({}, '/.', '--'), 10)"
+
+# Indexes the queries rely on beyond the catalog's own (created once, idempotent).
+QUERY_INDEXES = [
+    *(f"CREATE INDEX IF NOT EXISTS tasks_q_{m}_idx ON tasks ({m})" for m in METRICS if m != "total_return"),
+    "CREATE INDEX IF NOT EXISTS tasks_q_strategy_return_idx ON tasks (strategy, total_return)",
+    f"CREATE INDEX IF NOT EXISTS tasks_q_end_key_idx ON tasks (({_DATE_KEY.format('end_date')}))",
+    f"CREATE INDEX IF NOT EXISTS tasks_q_start_key_idx ON tasks (({_DATE_KEY.format('start_date')}))",
+]
+_INDEX_LOCK = 7201
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # the catalog's schema lock: concurrent first runs serialize
+
+
+class CachedDeltaStore(DeltaStore):
+    """Keeps each Delta table open and its dataset built; refreshed only when a commit landed."""
+
+    def __init__(self, root: str, storage_options: dict[str, str] | None = None):
+        super().__init__(root, storage_options)
+        self._tables = {}
+        self._datasets = {}
+
+    def open(self, table: str):
+        dt = self._tables.get(table)
+        if dt is None:
+            dt = super().open(table)
+            if dt is not None:
+                self._tables[table] = dt
+        else:
+            dt.update_incremental()
+        return dt
+
+    def dataset(self, table: str, file_predicate: str | None = None):
+        """A pyarrow dataset of the table's current files; with a predicate, only the files
+        whose Delta statistics may hold matching rows."""
+        dt = self.open(table)
+        if dt is None:
+            return None
+        if file_predicate is not None:
+            return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate)
+        cached = self._datasets.get(table)
+        if cached is None or cached[0] != dt.version():
+            cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())
+        return cached[1]
+
+    def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None) -> pa.Table | None:
+        dataset = self.dataset(table, _in_predicate("task_id", task_ids))
+        if dataset is None:
+            return None
+        return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(pa.array(task_ids, pa.string())))
+
+
+class QueryStores(Stores):
+    """The stores, with Delta tables kept open between queries."""
+
+    @cached_property
+    def delta(self) -> DeltaStore:
+        return CachedDeltaStore(self.settings.store_root)
+
+
+class ResultStore:
+    """Read-only access to migrated results: catalog search, signal scans, whole documents."""
+
+    def __init__(self, stores: Stores | None = None):
+        self.stores = stores or QueryStores(Settings.from_env())
+        self._indexed = False
+
+    @classmethod
+    def from_env(cls) -> "ResultStore":
+        return cls(QueryStores(Settings.from_env()))
+
+    def _connection(self):
+        try:
+            conn = self.stores.catalog.connect()
+            if not self._indexed:
+                with conn, conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
+                    for statement in QUERY_INDEXES:
+                        cur.execute(statement)
+                self._indexed = True
+            return conn
+        except psycopg2.Error as exc:
+            raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+
+    def find_tasks(self, strategy: str | list[str] | None = None, symbol: str | list[str] | None = None,
+                   since: date | datetime | str | None = None, until: date | datetime | str | None = None,
+                   order_by: str = "total_return", descending: bool = True, limit: int = 10) -> list[dict]:
+        """Migrated tasks matching every filter given, best first by `order_by`.
+
+        strategy/symbol: a name or a list of names. since/until: the backtest period
+        (end_date >= since, start_date <= until), compared as YYYY-MM-DD. Tasks without a
+        value for `order_by` come last. Each row is the task's catalog row (no skeleton)
+        plus `symbols`, the names of its symbols in document order.
+        """
+        if order_by not in ORDERABLE:
+            raise ValueError(f"cannot order by {order_by!r}: use one of {', '.join(ORDERABLE)}")
+        if limit < 1:
+            return []
+        where, params = ["status = 'migrated'"], []
+        if strategy is not None:
+            where.append("strategy = ANY(%s)")
+            params.append(_names(strategy))
+        if symbol is not None:
+            where.append("EXISTS (SELECT 1 FROM task_symbols s WHERE s.task_id = tasks.task_id AND s.symbol = ANY(%s))")
+            params.append(_names(symbol))
+        if since is not None:
+            where.append(_DATE_KEY.format("end_date") + " >= %s")
+            params.append(_date_key(since))
+        if until is not None:
+            where.append(_DATE_KEY.format("start_date") + " <= %s")
+            params.append(_date_key(until))
+        select = f"SELECT {', '.join(ROW_COLUMNS)} FROM tasks WHERE {' AND '.join(where)}"
+        direction = "DESC" if descending else "ASC"
+        conn = self._connection()
+        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            # Two index-ordered scans (values, then the NULLs) rather than one NULLS LAST
+            # sort, which a plain btree index cannot serve in descending order.
+            cur.execute(f"{select} AND {order_by} IS NOT NULL ORDER BY {order_by} {direction}, task_id LIMIT %s",
+                        params + [limit])
+            rows = cur.fetchall()
+            if len(rows) < limit and order_by != "task_id":
+                cur.execute(f"{select} AND {order_by} IS NULL ORDER BY task_id LIMIT %s",
+                            params + [limit - len(rows)])
+                rows += cur.fetchall()
+            names: dict[str, list] = {r["task_id"]: [] for r in rows}
+            if names:
+                cur.execute("SELECT task_id, symbol FROM task_symbols WHERE task_id = ANY(%s) "
+                            "ORDER BY task_id, symbol_idx", (list(names),))
+                for r in cur.fetchall():
+                    names[r["task_id"]].append(r["symbol"])
+        return [{**dict(r), "symbols": names[r["task_id"]]} for r in rows]
+
+    def signals(self, task_ids: list[str] | None = None, symbols: list[str] | None = None,
+                start=None, end=None, columns: list[str] | None = None) -> pa.Table:
+        """Signal rows matching every filter given: start <= ts < end (UTC; a string is read
+        as the legacy format reads it, naive means Asia/Seoul). `columns` limits what is
+        decoded, which is most of the cost on a large scan."""
+        return self._scan(SIGNALS, SIGNAL_SCHEMA, task_ids, symbols, start, end, columns)
+
+    def curves(self, task_ids: list[str] | None = None, start=None, end=None,
+               columns: list[str] | None = None) -> pa.Table:
+        """Curve points (portfolio: symbol_idx -1) matching the filters, like `signals`."""
+        return self._scan(CURVES, CURVE_SCHEMA, task_ids, None, start, end, columns)
+
+    def _scan(self, table, schema, task_ids, symbols, start, end, columns) -> pa.Table:
+        filters, predicates = [], []
+        if task_ids is not None:
+            task_ids = _names(task_ids)
+            filters.append(pc.field("task_id").isin(pa.array(task_ids, pa.string())))
+            predicates.append(_in_predicate("task_id", task_ids))
+        if symbols is not None:
+            symbols = _names(symbols)
+            filters.append(pc.field("symbol").isin(pa.array(symbols, pa.string())))
+            predicates.append(_in_predicate("symbol", symbols))
+        for bound, op in ((start, ">="), (end, "<")):
+            if bound is not None:
+                us = _instant_us(bound)
+                scalar = pa.scalar(us, TIMESTAMP_UTC)
+                filters.append(pc.field("ts") >= scalar if op == ">=" else pc.field("ts") < scalar)
+                iso = (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                predicates.append(f"ts {op} '{iso}'")  # a string literal compares as the column's timestamp
+        try:
+            dataset = self.stores.delta.dataset(table, " AND ".join(predicates) or None)
+        except Exception as exc:
+            raise ResultStoreError(f"cannot open the {table} table: {exc}") from exc
+        if dataset is None:  # nothing migrated yet
+            empty = schema.empty_table()
+            return empty.select(columns) if columns else empty
+        expression = None
+        for f in filters:
+            expression = f if expression is None else expression & f
+        return dataset.to_table(columns=columns, filter=expression)
+
+    def read_result(self, task_id: str) -> dict:
+        """The task's document, rebuilt from the catalog skeleton and its Delta rows."""
+        try:
+            return read_result(task_id, self.stores)
+        except TaskNotMigrated as exc:
+            raise ResultNotFound(str(exc)) from None
+        except psycopg2.Error as exc:
+            raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+
+    def close(self) -> None:
+        if "catalog" in self.stores.__dict__:
+            self.stores.catalog.close()
+
+
+def _names(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _in_predicate(column: str, values: list[str]) -> str:
+    if not values:
+        return "false"
+    return f"{column} IN (" + ", ".join(sql_string(v) for v in values) + ")"
+
+
+def _date_key(value) -> str:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()[:10]
+    return str(value).replace("/", "-").replace(".", "-")[:10]
+
+
+def _instant_us(value) -> int:
+    """UTC microseconds of a datetime (naive not accepted), date (UTC midnight) or legacy timestamp."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("give a timezone-aware datetime (naive time is ambiguous)")
+        return (value - _EPOCH) // timedelta(microseconds=1)
+    if isinstance(value, date):
+        return (datetime(value.year, value.month, value.day, tzinfo=timezone.utc) - _EPOCH) // timedelta(microseconds=1)
+    us = parse_timestamp(value)
+    if us is None:
+        raise ValueError(f"not a timestamp: {value!r}")
+    return us
