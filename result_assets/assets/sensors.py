@@ -1,17 +1,41 @@
-"""Registers new task directories of RESULT_SOURCE_DIR as partitions."""
+"""Registers new task directories of RESULT_SOURCE_DIR as partitions; in dual-write, migrates them.
 
-from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
+In the dual-write phase (RESULT_STORAGE_MODE=dual-write) the application writes the JSON
+and then the store; when the store write fails (store down, a crash in between) the
+JSON is the only copy. Each tick this sensor also requests migration runs for every
+task of the source directory the store is behind on: new, pending (registered, not
+migrated) or stale (the file changed since it was migrated), so nothing stays behind.
+"""
 
-from result_assets.assets.partitions import TASKS_PARTITION
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from result_assets.assets.migration import migrate_task_list_job
+from result_assets.assets.partitions import TASKS_PARTITION, batch_size
+from result_assets.migration.plan import make_plan
 from result_assets.migration.sources import SourceDirError, scan_source_dir
 from result_assets.settings import Settings
 from result_assets.store.stores import Stores
 
 CHUNK = 1000  # keys per tick: the sensor checks each requested key, so keep ticks short
+DUAL_WRITE = "dual-write"
+SENSOR_NAME = "new_task_sensor"
+_IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED]
 
 
-@sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
-        description="Adds a partition for each new <RESULT_SOURCE_DIR>/<task_id>/result.json.")
+@sensor(name=SENSOR_NAME, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
+        jobs=[migrate_task_list_job],
+        description="Adds a partition for each new <RESULT_SOURCE_DIR>/<task_id>/result.json; "
+                    "with RESULT_STORAGE_MODE=dual-write also migrates tasks the store is behind on.")
 def new_task_sensor(context: SensorEvaluationContext):
     settings = Settings.from_env()
     if not settings.source_dir:
@@ -20,13 +44,45 @@ def new_task_sensor(context: SensorEvaluationContext):
         scan = scan_source_dir(settings.source_dir)
     except SourceDirError as exc:
         return SkipReason(str(exc))
+    stores = Stores(settings)
     known = set(context.instance.get_dynamic_partitions(TASKS_PARTITION))
     new = [t for t in scan.tasks if t.partition_key not in known][:CHUNK]
-    if not new:
-        return SkipReason(f"no new task among {len(scan.tasks)}")
-    Stores(settings).catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in new})
-    return SensorResult(dynamic_partitions_requests=[
-        task_partitions_request([t.partition_key for t in new])])
+    if new:
+        stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in new})
+    runs = []
+    if settings.storage_mode == DUAL_WRITE:
+        if _migration_in_flight(context.instance):
+            context.log.info("a migration run requested by this sensor is still in flight; not requesting more")
+        else:
+            runs = migration_requests(stores, scan.tasks)
+    if not new and not runs:
+        return SkipReason(f"no new task among {len(scan.tasks)}"
+                          + (", and the store is up to date" if settings.storage_mode == DUAL_WRITE else ""))
+    return SensorResult(
+        run_requests=runs,
+        dynamic_partitions_requests=[task_partitions_request([t.partition_key for t in new])] if new else [])
+
+
+def migration_requests(stores: Stores, tasks) -> list[RunRequest]:
+    """Runs of migrate_task_list_job (batch-size ids each) for the tasks the store is behind on."""
+    plan = make_plan(tasks, stores.catalog.states([t.task_id for t in tasks]), force=False)
+    stores.catalog.touch_mtime(plan.touched_mtimes)
+    behind = [t.task_id for t in plan.new + plan.changed][:CHUNK]
+    size = batch_size()
+    return [
+        RunRequest(job_name=migrate_task_list_job.name,
+                   run_config={"ops": {"migrate_task_list": {"config": {"task_ids": behind[i:i + size]}}}},
+                   tags={"result_assets/reason": "dual-write catch-up"})
+        for i in range(0, len(behind), size)
+    ]
+
+
+def _migration_in_flight(instance) -> bool:
+    runs = instance.get_runs(
+        filters=RunsFilter(job_name=migrate_task_list_job.name, statuses=_IN_FLIGHT,
+                           tags={"dagster/sensor_name": SENSOR_NAME}),
+        limit=1)
+    return bool(runs)
 
 
 def task_partitions_request(keys: list[str]):
