@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 # Subcommands that live beside the code they drive: module.add_arguments(parser), module.run(args) -> int.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("result_assets.bench.command", "benchmark migrate against a naive script, dlt and the bare converter"),
+    "phase": ("result_assets.app.phases", "the storage mode, and what stands between it and the next phase"),
+    "archive": ("result_assets.app.archive", "pack the JSON of migrated, verified tasks into archives, then remove it"),
+    "restore": ("result_assets.app.restore", "put a task's exact original JSON back, from the backups or an archive"),
+    "rollback": ("result_assets.app.rollback", "restore a task's rows as they were before its last re-migration"),
 }
 
 

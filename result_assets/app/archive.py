@@ -1,0 +1,256 @@
+"""`result-assets archive --to DIR`: pack the JSON of migrated, verified tasks, then remove it.
+
+A task is archived only when the store holds exactly its file (the SHA-256 recorded in
+the catalog), the backup has the same bytes, and the document rebuilt from the store
+equals the file under the rules of legacy-format.md. Each archive is a tar.xz with a
+MANIFEST.json (the SHA-256 of every file, also written beside it as
+<archive>.manifest.json); it is read back and every file checked before any original
+is removed. `result-assets restore` puts the bytes back.
+"""
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+import tarfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from result_assets.settings import Settings
+
+MANIFEST = "MANIFEST.json"
+MAX_TASKS = 1000  # per archive: a restore reads one archive, keep each one manageable
+MAX_BYTES = 256 << 20  # uncompressed JSON per archive
+VERIFY_CHUNK = 200  # tasks rebuilt from the store per query
+
+
+class ArchiveError(Exception):
+    pass
+
+
+@dataclass
+class ArchiveReport:
+    archives: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # task id -> why it stays
+    json_bytes: int = 0
+    archive_bytes: int = 0
+    seconds: float = 0.0
+
+
+def archive_index(settings: Settings) -> Path:
+    """Where `archive` records its destination folders, so `restore` finds them."""
+    return settings.home / "archives.json"
+
+
+def known_archive_dirs(settings: Settings) -> list[Path]:
+    try:
+        return [Path(p) for p in json.loads(archive_index(settings).read_text())]
+    except (OSError, ValueError):
+        return []
+
+
+def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None,
+                  max_tasks: int = MAX_TASKS, max_bytes: int = MAX_BYTES) -> ArchiveReport:
+    from result_assets.legacy import InvalidResult, compare_documents, parse_document
+    from result_assets.migration.sources import scan_source_dir
+    from result_assets.store.backups import sha256_hex
+    from result_assets.store.reader import rebuild_documents
+    from result_assets.store.stores import Stores
+
+    started = time.perf_counter()
+    stores = Stores(settings)
+    report = ArchiveReport()
+    tasks = scan_source_dir(settings.source_dir, only).tasks
+    states = stores.catalog.states([t.task_id for t in tasks])
+    candidates = []
+    for task in tasks:
+        state = states.get(task.task_id)
+        if state is None:
+            report.skipped[task.task_id] = "not migrated"
+        elif state.status != "migrated":
+            report.skipped[task.task_id] = f"{state.status}: its JSON is the readable copy"
+        else:
+            candidates.append((task, state))
+    to_dir.mkdir(parents=True, exist_ok=True)
+    _remember(settings, to_dir)
+    writer = _ArchiveWriter(to_dir, max_tasks, max_bytes, report)
+    for start in range(0, len(candidates), VERIFY_CHUNK):
+        chunk = candidates[start:start + VERIFY_CHUNK]
+        rebuilt = rebuild_documents(stores, [t.task_id for t, _ in chunk])
+        for task, state in chunk:
+            raw = Path(task.path).read_bytes()
+            sha = sha256_hex(raw)
+            why = None
+            if sha != state.source_sha256:
+                why = "the file differs from the migrated version (stale)"
+            elif not stores.backups.verify(task.task_id, sha):
+                why = "its backup is missing or differs"
+            else:
+                try:
+                    differences = compare_documents(parse_document(raw), rebuilt[task.task_id])
+                except (InvalidResult, KeyError):
+                    differences = ["cannot be compared"]
+                if differences:
+                    why = f"the store's copy differs: {differences[0]}"
+            if why:
+                report.skipped[task.task_id] = why
+                continue
+            writer.add(task.task_id, task.path, raw, sha)
+    writer.close()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+class _ArchiveWriter:
+    """Fills tar.xz archives; each closed archive is verified, then its originals removed."""
+
+    def __init__(self, to_dir: Path, max_tasks: int, max_bytes: int, report: ArchiveReport):
+        self.to_dir, self.max_tasks, self.max_bytes, self.report = to_dir, max_tasks, max_bytes, report
+        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.tar = None
+        self.entries: list[dict] = []
+        self.bytes = 0
+
+    def add(self, task_id: str, path: str, raw: bytes, sha: str) -> None:
+        if self.tar is not None and (len(self.entries) >= self.max_tasks or self.bytes + len(raw) > self.max_bytes):
+            self.close()
+        if self.tar is None:
+            self.name = f"results-{self.stamp}-{len(self.report.archives) + 1:04d}.tar.xz"
+            self.partial = self.to_dir / f".{self.name}.partial"
+            self.tar = tarfile.open(self.partial, "w:xz", preset=6, format=tarfile.PAX_FORMAT)
+            self.entries, self.bytes = [], 0
+        member = f"{task_id}/result.json"
+        _add_bytes(self.tar, member, raw)
+        self.entries.append({"task_id": task_id, "member": member, "sha256": sha, "bytes": len(raw),
+                             "source_path": path})
+        self.bytes += len(raw)
+
+    def close(self) -> None:
+        if self.tar is None:
+            return
+        manifest = {"archive": self.name, "created_at": datetime.now(timezone.utc).isoformat(),
+                    "files": self.entries}
+        text = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
+        _add_bytes(self.tar, MANIFEST, text)
+        self.tar.close()
+        self.tar = None
+        final = self.to_dir / self.name
+        os.replace(self.partial, final)
+        _verify_archive(final, self.entries)  # raises before anything is removed
+        (self.to_dir / f"{self.name}.manifest.json").write_bytes(text)
+        self.report.archives.append(str(final))
+        self.report.archive_bytes += final.stat().st_size
+        for entry in self.entries:
+            if _remove_original(entry):
+                self.report.archived.append(entry["task_id"])
+                self.report.json_bytes += entry["bytes"]
+            else:
+                self.report.skipped[entry["task_id"]] = "changed while archiving: kept (its archived copy stays too)"
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(time.time())
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _verify_archive(path: Path, entries: list[dict]) -> None:
+    """Read the archive back: every file present with the manifest's SHA-256."""
+    from result_assets.store.backups import sha256_hex
+
+    want = {e["member"]: e["sha256"] for e in entries}
+    seen = set()
+    try:
+        with tarfile.open(path, "r:xz") as tar:
+            for info in tar:
+                if info.name == MANIFEST:
+                    continue
+                data = tar.extractfile(info).read()
+                if want.get(info.name) != sha256_hex(data):
+                    raise ArchiveError(f"{path}: {info.name} does not match its manifest entry")
+                seen.add(info.name)
+    except (tarfile.TarError, lzma.LZMAError, OSError) as exc:
+        raise ArchiveError(f"{path} cannot be read back: {exc}") from exc
+    missing = set(want) - seen
+    if missing:
+        raise ArchiveError(f"{path} lacks {len(missing)} files, e.g. {sorted(missing)[0]}")
+
+
+def _remove_original(entry: dict) -> bool:
+    """Remove the source file if it still has the archived bytes; its folder too if left empty."""
+    from result_assets.store.backups import sha256_hex
+
+    path = Path(entry["source_path"])
+    try:
+        if sha256_hex(path.read_bytes()) != entry["sha256"]:
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        return True
+    try:
+        path.parent.rmdir()  # only when nothing else (manifests, logs) sits beside it
+    except OSError:
+        pass
+    return True
+
+
+def _remember(settings: Settings, to_dir: Path) -> None:
+    dirs = [str(p) for p in known_archive_dirs(settings)]
+    if str(to_dir.absolute()) not in dirs:
+        index = archive_index(settings)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_text(json.dumps(dirs + [str(to_dir.absolute())], ensure_ascii=False, indent=1))
+
+
+# --- CLI: result-assets archive ---
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--to", required=True, metavar="DIR", help="folder for the archives and manifests")
+    parser.add_argument("--source-dir", help="the legacy task tree (default RESULT_SOURCE_DIR)")
+    parser.add_argument("--task", action="append", metavar="ID", help="only this task (repeatable)")
+    parser.add_argument("--max-tasks", type=int, default=MAX_TASKS, help=f"tasks per archive (default {MAX_TASKS})")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def run(args) -> int:
+    from dataclasses import asdict, replace
+
+    import psycopg2
+
+    from result_assets.app.manager import POSTGRES_ONLY
+    from result_assets.cli import CliError
+    from result_assets.migration.sources import SourceDirError
+
+    settings = Settings.from_env()
+    if args.source_dir:
+        settings = replace(settings, source_dir=str(Path(args.source_dir).absolute()))
+    if not settings.source_dir:
+        raise CliError("give --source-dir or set RESULT_SOURCE_DIR")
+    if settings.storage_mode != POSTGRES_ONLY:
+        raise CliError(f"archive removes the JSON files, which {settings.storage_mode} still reads: "
+                       "switch to postgres-only first (see `result-assets phase`)")
+    if args.max_tasks < 1:
+        raise CliError("--max-tasks must be at least 1")
+    try:
+        report = archive_tasks(settings, Path(args.to).absolute(), set(args.task) if args.task else None,
+                               max_tasks=args.max_tasks)
+    except (SourceDirError, ArchiveError) as exc:
+        raise CliError(str(exc))
+    except psycopg2.Error as exc:
+        raise CliError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+    if args.json:
+        print(json.dumps(asdict(report), ensure_ascii=False))
+        return 0
+    print(f"archived {len(report.archived)} tasks ({report.json_bytes:,} JSON bytes) into "
+          f"{len(report.archives)} archives ({report.archive_bytes:,} bytes) in {report.seconds:.1f}s")
+    for path in report.archives:
+        print(f"  {path}")
+    for task_id, why in sorted(report.skipped.items()):
+        print(f"  kept {task_id}: {why}")
+    return 0

@@ -1,0 +1,129 @@
+"""`result-assets restore TASK_ID ... [--to DIR]`: the exact original bytes of a task's JSON, back on disk.
+
+From the backup when it holds the bytes the catalog recorded, else from an archive
+(the folders `archive` wrote to, or --archive DIR). Every restored file is checked
+against its SHA-256 after it is written.
+"""
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from result_assets.settings import Settings
+
+
+@dataclass
+class Restored:
+    task_id: str
+    path: str | None
+    source: str | None  # "backup" or the archive's path
+    error: str | None = None
+
+
+def restore_tasks(settings: Settings, task_ids: list[str], to_dir: Path, archive_dirs: list[Path],
+                  overwrite: bool = False) -> list[Restored]:
+    from result_assets.app.manager import write_atomic
+    from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex
+    from result_assets.store.stores import Stores
+
+    stores = Stores(settings)
+    expected = {t: s.source_sha256 for t, s in stores.catalog.states(task_ids).items()}
+    manifests = _manifests(archive_dirs)
+    out = []
+    for task_id in task_ids:
+        try:
+            target = safe_child(to_dir, task_id) / "result.json"
+        except UnsafeTaskId as exc:
+            out.append(Restored(task_id, None, None, str(exc)))
+            continue
+        raw, source = _from_backup(stores, task_id, expected.get(task_id))
+        if raw is None:
+            raw, source = _from_archives(manifests, task_id, expected.get(task_id))
+        if raw is None:
+            why = "no backup or archived copy" + (" with the catalog's SHA-256" if task_id in expected else "")
+            out.append(Restored(task_id, None, None, why))
+            continue
+        if target.exists() and target.read_bytes() != raw and not overwrite:
+            out.append(Restored(task_id, str(target), source, f"{target} exists with other bytes (use --overwrite)"))
+            continue
+        write_atomic(target, raw)
+        if sha256_hex(target.read_bytes()) != sha256_hex(raw):
+            out.append(Restored(task_id, str(target), source, "written file does not read back identical"))
+            continue
+        out.append(Restored(task_id, str(target), source))
+    return out
+
+
+def _from_backup(stores, task_id: str, sha: str | None) -> tuple[bytes | None, str | None]:
+    from result_assets.store.backups import UnsafeTaskId, sha256_hex
+
+    try:
+        raw = stores.backups.read(task_id)
+    except (OSError, UnsafeTaskId):
+        return None, None
+    if sha is not None and sha256_hex(raw) != sha:
+        return None, None  # the backup holds another version; the archive may have the right one
+    return raw, "backup"
+
+
+def _manifests(archive_dirs: list[Path]) -> list[tuple[Path, dict]]:
+    found = []
+    for folder in archive_dirs:
+        for sidecar in sorted(folder.glob("*.tar.xz.manifest.json"), reverse=True):  # newest first
+            try:
+                found.append((folder / sidecar.name[:-len(".manifest.json")], json.loads(sidecar.read_text())))
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def _from_archives(manifests, task_id: str, sha: str | None) -> tuple[bytes | None, str | None]:
+    from result_assets.store.backups import sha256_hex
+
+    for archive, manifest in manifests:
+        for entry in manifest.get("files", []):
+            if entry["task_id"] != task_id or (sha is not None and entry["sha256"] != sha):
+                continue
+            try:
+                with tarfile.open(archive, "r:xz") as tar:
+                    raw = tar.extractfile(entry["member"]).read()
+            except (tarfile.TarError, OSError, KeyError, AttributeError):
+                continue
+            if sha256_hex(raw) == entry["sha256"]:
+                return raw, str(archive)
+    return None, None
+
+
+# --- CLI: result-assets restore ---
+
+def add_arguments(parser) -> None:
+    parser.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    parser.add_argument("--to", metavar="DIR", help="put <DIR>/<task_id>/result.json (default RESULT_SOURCE_DIR)")
+    parser.add_argument("--archive", action="append", metavar="DIR",
+                        help="also look in this archive folder (the ones `archive` wrote to are known)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a file that exists with other bytes")
+
+
+def run(args) -> int:
+    import psycopg2
+
+    from result_assets.app.archive import known_archive_dirs
+    from result_assets.cli import CliError
+
+    settings = Settings.from_env()
+    to_dir = args.to or settings.source_dir
+    if not to_dir:
+        raise CliError("give --to DIR or set RESULT_SOURCE_DIR")
+    dirs = [Path(d).absolute() for d in args.archive or []] + known_archive_dirs(settings)
+    try:
+        results = restore_tasks(settings, args.task_ids, Path(to_dir).absolute(), dirs, args.overwrite)
+    except psycopg2.Error as exc:
+        raise CliError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+    for r in results:
+        if r.error:
+            print(f"result-assets: {r.task_id}: {r.error}")
+        else:
+            print(f"restored {r.task_id} -> {r.path} (from {r.source}, SHA-256 verified)")
+    return 1 if any(r.error for r in results) else 0

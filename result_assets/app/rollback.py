@@ -1,0 +1,189 @@
+"""`result-assets rollback TASK_ID ...`: undo the last re-migration (a force) of a task.
+
+The catalog keeps every replaced row in tasks_history, with the Delta versions that held
+its rows (signals_version, curves_version). Rollback reads the task's rows at those
+versions (Delta time travel), writes them back over the current ones (a predicate
+overwrite of just this task), then restores the catalog row, which is itself recorded
+in history: a rollback can be rolled back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg2.extras
+
+from result_assets.settings import Settings
+
+
+class RollbackError(Exception):
+    pass
+
+
+@dataclass
+class RolledBack:
+    task_id: str
+    status: str
+    source_sha256: str
+    replaced_sha256: str
+    signals: int
+    curve_points: int
+    from_versions: tuple  # Delta (signals, curves) versions the rows were read at
+    to_versions: tuple  # the commits that wrote them back
+    source_restored: str | None = None  # the source file rewritten with the old bytes
+    note: str | None = None
+
+
+def previous_row(stores, task_id: str) -> dict | None:
+    """The task's catalog row as it was before its last replacement."""
+    conn = stores.catalog.connect()
+    with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute("SELECT * FROM tasks_history WHERE task_id = %s ORDER BY replaced_at DESC, version DESC LIMIT 1",
+                    (task_id,))
+        return cur.fetchone()
+
+
+def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledBack:
+    from result_assets.app.history import current_version, put_back, rows_at_version
+    from result_assets.legacy import normalize, parse_document, reconstruct
+    from result_assets.migration.batch import ValidatedResult, catalog_batch
+    from result_assets.migration.sources import LegacyFile
+    from result_assets.store.catalog import TASK_COLUMNS, TaskRow
+    from result_assets.store.delta_tables import CURVES, SIGNALS
+
+    current = stores.catalog.task(task_id)
+    if current is None:
+        raise RollbackError(f"{task_id}: not in the catalog")
+    prev = previous_row(stores, task_id)
+    if prev is None:
+        raise RollbackError(f"{task_id}: no earlier version to roll back to (migrated once)")
+    versions = (prev["signals_version"], prev["curves_version"])
+    if None in versions:
+        raise RollbackError(f"{task_id}: the earlier version has no recorded Delta versions")
+    try:
+        signals = rows_at_version(stores.delta, SIGNALS, [task_id], versions[0])
+        curves = rows_at_version(stores.delta, CURVES, [task_id], versions[1])
+    except Exception as exc:
+        raise RollbackError(f"{task_id}: Delta versions {versions} cannot be read (vacuumed?): "
+                            f"{str(exc).splitlines()[0]}") from exc
+    migrated = prev["status"] == "migrated"
+    want = ((prev["n_signals"] or 0), (prev["n_curve_points"] or 0)) if migrated else (0, 0)
+    if (signals.num_rows, curves.num_rows) != want:
+        raise RollbackError(f"{task_id}: Delta versions {versions} hold {signals.num_rows} signals and "
+                            f"{curves.num_rows} curve points, the earlier row says {want}: not rolling back")
+    symbols = []
+    if migrated:
+        # The symbol rows are derived from the document, as the migration derives them.
+        document = reconstruct(parse_document(prev["skeleton"].encode()), signals, curves)
+        source = LegacyFile(task_id, prev["source_path"] or "", prev["source_bytes"], prev["source_mtime_ns"] or 0)
+        validated = ValidatedResult(source, prev["source_sha256"], prev["source_bytes"],
+                                    normalize(task_id, document), None, None, 0.0)
+        symbols = catalog_batch([validated]).symbols
+    row = TaskRow(**{c: prev[c] for c in TASK_COLUMNS})
+    before = {t: current_version(stores.delta, t) for t in (SIGNALS, CURVES)}
+    try:
+        s_commit = stores.delta.replace_tasks(SIGNALS, signals, [task_id])
+        c_commit = stores.delta.replace_tasks(CURVES, curves, [task_id])
+        row.signals_version, row.curves_version = s_commit.version, c_commit.version
+        stores.catalog.upsert([row], symbols)
+    except BaseException:
+        put_back(stores.delta, task_id, before)
+        raise
+    old_bytes = _old_bytes(stores, task_id, prev["source_sha256"])
+    note = None
+    if old_bytes is not None:
+        stores.backups.save(task_id, old_bytes, prev["source_sha256"])  # the newer bytes move to previous/
+    else:
+        note = "the earlier bytes are not in the backups; the backup keeps the newer file"
+    restored = None
+    if restore_source:
+        restored = _restore_source(stores, task_id, prev, old_bytes)
+    elif prev["source_sha256"] != current["source_sha256"]:
+        note = ("the source file still has the newer bytes: `status` shows the task stale, and a migrate "
+                "(or the dual-write sensor) would re-apply them; use --restore-source to put the old file back")
+    return RolledBack(task_id, prev["status"], prev["source_sha256"], current["source_sha256"],
+                      signals.num_rows, curves.num_rows, versions, (row.signals_version, row.curves_version),
+                      restored, note)
+
+
+def _old_bytes(stores, task_id: str, sha: str) -> bytes | None:
+    from result_assets.store.backups import sha256_hex
+
+    for path in (stores.backups.path(task_id), stores.backups.path(task_id).parent / "previous" / f"{sha}.json"):
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        if sha256_hex(raw) == sha:
+            return raw
+    return None
+
+
+def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> str:
+    from pathlib import Path
+
+    from result_assets.app.manager import write_atomic
+
+    path = stores.catalog.sources([task_id]).get(task_id) or prev["source_path"]
+    if not path:
+        raise RollbackError(f"{task_id}: rolled back, but no source path is known to restore")
+    if old_bytes is None:
+        raise RollbackError(f"{task_id}: rolled back, but the earlier bytes are not in the backups")
+    write_atomic(Path(path), old_bytes)
+    st = Path(path).stat()
+    stores.catalog.touch_mtime({task_id: st.st_mtime_ns})  # unchanged bytes: not stale
+    return path
+
+
+def _record(settings: Settings, result: RolledBack) -> str | None:
+    from result_assets.app.dagster_events import record_materializations
+    from result_assets.platform.instance import get_instance
+
+    try:
+        record_materializations(
+            get_instance(settings), result.task_id,
+            {"status": result.status, "source_sha256": result.source_sha256,
+             "rolled_back_from_sha256": result.replaced_sha256, "written_by": "result-assets rollback"},
+            "rolled back to the version before the last re-migration")
+    except Exception as exc:
+        return f"not recorded in Dagster: {str(exc).splitlines()[0]}"
+    return None
+
+
+# --- CLI: result-assets rollback ---
+
+def add_arguments(parser) -> None:
+    parser.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    parser.add_argument("--restore-source", action="store_true",
+                        help="also put the earlier bytes back in the task's source file")
+
+
+def run(args) -> int:
+    import psycopg2
+
+    from result_assets.cli import CliError
+    from result_assets.store.stores import Stores
+
+    settings = Settings.from_env()
+    stores = Stores(settings)
+    failed = 0
+    for task_id in args.task_ids:
+        try:
+            r = rollback_task(stores, task_id, args.restore_source)
+        except RollbackError as exc:
+            print(f"result-assets: {exc}")
+            failed += 1
+            continue
+        except psycopg2.Error as exc:
+            raise CliError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+        print(f"rolled back {task_id}: {r.status}, source sha256 {r.source_sha256[:12]} "
+              f"(was {r.replaced_sha256[:12]}); {r.signals} signals and {r.curve_points} curve points read at "
+              f"Delta versions {r.from_versions[0]}/{r.from_versions[1]}, written back as "
+              f"{r.to_versions[0]}/{r.to_versions[1]}")
+        if r.source_restored:
+            print(f"  source file restored: {r.source_restored}")
+        if r.note:
+            print(f"  note: {r.note}")
+        warning = _record(settings, r)
+        if warning:
+            print(f"  warning: {warning}")
+    return 1 if failed else 0
