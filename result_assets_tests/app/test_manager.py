@@ -1,0 +1,210 @@
+"""ResultManager in each mode, success and failure, on a real Postgres, Delta tables and Dagster instance."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import psycopg2
+import pytest
+from dagster import AssetKey, build_sensor_context
+
+from result_assets import ResultManager, ResultStoreError, ResultValidationError
+from result_assets.app import ResultNotFound
+from result_assets.legacy import compare_documents, parse_document, partition_key_for
+from result_assets.migration.status import task_statuses
+from result_assets.store.stores import Stores
+from result_assets_tests.app.helpers import V1_TASK, V2_TASK, expected_signals, sample_document, small_document
+
+TASK_ASSETS = ("result_backup", "validated_result", "signal_table", "curve_table", "catalog_entry")
+INVALID = {"strategy": "sma_cross", "symbols": [{"symbol": "KRW-BTC", "signals": [{"type": "buy"}]}]}
+
+
+@pytest.fixture(scope="module")
+def env(project_home, tmp_path_factory):
+    source = tmp_path_factory.mktemp("app_source")
+    os.environ["RESULT_SOURCE_DIR"] = str(source)
+    yield source
+    os.environ.pop("RESULT_SOURCE_DIR", None)
+    os.environ.pop("RESULT_STORAGE_MODE", None)
+
+
+def catalog_row(task_id: str):
+    return Stores.from_env().catalog.task(task_id)
+
+
+def materialized(task_id: str) -> set[str]:
+    from result_assets.platform.instance import get_instance
+
+    instance = get_instance()
+    key = partition_key_for(task_id)
+    return {a for a in TASK_ASSETS if key in instance.get_materialized_partitions(AssetKey(a))}
+
+
+def test_json_only_writes_the_json_and_nothing_else(env):
+    manager = ResultManager("json-only", source_dir=env)
+    document = sample_document(V2_TASK)
+    outcome = manager.save_result("json_only_task", document)
+    path = env / "json_only_task" / "result.json"
+    assert outcome.json_path == str(path) and outcome.destinations == ["json"] and not outcome.warnings
+    assert compare_documents(document, parse_document(path.read_bytes())) == []
+    assert [p.name for p in path.parent.iterdir()] == ["result.json"]  # no temp file left behind
+    assert catalog_row("json_only_task") is None
+    assert manager.get_result("json_only_task") == parse_document(path.read_bytes())
+    with pytest.raises(ResultNotFound):
+        manager.get_result("never_written")
+    with pytest.raises(ResultValidationError, match="not a safe directory name"):
+        manager.save_result("../escape", document)
+
+
+def test_dual_write_writes_json_store_and_dagster(env):
+    manager = ResultManager("dual-write", source_dir=env)
+    document = sample_document(V1_TASK)  # symbols given as strings
+    outcome = manager.save_result("dual_task", document)
+    assert outcome.destinations == ["json", "store"] and outcome.stored == "migrated"
+    assert outcome.materialized and not outcome.warnings and not outcome.pending
+    assert outcome.corrections == ["3 symbol(s) given as strings stored as objects"]
+    written = parse_document((env / "dual_task" / "result.json").read_bytes())
+    assert all(isinstance(s, dict) for s in written["symbols"])
+    assert compare_documents(document, written) == []
+    row = catalog_row("dual_task")
+    assert row["status"] == "migrated" and row["n_signals"] == expected_signals(V1_TASK)
+    assert compare_documents(document, manager.get_result("dual_task")) == []
+    assert materialized("dual_task") == set(TASK_ASSETS)
+    assert {r["task_id"]: r["status"] for r in task_statuses(Stores.from_env())}["dual_task"] == "migrated"
+
+
+def test_dual_write_invalid_document_is_quarantined_and_returns(env, caplog):
+    manager = ResultManager("dual-write", source_dir=env)
+    outcome = manager.save_result("dual_invalid", INVALID)
+    assert outcome.stored == "quarantined" and outcome.json_path
+    assert "no timestamp" in outcome.warnings[0] and "no timestamp" in caplog.text
+    row = catalog_row("dual_invalid")
+    assert row["status"] == "quarantined" and "no timestamp" in row["reason"]
+    assert parse_document((env / "dual_invalid" / "result.json").read_bytes()) == INVALID
+    assert manager.get_result("dual_invalid") == INVALID  # not readable from the store: the JSON
+
+
+def test_dual_write_reads_json_of_a_task_not_migrated_yet(env):
+    json_writer = ResultManager("json-only", source_dir=env)
+    document = small_document()
+    json_writer.save_result("written_before_dual", document)
+    assert ResultManager("dual-write", source_dir=env).get_result("written_before_dual") == document
+
+
+def test_dual_write_store_down_keeps_json_then_sensor_migrates(env, store_down, mode):
+    mode("dual-write")
+    document = small_document(strategy="while_down", n=5)
+    manager = ResultManager.from_env()
+    outcome = manager.save_result("written_while_down", document)
+    assert outcome.pending and outcome.stored is None and not outcome.materialized
+    assert "sensor will migrate it" in outcome.warnings[0]
+    assert (env / "written_while_down" / "result.json").exists()
+    assert manager.get_result("written_while_down") == document  # store unreachable: from the JSON
+
+
+def test_sensor_picks_up_what_was_written_while_the_store_was_down(env, mode):
+    from result_assets.assets.sensors import new_task_sensor
+    from result_assets.definitions import build_definitions
+    from result_assets.platform.instance import get_instance
+
+    mode("dual-write")
+    assert catalog_row("written_while_down") is None
+    instance, defs = get_instance(), build_definitions()
+    result = new_task_sensor(build_sensor_context(instance=instance, definitions=defs))
+    requested = [t for r in result.run_requests for t in r.run_config["ops"]["migrate_task_list"]["config"]["task_ids"]]
+    # written while down; written by json-only before dual-write; never the tasks already in the store
+    assert set(requested) == {"written_while_down", "written_before_dual", "json_only_task"}
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    for request in result.run_requests:
+        run = defs.resolve_job_def(request.job_name).execute_in_process(instance=instance, run_config=request.run_config)
+        assert run.success
+    assert catalog_row("written_while_down")["status"] == "migrated"
+    manager = ResultManager.from_env()
+    assert compare_documents(small_document(strategy="while_down", n=5), manager.get_result("written_while_down")) == []
+    again = new_task_sensor(build_sensor_context(instance=instance, definitions=defs))
+    assert not getattr(again, "run_requests", None)  # nothing stays behind
+
+
+def test_dual_write_unwritable_delta_root_leaves_the_task_pending(env, unwritable_store_root):
+    manager = ResultManager("dual-write", source_dir=env)
+    outcome = manager.save_result("delta_down", small_document())
+    assert outcome.pending and "not written to the store" in outcome.warnings[0]
+    assert catalog_row("delta_down") is None
+    statuses = {r["task_id"]: r["status"] for r in task_statuses(Stores.from_env())}
+    assert statuses["delta_down"] == "pending"
+
+
+def test_postgres_only_writes_only_the_store(env):
+    manager = ResultManager("postgres-only", source_dir=env)
+    document = sample_document(V2_TASK)
+    outcome = manager.save_result("pg_task", document)
+    assert outcome.destinations == ["store"] and outcome.materialized and not outcome.warnings
+    assert not (env / "pg_task").exists()
+    assert compare_documents(document, manager.get_result("pg_task")) == []
+    assert materialized("pg_task") == set(TASK_ASSETS)
+    assert {r["task_id"]: r["status"] for r in task_statuses(Stores.from_env())}["pg_task"] == "migrated"
+
+
+def test_postgres_only_invalid_document_raises_and_writes_nothing(env):
+    manager = ResultManager("postgres-only")
+    with pytest.raises(ResultValidationError, match="no timestamp"):
+        manager.save_result("pg_invalid", INVALID)
+    with pytest.raises(ResultValidationError, match='"strategy" is missing'):
+        manager.save_result("pg_invalid", {"symbols": []})
+    assert catalog_row("pg_invalid") is None
+    assert not Stores.from_env().backups.path("pg_invalid").exists()
+    with pytest.raises(ResultNotFound):
+        manager.get_result("pg_invalid")
+
+
+def test_postgres_only_store_down_raises(env, store_down):
+    manager = ResultManager("postgres-only")
+    with pytest.raises(ResultStoreError, match="was not stored: OperationalError"):
+        manager.save_result("pg_down", small_document())
+    with pytest.raises(ResultStoreError, match="cannot read"):
+        manager.get_result("pg_down")
+
+
+def test_postgres_only_unwritable_delta_root_raises_without_a_catalog_row(env, unwritable_store_root):
+    manager = ResultManager("postgres-only")
+    with pytest.raises(ResultStoreError, match="was not stored"):
+        manager.save_result("pg_delta_down", small_document())
+    assert catalog_row("pg_delta_down") is None
+
+
+def test_postgres_only_catalog_failure_after_delta_puts_the_rows_back(env):
+    """The catalog write times out on a lock held elsewhere, after both Delta commits."""
+    manager = ResultManager("postgres-only")
+    old = small_document(strategy="kept", n=3)
+    manager.save_result("pg_half", old)
+    conn = manager.stores.catalog.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("SET lock_timeout = '500ms'")
+    blocker = psycopg2.connect(manager.stores.catalog.url)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(ResultStoreError, match="lock timeout"):
+                manager.save_result("pg_half", small_document(strategy="lost", n=7))
+        blocker.rollback()
+    finally:
+        blocker.close()
+    stores = Stores.from_env()
+    signals = stores.delta.read_tasks("signals", ["pg_half"])
+    assert signals.num_rows == 3  # the 7 new rows were replaced by the 3 old ones
+    assert compare_documents(old, manager.get_result("pg_half")) == []
+
+
+def test_async_save_and_get(env):
+    manager = ResultManager("dual-write", source_dir=env)
+    documents = {f"async_{i}": small_document(strategy=f"async_{i}", n=i + 1) for i in range(3)}
+
+    async def roundtrip():
+        outcomes = await asyncio.gather(*(manager.asave_result(t, d) for t, d in documents.items()))
+        return outcomes, await asyncio.gather(*(manager.aget_result(t) for t in documents))
+
+    outcomes, read = asyncio.run(roundtrip())
+    assert all(o.stored == "migrated" and not o.warnings for o in outcomes)
+    for (task_id, document), back in zip(documents.items(), read):
+        assert compare_documents(document, back) == [], task_id
