@@ -43,3 +43,17 @@ def put_back(delta: DeltaStore, task_id: str, versions_before: dict[str, int | N
             log.error("could not put back the %s rows of task %r after a failed write (%s); "
                       "readers go through the catalog, the next write of this task replaces them",
                       table, task_id, exc)
+
+
+def version_at(delta: DeltaStore, table: str, when) -> int | None:
+    """The table's last version committed at or before `when` (an aware datetime).
+
+    A catalog row is committed after its Delta commits, so the version current at its
+    migrated_at holds its rows. Used when a row has no recorded version.
+    """
+    dt = delta.open(table)
+    if dt is None:
+        return None
+    limit_ms = when.timestamp() * 1000
+    versions = [c["version"] for c in dt.history() if c.get("timestamp", 0) <= limit_ms]
+    return max(versions) if versions else None

@@ -43,7 +43,7 @@ def previous_row(stores, task_id: str) -> dict | None:
 
 
 def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledBack:
-    from result_assets.app.history import current_version, put_back, rows_at_version
+    from result_assets.app.history import current_version, put_back, rows_at_version, version_at
     from result_assets.legacy import normalize, parse_document, reconstruct
     from result_assets.migration.batch import ValidatedResult, catalog_batch
     from result_assets.migration.sources import LegacyFile
@@ -57,8 +57,11 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
     if prev is None:
         raise RollbackError(f"{task_id}: no earlier version to roll back to (migrated once)")
     versions = (prev["signals_version"], prev["curves_version"])
+    if None in versions:  # not recorded: the versions current when that row was committed
+        versions = tuple(v if v is not None else version_at(stores.delta, t, prev["migrated_at"])
+                         for v, t in zip(versions, (SIGNALS, CURVES)))
     if None in versions:
-        raise RollbackError(f"{task_id}: the earlier version has no recorded Delta versions")
+        raise RollbackError(f"{task_id}: no Delta version holds the earlier rows")
     try:
         signals = rows_at_version(stores.delta, SIGNALS, [task_id], versions[0])
         curves = rows_at_version(stores.delta, CURVES, [task_id], versions[1])
@@ -97,12 +100,23 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
     restored = None
     if restore_source:
         restored = _restore_source(stores, task_id, prev, old_bytes)
-    elif prev["source_sha256"] != current["source_sha256"]:
-        note = ("the source file still has the newer bytes: `status` shows the task stale, and a migrate "
-                "(or the dual-write sensor) would re-apply them; use --restore-source to put the old file back")
+    elif _source_differs(stores, task_id, prev):
+        note = ("the source file differs from the restored version: `status` shows the task stale and a "
+                "migrate (or the dual-write sensor) would re-apply it; --restore-source puts the restored bytes there")
     return RolledBack(task_id, prev["status"], prev["source_sha256"], current["source_sha256"],
                       signals.num_rows, curves.num_rows, versions, (row.signals_version, row.curves_version),
                       restored, note)
+
+
+def _source_differs(stores, task_id: str, prev: dict) -> bool:
+    from result_assets.store.backups import sha256_hex
+
+    path = stores.catalog.sources([task_id]).get(task_id) or prev["source_path"]
+    try:
+        with open(path, "rb") as f:
+            return sha256_hex(f.read()) != prev["source_sha256"]
+    except (OSError, TypeError):
+        return False  # no source file (archived, or written in postgres-only)
 
 
 def _old_bytes(stores, task_id: str, sha: str) -> bytes | None:

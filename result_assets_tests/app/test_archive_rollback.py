@@ -1,0 +1,119 @@
+"""Archive -> restore byte-exact (from the backups and from the archive); rollback after a force."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from result_assets import ResultManager, read_result
+from result_assets.cli import main
+from result_assets.legacy import compare_documents, parse_document
+from result_assets_tests.app.helpers import SAMPLES
+
+TASKS = ["bt_20250900_600020", "bt_20250901_14ceeb", "grid...42", "백테스트_005", "bad_truncated"]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def source(project_home, tmp_path_factory):
+    path = tmp_path_factory.mktemp("archive_source")
+    for task in TASKS:
+        shutil.copytree(SAMPLES / task, path / task)
+    os.environ["RESULT_SOURCE_DIR"] = str(path)
+    assert main(["migrate", "--source-dir", str(path), "--json"]) == 0
+    yield path
+    os.environ.pop("RESULT_SOURCE_DIR", None)
+    os.environ.pop("RESULT_STORAGE_MODE", None)
+
+
+def test_rollback_after_a_force_restores_the_old_rows(source, capsys):
+    task = "bt_20250901_14ceeb"
+    path = source / task / "result.json"
+    original_bytes = path.read_bytes()
+    original = parse_document(original_bytes)
+    edited = parse_document(original_bytes)
+    edited["symbols"][0]["signals"] = edited["symbols"][0]["signals"][:3]
+    edited["strategy"] = "edited"
+    path.write_text(json.dumps(edited))
+    assert main(["migrate", "--source-dir", str(source), "--task", task, "--force", "--json"]) == 0
+    assert read_result(task)["strategy"] == "edited"
+    capsys.readouterr()
+
+    assert main(["rollback", task, "--restore-source"]) == 0
+    out = capsys.readouterr().out
+    assert f"rolled back {task}: migrated" in out and "source file restored" in out
+    assert compare_documents(original, read_result(task)) == []
+    assert path.read_bytes() == original_bytes
+    from result_assets.migration.status import task_statuses
+    from result_assets.store.stores import Stores
+
+    assert {r["task_id"]: r["status"] for r in task_statuses(Stores.from_env())}[task] == "migrated"
+    assert Stores.from_env().backups.read(task) == original_bytes
+
+    # The rollback is itself a version: rolling back again brings the edit back.
+    assert main(["rollback", task]) == 0
+    assert "source file differs from the restored version" in capsys.readouterr().out
+    assert compare_documents(edited, read_result(task)) == []
+    assert main(["rollback", task, "--restore-source"]) == 0
+    assert compare_documents(original, read_result(task)) == []
+    capsys.readouterr()
+    assert main(["rollback", "grid...42"]) == 1
+    assert "no earlier version" in capsys.readouterr().out
+
+
+def test_archive_then_restore_byte_exact(source, tmp_path, capsys, monkeypatch):
+    originals = {t: (source / t / "result.json").read_bytes() for t in TASKS}
+    archive_dir = tmp_path / "archives"
+    assert main(["archive", "--to", str(archive_dir)]) == 2
+    assert "switch to postgres-only first" in capsys.readouterr().err
+
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "postgres-only")
+    assert main(["archive", "--to", str(archive_dir), "--max-tasks", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    migrated = [t for t in TASKS if t != "bad_truncated"]
+    assert sorted(report["archived"]) == sorted(migrated) and len(report["archives"]) == 2
+    assert "bad_truncated" in report["skipped"]
+    assert (source / "bad_truncated" / "result.json").exists()
+    for task in migrated:
+        assert not (source / task / "result.json").exists(), task
+    manifests = {}
+    for archive in report["archives"]:
+        with tarfile.open(archive, "r:xz") as tar:
+            manifest = json.loads(tar.extractfile("MANIFEST.json").read())
+            assert manifest == json.loads(Path(archive + ".manifest.json").read_text())
+            for entry in manifest["files"]:
+                assert sha(tar.extractfile(entry["member"]).read()) == entry["sha256"] == sha(originals[entry["task_id"]])
+                manifests[entry["task_id"]] = archive
+    assert sorted(manifests) == sorted(migrated)
+    # The store still serves every archived task.
+    reader = ResultManager.from_env()
+    for task in migrated:
+        assert compare_documents(parse_document(originals[task]), reader.get_result(task)) == [], task
+
+    # Restore from the backups.
+    assert main(["restore", migrated[0], migrated[1]]) == 0
+    assert "from backup, SHA-256 verified" in capsys.readouterr().out
+    for task in migrated[:2]:
+        assert (source / task / "result.json").read_bytes() == originals[task]
+
+    # Without the backups: from the archive, into another folder.
+    shutil.rmtree(Path(os.environ["RESULT_ASSETS_HOME"]) / "backups")
+    elsewhere = tmp_path / "restored"
+    assert main(["restore", *migrated, "--to", str(elsewhere)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(".tar.xz, SHA-256 verified") == len(migrated)
+    for task in migrated:
+        assert (elsewhere / task / "result.json").read_bytes() == originals[task], task
+
+    (elsewhere / migrated[0] / "result.json").write_bytes(b"{}")
+    assert main(["restore", migrated[0], "--to", str(elsewhere)]) == 1
+    assert "exists with other bytes" in capsys.readouterr().out
+    assert main(["restore", "no_such_task", "--to", str(elsewhere)]) == 1

@@ -1,0 +1,87 @@
+"""The phase walk: json-only -> dual-write -> postgres-only, writes at each step, every result read back."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from result_assets import ResultManager
+from result_assets.cli import main
+from result_assets.legacy import compare_documents
+from result_assets_tests.app.helpers import V1_TASK, V2_TASK, sample_document, small_document
+
+
+@pytest.fixture(scope="module")
+def source(project_home, tmp_path_factory):
+    path = tmp_path_factory.mktemp("walk_source")
+    os.environ["RESULT_SOURCE_DIR"] = str(path)
+    yield path
+    os.environ.pop("RESULT_SOURCE_DIR", None)
+    os.environ.pop("RESULT_STORAGE_MODE", None)
+
+
+def phase(capsys, *flags) -> tuple[int, dict, str]:
+    code = main(["phase", "--json", *flags])
+    report = json.loads(capsys.readouterr().out)
+    main(["phase"])
+    return code, report, capsys.readouterr().out
+
+
+def test_walk_json_only_to_postgres_only(source, capsys, mode):
+    written = {}
+
+    def save(task_id, document):
+        written[task_id] = document
+        outcome = ResultManager.from_env().save_result(task_id, document)
+        assert not outcome.warnings, outcome.warnings
+        return outcome
+
+    # Phase 1: json-only. The store is empty; the JSON is the record.
+    mode("json-only")
+    save("walk_a", sample_document(V2_TASK))
+    save("walk_b", sample_document(V1_TASK))
+    code, report, text = phase(capsys)
+    assert code == 0 and report["mode"] == "json-only" and report["next"] == "dual-write"
+    assert report["tasks"]["pending"] == 2 and report["ready"]
+    assert "result-assets migrate --source-dir" in text and "READY for dual-write" in text
+
+    # Initial load, then dual-write.
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    capsys.readouterr()
+    mode("dual-write")
+    save("walk_c", small_document(strategy="walk", n=4))
+    assert save("walk_a", small_document(strategy="walk_a_v2", n=2)).stored == "migrated"  # an update
+    # An application instance not switched yet still writes JSON only: a straggler.
+    ResultManager("json-only", source_dir=source).save_result("walk_d", small_document(strategy="late", n=6))
+    written["walk_d"] = small_document(strategy="late", n=6)
+    code, report, text = phase(capsys, "--check")
+    assert code == 1 and not report["ready"] and report["next"] == "postgres-only"
+    assert report["blockers"][0]["tasks"] == ["walk_d"]
+    assert "NOT READY: do not switch to postgres-only" in text and "walk_d" in text
+
+    # The sensor's job (here: a migrate) catches up; then the phase is clear.
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    capsys.readouterr()
+    code, report, text = phase(capsys, "--check")
+    assert code == 0 and report["ready"] and report["tasks"] == {"migrated": 4, "quarantined": 0, "pending": 0, "stale": 0}
+    assert "READY for postgres-only" in text
+
+    # Phase 3: postgres-only.
+    mode("postgres-only")
+    save("walk_e", small_document(strategy="pg", n=3))
+    save("walk_b", sample_document(V1_TASK) | {"note": "updated in postgres-only"})
+    assert not (source / "walk_e").exists()
+    code, report, _ = phase(capsys)
+    assert report["mode"] == "postgres-only" and report["next"] == "archive" and report["ready"]
+    assert report["tasks"]["stale"] == 0  # walk_b's old JSON is superseded, not stale
+
+    reader = ResultManager.from_env()
+    for task_id, document in written.items():
+        assert compare_documents(document, reader.get_result(task_id)) == [], task_id
+
+
+def test_phase_refuses_an_unknown_mode(source, capsys, mode):
+    mode("postgres")
+    assert main(["phase"]) == 2
+    assert "RESULT_STORAGE_MODE is 'postgres'" in capsys.readouterr().err
