@@ -18,7 +18,8 @@ def sample_document(task_id: str) -> dict:
 def small_document(strategy: str = "sma_cross", symbol: str = "KRW-BTC", start: str = "2024-01-02",
                    end: str = "2024-03-01", total_return: float | None = 1.5, n: int = 3) -> dict:
     """A valid v2 document with n signals a day apart."""
-    signals = [{"timestamp": f"{start[:8]}{int(start[8:10]) + i:02d} 09:00:00", "type": "buy" if i % 2 == 0 else "sell",
+    day = start.replace("/", "-")
+    signals = [{"timestamp": f"{day[:8]}{int(day[8:10]) + i:02d} 09:00:00", "type": "buy" if i % 2 == 0 else "sell",
                 "price": 100.0 + i, "quantity": 0.5, "pnl": float(i) - 1.0, "indicators": {"rsi": 30.0 + i}}
                for i in range(n)]
     summary = {"total_return": total_return, "num_trades": n}
