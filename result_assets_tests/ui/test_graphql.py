@@ -60,6 +60,17 @@ query($id: ID!) { runOrError(runId: $id) { __typename ... on Run {
 """
 
 
+CHECK_PARTITION_STATUS = """
+query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
+    ... on AssetCheckDefaultPartitionStatuses { succeededPartitions failedPartitions } } } } } } } }
+"""
+PARTITION_EVENT = """
+query($key: AssetKeyInput!, $partition: String!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  assetMaterializations(partitions: [$partition], limit: 1) { partition %s } } } }
+""" % METADATA
+
+
 def metadata(entries: list[dict]) -> dict:
     """{label: value} of GraphQL metadata entries."""
     out = {}
@@ -76,6 +87,18 @@ def latest_check_executions(ui, asset: str, check: str) -> dict[str, dict]:
     for execution in executions:
         latest.setdefault(execution["partition"], execution)
     return latest
+
+
+def check_partition_statuses(ui, asset: str) -> dict[str, dict]:
+    """{check name: {succeededPartitions, failedPartitions}} as the UI's check Partitions tab reads them."""
+    node = ui.graphql(CHECK_PARTITION_STATUS, {"key": {"path": [asset]}})["assetNodeOrError"]
+    return {c["name"]: c["partitionStatuses"] for c in node["assetChecksOrError"]["checks"]}
+
+
+def partition_event(ui, asset: str, partition: str) -> dict:
+    """{label: value} of the latest materialization of one partition."""
+    node = ui.graphql(PARTITION_EVENT, {"key": {"path": [asset]}, "partition": partition})["assetNodeOrError"]
+    return metadata(node["assetMaterializations"][0]["metadataEntries"])
 
 
 def partition_statuses(ui, asset: str) -> dict:
@@ -152,6 +175,12 @@ def test_valid_partitions_pass_their_checks(dagster_ui, backfill, sample_keys, s
             execution = latest[key]
             assert execution["runId"] == run_id
             assert execution["evaluation"]["success"], (asset, check, key, execution["evaluation"])
+    # What the check's Partitions tab shows: each evaluation must name the materialization it checked.
+    for asset, check in ERROR_CHECKS:
+        statuses = check_partition_statuses(dagster_ui, asset)[check]
+        assert set(statuses["succeededPartitions"]) == set(sample_keys), (asset, check, statuses)
+    quarantine = check_partition_statuses(dagster_ui, "validated_result")["quarantine"]
+    assert set(quarantine["succeededPartitions"]) == valid
     signal_rows = latest_check_executions(dagster_ui, "signal_table", "row_counts")
     for key in valid:
         found = metadata(signal_rows[key]["evaluation"]["metadataEntries"])
@@ -187,10 +216,24 @@ def test_bad_partitions_show_a_warn_quarantine_check_with_the_reason(dagster_ui,
         assert metadata(evaluation["metadataEntries"])["reason"] == reasons[task]
 
 
+def test_each_partition_shows_its_own_numbers(dagster_ui, backfill, sample_keys, sample_expectations):
+    """Per partition: its row count (not the batch's), its JSON bytes, status, reason and source path."""
+    for key, task in sample_keys.items():
+        expect = sample_expectations[task]
+        signals = partition_event(dagster_ui, "signal_table", key)
+        assert signals["dagster/row_count"] == (expect["signals"] if expect["valid"] else 0), key
+        validated = partition_event(dagster_ui, "validated_result", key)
+        source = dagster_ui.source / task / "result.json"
+        assert validated["json_bytes"] == source.stat().st_size, key
+        assert validated["status"] == ("migrated" if expect["valid"] else "quarantined"), key
+        assert validated["dagster/uri"] == str(source), key
+        assert ("reason" in validated) == (not expect["valid"]), key
+
+
 def test_materialize_one_partition_runs_only_it(dagster_ui, backfill, sample_keys):
     key = partition_key_for(ONE_TASK)
     assert key in sample_keys and key != ONE_TASK
-    before = {asset: latest_check_executions(dagster_ui, asset, check) for asset, check in ERROR_CHECKS}
+    before = {(asset, check): latest_check_executions(dagster_ui, asset, check) for asset, check in ERROR_CHECKS}
     params = {
         "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
                      "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [a]} for a in TASK_ASSETS]},
@@ -208,7 +251,7 @@ def test_materialize_one_partition_runs_only_it(dagster_ui, backfill, sample_key
         after = latest_check_executions(dagster_ui, asset, check)
         assert after[key]["runId"] == run_id and after[key]["evaluation"]["success"], (asset, check)
         untouched = {p: e["runId"] for p, e in after.items() if p != key}
-        assert untouched == {p: e["runId"] for p, e in before[asset].items() if p != key}, (asset, check)
+        assert untouched == {p: e["runId"] for p, e in before[(asset, check)].items() if p != key}, (asset, check)
 
 
 def test_task_assets_describe_themselves(dagster_ui, backfill):
