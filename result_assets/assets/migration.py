@@ -36,6 +36,8 @@ from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.legacy import partition_key_for
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.migration.batch import (
+    RawResult,
+    TaskRows,
     ValidatedResult,
     catalog_batch,
     curve_rows,
@@ -49,7 +51,7 @@ from result_assets.migration.batch import (
 from result_assets.migration.convert import convert_batch
 from result_assets.migration.sources import LegacyFile
 from result_assets.migration.verify import CHECKS, CheckOutcome, evaluate
-from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.delta_tables import CURVES, SIGNALS, sql_string
 from result_assets.store.stores import Stores
 
 TASK_ASSETS = ("result_backup", "validated_result", "signal_table", "curve_table", "catalog_entry")
@@ -124,49 +126,99 @@ CHECK_SPECS = [
 def migrate_tasks(context: AssetExecutionContext, legacy_result: dict[str, LegacyFile],
                   stores: StoresResource, migration: MigrationSettings):
     stores_ = stores.get()
-    files = list(legacy_result.values())
-    validated: list[ValidatedResult] = []
-    raws = [read_source(f, migration.max_file_bytes) for f in files]
-    yield Output(raws, output_name="result_backup")
+    raws = [read_source(f, migration.max_file_bytes) for f in legacy_result.values()]
+    _attach(context, "result_backup", backup_metadata(stores_, raws))
+    yield Output(raws, output_name="result_backup")  # the safety copy comes first
     validated = convert_batch(raws)
     del raws
+    _attach(context, "validated_result", validation_metadata(validated))
     yield Output(validated, output_name="validated_result", metadata=_batch_summary(validated))
     signals, curves = signal_rows(validated), curve_rows(validated)
+    _attach(context, "signal_table", rows_metadata(validated, signals, stores_.delta.uri(SIGNALS)))
     yield Output(signals, output_name="signal_table", metadata={"dagster/row_count": signals.table.num_rows})
+    _attach(context, "curve_table", rows_metadata(validated, curves, stores_.delta.uri(CURVES)))
     yield Output(curves, output_name="curve_table", metadata={"dagster/row_count": curves.table.num_rows})
     catalog = catalog_batch(validated)
     stamp_versions(catalog, signals, curves)
+    _attach(context, "catalog_entry", catalog_metadata(validated, signals, curves))
     yield Output(catalog, output_name="catalog_entry")
-    for key, metadata in _partition_metadata(validated).items():
-        context.add_asset_metadata(metadata, asset_key="validated_result", partition_key=key)
     outcomes = evaluate(stores_, validated, signals, curves, catalog, migration.compression_goal)
     yield from check_events(outcomes, declared=True)
 
 
+def _attach(context: AssetExecutionContext, asset: str, per_partition: dict[str, dict]) -> None:
+    """Per-partition materialization metadata, before the asset's output is yielded.
+
+    The public `add_asset_metadata(partition_key=...)` re-lists every dynamic partition
+    on each call (O(partitions) per task); the step's own accumulator takes it directly.
+    """
+    step = context.op_execution_context._step_execution_context  # noqa: SLF001 (pinned Dagster)
+    key = AssetKey(asset)
+    for partition, metadata in per_partition.items():
+        step._metadata_accumulator = step._metadata_accumulator.with_additional_asset_metadata(  # noqa: SLF001
+            asset_key=key, partition_key=partition, metadata=metadata)
+
+
 def _batch_summary(validated: list[ValidatedResult]) -> dict:
     counts = Counter(v.status for v in validated)
-    json_bytes = sum(v.json_bytes for v in validated)
     return {
         "tasks": len(validated),
         "migrated": counts["migrated"],
         "quarantined": counts["quarantined"],
-        "json_bytes": json_bytes,
+        "json_bytes": sum(v.json_bytes for v in validated),
         "signals": sum(v.result.n_signals for v in validated if v.result),
     }
 
 
-def _partition_metadata(validated: list[ValidatedResult]) -> dict[str, dict]:
+def backup_metadata(stores: Stores, raws: list[RawResult]) -> dict[str, dict]:
+    out = {}
+    for r in raws:
+        if r.unreadable:
+            out[r.source.partition_key] = {"copied": False, "reason": r.unreadable}
+        else:
+            out[r.source.partition_key] = {"dagster/uri": str(stores.backups.path(r.source.task_id)),
+                                           "sha256": r.sha256, "bytes": len(r.raw)}
+    return out
+
+
+def validation_metadata(validated: list[ValidatedResult]) -> dict[str, dict]:
     out = {}
     for v in validated:
         metadata = {"status": v.status, "json_bytes": v.json_bytes, "source_sha256": v.sha256,
                     "dagster/uri": v.source.path}
         if v.result is not None:
             metadata.update(signals=v.result.n_signals, curve_points=v.result.n_curve_points,
-                            symbols=len(v.result.symbols))
+                            symbols=len(v.result.symbols), layout=f"v{v.result.layout}")
             if v.result.warnings:
                 metadata["warnings"] = "; ".join(v.result.warnings)
         else:
             metadata["reason"] = v.reason
+        out[v.source.partition_key] = metadata
+    return out
+
+
+def rows_metadata(validated: list[ValidatedResult], rows: TaskRows, uri: str) -> dict[str, dict]:
+    counts = Counter(rows.table.column("task_id").to_pylist())
+    return {v.source.partition_key: {"dagster/row_count": counts[v.task_id], "dagster/uri": uri,
+                                     "predicate": f"task_id = {sql_string(v.task_id)}"}
+            for v in validated}
+
+
+def catalog_metadata(validated: list[ValidatedResult], signals: TaskRows, curves: TaskRows) -> dict[str, dict]:
+    """Status and reason, plus the task's share of the bytes its batch wrote (by row count)."""
+    rows = Counter(signals.table.column("task_id").to_pylist()) + Counter(curves.table.column("task_id").to_pylist())
+    total_rows = signals.table.num_rows + curves.table.num_rows
+    written = sum(c.bytes_added for c in (signals.commit, curves.commit) if c is not None)
+    out = {}
+    for v in validated:
+        metadata = {"status": v.status, "json_bytes": v.json_bytes}
+        if v.reason:
+            metadata["reason"] = v.reason
+        elif total_rows:
+            share = round(written * rows[v.task_id] / total_rows)
+            metadata["stored_bytes_estimate"] = share
+            if v.json_bytes:
+                metadata["compression_estimate"] = round(1 - share / v.json_bytes, 4)
         out[v.source.partition_key] = metadata
     return out
 
@@ -209,6 +261,7 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
     files = LegacyResultIOManager(stores_).files(config.task_ids)
     raws = [read_source(f, migration.max_file_bytes) for f in files.values()]
     save_backups(stores_, raws)
+    backups = backup_metadata(stores_, raws)
     validated = convert_batch(raws)
     del raws
     signals, curves = signal_rows(validated), curve_rows(validated)
@@ -216,12 +269,17 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
     write_rows(stores_, CURVES, curves)
     catalog = catalog_batch(validated)
     write_catalog(stores_, catalog, signals, curves)
-    per_partition = _partition_metadata(validated)
+    metadata = {
+        "result_backup": backups,
+        "validated_result": validation_metadata(validated),
+        "signal_table": rows_metadata(validated, signals, stores_.delta.uri(SIGNALS)),
+        "curve_table": rows_metadata(validated, curves, stores_.delta.uri(CURVES)),
+        "catalog_entry": catalog_metadata(validated, signals, curves),
+    }
     for v in validated:
-        key = v.source.partition_key
         for asset in TASK_ASSETS:
-            metadata = per_partition[key] if asset == "validated_result" else {}
-            yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata)
+            key = v.source.partition_key
+            yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset][key])
     outcomes = evaluate(stores_, validated, signals, curves, catalog, migration.compression_goal)
     yield from check_events(outcomes, declared=False)
 

@@ -7,12 +7,16 @@ rebuild(read back from the stores). The parsed source never travels back.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from result_assets.legacy import compare_documents, reconstruct
 from result_assets.migration.batch import RawResult, ValidatedResult, validate
+
+log = logging.getLogger(__name__)
 
 # Below this much JSON a batch is converted in-process: a worker round trip costs more.
 PARALLEL_MIN_BYTES = 4 << 20
@@ -40,11 +44,25 @@ def convert_batch(raws: list[RawResult]) -> list[ValidatedResult]:
         return [convert(r) for r in raws]
     # Largest first, so one huge task does not start last and idle the other worker.
     order = sorted(range(len(raws)), key=lambda i: -len(raws[i].raw))
-    results = list(_get_pool(n).map(convert, [raws[i] for i in order]))
+    try:
+        results = list(_get_pool(n).map(convert, [raws[i] for i in order]))
+    except (RuntimeError, OSError, BrokenProcessPool) as exc:
+        # E.g. a caller's script without an `if __name__ == "__main__":` guard cannot start
+        # workers; the batch is still converted, on one core.
+        log.warning("converting in-process: worker processes unavailable (%s)", str(exc).strip()[:200])
+        _reset_pool()
+        return [convert(r) for r in raws]
     out: list[ValidatedResult | None] = [None] * len(raws)
     for i, v in zip(order, results):
         out[i] = v
     return out  # type: ignore[return-value]
+
+
+def _reset_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+    _pool = None
 
 
 def _get_pool(n: int) -> ProcessPoolExecutor:

@@ -9,6 +9,11 @@ migration writes several events per task, so the event log keeps a small pool.
 """
 from __future__ import annotations
 
+import os
+
+from dagster._core.events.log import EventLogEntry
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
@@ -23,21 +28,36 @@ EVENT_POOL_SIZE = 2
 class PooledPostgresEventLogStorage(PostgresEventLogStorage):
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, inst_data=None):
         super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data)
+        # No pre-ping: it would cost a round trip per event; recycling bounds stale connections.
         self._engine = create_pg_engine(
             self.postgres_url,
             isolation_level="AUTOCOMMIT",
             pool_size=EVENT_POOL_SIZE,
             max_overflow=4,
-            pool_pre_ping=True,
-            pool_recycle=3600,
+            pool_recycle=600,
         )
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """As dagster-postgres stores an event, minus the NOTIFY that nothing listens to any more
+        (dagster-postgres keeps it only for version skew; this project pins one release train)."""
+        statement = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
+        with self._connect() as conn:
+            event_id = int(conn.execute(statement).scalar_one())
+        if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS and event.dagster_event.asset_key:
+            with self.index_transaction() as conn:
+                self._store_asset_event_tags(conn, [event], [event_id])
+                self._store_asset_event(conn, event, event_id)
+        if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
+            self.store_asset_check_event(event, event_id)
 
 
 class ResultAssetsStorage(DagsterPostgresStorage):
     def __init__(self, inst_data: ConfigurableClassData | None = None):
         url = dagster_url(Settings.from_env())
         super().__init__(url, inst_data=inst_data)
-        self._event_log_storage = PooledPostgresEventLogStorage(url)
+        # RESULT_ASSETS_STOCK_EVENT_LOG=1 keeps dagster-postgres' own event log (for comparisons).
+        if os.environ.get("RESULT_ASSETS_STOCK_EVENT_LOG") != "1":
+            self._event_log_storage = PooledPostgresEventLogStorage(url)
 
     @classmethod
     def config_type(cls):
