@@ -106,17 +106,11 @@ def cmd_migrate(args) -> int:
     if args.dry_run:
         return _dry_run(args, scan, started)
 
-    from result_assets.assets.launch import materialize_report, run_migration
-    from result_assets.assets.partitions import batch_size
-    from result_assets.assets.report import store_report
     from result_assets.migration.plan import make_plan
-    from result_assets.platform.instance import get_instance
+    from result_assets.migration.summary import store_report
     from result_assets.store.stores import Stores
 
     stores = Stores.from_env()
-    instance = get_instance(stores.settings)
-    import result_assets.definitions as definitions
-
     plan = make_plan(scan.tasks, stores.catalog.states([t.task_id for t in scan.tasks]), args.force)
     stores.catalog.touch_mtime(plan.touched_mtimes)
     todo = plan.to_migrate
@@ -126,9 +120,16 @@ def cmd_migrate(args) -> int:
     def progress(batch, batches, tasks, seconds):
         _say(args, f"  batch {batch}/{batches}: {tasks}/{len(todo)} tasks, {seconds:.1f}s")
 
-    defs = definitions.build_definitions(stores)
-    outcomes = run_migration(instance, defs, stores, todo, batch_size(), progress) if todo else []
-    if todo:
+    outcomes = []
+    if todo:  # Dagster is loaded only when there is work: an unchanged re-run stays quick
+        from result_assets.assets.launch import materialize_report, run_migration
+        from result_assets.assets.partitions import batch_size
+        from result_assets.definitions import build_definitions
+        from result_assets.platform.instance import get_instance
+
+        instance = get_instance(stores.settings)
+        defs = build_definitions(stores)
+        outcomes = run_migration(instance, defs, stores, todo, batch_size(), progress)
         materialize_report(instance, defs)
     states = stores.catalog.states([t.task_id for t in todo]) if todo else {}
     report_totals = store_report(stores)

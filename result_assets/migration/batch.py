@@ -5,6 +5,7 @@ the same way whichever path launched it.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -12,7 +13,13 @@ import pyarrow as pa
 
 from result_assets.legacy import InvalidResult, NormalizedResult, dumps_document, normalize, parse_document
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from result_assets.migration.sources import DEFAULT_MAX_FILE_BYTES, LegacyFile
+from result_assets.migration.sources import (
+    LegacyFile,
+    copy_into_backup,
+    file_sha256,
+    max_file_bytes,
+    outside_source_dir,
+)
 from result_assets.store.backups import sha256_hex
 from result_assets.store.catalog import METRICS, SymbolRow, TaskRow
 from result_assets.store.delta_tables import CommitInfo
@@ -26,6 +33,7 @@ class RawResult:
     raw: bytes
     sha256: str
     unreadable: str | None = None
+    backup_from_file: bool = False  # too big to hold: the backup is streamed from the source file
 
 
 @dataclass
@@ -64,18 +72,38 @@ class CatalogBatch:
     symbols: list[SymbolRow]
 
 
-def read_source(source: LegacyFile, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> RawResult:
+# Deeper documents are quarantined before any recursive step sees them: how deep the
+# parser, normalizer, JSON writer and comparison can go depends on the caller's stack
+# (a Dagster step is already ~200 frames deep), so the limit is explicit and far below it.
+# Real results are under 10 levels deep.
+MAX_NESTING = 100
+
+
+def read_source(source: LegacyFile, max_bytes: int | None = None) -> RawResult:
+    """The file's bytes, or why not: refused (a link out of the source dir), over the size
+    limit (hashed and later backed up by streaming, never held whole), or unreadable."""
+    limit = max_bytes if max_bytes is not None else max_file_bytes()
     if source.refused:
         return RawResult(source, b"", sha256_hex(b""), source.refused)
-    if source.size > max_bytes:
-        return RawResult(source, b"", sha256_hex(b""),
-                         f"file is {source.size} bytes, over the {max_bytes}-byte limit")
     try:
+        if outside_source_dir(source.path):
+            return RawResult(source, b"", sha256_hex(b""),
+                             f"refused: {source.path} now resolves outside the source directory")
+        if source.size > limit:
+            return _oversized(source, source.size, limit)
         with open(source.path, "rb") as f:
-            raw = f.read()
+            raw = f.read(limit + 1)  # the file may have grown since it was listed
+        if len(raw) > limit:
+            del raw
+            return _oversized(source, os.stat(source.path).st_size, limit)
     except OSError as exc:
         return RawResult(source, b"", sha256_hex(b""), f"cannot read {source.path}: {exc.strerror}")
     return RawResult(source, raw, sha256_hex(raw))
+
+
+def _oversized(source: LegacyFile, size: int, limit: int) -> RawResult:
+    reason = f"file is {size} bytes, over the {limit}-byte limit (RESULT_MAX_FILE_BYTES)"
+    return RawResult(source, b"", file_sha256(source.path), reason, backup_from_file=True)
 
 
 def validate(raw: RawResult) -> ValidatedResult:
@@ -86,14 +114,35 @@ def validate(raw: RawResult) -> ValidatedResult:
     else:
         try:
             document = parse_document(raw.raw)
+            depth = nesting_depth(document, MAX_NESTING)
+            if depth > MAX_NESTING:
+                raise InvalidResult(f"nested more than {MAX_NESTING} levels deep (the limit)")
             result = normalize(raw.source.task_id, document)
         except InvalidResult as exc:
             reason, document = exc.reason, None
         except RecursionError:
-            reason, document = "document nested too deeply to read", None
+            reason, document = f"nested more than {MAX_NESTING} levels deep (the limit)", None
     size = len(raw.raw) if not raw.unreadable else raw.source.size
     return ValidatedResult(raw.source, raw.sha256, size, result, document, reason,
                            time.perf_counter() - started)
+
+
+def nesting_depth(document: object, limit: int) -> int:
+    """How many levels of lists and objects document has, counting stops past limit.
+
+    Level by level, without recursion, so any depth is measured safely.
+    """
+    depth, level = 0, [document]
+    while level and depth <= limit:
+        depth += 1
+        below = []
+        for value in level:
+            if type(value) is dict:
+                below.extend(v for v in value.values() if type(v) is dict or type(v) is list)
+            elif type(value) is list:
+                below.extend(v for v in value if type(v) is dict or type(v) is list)
+        level = below
+    return depth if not level else depth + 1
 
 
 def signal_rows(validated: list[ValidatedResult]) -> TaskRows:
@@ -120,6 +169,7 @@ def catalog_batch(validated: list[ValidatedResult]) -> CatalogBatch:
             source_sha256=v.sha256,
             source_bytes=v.json_bytes,
             source_mtime_ns=v.source.mtime_ns,
+            convert_seconds=round(v.seconds, 6),
         )
         r = v.result
         if r is not None:
@@ -150,8 +200,11 @@ def _float(value) -> float | None:
 
 def save_backups(stores, raws: list[RawResult]) -> None:
     for raw in raws:
+        if raw.backup_from_file:  # over the size limit: streamed, never held whole
+            copy_into_backup(stores.backups, raw.source.task_id, raw.source.path, raw.sha256)
+            continue
         if raw.unreadable:
-            continue  # nothing was read (refused, too large, unreadable): nothing to copy
+            continue  # nothing was read (refused or unreadable): nothing to copy
         stores.backups.save(raw.source.task_id, raw.raw, raw.sha256)
 
 

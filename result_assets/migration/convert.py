@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -30,11 +31,13 @@ def workers() -> int:
 
 
 def convert(raw: RawResult) -> ValidatedResult:
+    started = time.perf_counter()
     v = validate(raw)
     if v.result is not None:
         rebuilt = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)
         v.conversion_differences = compare_documents(v.document, rebuilt)
     v.document = None
+    v.seconds = time.perf_counter() - started
     return v
 
 

@@ -44,12 +44,20 @@ CREATE TABLE IF NOT EXISTS tasks (
     warnings         jsonb,
     signals_version  bigint,
     curves_version   bigint,
+    convert_seconds  double precision,
     version          integer NOT NULL DEFAULT 1,
     migrated_at      timestamptz NOT NULL DEFAULT now()
 );
+-- Columns added after the first release: catalogs created before them gain them here.
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS signals_version bigint;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS curves_version bigint;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS convert_seconds double precision;
 -- Every row a re-migration replaces, so a force can be rolled back (with Delta time travel).
 CREATE TABLE IF NOT EXISTS tasks_history (LIKE tasks);
 ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS replaced_at timestamptz NOT NULL DEFAULT now();
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS signals_version bigint;
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS curves_version bigint;
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS convert_seconds double precision;
 CREATE INDEX IF NOT EXISTS tasks_history_task_idx ON tasks_history (task_id, version);
 CREATE INDEX IF NOT EXISTS tasks_strategy_idx ON tasks (strategy);
 CREATE INDEX IF NOT EXISTS tasks_status_idx ON tasks (status);
@@ -108,6 +116,7 @@ class TaskRow:
     warnings: list = field(default_factory=list)
     signals_version: int | None = None  # Delta version of the commit that wrote this task's rows
     curves_version: int | None = None
+    convert_seconds: float | None = None  # parse + normalize + conversion check of this task
 
 
 @dataclass
@@ -266,7 +275,10 @@ class Catalog:
                 "count(*) FILTER (WHERE status = 'quarantined') AS quarantined, "
                 "coalesce(sum(source_bytes) FILTER (WHERE status = 'migrated'), 0)::bigint AS migrated_json_bytes, "
                 "coalesce(sum(source_bytes), 0)::bigint AS json_bytes, "
-                "coalesce(sum(n_signals), 0)::bigint AS signals, coalesce(sum(n_curve_points), 0)::bigint AS curve_points "
+                "coalesce(sum(n_signals), 0)::bigint AS signals, coalesce(sum(n_curve_points), 0)::bigint AS curve_points, "
+                "coalesce(sum(convert_seconds), 0) AS convert_seconds, "
+                "coalesce(max(convert_seconds), 0) AS slowest_convert_seconds, "
+                "min(migrated_at) AS first_migrated_at, max(migrated_at) AS last_migrated_at "
                 "FROM tasks")
             return dict(cur.fetchone())
 
