@@ -5,6 +5,9 @@ per item rather than row by row; rotate intermediary files so normalize can run
 in parallel; one normalize worker per core; parallel load jobs; the destination's
 fast format (Postgres: csv, loaded with COPY; filesystem: parquet). The files are
 read with the stdlib json module because dlt's own parser rejects bare NaN.
+What dlt itself changes: nested objects become columns (`indicators__sma_c_20`),
+names are normalized (`λ` becomes `x`), lists become child tables, and a value of
+another type than its column's goes to a variant column (`price__v_text`).
 """
 from __future__ import annotations
 
@@ -30,7 +33,10 @@ def corpus_source(files: list[tuple[str, Path]]):
     """One resource, each file read once: its signals go to `signals`, its summary to `tasks`."""
     import dlt
 
-    @dlt.resource(name="corpus", write_disposition="append")
+    # Without this hint dlt detects the ISO spellings as timestamps and fails the whole load
+    # on the first one it cannot coerce (a naive Seoul wall time it reads as UTC is worse: silent).
+    @dlt.resource(name="corpus", write_disposition="append",
+                  columns={"timestamp": {"data_type": "text"}, "exit_timestamp": {"data_type": "text"}})
     def corpus():
         for task_id, path in files:
             doc = _load(path)
@@ -45,6 +51,18 @@ def corpus_source(files: list[tuple[str, Path]]):
                  "params": doc.get("params"), **summary}, "tasks")
 
     return corpus
+
+
+def _credentials(url: str) -> dict:
+    """dlt puts `host` into the authority of a URL, where a socket folder cannot go: pass it as a
+    libpq query parameter instead (it overrides the placeholder host)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    return {"database": unquote(parts.path.lstrip("/")), "username": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""), "host": parts.hostname or "localhost",
+            "port": parts.port or 5432, "query": query}
 
 
 def _load(path: Path):
@@ -62,7 +80,7 @@ def run(files: list[tuple[str, Path]], work_dir: Path, destination: str, db_url:
 
     work_dir.mkdir(parents=True, exist_ok=True)
     if destination == "postgres":
-        dest = dlt.destinations.postgres(credentials=db_url)
+        dest = dlt.destinations.postgres(credentials=_credentials(db_url))
         file_format = "csv"
     else:
         dest = dlt.destinations.filesystem(bucket_url=str((work_dir / "bucket").absolute()))

@@ -111,3 +111,22 @@ def relation_bytes(url: str, schemas: list[str] | None = None, tables: list[str]
             return int(cur.fetchone()[0])
     finally:
         conn.close()
+
+
+def table_rows(url: str, schema: str) -> dict[str, int]:
+    """{table: row count} of every table in schema."""
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", (schema,))
+            names = [r[0] for r in cur.fetchall()]
+            counts = {}
+            for name in names:
+                cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
+                counts[name] = cur.fetchone()[0]
+            return counts
+    finally:
+        conn.close()

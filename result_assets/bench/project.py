@@ -72,7 +72,8 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
     as events, run records): the bookkeeping figure.
     """
     from result_assets.migration.batch import (
-        catalog_batch, curve_rows, read_source, save_backups, signal_rows, validate, write_catalog, write_rows)
+        catalog_batch, curve_rows, read_source, save_backups, signal_rows, write_catalog, write_rows)
+    from result_assets.migration.convert import convert_batch
     from result_assets.migration.sources import scan_source_dir
     from result_assets.migration.verify import evaluate
     from result_assets.store.delta_tables import CURVES, SIGNALS
@@ -86,13 +87,14 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
     for start in range(0, len(tasks), batch):
         raws = [read_source(t) for t in tasks[start:start + batch]]
         save_backups(stores, raws)
-        validated = [validate(r) for r in raws]
+        validated = convert_batch(raws)
         del raws
         signals, curves = signal_rows(validated), curve_rows(validated)
         write_rows(stores, SIGNALS, signals)
         write_rows(stores, CURVES, curves)
-        write_catalog(stores, catalog_batch(validated), signals, curves)
-        evaluate(stores, validated, [signals.commit, curves.commit])
+        catalog = catalog_batch(validated)
+        write_catalog(stores, catalog, signals, curves)
+        evaluate(stores, validated, signals, curves, catalog)
     return {"work_seconds": time.perf_counter() - started, "tasks": len(tasks)}
 
 

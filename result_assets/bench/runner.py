@@ -1,0 +1,467 @@
+"""The bench itself: contenders (a)-(d) side by side on one generated corpus, plus --scale.
+
+Every contender runs in its own child process against its own fresh output (a
+database, a folder or a RESULT_ASSETS_HOME), so its wall time and peak RSS are its own.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from result_assets.bench.measure import (
+    Measured,
+    corpus_files,
+    fresh_database,
+    relation_bytes,
+    run_measured,
+    table_rows,
+    tree_bytes,
+    worker_argv,
+)
+
+CONTENDERS = ("a", "b", "c", "d")
+ZSTD_SAMPLE_BYTES = 16 * 1024 * 1024  # zstd -19 runs at a few MB/s: larger corpora are sampled (stratified)
+HUGE_FILE_BYTES = 10 * 1024 * 1024
+# Environment that would point a child at someone else's stores; each child gets a home of its own.
+_FOREIGN_ENV = ("DATABASE_URL", "DAGSTER_HOME", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR", "RESULT_SOURCE_DIR",
+                "RESULT_BATCH_SIZE")
+
+
+class Bench:
+    def __init__(self, workdir: Path, args):
+        self.workdir = workdir
+        self.args = args
+        self.corpus = workdir / "corpus"
+        self.homes: list[Path] = []
+        self.rows: list[dict] = []
+        self.extra: dict = {}
+        self.targets: list[dict] = []
+
+    # --- orchestration ---
+
+    def run(self, only: list[str]) -> int:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.prepare_corpus()
+        files = corpus_files(self.corpus)
+        self.json_bytes = sum(p.stat().st_size for _, p in files)
+        self.n_tasks = len(files)
+        self.say(f"corpus: {self.n_tasks} tasks, {self.json_bytes / 1e6:.1f} MB of JSON ({self.corpus})")
+        if "a" in only or "b" in only:
+            self.server = self.server_of(self.fresh_home("bench"))
+        if "a" in only:
+            self.contender_a()
+        if "b" in only:
+            self.contender_b()
+        if "c" in only:
+            self.contender_c()
+        if "d" in only:
+            self.contender_d()
+        self.zstd_reference()
+        if self.args.scale:
+            self.scale()
+        self.judge()
+        self.report()
+        return 0
+
+    def prepare_corpus(self) -> None:
+        """Generate the corpus, or reuse the one already there for the same parameters."""
+        from result_assets.corpus import generate_corpus
+
+        params = {"tasks": self.args.tasks, "huge": self.args.huge, "seed": self.args.seed}
+        marker = self.workdir / "corpus.json"
+        if marker.exists() and json.loads(marker.read_text()).get("params") == params and self.corpus.is_dir():
+            return
+        shutil.rmtree(self.corpus, ignore_errors=True)
+        self.say(f"generating the corpus ({params}) ...")
+        started = time.perf_counter()
+        expect = generate_corpus(self.corpus, self.args.tasks, seed=self.args.seed, huge_tasks=self.args.huge)
+        marker.write_text(json.dumps({"params": params, "expect": expect}, ensure_ascii=False))
+        self.say(f"  generated in {time.perf_counter() - started:.1f}s")
+
+    # --- homes and servers ---
+
+    def fresh_home(self, name: str) -> Path:
+        """An empty RESULT_ASSETS_HOME whose embedded Postgres is already running (start-up is not timed)."""
+        from result_assets.platform.postgres import catalog_url, dagster_url, stop_embedded
+
+        home = self.workdir / "homes" / name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+            stop_embedded(_settings(home))  # a server left by an interrupted bench
+            shutil.rmtree(home, ignore_errors=True)
+            home.mkdir(parents=True)
+            self.homes.append(home)
+            catalog_url(_settings(home))
+            dagster_url(_settings(home))
+        return home
+
+    def server_of(self, home: Path) -> str:
+        from result_assets.platform.postgres import server_url
+
+        return server_url(_settings(home))
+
+    def stop_servers(self) -> None:
+        from result_assets.platform.postgres import stop_embedded
+
+        for home in self.homes:
+            try:
+                stop_embedded(_settings(home))
+            except Exception as exc:  # noqa: BLE001 - report, keep stopping the others
+                print(f"result-assets bench: could not stop the server of {home}: {exc}", file=sys.stderr)
+
+    def env_for(self, home: Path) -> dict:
+        env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
+        env["RESULT_ASSETS_HOME"] = str(home)
+        env["PYTHONWARNINGS"] = "ignore"
+        return env
+
+    def measure(self, name: str, argv: list[str], env: dict | None = None) -> Measured:
+        self.say(f"running {name} ...")
+        m = run_measured(argv, self.workdir / "logs" / f"{name}.log", env=env)
+        status = "ok" if m.returncode == 0 else f"FAILED (exit {m.returncode}, see logs/{name}.log)"
+        self.say(f"  {name}: {m.seconds:.1f}s, peak RSS {m.peak_rss_mb:.0f} MB, {status}")
+        if m.returncode != 0:
+            self.say("  " + "\n  ".join(m.log.strip().splitlines()[-5:]))
+        return m
+
+    def cli(self, *argv: str) -> list[str]:
+        return [sys.executable, "-m", "result_assets.cli", *argv]
+
+    def row(self, key: str, label: str, m: Measured, stored_bytes: int | None, note: str = "") -> dict:
+        row = {"key": key, "contender": label, "seconds": round(m.seconds, 2), "peak_rss_mb": round(m.peak_rss_mb, 1),
+               "stored_bytes": stored_bytes, "ok": m.returncode == 0, "note": note, "detail": m.result}
+        self.rows.append(row)
+        return row
+
+    # --- the contenders ---
+
+    def contender_a(self) -> None:
+        from result_assets.bench.naive import SUMMARY_TABLE
+
+        db = fresh_database(self.server, "bench_naive")
+        out = self.fresh_dir("naive_parquet")
+        m = self.measure("a_naive", worker_argv("naive", {"corpus": str(self.corpus), "out": str(out), "db_url": db}))
+        stored = tree_bytes(out)[0] + relation_bytes(db, tables=[SUMMARY_TABLE]) if m.returncode == 0 else None
+        r = m.result
+        note = (f"{r.get('tasks_stored')} tasks stored; {r.get('unreadable')} files unreadable "
+                f"({', '.join(f'{k} x{v}' for k, v in r.get('errors', {}).items())}); "
+                f"{r.get('retried_as_text')} tasks refused by to_parquet (mixed-type columns) and "
+                "written again with those columns as text") if r else ""
+        self.row("a", "(a) naive: json.load + json_normalize + to_parquet + INSERT", m, stored, note)
+
+    def contender_b(self) -> None:
+        db = fresh_database(self.server, "bench_dlt")
+        m = self.measure("b_dlt_postgres", worker_argv(
+            "dlt_postgres", {"corpus": str(self.corpus), "out": str(self.fresh_dir("dlt_postgres")), "db_url": db}))
+        stored = relation_bytes(db, schemas=["legacy"]) if m.returncode == 0 else None
+        if m.returncode == 0:  # dlt's normalize row counts over-count with rotated csv files: ask the tables
+            m.result["row_counts"] = table_rows(db, "legacy")
+        self.row("b_pg", "(b) dlt -> Postgres (csv/COPY)", m, stored, self._dlt_note(m))
+        out = self.fresh_dir("dlt_parquet")
+        m = self.measure("b_dlt_parquet", worker_argv("dlt_parquet", {"corpus": str(self.corpus), "out": str(out)}))
+        stored = tree_bytes(out / "bucket")[0] if m.returncode == 0 else None
+        self.row("b_fs", "(b) dlt -> Parquet files", m, stored, self._dlt_note(m))
+
+    def _dlt_note(self, m: Measured) -> str:
+        counts = m.result.get("row_counts", {})
+        return ", ".join(f"{t}: {n}" for t, n in sorted(counts.items()) if not t.startswith("_dlt")) if counts else ""
+
+    def contender_c(self) -> None:
+        batch = str(self.args.batch_size)
+        home = self.fresh_home("migrate")
+        env = self.env_for(home)
+        m = self.measure("c_migrate", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size", batch,
+                                               "--json"), env)
+        report = _last_json(m.stdout)
+        rerun = self.measure("c_rerun", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size", batch,
+                                                 "--json"), env)
+        rerun_report = _last_json(rerun.stdout)
+        export_dir = self.fresh_dir("migrate_export")
+        export = self.measure("c_export", self.cli("export", "--out", str(export_dir)), env)
+        inspect = self.measure("c_inspect", worker_argv("inspect", {
+            "corpus": str(self.corpus), "export_dir": str(export_dir), "expect": str(self.workdir / "corpus.json")}),
+            env)
+        plain_home = self.fresh_home("plain_steps")
+        plain = self.measure("c_plain_steps", worker_argv("plain_steps", {"corpus": str(self.corpus)}),
+                             self.env_for(plain_home))
+        one = self.one_huge_task()
+        one_m = None
+        if one:
+            one_m = self.measure("c_one_huge_task", self.cli("migrate", "--source-dir", str(one), "--json"),
+                                 self.env_for(self.fresh_home("one_huge")))
+        info = inspect.result
+        after = info.get("after", {})
+        stored = after.get("stored_bytes", report.get("stored_bytes"))
+        self.row("c", "(c) result-assets migrate (Dagster, backups, checks, catalog)", m, stored,
+                 f"{report.get('migrated', '?')} migrated, {report.get('quarantined', '?')} quarantined, "
+                 f"{report.get('runs', '?')} runs; stored = Delta tables after store_maintenance")
+        n = self.n_tasks
+        plain_s = plain.result.get("work_seconds")
+        run_s = info.get("run_seconds")
+        self.extra["c"] = {
+            "report": report, "rerun_report": rerun_report,
+            "rerun_seconds": rerun.seconds, "rerun_tasks_per_s": n / rerun.seconds,
+            "rerun_in_command_seconds": rerun_report.get("seconds"),
+            "export_seconds": export.seconds, "export_ok": export.returncode == 0,
+            "inspect": info, "plain_steps_seconds": plain_s,
+            "one_huge_task_peak_rss_mb": one_m.peak_rss_mb if one_m else None,
+            "one_huge_task_seconds": one_m.seconds if one_m else None,
+            "bookkeeping_ms_per_task_asset": (
+                (run_s - plain_s) * 1000 / (n * 5) if run_s is not None and plain_s is not None and n else None),
+            "bookkeeping_upper_ms_per_task_asset": (
+                (m.seconds - plain_s) * 1000 / (n * 5) if plain_s is not None and n else None),
+        }
+
+    def one_huge_task(self) -> Path | None:
+        """A tree holding only the corpus's largest task (copied: migrate refuses links leaving the tree)."""
+        files = corpus_files(self.corpus)
+        if not files:
+            return None
+        task_id, path = max(files, key=lambda f: f[1].stat().st_size)
+        root = self.fresh_dir("one_huge_tree")
+        (root / task_id).mkdir()
+        shutil.copyfile(path, root / task_id / "result.json")
+        return root
+
+    def contender_d(self) -> None:
+        out = self.fresh_dir("converter_store")
+        m = self.measure("d_converter", worker_argv("converter", {"corpus": str(self.corpus), "out": str(out)}))
+        self.row("d", "(d) converter alone (validate_result + Delta, no Dagster, no catalog)", m,
+                 m.result.get("stored_bytes"), f"{m.result.get('delta_files', '?')} Delta files, not compacted")
+
+    def fresh_dir(self, name: str) -> Path:
+        path = self.workdir / "out" / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    # --- reference and scale ---
+
+    def zstd_reference(self) -> None:
+        """zstd -19 of the raw JSON (a few MB/s): over ZSTD_SAMPLE_BYTES, estimated from a stratified sample.
+
+        Ordinary files: every k-th file; huge files (one generator, one shape): the first
+        part of one of them. Kept beside the corpus: it depends on nothing else.
+        """
+        import zstandard
+
+        cache = self.workdir / "zstd19.json"
+        params = json.loads((self.workdir / "corpus.json").read_text())["params"]
+        if cache.exists() and json.loads(cache.read_text()).get("params") == params:
+            self.extra["zstd19"] = json.loads(cache.read_text())["zstd19"]
+            return
+        self.say("compressing the JSON with zstd -19 ...")
+        files = corpus_files(self.corpus)
+        huge = [p for _, p in files if p.stat().st_size >= HUGE_FILE_BYTES]
+        ordinary = [p for _, p in files if p.stat().st_size < HUGE_FILE_BYTES]
+        compressor = zstandard.ZstdCompressor(level=19, threads=-1)
+        started = time.perf_counter()
+        estimated = raw_total = sampled = 0
+        for group, cap in ((ordinary, ZSTD_SAMPLE_BYTES), (huge, ZSTD_SAMPLE_BYTES // 4)):
+            if not group:
+                continue
+            total = sum(p.stat().st_size for p in group)
+            if group is huge:
+                data = group[0].read_bytes()[:cap]
+            else:
+                data = b"".join(p.read_bytes() for p in group[::max(1, math.ceil(total / cap))])
+            estimated += len(compressor.compress(data)) * total / len(data)
+            raw_total += total
+            sampled += len(data)
+        self.extra["zstd19"] = {
+            "compressed_bytes": round(estimated), "json_bytes": raw_total, "sampled_bytes": sampled,
+            "ratio": 1 - estimated / raw_total if raw_total else None, "seconds": time.perf_counter() - started,
+            "sampled": sampled < raw_total,
+        }
+        cache.write_text(json.dumps({"params": params, "zstd19": self.extra["zstd19"]}))
+        self.say(f"  zstd -19: {self.extra['zstd19']['ratio']:.1%} smaller "
+                 f"({sampled / 1e6:.0f} of {raw_total / 1e6:.0f} MB compressed)")
+
+    def scale(self) -> None:
+        from result_assets.bench.scale import write_tree
+
+        n = self.args.scale_tasks
+        tree = self.workdir / "scale_tree"
+        self.say(f"scale: writing {n} tiny tasks ...")
+        written = write_tree(tree, n)
+        home = self.fresh_home("scale")
+        env = self.env_for(home)
+        register = self.measure("scale_register", worker_argv("scale_register", {"n": n}), env)
+        dry = self.measure("scale_dry_run", self.cli("migrate", "--source-dir", str(tree), "--dry-run", "--json"), env)
+        fill = self.measure("scale_catalog", worker_argv("scale_catalog", {"tree": str(tree), "n": n}), env)
+        status = self.measure("scale_status", self.cli("status", "--json"), env)
+        try:
+            listed = len(json.loads(status.stdout)["tasks"]) if status.returncode == 0 else None
+        except ValueError:
+            listed = None
+        self.extra["scale"] = {
+            "tasks": n, "tree_write_seconds": written,
+            "register_seconds": register.result.get("register_seconds"),
+            "register_added": register.result.get("added"),
+            "reregister_seconds": register.result.get("reregister_seconds"),
+            "dry_run_seconds": dry.seconds, "dry_run_ok": dry.returncode == 0,
+            "dry_run_report": _last_json(dry.stdout),
+            "catalog_fill_seconds": fill.result.get("fill_seconds"),
+            "status_seconds": status.seconds, "status_listed": listed, "status_peak_rss_mb": status.peak_rss_mb,
+        }
+
+    # --- judging and printing ---
+
+    def judge(self) -> None:
+        rows = {r["key"]: r for r in self.rows}
+        a, c = rows.get("a"), rows.get("c")
+        extra_c = self.extra.get("c", {})
+
+        def target(name, value, goal, passed, how=""):
+            self.targets.append({"target": name, "value": value, "goal": goal,
+                                 "result": "n/a" if passed is None else "PASS" if passed else "MISS", "how": how})
+
+        if a and c and c["ok"] and a["ok"]:
+            x = a["seconds"] / c["seconds"]
+            target("(c) vs (a), same corpus", f"{x:.2f}x faster", ">= 2x", x >= 2)
+        for key in ("b_pg", "b_fs"):
+            b = rows.get(key)
+            if b and c and b["ok"] and c["ok"]:
+                x = b["seconds"] / c["seconds"]
+                target(f"(c) vs {b['contender']}", f"{x:.2f}x faster", ">= 5x", x >= 5)
+        d = rows.get("d")
+        if d and d["ok"]:
+            r = d["detail"]
+            target(f"(d) parse+normalize of the largest task ({r['largest_task_signals']} signals, "
+                   f"{r['largest_task_bytes'] / 1e6:.1f} MB)",
+                   f"{r['largest_task_mb_s_per_core']:.1f} MB/s per core (wall {r['largest_task_mb_s']:.1f} MB/s)",
+                   ">= 60 MB/s per core", r["largest_task_mb_s_per_core"] >= 60,
+                   "best of 3, bytes / CPU seconds of one process")
+        if extra_c.get("bookkeeping_ms_per_task_asset") is not None:
+            v = extra_c["bookkeeping_ms_per_task_asset"]
+            # Below zero the difference is inside the two runs' noise: no verdict from it.
+            target("Dagster bookkeeping per task per asset", f"{v:.2f} ms "
+                   f"(upper bound {extra_c['bookkeeping_upper_ms_per_task_asset']:.2f} ms)", "<= 10 ms",
+                   None if v < 0 else v <= 10,
+                   "(sum of migrate runs' start-to-end in the run records - the same batch steps run without "
+                   "Dagster) / (tasks x 5 assets); upper bound: whole command wall instead of run time")
+        if "rerun_seconds" in extra_c:
+            inside = extra_c.get("rerun_in_command_seconds")
+            value = f"{extra_c['rerun_tasks_per_s']:.0f} tasks/s wall ({extra_c['rerun_seconds']:.2f}s incl. start-up"
+            value += f"; {self.n_tasks / inside:.0f} tasks/s by the report's own seconds)" if inside else ")"
+            target("re-run with nothing changed", value, ">= 1000 tasks/s", extra_c["rerun_tasks_per_s"] >= 1000, "judged on wall time")
+        info = extra_c.get("inspect", {})
+        if info.get("after"):
+            ratio = info["after"]["compression_ratio"]
+            zstd = self.extra.get("zstd19", {}).get("ratio")
+            lossless = info["lossless_mismatches"] == 0 and info["lossless_missing"] == 0
+            target("stored bytes after store_maintenance (Delta vs migrated JSON)",
+                   f"{ratio:.1%} smaller ({info['before']['delta_files']} -> {info['after']['delta_files']} files); "
+                   f"zstd -19: {zstd:.1%} smaller", ">= 90% smaller, lossless, beats zstd -19",
+                   ratio is not None and ratio >= 0.90 and lossless and zstd is not None and ratio > zstd,
+                   f"export of {info['lossless_checked']} valid tasks vs sources: "
+                   f"{info['lossless_mismatches']} mismatched, {info['lossless_missing']} missing")
+        if extra_c.get("one_huge_task_peak_rss_mb") and c:
+            one, whole = extra_c["one_huge_task_peak_rss_mb"], c["peak_rss_mb"]
+            target("peak RSS: one 100k-signal task vs the whole corpus", f"{one:.0f} MB vs {whole:.0f} MB",
+                   "no growth with corpus size (whole <= 1.25 x one)", whole <= 1.25 * one)
+        s = self.extra.get("scale")
+        if s:
+            target(f"register {s['tasks']} partitions", f"{s['register_seconds']:.1f}s" if s["register_seconds"]
+                   else "failed", "< 30 s", s["register_seconds"] is not None and s["register_seconds"] < 30)
+            target(f"`migrate --dry-run` over {s['tasks']} tasks", f"{s['dry_run_seconds']:.1f}s", "printed",
+                   None)
+            target(f"`status` over {s['tasks']} tasks", f"{s['status_seconds']:.1f}s ({s['status_listed']} listed)",
+                   "< 5 s", s["status_listed"] == s["tasks"] and s["status_seconds"] < 5)
+
+    def report(self) -> None:
+        base = next((r for r in self.rows if r["key"] == "a" and r["ok"]), None)
+        lines = [
+            "",
+            f"corpus: {self.n_tasks} tasks ({self.args.tasks} ordinary, {self.args.huge} of 100k signals, "
+            f"11 invalid), {self.json_bytes / 1e6:.1f} MB of JSON, seed {self.args.seed}; {os.cpu_count()} cores",
+            "",
+            "| contender | seconds | MB/s JSON | tasks/s | stored bytes | compression | peak RSS MB | vs (a) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in self.rows:
+            if not r["ok"]:
+                lines.append(f"| {r['contender']} | failed | | | | | {r['peak_rss_mb']:.0f} | |")
+                continue
+            stored = r["stored_bytes"]
+            ratio = f"{1 - stored / self.json_bytes:.1%} smaller" if stored else "n/a"
+            vs = f"{base['seconds'] / r['seconds']:.2f}x faster" if base else "n/a"
+            lines.append(f"| {r['contender']} | {r['seconds']:.1f} | {self.json_bytes / 1e6 / r['seconds']:.1f} | "
+                         f"{self.n_tasks / r['seconds']:.1f} | {stored:,} | {ratio} | {r['peak_rss_mb']:.0f} | {vs} |"
+                         if stored is not None else
+                         f"| {r['contender']} | {r['seconds']:.1f} | {self.json_bytes / 1e6 / r['seconds']:.1f} | "
+                         f"{self.n_tasks / r['seconds']:.1f} | n/a | n/a | {r['peak_rss_mb']:.0f} | {vs} |")
+        lines += ["", "Notes:"]
+        lines += [f"- {r['contender']}: {r['note']}" for r in self.rows if r["note"]]
+        lines += [
+            "- seconds: wall time of the contender's process, interpreter start-up and imports included; "
+            "peak RSS: the largest single process of its tree (wait4 ru_maxrss); the Postgres server is not counted.",
+            "- stored bytes: files written plus the Postgres tables written (pg_total_relation_size); "
+            "compression: against all the corpus's JSON. (c)'s byte-exact JSON backups are not counted.",
+            "- (a) keeps only signals (as written: timestamps as text, no instant) and a summary row; it drops "
+            "curves, params, metadata, per-symbol performance and unknown top-level keys, and validates nothing "
+            "(invalid documents that parse are stored as if valid).",
+        ]
+        c = self.extra.get("c")
+        if c:
+            info = c["inspect"]
+            lines.append(f"- (c) re-run unchanged: {c['rerun_seconds']:.2f}s wall, "
+                         f"{c['rerun_report'].get('skipped', '?')} skipped; export of all tasks "
+                         f"{c['export_seconds']:.1f}s; store_maintenance {info.get('maintenance_seconds', 0):.1f}s: "
+                         f"{info.get('before', {}).get('stored_bytes', 0):,} -> "
+                         f"{info.get('after', {}).get('stored_bytes', 0):,} bytes, "
+                         f"{info.get('before', {}).get('delta_files')} -> {info.get('after', {}).get('delta_files')} "
+                         f"Delta files; catalog tables {info.get('catalog_bytes', 0):,} bytes")
+            lines.append(f"- (c) runs: {info.get('migrate_runs')} runs, {info.get('run_seconds', 0):.1f}s inside "
+                         f"runs; the same steps without Dagster {c['plain_steps_seconds'] or 0:.1f}s")
+        z = self.extra.get("zstd19")
+        if z:
+            how = f"estimated from {z['sampled_bytes'] / 1e6:.0f} MB sampled" if z["sampled"] else "whole corpus"
+            lines.append(f"- zstd -19 of the raw JSON: {z['ratio']:.1%} smaller ({how}, {z['seconds']:.1f}s)")
+        s = self.extra.get("scale")
+        if s:
+            lines.append(f"- scale: {s['tasks']} tasks; re-registering all (nothing new) {s['reregister_seconds'] or 0:.1f}s; "
+                         f"catalog fill {s['catalog_fill_seconds'] or 0:.1f}s; `status` peak RSS "
+                         f"{s['status_peak_rss_mb']:.0f} MB")
+        lines += ["", "| target | measured | goal | result |", "|---|---|---|---|"]
+        lines += [f"| {t['target']} | {t['value']} | {t['goal']} | {t['result']} |" for t in self.targets]
+        how = [f"- {t['target']}: {t['how']}" for t in self.targets if t["how"]]
+        if how:
+            lines += ["", "How:"] + how
+        text = "\n".join(lines)
+        print(text)
+        (self.workdir / "bench.json").write_text(json.dumps({
+            "command": "result-assets bench " + " ".join(sys.argv[2:]),
+            "corpus": {"tasks": self.n_tasks, "json_bytes": self.json_bytes, "ordinary": self.args.tasks,
+                       "huge": self.args.huge, "seed": self.args.seed},
+            "cores": os.cpu_count(), "rows": self.rows, "extra": self.extra, "targets": self.targets,
+            "table": text,
+        }, indent=1, default=str, ensure_ascii=False))
+        print(f"\nwrote {self.workdir / 'bench.json'}")
+
+    def say(self, line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _settings(home: Path):
+    from result_assets.settings import Settings
+
+    return Settings(home=home, database_url=None, store_root=str(home / "store"), backup_dir=str(home / "backups"),
+                    source_dir=None, storage_mode="json-only", dagster_home=home / "dagster")
+
+
+def _last_json(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
