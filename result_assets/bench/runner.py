@@ -42,6 +42,7 @@ class Bench:
         self.rows: list[dict] = []
         self.extra: dict = {}
         self.targets: list[dict] = []
+        self.loads: dict[str, tuple[float, float]] = {}
 
     # --- orchestration ---
 
@@ -123,9 +124,13 @@ class Bench:
 
     def measure(self, name: str, argv: list[str], env: dict | None = None) -> Measured:
         self.say(f"running {name} ...")
+        load_before = os.getloadavg()[0]
         m = run_measured(argv, self.workdir / "logs" / f"{name}.log", env=env)
+        # Other work on the machine skews every figure: keep the load beside each one.
+        self.loads[name] = (round(load_before, 2), round(os.getloadavg()[0], 2))
         status = "ok" if m.returncode == 0 else f"FAILED (exit {m.returncode}, see logs/{name}.log)"
-        self.say(f"  {name}: {m.seconds:.1f}s, peak RSS {m.peak_rss_mb:.0f} MB, {status}")
+        self.say(f"  {name}: {m.seconds:.1f}s, peak RSS {m.peak_rss_mb:.0f} MB, load average "
+                 f"{self.loads[name][0]} -> {self.loads[name][1]}, {status}")
         if m.returncode != 0:
             self.say("  " + "\n  ".join(m.log.strip().splitlines()[-5:]))
         return m
@@ -400,6 +405,9 @@ class Bench:
         lines += ["", "Notes:"]
         lines += [f"- {r['contender']}: {r['note']}" for r in self.rows if r["note"]]
         lines += [
+            *([f"- 1-minute load average during the contenders: {min(v[0] for v in self.loads.values()):.1f} to "
+               f"{max(max(v) for v in self.loads.values()):.1f} on {os.cpu_count()} cores (per run in bench.json)."]
+              if self.loads else []),
             "- seconds: wall time of the contender's process, interpreter start-up and imports included; "
             "peak RSS: the largest single process of its tree (wait4 ru_maxrss); the Postgres server is not counted.",
             "- stored bytes: files written plus the Postgres tables written (pg_total_relation_size); "
@@ -440,7 +448,7 @@ class Bench:
             "command": "result-assets bench " + " ".join(sys.argv[2:]),
             "corpus": {"tasks": self.n_tasks, "json_bytes": self.json_bytes, "ordinary": self.args.tasks,
                        "huge": self.args.huge, "seed": self.args.seed},
-            "cores": os.cpu_count(), "rows": self.rows, "extra": self.extra, "targets": self.targets,
+            "cores": os.cpu_count(), "load_average_before_after": self.loads, "rows": self.rows, "extra": self.extra, "targets": self.targets,
             "table": text,
         }, indent=1, default=str, ensure_ascii=False))
         print(f"\nwrote {self.workdir / 'bench.json'}")
