@@ -17,6 +17,7 @@ from functools import cached_property
 import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyarrow.dataset import ParquetReadOptions
 
 from result_assets.app.errors import ResultNotFound, ResultStoreError
 from result_assets.legacy import parse_timestamp
@@ -62,14 +63,16 @@ class CachedDeltaStore(DeltaStore):
             dt.update_incremental()
         return dt
 
-    def dataset(self, table: str, file_predicate: str | None = None):
+    def dataset(self, table: str, file_predicate: str | None = None, dictionary_columns: frozenset = frozenset()):
         """A pyarrow dataset of the table's current files; with a predicate, only the files
-        whose Delta statistics may hold matching rows."""
+        whose Delta statistics may hold matching rows. Dictionary columns are read without
+        expanding their values (a filter on them then compares small integers)."""
         dt = self.open(table)
         if dt is None:
             return None
-        if file_predicate is not None:
-            return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate)
+        if file_predicate is not None or dictionary_columns:
+            options = ParquetReadOptions(dictionary_columns=set(dictionary_columns)) if dictionary_columns else None
+            return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate, parquet_read_options=options)
         cached = self._datasets.get(table)
         if cached is None or cached[0] != dt.version():
             cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())
@@ -191,8 +194,10 @@ class ResultStore:
                 filters.append(pc.field("ts") >= scalar if op == ">=" else pc.field("ts") < scalar)
                 iso = (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 predicates.append(f"ts {op} '{iso}'")  # a string literal compares as the column's timestamp
+        # A symbol filter scans the whole table: read `symbol` as the dictionary it is stored as.
+        dictionary = frozenset({"symbol"}) if symbols is not None else frozenset()
         try:
-            dataset = self.stores.delta.dataset(table, " AND ".join(predicates) or None)
+            dataset = self.stores.delta.dataset(table, " AND ".join(predicates) or None, dictionary)
         except Exception as exc:
             raise ResultStoreError(f"cannot open the {table} table: {exc}") from exc
         if dataset is None:  # nothing migrated yet
@@ -201,7 +206,11 @@ class ResultStore:
         expression = None
         for f in filters:
             expression = f if expression is None else expression & f
-        return dataset.to_table(columns=columns, filter=expression)
+        rows = dataset.to_table(columns=columns, filter=expression)
+        if dictionary and "symbol" in rows.column_names:
+            i = rows.column_names.index("symbol")
+            rows = rows.set_column(i, schema.field("symbol"), rows.column(i).cast(pa.string()))
+        return rows
 
     def read_result(self, task_id: str) -> dict:
         """The task's document, rebuilt from the catalog skeleton and its Delta rows."""
