@@ -7,6 +7,7 @@ rebuild(read back from the stores). The parsed source never travels back.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -32,11 +33,20 @@ def workers() -> int:
 
 def convert(raw: RawResult) -> ValidatedResult:
     started = time.perf_counter()
-    v = validate(raw)
-    if v.result is not None:
-        rebuilt = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)
-        v.conversion_differences = compare_documents(v.document, rebuilt)
-    v.document = None
+    # A parsed task is hundreds of thousands of small objects with no cycles: the cyclic
+    # GC would re-walk them many times over while they are built (measured: ~1.5-2x slower).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        v = validate(raw)
+        if v.result is not None:
+            rebuilt = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)
+            v.conversion_differences = compare_documents(v.document, rebuilt)
+            del rebuilt
+        v.document = None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     v.seconds = time.perf_counter() - started
     return v
 
