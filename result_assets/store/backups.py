@@ -2,13 +2,18 @@
 
 A backup that would change (a forced re-migration of edited source) first moves the
 old bytes to <task_id>/previous/<sha256>.json, so every version stays recoverable.
+The backup dir is a local folder or an s3:// URI (S3BackupStore, same methods).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from pyarrow import fs as pafs
 
 
 def sha256_hex(data: bytes) -> str:
@@ -19,11 +24,16 @@ class UnsafeTaskId(ValueError):
     pass
 
 
-def safe_child(root: Path, name: str) -> Path:
-    """root/name, refusing names that would leave root ("..", "/", NUL, ...)."""
+def safe_name(name: str) -> str:
+    """name, refusing names that would leave their parent ("..", "/", NUL, ...)."""
     if not name or name in (".", "..") or "/" in name or "\x00" in name or os.sep in name:
         raise UnsafeTaskId(f"task id {name!r} is not a safe directory name")
-    return root / name
+    return name
+
+
+def safe_child(root: Path, name: str) -> Path:
+    """root/name, refusing names that would leave root ("..", "/", NUL, ...)."""
+    return root / safe_name(name)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,9 @@ class BackupStore:
 
     def path(self, task_id: str) -> Path:
         return safe_child(self.root, task_id) / "result.json"
+
+    def uri(self, task_id: str) -> str:
+        return str(self.path(task_id))
 
     def save(self, task_id: str, raw: bytes, sha256: str | None = None) -> BackupRecord:
         sha256 = sha256 or sha256_hex(raw)
@@ -75,3 +88,89 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def open_backup_store(root: str, storage_options: Mapping[str, str] | None = None) -> BackupStore | S3BackupStore:
+    """The backup store of a local folder or an s3:// URI (storage options as for DeltaStore)."""
+    if root.startswith("s3://"):
+        return S3BackupStore(root, storage_options or {})
+    return BackupStore(root)
+
+
+class S3BackupStore:
+    """BackupStore's layout and guarantees on S3.
+
+    A PUT is atomic (the object appears whole or not at all), so no temp-file rename is needed;
+    `previous/<sha>.json` is written before the new bytes replace result.json, and every save is
+    verified by reading the object back.
+    """
+
+    def __init__(self, root: str, storage_options: Mapping[str, str]):
+        self.root = root.rstrip("/")
+        self._fs = s3_filesystem(storage_options)
+
+    def path(self, task_id: str) -> str:
+        return f"{self.root}/{safe_name(task_id)}/result.json"
+
+    uri = path
+
+    def save(self, task_id: str, raw: bytes, sha256: str | None = None) -> BackupRecord:
+        sha256 = sha256 or sha256_hex(raw)
+        target = self.path(task_id)
+        old = self._get(target)
+        if old is not None:
+            old_sha = sha256_hex(old)
+            if old_sha == sha256:
+                return BackupRecord(task_id, target, sha256, len(raw), True)
+            previous = f"{self.root}/{safe_name(task_id)}/previous/{old_sha}.json"
+            if not self._exists(previous):
+                self._put(previous, old)
+        self._put(target, raw)
+        return BackupRecord(task_id, target, sha256, len(raw), self.verify(task_id, sha256))
+
+    def verify(self, task_id: str, sha256: str) -> bool:
+        data = self._get(self.path(task_id))
+        return data is not None and sha256_hex(data) == sha256
+
+    def read(self, task_id: str) -> bytes:
+        data = self._get(self.path(task_id))
+        if data is None:
+            raise FileNotFoundError(f"no backup of task {task_id!r} at {self.path(task_id)}")
+        return data
+
+    def _exists(self, uri: str) -> bool:
+        return self._fs.get_file_info(_key(uri)).type != pafs.FileType.NotFound
+
+    def _get(self, uri: str) -> bytes | None:
+        try:
+            with self._fs.open_input_stream(_key(uri)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def _put(self, uri: str, data: bytes) -> None:
+        with self._fs.open_output_stream(_key(uri)) as f:
+            f.write(data)
+
+
+def _key(uri: str) -> str:
+    """bucket/key, the path form pyarrow's S3FileSystem takes."""
+    return uri.split("://", 1)[1]
+
+
+def s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
+    """pyarrow's S3FileSystem configured like delta-rs from the same options (AWS_* names)."""
+    kwargs = {}
+    endpoint = options.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        kwargs["endpoint_override"] = parts.netloc
+        kwargs["scheme"] = parts.scheme
+    if options.get("AWS_REGION"):
+        kwargs["region"] = options["AWS_REGION"]
+    if options.get("AWS_ACCESS_KEY_ID"):
+        kwargs["access_key"] = options["AWS_ACCESS_KEY_ID"]
+        kwargs["secret_key"] = options.get("AWS_SECRET_ACCESS_KEY", "")
+        kwargs["session_token"] = options.get("AWS_SESSION_TOKEN")
+    # Without keys, the AWS default chain applies (profile, web identity on Kubernetes, instance role).
+    return pafs.S3FileSystem(**kwargs)

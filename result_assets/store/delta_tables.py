@@ -6,12 +6,17 @@ and forced tasks are replaced with a predicate overwrite of just their ids.
 """
 from __future__ import annotations
 
+import os
+import random
+import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 SIGNALS = "signals"
 CURVES = "curves"
@@ -44,6 +49,38 @@ def sql_string(value: str) -> str:
 
 def task_predicate(task_ids: list[str]) -> str:
     return "task_id IN (" + ", ".join(sql_string(t) for t in task_ids) + ")"
+
+
+# The standard AWS variables an s3:// root takes its endpoint and credentials from.
+AWS_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                 "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ALLOW_HTTP")
+
+
+def is_s3_uri(root: str) -> bool:
+    return root.startswith("s3://")
+
+
+def s3_storage_options(root: str, environ: Mapping[str, str] = os.environ) -> dict[str, str] | None:
+    """delta-rs storage options for an s3:// root, from the standard AWS variables; None for a local root.
+
+    Concurrent batches commit to the same _delta_log: with `conditional_put=etag` a commit is
+    a put-if-absent (S3 `If-None-Match: *`), so the loser of a race gets a conflict instead of
+    silently overwriting the winner's commit. No DynamoDB lock is needed (delta-rs 1.x dropped it).
+    """
+    if not is_s3_uri(root):
+        return None
+    options = {name: environ[name] for name in AWS_VARIABLES if environ.get(name)}
+    if "AWS_REGION" not in options and environ.get("AWS_DEFAULT_REGION"):
+        options["AWS_REGION"] = environ["AWS_DEFAULT_REGION"]
+    options["conditional_put"] = "etag"
+    return options
+
+
+# A predicate overwrite fails with CommitFailedError when a concurrent batch committed files it
+# had to read (delta-rs retries only blind appends). It replaces exactly its own task ids, so
+# writing the whole batch again on the new snapshot is safe.
+COMMIT_ATTEMPTS = 12
+_WRITE_ID = "result_assets.write_id"  # commit metadata that finds our commit in the history
 
 
 @dataclass(frozen=True)
@@ -79,18 +116,42 @@ class DeltaStore:
         if not task_ids:
             return None
         rows = rows.sort_by([("task_id", "ascending"), ("symbol_idx", "ascending"), ("seq", "ascending")])
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                version = self._overwrite(table, rows, task_ids)
+                break
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                # Jittered backoff, so that writers that collided do not collide again in step.
+                time.sleep(random.uniform(0.05, 0.1 * 2 ** min(attempt, 5)))
+        added = self._files_added_by(table, version)
+        return CommitInfo(table, version, rows.num_rows, sum(added.values()), len(added))
+
+    def _overwrite(self, table: str, rows: pa.Table, task_ids: list[str]) -> int:
+        """One predicate overwrite of task_ids on the latest snapshot; the version it committed."""
+        write_id = uuid.uuid4().hex
         existing = self.open(table)
-        props = writer_properties(rows.schema)
-        before = _file_sizes(existing) if existing is not None else {}
-        if existing is None:
-            write_deltalake(self.uri(table), rows, mode="append", writer_properties=props,
-                            storage_options=self.storage_options)
-        else:
-            write_deltalake(existing, rows, mode="overwrite", predicate=task_predicate(task_ids),
-                            writer_properties=props, storage_options=self.storage_options)
-        after_table = DeltaTable(self.uri(table), storage_options=self.storage_options)
-        added = {p: s for p, s in _file_sizes(after_table).items() if p not in before}
-        return CommitInfo(table, after_table.version(), rows.num_rows, sum(added.values()), len(added))
+        write_deltalake(existing if existing is not None else self.uri(table), rows,
+                        mode="overwrite", predicate=task_predicate(task_ids),
+                        writer_properties=writer_properties(rows.schema),
+                        commit_properties=CommitProperties(custom_metadata={_WRITE_ID: write_id}),
+                        storage_options=self.storage_options)
+        if existing is not None:
+            return existing.version()  # the handle now stands at the version it committed
+        # The write created the table (or lost that race and committed after the creator).
+        for entry in DeltaTable(self.uri(table), storage_options=self.storage_options).history(50):
+            if entry.get(_WRITE_ID) == write_id:
+                return entry["version"]
+        raise RuntimeError(f"commit {write_id} of {self.uri(table)} not found in its history")
+
+    def _files_added_by(self, table: str, version: int) -> dict[str, int]:
+        """{path: bytes} of the files commit `version` added (other writers' commits excluded)."""
+        after = _file_sizes(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options))
+        if version == 0:
+            return after
+        before = _file_sizes(DeltaTable(self.uri(table), version=version - 1, storage_options=self.storage_options))
+        return {p: s for p, s in after.items() if p not in before}
 
     def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None) -> pa.Table | None:
         dt = self.open(table)

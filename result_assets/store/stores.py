@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from result_assets.settings import Settings
-from result_assets.store.backups import BackupStore
+from result_assets.store.backups import BackupStore, open_backup_store
 from result_assets.store.catalog import Catalog
-from result_assets.store.delta_tables import DeltaStore
+from result_assets.store.delta_tables import DeltaStore, s3_storage_options
 
 
 @dataclass
@@ -20,11 +20,14 @@ class Stores:
 
     @cached_property
     def delta(self) -> DeltaStore:
-        return DeltaStore(self.settings.store_root)
+        # s3:// roots take endpoint and credentials from the standard AWS variables.
+        root = self.settings.store_root
+        return DeltaStore(root, s3_storage_options(root))
 
     @cached_property
     def backups(self) -> BackupStore:
-        return BackupStore(self.settings.backup_dir)
+        root = self.settings.backup_dir
+        return open_backup_store(root, s3_storage_options(root))
 
     @cached_property
     def catalog(self) -> Catalog:
