@@ -1,0 +1,134 @@
+"""The migration, export and checks with RESULT_STORE_ROOT and RESULT_BACKUP_DIR on S3.
+
+A local S3-compatible server (moto) on 127.0.0.1 stands in for the object store; endpoint
+and credentials reach delta-rs and pyarrow through the standard AWS variables only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from urllib.parse import quote
+
+import boto3
+import pytest
+from dagster import AssetCheckKey, AssetKey
+
+from result_assets import read_result
+from result_assets.cli import main
+from result_assets.legacy import compare_documents, parse_document, partition_key_for
+from result_assets.store.backups import S3BackupStore, UnsafeTaskId
+from result_assets_tests.scale.conftest import make_bucket
+
+
+@pytest.fixture(scope="module")
+def bucket(project_home, s3_endpoint):
+    name = make_bucket(s3_endpoint)
+    os.environ["RESULT_STORE_ROOT"] = f"s3://{name}/store"
+    os.environ["RESULT_BACKUP_DIR"] = f"s3://{name}/backups"
+    yield name
+    os.environ.pop("RESULT_STORE_ROOT", None)
+    os.environ.pop("RESULT_BACKUP_DIR", None)
+
+
+@pytest.fixture(scope="module")
+def s3(s3_endpoint):
+    return boto3.client("s3", endpoint_url=s3_endpoint)
+
+
+@pytest.fixture(scope="module")
+def migrated(bucket, sample_source):
+    assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
+    return bucket
+
+
+def valid_ids(expect):
+    return sorted(t for t, e in expect.items() if e["valid"])
+
+
+def keys(s3, bucket, prefix):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def test_migration_writes_tables_and_backups_to_the_bucket(migrated, s3, sample_source, sample_expectations,
+                                                           project_home, capsys):
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    status = {r["task_id"]: r["status"] for r in json.loads(capsys.readouterr().out)["tasks"]}
+    assert status == {t: "migrated" if e["valid"] else "quarantined" for t, e in sample_expectations.items()}
+    for table in ("signals", "curves"):
+        objects = keys(s3, migrated, f"store/{table}/")
+        assert any(k.startswith(f"store/{table}/_delta_log/") and k.endswith(".json") for k in objects), table
+        assert any(k.endswith(".parquet") for k in objects), table
+    for task_id in sample_expectations:
+        raw = (sample_source / task_id / "result.json").read_bytes()
+        body = s3.get_object(Bucket=migrated, Key=f"backups/{task_id}/result.json")["Body"].read()
+        assert body == raw, task_id
+    # nothing fell back to the local defaults
+    assert not (project_home / "store").exists() and not (project_home / "backups").exists()
+
+
+def test_store_sizes_are_read_from_the_bucket(migrated, sample_source, capsys):
+    capsys.readouterr()
+    assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["skipped"] == report["tasks"] and report["runs"] == 0
+    assert report["stored_bytes"] > 0 and 0 < report["compression_ratio"] < 1
+
+
+def test_checks_pass_per_partition(migrated, sample_expectations):
+    from result_assets.platform.instance import get_instance
+
+    instance = get_instance()
+    for asset, check, tasks in (("catalog_entry", "lossless_round_trip", list(sample_expectations)),
+                                ("result_backup", "backup_checksum", valid_ids(sample_expectations)),
+                                ("signal_table", "row_counts", list(sample_expectations))):
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(AssetKey(asset), check), limit=200)
+        results = {r.event.dagster_event.event_specific_data.partition: r.event.dagster_event.event_specific_data
+                   for r in records if r.event}
+        for task_id in tasks:
+            data = results[partition_key_for(task_id)]
+            assert data.passed, (asset, check, task_id, data.description)
+
+
+def test_export_reads_back_lossless(migrated, sample_source, sample_expectations, tmp_path):
+    out = tmp_path / "export"
+    assert main(["export", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {f"{quote(t, safe='')}.json" for t in valid_ids(sample_expectations)}
+    for task_id in valid_ids(sample_expectations):
+        original = parse_document((sample_source / task_id / "result.json").read_bytes())
+        exported = parse_document((out / f"{quote(task_id, safe='')}.json").read_bytes())
+        assert compare_documents(original, exported) == [], task_id
+
+
+def test_changed_source_keeps_the_old_backup_in_the_bucket(migrated, s3, sample_source, capsys):
+    path = sample_source / "bt_no_trades" / "result.json"
+    old = path.read_bytes()
+    doc = parse_document(old)
+    doc["strategy"] = "sma_cross_s3"
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["migrated"] == 1
+    assert read_result("bt_no_trades")["strategy"] == "sma_cross_s3"
+    prefix = "backups/bt_no_trades/"
+    old_sha = hashlib.sha256(old).hexdigest()
+    assert sorted(keys(s3, migrated, prefix)) == [f"{prefix}previous/{old_sha}.json", f"{prefix}result.json"]
+    assert s3.get_object(Bucket=migrated, Key=f"{prefix}previous/{old_sha}.json")["Body"].read() == old
+    assert s3.get_object(Bucket=migrated, Key=f"{prefix}result.json")["Body"].read() == path.read_bytes()
+
+
+def test_s3_backups_refuse_unsafe_task_ids(migrated):
+    from result_assets.store.delta_tables import s3_storage_options
+
+    root = f"s3://{migrated}/backups"
+    store = S3BackupStore(root, s3_storage_options(root))
+    for bad in ("..", "a/b", "x\x00y", ""):
+        with pytest.raises(UnsafeTaskId):
+            store.save(bad, b"{}")
+    record = store.save("odd id ü", b'{"a": 1}')
+    assert record.verified and record.path == f"{root}/odd id ü/result.json"
+    assert store.read("odd id ü") == b'{"a": 1}'
+    assert not store.verify("odd id ü", hashlib.sha256(b"other").hexdigest())
