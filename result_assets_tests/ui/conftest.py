@@ -78,19 +78,37 @@ def _start(args: list[str], log: Path, env: dict) -> subprocess.Popen:
                                 start_new_session=True)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
+    """Terminate the process and its group (code servers, run workers), then kill what is left.
+
+    The whole group must be gone before the embedded Postgres is stopped: it stays up while
+    any process that opened it is alive.
+    """
     for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        if not _group_alive(process.pid):
+            break
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            break
+        deadline = time.monotonic() + grace
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            if process.poll() is None:
+                try:
+                    process.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                time.sleep(0.2)
+    process.poll()
 
 
 def _server_up(url: str, processes: list[subprocess.Popen], logs: dict[str, Path]) -> bool:
@@ -121,7 +139,7 @@ def _location_loaded(ui: DagsterUI):
 @pytest.fixture(scope="module")
 def dagster_ui(project_home, sample_source, tmp_path_factory):
     """Webserver + daemon over a fresh home whose RESULT_SOURCE_DIR is a copy of the samples."""
-    from result_assets.platform.instance import ensure_dagster_home
+    from result_assets.platform.instance import ensure_dagster_home, get_instance
     from result_assets.platform.postgres import catalog_url, dagster_url
     from result_assets.settings import Settings
 
@@ -130,6 +148,9 @@ def dagster_ui(project_home, sample_source, tmp_path_factory):
     ensure_dagster_home(settings)  # writes dagster.yaml, sets DAGSTER_HOME
     catalog_url(settings)  # starts the embedded server before the subprocesses look for it
     dagster_url(settings)
+    # Create the instance's tables here: the webserver and daemon starting together on an
+    # empty database race to create them (and log "Retrying failed database creation").
+    get_instance(settings).dispose()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     bin_dir = Path(sys.executable).parent
     port = _free_port()
