@@ -143,7 +143,7 @@ def migrate_tasks(context: AssetExecutionContext, legacy_result: dict[str, Legac
     _attach(context, "catalog_entry", catalog_metadata(validated, signals, curves))
     yield Output(catalog, output_name="catalog_entry")
     outcomes = evaluate(stores_, validated, signals, curves, catalog, migration.compression_goal)
-    yield from check_events(outcomes, declared=True)
+    yield from check_events(outcomes, declared=True, targets=run_materializations(context, outcomes))
 
 
 def _attach(context: AssetExecutionContext, asset: str, per_partition: dict[str, dict]) -> None:
@@ -223,15 +223,40 @@ def catalog_metadata(validated: list[ValidatedResult], signals: TaskRows, curves
     return out
 
 
-def check_events(outcomes: list[CheckOutcome], declared: bool):
+def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
+    """{(asset, partition key): this run's materialization of it}: what each check evaluated.
+
+    An evaluation that names its target materialization is "current"; without one the UI's
+    per-partition check status (GraphQL partitionStatuses) shows every partition as missing.
+    """
+    from dagster import AssetRecordsFilter
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
+
+    keys = sorted({o.partition_key for o in outcomes})
+    targets = {}
+    for asset in sorted({o.asset for o in outcomes}):
+        records = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=len(keys)).records
+        for r in records:
+            if r.run_id == context.run_id:
+                targets[(asset, r.partition_key)] = AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=r.storage_id, run_id=r.run_id, timestamp=r.timestamp)
+    return targets
+
+
+def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None):
     """One evaluation per partition; with `declared`, also the step's declared result per check."""
     by_check: dict[tuple[str, str], list[CheckOutcome]] = {}
+    targets = targets or {}
     for o in outcomes:
         by_check.setdefault((o.asset, o.check), []).append(o)
         yield AssetCheckEvaluation(
             asset_key=AssetKey(o.asset), check_name=o.check, passed=o.passed, partition=o.partition_key,
             severity=AssetCheckSeverity.WARN if o.warn else AssetCheckSeverity.ERROR,
-            description=o.description, metadata={"task_id": o.task_id, **o.metadata})
+            description=o.description, metadata={"task_id": o.task_id, **o.metadata},
+            target_materialization_data=targets.get((o.asset, o.partition_key)))
     if not declared:
         return
     for asset, name, warn, _description in CHECKS:
@@ -281,7 +306,7 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
             key = v.source.partition_key
             yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset][key])
     outcomes = evaluate(stores_, validated, signals, curves, catalog, migration.compression_goal)
-    yield from check_events(outcomes, declared=False)
+    yield from check_events(outcomes, declared=False, targets=run_materializations(context, outcomes))
 
 
 @job(description="Migrate the tasks named in config (used by `result-assets migrate` for scattered subsets).")
