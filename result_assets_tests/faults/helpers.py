@@ -182,7 +182,8 @@ def audit(stores: Stores, source_dir: Path | None = None) -> Audit:
     rebuilt = rebuild_documents(stores, result.migrated) if result.migrated else {}
     for task_id, row in sorted(catalog.items()):
         kept = kept_bytes(stores, task_id, row["source_sha256"])
-        if source_dir is not None:
+        refused = (row["reason"] or "").startswith("refused")  # never read: its bytes are not ours to keep
+        if source_dir is not None and not refused:
             current = source_dir / task_id / "result.json"
             if current.is_file() and not current.is_symlink() and sha256_hex(current.read_bytes()) != row["source_sha256"]:
                 result.problems.append(f"{task_id}: the catalog does not name the source file's bytes")

@@ -1,0 +1,250 @@
+"""Fuzz the migration with byte-level mutations of the real samples.
+
+    python -m result_assets_tests.faults.fuzz --cases 10000 [--seed N] [--migrate 200]
+
+Each case mutates one sample file (bit flips, truncation, byte insertions and
+deletions, token swaps: numbers to strings, NaN/Infinity injection, deep nesting)
+and runs it through validate + normalize + reconstruct + compare (pure, fast). The
+outcome of a case is one of:
+
+- lossless: valid, and the rebuilt document equals the parsed source;
+- quarantined: invalid, with a one-line reason (counted per reason kind);
+- FAILURE: an exception escaped, a quarantine without a reason, or a lossy round trip.
+
+`--migrate N` also pushes N mutated files through a real migration (one CLI run over a
+fresh home, its embedded PostgreSQL stopped at the end) and audits the stores. Any
+FAILURE is a bug: the exit code is 1 and each failing case is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from result_assets.legacy import compare_documents, reconstruct
+from result_assets.migration.batch import RawResult, validate
+from result_assets.migration.sources import LegacyFile
+from result_assets.store.backups import sha256_hex
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "tasks"
+_NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"null", b"true", b'"n/a"', b'""', b"[]", b"{}", b'"\\u0000"',
+           b'"2024-13-45 25:00:00"', b"1e999", b"123456789012345678901234567890", b'"\xed\x95\x9c"']
+
+
+def sample_files() -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in sorted(SAMPLES.glob("*/result.json"))}
+
+
+# --- mutations: each returns (name, mutated bytes) ---
+
+def bit_flip(rng: random.Random, data: bytes) -> bytes:
+    if not data:
+        return data
+    buf = bytearray(data)
+    for _ in range(rng.randint(1, 8)):
+        i = rng.randrange(len(buf))
+        buf[i] ^= 1 << rng.randrange(8)
+    return bytes(buf)
+
+
+def truncate(rng: random.Random, data: bytes) -> bytes:
+    return data[: rng.randrange(len(data) + 1)]
+
+
+def insert_bytes(rng: random.Random, data: bytes) -> bytes:
+    at = rng.randrange(len(data) + 1)
+    return data[:at] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 16))) + data[at:]
+
+
+def delete_bytes(rng: random.Random, data: bytes) -> bytes:
+    if not data:
+        return data
+    at = rng.randrange(len(data))
+    return data[:at] + data[at + rng.randint(1, 64):]
+
+
+def number_to_string(rng: random.Random, data: bytes) -> bytes:
+    """A number becomes a string: numeric ("1.5"), or not ("x1.5")."""
+    found = list(_NUMBER.finditer(data))
+    if not found:
+        return data
+    m = rng.choice(found)
+    text = m.group() if rng.random() < 0.5 else b"x" + m.group()
+    return data[: m.start()] + b'"' + text + b'"' + data[m.end():]
+
+
+def inject_token(rng: random.Random, data: bytes) -> bytes:
+    """A number is replaced by NaN, Infinity, null, a string, a huge integer, ..."""
+    found = list(_NUMBER.finditer(data))
+    if not found:
+        return data
+    m = rng.choice(found)
+    return data[: m.start()] + rng.choice(_TOKENS) + data[m.end():]
+
+
+def deep_nesting(rng: random.Random, data: bytes) -> bytes:
+    """A number becomes a value nested 50 to 5000 levels deep."""
+    found = list(_NUMBER.finditer(data))
+    if not found:
+        return data
+    m = rng.choice(found)
+    depth = rng.choice([50, 90, 99, 120, 1000, 5000])
+    return data[: m.start()] + b"[" * depth + m.group() + b"]" * depth + data[m.end():]
+
+
+def swap_chunks(rng: random.Random, data: bytes) -> bytes:
+    if len(data) < 4:
+        return data
+    a, b = sorted(rng.sample(range(len(data)), 2))
+    n = rng.randint(1, min(64, b - a) or 1)
+    return data[:a] + data[b:b + n] + data[a + n:b] + data[a:a + n] + data[b + n:]
+
+
+MUTATIONS = {f.__name__: f for f in (bit_flip, truncate, insert_bytes, delete_bytes, number_to_string,
+                                     inject_token, deep_nesting, swap_chunks)}
+
+
+@dataclass
+class Case:
+    sample: str
+    mutation: str
+    data: bytes
+
+
+def make_cases(n: int, seed: int) -> list[Case]:
+    rng = random.Random(seed)
+    samples = sample_files()
+    names = sorted(samples)
+    cases = []
+    for _ in range(n):
+        sample = rng.choice(names)
+        mutation = rng.choice(sorted(MUTATIONS))
+        data = samples[sample]
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):  # sometimes stack mutations
+            data = MUTATIONS[mutation](rng, data)
+        cases.append(Case(sample, mutation, data))
+    return cases
+
+
+def outcome(case: Case) -> tuple[str, str]:
+    """(kind, detail): kind is "lossless", "quarantined" or "FAILURE"."""
+    source = LegacyFile(case.sample, f"<{case.sample}>", len(case.data), 0)
+    try:
+        v = validate(RawResult(source, case.data, sha256_hex(case.data)))
+        if v.result is None:
+            if not v.reason or "\n" in v.reason:
+                return "FAILURE", f"quarantined without a one-line reason: {v.reason!r}"
+            return "quarantined", reason_kind(v.reason)
+        rebuilt = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)
+        differences = compare_documents(v.document, rebuilt)
+        if differences:
+            return "FAILURE", f"lossy: {differences[:3]}"
+        return "lossless", ""
+    except Exception as exc:  # anything escaping validate would fail the whole batch
+        return "FAILURE", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without its positions and values, to count reasons by kind."""
+    text = re.sub(r'"[^"]*"', '"…"', reason)
+    text = re.sub(r"(?<!UTF-)\d+", "N", text)
+    text = re.sub(r"\(.*?\)", "", text)
+    return re.sub(r"^(symbols\[N\]|signals\[N\]|performance_curve\[N\])[^:]*: ", "", text).strip()[:70]
+
+
+def run_pure(cases: list[Case]) -> tuple[Counter, Counter, list[tuple[Case, str]], float]:
+    kinds, reasons, failures = Counter(), Counter(), []
+    started = time.perf_counter()
+    for case in cases:
+        kind, detail = outcome(case)
+        kinds[kind] += 1
+        if kind == "quarantined":
+            reasons[detail] += 1
+        elif kind == "FAILURE":
+            failures.append((case, detail))
+    return kinds, reasons, failures, time.perf_counter() - started
+
+
+def write_cases(cases: list[Case], source: Path) -> dict[str, str]:
+    """Each case as <source>/fuzz_<i>_<mutation>/result.json; returns {task_id: expected outcome}."""
+    expected = {}
+    for i, case in enumerate(cases):
+        task_id = f"fuzz_{i:05d}_{case.mutation}"
+        (source / task_id).mkdir(parents=True)
+        (source / task_id / "result.json").write_bytes(case.data)
+        expected[task_id] = outcome(case)[0]
+    return expected
+
+
+def migration_failures(expected: dict[str, str], state) -> list[str]:
+    """Where a real migration disagrees with the pure run, or the stores fail their audit."""
+    failures = list(state.problems) + list(state.at_rest)
+    for task_id, kind in expected.items():
+        got = state.catalog.get(task_id, {}).get("status")
+        want = "migrated" if kind == "lossless" else "quarantined"
+        if got != want:
+            failures.append(f"{task_id}: {got} in the catalog, the pure run said {kind}")
+    return failures
+
+
+def run_migration(cases: list[Case], work: Path) -> tuple[Counter, list[str], float]:
+    """Write the cases as one source tree, migrate it in one batch (CLI, fresh home), audit the stores."""
+    import json
+
+    from result_assets_tests.faults.helpers import audit, run_cli, stop_home_server, stores_for
+
+    source, home = work / "tasks", work / "home"
+    expected = write_cases(cases, source)
+    home.mkdir()
+    started = time.perf_counter()
+    try:
+        proc = run_cli(home, "migrate", "--source-dir", str(source), "--batch-size", str(len(cases)), "--json",
+                       timeout=600)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            return Counter(), [f"migration exit {proc.returncode}: {proc.stderr[-1500:]}"], seconds
+        report = json.loads(proc.stdout)
+        failures = migration_failures(expected, audit(stores_for(home), source))
+        return Counter({"lossless": report["migrated"], "quarantined": report["quarantined"]}), failures, seconds
+    finally:
+        stop_home_server(home)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="fuzz the migration with mutated sample files")
+    parser.add_argument("--cases", type=int, default=10_000, help="mutated files through validate/round trip")
+    parser.add_argument("--migrate", type=int, default=200, help="of those, how many also go through a real migration")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    cases = make_cases(args.cases, args.seed)
+    kinds, reasons, failures, seconds = run_pure(cases)
+    print(f"{args.cases} cases (seed {args.seed}) in {seconds:.1f}s, {args.cases / seconds:.0f} cases/s")
+    for kind in ("lossless", "quarantined", "FAILURE"):
+        print(f"  {kind:<12} {kinds[kind]}")
+    for reason, count in reasons.most_common(15):
+        print(f"    {count:>6}  {reason}")
+    for case, detail in failures[:20]:
+        print(f"  FAILURE {case.sample} after {case.mutation}: {detail}")
+    migrate_failures = []
+    if args.migrate:
+        with tempfile.TemporaryDirectory(prefix="fuzz_") as work:
+            migrated, migrate_failures, seconds = run_migration(cases[: args.migrate], Path(work))
+        print(f"{min(args.migrate, len(cases))} cases through a real migration in {seconds:.1f}s: "
+              f"{migrated['lossless']} migrated, {migrated['quarantined']} quarantined, "
+              f"{len(migrate_failures)} FAILURE")
+        for line in migrate_failures[:20]:
+            print(f"  FAILURE {line}")
+    return 1 if failures or migrate_failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
