@@ -6,16 +6,16 @@ and forced tasks are replaced with a predicate overwrite of just their ids.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 SIGNALS = "signals"
@@ -80,7 +80,7 @@ def s3_storage_options(root: str, environ: Mapping[str, str] = os.environ) -> di
 # had to read (delta-rs retries only blind appends). It replaces exactly its own task ids, so
 # writing the whole batch again on the new snapshot is safe.
 COMMIT_ATTEMPTS = 12
-_WRITE_ID = "result_assets.write_id"  # commit metadata that finds our commit in the history
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,7 @@ class DeltaStore:
     def __init__(self, root: str, storage_options: dict[str, str] | None = None):
         self.root = root.rstrip("/")
         self.storage_options = storage_options
+        self.conflicts_retried = 0  # commits redone after a concurrent writer won the race
 
     def uri(self, table: str) -> str:
         return f"{self.root}/{table}"
@@ -120,9 +121,12 @@ class DeltaStore:
             try:
                 version = self._overwrite(table, rows, task_ids)
                 break
-            except CommitFailedError:
+            except CommitFailedError as exc:
                 if attempt == COMMIT_ATTEMPTS:
                     raise
+                self.conflicts_retried += 1
+                log.info("commit to %s conflicted (attempt %d/%d), retrying: %s",
+                         self.uri(table), attempt, COMMIT_ATTEMPTS, str(exc).splitlines()[0])
                 # Jittered backoff, so that writers that collided do not collide again in step.
                 time.sleep(random.uniform(0.05, 0.1 * 2 ** min(attempt, 5)))
         added = self._files_added_by(table, version)
@@ -130,20 +134,18 @@ class DeltaStore:
 
     def _overwrite(self, table: str, rows: pa.Table, task_ids: list[str]) -> int:
         """One predicate overwrite of task_ids on the latest snapshot; the version it committed."""
-        write_id = uuid.uuid4().hex
         existing = self.open(table)
-        write_deltalake(existing if existing is not None else self.uri(table), rows,
-                        mode="overwrite", predicate=task_predicate(task_ids),
-                        writer_properties=writer_properties(rows.schema),
-                        commit_properties=CommitProperties(custom_metadata={_WRITE_ID: write_id}),
-                        storage_options=self.storage_options)
-        if existing is not None:
-            return existing.version()  # the handle now stands at the version it committed
-        # The write created the table (or lost that race and committed after the creator).
-        for entry in DeltaTable(self.uri(table), storage_options=self.storage_options).history(50):
-            if entry.get(_WRITE_ID) == write_id:
-                return entry["version"]
-        raise RuntimeError(f"commit {write_id} of {self.uri(table)} not found in its history")
+        if existing is None:
+            # Create the table with an empty append: creators racing each other just add empty
+            # commits (delta-rs retries appends), and the overwrite below then has a handle.
+            write_deltalake(self.uri(table), rows.schema.empty_table(), mode="append",
+                            storage_options=self.storage_options)
+            existing = self.open(table)
+        write_deltalake(existing, rows, mode="overwrite", predicate=task_predicate(task_ids),
+                        writer_properties=writer_properties(rows.schema), storage_options=self.storage_options)
+        # The handle now stands at the version it committed. (Not a fresh load or its history:
+        # other writers may have committed since.)
+        return existing.version()
 
     def _files_added_by(self, table: str, version: int) -> dict[str, int]:
         """{path: bytes} of the files commit `version` added (other writers' commits excluded)."""
