@@ -24,7 +24,7 @@ from result_assets.legacy import parse_timestamp
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA, TIMESTAMP_UTC
 from result_assets.settings import Settings
 from result_assets.store.catalog import METRICS, TASK_COLUMNS
-from result_assets.store.delta_tables import CURVES, SIGNALS, DeltaStore, sql_string
+from result_assets.store.delta_tables import CURVES, SIGNALS, DeltaStore, s3_storage_options, sql_string
 from result_assets.store.reader import TaskNotMigrated, read_result
 from result_assets.store.stores import Stores
 
@@ -90,7 +90,8 @@ class QueryStores(Stores):
 
     @cached_property
     def delta(self) -> DeltaStore:
-        return CachedDeltaStore(self.settings.store_root)
+        root = self.settings.store_root
+        return CachedDeltaStore(root, s3_storage_options(root))
 
 
 class ResultStore:
