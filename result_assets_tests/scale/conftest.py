@@ -1,13 +1,15 @@
-"""Servers the scale-out tests start on 127.0.0.1 and stop: an S3-compatible store (moto)."""
+"""Servers the scale-out tests start on 127.0.0.1 and stop: S3 (moto) and an external PostgreSQL."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +72,36 @@ def make_bucket(endpoint: str) -> str:
                  aws_access_key_id=S3_VARS["AWS_ACCESS_KEY_ID"],
                  aws_secret_access_key=S3_VARS["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=name)
     return name
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")  # Debian's postgresql-15 package (CI installs it)
+PG_USER, PG_PASSWORD = "result_assets", "s3cret-pw"
+
+
+@pytest.fixture(scope="module")
+def external_postgres():
+    """A PostgreSQL 15 server on 127.0.0.1 that only accepts passwords; its admin URL.
+
+    As root, the server runs as the `postgres` user (initdb refuses root).
+    """
+    port = free_port()
+    base = Path(tempfile.mkdtemp(prefix="ra-external-pg-"))
+    data, pwfile = base / "data", base / "pw"
+    pwfile.write_text(PG_PASSWORD)
+    run_as = []
+    if os.geteuid() == 0:
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+        shutil.chown(pwfile, "postgres")
+    subprocess.run([*run_as, str(PG_BIN / "initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
+                   check=True, capture_output=True, timeout=120)
+    options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off"
+    subprocess.run([*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", options,
+                    "-w", "-t", "60", "start"], check=True, capture_output=True, timeout=90)
+    try:
+        yield f"postgresql+psycopg2://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
