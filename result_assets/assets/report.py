@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, AssetKey, MetadataValue, asset
 
 from result_assets.assets.resources import StoresResource
 from result_assets.migration.summary import report_markdown, store_report
-from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.delta_tables import CURVES, SIGNALS, writer_properties
 
 
 @asset(
@@ -41,7 +41,8 @@ def store_maintenance(context: AssetExecutionContext, stores: StoresResource) ->
         dt = stores_.delta.open(table)
         if dt is None:
             continue
-        dt.optimize.z_order(["task_id"])
+        # The table's own writer settings, or compaction would undo the encodings and row groups.
+        dt.optimize.z_order(["task_id"], writer_properties=writer_properties(dt.schema().to_arrow()))
         after = stores_.delta.total_bytes(table)
         metadata[f"{table}_files"] = f"{before[1]} -> {after[1]}"
         metadata[f"{table}_bytes"] = f"{before[0]:,} -> {after[0]:,}"

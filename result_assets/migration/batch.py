@@ -215,8 +215,10 @@ def write_rows(stores, table: str, rows: TaskRows) -> CommitInfo | None:
 
 def write_catalog(stores, batch: CatalogBatch, signals: TaskRows | None = None,
                   curves: TaskRows | None = None) -> None:
-    """The batch's catalog rows, stamped with the Delta versions that hold their rows."""
-    stamp_versions(batch, signals, curves)
+    """The batch's catalog rows, stamped with the Delta versions that hold their rows
+    (when given: the asset path stamps them before its IO manager writes)."""
+    if signals is not None or curves is not None:
+        stamp_versions(batch, signals, curves)
     stores.catalog.upsert(batch.tasks, batch.symbols)
 
 
