@@ -69,6 +69,12 @@ def delta_commits(store_root: Path, table: str = SIGNALS) -> int:
     return len(list(log.glob("*.json"))) if log.is_dir() else 0
 
 
+def mid_batch(store_root: Path, at_least: int) -> bool:
+    """A batch is between its two Delta commits: signals written, curves (and catalog) not yet."""
+    signals = delta_commits(store_root, SIGNALS)
+    return signals >= at_least and signals > delta_commits(store_root, CURVES)
+
+
 def kill_hard(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -99,8 +105,10 @@ def pg_bin() -> Path:
 
 def pg_ctl(pgdata: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """pg_ctl on a data directory, as the user that owns the server."""
-    return subprocess.run([str(pg_bin() / "pg_ctl"), "-D", str(pgdata), *args], user=PG_BIN_USER,
-                          capture_output=True, text=True, timeout=timeout, check=True)
+    done = subprocess.run([str(pg_bin() / "pg_ctl"), "-D", str(pgdata), *args], user=PG_BIN_USER,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"pg_ctl {' '.join(args)} failed: {done.stdout}{done.stderr}"
+    return done
 
 
 def stop_server_fast(home: Path) -> None:
