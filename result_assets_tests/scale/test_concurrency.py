@@ -99,6 +99,12 @@ def check_stores(stores: Stores, source, expect: dict, ids: list[str]) -> None:
             per_task = dict(zip(*keys.group_by("task_id").aggregate([([], "count_all")]).to_pydict().values()))
             assert {t: per_task.get(t, 0) for t in valid} == {t: expect[t]["signals"] for t in valid}
 
+    # The Delta version stamped on each catalog row is the commit that wrote its rows.
+    for task_id in valid:
+        version = rows[task_id]["signals_version"]
+        assert task_counts(stores.delta, SIGNALS, version, [task_id]).get(task_id, 0) == expect[task_id]["signals"]
+        assert task_counts(stores.delta, SIGNALS, version - 1, [task_id]) == {}, (task_id, version)
+
 
 @pytest.mark.parametrize("store", ["local", "s3"])
 def test_concurrent_overwrites_report_their_own_commits(store, tmp_path, request):
