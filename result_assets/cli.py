@@ -91,7 +91,8 @@ def cmd_migrate(args) -> int:
     from result_assets.migration.sources import SourceDirError, scan_source_dir
 
     if args.backup_dir:
-        os.environ["RESULT_BACKUP_DIR"] = str(Path(args.backup_dir).absolute())
+        os.environ["RESULT_BACKUP_DIR"] = (args.backup_dir if "://" in args.backup_dir
+                                           else str(Path(args.backup_dir).absolute()))
     if args.batch_size:
         os.environ["RESULT_BATCH_SIZE"] = str(args.batch_size)
     started = time.perf_counter()
