@@ -83,6 +83,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("result-assets: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a database outage is the user's to fix, not a traceback
+        cause = _database_error(exc)
+        if cause is None:
+            raise
+        from result_assets.platform.postgres import redact
+
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        print(f"result-assets: error: database unavailable: {redact(first_line)}", file=sys.stderr)
+        return 1
+
+
+def _database_error(exc: BaseException) -> BaseException | None:
+    """The connection failure somewhere in exc's chain (psycopg2 or SQLAlchemy), if any."""
+    import psycopg2
+
+    try:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+        kinds: tuple = (psycopg2.OperationalError, psycopg2.InterfaceError, OperationalError, InterfaceError)
+    except ImportError:  # pragma: no cover
+        kinds = (psycopg2.OperationalError, psycopg2.InterfaceError)
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, kinds):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 # --- migrate ---

@@ -172,3 +172,15 @@ def test_bad_flags_and_missing_dir_are_one_line_errors(project_home, tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("result-assets: error:"), proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_database_is_a_one_line_error_without_the_password(tmp_path):
+    import os
+
+    env = {**os.environ, "RESULT_ASSETS_HOME": str(tmp_path / "home"),
+           "DATABASE_URL": "postgresql://reader:s3cr3t-pw@127.0.0.1:1/catalog"}
+    proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "status"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("result-assets: error: database unavailable:"), proc.stderr
+    assert "s3cr3t-pw" not in proc.stderr + proc.stdout

@@ -156,10 +156,14 @@ class DeltaStore:
         before = _file_sizes(DeltaTable(self.uri(table), version=version - 1, storage_options=self.storage_options))
         return {p: s for p, s in after.items() if p not in before}
 
-    def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None) -> pa.Table | None:
+    def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None,
+                   version: int | None = None) -> pa.Table | None:
+        """The rows of task_ids, as of `version` (Delta time travel) or the current version."""
         dt = self.open(table)
         if dt is None:
             return None
+        if version is not None and version != dt.version():
+            dt.load_as_version(version)
         dataset = dt.to_pyarrow_dataset()
         return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(task_ids))
 

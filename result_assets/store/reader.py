@@ -1,12 +1,18 @@
 """Reading a migrated task back: catalog skeleton + Delta rows -> the document."""
 from __future__ import annotations
 
+import logging
+
 import pyarrow as pa
+from deltalake.exceptions import DeltaError
 
 from result_assets.legacy import parse_document, reconstruct
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.stores import Stores
+
+
+log = logging.getLogger(__name__)
 
 
 class TaskNotMigrated(LookupError):
@@ -19,8 +25,8 @@ def rebuild_documents(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
     if not rows:
         return {}
     ids = sorted(rows)
-    signals = _by_task(stores.delta.read_tasks(SIGNALS, ids), SIGNAL_SCHEMA)
-    curves = _by_task(stores.delta.read_tasks(CURVES, ids), CURVE_SCHEMA)
+    signals = _read_as_committed(stores, SIGNALS, rows, "signals_version", SIGNAL_SCHEMA)
+    curves = _read_as_committed(stores, CURVES, rows, "curves_version", CURVE_SCHEMA)
     empty_signals, empty_curves = SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table()
     documents = {}
     for task_id in ids:
@@ -38,6 +44,27 @@ def read_result(task_id: str, stores: Stores | None = None) -> dict:
             raise TaskNotMigrated(f"task {task_id!r} is not in the catalog (not migrated yet?)")
         raise TaskNotMigrated(f"task {task_id!r} is quarantined: {state['reason']}")
     return documents[task_id]
+
+
+def _read_as_committed(stores: Stores, table: str, rows: dict[str, dict], version_column: str,
+                       schema: pa.Schema) -> dict[str, pa.Table]:
+    """Each task's rows as of the Delta version its catalog row was committed with.
+
+    A re-migration commits new rows before the catalog row that names them; a reader
+    between the two (or after a crash between them) must still see the old, whole task.
+    One scan per distinct version; rows without a recorded version read the current one.
+    """
+    by_version: dict[int | None, list[str]] = {}
+    for task_id, row in rows.items():
+        by_version.setdefault(row.get(version_column), []).append(task_id)
+    out: dict[str, pa.Table] = {}
+    for version, ids in by_version.items():
+        try:
+            out.update(_by_task(stores.delta.read_tasks(table, ids, version=version), schema))
+        except (OSError, DeltaError) as exc:  # that version's files were vacuumed
+            log.warning("reading %s at its current version: version %s unavailable (%s)", table, version, exc)
+            out.update(_by_task(stores.delta.read_tasks(table, ids), schema))
+    return out
 
 
 def _by_task(table: pa.Table | None, schema: pa.Schema) -> dict[str, pa.Table]:
