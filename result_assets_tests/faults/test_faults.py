@@ -111,8 +111,6 @@ def test_sigkill_mid_batch_leaves_nothing_half_visible(faulted):
     assert after_kill.migrated and len(after_kill.catalog) < 26  # the kill landed mid-migration
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py prints a traceback when the database goes away: main() "
-                   "should print psycopg2/SQLAlchemy OperationalError as one redacted line")
 def test_postgres_stopped_mid_run_fails_with_one_clear_line(faulted):
     _, seen = faulted
     stderr = seen["outage_stderr"]
@@ -226,8 +224,6 @@ def test_unwritable_then_full_store_fails_cleanly_and_recovers(corpus, home, tmp
         unmount(store)
 
 
-@pytest.mark.xfail(strict=True, reason="a re-migration's Delta rows are visible before its catalog row: "
-                   "store/reader.py must read each task at the Delta version its catalog row names")
 def test_sigkill_while_changed_sources_re_migrate(faulted, corpus, tmp_path):
     """A changed file re-migrates: killed between its Delta commit and its catalog row,
     readers must still see one whole version of the task, old or new. (Runs last: it edits the corpus.)"""

@@ -207,8 +207,6 @@ def test_password_never_in_connection_errors(password_server, tmp_path, case):
     assert not _leaks(result.stdout + result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py prints a traceback when the database is unreachable: main() "
-                   "should print psycopg2/SQLAlchemy OperationalError as one redacted line")
 def test_unreachable_database_is_one_line(password_server, tmp_path):
     url = password_server["url"].replace(str(password_server["port"]), str(_free_port()))
     result = run_cli(tmp_path, "status", DATABASE_URL=url, timeout=120)
