@@ -22,7 +22,8 @@ DAGSTER_DB = "dagster"
 
 def redact(url: str) -> str:
     """The URL with its password replaced, safe for logs, metadata and errors."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)  # greedy: a password may hold '@'
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url, flags=re.I)
 
 
 @lru_cache(maxsize=None)

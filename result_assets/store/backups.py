@@ -72,8 +72,13 @@ class BackupStore:
         return BackupRecord(task_id, str(target), sha256, len(raw), self.verify(task_id, sha256))
 
     def verify(self, task_id: str, sha256: str) -> bool:
+        """The backup has these bytes; read in chunks (a backup may be over the size limit)."""
         try:
-            return sha256_hex(self.path(task_id).read_bytes()) == sha256
+            digest = hashlib.sha256()
+            with open(self.path(task_id), "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            return digest.hexdigest() == sha256
         except OSError:
             return False
 
