@@ -1,9 +1,7 @@
 """The code location: `dagster dev` in the repo root loads these definitions."""
 from __future__ import annotations
 
-import warnings
-
-from dagster import BetaWarning, Definitions, PreviewWarning, define_asset_job, in_process_executor
+from dagster import Definitions, define_asset_job, in_process_executor
 
 from result_assets.assets.io_managers import (
     BackupIOManager,
@@ -12,17 +10,12 @@ from result_assets.assets.io_managers import (
     LegacyResultIOManager,
     ValidatedResultIOManager,
 )
+from result_assets.assets.migration import legacy_result, migrate_task_list_job, migrate_tasks
+from result_assets.assets.report import migration_report, store_maintenance
 from result_assets.assets.resources import MigrationSettings, StoresResource
+from result_assets.assets.sensors import new_task_sensor
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.stores import Stores
-
-# Partitioned asset checks are a preview in this Dagster release; we rely on them knowingly.
-warnings.filterwarnings("ignore", category=PreviewWarning)
-warnings.filterwarnings("ignore", category=BetaWarning)
-
-from result_assets.assets.migration import legacy_result, migrate_task_list_job, migrate_tasks  # noqa: E402
-from result_assets.assets.report import migration_report, store_maintenance  # noqa: E402
-from result_assets.assets.sensors import new_task_sensor  # noqa: E402
 
 MIGRATE_JOB = "migrate_job"
 

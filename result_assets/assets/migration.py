@@ -49,6 +49,7 @@ from result_assets.migration.batch import (
     write_rows,
 )
 from result_assets.migration.convert import convert_batch
+from result_assets.migration.pipeline import migrate_batch
 from result_assets.migration.sources import LegacyFile
 from result_assets.migration.verify import CHECKS, CheckOutcome, evaluate
 from result_assets.store.delta_tables import CURVES, SIGNALS, sql_string
@@ -284,16 +285,10 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
 
     stores_ = stores.get()
     files = LegacyResultIOManager(stores_).files(config.task_ids)
-    raws = [read_source(f, migration.max_file_bytes) for f in files.values()]
-    save_backups(stores_, raws)
-    backups = backup_metadata(stores_, raws)
-    validated = convert_batch(raws)
-    del raws
-    signals, curves = signal_rows(validated), curve_rows(validated)
-    write_rows(stores_, SIGNALS, signals)
-    write_rows(stores_, CURVES, curves)
-    catalog = catalog_batch(validated)
-    write_catalog(stores_, catalog, signals, curves)
+    backups: dict[str, dict] = {}
+    written = migrate_batch(stores_, files.values(), migration.max_file_bytes,
+                            on_backed_up=lambda raws: backups.update(backup_metadata(stores_, raws)))
+    validated, signals, curves, catalog = written.validated, written.signals, written.curves, written.catalog
     metadata = {
         "result_backup": backups,
         "validated_result": validation_metadata(validated),

@@ -71,12 +71,9 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
     Timed against `migrate`'s runs this isolates what Dagster adds (events, checks
     as events, run records): the bookkeeping figure.
     """
-    from result_assets.migration.batch import (
-        catalog_batch, curve_rows, read_source, save_backups, signal_rows, write_catalog, write_rows)
-    from result_assets.migration.convert import convert_batch
+    from result_assets.migration.pipeline import migrate_batch
     from result_assets.migration.sources import scan_source_dir
     from result_assets.migration.verify import evaluate
-    from result_assets.store.delta_tables import CURVES, SIGNALS
     from result_assets.store.stores import Stores
 
     stores = Stores.from_env()
@@ -85,16 +82,8 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
     started = time.perf_counter()
     stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
     for start in range(0, len(tasks), batch):
-        raws = [read_source(t) for t in tasks[start:start + batch]]
-        save_backups(stores, raws)
-        validated = convert_batch(raws)
-        del raws
-        signals, curves = signal_rows(validated), curve_rows(validated)
-        write_rows(stores, SIGNALS, signals)
-        write_rows(stores, CURVES, curves)
-        catalog = catalog_batch(validated)
-        write_catalog(stores, catalog, signals, curves)
-        evaluate(stores, validated, signals, curves, catalog)
+        written = migrate_batch(stores, tasks[start:start + batch])
+        evaluate(stores, written.validated, written.signals, written.curves, written.catalog)
     return {"work_seconds": time.perf_counter() - started, "tasks": len(tasks)}
 
 

@@ -13,7 +13,7 @@ from itertools import accumulate
 
 import pyarrow as pa
 
-from .parse import InvalidResult, dumps_document, parse_document
+from .parse import InvalidResult, copy_json, dumps_document, parse_document
 from .schema import (
     CURVE_FLOAT_KEYS,
     CURVE_SCHEMA,
@@ -159,7 +159,7 @@ def normalize(task_id: str, doc: object) -> NormalizedResult:
     params = doc.get("params")
     return NormalizedResult(
         task_id=task_id,
-        skeleton=_copy_json(skeleton),
+        skeleton=copy_json(skeleton),
         signals=signal_rows.table(task_id),
         curves=curve_rows.table(task_id),
         symbols=summaries,
@@ -167,7 +167,7 @@ def normalize(task_id: str, doc: object) -> NormalizedResult:
         timeframe=_str_or_none(doc.get("timeframe")),
         start_date=_str_or_none(doc.get("start_date")),
         end_date=_str_or_none(doc.get("end_date")),
-        params=_copy_json(params) if type(params) is dict else None,
+        params=copy_json(params) if type(params) is dict else None,
         metrics=metrics,
         layout=layout,
         n_signals=signal_rows.n,
@@ -491,14 +491,6 @@ def _count_v1_signals(summaries: list[SymbolSummary], v1_symbols: list, warnings
         warnings.append(f"{unlisted} top-level signals name a symbol missing from \"symbols\"")
     if unnamed:
         warnings.append(f"{unnamed} top-level signals have no symbol name")
-
-
-def _copy_json(value: object) -> object:
-    if type(value) is dict:
-        return {k: _copy_json(v) for k, v in value.items()}
-    if type(value) is list:
-        return [_copy_json(v) for v in value]
-    return value
 
 
 def _str_or_none(value: object) -> str | None:

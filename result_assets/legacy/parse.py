@@ -175,3 +175,12 @@ def _orjson_exact(value: object, depth: int) -> bool:
                 return False
         return True
     return False
+
+
+def copy_json(value: object) -> object:
+    """A deep copy of a parsed JSON value (dicts and lists; scalars are immutable)."""
+    if type(value) is dict:
+        return {k: copy_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [copy_json(v) for v in value]
+    return value

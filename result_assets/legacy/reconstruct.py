@@ -7,7 +7,7 @@ from itertools import groupby
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .parse import parse_document
+from .parse import copy_json, parse_document
 from .schema import CURVE_FLOAT_KEYS, SIGNAL_FLOAT_KEYS
 
 _SIGNAL_ORDER = ("type", "price", "quantity", "exit_timestamp", "exit_price", "return_pct",
@@ -17,7 +17,7 @@ _SIGNAL_ORDER = ("type", "price", "quantity", "exit_timestamp", "exit_price", "r
 def reconstruct(skeleton: dict, signals: pa.Table, curves: pa.Table) -> dict:
     """Rebuild one task's document. Rows may come in any order; each goes back to
     the list its (symbol_idx, seq) names. Timestamps come back as ISO 8601 UTC."""
-    doc = _copy_json(skeleton)
+    doc = copy_json(skeleton)
     for symbol_idx, rows in _grouped_rows(signals, _signal_dicts):
         _target_list(doc, symbol_idx, "signals").extend(rows)
     for symbol_idx, rows in _grouped_rows(curves, _curve_dicts):
@@ -104,9 +104,3 @@ def _loads(text: str) -> dict:
     return parse_document(text.encode())
 
 
-def _copy_json(value: object) -> object:
-    if type(value) is dict:
-        return {k: _copy_json(v) for k, v in value.items()}
-    if type(value) is list:
-        return [_copy_json(v) for v in value]
-    return value
