@@ -78,7 +78,11 @@ class CachedDeltaStore(DeltaStore):
             cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())
         return cached[1]
 
-    def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None) -> pa.Table | None:
+    def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None,
+                   version: int | None = None) -> pa.Table | None:
+        current = self.open(table)
+        if version is not None and current is not None and version != current.version():
+            return super().read_tasks(table, task_ids, columns, version)  # time travel: not cached
         dataset = self.dataset(table, _in_predicate("task_id", task_ids))
         if dataset is None:
             return None

@@ -110,6 +110,10 @@ class DeltaStore:
         except TableNotFoundError:
             return None
 
+    def open_version(self, table: str, version: int) -> DeltaTable:
+        """The table as of `version` (a fresh handle: an open one may be shared and current)."""
+        return DeltaTable(self.uri(table), version=version, storage_options=self.storage_options)
+
     def replace_tasks(self, table: str, rows: pa.Table, task_ids: list[str]) -> CommitInfo | None:
         """Make `rows` the whole content of `task_ids` in `table`, in one commit.
 
@@ -163,7 +167,7 @@ class DeltaStore:
         if dt is None:
             return None
         if version is not None and version != dt.version():
-            dt.load_as_version(version)
+            dt = self.open_version(table, version)
         dataset = dt.to_pyarrow_dataset()
         return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(task_ids))
 

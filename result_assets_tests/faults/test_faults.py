@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -181,9 +182,11 @@ def test_concurrent_first_writes_to_a_fresh_table_never_duplicate(tmp_path):
     outcomes = []
     for trial in range(3):
         root = str(tmp_path / f"store{trial}")
-        with context.Manager() as manager, context.Pool(2) as pool:
-            barrier = manager.Barrier(2)
-            outcomes.append(pool.starmap(_replace_tasks_at_once, [(root, barrier, 1), (root, barrier, 2)]))
+        # Bounded: a worker that dies fails the test (BrokenProcessPool), never hangs it.
+        with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
+            barrier = manager.Barrier(2, timeout=120)
+            futures = [pool.submit(_replace_tasks_at_once, root, barrier, v) for v in (1, 2)]
+            outcomes.append([f.result(timeout=300) for f in futures])
         rows = DeltaStore(root).read_tasks(SIGNALS, ["t1", "t2"])
         assert rows.num_rows == 6, f"trial {trial}: {rows.num_rows} rows for 2 tasks of 3 signals ({outcomes[-1]})"
         assert len(set(rows.column("price").to_pylist())) == 1  # one writer's rows, not a mix

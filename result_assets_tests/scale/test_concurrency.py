@@ -119,7 +119,9 @@ def test_concurrent_overwrites_report_their_own_commits(store, tmp_path, request
     plan = [[[f"t{round_:02d}_{k}_{writer}" for k in range(3)] for round_ in range(4)] for writer in range(WRITERS)]
     start_at = time.time() + 3  # once every worker has imported deltalake
     with get_context("spawn").Pool(WRITERS) as pool:  # spawn: delta-rs's runtime does not survive fork
-        results = pool.starmap(replace_in_turn, [(root, options, batches, start_at) for batches in plan])
+        # Bounded: a worker that dies must fail the test, not hang it.
+        results = pool.starmap_async(replace_in_turn, [(root, options, batches, start_at) for batches in plan]).get(
+            timeout=600)
     commits = [c for done, _ in results for c in done]
     print(f"\n{store}: {len(commits)} commits from {WRITERS} processes, "
           f"{sum(retried for _, retried in results)} conflicts retried")
