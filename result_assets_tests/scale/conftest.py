@@ -55,7 +55,11 @@ def s3_endpoint():
         yield endpoint
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # busy with a kept-alive connection: stop it hard
+            process.kill()
+            process.wait(timeout=10)
         log.close()
         for key, value in saved.items():
             if value is None:
