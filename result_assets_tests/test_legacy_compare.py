@@ -1,9 +1,7 @@
 """compare_documents: finds real losses, accepts exactly the allowed differences."""
 
 import copy
-import json
 import math
-from pathlib import Path
 
 from result_assets.legacy import compare_documents
 

@@ -33,7 +33,6 @@ from dagster import (
 
 from result_assets.assets.partitions import batch_size, task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
-from result_assets.legacy import partition_key_for
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.migration.batch import (
     RawResult,
@@ -42,11 +41,8 @@ from result_assets.migration.batch import (
     catalog_batch,
     curve_rows,
     read_source,
-    save_backups,
     signal_rows,
     stamp_versions,
-    write_catalog,
-    write_rows,
 )
 from result_assets.migration.convert import convert_batch
 from result_assets.migration.pipeline import migrate_batch

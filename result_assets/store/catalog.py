@@ -194,7 +194,7 @@ class Catalog:
                 "version = tasks.version + 1, migrated_at = now()"
             )
             cur.execute("DELETE FROM task_symbols WHERE task_id IN (SELECT task_id FROM tasks_in)")
-            cur.execute(f"INSERT INTO task_symbols SELECT * FROM task_symbols_in")
+            cur.execute("INSERT INTO task_symbols SELECT * FROM task_symbols_in")
 
     def register_sources(self, sources: dict[str, tuple[str, str]]) -> None:
         """Remember where each task's file is: {task_id: (partition_key, source_path)}."""

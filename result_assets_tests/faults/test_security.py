@@ -7,7 +7,6 @@ authentication, so a leaked or missing password would actually matter.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
