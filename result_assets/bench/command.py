@@ -8,26 +8,16 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--tasks", type=_count, default=2000, help="ordinary tasks in the corpus (default 2000)")
-    parser.add_argument("--huge", type=_count, default=3, help="tasks of 100k signals (default 3)")
+    from result_assets.cli import whole_number
+
+    parser.add_argument("--tasks", type=whole_number(0), default=2000, help="ordinary tasks in the corpus (default 2000)")
+    parser.add_argument("--huge", type=whole_number(0), default=3, help="tasks of 100k signals (default 3)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", default="bench-work", help="corpus, outputs and bench.json (default ./bench-work)")
     parser.add_argument("--only", default="a,b,c,d", help="contenders to run, of a,b,c,d (default all)")
     parser.add_argument("--scale", action="store_true", help="also time 100k partitions, dry run and status")
-    parser.add_argument("--scale-tasks", type=_count, default=100_000, help="tasks for --scale (default 100000)")
-    parser.add_argument("--batch-size", type=_count, default=50)
-
-
-def _count(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
-    return value
+    parser.add_argument("--scale-tasks", type=whole_number(0), default=100_000, help="tasks for --scale (default 100000)")
+    parser.add_argument("--batch-size", type=whole_number(1), default=50)
 
 
 def run(args) -> int:
