@@ -237,7 +237,7 @@ def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
         records = context.instance.fetch_materializations(
             AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=len(keys)).records
         for r in records:
-            if r.run_id == context.run_id:
+            if r.run_id == context.run.run_id:
                 targets[(asset, r.partition_key)] = AssetCheckEvaluationTargetMaterializationData(
                     storage_id=r.storage_id, run_id=r.run_id, timestamp=r.timestamp)
     return targets

@@ -56,7 +56,8 @@ def test_backfill_missing_partitions_from_the_asset_graph(page, dagster_ui, arti
     page.get_by_role("button", name=re.compile(r"Materialize selected")).click()
     expect(page.get_by_text("Additional assets will be materialized")).to_be_visible()
     page.get_by_role("button", name="Confirm").click()
-    dialog = page.get_by_role("dialog")
+    # The launch dialog by its title: the "Additional assets" confirmation may still be closing.
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
     expect(dialog.get_by_text(f"Launch runs to materialize {len(TASK_ASSETS)} assets")).to_be_visible()
     dialog.get_by_role("button", name="Missing", exact=True).click()
     total = len(sample_expectations)
@@ -107,7 +108,8 @@ def test_materialize_one_partition(page, dagster_ui, artifacts_dir, sample_expec
     expect(page.get_by_text("Latest materialization")).to_be_visible()
     page.get_by_role("button", name="Materialize…").click()
     page.get_by_role("button", name="Confirm").click()  # the rest of the multi-asset comes along
-    dialog = page.get_by_role("dialog")
+    # The launch dialog by its title: the "Additional assets" confirmation may still be closing.
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
     expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
     expect(dialog).to_contain_text(key)  # the partition this page shows is preselected
     expect(dialog.get_by_role("button", name="Launch 1 run")).to_be_visible()
