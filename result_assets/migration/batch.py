@@ -13,14 +13,8 @@ import pyarrow as pa
 
 from result_assets.legacy import InvalidResult, NormalizedResult, dumps_document, normalize, parse_document
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from result_assets.migration.sources import (
-    LegacyFile,
-    copy_into_backup,
-    file_sha256,
-    max_file_bytes,
-    outside_source_dir,
-)
-from result_assets.store.backups import sha256_hex
+from result_assets.migration.sources import LegacyFile, max_file_bytes, outside_source_dir
+from result_assets.store.backups import file_sha256, sha256_hex
 from result_assets.store.catalog import METRICS, SymbolRow, TaskRow
 from result_assets.store.delta_tables import CommitInfo
 
@@ -201,7 +195,7 @@ def _float(value) -> float | None:
 def save_backups(stores, raws: list[RawResult]) -> None:
     for raw in raws:
         if raw.backup_from_file:  # over the size limit: streamed, never held whole
-            copy_into_backup(stores.backups, raw.source.task_id, raw.source.path, raw.sha256)
+            stores.backups.save_file(raw.source.task_id, raw.source.path, raw.sha256)
             continue
         if raw.unreadable:
             continue  # nothing was read (refused or unreadable): nothing to copy

@@ -1,7 +1,6 @@
 """Finding legacy tasks: <source-dir>/<task_id>/result.json, the directory name is the id."""
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,6 @@ from result_assets.legacy import partition_key_for
 RESULT_FILE = "result.json"
 ONE_GIB = 1 << 30
 MAX_FILE_BYTES_ENV = "RESULT_MAX_FILE_BYTES"
-_CHUNK = 1 << 20  # streaming copies and hashes go 1 MiB at a time
 
 
 def max_file_bytes() -> int:
@@ -66,7 +64,7 @@ def scan_source_dir(source_dir: str | Path, only: set[str] | None = None) -> Sou
             if not entry.is_dir():
                 not_tasks.append(entry.name)
                 continue
-            task = _legacy_file(root, real_root, entry)
+            task = _legacy_file(real_root, Path(entry.path))
             if task is None:
                 not_tasks.append(entry.name)
             else:
@@ -78,28 +76,24 @@ def scan_source_dir(source_dir: str | Path, only: set[str] | None = None) -> Sou
 
 def stat_legacy_file(source_dir: str | Path, task_id: str) -> LegacyFile | None:
     root = Path(source_dir)
-    path = root / task_id
-    if not path.is_dir():
+    task_dir = root / task_id
+    if not task_dir.is_dir():
         return None
-    with os.scandir(root) as entries:
-        for entry in entries:
-            if entry.name == task_id:
-                return _legacy_file(root, root.resolve(), entry)
-    return None
+    return _legacy_file(root.resolve(), task_dir)
 
 
-def _legacy_file(root: Path, real_root: Path, entry: os.DirEntry) -> LegacyFile | None:
-    path = Path(entry.path) / RESULT_FILE
+def _legacy_file(real_root: Path, task_dir: Path) -> LegacyFile | None:
+    path = task_dir / RESULT_FILE
     try:
         st = path.stat()
     except OSError:
         return None
     refused = None
-    if entry.is_symlink() or path.is_symlink():
+    if task_dir.is_symlink() or path.is_symlink():
         target = path.resolve()
         if real_root not in target.parents:
-            refused = f"refused: {entry.name}/{RESULT_FILE} is a link to {target}, outside the source directory"
-    return LegacyFile(entry.name, str(path), st.st_size, st.st_mtime_ns, refused)
+            refused = f"refused: {task_dir.name}/{RESULT_FILE} is a link to {target}, outside the source directory"
+    return LegacyFile(task_dir.name, str(path), st.st_size, st.st_mtime_ns, refused)
 
 
 def outside_source_dir(path: str | Path) -> bool:
@@ -110,47 +104,3 @@ def outside_source_dir(path: str | Path) -> bool:
     path = Path(path)
     real_root = path.parent.parent.resolve()
     return real_root not in path.resolve().parents
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, read in chunks (for files too big to hold in memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def copy_into_backup(backups, task_id: str, source_path: str | Path, sha256: str) -> bool:
-    """Stream a file into the backup store as <backup-dir>/<task_id>/result.json.
-
-    The same layout and rules as BackupStore.save (an older, different backup moves to
-    previous/<sha256>.json; the copy is written to a temporary file, fsynced, then
-    renamed), without ever holding the file in memory. Returns whether the copy on
-    disk has `sha256`.
-    """
-    target = backups.path(task_id)  # refuses ids that would leave the backup root
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        old_sha = file_sha256(target)
-        if old_sha == sha256:
-            return True
-        previous = target.parent / "previous" / f"{old_sha}.json"
-        previous.parent.mkdir(exist_ok=True)
-        if not previous.exists():
-            _stream_copy(target, previous)
-    _stream_copy(source_path, target)
-    return file_sha256(target) == sha256
-
-
-def _stream_copy(source: str | Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
-            while chunk := src.read(_CHUNK):
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)

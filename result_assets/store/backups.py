@@ -16,8 +16,24 @@ from urllib.parse import urlsplit
 from pyarrow import fs as pafs
 
 
+_CHUNK = 1 << 20  # streamed copies and hashes go 1 MiB at a time
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a local file, read in chunks (for files too big to hold in memory)."""
+    return _stream_sha256(open(path, "rb"))
+
+
+def _stream_sha256(stream) -> str:
+    digest = hashlib.sha256()
+    with stream as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class UnsafeTaskId(ValueError):
@@ -71,14 +87,26 @@ class BackupStore:
         _atomic_write(target, raw)
         return BackupRecord(task_id, str(target), sha256, len(raw), self.verify(task_id, sha256))
 
+    def save_file(self, task_id: str, source_path: str | Path, sha256: str) -> bool:
+        """As save, streaming a local file (one over the size limit) instead of holding its bytes;
+        returns whether the backup then has `sha256`."""
+        target = self.path(task_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            old_sha = file_sha256(target)
+            if old_sha == sha256:
+                return True
+            previous = target.parent / "previous" / f"{old_sha}.json"
+            previous.parent.mkdir(exist_ok=True)
+            if not previous.exists():
+                _atomic_copy(target, previous)
+        _atomic_copy(source_path, target)
+        return self.verify(task_id, sha256)
+
     def verify(self, task_id: str, sha256: str) -> bool:
         """The backup has these bytes; read in chunks (a backup may be over the size limit)."""
         try:
-            digest = hashlib.sha256()
-            with open(self.path(task_id), "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-            return digest.hexdigest() == sha256
+            return file_sha256(self.path(task_id)) == sha256
         except OSError:
             return False
 
@@ -93,6 +121,20 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _atomic_copy(source: str | Path, path: Path) -> None:
+    """_atomic_write of a file's bytes, streamed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(source, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(_CHUNK):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def open_backup_store(root: str, storage_options: Mapping[str, str] | None = None) -> BackupStore | S3BackupStore:
@@ -133,9 +175,29 @@ class S3BackupStore:
         self._put(target, raw)
         return BackupRecord(task_id, target, sha256, len(raw), self.verify(task_id, sha256))
 
+    def save_file(self, task_id: str, source_path: str | Path, sha256: str) -> bool:
+        """As save, streaming a local file (one over the size limit) instead of holding its bytes."""
+        target = self.path(task_id)
+        old_sha = self._sha256(target)
+        if old_sha == sha256:
+            return True
+        if old_sha is not None:
+            previous = f"{self.root}/{safe_name(task_id)}/previous/{old_sha}.json"
+            if not self._exists(previous):
+                self._fs.copy_file(_key(target), _key(previous))
+        with open(source_path, "rb") as src, self._fs.open_output_stream(_key(target)) as dst:
+            while chunk := src.read(_CHUNK):
+                dst.write(chunk)
+        return self.verify(task_id, sha256)
+
     def verify(self, task_id: str, sha256: str) -> bool:
-        data = self._get(self.path(task_id))
-        return data is not None and sha256_hex(data) == sha256
+        return self._sha256(self.path(task_id)) == sha256
+
+    def _sha256(self, uri: str) -> str | None:
+        try:
+            return _stream_sha256(self._fs.open_input_stream(_key(uri)))
+        except FileNotFoundError:
+            return None
 
     def read(self, task_id: str) -> bytes:
         data = self._get(self.path(task_id))

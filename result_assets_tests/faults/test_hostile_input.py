@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from result_assets.legacy import compare_documents, dumps_document, parse_document, reconstruct
 from result_assets.migration.batch import MAX_NESTING, RawResult, read_source, validate
-from result_assets.migration.sources import LegacyFile, file_sha256, scan_source_dir
+from result_assets.migration.sources import LegacyFile, scan_source_dir
+from result_assets.store.backups import file_sha256
 from result_assets.store.backups import sha256_hex
 from result_assets_tests.faults import fuzz
 from result_assets_tests.faults.helpers import audit, run_cli, stop_home_server, stores_for

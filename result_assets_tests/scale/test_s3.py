@@ -132,3 +132,20 @@ def test_s3_backups_refuse_unsafe_task_ids(migrated):
     assert record.verified and record.path == f"{root}/odd id ü/result.json"
     assert store.read("odd id ü") == b'{"a": 1}'
     assert not store.verify("odd id ü", hashlib.sha256(b"other").hexdigest())
+
+
+def test_s3_backups_stream_a_file_and_keep_the_previous_version(migrated, tmp_path):
+    """save_file (files over the size limit are never held whole) keeps save's layout on S3."""
+    from result_assets.store.delta_tables import s3_storage_options
+
+    root = f"s3://{migrated}/backups"
+    store = S3BackupStore(root, s3_storage_options(root))
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_bytes(b"x" * (3 << 20))  # several stream chunks
+    second.write_bytes(b"y" * 1000)
+    first_sha = hashlib.sha256(first.read_bytes()).hexdigest()
+    assert store.save_file("streamed", first, first_sha)
+    assert store.read("streamed") == first.read_bytes()
+    assert store.save_file("streamed", second, hashlib.sha256(second.read_bytes()).hexdigest())
+    assert store.read("streamed") == second.read_bytes()
+    assert store._sha256(f"{root}/streamed/previous/{first_sha}.json") == first_sha
