@@ -51,6 +51,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "archive": ("result_assets.app.archive", "pack the JSON of migrated, verified tasks into archives, then remove it"),
     "restore": ("result_assets.app.restore", "put a task's exact original JSON back, from the backups or an archive"),
     "rollback": ("result_assets.app.rollback", "restore a task's rows as they were before its last re-migration"),
+    "maintain": ("result_assets.app.maintenance", "flush the hot tier, compact, checkpoint and vacuum the store now"),
 }
 
 
@@ -162,7 +163,7 @@ def cmd_migrate(args) -> int:
         from result_assets.platform.instance import get_instance
 
         instance = get_instance(stores.settings)
-        defs = build_definitions(stores)
+        defs = build_definitions()
         outcomes = run_migration(instance, defs, stores, todo, batch_size(), progress)
         materialize_report(instance, defs)
     states = stores.catalog.states([t.task_id for t in todo]) if todo else {}

@@ -1,43 +1,39 @@
 """The code location: `dagster dev` in the repo root loads these definitions."""
 from __future__ import annotations
 
-from dagster import Definitions, define_asset_job, in_process_executor
+from dagster import DefaultScheduleStatus, Definitions, ScheduleDefinition, define_asset_job, in_process_executor
 
-from result_assets.assets.io_managers import (
-    BackupIOManager,
-    CatalogIOManager,
-    DeltaTableIOManager,
-    LegacyResultIOManager,
-    ValidatedResultIOManager,
-)
 from result_assets.assets.migration import legacy_result, migrate_task_list_job, migrate_tasks
 from result_assets.assets.report import migration_report, store_maintenance
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.assets.sensors import new_task_sensor
-from result_assets.store.delta_tables import CURVES, SIGNALS
-from result_assets.store.stores import Stores
 
 MIGRATE_JOB = "migrate_job"
+MAINTENANCE_JOB = "store_maintenance_job"
+# Hourly: the hot tier stays small (an active platform saves a few thousand results a week)
+# and the Delta log never grows long between checkpoints.
+MAINTENANCE_CRON = "17 * * * *"
 
 
-def build_definitions(stores: Stores | None = None) -> Definitions:
-    stores = stores or Stores.from_env()
+def build_definitions() -> Definitions:
     migrate_job = define_asset_job(
         MIGRATE_JOB, selection=[migrate_tasks],
         description="Migrate a range of task partitions (one batch).")
+    maintenance_job = define_asset_job(
+        MAINTENANCE_JOB, selection=[store_maintenance],
+        description="Flush the hot tier, compact, re-point, checkpoint and vacuum the store.")
+    maintenance_schedule = ScheduleDefinition(
+        name="store_maintenance_schedule", job=maintenance_job, cron_schedule=MAINTENANCE_CRON,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Keeps application saves and reads as fast after years as on the first day.")
     return Definitions(
         assets=[legacy_result, migrate_tasks, migration_report, store_maintenance],
-        jobs=[migrate_job, migrate_task_list_job],
+        jobs=[migrate_job, migrate_task_list_job, maintenance_job],
+        schedules=[maintenance_schedule],
         sensors=[new_task_sensor],
         resources={
             "stores": StoresResource(),
             "migration": MigrationSettings(),
-            "legacy_io_manager": LegacyResultIOManager(stores),
-            "backup_io_manager": BackupIOManager(stores),
-            "validated_io_manager": ValidatedResultIOManager(stores),
-            "signal_io_manager": DeltaTableIOManager(stores, SIGNALS),
-            "curve_io_manager": DeltaTableIOManager(stores, CURVES),
-            "catalog_io_manager": CatalogIOManager(stores),
         },
         # A batch's steps are thin: a process per step would cost more than the work.
         executor=in_process_executor,

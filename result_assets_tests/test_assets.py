@@ -92,28 +92,37 @@ def test_partition_metadata_shows_rows_reason_and_location(env):
     assert "no timestamp" in bad[0].asset_materialization.metadata["reason"].value
 
 
-def test_round_trip_check_catches_a_changed_bit(env):
-    """The check is honest: flip one float bit in Delta and it fails for that task only."""
+def test_round_trip_check_catches_a_changed_bit(env, monkeypatch):
+    """The check is honest: flip one float bit between conversion and commit and it fails
+    for that task only, which is then not published (readers never see it)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from result_assets.migration.batch import catalog_batch, curve_rows, read_source, signal_rows
-    from result_assets.migration.convert import convert_batch
+    from result_assets.migration import engine
     from result_assets.migration.sources import scan_source_dir
-    from result_assets.migration.verify import evaluate
-    from result_assets.store.delta_tables import SIGNALS
     from result_assets.store.stores import Stores
 
     instance, defs, source = env
     stores = Stores.from_env()
-    validated = convert_batch([read_source(t) for t in scan_source_dir(source).tasks])
-    signals, curves = signal_rows(validated), curve_rows(validated)
     victim = "grid...42"
-    rows = stores.delta.read_tasks(SIGNALS, [victim])
-    price = rows.column("price").combine_chunks()
-    bumped = pc.add(price, pa.scalar(1e-12)).cast(pa.float64())
-    stores.delta.replace_tasks(SIGNALS, rows.set_column(rows.schema.get_field_index("price"), "price", bumped), [victim])
-    outcomes = [o for o in evaluate(stores, validated, signals, curves, catalog_batch(validated))
-                if o.check == "lossless_round_trip"]
+    proven_rows = engine.signal_rows
+
+    def corrupted(validated):
+        rows = proven_rows(validated)
+        table = rows.table
+        price = table.column("price").combine_chunks()
+        mask = pc.equal(table.column("task_id").combine_chunks(), victim)
+        bumped = pc.if_else(mask, pc.add(price, pa.scalar(1e-12)), price).cast(pa.float64())
+        rows.table = table.set_column(table.schema.get_field_index("price"), "price", bumped)
+        return rows
+
+    monkeypatch.setattr(engine, "signal_rows", corrupted)
+    batch = engine.run_batch(stores, scan_source_dir(source).tasks)
+    outcomes = [o for o in batch.checks if o.check == "lossless_round_trip"]
     failed = {o.task_id for o in outcomes if not o.passed}
     assert failed == {victim}
+    row = stores.catalog.task(victim)
+    assert row["status"] == "failed" and "differ from those proven" in row["reason"]
+    with pytest.raises(LookupError, match="failed"):
+        read_result(victim)
+    assert stores.delta.read_tasks("signals", [victim]).num_rows == 0  # taken out of the table again

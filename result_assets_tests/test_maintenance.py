@@ -24,7 +24,7 @@ def test_compaction_after_small_batches(project_home, sample_source, sample_expe
     stores = Stores.from_env()
     bytes_before, files_before = stores.delta.total_bytes(SIGNALS)
     assert files_before >= 4  # batches holding only quarantined tasks add no signal file
-    defs = build_definitions(stores)
+    defs = build_definitions()
     result = materialize([store_maintenance], instance=get_instance(), resources={"stores": defs.resources["stores"]})
     assert result.success
     bytes_after, files_after = stores.delta.total_bytes(SIGNALS)

@@ -24,22 +24,14 @@ from pathlib import Path
 from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
 from result_assets.app.history import current_version, put_back
 from result_assets.legacy import InvalidResult, dumps_document, parse_document
-from result_assets.migration.batch import (
-    RawResult,
-    ValidatedResult,
-    catalog_batch,
-    curve_rows,
-    save_backups,
-    signal_rows,
-    validate,
-    write_catalog,
-    write_rows,
-)
+from result_assets.migration.batch import RawResult, ValidatedResult
+from result_assets.migration.convert import convert
+from result_assets.migration.engine import BatchResult, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex
 from result_assets.store.delta_tables import CURVES, SIGNALS
-from result_assets.store.reader import rebuild_documents
+from result_assets.store.reader import documents_from_rows, rebuild_documents
 from result_assets.store.stores import Stores
 
 log = logging.getLogger("result_assets.app")
@@ -60,6 +52,7 @@ class SaveOutcome:
     materialized: bool = False  # recorded in the Dagster instance
     corrections: list[str] = field(default_factory=list)  # what validation auto-corrected
     warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per engine stage
 
     @property
     def destinations(self) -> list[str]:
@@ -133,7 +126,7 @@ class ResultManager:
     def _dual_write_store(self, task_id: str, path: Path, raw: bytes, outcome: SaveOutcome) -> None:
         st = path.stat()
         source = LegacyFile(task_id, str(path), st.st_size, st.st_mtime_ns)
-        validated = validate(RawResult(source, raw, sha256_hex(raw)))
+        validated = convert(RawResult(source, raw, sha256_hex(raw)))
         if validated.reason:
             self._warn(outcome, f"task {task_id!r} is invalid and is quarantined: {validated.reason} "
                                 f"(its JSON was written)")
@@ -142,7 +135,7 @@ class ResultManager:
                 catalog = self.stores.catalog
                 # Registered first: if the store write fails the task shows as pending.
                 catalog.register_sources({task_id: (source.partition_key, str(path))})
-                write_task(self.stores, RawResult(source, raw, validated.sha256), validated)
+                batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated)
         except Exception as exc:  # the JSON is the record in this phase: never fail the caller
             log.debug("store write failed", exc_info=True)
             outcome.pending = True
@@ -150,18 +143,25 @@ class ResultManager:
                                 "its JSON is kept and the sensor will migrate it")
             return
         outcome.stored = validated.status
+        outcome.timings = batch.seconds
+        if validated.status == "failed":
+            self._warn(outcome, f"task {task_id!r} was not published: {validated.failure} (its JSON was written)")
         self._record(validated, outcome)
 
     def _postgres_only_store(self, task_id: str, raw: bytes, outcome: SaveOutcome) -> None:
         source = LegacyFile(task_id, "", len(raw), 0)
-        validated = validate(RawResult(source, raw, sha256_hex(raw)))
+        validated = convert(RawResult(source, raw, sha256_hex(raw)))
         if validated.reason:
             raise ResultValidationError(f"task {task_id!r} is not a valid result: {validated.reason}")
         try:
             with self._lock:
-                write_task(self.stores, RawResult(source, raw, validated.sha256), validated, keep_source_path=False)
+                batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
+                                   keep_source_path=False)
         except Exception as exc:
             raise ResultStoreError(f"task {task_id!r} was not stored: {_one_line(exc)}") from exc
+        outcome.timings = batch.seconds
+        if validated.status == "failed":
+            raise ResultStoreError(f"task {task_id!r} was not published: its proof failed: {validated.failure}")
         outcome.stored = validated.status
         try:
             with self._lock:
@@ -214,6 +214,28 @@ class ResultManager:
             document = None
         return document if document is not None else self._read_json(task_id)
 
+    def get_results(self, task_ids: list[str]) -> dict[str, dict]:
+        """Many documents in one pass: {task_id: document} of those found (in postgres-only,
+        one catalog query and one read per file per 1,000 tasks)."""
+        for task_id in task_ids:
+            _check_task_id(task_id)
+        if self.mode != POSTGRES_ONLY:
+            out = {}
+            for task_id in task_ids:
+                try:
+                    out[task_id] = self.get_result(task_id)
+                except ResultNotFound:
+                    pass
+            return out
+        out = {}
+        try:
+            with self._lock:
+                for start in range(0, len(task_ids), 1000):
+                    out.update(rebuild_documents(self.stores, task_ids[start:start + 1000]))
+        except Exception as exc:
+            raise ResultStoreError(f"cannot read tasks from the store: {_one_line(exc)}") from exc
+        return out
+
     async def aget_result(self, task_id: str) -> dict:
         return await asyncio.to_thread(self.get_result, task_id)
 
@@ -221,12 +243,13 @@ class ResultManager:
         """The stored document; None if not migrated, or (dual-write) if the JSON is newer."""
         try:
             with self._lock:
-                row = self.stores.catalog.task(task_id)
+                rows = self.stores.catalog.tasks([task_id])  # one query: the catalog row and hot rows
+                row = rows.get(task_id)
                 if row is None or row["status"] != "migrated":
                     return None
                 if json_path is not None and _json_differs(json_path, row):
                     return None  # a newer JSON the store has not caught up with yet
-                return rebuild_documents(self.stores, [task_id]).get(task_id)
+                return documents_from_rows(self.stores, rows).get(task_id)
         except Exception as exc:
             raise ResultStoreError(f"cannot read task {task_id!r} from the store: {_one_line(exc)}") from exc
 
@@ -262,26 +285,22 @@ class ResultManager:
             stores.catalog.close()
 
 
-def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True) -> None:
-    """One task through the migration's batch steps: backup, Delta rows, catalog row last.
+def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True,
+               tier: str = "hot") -> BatchResult:
+    """One converted task through the batch engine (backup, rows, proof, catalog row last).
 
-    If a step after the Delta commits fails, the task's rows are put back as they were
-    (best effort) so the committed catalog row keeps matching its rows.
+    tier="hot" (the application's saves): the rows land in the hot tier in the catalog's own
+    transaction, durable and readable when this returns, with no Delta commit; the
+    scheduled flush moves them into the Delta tables. tier="delta": a Delta commit per
+    save; if a step after it fails, the rows are put back as they were (best effort).
     """
-    task_id = validated.task_id
-    save_backups(stores, [raw])
-    signals, curves = signal_rows([validated]), curve_rows([validated])
+    if tier == "hot":
+        return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier=tier)
     before = {t: current_version(stores.delta, t) for t in (SIGNALS, CURVES)}
     try:
-        write_rows(stores, SIGNALS, signals)
-        write_rows(stores, CURVES, curves)
-        batch = catalog_batch([validated])
-        if not keep_source_path:  # postgres-only: there is no source file
-            for row in batch.tasks:
-                row.source_path, row.source_mtime_ns = None, None
-        write_catalog(stores, batch, signals, curves)
+        return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier=tier)
     except BaseException:
-        put_back(stores.delta, task_id, before)
+        put_back(stores.delta, validated.task_id, before)
         raise
 
 

@@ -25,7 +25,8 @@ from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA, TIMESTAMP_U
 from result_assets.settings import Settings
 from result_assets.store.catalog import METRICS, TASK_COLUMNS
 from result_assets.store.delta_tables import CURVES, SIGNALS, DeltaStore, s3_storage_options, sql_string
-from result_assets.store.reader import TaskNotMigrated, read_result
+from result_assets.store import hot_rows
+from result_assets.store.reader import TaskNotMigrated, read_result, rebuild_documents
 from result_assets.store.stores import Stores
 
 ORDERABLE = METRICS + ("n_signals", "n_symbols", "n_curve_points", "migrated_at", "task_id")
@@ -215,7 +216,29 @@ class ResultStore:
         if dictionary and "symbol" in rows.column_names:
             i = rows.column_names.index("symbol")
             rows = rows.set_column(i, schema.field("symbol"), rows.column(i).cast(pa.string()))
-        return rows
+        return self._with_hot_rows(table, schema, rows, task_ids, expression, columns)
+
+    def _with_hot_rows(self, table, schema, rows: pa.Table, task_ids, expression, columns) -> pa.Table:
+        """The scan as readers see the tasks: a task in the hot tier (saved, not flushed yet)
+        contributes its hot rows, and its older Delta rows, if any, are left out."""
+        hot = self.stores.catalog.hot_rows(task_ids, table)
+        if not hot:
+            return rows
+        hot_ids = pa.array(list(hot), pa.string())
+        if "task_id" in rows.column_names:
+            rows = rows.filter(pc.invert(pc.is_in(rows["task_id"], hot_ids)))
+        else:  # the caller did not ask for task_id: filter on a re-read of the ids it selected
+            rows = self._scan_without(rows, table, schema, hot, expression, columns)
+        extra = pa.concat_tables([hot_rows.decode(data, schema) for data in hot.values()])
+        if expression is not None:
+            extra = extra.filter(expression)
+        extra = extra.select(columns) if columns else extra
+        return pa.concat_tables([rows, extra.cast(rows.schema)])
+
+    def _scan_without(self, rows, table, schema, hot, expression, columns):
+        dataset = self.stores.delta.dataset(table)
+        keep = pc.invert(pc.field("task_id").isin(pa.array(list(hot), pa.string())))
+        return dataset.to_table(columns=columns, filter=keep if expression is None else expression & keep)
 
     def read_result(self, task_id: str) -> dict:
         """The task's document, rebuilt from the catalog skeleton and its Delta rows."""
@@ -225,6 +248,16 @@ class ResultStore:
             raise ResultNotFound(str(exc)) from None
         except psycopg2.Error as exc:
             raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+
+    def read_results(self, task_ids: list[str]) -> dict[str, dict]:
+        """{task_id: document} of the migrated tasks among task_ids, in one pass per 1,000."""
+        out = {}
+        try:
+            for start in range(0, len(task_ids), 1000):
+                out.update(rebuild_documents(self.stores, list(task_ids[start:start + 1000])))
+        except psycopg2.Error as exc:
+            raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+        return out
 
     def close(self) -> None:
         if "catalog" in self.stores.__dict__:

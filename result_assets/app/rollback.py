@@ -87,6 +87,8 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
         s_commit = stores.delta.replace_tasks(SIGNALS, signals, [task_id])
         c_commit = stores.delta.replace_tasks(CURVES, curves, [task_id])
         row.signals_version, row.curves_version = s_commit.version, c_commit.version
+        row.row_locations = {SIGNALS: stores.delta.locate(s_commit, [task_id])[task_id],
+                             CURVES: stores.delta.locate(c_commit, [task_id])[task_id]} if migrated else None
         stores.catalog.upsert([row], symbols)
     except BaseException:
         put_back(stores.delta, task_id, before)

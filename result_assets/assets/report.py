@@ -1,10 +1,11 @@
 """Unpartitioned assets over the whole store: the migration report and table maintenance."""
 
-from dagster import AssetExecutionContext, AssetKey, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Config, MetadataValue, asset
 
 from result_assets.assets.resources import StoresResource
+from result_assets.legacy import partition_key_for
 from result_assets.migration.summary import report_markdown, store_report
-from result_assets.store.delta_tables import CURVES, SIGNALS, writer_properties
+from result_assets.store.maintenance import DEFAULT_RETENTION_HOURS, maintain
 
 
 @asset(
@@ -27,23 +28,48 @@ def migration_report(context: AssetExecutionContext, stores: StoresResource) -> 
     })
 
 
+class MaintenanceConfig(Config):
+    retention_hours: int = DEFAULT_RETENTION_HOURS  # vacuum keeps what rollback needs this far back
+    compact: bool = True
+    vacuum: bool = True
+
+
 @asset(
     deps=[AssetKey("signal_table"), AssetKey("curve_table")],
     kinds={"delta"},
     group_name="migration",
-    description="Compacts the Delta tables (many small batch commits -> few files, z-ordered by task_id).",
+    description="Keeps the store fast: flushes the hot tier (application saves) into the Delta tables, "
+                "compacts and z-orders them by task_id, re-points the catalog, checkpoints the Delta log "
+                "and vacuums past the retention. Runs on the `store_maintenance_schedule`.",
 )
-def store_maintenance(context: AssetExecutionContext, stores: StoresResource) -> None:
+def store_maintenance(context: AssetExecutionContext, config: MaintenanceConfig, stores: StoresResource) -> None:
     stores_ = stores.get()
-    metadata = {}
-    for table in (SIGNALS, CURVES):
-        before = stores_.delta.total_bytes(table)
-        dt = stores_.delta.open(table)
-        if dt is None:
-            continue
-        # The table's own writer settings, or compaction would undo the encodings and row groups.
-        dt.optimize.z_order(["task_id"], writer_properties=writer_properties(dt.schema().to_arrow()))
-        after = stores_.delta.total_bytes(table)
-        metadata[f"{table}_files"] = f"{before[1]} -> {after[1]}"
-        metadata[f"{table}_bytes"] = f"{before[0]:,} -> {after[0]:,}"
+    report = maintain(stores_, compact=config.compact, vacuum=config.vacuum, retention_hours=config.retention_hours)
+    # The flushed tasks now live in Delta: the UI shows it on their partitions.
+    for task_id in report.flushed_task_ids:
+        key = partition_key_for(task_id)
+        for asset in ("signal_table", "curve_table", "catalog_entry"):
+            context.log_event(AssetMaterialization(asset_key=asset, partition=key,
+                                                   metadata={"tier": "delta", "moved_by": "store_maintenance"}))
+    metadata = {"flushed_tasks": report.flushed, "still_hot": report.still_hot, "repointed": report.repointed,
+                "healed": report.healed, "vacuumed_files": report.vacuumed_files,
+                "report": MetadataValue.md(maintenance_markdown(report))}
+    for table, facts in report.tables.items():
+        before, after = facts["before"], facts.get("after", facts["before"])
+        metadata[f"{table}_files"] = f"{before['files']} -> {after['files']}"
+        metadata[f"{table}_bytes"] = f"{before['bytes']:,} -> {after['bytes']:,}"
     context.add_output_metadata(metadata)
+
+
+def maintenance_markdown(report) -> str:
+    lines = ["| table | files | bytes | Delta version |", "|---|---|---|---|"]
+    for table, facts in report.tables.items():
+        before, after = facts["before"], facts.get("after", facts["before"])
+        lines.append(f"| {table} | {before['files']} -> {after['files']} | {before['bytes']:,} -> {after['bytes']:,} "
+                     f"| {before['version']} -> {after['version']} |")
+    lines += ["", "| step | seconds |", "|---|---|"]
+    lines += [f"| {step} | {seconds:.3f} |" for step, seconds in report.seconds.items()]
+    lines += ["", f"Flushed {report.flushed} task(s) from the hot tier ({report.still_hot} still there); "
+                  f"re-pointed {report.repointed} catalog row(s), {report.healed} healed; "
+                  f"vacuumed {report.vacuumed_files} file(s)."]
+    return "\n".join(lines)

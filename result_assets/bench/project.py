@@ -71,9 +71,8 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
     Timed against `migrate`'s runs this isolates what Dagster adds (events, checks
     as events, run records): the bookkeeping figure.
     """
-    from result_assets.migration.pipeline import migrate_batch
+    from result_assets.migration.engine import run_batch
     from result_assets.migration.sources import scan_source_dir
-    from result_assets.migration.verify import evaluate
     from result_assets.store.stores import Stores
 
     stores = Stores.from_env()
@@ -82,8 +81,7 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
     started = time.perf_counter()
     stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
     for start in range(0, len(tasks), batch):
-        written = migrate_batch(stores, tasks[start:start + batch])
-        evaluate(stores, written.validated, written.signals, written.curves, written.catalog)
+        run_batch(stores, tasks[start:start + batch])
     return {"work_seconds": time.perf_counter() - started, "tasks": len(tasks)}
 
 

@@ -41,6 +41,8 @@ class ValidatedResult:
     seconds: float
     # Differences between the source and the document rebuilt from `result` (None: not checked yet)
     conversion_differences: list[str] | None = None
+    proof: TaskProof | None = None  # what the conversion proof saw, for the read-back proof
+    failure: str | None = None  # why a proof failed: the task is then not published
 
     @property
     def task_id(self) -> str:
@@ -48,7 +50,23 @@ class ValidatedResult:
 
     @property
     def status(self) -> str:
-        return "migrated" if self.result is not None else "quarantined"
+        if self.result is None:
+            return "quarantined"
+        return "failed" if self.failure else "migrated"
+
+    @property
+    def proven(self) -> bool:
+        """Valid, and its rebuild from its own rows equals the source."""
+        return self.result is not None and self.failure is None and self.proof is not None
+
+
+@dataclass(frozen=True)
+class TaskProof:
+    """Digests of the rows and the exact skeleton text whose rebuild equalled the source."""
+
+    signals_digest: str
+    curves_digest: str
+    skeleton_text: str
 
 
 @dataclass
@@ -140,13 +158,14 @@ def nesting_depth(document: object, limit: int) -> int:
 
 
 def signal_rows(validated: list[ValidatedResult]) -> TaskRows:
-    tables = [v.result.signals for v in validated if v.result is not None and v.result.signals.num_rows]
+    """The proven tasks' signal rows, replacing the rows of every task of the batch."""
+    tables = [v.result.signals for v in validated if v.proven and v.result.signals.num_rows]
     table = pa.concat_tables(tables) if tables else SIGNAL_SCHEMA.empty_table()
     return TaskRows(table, [v.task_id for v in validated])
 
 
 def curve_rows(validated: list[ValidatedResult]) -> TaskRows:
-    tables = [v.result.curves for v in validated if v.result is not None and v.result.curves.num_rows]
+    tables = [v.result.curves for v in validated if v.proven and v.result.curves.num_rows]
     table = pa.concat_tables(tables) if tables else CURVE_SCHEMA.empty_table()
     return TaskRows(table, [v.task_id for v in validated])
 
@@ -158,7 +177,7 @@ def catalog_batch(validated: list[ValidatedResult]) -> CatalogBatch:
             task_id=v.task_id,
             partition_key=v.source.partition_key,
             status=v.status,
-            reason=v.reason,
+            reason=v.reason or v.failure,
             source_path=v.source.path,
             source_sha256=v.sha256,
             source_bytes=v.json_bytes,
@@ -176,7 +195,7 @@ def catalog_batch(validated: list[ValidatedResult]) -> CatalogBatch:
             row.n_symbols = len(r.symbols)
             row.n_signals = r.n_signals
             row.n_curve_points = r.n_curve_points
-            row.skeleton = dumps_document(r.skeleton)
+            row.skeleton = v.proof.skeleton_text if v.proof else dumps_document(r.skeleton)
             row.warnings = list(r.warnings)
             for name in METRICS:
                 setattr(row, name, _float(r.metrics.get(name)))

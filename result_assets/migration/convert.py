@@ -15,8 +15,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from result_assets.legacy import compare_documents, reconstruct
-from result_assets.migration.batch import RawResult, ValidatedResult, validate
+from result_assets.legacy import compare_documents, dumps_document, parse_document, reconstruct
+from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, validate
+from result_assets.store.row_digest import rows_digest
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def workers() -> int:
 
 
 def convert(raw: RawResult) -> ValidatedResult:
+    """Validate, convert and prove one task; whatever goes wrong with its data quarantines
+    it alone, with a reason that names what failed."""
     started = time.perf_counter()
     # A parsed task is hundreds of thousands of small objects with no cycles: the cyclic
     # GC would re-walk them many times over while they are built (measured: ~1.5-2x slower).
@@ -40,15 +43,33 @@ def convert(raw: RawResult) -> ValidatedResult:
     try:
         v = validate(raw)
         if v.result is not None:
-            rebuilt = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)
-            v.conversion_differences = compare_documents(v.document, rebuilt)
-            del rebuilt
+            prove_conversion(v)
         v.document = None
+    except Exception as exc:  # one task's data must never fail its batch
+        v = ValidatedResult(raw.source, raw.sha256, len(raw.raw), None, None,
+                            f"could not convert: {type(exc).__name__}: {_first_line(exc)}", 0.0)
     finally:
         if gc_was_enabled:
             gc.enable()
     v.seconds = time.perf_counter() - started
     return v
+
+
+def prove_conversion(v: ValidatedResult) -> None:
+    """Rebuild the task from exactly what will be stored (its rows and the skeleton's JSON
+    text) and compare with the source; record digests of what was proven."""
+    skeleton_text = dumps_document(v.result.skeleton)
+    rebuilt = reconstruct(parse_document(skeleton_text.encode()), v.result.signals, v.result.curves)
+    v.conversion_differences = compare_documents(v.document, rebuilt)
+    if v.conversion_differences:
+        v.failure = "conversion differs from the source: " + "; ".join(v.conversion_differences[:3])
+        return
+    v.proof = TaskProof(rows_digest(v.result.signals), rows_digest(v.result.curves), skeleton_text)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def convert_batch(raws: list[RawResult]) -> list[ValidatedResult]:

@@ -19,7 +19,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     task_id          text PRIMARY KEY,
     partition_key    text NOT NULL UNIQUE,
-    status           text NOT NULL CHECK (status IN ('migrated', 'quarantined')),
+    status           text NOT NULL CHECK (status IN ('migrated', 'quarantined', 'failed')),
     reason           text,
     source_path      text,
     source_sha256    text NOT NULL,
@@ -52,12 +52,22 @@ CREATE TABLE IF NOT EXISTS tasks (
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS signals_version bigint;
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS curves_version bigint;
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS convert_seconds double precision;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS row_locations jsonb;
+-- 'failed': valid, but a proof failed, so never published (catalogs before it allowed two states).
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'tasks_status_check'
+             AND pg_get_constraintdef(oid) NOT LIKE '%failed%') THEN
+    ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;
+    ALTER TABLE tasks ADD CONSTRAINT tasks_status_check CHECK (status IN ('migrated', 'quarantined', 'failed'));
+  END IF;
+END $$;
 -- Every row a re-migration replaces, so a force can be rolled back (with Delta time travel).
 CREATE TABLE IF NOT EXISTS tasks_history (LIKE tasks);
 ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS replaced_at timestamptz NOT NULL DEFAULT now();
 ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS signals_version bigint;
 ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS curves_version bigint;
 ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS convert_seconds double precision;
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS row_locations jsonb;
 CREATE INDEX IF NOT EXISTS tasks_history_task_idx ON tasks_history (task_id, version);
 CREATE INDEX IF NOT EXISTS tasks_strategy_idx ON tasks (strategy);
 CREATE INDEX IF NOT EXISTS tasks_status_idx ON tasks (status);
@@ -76,6 +86,14 @@ CREATE TABLE IF NOT EXISTS task_symbols (
     PRIMARY KEY (task_id, symbol_idx)
 );
 CREATE INDEX IF NOT EXISTS task_symbols_symbol_idx ON task_symbols (symbol);
+-- The hot tier: a task saved by the application, its rows as Arrow IPC, committed with its
+-- catalog row; the flush moves them into the Delta tables and deletes them here.
+CREATE TABLE IF NOT EXISTS hot_rows (
+    task_id   text PRIMARY KEY REFERENCES tasks (task_id) ON DELETE CASCADE,
+    signals   bytea NOT NULL,
+    curves    bytea NOT NULL,
+    saved_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
 CREATE TABLE IF NOT EXISTS task_sources (
     task_id       text PRIMARY KEY,
     partition_key text NOT NULL UNIQUE,
@@ -117,6 +135,8 @@ class TaskRow:
     signals_version: int | None = None  # Delta version of the commit that wrote this task's rows
     curves_version: int | None = None
     convert_seconds: float | None = None  # parse + normalize + conversion check of this task
+    # {"signals": [[file, [row group, ...]], ...], "curves": [...]}: where a reader finds the rows
+    row_locations: dict | None = None
 
 
 @dataclass
@@ -135,7 +155,7 @@ class SymbolRow:
 
 TASK_COLUMNS = [f.name for f in fields(TaskRow)]
 SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
-_JSONB = {"params", "warnings"}
+_JSONB = {"params", "warnings", "row_locations"}
 
 
 @dataclass(frozen=True)
@@ -173,10 +193,17 @@ class Catalog:
             cur.execute("SELECT pg_advisory_xact_lock(7201)")
             cur.execute(SCHEMA)
 
-    def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow]) -> None:
-        """Write a batch in one transaction; a task's old symbol rows are replaced."""
+    def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow],
+               hot: dict[str, tuple[bytes, bytes]] | None = None) -> dict[str, str]:
+        """Write a batch in one transaction; a task's old symbol rows are replaced.
+
+        `hot`: {task_id: (signals, curves)} rows kept in the hot tier; every other task of
+        the batch leaves it (its rows are in Delta now). Before the commit, every published
+        skeleton and hot row is read back and compared with what was written: a task that
+        does not come back exactly is published as 'failed' instead. Returns {task_id: reason}.
+        """
         if not tasks:
-            return
+            return {}
         conn = self.connect()
         with conn, conn.cursor() as cur:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS tasks_in (LIKE tasks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
@@ -195,6 +222,68 @@ class Catalog:
             )
             cur.execute("DELETE FROM task_symbols WHERE task_id IN (SELECT task_id FROM tasks_in)")
             cur.execute("INSERT INTO task_symbols SELECT * FROM task_symbols_in")
+            hot = hot or {}
+            cur.execute("DELETE FROM hot_rows WHERE task_id IN (SELECT task_id FROM tasks_in)")
+            if hot:
+                psycopg2.extras.execute_values(
+                    cur, "INSERT INTO hot_rows (task_id, signals, curves) VALUES %s",
+                    [(t, psycopg2.Binary(s), psycopg2.Binary(c)) for t, (s, c) in hot.items()])
+            return _demote_unfaithful(cur, tasks, hot)
+
+    def hot_tasks(self, limit: int) -> list[dict]:
+        """The oldest saves still in the hot tier, with the catalog version they were saved at."""
+        conn = self.connect()
+        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute("SELECT h.task_id, t.version, h.signals, h.curves FROM hot_rows h JOIN tasks t USING (task_id) "
+                        "ORDER BY h.saved_at LIMIT %s", (limit,))
+            return cur.fetchall()
+
+    def located_tasks(self) -> dict[str, tuple[int, dict]]:
+        """{task_id: (version, row_locations)} of every published task read from Delta files."""
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT task_id, version, row_locations FROM tasks "
+                        "WHERE status = 'migrated' AND row_locations IS NOT NULL")
+            return {t: (v, locs) for t, v, locs in cur.fetchall()}
+
+    def hot_rows(self, task_ids: list[str] | None, table: str) -> dict[str, bytes]:
+        """{task_id: encoded rows of `table`} of hot-tier tasks (among task_ids, if given)."""
+        column = {"signals": "signals", "curves": "curves"}[table]
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            if task_ids is None:
+                cur.execute(f"SELECT task_id, {column} FROM hot_rows")
+            else:
+                cur.execute(f"SELECT task_id, {column} FROM hot_rows WHERE task_id = ANY(%s)", (list(task_ids),))
+            return {t: bytes(data) for t, data in cur.fetchall()}
+
+    def hot_count(self) -> int:
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM hot_rows")
+            return cur.fetchone()[0]
+
+    def repoint(self, moves: dict[str, dict], expected_versions: dict[str, int] | None = None) -> list[str]:
+        """Point tasks at where their rows live now ({task_id: {"row_locations", "signals_version",
+        "curves_version"}}) and take them out of the hot tier, in one transaction. With
+        expected_versions, a task saved again since (another version) is left as it is.
+        Returns the task ids moved."""
+        if not moves:
+            return []
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            values = [(t, json.dumps(m["row_locations"]), m.get("signals_version"), m.get("curves_version"),
+                       (expected_versions or {}).get(t)) for t, m in moves.items()]
+            moved = psycopg2.extras.execute_values(
+                cur, "UPDATE tasks SET row_locations = v.l::jsonb, "
+                     "signals_version = coalesce(v.sv::bigint, tasks.signals_version), "
+                     "curves_version = coalesce(v.cv::bigint, tasks.curves_version) "
+                     "FROM (VALUES %s) AS v(t, l, sv, cv, ev) "
+                     "WHERE tasks.task_id = v.t AND (v.ev IS NULL OR tasks.version = v.ev::int) RETURNING tasks.task_id",
+                values, fetch=True)
+            ids = [r[0] for r in moved]
+            cur.execute("DELETE FROM hot_rows WHERE task_id = ANY(%s)", (ids,))
+            return ids
 
     def register_sources(self, sources: dict[str, tuple[str, str]]) -> None:
         """Remember where each task's file is: {task_id: (partition_key, source_path)}."""
@@ -249,9 +338,11 @@ class Catalog:
             return cur.fetchone()
 
     def tasks(self, task_ids: list[str]) -> dict[str, dict]:
+        """Catalog rows, with the hot tier's rows (hot_signals, hot_curves) where a task is there."""
         conn = self.connect()
         with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SELECT * FROM tasks WHERE task_id = ANY(%s)", (list(task_ids),))
+            cur.execute("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves FROM tasks t "
+                        "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)", (list(task_ids),))
             return {row["task_id"]: row for row in cur.fetchall()}
 
     def symbols(self, task_ids: list[str]) -> list[dict]:
@@ -287,6 +378,27 @@ class Catalog:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT task_id, reason FROM tasks WHERE status = 'quarantined' ORDER BY task_id")
             return cur.fetchall()
+
+
+def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes]]) -> dict[str, str]:
+    """Inside the publishing transaction: tasks whose skeleton or hot rows do not read back
+    as written become 'failed' (never visible as migrated)."""
+    written = {t.task_id: t.skeleton for t in tasks if t.status == "migrated"}
+    if not written:
+        return {}
+    cur.execute("SELECT t.task_id, t.skeleton, h.signals, h.curves FROM tasks t "
+                "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)", (list(written),))
+    failed = {}
+    for task_id, skeleton, signals, curves in cur.fetchall():
+        if skeleton != written[task_id]:
+            failed[task_id] = "the catalog gives back a different skeleton than was written"
+        elif task_id in hot and (bytes(signals or b""), bytes(curves or b"")) != hot[task_id]:
+            failed[task_id] = "the hot tier gives back different rows than were written"
+    if failed:
+        psycopg2.extras.execute_values(
+            cur, "UPDATE tasks SET status = 'failed', reason = v.r FROM (VALUES %s) AS v(t, r) "
+                 "WHERE tasks.task_id = v.t", list(failed.items()))
+    return failed
 
 
 def json_safe(value):

@@ -12,11 +12,14 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from result_assets.store.row_locations import RowFiles
 
 SIGNALS = "signals"
 CURVES = "curves"
@@ -91,6 +94,7 @@ class CommitInfo:
     rows: int
     bytes_added: int
     files_added: int
+    files: tuple[str, ...] = ()  # the data files this commit added (relative to the table)
 
 
 class DeltaStore:
@@ -135,7 +139,17 @@ class DeltaStore:
                 # Jittered backoff, so that writers that collided do not collide again in step.
                 time.sleep(random.uniform(0.05, 0.1 * 2 ** min(attempt, 5)))
         added = self._files_added_by(table, version)
-        return CommitInfo(table, version, rows.num_rows, sum(added.values()), len(added))
+        return CommitInfo(table, version, rows.num_rows, sum(added.values()), len(added), tuple(sorted(added)))
+
+    @cached_property
+    def files(self) -> RowFiles:
+        return RowFiles(self.root, self.storage_options)
+
+    def locate(self, commit: CommitInfo | None, task_ids: list[str]) -> dict[str, list]:
+        """{task_id: [[file, [row group, ...]], ...]} of the rows `commit` wrote for task_ids."""
+        if commit is None:
+            return {t: [] for t in task_ids}
+        return self.files.locate(commit.table, list(commit.files), task_ids)
 
     def _overwrite(self, table: str, rows: pa.Table, task_ids: list[str]) -> int:
         """One predicate overwrite of task_ids on the latest snapshot; the version it committed."""

@@ -1,37 +1,49 @@
-"""Reading a migrated task back: catalog skeleton + Delta rows -> the document."""
-from __future__ import annotations
+"""Reading a migrated task back: catalog skeleton + its rows -> the document.
 
-import logging
+Rows are read where the catalog row says they live: the hot tier (a save not flushed
+yet, hot_rows.py) or a file and its row groups (row_locations.py). Rows published before locations were recorded are read by Delta
+time travel at the version the catalog row names. Either way a task is read as its
+publishing commit wrote it, never as a mix, and never at another version.
+"""
+from __future__ import annotations
 
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
 
 from result_assets.legacy import parse_document, reconstruct
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
+from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.row_locations import RowsGone, split_by_task
 from result_assets.store.stores import Stores
 
-
-log = logging.getLogger(__name__)
+SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}
 
 
 class TaskNotMigrated(LookupError):
     pass
 
 
+class TaskUnreadable(RuntimeError):
+    """The rows a catalog row names are gone (vacuumed): the task cannot be read as published."""
+
+
 def rebuild_documents(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
-    """The documents of the migrated tasks among task_ids, with one Delta scan per table."""
-    rows = {t: r for t, r in stores.catalog.tasks(task_ids).items() if r["status"] == "migrated"}
+    """The documents of the migrated tasks among task_ids: one catalog query, then each
+    table's rows read where they live."""
+    return documents_from_rows(stores, stores.catalog.tasks(task_ids))
+
+
+def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[str, dict]:
+    """The documents of the migrated tasks among these catalog rows (Catalog.tasks)."""
+    rows = {t: r for t, r in catalog_rows.items() if r["status"] == "migrated"}
     if not rows:
         return {}
-    ids = sorted(rows)
-    signals = _read_as_committed(stores, SIGNALS, rows, "signals_version", SIGNAL_SCHEMA)
-    curves = _read_as_committed(stores, CURVES, rows, "curves_version", CURVE_SCHEMA)
-    empty_signals, empty_curves = SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table()
+    tables = {table: read_rows(stores, table, rows) for table in (SIGNALS, CURVES)}
     documents = {}
-    for task_id in ids:
+    for task_id in sorted(rows):
         skeleton = parse_document(rows[task_id]["skeleton"].encode())
-        documents[task_id] = reconstruct(skeleton, signals.get(task_id, empty_signals), curves.get(task_id, empty_curves))
+        documents[task_id] = reconstruct(skeleton, tables[SIGNALS][task_id], tables[CURVES][task_id])
     return documents
 
 
@@ -42,39 +54,41 @@ def read_result(task_id: str, stores: Stores | None = None) -> dict:
         state = stores.catalog.task(task_id)
         if state is None:
             raise TaskNotMigrated(f"task {task_id!r} is not in the catalog (not migrated yet?)")
-        raise TaskNotMigrated(f"task {task_id!r} is quarantined: {state['reason']}")
+        raise TaskNotMigrated(f"task {task_id!r} is {state['status']}: {state['reason']}")
     return documents[task_id]
 
 
-def _read_as_committed(stores: Stores, table: str, rows: dict[str, dict], version_column: str,
-                       schema: pa.Schema) -> dict[str, pa.Table]:
-    """Each task's rows as of the Delta version its catalog row was committed with.
-
-    A re-migration commits new rows before the catalog row that names them; a reader
-    between the two (or after a crash between them) must still see the old, whole task.
-    One scan per distinct version; rows without a recorded version read the current one.
-    """
+def read_rows(stores: Stores, table: str, rows: dict[str, dict]) -> dict[str, pa.Table]:
+    """{task_id: its rows in `table`} as each task's catalog row names them."""
+    schema = SCHEMAS[table]
+    out: dict[str, pa.Table] = {}
+    for task_id, row in rows.items():
+        if row.get(f"hot_{table}") is not None:  # saved by the application, not flushed yet
+            out[task_id] = hot_rows.decode(row[f"hot_{table}"], schema)
+    located = {t: r["row_locations"][table] for t, r in rows.items() if t not in out and r.get("row_locations")}
+    if located:
+        try:
+            out.update(stores.delta.files.read(table, located, schema))
+        except RowsGone as exc:
+            raise TaskUnreadable(f"cannot read {sorted(located)[:5]} as published: {exc} "
+                                 "(vacuumed past its retention?)") from exc
     by_version: dict[int | None, list[str]] = {}
     for task_id, row in rows.items():
-        by_version.setdefault(row.get(version_column), []).append(task_id)
-    out: dict[str, pa.Table] = {}
+        if task_id not in located and task_id not in out:
+            by_version.setdefault(row.get(f"{table}_version"), []).append(task_id)
     for version, ids in by_version.items():
-        try:
-            out.update(_by_task(stores.delta.read_tasks(table, ids, version=version), schema))
-        except (OSError, DeltaError) as exc:  # that version's files were vacuumed
-            log.warning("reading %s at its current version: version %s unavailable (%s)", table, version, exc)
-            out.update(_by_task(stores.delta.read_tasks(table, ids), schema))
+        out.update(_read_at_version(stores, table, ids, version, schema))
     return out
 
 
-def _by_task(table: pa.Table | None, schema: pa.Schema) -> dict[str, pa.Table]:
-    if table is None or table.num_rows == 0:
-        return {}
-    table = table.sort_by("task_id")
-    ids = table.column("task_id").to_pylist()
-    groups, start = {}, 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or ids[i] != ids[start]:
-            groups[ids[start]] = table.slice(start, i - start)
-            start = i
-    return groups
+def _read_at_version(stores: Stores, table: str, ids: list[str], version: int | None,
+                     schema: pa.Schema) -> dict[str, pa.Table]:
+    """Rows published before locations were recorded: Delta time travel to the named version."""
+    try:
+        found = stores.delta.read_tasks(table, ids, version=version)
+    except (OSError, DeltaError) as exc:
+        raise TaskUnreadable(f"cannot read {ids[:5]} at {table} version {version}, the version their "
+                             f"catalog rows name: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    if found is None:
+        return {t: schema.empty_table() for t in ids}
+    return split_by_task(found.select(schema.names).cast(schema), ids, schema)

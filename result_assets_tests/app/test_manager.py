@@ -126,13 +126,25 @@ def test_sensor_picks_up_what_was_written_while_the_store_was_down(env, mode):
     assert not getattr(again, "run_requests", None)  # nothing stays behind
 
 
-def test_dual_write_unwritable_delta_root_leaves_the_task_pending(env, unwritable_store_root):
+def test_dual_write_unwritable_delta_root_keeps_saves_hot_until_a_flush_can_write(env, unwritable_store_root):
+    """Saves land in the hot tier, so a Delta root that cannot be written fails the flush, not the save."""
+    from result_assets.store.maintenance import maintain
+
     manager = ResultManager("dual-write", source_dir=env)
-    outcome = manager.save_result("delta_down", small_document())
+    document = small_document()
+    outcome = manager.save_result("delta_down", document)
+    assert outcome.stored == "migrated" and not outcome.pending and not outcome.warnings
+    with pytest.raises(Exception, match="Not a directory"):
+        maintain(Stores.from_env())
+    assert Stores.from_env().catalog.tasks(["delta_down"])["delta_down"]["hot_signals"] is not None
+    assert compare_documents(document, manager.get_result("delta_down")) == []
+
+
+def test_dual_write_catalog_down_leaves_the_task_pending(env, store_down):
+    manager = ResultManager("dual-write", source_dir=env)
+    outcome = manager.save_result("catalog_down", small_document())
     assert outcome.pending and "not written to the store" in outcome.warnings[0]
-    assert catalog_row("delta_down") is None
-    statuses = {r["task_id"]: r["status"] for r in task_statuses(Stores.from_env())}
-    assert statuses["delta_down"] == "pending"
+    assert (env / "catalog_down" / "result.json").exists()
 
 
 def test_postgres_only_writes_only_the_store(env):
@@ -166,15 +178,19 @@ def test_postgres_only_store_down_raises(env, store_down):
         manager.get_result("pg_down")
 
 
-def test_postgres_only_unwritable_delta_root_raises_without_a_catalog_row(env, unwritable_store_root):
+def test_postgres_only_unwritable_backup_dir_raises_without_a_catalog_row(env, monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    monkeypatch.setenv("RESULT_BACKUP_DIR", str(blocker / "backups"))
     manager = ResultManager("postgres-only")
     with pytest.raises(ResultStoreError, match="was not stored"):
-        manager.save_result("pg_delta_down", small_document())
-    assert catalog_row("pg_delta_down") is None
+        manager.save_result("pg_backup_down", small_document())
+    assert catalog_row("pg_backup_down") is None
 
 
-def test_postgres_only_catalog_failure_after_delta_puts_the_rows_back(env):
-    """The catalog write times out on a lock held elsewhere, after both Delta commits."""
+def test_postgres_only_catalog_failure_keeps_the_published_rows(env):
+    """The catalog write times out on a lock held elsewhere: the transaction that would have
+    replaced the hot rows and the catalog row together is rolled back whole."""
     manager = ResultManager("postgres-only")
     old = small_document(strategy="kept", n=3)
     manager.save_result("pg_half", old)
@@ -190,9 +206,11 @@ def test_postgres_only_catalog_failure_after_delta_puts_the_rows_back(env):
         blocker.rollback()
     finally:
         blocker.close()
-    stores = Stores.from_env()
-    signals = stores.delta.read_tasks("signals", ["pg_half"])
-    assert signals.num_rows == 3  # the 7 new rows were replaced by the 3 old ones
+    from result_assets.store import hot_rows
+    from result_assets.legacy.schema import SIGNAL_SCHEMA
+
+    row = Stores.from_env().catalog.tasks(["pg_half"])["pg_half"]
+    assert hot_rows.decode(row["hot_signals"], SIGNAL_SCHEMA).num_rows == 3  # not the 7 of the failed save
     assert compare_documents(old, manager.get_result("pg_half")) == []
 
 

@@ -1,0 +1,47 @@
+"""`result-assets maintain`: the store_maintenance schedule's work, now, as a run in the Dagster instance.
+
+`maintain(stores)` (re-exported here) is the same work without Dagster.
+"""
+from __future__ import annotations
+
+import json
+
+from result_assets.store.maintenance import DEFAULT_RETENTION_HOURS, maintain
+
+__all__ = ["maintain", "add_arguments", "run"]
+
+
+def add_arguments(parser) -> None:
+    from result_assets.cli import whole_number
+
+    parser.add_argument("--retention-hours", type=whole_number(0), default=DEFAULT_RETENTION_HOURS,
+                        help=f"vacuum files out of the tables for longer than this (default {DEFAULT_RETENTION_HOURS}: "
+                             "rollback reaches this far back)")
+    parser.add_argument("--no-compact", action="store_true", help="skip compaction")
+    parser.add_argument("--no-vacuum", action="store_true", help="skip vacuum")
+    parser.add_argument("--json", action="store_true", help="print the run's figures as one JSON object")
+
+
+def run(args) -> int:
+    from result_assets.definitions import MAINTENANCE_JOB, build_definitions
+    from result_assets.platform.instance import get_instance
+    from result_assets.settings import Settings
+
+    settings = Settings.from_env()
+    config = {"retention_hours": args.retention_hours, "compact": not args.no_compact, "vacuum": not args.no_vacuum}
+    result = build_definitions().resolve_job_def(MAINTENANCE_JOB).execute_in_process(
+        instance=get_instance(settings), raise_on_error=False,
+        run_config={"ops": {"store_maintenance": {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+    if not result.success:
+        failures = [e.message for e in result.all_events if e.is_failure]
+        print(f"result-assets: maintenance run {result.run_id} failed: {failures[0] if failures else ''}")
+        return 1
+    metadata = result.asset_materializations_for_node("store_maintenance")[0].metadata
+    figures = {k: v.value for k, v in metadata.items() if k != "report"}
+    if args.json:
+        print(json.dumps({"run_id": result.run_id, **figures}))
+    else:
+        print(metadata["report"].value)
+        print(f"\nrun {result.run_id} in {settings.dagster_home}")
+    return 0

@@ -1,0 +1,261 @@
+"""The batch engine: the one place a batch of tasks is backed up, converted, proven and published.
+
+Every writer calls it: the backfill's multi-asset, the explicit-list job, the
+application's saves, the hot-tier flush and the benchmark. Per batch:
+
+1. read the sources and back up their exact bytes;
+2. convert and prove each task in the workers: its rebuild from exactly the rows and
+   skeleton text to be stored equals the source (legacy-format.md's rules); a task
+   whose data cannot be read, parsed or converted is quarantined alone, with a reason;
+3. commit the proven tasks' rows to Delta (one commit per table);
+4. read them back the way readers will (file and row groups) and prove they are the
+   rows the conversion proof saw (digests); a task that differs is taken out again;
+5. publish the catalog rows in one transaction: only proven tasks as 'migrated', a
+   task whose proof failed as 'failed' with its first difference (never visible to
+   readers), a bad file as 'quarantined'. The skeleton text is read back inside that
+   transaction, before it commits.
+
+It returns what it wrote, the versions, the check outcomes and per-stage timings.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
+from result_assets.migration.batch import (
+    CatalogBatch,
+    RawResult,
+    TaskRows,
+    ValidatedResult,
+    catalog_batch,
+    curve_rows,
+    read_source,
+    save_backups,
+    signal_rows,
+)
+from result_assets.migration.convert import convert_batch
+from result_assets.migration.sources import LegacyFile
+from result_assets.migration.verify import DEFAULT_COMPRESSION_GOAL, CheckOutcome, judge
+from result_assets.store import hot_rows
+from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.row_digest import rows_digest
+
+SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}
+
+
+@dataclass
+class BackupFact:
+    """What the backup step did with one task's bytes (for the result_backup metadata)."""
+
+    task_id: str
+    partition_key: str
+    sha256: str
+    bytes: int
+    copied: bool
+    reason: str | None = None
+
+
+@dataclass
+class BatchResult:
+    validated: list[ValidatedResult]
+    backups: list[BackupFact]
+    signals: TaskRows
+    curves: TaskRows
+    catalog: CatalogBatch
+    stored_rows: dict[str, dict[str, int]]  # {table: {task_id: rows read back}}
+    checks: list[CheckOutcome] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+    @property
+    def failed(self) -> list[ValidatedResult]:
+        """Valid tasks not published because a proof failed."""
+        return [v for v in self.validated if v.status == "failed"]
+
+
+class _Clock:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int | None = None,
+              compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
+              raws: list[RawResult] | None = None, converted: list[ValidatedResult] | None = None,
+              tier: str = "delta") -> BatchResult:
+    """Back up, convert, prove and publish one batch. The application's save passes the
+    bytes it holds (`raws`), already converted (`converted`) when it had to judge them first."""
+    clock = _Clock()
+    with clock.stage("read"):
+        if raws is None:
+            raws = [read_source(f, max_file_bytes) for f in files]
+    with clock.stage("backup"):
+        save_backups(stores, raws)
+        backups = [_backup_fact(stores, r) for r in raws]
+    with clock.stage("convert"):
+        validated = converted if converted is not None else convert_batch(raws)
+    del raws  # the largest thing held: the rows take over
+    return publish_batch(stores, validated, backups, compression_goal=compression_goal,
+                         keep_source_path=keep_source_path, tier=tier, clock=clock)
+
+
+def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,
+                  compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
+                  tier: str = "delta", clock: _Clock | None = None) -> BatchResult:
+    """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the
+    hot tier in the catalog's own transaction instead of a Delta commit (application saves)."""
+    clock = clock or _Clock()
+    ids = [v.task_id for v in validated]
+    signals, curves = signal_rows(validated), curve_rows(validated)
+    located = {SIGNALS: {}, CURVES: {}}
+    hot: dict[str, tuple[bytes, bytes]] = {}
+    if tier == "hot":
+        with clock.stage("read_back"):
+            hot = {v.task_id: (hot_rows.encode(v.result.signals), hot_rows.encode(v.result.curves))
+                   for v in validated if v.proven}
+            # What readers will decode: the catalog checks the bytes come back as written.
+            stored = {table: {t: hot_rows.decode(hot[t][i], SCHEMAS[table]) if t in hot else SCHEMAS[table].empty_table()
+                              for t in ids} for i, table in enumerate((SIGNALS, CURVES))}
+            taken_out = _prove_read_back(validated, stored)
+            for task_id in taken_out:
+                hot.pop(task_id)
+    else:
+        with clock.stage("write"):
+            signals.commit, curves.commit = commit_rows(stores, ids, signals.table, curves.table)
+        with clock.stage("read_back"):
+            located, stored = read_back(stores, ids, signals.commit, curves.commit)
+            taken_out = _prove_read_back(validated, stored)
+            if taken_out:  # their rows must not stay in the tables under a name readers could find
+                commit_rows(stores, taken_out, SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table())
+    catalog = catalog_batch(validated)
+    for row in catalog.tasks:
+        if row.status == "migrated" and tier != "hot":
+            row.signals_version = signals.commit.version if signals.commit else None
+            row.curves_version = curves.commit.version if curves.commit else None
+            row.row_locations = {SIGNALS: located[SIGNALS][row.task_id], CURVES: located[CURVES][row.task_id]}
+        if not keep_source_path:  # the application's save: there is no source file
+            row.source_path, row.source_mtime_ns = None, None
+    with clock.stage("publish"):
+        demoted = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot)
+    for v in validated:
+        if v.task_id in demoted:
+            v.failure = demoted[v.task_id]
+    stored_rows = {t: {task_id: rows.num_rows for task_id, rows in stored[t].items()} for t in stored}
+    for task_id in taken_out:
+        for table in stored_rows:
+            stored_rows[table][task_id] = 0
+    result = BatchResult(validated, backups, signals, curves, catalog, stored_rows)
+    with clock.stage("checks"):
+        result.checks = judge(stores, result, compression_goal)
+    result.seconds = clock.seconds
+    return result
+
+
+def commit_rows(stores, task_ids: list[str], signals, curves):
+    """One Delta commit per table making these rows the whole content of task_ids."""
+    return (stores.delta.replace_tasks(SIGNALS, signals, task_ids),
+            stores.delta.replace_tasks(CURVES, curves, task_ids))
+
+
+def read_back(stores, task_ids: list[str], signals_commit, curves_commit):
+    """({table: {task_id: locations}}, {table: {task_id: rows}}): the rows of task_ids that
+    these commits wrote, located and read exactly as readers will read them."""
+    located = {SIGNALS: stores.delta.locate(signals_commit, task_ids),
+               CURVES: stores.delta.locate(curves_commit, task_ids)}
+    stored = {t: stores.delta.files.read(t, located[t], SCHEMAS[t]) for t in (SIGNALS, CURVES)}
+    return located, stored
+
+
+def _prove_read_back(validated: list[ValidatedResult], stored: dict) -> list[str]:
+    """Mark proven tasks whose rows do not read back as proven; return their ids."""
+    taken_out = []
+    for v in validated:
+        if not v.proven:
+            continue
+        wrong = [table for table, digest in ((SIGNALS, v.proof.signals_digest), (CURVES, v.proof.curves_digest))
+                 if rows_digest(stored[table][v.task_id]) != digest]
+        if wrong:
+            v.failure = ("the store gives back rows that differ from those proven equal to the source "
+                         f"({', '.join(wrong)})")
+            taken_out.append(v.task_id)
+    return taken_out
+
+
+def _backup_fact(stores, raw: RawResult) -> BackupFact:
+    source = raw.source
+    if raw.unreadable and not raw.backup_from_file:
+        return BackupFact(source.task_id, source.partition_key, raw.sha256, 0, False, raw.unreadable)
+    size = source.size if raw.backup_from_file else len(raw.raw)
+    return BackupFact(source.task_id, source.partition_key, raw.sha256, size, True)
+
+
+def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
+    """The legacy files of task_ids, found where they were registered (else in the source dir);
+    a task whose file is gone is quarantined with that reason."""
+    from pathlib import Path
+
+    from result_assets.migration.sources import stat_legacy_file
+
+    registered = stores.catalog.sources(task_ids)
+    source_dir = stores.settings.source_dir
+    files = []
+    for task_id in task_ids:
+        path = registered.get(task_id)
+        found = None
+        if path is not None:
+            found = stat_legacy_file(Path(path).parent.parent, task_id)
+        elif source_dir:
+            found = stat_legacy_file(source_dir, task_id)
+        files.append(found or LegacyFile(task_id, path or "", 0, 0, refused="source file not found"))
+    return files
+
+
+@dataclass
+class FlushResult:
+    moved: list[str]  # task ids now read from Delta
+    kept: list[str]  # saved again meanwhile, or their rows did not read back: still in the hot tier
+    seconds: dict[str, float]
+    commits: dict[str, int | None]  # Delta version written per table
+
+
+def flush_hot_tier(stores, limit: int = 1000) -> FlushResult:
+    """Move the oldest `limit` hot-tier tasks into the Delta tables: one commit per table,
+    read back and proven like any batch, then re-pointed in one catalog transaction that
+    also takes them out of the hot tier. A task saved again meanwhile stays hot (its
+    catalog version moved on); a crash anywhere leaves every task readable where it was."""
+    clock = _Clock()
+    with clock.stage("read_hot"):
+        hot = stores.catalog.hot_tasks(limit)
+    if not hot:
+        return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None})
+    ids = [h["task_id"] for h in hot]
+    tables = {SIGNALS: {}, CURVES: {}}
+    for h in hot:
+        tables[SIGNALS][h["task_id"]] = hot_rows.decode(h["signals"], SIGNAL_SCHEMA)
+        tables[CURVES][h["task_id"]] = hot_rows.decode(h["curves"], CURVE_SCHEMA)
+    with clock.stage("write"):
+        import pyarrow as pa
+
+        commits = commit_rows(stores, ids, *(pa.concat_tables(list(tables[t].values())) for t in (SIGNALS, CURVES)))
+    with clock.stage("read_back"):
+        located, stored = read_back(stores, ids, *commits)
+        proven = [t for t in ids if all(rows_digest(stored[table][t]) == rows_digest(tables[table][t])
+                                        for table in (SIGNALS, CURVES))]
+    with clock.stage("publish"):
+        moves = {t: {"row_locations": {SIGNALS: located[SIGNALS][t], CURVES: located[CURVES][t]},
+                     "signals_version": commits[0].version if commits[0] else None,
+                     "curves_version": commits[1].version if commits[1] else None} for t in proven}
+        moved = stores.catalog.repoint(moves, expected_versions={h["task_id"]: h["version"] for h in hot})
+    kept = sorted(set(ids) - set(moved))
+    return FlushResult(moved, kept, clock.seconds,
+                       {SIGNALS: commits[0].version if commits[0] else None,
+                        CURVES: commits[1].version if commits[1] else None})

@@ -1,0 +1,126 @@
+"""Where each task's rows live in the Delta tables: file and row groups, recorded in the catalog.
+
+A reader that knows the file and row groups opens one Parquet footer (cached: Delta
+data files never change) and decodes just those row groups. It never replays the Delta
+log nor lists files, so a read costs the same after ten commits or ten thousand. A file
+named by a catalog row is immutable, so the reader sees the task exactly as the commit
+that catalog row names wrote it. Compaction and the hot-tier flush re-point rows in the
+same catalog transaction that publishes them; vacuum removes only files nothing names.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from result_assets.store.backups import s3_filesystem
+
+# [[relative file path, [row group, ...]], ...] per table, as stored in tasks.row_locations
+Locations = list[list]
+
+
+class RowsGone(LookupError):
+    """A file a catalog row names is gone (vacuumed or deleted): the task cannot be read as published."""
+
+
+class RowFiles:
+    """Opens Parquet files under one Delta table root, with their footers cached."""
+
+    def __init__(self, root: str, storage_options: dict[str, str] | None = None, footers: int = 512):
+        self.root = root.rstrip("/")
+        if root.startswith("s3://"):
+            self._fs, self._base = s3_filesystem(storage_options or {}), self.root.split("://", 1)[1]
+        else:
+            self._fs, self._base = pafs.LocalFileSystem(), self.root
+        self._footers: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+        self._limit = footers
+        self._lock = threading.Lock()
+
+    def path(self, table: str, relative: str) -> str:
+        return f"{self._base}/{table}/{relative}"
+
+    def metadata(self, table: str, relative: str) -> pq.FileMetaData:
+        key = f"{table}/{relative}"
+        with self._lock:
+            cached = self._footers.get(key)
+            if cached is not None:
+                self._footers.move_to_end(key)
+                return cached
+        try:
+            with self._fs.open_input_file(self.path(table, relative)) as f:
+                metadata = pq.read_metadata(f)
+        except FileNotFoundError as exc:
+            raise RowsGone(f"{table}/{relative} is gone") from exc
+        with self._lock:
+            self._footers[key] = metadata
+            while len(self._footers) > self._limit:
+                self._footers.popitem(last=False)
+        return metadata
+
+    def locate(self, table: str, files: list[str], task_ids: list[str]) -> dict[str, Locations]:
+        """{task_id: locations} of task_ids within files (rows sorted by task_id, as written)."""
+        wanted = sorted(set(task_ids))
+        out: dict[str, Locations] = {t: [] for t in wanted}
+        for relative in files:
+            metadata = self.metadata(table, relative)
+            column = metadata.schema.to_arrow_schema().get_field_index("task_id")
+            per_task: dict[str, list[int]] = {}
+            for group in range(metadata.num_row_groups):
+                stats = metadata.row_group(group).column(column).statistics
+                if stats is None or not stats.has_min_max:
+                    candidates = wanted  # no statistics: every wanted task may be here
+                else:
+                    lo = bisect.bisect_left(wanted, stats.min)
+                    hi = bisect.bisect_right(wanted, stats.max)
+                    candidates = wanted[lo:hi]
+                for task_id in candidates:
+                    per_task.setdefault(task_id, []).append(group)
+            for task_id, groups in per_task.items():
+                out[task_id].append([relative, groups])
+        return out
+
+    def read(self, table: str, located: dict[str, Locations], schema: pa.Schema) -> dict[str, pa.Table]:
+        """{task_id: its rows} reading only the named row groups, each file opened once.
+
+        A file can hold other versions of a task too (a later commit that was never
+        published, a concurrent writer): from each file only the tasks that name it are kept.
+        """
+        by_file: dict[str, tuple[set[int], list[str]]] = {}
+        for task_id, locations in located.items():
+            for relative, groups in locations:
+                entry = by_file.setdefault(relative, (set(), []))
+                entry[0].update(groups)
+                entry[1].append(task_id)
+        pieces = []
+        for relative, (groups, task_ids) in by_file.items():
+            metadata = self.metadata(table, relative)
+            try:
+                with self._fs.open_input_file(self.path(table, relative)) as f:
+                    rows = pq.ParquetFile(f, metadata=metadata).read_row_groups(sorted(groups))
+            except FileNotFoundError as exc:
+                raise RowsGone(f"{table}/{relative} is gone") from exc
+            rows = rows.select(schema.names).cast(schema)
+            pieces.append(rows.filter(pc.is_in(rows["task_id"], pa.array(task_ids, pa.string()))))
+        if not pieces:
+            return {t: schema.empty_table() for t in located}
+        return split_by_task(pa.concat_tables(pieces), list(located), schema)
+
+
+def split_by_task(rows: pa.Table, task_ids: list[str], schema: pa.Schema) -> dict[str, pa.Table]:
+    """{task_id: its rows}, every id present (empty when it has none)."""
+    out = {t: schema.empty_table() for t in task_ids}
+    if rows.num_rows == 0:
+        return out
+    rows = rows.sort_by([("task_id", "ascending"), ("symbol_idx", "ascending"), ("seq", "ascending")])
+    ids = rows.column("task_id").to_pylist()
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or ids[i] != ids[start]:
+            out[ids[start]] = rows.slice(start, i - start)
+            start = i
+    return out

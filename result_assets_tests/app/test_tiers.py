@@ -1,0 +1,174 @@
+"""The application's store: saves land in the hot tier, readable as soon as save_result returns;
+maintenance flushes them into Delta, compacts, re-points and vacuums, losing nothing and
+showing nothing twice, also when saves and a flush run at once or a flush is killed."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from result_assets import ResultManager
+from result_assets.legacy import compare_documents
+from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.maintenance import maintain
+from result_assets.store.stores import Stores
+from result_assets_tests.app.helpers import V2_TASK, sample_document, small_document
+
+
+@pytest.fixture(scope="module")
+def stores(project_home):
+    return Stores.from_env()
+
+
+def manager() -> ResultManager:
+    return ResultManager("postgres-only", record_in_dagster=False)
+
+
+def delta_row_counts(stores: Stores, table: str) -> Counter:
+    dt = stores.delta.open(table)
+    return Counter(dt.to_pyarrow_table(columns=["task_id"]).column("task_id").to_pylist()) if dt else Counter()
+
+
+def assert_whole(stores: Stores, documents: dict[str, dict]) -> None:
+    """Every task reads back as its last save; once in Delta, its rows are there exactly once."""
+    m = manager()
+    for task_id, document in documents.items():
+        assert compare_documents(document, m.get_result(task_id)) == [], task_id
+    got = m.get_results(list(documents))
+    assert set(got) == set(documents)
+    hot = {r["task_id"] for r in stores.catalog.hot_tasks(10**6)}
+    counts = delta_row_counts(stores, SIGNALS)
+    for task_id in set(documents) - hot:
+        assert counts[task_id] == stores.catalog.task(task_id)["n_signals"], task_id
+
+
+def test_save_is_hot_and_readable_then_flushed_into_delta(stores):
+    m = manager()
+    document = sample_document(V2_TASK)
+    outcome = m.save_result("tier_big", document)
+    assert outcome.stored == "migrated" and {"convert", "publish"} <= set(outcome.timings)
+    row = stores.catalog.tasks(["tier_big"])["tier_big"]
+    assert row["hot_signals"] is not None and row["row_locations"] is None  # in the hot tier, no Delta commit
+    assert delta_row_counts(stores, SIGNALS)["tier_big"] == 0
+    assert compare_documents(document, m.get_result("tier_big")) == []
+
+    report = maintain(stores, retention_hours=0)
+    assert report.flushed >= 1 and report.still_hot == 0
+    row = stores.catalog.tasks(["tier_big"])["tier_big"]
+    assert row["hot_signals"] is None and row["row_locations"][SIGNALS]  # now read from Delta files
+    assert compare_documents(document, m.get_result("tier_big")) == []
+    assert delta_row_counts(stores, SIGNALS)["tier_big"] == row["n_signals"]
+
+
+def test_saving_again_after_a_flush_replaces_the_old_rows(stores):
+    m = manager()
+    m.save_result("tier_again", small_document(strategy="first", n=4))
+    maintain(stores, retention_hours=0)
+    newer = small_document(strategy="second", n=9)
+    m.save_result("tier_again", newer)
+    assert compare_documents(newer, m.get_result("tier_again")) == []  # the hot copy wins over Delta's
+    maintain(stores, retention_hours=0)
+    assert compare_documents(newer, m.get_result("tier_again")) == []
+    assert delta_row_counts(stores, SIGNALS)["tier_again"] == 9
+
+
+def test_concurrent_saves_while_a_flush_runs(stores):
+    documents: dict[str, dict] = {}
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def saver(worker: int):
+        m = manager()
+        for i in range(25):
+            task_id = f"tier_conc_{worker}_{i % 10}"  # each task saved two or three times
+            document = small_document(strategy=f"w{worker}_{i}", n=1 + (i % 7))
+            m.save_result(task_id, document)
+            back = m.get_result(task_id)  # readable the moment save_result returned
+            if compare_documents(document, back):
+                errors.append(f"{task_id} read back other than saved")
+            with lock:
+                documents[task_id] = document
+
+    def flusher(stop: threading.Event):
+        while not stop.is_set():
+            maintain(Stores.from_env(), compact=False, vacuum=False, flush_batch=7)
+
+    stop = threading.Event()
+    flush_thread = threading.Thread(target=flusher, args=(stop,))
+    flush_thread.start()
+    savers = [threading.Thread(target=saver, args=(w,)) for w in range(3)]
+    for t in savers:
+        t.start()
+    for t in savers:
+        t.join()
+    stop.set()
+    flush_thread.join()
+    assert errors == []
+    assert_whole(stores, documents)
+    maintain(stores, retention_hours=0)
+    assert stores.catalog.hot_count() == 0
+    assert_whole(stores, documents)
+
+
+def test_a_flush_killed_mid_way_loses_nothing_and_shows_nothing_twice(stores, tmp_path):
+    m = manager()
+    documents = {f"tier_kill_{i}": small_document(strategy=f"k{i}", n=2 + i % 5) for i in range(60)}
+    for task_id, document in documents.items():
+        m.save_result(task_id, document)
+    signals_log = os.path.join(stores.settings.store_root, SIGNALS, "_delta_log")
+    before = len([f for f in os.listdir(signals_log) if f.endswith(".json")])
+    # A flush in its own process, in batches of 10, killed right after a Delta commit.
+    code = ("from result_assets.store.stores import Stores\n"
+            "from result_assets.store.maintenance import maintain\n"
+            "maintain(Stores.from_env(), compact=False, vacuum=False, flush_batch=10)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
+    deadline = time.monotonic() + 120
+    while len([f for f in os.listdir(signals_log) if f.endswith(".json")]) < before + 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "the flush ended before it could be killed"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert 0 < stores.catalog.hot_count() < len(documents)  # killed part way through
+    assert_whole(stores, documents)
+    maintain(stores, retention_hours=0)
+    assert stores.catalog.hot_count() == 0
+    assert_whole(stores, documents)
+
+
+def test_compaction_and_vacuum_keep_every_task_readable(stores):
+    m = manager()
+    documents = {f"tier_vac_{i}": small_document(strategy=f"v{i}", n=3) for i in range(5)}
+    for task_id, document in documents.items():
+        m.save_result(task_id, document)
+        maintain(stores, compact=False, vacuum=False)  # one small file per task
+    report = maintain(stores, retention_hours=0)
+    assert report.repointed > 0 and report.vacuumed_files > 0
+    assert report.tables[SIGNALS]["after"]["files"] <= 2
+    assert_whole(stores, documents)
+    for table in (SIGNALS, CURVES):  # every file a catalog row names is in the current snapshot
+        current = set(stores.delta.open(table).file_uris())
+        for _, locations in stores.catalog.located_tasks().values():
+            for path, _ in locations[table]:
+                assert any(uri.endswith(path) for uri in current), path
+
+
+def test_a_vanished_file_is_a_clear_error_never_another_version(stores):
+    from result_assets.store.reader import TaskUnreadable
+
+    m = manager()
+    m.save_result("tier_gone", small_document(n=4))
+    maintain(stores, compact=False, vacuum=False)
+    row = stores.catalog.task("tier_gone")
+    path, _ = row["row_locations"][SIGNALS][0]
+    os.rename(os.path.join(stores.settings.store_root, SIGNALS, path), os.path.join(stores.settings.store_root, "moved"))
+    fresh = ResultManager("postgres-only", record_in_dagster=False)  # no footer cached
+    with pytest.raises(Exception, match="as published") as info:
+        fresh.get_result("tier_gone")
+    assert isinstance(info.value.__cause__, TaskUnreadable)
+    os.rename(os.path.join(stores.settings.store_root, "moved"), os.path.join(stores.settings.store_root, SIGNALS, path))
