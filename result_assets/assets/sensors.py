@@ -5,6 +5,8 @@ and then the store; when the store write fails (store down, a crash in between) 
 JSON is the only copy. Each tick this sensor also requests migration runs for every
 task of the source directory the store is behind on: new, pending (registered, not
 migrated) or stale (the file changed since it was migrated), so nothing stays behind.
+
+The sensor runs by default wherever RESULT_SOURCE_DIR is set (see `default_status`).
 """
 
 from dagster import (
@@ -32,14 +34,27 @@ _IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
               DagsterRunStatus.STARTED]
 
 
-@sensor(name=SENSOR_NAME, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
+def default_status() -> DefaultSensorStatus:
+    """Running where there is a source directory to watch (RESULT_SOURCE_DIR set), stopped
+    elsewhere; the UI can still turn it on or off. Dagster needs the status when the sensor
+    is defined, so it is read from the environment then (at import of the definitions)."""
+    return DefaultSensorStatus.RUNNING if Settings.from_env().source_dir else DefaultSensorStatus.STOPPED
+
+
+NOT_SET = ("RESULT_SOURCE_DIR is not set: there is no legacy task tree to watch. Set it to the folder "
+           "of <task_id>/result.json directories in the environment of the code server and the "
+           "daemon, then restart them.")
+
+
+@sensor(name=SENSOR_NAME, minimum_interval_seconds=30, default_status=default_status(),
         jobs=[migrate_task_list_job],
         description="Adds a partition for each new <RESULT_SOURCE_DIR>/<task_id>/result.json; "
-                    "with RESULT_STORAGE_MODE=dual-write also migrates tasks the store is behind on.")
+                    "with RESULT_STORAGE_MODE=dual-write also migrates tasks the store is behind on. "
+                    "Running by default when RESULT_SOURCE_DIR is set.")
 def new_task_sensor(context: SensorEvaluationContext):
     settings = Settings.from_env()
     if not settings.source_dir:
-        return SkipReason("RESULT_SOURCE_DIR is not set")
+        return SkipReason(NOT_SET)
     try:
         scan = scan_source_dir(settings.source_dir)
     except SourceDirError as exc:

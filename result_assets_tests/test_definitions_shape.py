@@ -1,0 +1,133 @@
+"""The code location's shape (assets, checks, jobs, schedules, sensor, resources, partitions), no database.
+
+Loading the definitions must not start or reach any PostgreSQL: `dagster dev`, the code
+server and these tests load them before anything has a database.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from dagster import DefaultSensorStatus, Definitions, DynamicPartitionsDefinition, SkipReason, build_sensor_context
+
+from result_assets.assets import sensors
+from result_assets.assets.resources import MigrationSettings, StoresResource
+from result_assets.definitions import defs
+
+TASK_ASSETS = {"legacy_result", "result_backup", "validated_result", "signal_table", "curve_table", "catalog_entry"}
+UNPARTITIONED = {"migration_report", "store_maintenance"}
+CHECKS = {"result_backup/backup_checksum", "signal_table/row_counts", "curve_table/row_counts",
+          "catalog_entry/lossless_round_trip", "signal_table/compression_goal", "validated_result/quarantine"}
+RESOURCES = {"stores": StoresResource, "migration": MigrationSettings}
+# Variables that would point a subprocess at an existing home or database.
+LOCATION_VARS = ("RESULT_ASSETS_HOME", "DATABASE_URL", "DAGSTER_HOME", "RESULT_STORE_ROOT",
+                 "RESULT_BACKUP_DIR", "RESULT_SOURCE_DIR", "RESULT_STORAGE_MODE")
+
+
+def specs():
+    return {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+
+
+def test_definitions_load():
+    Definitions.validate_loadable(defs)  # every resource an asset, check or job needs is provided
+
+
+def test_asset_keys_and_their_partitions():
+    by_key = specs()
+    assert set(by_key) == TASK_ASSETS | UNPARTITIONED
+    for key in TASK_ASSETS:
+        partitions = by_key[key].partitions_def
+        assert isinstance(partitions, DynamicPartitionsDefinition) and partitions.name == "tasks", key
+    for key in UNPARTITIONED:
+        assert by_key[key].partitions_def is None, key
+
+
+def test_lineage():
+    deps = {key: {d.asset_key.to_user_string() for d in spec.deps} for key, spec in specs().items()}
+    assert deps == {
+        "legacy_result": set(),
+        "result_backup": {"legacy_result"},
+        "validated_result": {"result_backup"},
+        "signal_table": {"validated_result"},
+        "curve_table": {"validated_result"},
+        # the catalog row is written last: it is what makes a task visible to readers
+        "catalog_entry": {"validated_result", "signal_table", "curve_table"},
+        "migration_report": {"signal_table", "curve_table", "catalog_entry"},
+        "store_maintenance": {"signal_table", "curve_table"},
+    }
+
+
+def test_check_keys():
+    found = [spec.key.asset_key.to_user_string() + "/" + spec.key.name
+             for assets_def in defs.assets if hasattr(assets_def, "check_specs")
+             for spec in assets_def.check_specs]
+    found += [spec.key.asset_key.to_user_string() + "/" + spec.key.name
+              for checks_def in defs.asset_checks or [] for spec in checks_def.check_specs]
+    assert sorted(found) == sorted(CHECKS)
+
+
+def test_jobs_and_schedules():
+    jobs = {"migrate_job", "migrate_task_list_job", "store_maintenance_job"}
+    assert {job.name for job in defs.jobs} == jobs
+    assert defs.resolve_job_def("migrate_job").partitions_def.name == "tasks"  # range runs over task partitions
+    assert defs.resolve_job_def("migrate_task_list_job").partitions_def is None  # an explicit list instead
+    for name in jobs:
+        assert defs.resolve_job_def(name).executor_def.name == "in_process", name
+    assert [(s.name, s.job_name) for s in defs.schedules] == [("store_maintenance_schedule", "store_maintenance_job")]
+
+
+def test_sensor():
+    assert [s.name for s in defs.sensors] == ["new_task_sensor"]
+    sensor = defs.resolve_sensor_def("new_task_sensor")
+    assert [job.name for job in sensor.jobs] == ["migrate_task_list_job"]
+    assert sensor.minimum_interval_seconds == 30
+
+
+def test_resources():
+    assert {key: type(value) for key, value in defs.resources.items()} == RESOURCES
+
+
+def test_sensor_default_status_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("RESULT_SOURCE_DIR", raising=False)
+    assert sensors.default_status() == DefaultSensorStatus.STOPPED
+    monkeypatch.setenv("RESULT_SOURCE_DIR", str(tmp_path))
+    assert sensors.default_status() == DefaultSensorStatus.RUNNING
+
+
+def test_sensor_says_why_it_skips_without_a_source_dir(monkeypatch):
+    monkeypatch.delenv("RESULT_SOURCE_DIR", raising=False)
+    result = sensors.new_task_sensor(build_sensor_context())
+    assert isinstance(result, SkipReason)
+    assert result.skip_message.startswith("RESULT_SOURCE_DIR is not set: ")
+
+
+LOAD = """
+import json
+from result_assets.definitions import defs
+sensor = defs.resolve_sensor_def("new_task_sensor")
+print(json.dumps({"default_status": sensor.default_status.value, "assets": len(defs.resolve_all_asset_keys())}))
+"""
+
+
+@pytest.mark.parametrize("case", ["no source dir", "source dir", "unreachable database"])
+def test_loading_the_definitions_starts_no_database(case, tmp_path):
+    """A fresh process (the import happens once per process) loads the code location."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in LOCATION_VARS and k != "PYTHONPATH"}
+    env["RESULT_ASSETS_HOME"] = str(home)
+    if case == "source dir":
+        env["RESULT_SOURCE_DIR"] = str(tmp_path)
+    if case == "unreachable database":
+        # Nothing listens on port 9: any connection attempt at load would fail the import.
+        env["DATABASE_URL"] = "postgresql+psycopg2://nobody@127.0.0.1:9/nothing"
+    done = subprocess.run([sys.executable, "-c", LOAD], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert loaded["assets"] == len(TASK_ASSETS | UNPARTITIONED)
+    expected = DefaultSensorStatus.RUNNING if case == "source dir" else DefaultSensorStatus.STOPPED
+    assert loaded["default_status"] == expected.value
+    assert not (home / "pg").exists()  # the embedded server lives there: it was never initialized
