@@ -18,11 +18,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", action="store_true", help="also time 100k partitions, dry run and status")
     parser.add_argument("--scale-tasks", type=whole_number(0), default=100_000, help="tasks for --scale (default 100000)")
     parser.add_argument("--batch-size", type=whole_number(1), default=50)
+    app = parser.add_argument_group("--app: the application's save/get in the three modes (app_life.py)")
+    app.add_argument("--app", action="store_true", help="run the application bench instead of the migration bench")
+    app.add_argument("--app-saves", type=whole_number(1), default=10_000, help="100-signal saves (default 10000)")
+    app.add_argument("--app-bulk", type=whole_number(1), default=1_000, help="tasks in the bulk read (default 1000)")
+    app.add_argument("--app-reads", type=whole_number(1), default=50, help="get_result calls per figure (default 50)")
+    app.add_argument("--app-large-tasks", type=whole_number(0), default=3, help="tasks over 1 MB (default 3)")
+    app.add_argument("--app-large-signals", type=whole_number(1), default=4_000, help="signals per large task")
+    app.add_argument("--app-modes", default="json-only,dual-write,postgres-only", help="modes to run (default all)")
+    app.add_argument("--app-no-dagster", action="store_true", help="record_in_dagster=False: the store's cost alone")
 
 
 def run(args) -> int:
     from result_assets.cli import CliError
 
+    if args.app:
+        return run_app(args)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = sorted(set(only) - {"a", "b", "c", "d"})
     if unknown:
@@ -34,3 +45,17 @@ def run(args) -> int:
         return bench.run(only)
     finally:
         bench.stop_servers()
+
+
+def run_app(args) -> int:
+    from result_assets.bench.app_life import MODES, Params, run_app_life
+    from result_assets.cli import CliError
+
+    modes = tuple(m.strip() for m in args.app_modes.split(",") if m.strip())
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise CliError(f"--app-modes takes {', '.join(MODES)}; unknown: {', '.join(unknown)}")
+    params = Params(saves=args.app_saves, bulk=args.app_bulk, reads=args.app_reads, large_tasks=args.app_large_tasks,
+                    large_signals=args.app_large_signals, seed=args.seed,
+                    record_in_dagster=not args.app_no_dagster, modes=modes)
+    return run_app_life(Path(args.workdir).absolute(), params)
