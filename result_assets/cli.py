@@ -174,6 +174,7 @@ def cmd_migrate(args) -> int:
         "migrated": sum(1 for s in states.values() if s.status == "migrated"),
         "skipped": len(plan.unchanged),
         "quarantined": sum(1 for s in states.values() if s.status == "quarantined"),
+        "failed_checks": sum(1 for s in states.values() if s.status == "failed"),
         "json_bytes": report_totals["migrated_json_bytes"],
         "stored_bytes": report_totals["stored_bytes"],
         "compression_ratio": report_totals["compression_ratio"],
@@ -186,7 +187,10 @@ def cmd_migrate(args) -> int:
     _say(args, f"\nOpen the UI: DAGSTER_HOME={stores.settings.dagster_home} dagster dev  (then http://127.0.0.1:3000)")
     for o in failed:
         print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
-    return 1 if failed else 0
+    for task_id, state in sorted(states.items()):
+        if state.status == "failed":
+            print(f"result-assets: task {task_id} not published, a proof failed: {state.reason}", file=sys.stderr)
+    return 1 if failed or report["failed_checks"] else 0
 
 
 def _dry_run(args, scan, started) -> int:
@@ -251,6 +255,7 @@ def _print_report(args, report: dict, quarantined: list[tuple[str, str]]) -> Non
     print(f"\n{title}")
     for key, label in [("tasks", "tasks found"), ("migrated", "migrated" if not report.get("dry_run") else "valid"),
                        ("skipped", "skipped unchanged"), ("quarantined", "quarantined"),
+                       *([("failed_checks", "failed checks")] if "failed_checks" in report else []),
                        ("json_bytes", "JSON bytes"), ("stored_bytes", "stored bytes")]:
         print(f"  {label:<18} {report[key]:,}")
     print(f"  {'compression':<18} {'n/a' if ratio is None else f'{ratio:.1%} smaller'}")

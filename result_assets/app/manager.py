@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import threading
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -78,6 +79,7 @@ class ResultManager:
         self.record_in_dagster = record_in_dagster
         # One catalog connection per manager: store work is serialized (async calls use threads).
         self._lock = threading.RLock()
+        self._recorder = BackgroundRecorder()
 
     @classmethod
     def from_env(cls) -> "ResultManager":
@@ -146,7 +148,7 @@ class ResultManager:
         outcome.timings = batch.seconds
         if validated.status == "failed":
             self._warn(outcome, f"task {task_id!r} was not published: {validated.failure} (its JSON was written)")
-        self._record(validated, outcome)
+        self._record(validated, outcome, batch.checks)
 
     def _postgres_only_store(self, task_id: str, raw: bytes, outcome: SaveOutcome) -> None:
         source = LegacyFile(task_id, "", len(raw), 0)
@@ -171,12 +173,15 @@ class ResultManager:
                 self.stores.catalog.register_sources({task_id: (source.partition_key, str(backup))})
         except Exception as exc:
             self._warn(outcome, f"task {task_id!r} stored, but its source was not re-registered: {_one_line(exc)}")
-        self._record(validated, outcome)
+        self._record(validated, outcome, batch.checks)
 
-    def _record(self, validated: ValidatedResult, outcome: SaveOutcome) -> None:
+    def _record(self, validated: ValidatedResult, outcome: SaveOutcome, checks=()) -> None:
+        """Report the save to the Dagster instance (materializations and the same check
+        evaluations a backfill records), on the recorder's thread: the save has already
+        committed, and the UI shows the partition a moment later. flush_records() waits."""
         if not self.record_in_dagster:
             return
-        from result_assets.app.dagster_events import record_materializations
+        from result_assets.app.dagster_events import record_save
 
         metadata = {"status": validated.status, "source_sha256": validated.sha256,
                     "json_bytes": validated.json_bytes, "written_by": f"ResultManager ({self.mode})"}
@@ -184,13 +189,21 @@ class ResultManager:
             metadata["signals"] = validated.result.n_signals
         else:
             metadata["reason"] = validated.reason
-        try:
-            with self._lock:
-                record_materializations(self.instance, validated.task_id, metadata,
-                                        f"saved by the application in {self.mode} mode")
-            outcome.materialized = True
-        except Exception as exc:
-            self._warn(outcome, f"task {validated.task_id!r} stored, but not recorded in Dagster: {_one_line(exc)}")
+
+        def record():
+            try:
+                record_save(self.instance, validated.task_id, metadata,
+                            f"saved by the application in {self.mode} mode", checks)
+                outcome.materialized = True
+            except Exception as exc:
+                self._warn(outcome, f"task {validated.task_id!r} stored, but not recorded in Dagster: "
+                                    f"{_one_line(exc)}")
+
+        self._recorder.submit(record)
+
+    def flush_records(self, timeout: float | None = 60) -> bool:
+        """Wait until every save so far is recorded in Dagster; False if timeout passed first."""
+        return self._recorder.flush(timeout)
 
     def _warn(self, outcome: SaveOutcome, message: str) -> None:
         log.warning(message)
@@ -280,9 +293,41 @@ class ResultManager:
         return safe_child(Path(self.settings.source_dir), task_id) / RESULT_FILE
 
     def close(self) -> None:
+        self.flush_records()
         stores = self.__dict__.get("stores")
         if stores is not None and "catalog" in stores.__dict__:
             stores.catalog.close()
+
+
+class BackgroundRecorder:
+    """One daemon thread running submitted calls in order (the Dagster bookkeeping of saves)."""
+
+    def __init__(self):
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def submit(self, call) -> None:
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="result-assets-recorder", daemon=True)
+                self._thread.start()
+        self._queue.put(call)
+
+    def flush(self, timeout: float | None) -> bool:
+        done = threading.Event()
+        if self._thread is None:
+            return True
+        self._queue.put(done.set)
+        return done.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            call = self._queue.get()
+            try:
+                call()
+            except Exception:  # a recording failure is reported by the call itself
+                log.debug("recording failed", exc_info=True)
 
 
 def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True,

@@ -33,7 +33,13 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
     for row in sorted(rows.values(), key=lambda r: r["task_id"]):
         by_status.setdefault(row["status"], []).append(row)
     counts = {s: len(by_status.get(s, [])) for s in ("migrated", "quarantined", "pending", "stale")}
+    if by_status.get("failed"):  # listed only when there are some: the report's shape stays as it was
+        counts["failed"] = len(by_status["failed"])
     blockers, steps = [], []
+    if by_status.get("failed"):  # in every phase: the store could not prove these, it must not serve them
+        blockers.append({"what": "failed (a proof failed: not published)", "count": counts["failed"],
+                         "detail": "see `result-assets status`; fix the cause and migrate them again",
+                         "tasks": [_label(r) for r in by_status["failed"]]})
     target = NEXT[mode]
     if mode == JSON_ONLY:
         problem = _store_root_problem(settings.store_root)

@@ -17,11 +17,12 @@ from result_assets.store.maintenance import DEFAULT_RETENTION_HOURS, maintain
 def migration_report(context: AssetExecutionContext, stores: StoresResource) -> None:
     stores_ = stores.get()
     report = store_report(stores_)
-    quarantined = stores_.catalog.quarantined()
+    quarantined, failed = stores_.catalog.quarantined(), stores_.catalog.failed()
     context.add_output_metadata({
-        "report": MetadataValue.md(report_markdown(report, quarantined)),
+        "report": MetadataValue.md(report_markdown(report, quarantined, failed)),
         "migrated": report["migrated"],
         "quarantined": report["quarantined"],
+        "failed_checks": report["failed"],
         "json_bytes": report["migrated_json_bytes"],
         "stored_bytes": report["stored_bytes"],
         "compression_ratio": report["compression_ratio"],

@@ -103,16 +103,19 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
         backups = [_backup_fact(stores, r) for r in raws]
     with clock.stage("convert"):
         validated = converted if converted is not None else convert_batch(raws)
+    documents = {r.source.task_id: r.raw for r in raws} if tier == "hot" else None
     del raws  # the largest thing held: the rows take over
     return publish_batch(stores, validated, backups, compression_goal=compression_goal,
-                         keep_source_path=keep_source_path, tier=tier, clock=clock)
+                         keep_source_path=keep_source_path, tier=tier, documents=documents, clock=clock)
 
 
 def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,
                   compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
-                  tier: str = "delta", clock: _Clock | None = None) -> BatchResult:
-    """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the
-    hot tier in the catalog's own transaction instead of a Delta commit (application saves)."""
+                  tier: str = "delta", documents: dict[str, bytes] | None = None,
+                  clock: _Clock | None = None) -> BatchResult:
+    """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows, and the
+    document's exact bytes (`documents`), go to the hot tier in the catalog's own
+    transaction instead of a Delta commit (application saves)."""
     clock = clock or _Clock()
     ids = [v.task_id for v in validated]
     signals, curves = signal_rows(validated), curve_rows(validated)
@@ -120,8 +123,8 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
     hot: dict[str, tuple[bytes, bytes]] = {}
     if tier == "hot":
         with clock.stage("read_back"):
-            hot = {v.task_id: (hot_rows.encode(v.result.signals), hot_rows.encode(v.result.curves))
-                   for v in validated if v.proven}
+            hot = {v.task_id: (hot_rows.encode(v.result.signals), hot_rows.encode(v.result.curves),
+                               documents[v.task_id]) for v in validated if v.proven}
             # What readers will decode: the catalog checks the bytes come back as written.
             stored = {table: {t: hot_rows.decode(hot[t][i], SCHEMAS[table]) if t in hot else SCHEMAS[table].empty_table()
                               for t in ids} for i, table in enumerate((SIGNALS, CURVES))}

@@ -1,4 +1,5 @@
-"""Every known task's status: migrated, quarantined, pending (registered, not migrated) or stale."""
+"""Every known task's status: migrated, quarantined, failed (a proof failed: not published),
+pending (registered, not migrated) or stale."""
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ def task_statuses(stores) -> list[dict]:
         if path and _changed(path, state):
             status = "stale"
         rows.append({"task_id": task_id, "status": status,
-                     "reason": state.reason if state.status == "quarantined" else None})
+                     "reason": state.reason if state.status in ("quarantined", "failed") else None})
     return rows
 
 

@@ -22,12 +22,14 @@ def store_report(stores: Stores) -> dict:
     }
 
 
-def report_markdown(report: dict, quarantined: list[tuple[str, str]]) -> str:
+def report_markdown(report: dict, quarantined: list[tuple[str, str]],
+                    failed: list[tuple[str, str]] = ()) -> str:
     ratio = report["compression_ratio"]
     lines = [
         "| measure | value |", "|---|---|",
         f"| tasks migrated | {report['migrated']} |",
         f"| tasks quarantined | {report['quarantined']} |",
+        f"| tasks failed (a proof failed: not published) | {report.get('failed', 0)} |",
         f"| signals | {report['signals']} |",
         f"| curve points | {report['curve_points']} |",
         f"| JSON bytes (migrated) | {report['migrated_json_bytes']:,} |",
@@ -38,6 +40,9 @@ def report_markdown(report: dict, quarantined: list[tuple[str, str]]) -> str:
         f"| slowest task | {report['slowest_convert_seconds']:.2f} s |",
         f"| first / last migrated | {report['first_migrated_at']} / {report['last_migrated_at']} |",
     ]
+    if failed:
+        lines += ["", "**Failed: not published**", "", "| task | first difference |", "|---|---|"]
+        lines += [f"| `{t}` | {r.replace('|', '/')} |" for t, r in failed[:200]]
     if quarantined:
         lines += ["", "**Quarantined**", "", "| task | reason |", "|---|---|"]
         lines += [f"| `{t}` | {r.replace('|', '/')} |" for t, r in quarantined[:200]]

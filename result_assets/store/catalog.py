@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS hot_rows (
     curves    bytea NOT NULL,
     saved_at  timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+-- The saved document's exact bytes: a hot read is one parse, as fast as the JSON file was.
+ALTER TABLE hot_rows ADD COLUMN IF NOT EXISTS document bytea;
 CREATE TABLE IF NOT EXISTS task_sources (
     task_id       text PRIMARY KEY,
     partition_key text NOT NULL UNIQUE,
@@ -194,10 +196,10 @@ class Catalog:
             cur.execute(SCHEMA)
 
     def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow],
-               hot: dict[str, tuple[bytes, bytes]] | None = None) -> dict[str, str]:
+               hot: dict[str, tuple[bytes, bytes, bytes]] | None = None) -> dict[str, str]:
         """Write a batch in one transaction; a task's old symbol rows are replaced.
 
-        `hot`: {task_id: (signals, curves)} rows kept in the hot tier; every other task of
+        `hot`: {task_id: (signals, curves, document)} kept in the hot tier; every other task of
         the batch leaves it (its rows are in Delta now). Before the commit, every published
         skeleton and hot row is read back and compared with what was written: a task that
         does not come back exactly is published as 'failed' instead. Returns {task_id: reason}.
@@ -226,8 +228,8 @@ class Catalog:
             cur.execute("DELETE FROM hot_rows WHERE task_id IN (SELECT task_id FROM tasks_in)")
             if hot:
                 psycopg2.extras.execute_values(
-                    cur, "INSERT INTO hot_rows (task_id, signals, curves) VALUES %s",
-                    [(t, psycopg2.Binary(s), psycopg2.Binary(c)) for t, (s, c) in hot.items()])
+                    cur, "INSERT INTO hot_rows (task_id, signals, curves, document) VALUES %s",
+                    [(t, *map(psycopg2.Binary, data)) for t, data in hot.items()])
             return _demote_unfaithful(cur, tasks, hot)
 
     def hot_tasks(self, limit: int) -> list[dict]:
@@ -341,7 +343,8 @@ class Catalog:
         """Catalog rows, with the hot tier's rows (hot_signals, hot_curves) where a task is there."""
         conn = self.connect()
         with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves FROM tasks t "
+            cur.execute("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves, h.document AS hot_document "
+                        "FROM tasks t "
                         "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)", (list(task_ids),))
             return {row["task_id"]: row for row in cur.fetchall()}
 
@@ -364,6 +367,7 @@ class Catalog:
             cur.execute(
                 "SELECT count(*) FILTER (WHERE status = 'migrated') AS migrated, "
                 "count(*) FILTER (WHERE status = 'quarantined') AS quarantined, "
+                "count(*) FILTER (WHERE status = 'failed') AS failed, "
                 "coalesce(sum(source_bytes) FILTER (WHERE status = 'migrated'), 0)::bigint AS migrated_json_bytes, "
                 "coalesce(sum(source_bytes), 0)::bigint AS json_bytes, "
                 "coalesce(sum(n_signals), 0)::bigint AS signals, coalesce(sum(n_curve_points), 0)::bigint AS curve_points, "
@@ -373,6 +377,13 @@ class Catalog:
                 "FROM tasks")
             return dict(cur.fetchone())
 
+    def failed(self) -> list[tuple[str, str]]:
+        """(task_id, reason) of valid tasks not published because a proof failed."""
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT task_id, reason FROM tasks WHERE status = 'failed' ORDER BY task_id")
+            return cur.fetchall()
+
     def quarantined(self) -> list[tuple[str, str]]:
         conn = self.connect()
         with conn, conn.cursor() as cur:
@@ -380,19 +391,19 @@ class Catalog:
             return cur.fetchall()
 
 
-def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes]]) -> dict[str, str]:
+def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes, bytes]]) -> dict[str, str]:
     """Inside the publishing transaction: tasks whose skeleton or hot rows do not read back
     as written become 'failed' (never visible as migrated)."""
     written = {t.task_id: t.skeleton for t in tasks if t.status == "migrated"}
     if not written:
         return {}
-    cur.execute("SELECT t.task_id, t.skeleton, h.signals, h.curves FROM tasks t "
+    cur.execute("SELECT t.task_id, t.skeleton, h.signals, h.curves, h.document FROM tasks t "
                 "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)", (list(written),))
     failed = {}
-    for task_id, skeleton, signals, curves in cur.fetchall():
+    for task_id, skeleton, *stored in cur.fetchall():
         if skeleton != written[task_id]:
             failed[task_id] = "the catalog gives back a different skeleton than was written"
-        elif task_id in hot and (bytes(signals or b""), bytes(curves or b"")) != hot[task_id]:
+        elif task_id in hot and tuple(bytes(b or b"") for b in stored) != hot[task_id]:
             failed[task_id] = "the hot tier gives back different rows than were written"
     if failed:
         psycopg2.extras.execute_values(

@@ -40,6 +40,22 @@ def materialized(task_id: str) -> set[str]:
     return {a for a in TASK_ASSETS if key in instance.get_materialized_partitions(AssetKey(a))}
 
 
+def checks_recorded(task_id: str) -> dict[str, bool]:
+    """{check name: passed} of the latest per-partition evaluations recorded for the task."""
+    from dagster import DagsterEventType, EventRecordsFilter
+
+    from result_assets.platform.instance import get_instance
+
+    instance, key = get_instance(), partition_key_for(task_id)
+    out = {}
+    records = instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION), limit=5000)
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if evaluation.partition == key:
+            out[evaluation.check_name] = out.get(evaluation.check_name, True) and evaluation.passed
+    return out
+
+
 def test_json_only_writes_the_json_and_nothing_else(env):
     manager = ResultManager("json-only", source_dir=env)
     document = sample_document(V2_TASK)
@@ -60,6 +76,7 @@ def test_dual_write_writes_json_store_and_dagster(env):
     manager = ResultManager("dual-write", source_dir=env)
     document = sample_document(V1_TASK)  # symbols given as strings
     outcome = manager.save_result("dual_task", document)
+    assert manager.flush_records()  # Dagster bookkeeping runs after the save returned
     assert outcome.destinations == ["json", "store"] and outcome.stored == "migrated"
     assert outcome.materialized and not outcome.warnings and not outcome.pending
     assert outcome.corrections == ["3 symbol(s) given as strings stored as objects"]
@@ -151,10 +168,13 @@ def test_postgres_only_writes_only_the_store(env):
     manager = ResultManager("postgres-only", source_dir=env)
     document = sample_document(V2_TASK)
     outcome = manager.save_result("pg_task", document)
+    assert manager.flush_records()
     assert outcome.destinations == ["store"] and outcome.materialized and not outcome.warnings
     assert not (env / "pg_task").exists()
     assert compare_documents(document, manager.get_result("pg_task")) == []
     assert materialized("pg_task") == set(TASK_ASSETS)
+    assert checks_recorded("pg_task") == {"backup_checksum": True, "row_counts": True, "lossless_round_trip": True,
+                                          "compression_goal": True, "quarantine": True}
     assert {r["task_id"]: r["status"] for r in task_statuses(Stores.from_env())}["pg_task"] == "migrated"
 
 

@@ -1,0 +1,67 @@
+"""A task whose proof fails is never published: counted, listed, blocking, and tried again."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from result_assets import ResultStore, read_result
+from result_assets.cli import main
+from result_assets.legacy import compare_documents, parse_document
+from result_assets.migration import engine
+
+VICTIM = "bt_20250901_14ceeb"
+
+
+def corrupt_one_value(monkeypatch):
+    """Change one price of VICTIM after its conversion was proven, before the Delta commit."""
+    proven_rows = engine.signal_rows
+
+    def corrupted(validated):
+        rows = proven_rows(validated)
+        price = rows.table.column("price").combine_chunks()
+        first = pc.index(rows.table.column("task_id").combine_chunks(), VICTIM).as_py()
+        if first >= 0:
+            values = price.to_pylist()
+            values[first] = (values[first] or 0.0) + 1.0
+            rows.table = rows.table.set_column(rows.table.schema.get_field_index("price"), "price",
+                                               pa.array(values, pa.float64()))
+        return rows
+
+    monkeypatch.setattr(engine, "signal_rows", corrupted)
+
+
+def test_a_failed_proof_is_counted_hidden_blocking_and_retried(project_home, sample_source, capsys, monkeypatch,
+                                                               tmp_path):
+    corrupt_one_value(monkeypatch)
+    assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["failed_checks"] == 1 and report["migrated"] == 13 and report["quarantined"] == 8
+    assert f"task {VICTIM} not published, a proof failed" in captured.err
+
+    with pytest.raises(LookupError, match="failed"):
+        read_result(VICTIM)
+    assert main(["export", VICTIM]) == 1
+    assert VICTIM not in capsys.readouterr().out
+    store = ResultStore.from_env()
+    assert VICTIM not in {r["task_id"] for r in store.find_tasks(limit=1000)}
+    assert VICTIM not in store.read_results([VICTIM])
+    store.close()
+
+    assert main(["status", "--json"]) == 0
+    statuses = {r["task_id"]: r for r in json.loads(capsys.readouterr().out)["tasks"]}
+    assert statuses[VICTIM]["status"] == "failed" and "differ from those proven" in statuses[VICTIM]["reason"]
+    monkeypatch.setenv("RESULT_SOURCE_DIR", str(sample_source))
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "dual-write")
+    assert main(["phase", "--check"]) == 1
+    assert "failed (a proof failed" in capsys.readouterr().out
+
+    monkeypatch.undo()  # the fault is gone: the next run tries the failed task again
+    assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["failed_checks"] == 0 and report["skipped"] == 21
+    original = parse_document((sample_source / VICTIM / "result.json").read_bytes())
+    assert compare_documents(original, read_result(VICTIM)) == []
