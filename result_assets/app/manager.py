@@ -63,10 +63,26 @@ class SaveOutcome:
 class ResultManager:
     """Save and read backtest results in the current storage mode (RESULT_STORAGE_MODE)."""
 
-    def __init__(self, mode: str = JSON_ONLY, source_dir: str | os.PathLike | None = None, *,
+    # The seed platform's names for the modes (its backend compares against these).
+    MODE_JSON_ONLY, MODE_DUAL_WRITE, MODE_POSTGRES_ONLY = JSON_ONLY, DUAL_WRITE, POSTGRES_ONLY
+
+    def __init__(self, mode: str | None = None, source_dir: str | os.PathLike | None = None, *,
                  database_url: str | None = None, store_root: str | None = None,
                  backup_dir: str | None = None, record_in_dagster: bool = True,
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, storage_mode: str | None = None,
+                 data_root: str | os.PathLike | None = None, storage=None):
+        """`storage_mode`, `data_root` and `storage` are the seed platform's calling convention:
+        the mode, the JSON folder, and the store (a database URL, or a Stores to take settings from)."""
+        if mode is not None and storage_mode is not None and mode != storage_mode:
+            raise ValueError(f"mode {mode!r} and storage_mode {storage_mode!r} disagree")
+        mode = mode or storage_mode or JSON_ONLY
+        source_dir = source_dir or data_root
+        if isinstance(storage, Stores):
+            settings = settings or storage.settings
+        elif isinstance(storage, str):
+            database_url = database_url or storage
+        elif storage is not None:
+            raise TypeError(f"storage must be a database URL or a Stores, not {type(storage).__name__}")
         if mode not in MODES:
             raise ValueError(f"unknown storage mode {mode!r}: use one of {', '.join(MODES)}")
         overrides = {"source_dir": str(source_dir) if source_dir else None, "database_url": database_url,

@@ -35,14 +35,6 @@ ROW_COLUMNS = [c for c in TASK_COLUMNS if c != "skeleton"] + ["version", "migrat
 # A start/end date written as 2024-01-03, 2024/01/03 or 2024.01.03, as a comparable key.
 _DATE_KEY = "left(translate({}, '/.', '--'), 10)"
 
-# Indexes the queries rely on beyond the catalog's own (created once, idempotent).
-QUERY_INDEXES = [
-    *(f"CREATE INDEX IF NOT EXISTS tasks_q_{m}_idx ON tasks ({m})" for m in METRICS if m != "total_return"),
-    "CREATE INDEX IF NOT EXISTS tasks_q_strategy_return_idx ON tasks (strategy, total_return)",
-    f"CREATE INDEX IF NOT EXISTS tasks_q_end_key_idx ON tasks (({_DATE_KEY.format('end_date')}))",
-    f"CREATE INDEX IF NOT EXISTS tasks_q_start_key_idx ON tasks (({_DATE_KEY.format('start_date')}))",
-]
-_INDEX_LOCK = 7201
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # the catalog's schema lock: concurrent first runs serialize
 
 
@@ -103,23 +95,15 @@ class ResultStore:
     """Read-only access to migrated results: catalog search, signal scans, whole documents."""
 
     def __init__(self, stores: Stores | None = None):
-        self.stores = stores or QueryStores(Settings.from_env())
-        self._indexed = False
+        self.stores = stores or QueryStores(Settings.from_env(), readonly=True)
 
     @classmethod
     def from_env(cls) -> "ResultStore":
-        return cls(QueryStores(Settings.from_env()))
+        return cls(QueryStores(Settings.from_env(), readonly=True))
 
     def _connection(self):
         try:
-            conn = self.stores.catalog.connect()
-            if not self._indexed:
-                with conn, conn.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
-                    for statement in QUERY_INDEXES:
-                        cur.execute(statement)
-                self._indexed = True
-            return conn
+            return self.stores.catalog.connect()
         except psycopg2.Error as exc:
             raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
 

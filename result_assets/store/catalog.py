@@ -86,6 +86,16 @@ CREATE TABLE IF NOT EXISTS task_symbols (
     PRIMARY KEY (task_id, symbol_idx)
 );
 CREATE INDEX IF NOT EXISTS task_symbols_symbol_idx ON task_symbols (symbol);
+-- What ResultStore.find_tasks filters and orders by (a start/end date written 2024-01-03,
+-- 2024/01/03 or 2024.01.03 compares as its first ten characters with '-' separators).
+CREATE INDEX IF NOT EXISTS tasks_q_win_rate_idx ON tasks (win_rate);
+CREATE INDEX IF NOT EXISTS tasks_q_max_drawdown_idx ON tasks (max_drawdown);
+CREATE INDEX IF NOT EXISTS tasks_q_sharpe_ratio_idx ON tasks (sharpe_ratio);
+CREATE INDEX IF NOT EXISTS tasks_q_profit_factor_idx ON tasks (profit_factor);
+CREATE INDEX IF NOT EXISTS tasks_q_num_trades_idx ON tasks (num_trades);
+CREATE INDEX IF NOT EXISTS tasks_q_strategy_return_idx ON tasks (strategy, total_return);
+CREATE INDEX IF NOT EXISTS tasks_q_end_key_idx ON tasks ((left(translate(end_date, '/.', '--'), 10)));
+CREATE INDEX IF NOT EXISTS tasks_q_start_key_idx ON tasks ((left(translate(start_date, '/.', '--'), 10)));
 -- The hot tier: a task saved by the application, its rows as Arrow IPC, committed with its
 -- catalog row; the flush moves them into the Delta tables and deletes them here.
 CREATE TABLE IF NOT EXISTS hot_rows (

@@ -15,6 +15,7 @@ from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.row_locations import RowsGone, split_by_task
+from result_assets.settings import Settings
 from result_assets.store.stores import Stores
 
 SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}
@@ -51,7 +52,7 @@ def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[s
 
 
 def read_result(task_id: str, stores: Stores | None = None) -> dict:
-    stores = stores or Stores.from_env()
+    stores = stores or Stores(Settings.from_env(), readonly=True)
     documents = rebuild_documents(stores, [task_id])
     if task_id not in documents:
         state = stores.catalog.task(task_id)

@@ -13,6 +13,9 @@ from result_assets.store.delta_tables import DeltaStore, s3_storage_options
 @dataclass
 class Stores:
     settings: Settings
+    # A reader never runs DDL: the schema (tables, indexes) is the owner's migration, so a
+    # read-only role (README: the reader role) can read.
+    readonly: bool = False
 
     @classmethod
     def from_env(cls) -> "Stores":
@@ -34,5 +37,6 @@ class Stores:
         from result_assets.platform.postgres import catalog_url
 
         catalog = Catalog(catalog_url(self.settings))
-        catalog.ensure_schema()
+        if not self.readonly:
+            catalog.ensure_schema()
         return catalog

@@ -246,3 +246,23 @@ def test_async_save_and_get(env):
     assert all(o.stored == "migrated" and not o.warnings for o in outcomes)
     for (task_id, document), back in zip(documents.items(), read):
         assert compare_documents(document, back) == [], task_id
+
+
+def test_the_seed_platforms_calling_convention(env):
+    """ResultManager(storage=..., data_root=..., storage_mode=...) and the MODE_* names, as the seed's backend uses them."""
+    assert (ResultManager.MODE_JSON_ONLY, ResultManager.MODE_DUAL_WRITE, ResultManager.MODE_POSTGRES_ONLY) == \
+        ("json-only", "dual-write", "postgres-only")
+    stores = Stores.from_env()
+    manager = ResultManager(storage=stores, data_root=env, storage_mode=ResultManager.MODE_DUAL_WRITE)
+    assert manager.mode == ResultManager.MODE_DUAL_WRITE and manager.settings.source_dir == str(env)
+    document = small_document(strategy="seed_style", n=3)
+    outcome = manager.save_result("seed_style", document)
+    assert outcome.destinations == ["json", "store"] and (env / "seed_style" / "result.json").exists()
+    assert compare_documents(document, manager.get_result("seed_style")) == []
+    by_url = ResultManager(storage=stores.catalog.url, storage_mode=ResultManager.MODE_POSTGRES_ONLY)
+    assert by_url.settings.database_url == stores.catalog.url
+    assert compare_documents(document, by_url.get_result("seed_style")) == []
+    with pytest.raises(ValueError, match="unknown storage mode"):
+        ResultManager(storage_mode="sqlite-only", data_root=env)
+    with pytest.raises(TypeError, match="database URL or a Stores"):
+        ResultManager(storage=42, storage_mode=ResultManager.MODE_POSTGRES_ONLY)

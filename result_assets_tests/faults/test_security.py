@@ -20,7 +20,17 @@ import pytest
 
 from result_assets.legacy import compare_documents, parse_document
 from result_assets.store.backups import BackupStore, UnsafeTaskId
-from result_assets_tests.faults.helpers import PG_BIN_USER, audit, pg_bin, pg_ctl, run_cli, stop_home_server, stores_for
+from result_assets.store.stores import Stores
+from result_assets_tests.faults.helpers import (
+    PG_BIN_USER,
+    audit,
+    home_settings,
+    pg_bin,
+    pg_ctl,
+    run_cli,
+    stop_home_server,
+    stores_for,
+)
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "tasks" / "bt_20250900_74cff6" / "result.json"
 READER_SQL = Path(__file__).resolve().parents[2] / "result_assets" / "sql" / "reader_role.sql"
@@ -32,6 +42,7 @@ HOSTILE_IDS = [
     "`id`", "*", "[a-z]", "a,b", " lead space", "trailing space ", "名前 🚀", "\u202eevil", "e\u0301", "NUL\u2400",
 ]
 NORMAL_ID = "bt_20250900_74cff6"
+READER_PASSWORD = "reader-pw-4'x"
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +227,7 @@ def test_unreachable_database_is_one_line(password_server, tmp_path):
 def test_reader_role_can_read_and_cannot_write(password_server, migrated_with_password):
     home, result = migrated_with_password
     assert result.returncode == 0
-    reader_password = "reader-pw-4'x"
+    reader_password = READER_PASSWORD
     psql = subprocess.run(
         ["psql", password_server["url"], "-X", "-q", "-v", "reader=result_reader",
          "-v", f"reader_password={reader_password}", "-f", str(READER_SQL)],
@@ -252,3 +263,29 @@ def test_reader_role_can_read_and_cannot_write(password_server, migrated_with_pa
                          user="result_reader", password="wrong")
     stores = stores_for(home, database_url=password_server["url"])
     assert stores.catalog.task(NORMAL_ID)["status"] == "migrated"  # nothing changed
+
+
+def test_reader_role_reads_through_result_store(password_server, migrated_with_password):
+    """ResultStore and read_result need no DDL: the documented read-only role can use them."""
+    from result_assets import ResultStore
+    from result_assets.app.query import QueryStores
+    from result_assets.store.reader import read_result
+
+    home, result = migrated_with_password
+    assert result.returncode == 0
+    psql = subprocess.run(["psql", password_server["url"], "-X", "-q", "-v", "reader=result_reader",
+                           "-v", f"reader_password={READER_PASSWORD}", "-f", str(READER_SQL)],
+                          capture_output=True, text=True, timeout=60)
+    assert psql.returncode == 0, psql.stderr
+    url = f"postgresql://result_reader:{quote(READER_PASSWORD, safe='')}@127.0.0.1:{password_server['port']}/results"
+    settings = home_settings(home, database_url=url)
+    store = ResultStore(QueryStores(settings, readonly=True))
+    try:
+        assert [r["task_id"] for r in store.find_tasks(limit=10)] == [NORMAL_ID]
+        original = parse_document((SAMPLE.parent.parent / NORMAL_ID / "result.json").read_bytes())
+        assert compare_documents(original, store.read_result(NORMAL_ID)) == []
+        assert set(store.read_results([NORMAL_ID, "bad_truncated"])) == {NORMAL_ID}
+        assert store.signals(task_ids=[NORMAL_ID]).num_rows > 0
+    finally:
+        store.close()
+    assert compare_documents(original, read_result(NORMAL_ID, Stores(settings, readonly=True))) == []
