@@ -53,6 +53,28 @@ def test_report_counts(migrated, sample_source, sample_expectations, capsys):
             assert rows[task_id]["reason"], task_id
 
 
+def test_stored_bytes_count_everything_needed_to_rebuild(migrated, sample_source, sample_expectations, capsys):
+    """Delta data files of the current snapshot, the Delta logs and the catalog's skeleton text."""
+    from result_assets.store.stores import Stores
+
+    code, out, _ = run_cli(capsys, "migrate", "--source-dir", str(sample_source), "--json")
+    report = json.loads(out)
+    stores = Stores.from_env()
+    data = sum(stores.delta.total_bytes(t)[0] for t in ("signals", "curves"))
+    logs = sum(p.stat().st_size for t in ("signals", "curves")
+               for p in (Path(stores.settings.store_root) / t / "_delta_log").rglob("*") if p.is_file())
+    conn = stores.catalog.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT sum(octet_length(skeleton)) FROM tasks WHERE status = 'migrated'")
+        skeletons = cur.fetchone()[0]
+    assert logs > 0 and skeletons > 0
+    assert report["stored_bytes"] == data + logs + skeletons
+    valid_bytes = sum((sample_source / t / "result.json").stat().st_size for t in valid_ids(sample_expectations))
+    assert report["json_bytes"] == valid_bytes
+    code, out, _ = run_cli(capsys, "migrate", "--source-dir", str(sample_source), "--dry-run", "--json")
+    assert json.loads(out)["json_bytes"] == valid_bytes  # the dry run counts on the same basis
+
+
 def test_every_valid_task_reads_back_lossless(migrated, sample_source, sample_expectations):
     for task_id in valid_ids(sample_expectations):
         original = parse_document((sample_source / task_id / "result.json").read_bytes())

@@ -185,6 +185,14 @@ class DeltaStore:
         dataset = dt.to_pyarrow_dataset()
         return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(task_ids))
 
+    def log_bytes(self, table: str) -> int:
+        """Bytes of the table's Delta log (commits and checkpoints): needed to read it at all."""
+        from pyarrow import fs as pafs
+
+        files = self.files
+        selector = pafs.FileSelector(f"{files.path(table, '_delta_log')}", allow_not_found=True, recursive=True)
+        return sum(info.size or 0 for info in files.filesystem.get_file_info(selector) if info.type == pafs.FileType.File)
+
     def total_bytes(self, table: str) -> tuple[int, int]:
         """(bytes, files) of the table's current version."""
         dt = self.open(table)

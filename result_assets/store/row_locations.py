@@ -44,6 +44,10 @@ class RowFiles:
     def path(self, table: str, relative: str) -> str:
         return f"{self._base}/{table}/{relative}"
 
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        return self._fs
+
     def metadata(self, table: str, relative: str) -> pq.FileMetaData:
         key = f"{table}/{relative}"
         with self._lock:
