@@ -28,7 +28,7 @@ from result_assets.legacy import InvalidResult, dumps_document, parse_document
 from result_assets.migration.batch import RawResult, ValidatedResult
 from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, run_batch
-from result_assets.migration.sources import RESULT_FILE, LegacyFile
+from result_assets.migration.sources import RESULT_FILE, LegacyFile, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex
 from result_assets.store.delta_tables import CURVES, SIGNALS
@@ -306,7 +306,10 @@ class ResultManager:
             raise ResultValidationError(f"{path}: {exc.reason}") from None
 
     def _json_path(self, task_id: str) -> Path:
-        return safe_child(Path(self.settings.source_dir), task_id) / RESULT_FILE
+        task_dir = task_dir_path(self.settings.source_dir, task_id)  # the exact bytes of a non-UTF-8 name
+        if task_dir is None:
+            raise UnsafeTaskId(f"task id {task_id!r} is not a safe directory name")
+        return task_dir / RESULT_FILE
 
     def close(self) -> None:
         self.flush_records()

@@ -25,7 +25,8 @@ class Restored:
 def restore_tasks(settings: Settings, task_ids: list[str], to_dir: Path, archive_dirs: list[Path],
                   overwrite: bool = False) -> list[Restored]:
     from result_assets.app.manager import write_atomic
-    from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex
+    from result_assets.migration.sources import task_dir_path
+    from result_assets.store.backups import sha256_hex
     from result_assets.store.stores import Stores
 
     stores = Stores(settings)
@@ -33,11 +34,11 @@ def restore_tasks(settings: Settings, task_ids: list[str], to_dir: Path, archive
     manifests = _manifests(archive_dirs)
     out = []
     for task_id in task_ids:
-        try:
-            target = safe_child(to_dir, task_id) / "result.json"
-        except UnsafeTaskId as exc:
-            out.append(Restored(task_id, None, None, str(exc)))
+        task_dir = task_dir_path(to_dir, task_id)  # the exact bytes of a non-UTF-8 name
+        if task_dir is None:
+            out.append(Restored(task_id, None, None, f"task id {task_id!r} is not a safe directory name"))
             continue
+        target = task_dir / "result.json"
         raw, source = _from_backup(stores, task_id, expected.get(task_id))
         if raw is None:
             raw, source = _from_archives(manifests, task_id, expected.get(task_id))

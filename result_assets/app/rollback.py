@@ -113,7 +113,7 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
 def _source_differs(stores, task_id: str, prev: dict) -> bool:
     from result_assets.store.backups import sha256_hex
 
-    path = stores.catalog.sources([task_id]).get(task_id) or prev["source_path"]
+    path = _source_file(stores, task_id, prev)
     try:
         with open(path, "rb") as f:
             return sha256_hex(f.read()) != prev["source_sha256"]
@@ -139,7 +139,7 @@ def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -
 
     from result_assets.app.manager import write_atomic
 
-    path = stores.catalog.sources([task_id]).get(task_id) or prev["source_path"]
+    path = _source_file(stores, task_id, prev)
     if not path:
         raise RollbackError(f"{task_id}: rolled back, but no source path is known to restore")
     if old_bytes is None:
@@ -203,3 +203,17 @@ def run(args) -> int:
         if warning:
             print(f"  warning: {warning}")
     return 1 if failed else 0
+
+
+def _source_file(stores, task_id: str, prev: dict) -> str | None:
+    """The task's source file: rebuilt from its id under the registered source directory
+    (a non-UTF-8 directory name is stored escaped), else the path the catalog row names."""
+    from pathlib import Path
+
+    from result_assets.migration.sources import RESULT_FILE, task_dir_path
+
+    registered = stores.catalog.sources([task_id]).get(task_id) or prev["source_path"]
+    if not registered:
+        return None
+    task_dir = task_dir_path(Path(registered).parent.parent, task_id)
+    return str(task_dir / RESULT_FILE) if task_dir else registered

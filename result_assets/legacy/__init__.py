@@ -5,7 +5,7 @@ from .normalize import NormalizedResult, SymbolSummary, normalize, validate_resu
 from .parse import InvalidResult, dumps_document, parse_document
 from .reconstruct import reconstruct
 from .schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from .task_keys import partition_key_for, task_id_for
+from .task_keys import dir_name_for_task_id, partition_key_for, task_id_for, task_id_for_dir_name
 from .timestamps import format_timestamp, parse_timestamp
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "NormalizedResult",
     "SymbolSummary",
     "compare_documents",
+    "dir_name_for_task_id",
     "dumps_document",
     "format_timestamp",
     "normalize",
@@ -23,5 +24,6 @@ __all__ = [
     "partition_key_for",
     "reconstruct",
     "task_id_for",
+    "task_id_for_dir_name",
     "validate_result",
 ]

@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+import orjson
 import pyarrow as pa
 
-from .parse import InvalidResult, copy_json, dumps_document, parse_document
+from .parse import InvalidResult, copy_json, dumps_document, exact_float, parse_document
 from .schema import (
     CURVE_FLOAT_KEYS,
     CURVE_SCHEMA,
@@ -83,6 +84,22 @@ def validate_result(task_id: str, raw: bytes) -> NormalizedResult:
 
 
 def normalize(task_id: str, doc: object) -> NormalizedResult:
+    """Raises InvalidResult for a document that cannot be migrated, never anything else
+    for a parsed document (text that is not valid Unicode included: quarantined)."""
+    try:
+        result = _normalize(task_id, doc)
+        _check_text(result.skeleton)  # the catalog keeps it as text
+        return result
+    except (UnicodeEncodeError, TypeError):
+        # pa.array and orjson refuse lone surrogates (Python's json reads "\ud800"
+        # escapes into them); say where, or re-raise what is not about text.
+        reason = invalid_text_reason(doc)
+        if reason is None:
+            raise
+        raise InvalidResult(reason) from None
+
+
+def _normalize(task_id: str, doc: object) -> NormalizedResult:
     if type(doc) is not dict:
         raise InvalidResult(f"top level is a JSON {_json_type(doc)}, expected an object")
     strategy = doc.get("strategy", _MISSING)
@@ -131,7 +148,7 @@ def normalize(task_id: str, doc: object) -> NormalizedResult:
             skeleton_symbols.append(entry)
             continue
         name = entry.get("symbol") if type(entry.get("symbol")) is str else None
-        where = f"symbols[{idx}]" + (f" ({name})" if name is not None else "")
+        where = f"symbols[{idx}]" + (f" ({_label(name)})" if name is not None else "")
         entry_skeleton = dict(entry)
         n_before = signal_rows.n
         if type(entry.get("signals")) is list:
@@ -392,8 +409,8 @@ class _CurveRows:
                 n_typed += 1
                 if type(value) is float or value is None:
                     column.append(value)
-                elif type(value) is str:
-                    column.append(_numeric_string(value, f"{where}[{seq}]", key))
+                elif type(value) is str and (number := _numeric_string(value, f"{where}[{seq}]", key)) is not None:
+                    column.append(number)
                 else:
                     column.append(None)
                     kept_raw = (kept_raw or []) + [key]
@@ -434,16 +451,16 @@ def _is_curve_list(value: object) -> bool:
 
 
 def _fix_float_column(column: list, key: str, where: str, keep_raw):
-    """Numeric strings become floats; values a float64 cannot hold exactly
-    (ints, bools, objects...) become null here and stay raw in extras."""
+    """Numeric strings become floats; values a float64 cannot hold exactly (ints,
+    bools, objects, numeric strings with more digits than a float64...) become null
+    here and stay raw in extras."""
     for seq, value in enumerate(column):
         t = type(value)
         if t is float or value is None:
             continue
-        if t is str:
-            column[seq] = _numeric_string(value, f"{where}[{seq}]", key)
-        else:
-            column[seq] = None
+        number = _numeric_string(value, f"{where}[{seq}]", key) if t is str else None
+        column[seq] = number
+        if number is None:
             keep_raw(seq, key)
 
 
@@ -452,10 +469,13 @@ def _ints_in_range(column: list) -> bool:
     return not ints or (_INT64_MIN <= min(ints) and max(ints) <= _INT64_MAX)
 
 
-def _numeric_string(text: str, where: str, key: str) -> float:
+def _numeric_string(text: str, where: str, key: str) -> float | None:
+    """The float a numeric string spells, None when a float64 would round it (kept
+    as written instead); InvalidResult when it is not a number."""
     if _NUMERIC_STRING.fullmatch(text) is None:
         raise InvalidResult(f"{where}: {key} {_show(text)} is not a number")
-    return float(text)
+    value = float(text)
+    return value if exact_float(text.strip(), value) else None
 
 
 def _read_metrics(block: dict, where: str) -> dict:
@@ -506,5 +526,70 @@ def _json_type(value: object) -> str:
 
 
 def _show(value: object, limit: int = 60) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """value as JSON for a reason: control characters escaped, lone surrogates as \\udXXX
+    (a reason is stored as text)."""
+    text = json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _label(name: str) -> str:
+    """A symbol name inside a one-line reason: control characters and lone surrogates escaped."""
+    return name if name.isprintable() else _show(name, limit=6 * len(name) + 2)[1:-1]
+
+
+def _check_text(skeleton: dict):
+    try:
+        orjson.dumps(skeleton)  # fast; it refuses lone surrogates (and ints beyond 64 bits)
+    except orjson.JSONEncodeError:
+        reason = invalid_text_reason(skeleton)
+        if reason is not None:
+            raise InvalidResult(reason) from None
+
+
+def invalid_text_reason(doc: object) -> str | None:
+    """Where doc first holds a string (or a key) that is not valid Unicode, as a reason;
+    None when it holds none. Depth first, in document order, without recursion."""
+    stack = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if type(value) is dict:
+            for key, item in value.items():
+                bad = _lone_surrogate(key)
+                if bad:
+                    return f"{_render_path(doc, path)}: key {_show(key)} is not valid Unicode (lone surrogate {bad})"
+            stack.extend((item, path + (key,)) for key, item in reversed(value.items()))
+        elif type(value) is list:
+            stack.extend((item, path + (i,)) for i, item in reversed(list(enumerate(value))))
+        elif type(value) is str:
+            bad = _lone_surrogate(value)
+            if bad:
+                return f"{_render_path(doc, path)}: text that is not valid Unicode (lone surrogate {bad})"
+    return None
+
+
+def _lone_surrogate(text: str) -> str | None:
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as e:
+        return f"\\u{ord(text[e.start]):04x}"
+
+
+def _render_path(doc: object, path: tuple) -> str:
+    """symbols[0] (KRW-BTC).signals[3].reason; "top level" for the document itself."""
+    out = ""
+    for i, part in enumerate(path):
+        if type(part) is int:
+            out += f"[{part}]"
+            if i == 1 and path[0] == "symbols" and type(doc) is dict:
+                entry = doc["symbols"][part]
+                name = entry.get("symbol") if type(entry) is dict else None
+                if type(name) is str and _lone_surrogate(name) is None:
+                    out += f" ({_label(name)})"
+        elif part.isidentifier() and part.isascii():
+            out += ("." if out else "") + part
+        else:
+            out += f"[{_show(part)}]"
+    return out or "top level"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from decimal import Decimal
 
+import numpy as np
 import orjson
 
 
@@ -34,19 +36,35 @@ _NONFINITE_VALUES = {b"NaN": math.nan, b"Infinity": math.inf, b"-Infinity": -mat
 
 
 def parse_document(raw: bytes) -> object:
-    """Parse one legacy result file (any JSON value; normalize checks the shape)."""
+    """Parse one legacy result file (any JSON value; normalize checks the shape).
+
+    A number literal is read as the float64 it spells, or the file is invalid: one
+    with more digits than a float64 holds is never rounded silently."""
     if not raw.strip():
         raise InvalidResult("empty file")
-    if _LONG_INTEGER not in b" " + raw.translate(_DIGIT_SHAPES):
-        if b"NaN" not in raw and b"Infinity" not in raw:
-            try:
-                return orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                pass
-        else:
-            doc = _parse_with_sentinels(raw)
-            if doc is not _FAILED:
-                return doc
+    if _may_lose_digits(raw):
+        return _parse_with_stdlib(raw, exact_numbers=True)
+    return _parse_fast(raw)  # no literal has more than 17 digits: orjson reads each exactly
+
+
+def parse_written(raw: bytes) -> object:
+    """Parse JSON this package wrote (dumps_document: float64 reprs only, integers of any
+    size): skips parse_document's screen for long numbers."""
+    if _LONG_INTEGER in b" " + raw.translate(_DIGIT_SHAPES):
+        return _parse_with_stdlib(raw)
+    return _parse_fast(raw)
+
+
+def _parse_fast(raw: bytes) -> object:
+    if b"NaN" not in raw and b"Infinity" not in raw:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    else:
+        doc = _parse_with_sentinels(raw)
+        if doc is not _FAILED:
+            return doc
     return _parse_with_stdlib(raw)
 
 
@@ -124,7 +142,7 @@ def _replace_sentinels(doc: object, sentinels: dict[str, float], expected: int) 
     return found
 
 
-def _parse_with_stdlib(raw: bytes) -> object:
+def _parse_with_stdlib(raw: bytes, exact_numbers: bool = False) -> object:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -132,7 +150,9 @@ def _parse_with_stdlib(raw: bytes) -> object:
             f"not UTF-8: invalid byte 0x{raw[e.start]:02x} at offset {e.start}"
         ) from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_exact_float_literal) if exact_numbers else json.loads(text)
+    except InvalidResult:
+        raise
     except json.JSONDecodeError as e:
         hint = " (file truncated?)" if not text[e.pos:].strip() else ""
         if text.startswith("\ufeff"):
@@ -142,6 +162,91 @@ def _parse_with_stdlib(raw: bytes) -> object:
         ) from None
     except RecursionError:
         raise InvalidResult("not valid JSON: nested too deeply") from None
+    except ValueError:  # int(): Python reads integers of at most 4300 digits
+        raise InvalidResult("an integer literal has more than 4300 digits (more than the parser reads)") from None
+
+
+# The digit screen: 1 for the bytes of a number's digits ("0".."9", "."), 0 for the rest.
+_DIGIT_OR_DOT = bytes(1 if 0x30 <= b <= 0x39 or b == 0x2E else 0 for b in range(256))
+_ZERO, _DOT, _PLUS, _MINUS = b"0.+-"
+# float64 writers (Python's repr, %.17g) never use more significant digits than this.
+_FLOAT64_DIGITS = 17
+
+
+def _may_lose_digits(raw: bytes) -> bool:
+    """True when raw may hold a number literal that float64 would round: a run of digits
+    with more than 17 significant ones, or an exponent of 3 digits (overflow, underflow).
+    Vectorized (numpy) because Python-written files hold millions of 17-digit floats;
+    strings are scanned too, so a false alarm only costs the exact (stdlib) parse."""
+    if not raw:
+        return False
+    text = np.frombuffer(raw, np.uint8)
+    in_number = np.frombuffer(raw.translate(_DIGIT_OR_DOT), np.bool_)
+    if in_number[0] or in_number[-1]:
+        return True  # a bare number or a cut file: not worth the bookkeeping
+    edges = np.flatnonzero(in_number[1:] != in_number[:-1]) + 1
+    starts, ends = edges[0::2], edges[1::2]  # runs of digits and dots; text[end] is neither
+    lengths = ends - starts
+    after = starts[lengths >= 3]
+    before = text[after - 1]
+    sign = (before == _PLUS) | (before == _MINUS)
+    if (_is_e(before) | (sign & _is_e(text[after - 2]))).any():
+        return True  # e123, e-123, E+0123
+    first, end = starts[lengths > _FLOAT64_DIGITS], ends[lengths > _FLOAT64_DIGITS]
+    # Leading zeros and the dot are not significant: step over them, a bounded number of
+    # times (a longer run of zeros is suspect anyway).
+    todo = np.arange(first.size)
+    for _ in range(24):
+        c = text[first[todo]]
+        todo = todo[(c == _ZERO) | (c == _DOT)]
+        if not todo.size:
+            break
+        first[todo] += 1
+    else:
+        return True
+    significant = end - first  # characters from the first nonzero digit, a dot included
+    if (significant > _FLOAT64_DIGITS + 1).any():
+        return True
+    # Exactly 18 characters: 17 digits and a dot (a float64 spelling), or 18 digits.
+    at = first[significant == _FLOAT64_DIGITS + 1]
+    has_dot = np.zeros(at.size, np.bool_)
+    for k in range(_FLOAT64_DIGITS + 1):
+        has_dot |= text[at + k] == _DOT
+    return not has_dot.all()
+
+
+def _is_e(byte: np.ndarray) -> np.ndarray:
+    return (byte | 0x20) == ord("e")
+
+
+def _exact_float_literal(text: str) -> float:
+    value = float(text)
+    if not exact_float(text, value):
+        shown = text if len(text) <= 60 else text[:59] + "…"
+        problem = "is beyond the range of" if value == 0 or not math.isfinite(value) else "has more digits than"
+        raise InvalidResult(f"number {shown} {problem} a float64 (it would be read as {value!r})")
+    return value
+
+
+def exact_float(text: str, value: float) -> bool:
+    """True when the float64 `value`, read from the decimal `text`, gives text back at
+    text's own precision, so no digit of it was rounded away: "1.07219",
+    "0.30000000000000004" and "1e-05" are exact; "1.0000000000000000000001", "1e400" and
+    "1e-400" are not. "nan" and "inf" spelled out are exact."""
+    if len(text) < 16 and "e" not in text and "E" not in text:
+        return True  # at most 15 significant digits, normal range: float64 holds them
+    if repr(value) == text:
+        return True  # what Python wrote
+    number = Decimal(text)
+    if not number.is_finite():
+        return True
+    if not math.isfinite(value):
+        return False
+    if Decimal(repr(value)) == number:
+        return True  # the shortest spelling, written another way (5.960464477539063e-8, 1.50)
+    # or value printed with as many digits as text has (%.17g writers, exact expansions)
+    digits = "".join(map(str, number.as_tuple().digits)).strip("0") or "0"
+    return Decimal(format(value, f".{len(digits)}g")) == number
 
 
 def dumps_document(doc: object) -> str:

@@ -7,7 +7,7 @@ from itertools import groupby
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .parse import copy_json, parse_document
+from .parse import copy_json, parse_written
 from .schema import CURVE_FLOAT_KEYS, SIGNAL_FLOAT_KEYS
 
 _SIGNAL_ORDER = ("type", "price", "quantity", "exit_timestamp", "exit_price", "return_pct",
@@ -93,14 +93,17 @@ def _iso_column(column: pa.ChunkedArray) -> list[str | None]:
     an instant has one."""
     if len(column) == 0:
         return []
-    # The column's type is UTC; %S prints seconds with 6 decimals for
-    # microsecond timestamps, and ".000000" is dropped.
-    text = pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
-    return pc.replace_substring_regex(text, pattern=r"\.000000Z$", replacement="Z").to_pylist()
+    # Casting the naive instant to text is ~30x faster than strftime, same digits:
+    # "YYYY-MM-DD HH:MM:SS.ffffff" (a dot appears only before the fraction).
+    text = column.cast(pa.timestamp("us")).cast(pa.string())
+    text = pc.replace_substring(text, " ", "T", max_replacements=1)
+    text = pc.replace_substring(text, ".000000", "")
+    return pc.binary_join_element_wise(text, "Z", "").to_pylist()
 
 
 def _loads(text: str) -> dict:
-    # parse_document: orjson speed, exact for NaN/Infinity and ints beyond 64 bits
-    return parse_document(text.encode())
+    # extras are dumps_document's own text: orjson speed, exact for NaN/Infinity and
+    # ints beyond 64 bits, without parse_document's screen for over-long numbers
+    return parse_written(text.encode())
 
 

@@ -1,4 +1,12 @@
-"""Task id <-> Dagster partition key, one to one.
+"""Directory name <-> task id <-> Dagster partition key, each one to one.
+
+A directory name is bytes. A UTF-8 name is its own task id, unless it starts with
+"%bytes:"; any other name (not UTF-8, e.g. CP949 from an old platform, or starting with
+"%bytes:") becomes "%bytes:" + percent-encoding of its bytes (printable ASCII other than
+"%" kept), so the id is valid text that Postgres, Delta and Dagster can hold and maps
+back to the exact bytes. Only encoded names start with the prefix, so no real name can
+collide with one; and a real name holds neither "/" nor NUL, so any prefix would take a
+few names: this one is long enough that no legacy directory is expected to start with it.
 
 A task id that is safe as a partition key is its own key. Any other id (or one
 that starts with "~") becomes "~" + percent-encoding of the characters Dagster
@@ -7,8 +15,38 @@ rejects or its UI misreads; other text, Korean included, stays readable.
 
 from __future__ import annotations
 
+import os
 import unicodedata
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+DIR_ENCODED_PREFIX = "%bytes:"
+# Kept as they are in an encoded directory name: printable ASCII but "%" (and "/",
+# which no directory name holds).
+_DIR_NAME_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%/")
+
+
+def task_id_for_dir_name(name: str | bytes) -> str:
+    """The task id of a source directory; a str name is the one os.scandir gives
+    (undecodable bytes as surrogate escapes)."""
+    raw = os.fsencode(name)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and not text.startswith(DIR_ENCODED_PREFIX):
+        return text
+    return DIR_ENCODED_PREFIX + quote_from_bytes(raw, safe=_DIR_NAME_SAFE)
+
+
+def dir_name_for_task_id(task_id: str) -> bytes:
+    """The exact directory name of a task id; ValueError for an id no directory has
+    (a "%bytes:" id that is not the encoding task_id_for_dir_name makes)."""
+    if not task_id.startswith(DIR_ENCODED_PREFIX):
+        return task_id.encode("utf-8")
+    raw = unquote_to_bytes(task_id[len(DIR_ENCODED_PREFIX):])
+    if task_id_for_dir_name(raw) != task_id:
+        raise ValueError(f"task id {task_id!r} is not the id of any directory name")
+    return raw
 
 ENCODED_PREFIX = "~"
 # Escaped in encoded keys: "%" (the escape itself), "." (so "..." cannot appear),

@@ -1,9 +1,15 @@
 """Legacy timestamp spellings <-> UTC epoch microseconds.
 
-Accepted forms (legacy-format.md "Timestamps"):
-- ISO 8601 with offset or Z: 2024-01-03T09:00:00+09:00, 2024-01-03T00:00:00Z
+Accepted forms (legacy-format.md "Timestamps"), and nothing else:
+- ISO 8601 calendar date and time with offset (+HH:MM, +HHMM) or Z:
+  2024-01-03T09:00:00+09:00, 2024-01-03T00:00:00Z
 - naive wall time, space or "T", optional fraction: Asia/Seoul local time
-- integer epoch milliseconds (an int, or a string of digits)
+- integer epoch milliseconds (an int, or a string of ASCII digits)
+
+Week dates (2011-W01-2T00:05:23), ordinal dates (2024-003T09:00:00), dates without a
+time, comma decimals, a lowercase "z", offsets with seconds and fractions finer than a
+microsecond (unless the extra digits are zeros) are refused, never reinterpreted:
+datetime.fromisoformat alone would read several of them (and truncate nanoseconds).
 """
 
 from __future__ import annotations
@@ -25,22 +31,23 @@ _SEOUL_OFFSET_US = 9 * 3600 * 1_000_000
 
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?",
+    r"(?:(Z)|([+-])(\d{2}):?(\d{2}))?",
     re.ASCII,
 )
-_EPOCH_MS = re.compile(r"-?\d{1,19}", re.ASCII)
+# Unsigned: a "-" string is not a spelling compare.py (the oracle) reads as an instant.
+_EPOCH_MS = re.compile(r"\d{1,19}", re.ASCII)
 
 
 def parse_timestamp(value: object) -> int | None:
     """UTC epoch microseconds for a legacy timestamp value, or None if it is
     not one of the accepted forms (or cannot be held exactly in microseconds)."""
     if type(value) is str:
+        # Fast path: YYYY-MM-DD?HH:MM:SS[.ffffff][Z|+HH:MM], separators checked by position:
+        # the only shapes where fromisoformat reads exactly what _ISO would (it checks the
+        # digits; alone it would also read week dates, commas, nanoseconds cut short...).
         n = len(value)
-        # Fast path for the common exact shapes: YYYY-MM-DD?HH:MM:SS[.ffffff][Z|+HH:MM].
-        if n >= 26 and value[19] == ".":
-            n -= 7
-        if (n == 19 or (n == 20 and value[-1] in "Zz") or (n == 25 and value[-6] in "+-" and value[-3] == ":")) \
-                and value[10] in "Tt " and value.isascii():
+        if 19 <= n <= 32 and value[4] == "-" and value[7] == "-" and value[13] == ":" and value[16] == ":" \
+                and value[10] in "T " and value.isascii() and (n == 19 or _fast_tail(value[19:])):
             try:
                 moment = datetime.fromisoformat(value)
             except ValueError:
@@ -61,6 +68,15 @@ def parse_timestamp(value: object) -> int | None:
     if type(value) is int:
         return _from_epoch_ms(value)
     return None
+
+
+def _fast_tail(tail: str) -> bool:
+    if tail[0] == ".":
+        if len(tail) < 7 or not tail[1:7].isdigit():
+            return False
+        tail = tail[7:]
+    # Offset minutes 60..99 are refused by the regex path; fromisoformat would carry them.
+    return tail == "" or tail == "Z" or (len(tail) == 6 and tail[0] in "+-" and tail[3] == ":" and tail[4] < "6")
 
 
 def _from_epoch_ms(ms: int) -> int | None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from result_assets.legacy import InvalidResult, NormalizedResult, dumps_document, normalize, parse_document
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from result_assets.migration.sources import LegacyFile, max_file_bytes, outside_source_dir
+from result_assets.migration.sources import LegacyFile, display_path, max_file_bytes, outside_source_dir
 from result_assets.store.backups import file_sha256, sha256_hex
 from result_assets.store.catalog import METRICS, SymbolRow, TaskRow
 from result_assets.store.delta_tables import CommitInfo
@@ -100,7 +100,7 @@ def read_source(source: LegacyFile, max_bytes: int | None = None) -> RawResult:
     try:
         if outside_source_dir(source.path):
             return RawResult(source, b"", sha256_hex(b""),
-                             f"refused: {source.path} now resolves outside the source directory")
+                             f"refused: {display_path(source.path)} now resolves outside the source directory")
         if source.size > limit:
             return _oversized(source, source.size, limit)
         with open(source.path, "rb") as f:
@@ -109,7 +109,7 @@ def read_source(source: LegacyFile, max_bytes: int | None = None) -> RawResult:
             del raw
             return _oversized(source, os.stat(source.path).st_size, limit)
     except OSError as exc:
-        return RawResult(source, b"", sha256_hex(b""), f"cannot read {source.path}: {exc.strerror}")
+        return RawResult(source, b"", sha256_hex(b""), f"cannot read {display_path(source.path)}: {exc.strerror}")
     return RawResult(source, raw, sha256_hex(raw))
 
 

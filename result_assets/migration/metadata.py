@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from result_assets.migration.sources import display_path
 from result_assets.store.delta_tables import CURVES, SIGNALS, sql_string
 
 TASK_ASSETS = ("result_backup", "validated_result", "signal_table", "curve_table", "catalog_entry")
@@ -49,7 +50,7 @@ def _validation(batch) -> dict[str, dict]:
     out = {}
     for v in batch.validated:
         metadata = {"status": v.status, "json_bytes": v.json_bytes, "source_sha256": v.sha256,
-                    "dagster/uri": v.source.path}
+                    "dagster/uri": display_path(v.source.path)}
         if v.result is not None:
             metadata.update(signals=v.result.n_signals, curve_points=v.result.n_curve_points,
                             symbols=len(v.result.symbols), layout=f"v{v.result.layout}")

@@ -1,11 +1,16 @@
-"""Finding legacy tasks: <source-dir>/<task_id>/result.json, the directory name is the id."""
+"""Finding legacy tasks: <source-dir>/<dir>/result.json, the directory name is the id.
+
+Directory names are bytes: task_id_for_dir_name gives each one its id (a name that is
+not UTF-8 gets a "%bytes:"-encoded one) and dir_name_for_task_id maps it back, so every
+step from a task id to a path goes through dir_name_for_task_id (task_dir_path).
+"""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from result_assets.legacy import partition_key_for
+from result_assets.legacy import dir_name_for_task_id, partition_key_for, task_id_for_dir_name
 
 RESULT_FILE = "result.json"
 ONE_GIB = 1 << 30
@@ -59,14 +64,15 @@ def scan_source_dir(source_dir: str | Path, only: set[str] | None = None) -> Sou
     not_tasks: list[str] = []
     with os.scandir(root) as entries:
         for entry in entries:
-            if only is not None and entry.name not in only:
+            task_id = task_id_for_dir_name(entry.name)
+            if only is not None and task_id not in only:
                 continue
             if not entry.is_dir():
-                not_tasks.append(entry.name)
+                not_tasks.append(task_id)
                 continue
             task = _legacy_file(real_root, Path(entry.path))
             if task is None:
-                not_tasks.append(entry.name)
+                not_tasks.append(task_id)
             else:
                 tasks.append(task)
     tasks.sort(key=lambda t: t.task_id)
@@ -75,11 +81,22 @@ def scan_source_dir(source_dir: str | Path, only: set[str] | None = None) -> Sou
 
 
 def stat_legacy_file(source_dir: str | Path, task_id: str) -> LegacyFile | None:
-    root = Path(source_dir)
-    task_dir = root / task_id
-    if not task_dir.is_dir():
+    task_dir = task_dir_path(source_dir, task_id)
+    if task_dir is None or not task_dir.is_dir():
         return None
-    return _legacy_file(root.resolve(), task_dir)
+    return _legacy_file(Path(source_dir).resolve(), task_dir)
+
+
+def task_dir_path(source_dir: str | Path, task_id: str) -> Path | None:
+    """<source_dir>/<the directory of task_id> (its exact bytes), None for an id that
+    names no single directory inside source_dir."""
+    try:
+        name = dir_name_for_task_id(task_id)
+    except ValueError:
+        return None
+    if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
+        return None
+    return Path(source_dir) / os.fsdecode(name)
 
 
 def _legacy_file(real_root: Path, task_dir: Path) -> LegacyFile | None:
@@ -88,12 +105,19 @@ def _legacy_file(real_root: Path, task_dir: Path) -> LegacyFile | None:
         st = path.stat()
     except OSError:
         return None
+    task_id = task_id_for_dir_name(task_dir.name)
     refused = None
     if task_dir.is_symlink() or path.is_symlink():
         target = path.resolve()
         if real_root not in target.parents:
-            refused = f"refused: {task_dir.name}/{RESULT_FILE} is a link to {target}, outside the source directory"
-    return LegacyFile(task_dir.name, str(path), st.st_size, st.st_mtime_ns, refused)
+            refused = (f"refused: {task_id}/{RESULT_FILE} is a link to {display_path(target)}, "
+                       "outside the source directory")
+    return LegacyFile(task_id, str(path), st.st_size, st.st_mtime_ns, refused)
+
+
+def display_path(path: str | Path) -> str:
+    """path as valid text for a reason or a log: bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def outside_source_dir(path: str | Path) -> bool:

@@ -3,7 +3,9 @@ pending (registered, not migrated) or stale."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from result_assets.migration.sources import RESULT_FILE, task_dir_path
 from result_assets.store.backups import sha256_hex
 
 
@@ -14,7 +16,7 @@ def task_statuses(stores) -> list[dict]:
     rows = []
     for task_id in sorted(set(states) | set(sources)):
         state = states.get(task_id)
-        path = sources.get(task_id) or (state.source_path if state else None)
+        path = _source_file(task_id, sources.get(task_id) or (state.source_path if state else None))
         if state is None:
             rows.append({"task_id": task_id, "status": "pending", "reason": None})
             continue
@@ -24,6 +26,14 @@ def task_statuses(stores) -> list[dict]:
         rows.append({"task_id": task_id, "status": status,
                      "reason": state.reason if state.status in ("quarantined", "failed") else None})
     return rows
+
+
+def _source_file(task_id: str, registered: str | None) -> str | None:
+    """The file under the registered source directory (a non-UTF-8 directory name is stored escaped)."""
+    if not registered:
+        return None
+    task_dir = task_dir_path(Path(registered).parent.parent, task_id)
+    return str(task_dir / RESULT_FILE) if task_dir else registered
 
 
 def _changed(path: str, state) -> bool:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 import psycopg2
 import psycopg2.extras
 
+from result_assets.store.pg_text import jsonb_text, pg_text
+
 METRICS = ("total_return", "win_rate", "max_drawdown", "sharpe_ratio", "profit_factor", "num_trades")
 
 SCHEMA = """
@@ -426,22 +428,11 @@ def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, by
     return failed
 
 
-def json_safe(value):
-    """A jsonb-storable copy: jsonb has no NaN/Infinity, so they become strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value).replace("inf", "Infinity").replace("nan", "NaN")
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def _cell(column: str, value) -> str | None:
     if value is None:
         return None
     if column in _JSONB:
-        return json.dumps(json_safe(value), ensure_ascii=False).replace("\\u0000", "\\\\u0000")
+        return jsonb_text(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
@@ -449,7 +440,7 @@ def _cell(column: str, value) -> str | None:
             return "Infinity" if value > 0 else "-Infinity"
         return repr(value)
     if isinstance(value, str):
-        return value.replace("\x00", "\\x00")  # Postgres text cannot hold NUL
+        return pg_text(value)  # Postgres text holds neither NUL nor lone surrogates
     return str(value)
 
 

@@ -3,13 +3,17 @@
     python -m result_assets_tests.faults.fuzz --cases 10000 [--seed N] [--migrate 200]
 
 Each case mutates one sample file (bit flips, truncation, byte insertions and
-deletions, token swaps: numbers to strings, NaN/Infinity injection, deep nesting)
+deletions, token swaps: numbers to strings, NaN/Infinity injection, deep nesting; and
+the hostile classes: text that is not valid Unicode, NUL and backslash sequences in
+strings, timestamps outside the spec's forms, numbers with more digits than a float64)
 and runs it through validate + normalize + reconstruct + compare (pure, fast). The
 outcome of a case is one of:
 
-- lossless: valid, and the rebuilt document equals the parsed source;
-- quarantined: invalid, with a one-line reason (counted per reason kind);
-- FAILURE: an exception escaped, a quarantine without a reason, or a lossy round trip.
+- lossless: valid, the rebuilt document equals the parsed source, and what the stores
+  get (skeleton text, catalog text and jsonb copies) is text they can hold;
+- quarantined: invalid, with a one-line reason that is valid text (counted per kind);
+- FAILURE: an exception escaped, a quarantine without a reason, a lossy round trip, or
+  a value the stores cannot hold.
 
 `--migrate N` also pushes N mutated files through a real migration (one CLI run over a
 fresh home, its embedded PostgreSQL stopped at the end) and audits the stores. Any
@@ -28,15 +32,29 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from result_assets.legacy import compare_documents, reconstruct
+from result_assets.legacy import compare_documents, dumps_document, reconstruct
 from result_assets.migration.batch import RawResult, validate
 from result_assets.migration.sources import LegacyFile
 from result_assets.store.backups import sha256_hex
+from result_assets.store.pg_text import jsonb_text, pg_text
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "tasks"
 _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"null", b"true", b'"n/a"', b'""', b"[]", b"{}", b'"\\u0000"',
            b'"2024-13-45 25:00:00"', b"1e999", b"123456789012345678901234567890", b'"\xed\x95\x9c"']
+
+
+# Put inside a JSON string: lone surrogate escapes, NUL, backslashes that look like escapes, a valid pair.
+_HOSTILE_TEXT = [b"\\ud800", b"\\udcb9x", b"\\udfff\\ud800", b"\\u0000", b"\\\\u0000", b"\\\\", b"a\\u0000\\\\ud800",
+                 b"\\ud83d\\ude00", b"\\\\x00"]
+_ODD_TIMESTAMPS = [b'"2011-W01-2T00:05:23"', b'"2024-003T09:00:00"', b'"2024-01-03T09:00:00.123456789+09:00"',
+                   b'"2024-01-03"', b'"2024-01-03T09:00:00,5"', b'"2024-01-03T09:00:00z"', b'"-1704240000000"',
+                   b'"2024-01-03T09:00:00+09:60"', b'"2024-01-03T09:00:00.123456000+09:00"', b'"2024-01-03t09:00:00"']
+_LONG_NUMBERS = [b"1.0000000000000000000001", b'"1.0000000000000000000001"', b"1e400", b'"1e-400"', b"-1E-400",
+                 b"0.123456789012345678", b"123456789012345678901234567890", b'"123456789.123456789123"',
+                 b"0.1000000000000000055511151231257827021181583404541015625", b"1.00000000000000001"]
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_TIMESTAMP_VALUE = re.compile(rb'"(?:exit_)?timestamp"\s*:\s*("[^"]*"|-?\d+)')
 
 
 def sample_files() -> dict[str, bytes]:
@@ -108,8 +126,37 @@ def swap_chunks(rng: random.Random, data: bytes) -> bytes:
     return data[:a] + data[b:b + n] + data[a + n:b] + data[a:a + n] + data[b + n:]
 
 
+def hostile_text(rng: random.Random, data: bytes) -> bytes:
+    """Inside a string (a value or a key): a lone surrogate escape, NUL, backslash sequences."""
+    found = list(_STRING.finditer(data))
+    if not found:
+        return data
+    m = rng.choice(found)
+    at = m.end() - 1 if rng.random() < 0.5 else m.start() + 1  # before the closing or after the opening quote
+    return data[:at] + rng.choice(_HOSTILE_TEXT) + data[at:]
+
+
+def odd_timestamp(rng: random.Random, data: bytes) -> bytes:
+    """A timestamp (signal, exit or curve point) spelled outside the spec's forms."""
+    found = list(_TIMESTAMP_VALUE.finditer(data))
+    if not found:
+        return data
+    m = rng.choice(found)
+    return data[: m.start(1)] + rng.choice(_ODD_TIMESTAMPS) + data[m.end(1):]
+
+
+def long_number(rng: random.Random, data: bytes) -> bytes:
+    """A number becomes one with more digits (or range) than a float64 holds, bare or as a string."""
+    found = list(_NUMBER.finditer(data))
+    if not found:
+        return data
+    m = rng.choice(found)
+    return data[: m.start()] + rng.choice(_LONG_NUMBERS) + data[m.end():]
+
+
 MUTATIONS = {f.__name__: f for f in (bit_flip, truncate, insert_bytes, delete_bytes, number_to_string,
-                                     inject_token, deep_nesting, swap_chunks)}
+                                     inject_token, deep_nesting, swap_chunks, hostile_text, odd_timestamp,
+                                     long_number)}
 
 
 @dataclass
@@ -140,16 +187,43 @@ def outcome(case: Case) -> tuple[str, str]:
     try:
         v = validate(RawResult(source, case.data, sha256_hex(case.data)))
         if v.result is None:
-            if not v.reason or "\n" in v.reason:
-                return "FAILURE", f"quarantined without a one-line reason: {v.reason!r}"
+            if not v.reason or "\n" in v.reason or not _is_text(v.reason):
+                return "FAILURE", f"quarantined without a one-line reason in valid text: {v.reason!r}"
             return "quarantined", reason_kind(v.reason)
         rebuilt = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)
         differences = compare_documents(v.document, rebuilt)
         if differences:
             return "FAILURE", f"lossy: {differences[:3]}"
+        problem = unstorable(v.result)
+        if problem:
+            return "FAILURE", problem
         return "lossless", ""
     except Exception as exc:  # anything escaping validate would fail the whole batch
         return "FAILURE", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"
+
+
+def _is_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def unstorable(result) -> str | None:
+    """Why the stores could not hold a migrated task's values, None when they can: the
+    skeleton (a text column) must be valid text, the catalog's text and jsonb copies
+    (through pg_text / jsonb_text, as the catalog writes them) valid text without NUL."""
+    texts = {"skeleton": dumps_document(result.skeleton), "params": jsonb_text(result.params),
+             "warnings": jsonb_text(result.warnings)}
+    for name in ("strategy", "timeframe", "start_date", "end_date"):
+        if getattr(result, name) is not None:
+            texts[name] = pg_text(getattr(result, name))
+    texts.update((f"symbol {s.symbol_idx}", pg_text(s.symbol)) for s in result.symbols if s.symbol is not None)
+    for name, text in texts.items():
+        if not _is_text(text) or (name != "skeleton" and "\x00" in text):
+            return f"{name} cannot be stored: {text[:80]!r}"
+    return None
 
 
 def reason_kind(reason: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from result_assets.legacy import compare_documents, parse_document
+from result_assets.migration.sources import task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import sha256_hex
 from result_assets.store.delta_tables import CURVES, SIGNALS
@@ -208,7 +209,7 @@ def audit(stores: Stores, source_dir: Path | None = None) -> Audit:
         kept = kept_bytes(stores, task_id, row["source_sha256"])
         refused = (row["reason"] or "").startswith("refused")  # never read: its bytes are not ours to keep
         if source_dir is not None and not refused:
-            current = source_dir / task_id / "result.json"
+            current = (task_dir_path(source_dir, task_id) or source_dir / task_id) / "result.json"
             if current.is_file() and not current.is_symlink() and sha256_hex(current.read_bytes()) != row["source_sha256"]:
                 result.problems.append(f"{task_id}: the catalog does not name the source file's bytes")
         if row["status"] != "migrated":

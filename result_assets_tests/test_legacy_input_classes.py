@@ -1,0 +1,385 @@
+"""The hostile input classes, each handled on purpose (issue 11, point 3):
+
+- text that is not valid Unicode (a lone surrogate escape): quarantined, the reason says where;
+- NUL and backslash sequences: migrated, given back exactly; the catalog's copies hold them;
+- timestamps outside the spec's forms: quarantined (signal timestamp) or kept as written;
+- numbers with more digits than a float64: kept as written (numeric strings) or quarantined
+  (bare literals); never rounded;
+- directory names that are not UTF-8: a task id that maps back to the exact bytes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from result_assets.legacy import (
+    InvalidResult,
+    compare_documents,
+    dumps_document,
+    normalize,
+    parse_document,
+    partition_key_for,
+    reconstruct,
+    task_id_for,
+)
+from result_assets.legacy.parse import _may_lose_digits, exact_float
+from result_assets.migration.batch import RawResult, read_source, validate
+from result_assets.migration.sources import LegacyFile, scan_source_dir, stat_legacy_file
+from result_assets.store.backups import sha256_hex
+from result_assets.store.pg_text import jsonb_text, pg_text
+from result_assets_tests.conftest import SAMPLES
+
+SIGNAL = {"timestamp": "2024-01-03 09:00:00", "type": "buy", "price": 1.5, "reason": "x", "indicators": {"rsi": 30.0}}
+
+
+def v2(signal: dict | None = None, **top) -> dict:
+    doc = {"strategy": "s", "params": {"n": 5}, "symbols": [
+        {"symbol": "KRW-BTC", "signals": [dict(SIGNAL) for _ in range(3)] + [{**SIGNAL, **(signal or {})}]}]}
+    doc.update(top)
+    return doc
+
+
+def run(raw: bytes, task_id: str = "t"):
+    """validate() as a batch calls it: never raises, migrated or quarantined."""
+    return validate(RawResult(LegacyFile(task_id, "<test>", len(raw), 0), raw, sha256_hex(raw)))
+
+
+def migrated(doc: dict, ensure_ascii: bool = True):
+    raw = json.dumps(doc, ensure_ascii=ensure_ascii, allow_nan=True).encode()
+    v = run(raw)
+    assert v.reason is None, v.reason
+    rebuilt = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)
+    assert compare_documents(parse_document(raw), rebuilt) == []
+    return v, rebuilt
+
+
+def assert_storable(v):
+    """What the catalog and the Delta tables get is valid text (no lone surrogate); the
+    catalog's copies hold no NUL."""
+    r = v.result
+    dumps_document(r.skeleton).encode("utf-8")
+    for text in (r.strategy, r.timeframe, r.start_date, r.end_date, *(s.symbol for s in r.symbols)):
+        if text is not None:
+            assert "\x00" not in pg_text(text)
+            pg_text(text).encode("utf-8")
+    assert "\x00" not in jsonb_text(r.params) and "\\u0000" not in jsonb_text(r.params).replace("\\\\", "")
+
+
+# --- 1. text that is not valid Unicode -------------------------------------------------------
+
+SURROGATE = "\ud800"
+WHERE = "symbols[0] (KRW-BTC).signals[3]"
+
+
+@pytest.mark.parametrize("doc, reason", [
+    (v2({"reason": f"a{SURROGATE}b"}), f"{WHERE}.reason: text that is not valid Unicode (lone surrogate \\ud800)"),
+    (v2({"type": SURROGATE}), f"{WHERE}.type: text that is not valid Unicode (lone surrogate \\ud800)"),
+    (v2({"tag": ["ok", "\udcb9"]}), f"{WHERE}.tag[1]: text that is not valid Unicode (lone surrogate \\udcb9)"),
+    (v2({f"k{SURROGATE}": 1}), f'{WHERE}: key "k\\ud800" is not valid Unicode (lone surrogate \\ud800)'),
+    (v2({"indicators": {SURROGATE: 1.0}}),
+     f'{WHERE}.indicators: key "\\ud800" is not valid Unicode (lone surrogate \\ud800)'),
+    (v2({"exit_timestamp": SURROGATE}),
+     f"{WHERE}.exit_timestamp: text that is not valid Unicode (lone surrogate \\ud800)"),
+    (v2(params={"w": [1, SURROGATE]}), "params.w[1]: text that is not valid Unicode (lone surrogate \\ud800)"),
+    (v2(**{SURROGATE: 1}), 'top level: key "\\ud800" is not valid Unicode (lone surrogate \\ud800)'),
+    (v2(note=SURROGATE), "note: text that is not valid Unicode (lone surrogate \\ud800)"),
+    (v2(strategy="\udfff"), "strategy: text that is not valid Unicode (lone surrogate \\udfff)"),
+    ({"strategy": "s", "symbols": [{"symbol": f"KRW{SURROGATE}", "signals": [SIGNAL]}]},
+     "symbols[0].symbol: text that is not valid Unicode (lone surrogate \\ud800)"),
+    ({"strategy": "s", "symbols": ["KRW-BTC", SURROGATE]},
+     "symbols[1]: text that is not valid Unicode (lone surrogate \\ud800)"),
+    ({"strategy": "s", "symbols": ["A"], "signals": [{**SIGNAL, "symbol": f"A{SURROGATE}"}]},
+     "signals[0].symbol: text that is not valid Unicode (lone surrogate \\ud800)"),
+    ({"strategy": "s", "symbols": [], "performance_curve": [{"timestamp": 1, "equity": 1.0, "cash": SURROGATE}]},
+     "performance_curve[0].cash: text that is not valid Unicode (lone surrogate \\ud800)"),
+    (v2({"pnl": math.nan, "tag": SURROGATE}), f"{WHERE}.tag: text that is not valid Unicode (lone surrogate \\ud800)"),
+])
+def test_lone_surrogates_are_quarantined_with_where(doc, reason):
+    raw = json.dumps(doc, allow_nan=True).encode()  # ensure_ascii: the surrogate is a \ud800 escape
+    assert b"\\ud" in raw
+    v = run(raw)
+    assert v.result is None and v.reason == reason
+    reason.encode("utf-8")  # the reason itself is valid text (the catalog stores it)
+    with pytest.raises(InvalidResult, match="not valid Unicode"):  # normalize alone, on the parsed document
+        normalize("t", json.loads(raw))
+
+
+def test_surrogate_pairs_and_raw_surrogate_bytes():
+    # A pair escape is one real character: migrated.
+    v, rebuilt = migrated(v2({"reason": "\U0001F600 거래량 돌파"}))
+    assert rebuilt["symbols"][0]["signals"][3]["reason"] == "\U0001F600 거래량 돌파"
+    # A surrogate encoded in the bytes is not UTF-8 at all.
+    raw = json.dumps(v2()).encode().replace(b'"x"', b'"\xed\xa0\x80"', 1)
+    assert run(raw).reason.startswith("not UTF-8: invalid byte 0xed")
+
+
+def test_one_bad_task_does_not_fail_its_neighbours():
+    good = json.dumps(v2()).encode()
+    bad = json.dumps(v2({"reason": SURROGATE})).encode()
+    outcomes = [run(raw).status for raw in (good, bad, good)]
+    assert outcomes == ["migrated", "quarantined", "migrated"]
+
+
+# --- 2. NUL and backslash sequences -----------------------------------------------------------
+
+HOSTILE_TEXT = ["a\x00b", "\\u0000", "\\\\u0000", "\\", "\\x00", '\\"', "\x00\\u0000\x00", "\\ud800"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_nul_and_backslashes_migrate_exactly(text, ensure_ascii):
+    doc = v2({"reason": text, "type": text, text: text, "indicators": {text: 1.0}},
+             strategy=text, timeframe=text, params={text: [text]}, extra={text: text})
+    doc["symbols"].append({"symbol": text, "signals": [{**SIGNAL, "reason": text}]})
+    v, rebuilt = migrated(doc, ensure_ascii)
+    signal = rebuilt["symbols"][0]["signals"][3]
+    assert signal["reason"] == signal["type"] == signal[text] == text and signal["indicators"] == {text: 1.0}
+    assert rebuilt["strategy"] == text and rebuilt["params"] == {text: [text]} and rebuilt["extra"] == {text: text}
+    assert rebuilt["symbols"][1]["symbol"] == text
+    assert v.result.params == {text: [text]} and v.result.symbols[1].symbol == text
+    assert_storable(v)
+    # the skeleton the catalog keeps reads back exactly
+    assert parse_document(dumps_document(v.result.skeleton).encode()) == v.result.skeleton
+
+
+def test_catalog_copies_of_hostile_text():
+    assert pg_text("a\x00b") == "a\\u0000b" and pg_text("\\u0000") == "\\u0000" and pg_text("x\udcb9") == "x\\udcb9"
+    assert pg_text("한국어") == "한국어"
+    assert json.loads(jsonb_text({"p": "\\u0000", "q\x00": [math.nan, -math.inf, 2**80]})) == \
+        {"p": "\\u0000", "q\\u0000": ["NaN", "-Infinity", 2**80]}
+
+
+# --- 3. timestamps outside the spec's forms ---------------------------------------------------
+
+ODD_TIMESTAMPS = [
+    "2011-W01-2T00:05:23",  # ISO week date: datetime.fromisoformat reads it
+    "2011-W01-2T00:05:23+09:00",
+    "2024-003T09:00:00",  # ordinal date
+    "2024-01-03T09:00:00.123456789+09:00",  # nanoseconds: the column holds microseconds
+    "2024-01-03",  # a date without time
+    "2024-01-03T09:00",
+    "2024-01-03T09:00:00,5",  # comma decimal
+    "2024-01-03T09:00:00.+09:00",
+    "2024-01-03T09:00:00z",
+    "2024-01-03T09:00:00+09:60",
+    "2024-01-03T09:00:00+09:00:30",
+    "20240103T090000",
+    "2024-01-03T24:00:00",
+    "2024-01-03T09:00:60",
+    "-1704240000000",
+    "1704240000000.0",
+    "２０２４-01-03 09:00:00",
+]
+
+
+@pytest.mark.parametrize("spelling", ODD_TIMESTAMPS)
+def test_odd_signal_timestamp_is_quarantined(spelling):
+    v = run(json.dumps(v2({"timestamp": spelling}), ensure_ascii=False).encode())
+    assert v.result is None
+    assert v.reason == (f"symbols[0] (KRW-BTC) signals[3]: timestamp {json.dumps(spelling, ensure_ascii=False)} "
+                        "is not a timestamp (ISO 8601, Seoul wall time or epoch milliseconds)")
+
+
+@pytest.mark.parametrize("spelling", ODD_TIMESTAMPS)
+def test_odd_exit_and_curve_timestamps_are_kept_as_written(spelling):
+    doc = v2({"exit_timestamp": spelling}, performance_curve=[{"timestamp": spelling, "equity": 1.0}])
+    v, rebuilt = migrated(doc)
+    assert v.result.signals.column("exit_ts").to_pylist()[3] is None  # not read as an instant
+    assert rebuilt["symbols"][0]["signals"][3]["exit_timestamp"] == spelling  # never reinterpreted
+    assert rebuilt["performance_curve"][0]["timestamp"] == spelling
+
+
+@pytest.mark.parametrize("spelling", ["2024-01-03T09:00:00+09:00", "2024-01-03T00:00:00Z", "2024-01-03 09:00:00",
+                                      "2024-01-03T09:00:00", "2024-01-03T09:00:00.000000", "2024-01-03T09:00:00+0900",
+                                      "2024-01-03T09:00:00.000000000+09:00", "2024-01-03 00:00:00Z", 1704240000000,
+                                      "1704240000000"])
+def test_spec_timestamps_are_read(spelling):
+    v, rebuilt = migrated(v2({"timestamp": spelling}))
+    assert v.result.signals.column("ts").to_pylist()[3].timestamp() == 1704240000
+    assert rebuilt["symbols"][0]["signals"][3]["timestamp"] == "2024-01-03T00:00:00Z"
+
+
+# --- 4. numbers never rounded -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["1.0000000000000000000001", "0.1000000000000000000001", "1e400", "1e-400",
+                                  "123456789.123456789123", "1.00000000000000001"])
+def test_numeric_strings_float64_would_round_are_kept_as_written(text):
+    doc = v2({"price": text, "pnl": text}, performance_curve=[{"timestamp": 1, "equity": text}],
+             summary={"total_return": text})
+    v, rebuilt = migrated(doc)
+    assert v.result.signals.column("price").to_pylist()[3] is None  # not in the float column...
+    assert json.loads(v.result.signals.column("extras").to_pylist()[3]) == {"price": text, "pnl": text}  # ...but raw
+    signal = rebuilt["symbols"][0]["signals"][3]
+    assert signal["price"] == signal["pnl"] == text and rebuilt["performance_curve"][0]["equity"] == text
+    assert v.result.metrics["total_return"] is None and rebuilt["summary"] == {"total_return": text}
+
+
+@pytest.mark.parametrize("text, value", [("1.07219", 1.07219), (" 1.5", 1.5),
+                                         ("0.30000000000000004", 0.30000000000000004), ("1e-05", 1e-05), ("0.10000000000000001", 0.1), ("nan", math.nan),
+                                         ("-Infinity", -math.inf), ("5e-324", 5e-324), ("100", 100.0)])
+def test_numeric_strings_float64_holds_are_numbers(text, value):
+    v, _ = migrated(v2({"price": text}))
+    got = v.result.signals.column("price").to_pylist()[3]
+    assert got == value or (math.isnan(got) and math.isnan(value))
+    assert v.result.signals.column("extras").to_pylist()[3] is None
+
+
+@pytest.mark.parametrize("literal, reason", [
+    ("1.0000000000000000000001",
+     "number 1.0000000000000000000001 has more digits than a float64 (it would be read as 1.0)"),
+    ("0.123456789012345678", "number 0.123456789012345678 has more digits than a float64 "
+                             "(it would be read as 0.12345678901234568)"),
+    ("12345678.1234567891",
+     "number 12345678.1234567891 has more digits than a float64 (it would be read as 12345678.12345679)"),
+    ("1e400", "number 1e400 is beyond the range of a float64 (it would be read as inf)"),
+    ("-1E-400", "number -1E-400 is beyond the range of a float64 (it would be read as -0.0)"),
+    ("1" * 5000, "an integer literal has more than 4300 digits (more than the parser reads)"),
+])
+@pytest.mark.parametrize("where", ["price", "tag", "params"])
+def test_bare_literals_float64_would_round_are_quarantined(literal, reason, where):
+    doc = v2({"price": "@@"}) if where == "price" else v2({"tag": ["@@"]}) if where == "tag" else v2(params={"x": "@@"})
+    raw = json.dumps(doc).replace('"@@"', literal).encode()
+    assert run(raw).reason == reason
+
+
+@pytest.mark.parametrize("literal, value", [
+    ("123456789012345678901234567890", 123456789012345678901234567890),  # integers are exact
+    ("0.1000000000000000055511151231257827021181583404541015625", 0.1),  # the exact value of 0.1
+    ("1.5e-300", 1.5e-300), ("1.2345678901234567e+300", 1.2345678901234567e300),
+    ("0.30000000000000004", 0.30000000000000004),
+])
+def test_bare_literals_float64_holds_migrate(literal, value):
+    raw = json.dumps(v2({"price": "@@"}, params={"x": "@@"})).replace('"@@"', literal).encode()
+    v = run(raw)
+    assert v.reason is None
+    rebuilt = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)
+    assert rebuilt["symbols"][0]["signals"][3]["price"] == value and rebuilt["params"] == {"x": value}
+    assert type(rebuilt["params"]["x"]) is type(value)
+    assert compare_documents(parse_document(raw), rebuilt) == []
+
+
+def test_exact_float_rule():
+    for text in ["1.07219", "0.1", "1e-05", "0.30000000000000004", "0.10000000000000001", "1.5", "-0.0", "5e-324",
+                 "1.7976931348623157e308", "0.0000404233077788696", "inf", "nan", "1E5"]:
+        assert exact_float(text, float(text)), text
+    for text in ["1.0000000000000000000001", "1.00000000000000001", "1e400", "1e-400", "1e-330",
+                 "9007199254740993", "0.12345678901234567890"]:
+        assert not exact_float(text, float(text)), text
+
+
+def test_the_digit_screen_lets_real_files_take_the_fast_parser():
+    """Python-written files hold 17-digit floats everywhere: the screen must not send them
+    to the slow exact parser (which would be correct, only slower)."""
+    samples = [p.read_bytes() for p in sorted((SAMPLES / "tasks").glob("bt_*/result.json"))]
+    assert samples and not any(_may_lose_digits(raw) for raw in samples)
+    typical = json.dumps({"p": [0.45684752926073163, 123.45678901234567, 1.6281479942037436e-06, 1e16, 1704240000000,
+                                1234567890123456.0, 0.00012345678901234567]}).encode()
+    assert not _may_lose_digits(typical)
+    for long in [b"1.00000000000000000001", b"123456789012345678", b"0.123456789012345678", b"1e-400", b"2E+308"]:
+        assert _may_lose_digits(b'{"p": [1, ' + long + b', 2]}'), long
+
+
+# --- 5. directory names that are not UTF-8 ----------------------------------------------------
+
+CP949 = "백테스트_005".encode("cp949")  # b'\xb9\xe9\xc5\xd7\xbd\xba\xc6\xae_005'
+CP949_ID = "%bytes:%B9%E9%C5%D7%BD%BA%C6%AE_005"
+
+
+def make_task(source: bytes, name: bytes, strategy: str) -> None:
+    task = os.path.join(source, name)
+    os.mkdir(task)
+    with open(os.path.join(task, b"result.json"), "wb") as f:
+        f.write(json.dumps({"strategy": strategy, "symbols": []}).encode())
+
+
+def test_non_utf8_directory_names(tmp_path):
+    source = os.fsencode(tmp_path)
+    names = {
+        CP949: "cp949",
+        b"%bytes:%B9%E9%C5%D7%BD%BA%C6%AE_005": "literally the escaped form",  # a real UTF-8 name like an id
+        b"%B9": "percent",  # "%" alone is no prefix: its own id
+        "백테스트_005".encode(): "utf-8",
+        b"\xff": "one byte",
+    }
+    for name, strategy in names.items():
+        make_task(source, name, strategy)
+    scan = scan_source_dir(tmp_path)
+    by_strategy = {}
+    for task in scan.tasks:
+        task.task_id.encode("utf-8")  # storable text
+        assert task_id_for(task.partition_key) == task.task_id
+        assert stat_legacy_file(tmp_path, task.task_id) == task  # from the id back to the same directory
+        v = validate(read_source(task))
+        assert v.status == "migrated", v.reason
+        by_strategy[v.result.strategy] = task.task_id
+    assert by_strategy == {
+        "cp949": CP949_ID,
+        "literally the escaped form": "%bytes:%25bytes:%25B9%25E9%25C5%25D7%25BD%25BA%25C6%25AE_005",
+        "percent": "%B9",
+        "utf-8": "백테스트_005",
+        "one byte": "%bytes:%FF",
+    }
+    assert scan.not_tasks == []
+
+
+def test_task_ids_no_directory_has(tmp_path):
+    make_task(os.fsencode(tmp_path), b"abc", "s")
+    assert stat_legacy_file(tmp_path, "abc").task_id == "abc"
+    for task_id in ["%bytes:abc", "%bytes:%61bc", "%bytes:%zz", "%bytes:", "%bytes:%ff", "%abc", "..", "../abc", "a/b",
+                    "", "nul\x00"]:
+        assert stat_legacy_file(tmp_path, task_id) is None, task_id
+
+
+def test_scan_only_and_not_tasks_use_the_ids(tmp_path):
+    source = os.fsencode(tmp_path)
+    make_task(source, CP949, "s")
+    os.mkdir(os.path.join(source, b"empty\xb9"))
+    scan = scan_source_dir(tmp_path, only={CP949_ID, "%bytes:empty%B9"})
+    assert [t.task_id for t in scan.tasks] == [CP949_ID]
+    assert scan.not_tasks == ["%bytes:empty%B9"]
+    assert os.fsencode(scan.tasks[0].path).endswith(b"/" + CP949 + b"/result.json")  # the real directory
+    assert partition_key_for(scan.tasks[0].task_id) == scan.tasks[0].task_id  # a valid Dagster key as it stands
+
+
+def test_refused_link_reason_is_valid_text(tmp_path):
+    source, outside = tmp_path / "tasks", tmp_path / "out"
+    source.mkdir()
+    os.makedirs(os.path.join(os.fsencode(outside), b"x\xb9"))
+    with open(os.path.join(os.fsencode(outside), b"x\xb9", b"result.json"), "wb") as f:
+        f.write(b"{}")
+    os.symlink(os.path.join(os.fsencode(outside), b"x\xb9"), os.path.join(os.fsencode(source), CP949))
+    (task,) = scan_source_dir(source).tasks
+    assert task.refused == (f"refused: {CP949_ID}/result.json is a link to {outside}/x\\xb9/result.json, "
+                            "outside the source directory")
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+@settings(max_examples=2000)
+def test_every_float64_spelling_is_exact(value):
+    """Any writer's spelling of a float64 reads back as exact: Python's repr, orjson's
+    (5.960464477539063e-8), %.17g, and longer expansions."""
+    for text in (repr(value), orjson.dumps(value).decode(), "%.17g" % value, "%.25g" % value, "%.40e" % value):
+        assert float(text) == value and exact_float(text, value), text
+
+
+@given(st.floats(min_value=1, max_value=1e15), st.integers(17, 40))
+@settings(max_examples=500)
+def test_a_digit_float64_cannot_hold_is_never_exact(value, places):
+    text = f"{value:.16e}"  # then one more digit, below half a float64 step of value
+    mantissa, exponent = text.split("e")
+    longer = f"{mantissa}{'0' * (places - 16)}1e{exponent}"
+    assert not exact_float(longer, float(longer))
+
+
+def test_task_dir_path_is_the_exact_directory(tmp_path):
+    from result_assets.migration.sources import task_dir_path
+
+    assert os.fsencode(task_dir_path(tmp_path, CP949_ID)) == os.fsencode(tmp_path) + b"/" + CP949
+    assert task_dir_path(tmp_path, "백테스트_005") == tmp_path / "백테스트_005"
+    assert task_dir_path(tmp_path, "../x") is None and task_dir_path(tmp_path, "%bytes:abc") is None
