@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dagster import AssetKey, AssetMaterialization, AssetRecordsFilter
 
-from result_assets.assets.internals import target_materialization
+from result_assets.platform.dagster_internals import target_materialization
 from result_assets.assets.migration import TASK_ASSETS, check_events
 from result_assets.assets.partitions import TASKS_PARTITION
 from result_assets.legacy import partition_key_for

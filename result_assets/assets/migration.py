@@ -31,7 +31,7 @@ from dagster import (
     op,
 )
 
-from result_assets.assets.internals import attach_partition_metadata, target_materialization
+from result_assets.platform.dagster_internals import attach_partition_metadata, target_materialization
 from result_assets.assets.partitions import batch_size, task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.legacy import task_id_for

@@ -67,13 +67,14 @@ def test_catalog_and_dagster_tables_live_in_the_external_database(migrated, samp
 
 def test_instance_uses_the_deploy_configuration(migrated):
     from dagster import QueuedRunCoordinator
-    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+    from dagster_postgres import PostgresRunStorage
 
+    from result_assets.platform.dagster_internals import PooledPostgresEventLogStorage
     from result_assets.platform.instance import get_instance
 
     instance = get_instance()
-    # stock dagster-postgres, not the project's pooled subclass
-    assert type(instance.event_log_storage) is PostgresEventLogStorage
+    # the project's storage, the same as a local home's: its pooled event log
+    assert type(instance.event_log_storage) is PooledPostgresEventLogStorage
     assert type(instance.run_storage) is PostgresRunStorage
     coordinator = instance.run_coordinator
     assert isinstance(coordinator, QueuedRunCoordinator)

@@ -1,0 +1,143 @@
+"""The only product module that touches Dagster's private API (`dagster._*` names and private
+attributes). Each use below has a contract test in result_assets_tests/test_dagster_contract.py
+that fails on a Dagster release that changes what it relies on; fix them here, nowhere else.
+
+1. attach_partition_metadata: per-partition materialization metadata in a multi-partition
+   step, through the step's private metadata accumulator. Public alternative:
+   `context.add_asset_metadata(metadata, asset_key=..., partition_key=...)`, which re-lists
+   every registered dynamic partition on each call to check that the key is in the step's range.
+   Measured (`python -m result_assets_tests.bench_dagster_internals --registered 1000 10000 100000
+   --postgres`: one step, 5 assets x 50 partitions = 250 calls, project instance, 2 shared cores):
+       registered partitions    1,000      10,000      100,000
+       public, per call         3.5 ms     17 ms       229 ms    (57 s per 50-task step)
+       private, per call        0.06 ms    0.04 ms     0.03 ms   (< 0.02 s per step)
+   (SQLite instance_for_test: public 7.8 ms / 22 ms per call at 1,000 / 10,000.) A 50-task run
+   has about 0.5 s of Dagster overhead (docs/scaling.md); the public call would add more than
+   that from ~1,000 registered tasks on.
+2. target_materialization: the materialization a check evaluation judged. Without it the UI's
+   per-partition check status shows every partition as missing. The public constructor
+   `AssetCheckEvaluation(target_materialization_data=...)` takes it, but its value class
+   (AssetCheckEvaluationTargetMaterializationData) is exported from no public module in
+   1.13.27, and the public AssetCheckResult fills it only for a single-partition step: a
+   step over a partition range, and a runless report, get none. No public alternative.
+3. ResultAssetsStorage: the instance storage on the project's Postgres (URL from the same
+   settings as the catalog, never from YAML) whose event log keeps a connection pool, skips
+   the NOTIFY per event and writes with synchronous_commit=off. Its store_event is a copy of
+   dagster-postgres' minus the NOTIFY, so it uses the private pieces that one uses
+   (prepare_insert_event, SqlEventLogStorageTable, ASSET_EVENTS, ASSET_CHECK_EVENTS,
+   index_transaction, _store_asset_event_tags, _store_asset_event, store_asset_check_event)
+   and replaces the private _engine / _event_log_storage. Public alternative: stock
+   `storage: postgres:` config. Measured (`python -m result_assets.bench.event_log --tasks N`,
+   `migrate` of N one-signal tasks on fresh embedded homes, 2 shared cores, load 1.5-3):
+       N = 100 (2 rounds)   stock 176 / 206 ms per task   pooled 66 / 80   (sync commit 77 / 132)
+       N = 200 (2 runs)     stock 180 / 197 ms per task   pooled 78 / 63   (sync commit 77 / 59)
+   i.e. stock takes 2.3-3.1x as long; synchronous_commit=off helps only under load. Deployed
+   instances use the same class (deploy/dagster.yaml), so it ships in the project image.
+"""
+from __future__ import annotations
+
+import os
+
+from dagster import AssetExecutionContext, AssetKey, EventLogEntry
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+from dagster._core.storage.event_log import SqlEventLogStorageTable
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import create_pg_engine
+
+from result_assets.platform.postgres import dagster_url
+from result_assets.settings import Settings
+
+# --- 1. per-partition metadata -------------------------------------------------------------
+
+
+def attach_partition_metadata(context: AssetExecutionContext, asset: str, per_partition: dict[str, dict]) -> None:
+    """Per-partition materialization metadata, before the asset's result is yielded."""
+    step = context.op_execution_context._step_execution_context  # noqa: SLF001
+    key = AssetKey(asset)
+    for partition, metadata in per_partition.items():
+        step._metadata_accumulator = step._metadata_accumulator.with_additional_asset_metadata(  # noqa: SLF001
+            asset_key=key, partition_key=partition, metadata=metadata)
+
+
+# --- 2. a check evaluation's target materialization ----------------------------------------
+
+
+def target_materialization(storage_id: int, run_id: str, timestamp: float):
+    """The value AssetCheckEvaluation(target_materialization_data=...) takes."""
+    return AssetCheckEvaluationTargetMaterializationData(storage_id=storage_id, run_id=run_id, timestamp=timestamp)
+
+
+# --- 3. the instance storage ---------------------------------------------------------------
+
+EVENT_POOL_SIZE = 2
+
+
+class PooledPostgresEventLogStorage(PostgresEventLogStorage):
+    def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, inst_data=None):
+        super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data)
+        # No pre-ping: it would cost a round trip per event; recycling bounds stale connections.
+        # Event writes are autocommitted one by one; not waiting for each WAL flush makes them
+        # cheaper under load. A server crash can lose the last fraction of a second of event
+        # log, never corrupt it; the catalog and data writes keep synchronous commits.
+        options = {} if os.environ.get("RESULT_ASSETS_EVENT_SYNC_COMMIT") == "on" else {
+            "connect_args": {"options": "-c synchronous_commit=off"}}
+        self._engine = create_pg_engine(
+            self.postgres_url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=EVENT_POOL_SIZE,
+            max_overflow=4,
+            pool_recycle=600,
+            **options,
+        )
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """As dagster-postgres stores an event, minus the NOTIFY that nothing listens to any more
+        (dagster-postgres keeps it only for version skew; this project pins one release train).
+        A contract test pins the source of the copied method."""
+        statement = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
+        with self._connect() as conn:
+            event_id = int(conn.execute(statement).scalar_one())
+        if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS and event.dagster_event.asset_key:
+            with self.index_transaction() as conn:
+                self._store_asset_event_tags(conn, [event], [event_id])
+                self._store_asset_event(conn, event, event_id)
+        if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
+            self.store_asset_check_event(event, event_id)
+
+
+class ResultAssetsStorage(DagsterPostgresStorage):
+    """`storage: custom: {module: result_assets.platform.dagster_storage, class: ResultAssetsStorage,
+    config: {}}`: the URL comes from DATABASE_URL or the embedded server, never from a file."""
+
+    def __init__(self, inst_data: ConfigurableClassData | None = None):
+        url = dagster_url(Settings.from_env())
+        super().__init__(url, inst_data=inst_data)
+        # RESULT_ASSETS_STOCK_EVENT_LOG=1 keeps dagster-postgres' own event log (for comparisons).
+        if os.environ.get("RESULT_ASSETS_STOCK_EVENT_LOG") != "1":
+            self._event_log_storage = PooledPostgresEventLogStorage(url)
+
+    @classmethod
+    def config_type(cls):
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls(inst_data=inst_data)
+
+    # Storage-specific handles are rebuilt from this class, never from a URL in YAML.
+    @property
+    def event_storage_data(self):
+        return None
+
+    @property
+    def run_storage_data(self):
+        return None
+
+    @property
+    def schedule_storage_data(self):
+        return None
