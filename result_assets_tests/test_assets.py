@@ -126,3 +126,17 @@ def test_round_trip_check_catches_a_changed_bit(env, monkeypatch):
     with pytest.raises(LookupError, match="failed"):
         read_result(victim)
     assert stores.delta.read_tasks("signals", [victim]).num_rows == 0  # taken out of the table again
+
+
+def test_a_single_partition_run_keeps_the_partitions_own_evaluation(env):
+    """The latest evaluation of a one-partition run carries the numbers it judged, not a summary."""
+    instance, defs, source = env
+    key = partition_key_for("grid...42")
+    register_partitions(instance, [key])
+    result = defs.resolve_job_def("migrate_job").execute_in_process(instance=instance, partition_key=key)
+    assert result.success
+    evaluations = [e for e in result.get_asset_check_evaluations()
+                   if e.asset_check_key == AssetCheckKey(AssetKey("signal_table"), "row_counts")]
+    assert len(evaluations) == 1
+    assert evaluations[0].partition == key and evaluations[0].description == "34 rows found, 34 expected"
+    assert evaluations[0].metadata["found_rows"].value == 34

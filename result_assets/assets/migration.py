@@ -140,17 +140,26 @@ def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
 
 
 def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None):
-    """One evaluation per partition; with `declared`, also the step's declared result per check."""
-    by_check: dict[tuple[str, str], list[CheckOutcome]] = {}
+    """One evaluation per partition and check; with `declared`, also the step's declared
+    result per check. A single-partition step's declared result is that partition's
+    evaluation (Dagster attributes it to the partition), so nothing overwrites it."""
     targets = targets or {}
+    partitions = {o.partition_key for o in outcomes}
+    single = declared and len(partitions) == 1
+    by_check: dict[tuple[str, str], list[CheckOutcome]] = {}
     for o in outcomes:
         by_check.setdefault((o.asset, o.check), []).append(o)
+        severity = AssetCheckSeverity.WARN if o.warn else AssetCheckSeverity.ERROR
+        metadata = {"task_id": o.task_id, **o.metadata}
+        if single:
+            yield AssetCheckResult(asset_key=o.asset, check_name=o.check, passed=o.passed, severity=severity,
+                                   description=o.description, metadata=metadata)
+            continue
         yield AssetCheckEvaluation(
             asset_key=AssetKey(o.asset), check_name=o.check, passed=o.passed, partition=o.partition_key,
-            severity=AssetCheckSeverity.WARN if o.warn else AssetCheckSeverity.ERROR,
-            description=o.description, metadata={"task_id": o.task_id, **o.metadata},
+            severity=severity, description=o.description, metadata=metadata,
             target_materialization_data=targets.get((o.asset, o.partition_key)))
-    if not declared:
+    if not declared or single:
         return
     for asset, name, warn, _description in CHECKS:
         results = by_check.get((asset, name), [])
