@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit code 2."""
+from result_assets.errors import UsageError
+from result_assets.settings import SettingsError
+
+CliError = UsageError  # the name other tools import
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in builtin:
             return builtin[args.command](args)
         return _load(EXTRA_COMMANDS[args.command][0]).run(args)
-    except CliError as exc:
+    except (UsageError, SettingsError) as exc:
         print(f"result-assets: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -122,127 +122,26 @@ def _database_error(exc: BaseException) -> BaseException | None:
 # --- migrate ---
 
 def cmd_migrate(args) -> int:
-    from result_assets.migration.sources import SourceDirError, scan_source_dir
-
-    if args.backup_dir:
-        os.environ["RESULT_BACKUP_DIR"] = (args.backup_dir if "://" in args.backup_dir
-                                           else str(Path(args.backup_dir).absolute()))
-    if args.batch_size:
-        os.environ["RESULT_BATCH_SIZE"] = str(args.batch_size)
-    started = time.perf_counter()
-    try:
-        scan = scan_source_dir(args.source_dir, set(args.task) if args.task else None)
-    except SourceDirError as exc:
-        raise CliError(str(exc))
-    if args.task:
-        missing = sorted(set(args.task) - {t.task_id for t in scan.tasks})
-        if missing:
-            raise CliError(f"no such task in {args.source_dir}: {', '.join(missing)}")
-    if args.dry_run:
-        return _dry_run(args, scan, started)
-
-    from result_assets.migration.plan import make_plan
-    from result_assets.migration.summary import store_report
-    from result_assets.store.stores import Stores
-
-    stores = Stores.from_env()
-    plan = make_plan(scan.tasks, stores.catalog.states([t.task_id for t in scan.tasks]), args.force)
-    stores.catalog.touch_mtime(plan.touched_mtimes)
-    todo = plan.to_migrate
-    _say(args, f"{len(scan.tasks)} tasks found: {len(plan.new)} new, {len(plan.changed)} changed, "
-               f"{len(plan.forced)} forced, {len(plan.unchanged)} unchanged (skipped)")
-
-    def progress(batch, batches, tasks, seconds):
-        _say(args, f"  batch {batch}/{batches}: {tasks}/{len(todo)} tasks, {seconds:.1f}s")
-
-    outcomes = []
-    if todo:  # Dagster is loaded only when there is work: an unchanged re-run stays quick
-        from result_assets.assets.launch import materialize_report, run_migration
-        from result_assets.assets.partitions import batch_size
-        from result_assets.definitions import build_definitions
-        from result_assets.platform.instance import get_instance
-
-        instance = get_instance(stores.settings)
-        defs = build_definitions()
-        outcomes = run_migration(instance, defs, stores, todo, batch_size(), progress)
-        materialize_report(instance, defs)
-    states = stores.catalog.states([t.task_id for t in todo]) if todo else {}
-    report_totals = store_report(stores)
-    failed = [o for o in outcomes if not o.success]
-    report = {
-        "tasks": len(scan.tasks),
-        "migrated": sum(1 for s in states.values() if s.status == "migrated"),
-        "skipped": len(plan.unchanged),
-        "quarantined": sum(1 for s in states.values() if s.status == "quarantined"),
-        "failed_checks": sum(1 for s in states.values() if s.status == "failed"),
-        "json_bytes": report_totals["migrated_json_bytes"],
-        "stored_bytes": report_totals["stored_bytes"],
-        "compression_ratio": report_totals["compression_ratio"],
-        "seconds": round(time.perf_counter() - started, 3),
-        "runs": len(outcomes),
-        "failed_runs": len(failed),
-        "not_tasks": scan.not_tasks,
-    }
-    _print_report(args, report, stores.catalog.quarantined() if not args.json else [])
-    _say(args, f"\nOpen the UI: DAGSTER_HOME={stores.settings.dagster_home} dagster dev  (then http://127.0.0.1:3000)")
-    for o in failed:
-        print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
-    for task_id, state in sorted(states.items()):
-        if state.status == "failed":
-            print(f"result-assets: task {task_id} not published, a proof failed: {state.reason}", file=sys.stderr)
-    return 1 if failed or report["failed_checks"] else 0
-
-
-def _dry_run(args, scan, started) -> int:
-    from result_assets.migration.batch import read_source, validate
-    from result_assets.migration.plan import make_plan
-
-    states = _existing_states([t.task_id for t in scan.tasks])
-    plan = make_plan(scan.tasks, states, args.force)
-    reasons = {}
-    # The basis of migrate's json_bytes: the JSON of every valid task the store will hold.
-    json_bytes = sum(states[t.task_id].source_bytes for t in plan.unchanged
-                     if states[t.task_id].status == "migrated")
-    for task in plan.to_migrate:
-        v = validate(read_source(task))
-        if v.reason:
-            reasons[task.task_id] = v.reason
-        else:
-            json_bytes += v.json_bytes
-    report = {
-        "tasks": len(scan.tasks),
-        "migrated": len(plan.to_migrate) - len(reasons),
-        "skipped": len(plan.unchanged),
-        "quarantined": len(reasons),
-        "json_bytes": json_bytes,
-        "stored_bytes": 0,
-        "compression_ratio": None,
-        "seconds": round(time.perf_counter() - started, 3),
-        "dry_run": True,
-        "plan": {"new": len(plan.new), "changed": len(plan.changed), "forced": len(plan.forced),
-                 "unchanged": len(plan.unchanged)},
-        "not_tasks": scan.not_tasks,
-    }
-    _print_report(args, report, sorted(reasons.items()))
-    return 0
-
-
-def _existing_states(task_ids):
-    """Catalog states without creating anything: a dry run must write nothing."""
+    from result_assets.migration import service
     from result_assets.settings import Settings
 
-    settings = Settings.from_env()
-    if not settings.database_url and not (settings.pg_dir / "PG_VERSION").exists():
-        return {}
-    import psycopg2
-
-    from result_assets.platform.postgres import catalog_url
-    from result_assets.store.catalog import Catalog
-
-    try:
-        return Catalog(catalog_url(settings)).states(task_ids)
-    except psycopg2.errors.UndefinedTable:
-        return {}
+    backup_dir = args.backup_dir
+    if backup_dir and "://" not in backup_dir:
+        backup_dir = str(Path(backup_dir).absolute())
+    settings = Settings.from_env(backup_dir=backup_dir, batch_size=args.batch_size)
+    if args.dry_run:
+        outcome = service.dry_run(settings, args.source_dir, force=args.force, only=args.task)
+        _print_report(args, outcome.report, outcome.quarantined)
+        return 0
+    outcome = service.migrate(settings, args.source_dir, force=args.force, only=args.task,
+                              say=lambda line: _say(args, line))
+    _print_report(args, outcome.report, outcome.quarantined if not args.json else [])
+    _say(args, f"\nOpen the UI: DAGSTER_HOME={settings.dagster_home} dagster dev  (then http://127.0.0.1:3000)")
+    for o in outcome.failed_runs:
+        print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
+    for task_id, reason in outcome.failed_tasks:
+        print(f"result-assets: task {task_id} not published, a proof failed: {reason}", file=sys.stderr)
+    return 1 if outcome.failed_runs or outcome.failed_tasks else 0
 
 
 def _say(args, line: str) -> None:

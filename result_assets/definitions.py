@@ -1,12 +1,25 @@
-"""The code location: `dagster dev` in the repo root loads these definitions."""
+"""The code location: `dagster dev` in the repo root loads these definitions.
+
+`defs` is built when the code location loads, not at import: the settings it needs
+(RESULT_BATCH_SIZE, RESULT_SOURCE_DIR) are read and validated then, with one clear
+error for a bad value.
+"""
 from __future__ import annotations
 
-from dagster import DefaultScheduleStatus, Definitions, ScheduleDefinition, define_asset_job, in_process_executor
+from dagster import (
+    DefaultScheduleStatus,
+    Definitions,
+    ScheduleDefinition,
+    define_asset_job,
+    definitions,
+    in_process_executor,
+)
 
-from result_assets.assets.migration import legacy_result, migrate_task_list_job, migrate_tasks
+from result_assets.assets.migration import build_migrate_tasks, legacy_result, migrate_task_list_job
 from result_assets.assets.report import migration_report, store_maintenance
 from result_assets.assets.resources import MigrationSettings, StoresResource
-from result_assets.assets.sensors import new_task_sensor
+from result_assets.assets.sensors import build_new_task_sensor, default_status
+from result_assets.settings import Settings
 
 MIGRATE_JOB = "migrate_job"
 MAINTENANCE_JOB = "store_maintenance_job"
@@ -15,7 +28,9 @@ MAINTENANCE_JOB = "store_maintenance_job"
 MAINTENANCE_CRON = "17 * * * *"
 
 
-def build_definitions() -> Definitions:
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    settings = settings or Settings.from_env()
+    migrate_tasks = build_migrate_tasks(settings.batch_size)
     migrate_job = define_asset_job(
         MIGRATE_JOB, selection=[migrate_tasks],
         description="Migrate a range of task partitions (one batch).")
@@ -30,7 +45,7 @@ def build_definitions() -> Definitions:
         assets=[legacy_result, migrate_tasks, migration_report, store_maintenance],
         jobs=[migrate_job, migrate_task_list_job, maintenance_job],
         schedules=[maintenance_schedule],
-        sensors=[new_task_sensor],
+        sensors=[build_new_task_sensor(default_status(settings))],
         resources={
             "stores": StoresResource(),
             "migration": MigrationSettings(),
@@ -40,4 +55,6 @@ def build_definitions() -> Definitions:
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    return build_definitions()

@@ -1,9 +1,23 @@
-"""Where everything lives, read from the environment (see README "Configuration")."""
+"""Every knob of the project, read from the environment in one place (README "Configuration").
+
+`Settings.from_env()` reads and validates them all at once, when a command, a run or a
+resource needs them, never at import: a malformed value is one clear error naming the
+variable, not a code location that fails to load. Callers that know better (the CLI's
+flags, a resource's launchpad fields) pass overrides instead of writing the environment.
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+DEFAULT_BATCH_SIZE = 50
+ONE_GIB = 1 << 30
+
+
+class SettingsError(ValueError):
+    """A variable holds a value the project cannot use."""
 
 
 @dataclass(frozen=True)
@@ -15,20 +29,46 @@ class Settings:
     source_dir: str | None
     storage_mode: str
     dagster_home: Path
+    batch_size: int = DEFAULT_BATCH_SIZE  # partitions per backfill run (RESULT_BATCH_SIZE)
+    workers: int = 0  # processes converting a batch (RESULT_WORKERS); 0: one per core
+    max_file_bytes: int = ONE_GIB  # a larger source is quarantined, never read whole
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        home = Path(os.environ.get("RESULT_ASSETS_HOME") or "./.result_assets").absolute()
-        return cls(
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if environ is None else environ
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        home = Path(overrides.pop("home", None) or env.get("RESULT_ASSETS_HOME") or "./.result_assets").absolute()
+        values = dict(
             home=home,
-            database_url=os.environ.get("DATABASE_URL") or None,
-            store_root=os.environ.get("RESULT_STORE_ROOT") or str(home / "store"),
-            backup_dir=os.environ.get("RESULT_BACKUP_DIR") or str(home / "backups"),
-            source_dir=os.environ.get("RESULT_SOURCE_DIR") or None,
-            storage_mode=os.environ.get("RESULT_STORAGE_MODE") or "json-only",
-            dagster_home=Path(os.environ.get("DAGSTER_HOME") or home / "dagster").absolute(),
+            database_url=env.get("DATABASE_URL") or None,
+            store_root=env.get("RESULT_STORE_ROOT") or str(home / "store"),
+            backup_dir=env.get("RESULT_BACKUP_DIR") or str(home / "backups"),
+            source_dir=env.get("RESULT_SOURCE_DIR") or None,
+            storage_mode=env.get("RESULT_STORAGE_MODE") or "json-only",
+            dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").absolute(),
+            batch_size=_whole_number(env, "RESULT_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1),
+            workers=_whole_number(env, "RESULT_WORKERS", 0, minimum=1),
+            max_file_bytes=_whole_number(env, "RESULT_MAX_FILE_BYTES", ONE_GIB, minimum=1),
         )
+        values.update(overrides)
+        return cls(**values)
 
     @property
     def pg_dir(self) -> Path:
         return self.home / "pg"
+
+    @property
+    def conversion_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < minimum:
+        raise SettingsError(f"{name} must be a positive whole number, not {text!r}")
+    return int(text)

@@ -15,7 +15,9 @@ from dagster import DefaultSensorStatus, Definitions, DynamicPartitionsDefinitio
 
 from result_assets.assets import sensors
 from result_assets.assets.resources import MigrationSettings, StoresResource
-from result_assets.definitions import defs
+from result_assets.definitions import defs as load_defs
+
+defs = load_defs()  # what the code location loads (built then, not at import)
 
 TASK_ASSETS = {"legacy_result", "result_backup", "validated_result", "signal_table", "curve_table", "catalog_entry"}
 UNPARTITIONED = {"migration_report", "store_maintenance"}
@@ -107,6 +109,7 @@ def test_sensor_says_why_it_skips_without_a_source_dir(monkeypatch):
 LOAD = """
 import json
 from result_assets.definitions import defs
+defs = defs()
 sensor = defs.resolve_sensor_def("new_task_sensor")
 print(json.dumps({"default_status": sensor.default_status.value, "assets": len(defs.resolve_all_asset_keys())}))
 """
@@ -131,3 +134,15 @@ def test_loading_the_definitions_starts_no_database(case, tmp_path):
     expected = DefaultSensorStatus.RUNNING if case == "source dir" else DefaultSensorStatus.STOPPED
     assert loaded["default_status"] == expected.value
     assert not (home / "pg").exists()  # the embedded server lives there: it was never initialized
+
+
+def test_a_malformed_setting_is_one_clear_error_at_load_not_at_import(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in LOCATION_VARS and k != "PYTHONPATH"}
+    env.update(RESULT_ASSETS_HOME=str(tmp_path / "home"), RESULT_MAX_FILE_BYTES="lots")
+    code = ("import result_assets.definitions as d\n"  # importing reads nothing
+            "from result_assets.settings import SettingsError\n"
+            "try:\n    d.defs()\nexcept SettingsError as exc:\n    print('ERROR', exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ERROR RESULT_MAX_FILE_BYTES must be a positive whole number, not 'lots'"

@@ -224,26 +224,26 @@ def run(args) -> int:
     import psycopg2
 
     from result_assets.app.manager import POSTGRES_ONLY
-    from result_assets.cli import CliError
+    from result_assets.errors import UsageError
     from result_assets.migration.sources import SourceDirError
 
     settings = Settings.from_env()
     if args.source_dir:
         settings = replace(settings, source_dir=str(Path(args.source_dir).absolute()))
     if not settings.source_dir:
-        raise CliError("give --source-dir or set RESULT_SOURCE_DIR")
+        raise UsageError("give --source-dir or set RESULT_SOURCE_DIR")
     if settings.storage_mode != POSTGRES_ONLY:
-        raise CliError(f"archive removes the JSON files, which {settings.storage_mode} still reads: "
+        raise UsageError(f"archive removes the JSON files, which {settings.storage_mode} still reads: "
                        "switch to postgres-only first (see `result-assets phase`)")
     if args.max_tasks < 1:
-        raise CliError("--max-tasks must be at least 1")
+        raise UsageError("--max-tasks must be at least 1")
     try:
         report = archive_tasks(settings, Path(args.to).absolute(), set(args.task) if args.task else None,
                                max_tasks=args.max_tasks)
     except (SourceDirError, ArchiveError) as exc:
-        raise CliError(str(exc))
+        raise UsageError(str(exc))
     except psycopg2.Error as exc:
-        raise CliError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+        raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
     if args.json:
         print(json.dumps(asdict(report), ensure_ascii=False))
         return 0

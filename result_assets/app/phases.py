@@ -135,7 +135,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import psycopg2
 
-    from result_assets.cli import CliError
+    from result_assets.errors import UsageError
     from result_assets.migration.sources import SourceDirError
 
     settings = Settings.from_env()
@@ -146,8 +146,8 @@ def run(args) -> int:
     try:
         report = phase_report(settings, args.accept_quarantined)
     except (ValueError, SourceDirError) as exc:
-        raise CliError(str(exc))
+        raise UsageError(str(exc))
     except psycopg2.Error as exc:
-        raise CliError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+        raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
     print(json.dumps(report, ensure_ascii=False) if args.json else format_report(report))
     return 1 if args.check and not report["ready"] else 0

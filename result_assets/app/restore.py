@@ -111,17 +111,17 @@ def run(args) -> int:
     import psycopg2
 
     from result_assets.app.archive import known_archive_dirs
-    from result_assets.cli import CliError
+    from result_assets.errors import UsageError
 
     settings = Settings.from_env()
     to_dir = args.to or settings.source_dir
     if not to_dir:
-        raise CliError("give --to DIR or set RESULT_SOURCE_DIR")
+        raise UsageError("give --to DIR or set RESULT_SOURCE_DIR")
     dirs = [Path(d).absolute() for d in args.archive or []] + known_archive_dirs(settings)
     try:
         results = restore_tasks(settings, args.task_ids, Path(to_dir).absolute(), dirs, args.overwrite)
     except psycopg2.Error as exc:
-        raise CliError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+        raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
     for r in results:
         if r.error:
             print(f"result-assets: {r.task_id}: {r.error}")

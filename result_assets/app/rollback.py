@@ -176,7 +176,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import psycopg2
 
-    from result_assets.cli import CliError
+    from result_assets.errors import UsageError
     from result_assets.store.stores import Stores
 
     settings = Settings.from_env()
@@ -190,7 +190,7 @@ def run(args) -> int:
             failed += 1
             continue
         except psycopg2.Error as exc:
-            raise CliError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+            raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
         print(f"rolled back {task_id}: {r.status}, source sha256 {r.source_sha256[:12]} "
               f"(was {r.replaced_sha256[:12]}); {r.signals} signals and {r.curve_points} curve points read at "
               f"Delta versions {r.from_versions[0]}/{r.from_versions[1]}, written back as "

@@ -52,6 +52,7 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
 
     stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
     register_partitions(instance, [t.partition_key for t in tasks])
+    config = {**QUIET, "resources": stores_config(stores.settings)}
     ranges, lists = plan_runs(instance, [t.partition_key for t in tasks], batch_size)
     started, done, outcomes = time.perf_counter(), 0, []
     total_batches = len(ranges) + len(lists)
@@ -59,7 +60,7 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     list_job = defs.resolve_job_def("migrate_task_list_job")
     for keys in ranges:
         result = range_job.execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET,
+            instance=instance, raise_on_error=False, run_config=config,
             tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
         outcomes.append(_outcome(result, len(keys)))
         done += len(keys)
@@ -68,7 +69,7 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     for keys in lists:
         result = list_job.execute_in_process(
             instance=instance, raise_on_error=False,
-            run_config={**QUIET, "ops": {"migrate_task_list": {"config": {"task_ids": [task_id_for(k) for k in keys]}}}})
+            run_config={**config, "ops": {"migrate_task_list": {"config": {"task_ids": [task_id_for(k) for k in keys]}}}})
         outcomes.append(_outcome(result, len(keys)))
         done += len(keys)
         if progress:
@@ -76,14 +77,24 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     return outcomes
 
 
-def materialize_report(instance: DagsterInstance, defs) -> bool:
+def materialize_report(instance: DagsterInstance, defs, stores) -> bool:
     from dagster import materialize
 
     from result_assets.assets.report import migration_report
+    from result_assets.assets.resources import StoresResource
 
+    resource = StoresResource(**stores_config(stores.settings)["stores"]["config"])
     result = materialize([migration_report], instance=instance, raise_on_error=False, run_config=QUIET,
-                         resources={"stores": defs.resources["stores"]})
+                         resources={"stores": resource})
     return result.success
+
+
+def stores_config(settings) -> dict:
+    """The stores resource's run config naming exactly these settings (the CLI's flags included):
+    values travel to the run, nothing is written to the environment."""
+    return {"stores": {"config": {
+        "home": str(settings.home), "database_url": settings.database_url, "store_root": settings.store_root,
+        "backup_dir": settings.backup_dir, "source_dir": settings.source_dir, "workers": settings.workers or None}}}
 
 
 def _outcome(result, tasks: int) -> RunOutcome:

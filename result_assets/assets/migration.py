@@ -32,7 +32,7 @@ from dagster import (
 )
 
 from result_assets.platform.dagster_internals import attach_partition_metadata, target_materialization
-from result_assets.assets.partitions import batch_size, task_partitions
+from result_assets.assets.partitions import task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.legacy import task_id_for
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
@@ -88,14 +88,19 @@ CHECK_SPECS = [
 ]
 
 
-@multi_asset(
-    name="migrate_tasks",
-    specs=_specs(),
-    partitions_def=task_partitions,
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=batch_size()),
-    check_specs=CHECK_SPECS,
-)
+def build_migrate_tasks(batch_size: int):
+    """The multi-asset; a backfill run takes `batch_size` partitions (RESULT_BATCH_SIZE)."""
+    return multi_asset(
+        name="migrate_tasks",
+        specs=_specs(),
+        partitions_def=task_partitions,
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=batch_size),
+        check_specs=CHECK_SPECS,
+    )(migrate_tasks)
+
+
 def migrate_tasks(context: AssetExecutionContext, stores: StoresResource, migration: MigrationSettings):
+    """Hand the run's partitions to the batch engine, then report what it did."""
     stores_ = stores.get()
     files = registered_sources(stores_, [task_id_for(k) for k in context.partition_keys])
     batch = run_batch(stores_, files, max_file_bytes=migration.max_file_bytes,

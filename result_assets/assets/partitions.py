@@ -1,19 +1,11 @@
 """One partition per legacy task; keys are task ids, escaped where Dagster needs it."""
 from __future__ import annotations
 
-import os
-
 from dagster import DynamicPartitionsDefinition
 
 TASKS_PARTITION = "tasks"
 task_partitions = DynamicPartitionsDefinition(name=TASKS_PARTITION)
 
-DEFAULT_BATCH_SIZE = 50
-
-
-def batch_size() -> int:
-    """Partitions per backfill run (RESULT_BATCH_SIZE): each run migrates one batch."""
-    return int(os.environ.get("RESULT_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
 
 
 def register_partitions(instance, keys: list[str], chunk: int = 10_000) -> int:

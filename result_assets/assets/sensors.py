@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from result_assets.assets.migration import migrate_task_list_job
-from result_assets.assets.partitions import TASKS_PARTITION, batch_size
+from result_assets.assets.partitions import TASKS_PARTITION
 from result_assets.migration.plan import make_plan
 from result_assets.migration.sources import SourceDirError, scan_source_dir
 from result_assets.settings import Settings
@@ -34,11 +34,12 @@ _IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
               DagsterRunStatus.STARTED]
 
 
-def default_status() -> DefaultSensorStatus:
+def default_status(settings: Settings | None = None) -> DefaultSensorStatus:
     """Running where there is a source directory to watch (RESULT_SOURCE_DIR set), stopped
     elsewhere; the UI can still turn it on or off. Dagster needs the status when the sensor
-    is defined, so it is read from the environment then (at import of the definitions)."""
-    return DefaultSensorStatus.RUNNING if Settings.from_env().source_dir else DefaultSensorStatus.STOPPED
+    is defined: definitions.py builds it when the code location loads."""
+    settings = settings or Settings.from_env()
+    return DefaultSensorStatus.RUNNING if settings.source_dir else DefaultSensorStatus.STOPPED
 
 
 NOT_SET = ("RESULT_SOURCE_DIR is not set: there is no legacy task tree to watch. Set it to the folder "
@@ -46,12 +47,16 @@ NOT_SET = ("RESULT_SOURCE_DIR is not set: there is no legacy task tree to watch.
            "daemon, then restart them.")
 
 
-@sensor(name=SENSOR_NAME, minimum_interval_seconds=30, default_status=default_status(),
-        jobs=[migrate_task_list_job],
+def build_new_task_sensor(status: DefaultSensorStatus = DefaultSensorStatus.STOPPED):
+    return sensor(
+        name=SENSOR_NAME, minimum_interval_seconds=30, default_status=status, jobs=[migrate_task_list_job],
         description="Adds a partition for each new <RESULT_SOURCE_DIR>/<task_id>/result.json; "
                     "with RESULT_STORAGE_MODE=dual-write also migrates tasks the store is behind on. "
-                    "Running by default when RESULT_SOURCE_DIR is set.")
-def new_task_sensor(context: SensorEvaluationContext):
+                    "Running by default when RESULT_SOURCE_DIR is set.")(new_tasks)
+
+
+def new_tasks(context: SensorEvaluationContext):
+    """One tick: register new task directories; in dual-write, request the runs the store is behind on."""
     settings = Settings.from_env()
     if not settings.source_dir:
         return SkipReason(NOT_SET)
@@ -83,7 +88,7 @@ def migration_requests(stores: Stores, tasks) -> list[RunRequest]:
     plan = make_plan(tasks, stores.catalog.states([t.task_id for t in tasks]), force=False)
     stores.catalog.touch_mtime(plan.touched_mtimes)
     behind = [t.task_id for t in plan.new + plan.changed][:CHUNK]
-    size = batch_size()
+    size = stores.settings.batch_size
     return [
         RunRequest(job_name=migrate_task_list_job.name,
                    run_config={"ops": {"migrate_task_list": {"config": {"task_ids": behind[i:i + size]}}}},
@@ -104,3 +109,8 @@ def task_partitions_request(keys: list[str]):
     from result_assets.assets.partitions import task_partitions
 
     return task_partitions.build_add_request(keys)
+
+
+# The sensor as a plain object, for direct calls (tests): its default status is the
+# definitions' business (build_new_task_sensor).
+new_task_sensor = build_new_task_sensor()

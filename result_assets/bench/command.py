@@ -30,14 +30,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from result_assets.cli import CliError
+    from result_assets.errors import UsageError
 
     if args.app:
         return run_app(args)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = sorted(set(only) - {"a", "b", "c", "d"})
     if unknown:
-        raise CliError(f"--only takes a,b,c,d; unknown: {', '.join(unknown)}")
+        raise UsageError(f"--only takes a,b,c,d; unknown: {', '.join(unknown)}")
     from result_assets.bench.runner import Bench
 
     bench = Bench(Path(args.workdir).absolute(), args)
@@ -49,12 +49,12 @@ def run(args) -> int:
 
 def run_app(args) -> int:
     from result_assets.bench.app_life import MODES, Params, run_app_life
-    from result_assets.cli import CliError
+    from result_assets.errors import UsageError
 
     modes = tuple(m.strip() for m in args.app_modes.split(",") if m.strip())
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
-        raise CliError(f"--app-modes takes {', '.join(MODES)}; unknown: {', '.join(unknown)}")
+        raise UsageError(f"--app-modes takes {', '.join(MODES)}; unknown: {', '.join(unknown)}")
     params = Params(saves=args.app_saves, bulk=args.app_bulk, reads=args.app_reads, large_tasks=args.app_large_tasks,
                     large_signals=args.app_large_signals, seed=args.seed,
                     record_in_dagster=not args.app_no_dagster, modes=modes)

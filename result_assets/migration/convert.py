@@ -10,13 +10,13 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from result_assets.legacy import compare_documents, dumps_document, parse_document, reconstruct
 from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, validate
+from result_assets.settings import Settings
 from result_assets.store.row_digest import rows_digest
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,6 @@ _pool: ProcessPoolExecutor | None = None
 _pool_workers = 0
 
 
-def workers() -> int:
-    return max(1, int(os.environ.get("RESULT_WORKERS") or os.cpu_count() or 1))
 
 
 def convert(raw: RawResult) -> ValidatedResult:
@@ -72,8 +70,9 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:300] if lines else ""
 
 
-def convert_batch(raws: list[RawResult]) -> list[ValidatedResult]:
-    n = workers()
+def convert_batch(raws: list[RawResult], workers: int | None = None) -> list[ValidatedResult]:
+    """Each task converted and proven; on `workers` processes (default RESULT_WORKERS, else one per core)."""
+    n = workers or Settings.from_env().conversion_workers
     if n == 1 or len(raws) < 2 or sum(len(r.raw) for r in raws) < PARALLEL_MIN_BYTES:
         return [convert(r) for r in raws]
     # Largest first, so one huge task does not start last and idle the other worker.

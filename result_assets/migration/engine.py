@@ -95,14 +95,15 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
     """Back up, convert, prove and publish one batch. The application's save passes the
     bytes it holds (`raws`), already converted (`converted`) when it had to judge them first."""
     clock = _Clock()
+    limit = max_file_bytes or stores.settings.max_file_bytes
     with clock.stage("read"):
         if raws is None:
-            raws = [read_source(f, max_file_bytes) for f in files]
+            raws = [read_source(f, limit) for f in files]
     with clock.stage("backup"):
         save_backups(stores, raws)
         backups = [_backup_fact(stores, r) for r in raws]
     with clock.stage("convert"):
-        validated = converted if converted is not None else convert_batch(raws)
+        validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers)
     documents = {r.source.task_id: r.raw for r in raws} if tier == "hot" else None
     del raws  # the largest thing held: the rows take over
     return publish_batch(stores, validated, backups, compression_goal=compression_goal,

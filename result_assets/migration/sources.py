@@ -13,24 +13,6 @@ from pathlib import Path
 from result_assets.legacy import dir_name_for_task_id, partition_key_for, task_id_for_dir_name
 
 RESULT_FILE = "result.json"
-ONE_GIB = 1 << 30
-MAX_FILE_BYTES_ENV = "RESULT_MAX_FILE_BYTES"
-
-
-def max_file_bytes() -> int:
-    """The size above which a file is quarantined, never read whole (RESULT_MAX_FILE_BYTES, default 1 GiB)."""
-    text = os.environ.get(MAX_FILE_BYTES_ENV, "").strip()
-    if not text:
-        return ONE_GIB
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{MAX_FILE_BYTES_ENV} must be a positive whole number of bytes, not {text!r}")
-    return int(text)
-
-
-# Read once at import: the default of the Dagster resource `migration.max_file_bytes`.
-DEFAULT_MAX_FILE_BYTES = max_file_bytes()
-
-
 @dataclass(frozen=True)
 class LegacyFile:
     task_id: str

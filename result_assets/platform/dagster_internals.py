@@ -1,12 +1,12 @@
 """The only product module that touches Dagster's private API (`dagster._*` names and private
-attributes). Each use below has a contract test in result_assets_tests/test_dagster_contract.py
+attributes). Each use below has a contract test (the test suite's test_dagster_contract.py)
 that fails on a Dagster release that changes what it relies on; fix them here, nowhere else.
 
 1. attach_partition_metadata: per-partition materialization metadata in a multi-partition
    step, through the step's private metadata accumulator. Public alternative:
    `context.add_asset_metadata(metadata, asset_key=..., partition_key=...)`, which re-lists
    every registered dynamic partition on each call to check that the key is in the step's range.
-   Measured (`python -m result_assets_tests.bench_dagster_internals --registered 1000 10000 100000
+   Measured (the test suite's bench_dagster_internals.py, `--registered 1000 10000 100000
    --postgres`: one step, 5 assets x 50 partitions = 250 calls, project instance, 2 shared cores):
        registered partitions    1,000      10,000      100,000
        public, per call         3.5 ms     17 ms       229 ms    (57 s per 50-task step)

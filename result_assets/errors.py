@@ -1,0 +1,6 @@
+"""Errors a command raises for its user: the CLI prints each as one line and exits with its code."""
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """A bad flag, a missing directory, a refused request: one line, exit 2."""

@@ -1,0 +1,136 @@
+"""`migrate` as a service: scan, plan, run the batches through Dagster, report.
+
+The CLI is a thin shell over this: it passes values (no environment writes) and prints
+what comes back. Errors a user must fix are UsageError (one line, exit 2).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from result_assets.errors import UsageError
+from result_assets.migration.sources import SourceDirError, SourceScan, scan_source_dir
+from result_assets.settings import Settings
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class MigrateOutcome:
+    report: dict  # the keys `migrate --json` prints
+    quarantined: list[tuple[str, str]] = field(default_factory=list)  # (task id, reason), for the text report
+    failed_runs: list = field(default_factory=list)  # RunOutcome of the runs that failed
+    failed_tasks: list[tuple[str, str]] = field(default_factory=list)  # (task id, first difference)
+
+
+def scan(source_dir: str, only: list[str] | None) -> SourceScan:
+    try:
+        found = scan_source_dir(source_dir, set(only) if only else None)
+    except SourceDirError as exc:
+        raise UsageError(str(exc)) from None
+    if only:
+        missing = sorted(set(only) - {t.task_id for t in found.tasks})
+        if missing:
+            raise UsageError(f"no such task in {source_dir}: {', '.join(missing)}")
+    return found
+
+
+def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: list[str] | None = None,
+            say: Say = lambda line: None) -> MigrateOutcome:
+    from result_assets.migration.plan import make_plan
+    from result_assets.migration.summary import store_report
+    from result_assets.store.stores import Stores
+
+    started = time.perf_counter()
+    found = scan(source_dir, only)
+    stores = Stores(settings)
+    plan = make_plan(found.tasks, stores.catalog.states([t.task_id for t in found.tasks]), force)
+    stores.catalog.touch_mtime(plan.touched_mtimes)
+    todo = plan.to_migrate
+    say(f"{len(found.tasks)} tasks found: {len(plan.new)} new, {len(plan.changed)} changed, "
+        f"{len(plan.forced)} forced, {len(plan.unchanged)} unchanged (skipped)")
+
+    def progress(batch, batches, tasks, seconds):
+        say(f"  batch {batch}/{batches}: {tasks}/{len(todo)} tasks, {seconds:.1f}s")
+
+    outcomes = []
+    if todo:  # Dagster is loaded only when there is work: an unchanged re-run stays quick
+        from result_assets.assets.launch import materialize_report, run_migration
+        from result_assets.definitions import build_definitions
+        from result_assets.platform.instance import get_instance
+
+        instance = get_instance(settings)
+        defs = build_definitions(settings)
+        outcomes = run_migration(instance, defs, stores, todo, settings.batch_size, progress)
+        materialize_report(instance, defs, stores)
+    states = stores.catalog.states([t.task_id for t in todo]) if todo else {}
+    totals = store_report(stores)
+    failed_runs = [o for o in outcomes if not o.success]
+    report = {
+        "tasks": len(found.tasks),
+        "migrated": sum(1 for s in states.values() if s.status == "migrated"),
+        "skipped": len(plan.unchanged),
+        "quarantined": sum(1 for s in states.values() if s.status == "quarantined"),
+        "failed_checks": sum(1 for s in states.values() if s.status == "failed"),
+        "json_bytes": totals["migrated_json_bytes"],
+        "stored_bytes": totals["stored_bytes"],
+        "compression_ratio": totals["compression_ratio"],
+        "seconds": round(time.perf_counter() - started, 3),
+        "runs": len(outcomes),
+        "failed_runs": len(failed_runs),
+        "not_tasks": found.not_tasks,
+    }
+    return MigrateOutcome(report, stores.catalog.quarantined(), failed_runs,
+                          sorted((t, s.reason) for t, s in states.items() if s.status == "failed"))
+
+
+def dry_run(settings: Settings, source_dir: str, *, force: bool = False, only: list[str] | None = None) -> MigrateOutcome:
+    """Read and validate what a migrate would do; write nothing (not even start a server)."""
+    from result_assets.migration.batch import read_source, validate
+    from result_assets.migration.plan import make_plan
+
+    started = time.perf_counter()
+    found = scan(source_dir, only)
+    states = _existing_states(settings, [t.task_id for t in found.tasks])
+    plan = make_plan(found.tasks, states, force)
+    reasons = {}
+    # The basis of migrate's json_bytes: the JSON of every valid task the store will hold.
+    json_bytes = sum(states[t.task_id].source_bytes for t in plan.unchanged
+                     if states[t.task_id].status == "migrated")
+    for task in plan.to_migrate:
+        v = validate(read_source(task, settings.max_file_bytes))
+        if v.reason:
+            reasons[task.task_id] = v.reason
+        else:
+            json_bytes += v.json_bytes
+    report = {
+        "tasks": len(found.tasks),
+        "migrated": len(plan.to_migrate) - len(reasons),
+        "skipped": len(plan.unchanged),
+        "quarantined": len(reasons),
+        "json_bytes": json_bytes,
+        "stored_bytes": 0,
+        "compression_ratio": None,
+        "seconds": round(time.perf_counter() - started, 3),
+        "dry_run": True,
+        "plan": {"new": len(plan.new), "changed": len(plan.changed), "forced": len(plan.forced),
+                 "unchanged": len(plan.unchanged)},
+        "not_tasks": found.not_tasks,
+    }
+    return MigrateOutcome(report, sorted(reasons.items()))
+
+
+def _existing_states(settings: Settings, task_ids):
+    """Catalog states without creating anything: a dry run must write nothing."""
+    if not settings.database_url and not (settings.pg_dir / "PG_VERSION").exists():
+        return {}
+    import psycopg2
+
+    from result_assets.platform.postgres import catalog_url
+    from result_assets.store.catalog import Catalog
+
+    try:
+        return Catalog(catalog_url(settings)).states(task_ids)
+    except psycopg2.errors.UndefinedTable:
+        return {}
