@@ -38,11 +38,16 @@ def _materialized_in_run(instance, run_id: str, asset: str) -> set[str]:
     return {r.partition_key for r in records if r.run_id == run_id}
 
 
+def run_one_partition(env, task_id: str):
+    instance, defs, _ = env
+    key = partition_key_for(task_id)
+    register_partitions(instance, [key])
+    return key, defs.resolve_job_def("migrate_job").execute_in_process(instance=instance, partition_key=key)
+
+
 def test_single_partition_materialization(env):
     instance, defs, source = env
-    key = partition_key_for("grid...42")
-    register_partitions(instance, [key])
-    result = defs.resolve_job_def("migrate_job").execute_in_process(instance=instance, partition_key=key)
+    key, result = run_one_partition(env, "grid...42")
     assert result.success
     for asset in ("result_backup", "validated_result", "signal_table", "curve_table", "catalog_entry"):
         assert _materialized_in_run(instance, result.run_id, asset) == {key}, asset
@@ -130,10 +135,7 @@ def test_round_trip_check_catches_a_changed_bit(env, monkeypatch):
 
 def test_a_single_partition_run_keeps_the_partitions_own_evaluation(env):
     """The latest evaluation of a one-partition run carries the numbers it judged, not a summary."""
-    instance, defs, source = env
-    key = partition_key_for("grid...42")
-    register_partitions(instance, [key])
-    result = defs.resolve_job_def("migrate_job").execute_in_process(instance=instance, partition_key=key)
+    key, result = run_one_partition(env, "grid...42")
     assert result.success
     evaluations = [e for e in result.get_asset_check_evaluations()
                    if e.asset_check_key == AssetCheckKey(AssetKey("signal_table"), "row_counts")]

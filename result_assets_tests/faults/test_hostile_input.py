@@ -25,6 +25,7 @@ from result_assets.store.backups import file_sha256
 from result_assets.store.backups import sha256_hex
 from result_assets_tests.faults import fuzz
 from result_assets_tests.faults.helpers import audit, run_cli, stop_home_server, stores_for
+from result_assets_tests.test_legacy_roundtrip import has_surrogate
 
 EXAMPLES = int(os.environ.get("FAULTS_EXAMPLES") or 150)
 FUZZ_MIGRATED = 40  # mutated samples that also go through the real migration in CI
@@ -188,14 +189,6 @@ def hostile_document(draw):
         literal = draw(long_digits)
         doc["params"]["long"] = LONG_LITERAL
     return doc, literal, odd_signal
-
-
-def has_surrogate(value) -> bool:
-    if type(value) is str:
-        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
-    if type(value) is dict:
-        return any(has_surrogate(k) or has_surrogate(v) for k, v in value.items())
-    return type(value) is list and any(map(has_surrogate, value))
 
 
 @given(hostile_document(), st.integers(0, 3))
