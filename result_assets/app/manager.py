@@ -28,9 +28,9 @@ from result_assets.legacy import InvalidResult, dumps_document, parse_document
 from result_assets.migration.batch import RawResult, ValidatedResult
 from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, run_batch
-from result_assets.migration.sources import RESULT_FILE, LegacyFile, task_dir_path
+from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
-from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex
+from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.reader import documents_from_rows, rebuild_documents
 from result_assets.store.stores import Stores
@@ -276,7 +276,8 @@ class ResultManager:
                 row = rows.get(task_id)
                 if row is None or row["status"] != "migrated":
                     return None
-                if json_path is not None and _json_differs(json_path, row):
+                if json_path is not None and source_differs(json_path, row["source_bytes"], row["source_mtime_ns"],
+                                                            row["source_sha256"]):
                     return None  # a newer JSON the store has not caught up with yet
                 return documents_from_rows(self.stores, rows).get(task_id)
         except Exception as exc:
@@ -382,21 +383,6 @@ def autocorrect(result: object) -> tuple[object, list[str]]:
     return fixed, [f"{named} symbol(s) given as strings stored as objects"]
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write then rename, so a reader never sees half a file (a crash leaves the old one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _serialize(task_id: str, result: object) -> bytes:
     try:
         return dumps_document(result).encode()
@@ -411,18 +397,6 @@ def _check_task_id(task_id: str) -> None:
         safe_child(Path("."), task_id)
     except UnsafeTaskId as exc:
         raise ResultValidationError(str(exc)) from None
-
-
-def _json_differs(path: Path, row: dict) -> bool:
-    try:
-        st = path.stat()
-    except OSError:
-        return False  # archived or never written: the store is the record
-    if st.st_size != row["source_bytes"]:
-        return True
-    if st.st_mtime_ns == row["source_mtime_ns"]:
-        return False
-    return sha256_hex(path.read_bytes()) != row["source_sha256"]
 
 
 def _one_line(exc: BaseException) -> str:

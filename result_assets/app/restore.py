@@ -24,7 +24,7 @@ class Restored:
 
 def restore_tasks(settings: Settings, task_ids: list[str], to_dir: Path, archive_dirs: list[Path],
                   overwrite: bool = False) -> list[Restored]:
-    from result_assets.app.manager import write_atomic
+    from result_assets.store.backups import write_atomic
     from result_assets.migration.sources import task_dir_path
     from result_assets.store.backups import sha256_hex
     from result_assets.store.stores import Stores

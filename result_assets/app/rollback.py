@@ -137,7 +137,7 @@ def _old_bytes(stores, task_id: str, sha: str) -> bytes | None:
 def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> str:
     from pathlib import Path
 
-    from result_assets.app.manager import write_atomic
+    from result_assets.store.backups import write_atomic
 
     path = _source_file(stores, task_id, prev)
     if not path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from result_assets.legacy import dir_name_for_task_id, partition_key_for, task_id_for_dir_name
+from result_assets.store.backups import file_sha256
 
 RESULT_FILE = "result.json"
 @dataclass(frozen=True)
@@ -95,6 +96,21 @@ def _legacy_file(real_root: Path, task_dir: Path) -> LegacyFile | None:
             refused = (f"refused: {task_id}/{RESULT_FILE} is a link to {display_path(target)}, "
                        "outside the source directory")
     return LegacyFile(task_id, str(path), st.st_size, st.st_mtime_ns, refused)
+
+
+def source_differs(path: str | Path, size: int, mtime_ns: int | None, sha256: str) -> bool:
+    """Whether the file holds other bytes than those recorded: a different size says so at
+    once, the same mtime says it did not change, else its SHA-256 decides. A file that is
+    gone does not differ (archived or moved: the store is now the record)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_size != size:
+        return True
+    if st.st_mtime_ns == mtime_ns:
+        return False
+    return file_sha256(path) != sha256
 
 
 def display_path(path: str | Path) -> str:

@@ -2,11 +2,9 @@
 pending (registered, not migrated) or stale."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from result_assets.migration.sources import RESULT_FILE, task_dir_path
-from result_assets.store.backups import sha256_hex
+from result_assets.migration.sources import RESULT_FILE, source_differs, task_dir_path
 
 
 def task_statuses(stores) -> list[dict]:
@@ -21,7 +19,7 @@ def task_statuses(stores) -> list[dict]:
             rows.append({"task_id": task_id, "status": "pending", "reason": None})
             continue
         status = state.status
-        if path and _changed(path, state):
+        if path and source_differs(path, state.source_bytes, state.source_mtime_ns, state.source_sha256):
             status = "stale"
         rows.append({"task_id": task_id, "status": status,
                      "reason": state.reason if state.status in ("quarantined", "failed") else None})
@@ -34,16 +32,3 @@ def _source_file(task_id: str, registered: str | None) -> str | None:
         return None
     task_dir = task_dir_path(Path(registered).parent.parent, task_id)
     return str(task_dir / RESULT_FILE) if task_dir else registered
-
-
-def _changed(path: str, state) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False  # source archived or moved: the store is now the record
-    if st.st_size != state.source_bytes:
-        return True
-    if st.st_mtime_ns == state.source_mtime_ns:
-        return False
-    with open(path, "rb") as f:
-        return sha256_hex(f.read()) != state.source_sha256

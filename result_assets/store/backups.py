@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +84,8 @@ class BackupStore:
             previous = target.parent / "previous" / f"{old_sha}.json"
             previous.parent.mkdir(exist_ok=True)
             if not previous.exists():
-                _atomic_write(previous, old)
-        _atomic_write(target, raw)
+                write_atomic(previous, old)
+        write_atomic(target, raw)
         return BackupRecord(task_id, str(target), sha256, len(raw), self.verify(task_id, sha256))
 
     def save_file(self, task_id: str, source_path: str | Path, sha256: str) -> bool:
@@ -114,17 +115,23 @@ class BackupStore:
         return self.path(task_id).read_bytes()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write then rename, so a reader never sees half a file (a crash leaves the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _atomic_copy(source: str | Path, path: Path) -> None:
-    """_atomic_write of a file's bytes, streamed."""
+    """write_atomic of a file's bytes, streamed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(source, "rb") as src, open(tmp, "wb") as dst:
