@@ -214,7 +214,7 @@ def cmd_export(args) -> int:
                 sys.stdout.write(text + "\n")
     for task_id in missing:
         state = stores.catalog.task(task_id)
-        why = "not migrated" if state is None else f"quarantined: {state['reason']}"
+        why = "not migrated" if state is None else f"{state['status']}: {state['reason']}"
         print(f"result-assets: {task_id}: {why}", file=sys.stderr)
     if out:
         print(f"exported {len(ids) - len(missing)} tasks to {out}", file=sys.stderr)

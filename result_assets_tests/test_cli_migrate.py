@@ -206,3 +206,21 @@ def test_unreachable_database_is_a_one_line_error_without_the_password(tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("result-assets: error: database unavailable:"), proc.stderr
     assert "s3cr3t-pw" not in proc.stderr + proc.stdout
+
+
+def test_backup_dir_flag_travels_to_the_runs_not_the_environment(migrated, sample_source, tmp_path, capsys):
+    import os
+
+    from result_assets.platform.instance import get_instance
+
+    task = "bt_20250901_14ceeb"
+    backups = tmp_path / "elsewhere"
+    code, out, err = run_cli(capsys, "migrate", "--source-dir", str(sample_source), "--backup-dir", str(backups),
+                             "--force", "--task", task, "--json")
+    assert code == 0, err
+    assert "RESULT_BACKUP_DIR" not in os.environ
+    assert sha(backups / task / "result.json") == sha(sample_source / task / "result.json")
+    from dagster import RunsFilter
+
+    run = get_instance().get_runs(RunsFilter(job_name="migrate_task_list_job"), limit=1)[0]  # the run that wrote it
+    assert run.run_config["resources"]["stores"]["config"] == {"backup_dir": str(backups)}

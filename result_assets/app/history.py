@@ -7,11 +7,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from result_assets.store.delta_tables import CURVES, SIGNALS, DeltaStore
+from result_assets.store.delta_tables import SCHEMAS, DeltaStore
 
 log = logging.getLogger("result_assets.app")
-SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}
 
 
 def current_version(delta: DeltaStore, table: str) -> int | None:

@@ -18,6 +18,7 @@ def add_arguments(parser) -> None:
                         help=f"vacuum files out of the tables for longer than this (default {DEFAULT_RETENTION_HOURS}: "
                              "rollback reaches this far back)")
     parser.add_argument("--no-compact", action="store_true", help="skip compaction")
+    parser.add_argument("--z-order", action="store_true", help="also cluster the tables by task_id (rewrites them whole)")
     parser.add_argument("--no-vacuum", action="store_true", help="skip vacuum")
     parser.add_argument("--json", action="store_true", help="print the run's figures as one JSON object")
 
@@ -28,7 +29,8 @@ def run(args) -> int:
     from result_assets.settings import Settings
 
     settings = Settings.from_env()
-    config = {"retention_hours": args.retention_hours, "compact": not args.no_compact, "vacuum": not args.no_vacuum}
+    config = {"retention_hours": args.retention_hours, "compact": not args.no_compact, "z_order": args.z_order,
+              "vacuum": not args.no_vacuum}
     result = build_definitions().resolve_job_def(MAINTENANCE_JOB).execute_in_process(
         instance=get_instance(settings), raise_on_error=False,
         run_config={"ops": {"store_maintenance": {"config": config}},

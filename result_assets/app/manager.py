@@ -1,15 +1,16 @@
 """The application's result writer and reader, in the three phases of the switch-over.
 
 - json-only:     `<source-dir>/<task_id>/result.json`, written atomically, and nothing else.
-- dual-write:    the JSON first, then the store (the migration's own batch functions, so
-                 the rows are the ones the assets write) and a runless materialization in
-                 the Dagster instance. A bad document or a store failure is a warning: the
-                 JSON stays and the sensor migrates the task later.
+- dual-write:    the JSON first, then the store through the batch engine (the same
+                 conversion, proof and checks as a backfill) into the hot tier, then, in
+                 the background, the task's events in the Dagster instance. A bad document
+                 or a store failure is a warning: the JSON stays and the sensor migrates
+                 the task later.
 - postgres-only: the store only; a bad document raises ResultValidationError, a store
-                 failure ResultStoreError, and no catalog row is left without its rows.
+                 failure ResultStoreError, and nothing is published.
 
-The catalog row is the commit point: readers find a task through it, so it is written
-last, after the backup and the Delta commits.
+A save's rows and its catalog row commit in one transaction (the hot tier): readable the
+moment save_result returns; store_maintenance later moves the rows into Delta.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from functools import cached_property
 from pathlib import Path
 
 from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
-from result_assets.app.history import current_version, put_back
 from result_assets.legacy import InvalidResult, dumps_document, parse_document
 from result_assets.migration.batch import RawResult, ValidatedResult
 from result_assets.migration.convert import convert
@@ -31,7 +31,6 @@ from result_assets.migration.engine import BatchResult, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
-from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.reader import documents_from_rows, rebuild_documents
 from result_assets.store.stores import Stores
 
@@ -48,7 +47,7 @@ class SaveOutcome:
     task_id: str
     mode: str
     json_path: str | None = None  # the JSON written (json-only, dual-write)
-    stored: str | None = None  # "migrated" or "quarantined" once the catalog row is committed
+    stored: str | None = None  # "migrated" or "quarantined" once the catalog row is committed (published)
     pending: bool = False  # dual-write: the store was not written; the sensor will migrate the JSON
     materialized: bool = False  # recorded in the Dagster instance
     corrections: list[str] = field(default_factory=list)  # what validation auto-corrected
@@ -160,10 +159,12 @@ class ResultManager:
             self._warn(outcome, f"task {task_id!r} not written to the store ({_one_line(exc)}); "
                                 "its JSON is kept and the sensor will migrate it")
             return
-        outcome.stored = validated.status
         outcome.timings = batch.seconds
-        if validated.status == "failed":
+        if validated.status == "failed":  # not published: the JSON is the record, the next migrate retries it
+            outcome.pending = True
             self._warn(outcome, f"task {task_id!r} was not published: {validated.failure} (its JSON was written)")
+        else:
+            outcome.stored = validated.status
         self._record(validated, outcome, batch.checks)
 
     def _postgres_only_store(self, task_id: str, raw: bytes, outcome: SaveOutcome) -> None:
@@ -171,6 +172,8 @@ class ResultManager:
         validated = convert(RawResult(source, raw, sha256_hex(raw)))
         if validated.reason:
             raise ResultValidationError(f"task {task_id!r} is not a valid result: {validated.reason}")
+        if validated.failure:  # never replace the last good save with a document the store cannot keep
+            raise ResultStoreError(f"task {task_id!r} was not stored: {validated.failure}")
         try:
             with self._lock:
                 batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
@@ -289,8 +292,8 @@ class ResultManager:
                 row = self.stores.catalog.task(task_id)
         except Exception:
             row = None
-        if row is not None and row["status"] == "quarantined":
-            return f"task {task_id!r} is quarantined: {row['reason']}"
+        if row is not None and row["status"] in ("quarantined", "failed"):
+            return f"task {task_id!r} is {row['status']}: {row['reason']}"
         return f"no result for task {task_id!r} in the store"
 
     def _read_json(self, task_id: str) -> dict:
@@ -350,23 +353,10 @@ class BackgroundRecorder:
                 log.debug("recording failed", exc_info=True)
 
 
-def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True,
-               tier: str = "hot") -> BatchResult:
-    """One converted task through the batch engine (backup, rows, proof, catalog row last).
-
-    tier="hot" (the application's saves): the rows land in the hot tier in the catalog's own
-    transaction, durable and readable when this returns, with no Delta commit; the
-    scheduled flush moves them into the Delta tables. tier="delta": a Delta commit per
-    save; if a step after it fails, the rows are put back as they were (best effort).
-    """
-    if tier == "hot":
-        return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier=tier)
-    before = {t: current_version(stores.delta, t) for t in (SIGNALS, CURVES)}
-    try:
-        return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier=tier)
-    except BaseException:
-        put_back(stores.delta, validated.task_id, before)
-        raise
+def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True) -> BatchResult:
+    """One converted task through the batch engine into the hot tier: backup, proof, rows and
+    catalog row in one transaction, durable and readable when this returns."""
+    return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier="hot")
 
 
 def autocorrect(result: object) -> tuple[object, list[str]]:

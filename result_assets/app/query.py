@@ -184,45 +184,42 @@ class ResultStore:
                 filters.append(pc.field("ts") >= scalar if op == ">=" else pc.field("ts") < scalar)
                 iso = (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 predicates.append(f"ts {op} '{iso}'")  # a string literal compares as the column's timestamp
+        expression = None
+        for f in filters:
+            expression = f if expression is None else expression & f
+        # The hot tier first: a flush between the two reads then shows a task twice at worst
+        # (its rows are the same), never not at all.
+        hot = self.stores.catalog.hot_rows(task_ids, table)
         # A symbol filter scans the whole table: read `symbol` as the dictionary it is stored as.
         dictionary = frozenset({"symbol"}) if symbols is not None else frozenset()
         try:
             dataset = self.stores.delta.dataset(table, " AND ".join(predicates) or None, dictionary)
         except Exception as exc:
             raise ResultStoreError(f"cannot open the {table} table: {exc}") from exc
-        if dataset is None:  # nothing migrated yet
-            empty = schema.empty_table()
-            return empty.select(columns) if columns else empty
-        expression = None
-        for f in filters:
-            expression = f if expression is None else expression & f
-        rows = dataset.to_table(columns=columns, filter=expression)
+        # With hot tasks, task_id is read too, to leave out their older Delta rows.
+        read = columns if not hot or columns is None or "task_id" in columns else [*columns, "task_id"]
+        if dataset is None:  # nothing in Delta yet
+            rows = schema.empty_table()
+            rows = rows.select(read) if read else rows
+        else:
+            rows = dataset.to_table(columns=read, filter=expression)
         if dictionary and "symbol" in rows.column_names:
             i = rows.column_names.index("symbol")
             rows = rows.set_column(i, schema.field("symbol"), rows.column(i).cast(pa.string()))
-        return self._with_hot_rows(table, schema, rows, task_ids, expression, columns)
+        return self._with_hot_rows(table, schema, rows, hot, expression, columns)
 
-    def _with_hot_rows(self, table, schema, rows: pa.Table, task_ids, expression, columns) -> pa.Table:
+    def _with_hot_rows(self, table, schema, rows: pa.Table, hot: dict, expression, columns) -> pa.Table:
         """The scan as readers see the tasks: a task in the hot tier (saved, not flushed yet)
         contributes its hot rows, and its older Delta rows, if any, are left out."""
-        hot = self.stores.catalog.hot_rows(task_ids, table)
         if not hot:
             return rows
-        hot_ids = pa.array(list(hot), pa.string())
-        if "task_id" in rows.column_names:
-            rows = rows.filter(pc.invert(pc.is_in(rows["task_id"], hot_ids)))
-        else:  # the caller did not ask for task_id: filter on a re-read of the ids it selected
-            rows = self._scan_without(rows, table, schema, hot, expression, columns)
+        rows = rows.filter(pc.invert(pc.is_in(rows["task_id"], pa.array(list(hot), pa.string()))))
+        rows = rows.select(columns) if columns else rows
         extra = pa.concat_tables([hot_rows.decode(data, schema) for data in hot.values()])
         if expression is not None:
             extra = extra.filter(expression)
         extra = extra.select(columns) if columns else extra
         return pa.concat_tables([rows, extra.cast(rows.schema)])
-
-    def _scan_without(self, rows, table, schema, hot, expression, columns):
-        dataset = self.stores.delta.dataset(table)
-        keep = pc.invert(pc.field("task_id").isin(pa.array(list(hot), pa.string())))
-        return dataset.to_table(columns=columns, filter=keep if expression is None else expression & keep)
 
     def read_result(self, task_id: str) -> dict:
         """The task's document, rebuilt from the catalog skeleton and its Delta rows."""

@@ -37,8 +37,9 @@ def previous_row(stores, task_id: str) -> dict | None:
     """The task's catalog row as it was before its last replacement."""
     conn = stores.catalog.connect()
     with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-        cur.execute("SELECT * FROM tasks_history WHERE task_id = %s ORDER BY replaced_at DESC, version DESC LIMIT 1",
-                    (task_id,))
+        # A 'failed' row was never published: not a version to go back to.
+        cur.execute("SELECT * FROM tasks_history WHERE task_id = %s AND status <> 'failed' "
+                    "ORDER BY replaced_at DESC, version DESC LIMIT 1", (task_id,))
         return cur.fetchone()
 
 
@@ -49,6 +50,7 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
     from result_assets.migration.sources import LegacyFile
     from result_assets.store.catalog import TASK_COLUMNS, TaskRow
     from result_assets.store.delta_tables import CURVES, SIGNALS
+    from result_assets.store.reader import read_rows
 
     current = stores.catalog.task(task_id)
     if current is None:
@@ -57,14 +59,22 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
     if prev is None:
         raise RollbackError(f"{task_id}: no earlier version to roll back to (migrated once)")
     versions = (prev["signals_version"], prev["curves_version"])
+    if prev["status"] == "migrated" and not prev.get("row_locations") and versions == (None, None):
+        # A save that lived in the hot tier only: its rows left with it, its bytes did not.
+        raise RollbackError(f"{task_id}: the earlier version was an application save replaced before it "
+                            "reached the Delta tables; its exact bytes are in the backups "
+                            "(`result-assets restore` gives them back) to save again")
     if None in versions:  # not recorded: the versions current when that row was committed
         versions = tuple(v if v is not None else version_at(stores.delta, t, prev["migrated_at"])
                          for v, t in zip(versions, (SIGNALS, CURVES)))
     if None in versions:
         raise RollbackError(f"{task_id}: no Delta version holds the earlier rows")
     try:
-        signals = rows_at_version(stores.delta, SIGNALS, [task_id], versions[0])
-        curves = rows_at_version(stores.delta, CURVES, [task_id], versions[1])
+        if prev.get("row_locations"):  # exactly the files and row groups that version was published at
+            signals, curves = (read_rows(stores, t, {task_id: prev})[task_id] for t in (SIGNALS, CURVES))
+        else:
+            signals = rows_at_version(stores.delta, SIGNALS, [task_id], versions[0])
+            curves = rows_at_version(stores.delta, CURVES, [task_id], versions[1])
     except Exception as exc:
         raise RollbackError(f"{task_id}: Delta versions {versions} cannot be read (vacuumed?): "
                             f"{str(exc).splitlines()[0]}") from exc

@@ -1,4 +1,5 @@
-"""The Dagster layer: assets, checks, IO managers, jobs and sensors wiring the migration."""
+"""The Dagster layer: assets and their checks, partitions, resources, sensors and launching
+runs, wiring the batch engine (migration/engine.py) into the instance."""
 import warnings
 
 from dagster import BetaWarning, PreviewWarning

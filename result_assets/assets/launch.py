@@ -90,11 +90,17 @@ def materialize_report(instance: DagsterInstance, defs, stores) -> bool:
 
 
 def stores_config(settings) -> dict:
-    """The stores resource's run config naming exactly these settings (the CLI's flags included):
-    values travel to the run, nothing is written to the environment."""
-    return {"stores": {"config": {
-        "home": str(settings.home), "database_url": settings.database_url, "store_root": settings.store_root,
-        "backup_dir": settings.backup_dir, "source_dir": settings.source_dir, "workers": settings.workers or None}}}
+    """The stores resource's run config for what these settings change against the environment
+    (the CLI's flags): values travel to the run, nothing is written to the environment. Only
+    locations: a database URL (it may hold a password) is never written into a run's config."""
+    from result_assets.settings import Settings
+
+    base = Settings.from_env()
+    fields = {"home": str(settings.home), "store_root": settings.store_root, "backup_dir": settings.backup_dir,
+              "source_dir": settings.source_dir}
+    defaults = {"home": str(base.home), "store_root": base.store_root, "backup_dir": base.backup_dir,
+                "source_dir": base.source_dir}
+    return {"stores": {"config": {k: v for k, v in fields.items() if v != defaults[k]}}}
 
 
 def _outcome(result, tasks: int) -> RunOutcome:

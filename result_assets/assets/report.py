@@ -31,7 +31,8 @@ def migration_report(context: AssetExecutionContext, stores: StoresResource) -> 
 
 class MaintenanceConfig(Config):
     retention_hours: int = DEFAULT_RETENTION_HOURS  # vacuum keeps what rollback needs this far back
-    compact: bool = True
+    compact: bool = True  # merge small files
+    z_order: bool = False  # also cluster by task_id (rewrites the whole table: now and then, not hourly)
     vacuum: bool = True
 
 
@@ -40,20 +41,22 @@ class MaintenanceConfig(Config):
     kinds={"delta"},
     group_name="migration",
     description="Keeps the store fast: flushes the hot tier (application saves) into the Delta tables, "
-                "compacts and z-orders them by task_id, re-points the catalog, checkpoints the Delta log "
+                "compacts them (z-orders by task_id when asked), re-points the catalog, checkpoints the Delta log "
                 "and vacuums past the retention. Runs on the `store_maintenance_schedule`.",
 )
 def store_maintenance(context: AssetExecutionContext, config: MaintenanceConfig, stores: StoresResource) -> None:
     stores_ = stores.get()
-    report = maintain(stores_, compact=config.compact, vacuum=config.vacuum, retention_hours=config.retention_hours)
+    report = maintain(stores_, compact=config.compact, z_order=config.z_order, vacuum=config.vacuum,
+                      retention_hours=config.retention_hours)
     # The flushed tasks now live in Delta: the UI shows it on their partitions.
     for task_id in report.flushed_task_ids:
         key = partition_key_for(task_id)
-        for asset in ("signal_table", "curve_table", "catalog_entry"):
-            context.log_event(AssetMaterialization(asset_key=asset, partition=key,
+        for moved in ("signal_table", "curve_table", "catalog_entry"):
+            context.log_event(AssetMaterialization(asset_key=moved, partition=key,
                                                    metadata={"tier": "delta", "moved_by": "store_maintenance"}))
     metadata = {"flushed_tasks": report.flushed, "still_hot": report.still_hot, "repointed": report.repointed,
-                "healed": report.healed, "vacuumed_files": report.vacuumed_files,
+                "located": report.located, "unreadable": len(report.unreadable),
+                "vacuumed_files": report.vacuumed_files,
                 "report": MetadataValue.md(maintenance_markdown(report))}
     for table, facts in report.tables.items():
         before, after = facts["before"], facts.get("after", facts["before"])
@@ -71,6 +74,7 @@ def maintenance_markdown(report) -> str:
     lines += ["", "| step | seconds |", "|---|---|"]
     lines += [f"| {step} | {seconds:.3f} |" for step, seconds in report.seconds.items()]
     lines += ["", f"Flushed {report.flushed} task(s) from the hot tier ({report.still_hot} still there); "
-                  f"re-pointed {report.repointed} catalog row(s), {report.healed} healed; "
+                  f"re-pointed {report.repointed} catalog row(s); located {report.located} older row(s); "
+                  f"{len(report.unreadable)} unreadable{': ' + ', '.join(report.unreadable[:20]) if report.unreadable else ''}; "
                   f"vacuumed {report.vacuumed_files} file(s)."]
     return "\n".join(lines)

@@ -1,8 +1,6 @@
-"""One batch of tasks through the migration, as plain functions over plain data.
-
-The Dagster assets and the explicit-list job both call these, so a task migrates
-the same way whichever path launched it.
-"""
+"""The pieces of a batch as plain functions over plain data: reading a source, validating
+it, the rows and catalog rows of a batch, its backups. The engine (engine.py) runs them
+in order for every writer."""
 from __future__ import annotations
 
 import os
@@ -215,29 +213,15 @@ def _float(value) -> float | None:
 def save_backups(stores, raws: list[RawResult]) -> None:
     for raw in raws:
         if raw.backup_from_file:  # over the size limit: streamed, never held whole
-            stores.backups.save_file(raw.source.task_id, raw.source.path, raw.sha256)
+            try:
+                stores.backups.save_file(raw.source.task_id, raw.source.path, raw.sha256)
+            except FileNotFoundError as exc:
+                if exc.filename != raw.source.path:
+                    raise  # the backup store's own problem: the batch's
+                # This task's source vanished after it was hashed: quarantined alone.
+                raw.unreadable = f"cannot read {display_path(raw.source.path)}: it vanished while being backed up"
+                raw.backup_from_file = False
             continue
         if raw.unreadable:
             continue  # nothing was read (refused or unreadable): nothing to copy
         stores.backups.save(raw.source.task_id, raw.raw, raw.sha256)
-
-
-def write_rows(stores, table: str, rows: TaskRows) -> CommitInfo | None:
-    rows.commit = stores.delta.replace_tasks(table, rows.table, rows.task_ids)
-    return rows.commit
-
-
-def write_catalog(stores, batch: CatalogBatch, signals: TaskRows | None = None,
-                  curves: TaskRows | None = None) -> None:
-    """The batch's catalog rows, stamped with the Delta versions that hold their rows
-    (when given: the asset path stamps them before its IO manager writes)."""
-    if signals is not None or curves is not None:
-        stamp_versions(batch, signals, curves)
-    stores.catalog.upsert(batch.tasks, batch.symbols)
-
-
-def stamp_versions(batch: CatalogBatch, signals: TaskRows | None, curves: TaskRows | None) -> None:
-    """Record in each catalog row the Delta versions written for it (rollback reads them)."""
-    for row in batch.tasks:
-        row.signals_version = signals.commit.version if signals and signals.commit else None
-        row.curves_version = curves.commit.version if curves and curves.commit else None

@@ -1,9 +1,10 @@
 """Validation plus the conversion half of the round-trip check, over a batch, on every core.
 
-Each task is parsed, normalized, rebuilt from its own rows and compared with the
-source (legacy-format.md's rules) in a worker process; the parent then only has to
-prove that storage gives back the rows it was given (verify.py). Together: source ==
-rebuild(read back from the stores). The parsed source never travels back.
+Each task is parsed, normalized, rebuilt from exactly the rows and skeleton text to be
+stored and compared with the source (legacy-format.md's rules) in a worker process,
+which also digests what it proved; the engine then proves that the store gives back
+rows with those digests. Together: source == rebuild(read back from the stores). The
+parsed source never travels back.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from result_assets.legacy import compare_documents, dumps_document, parse_document, reconstruct
+from result_assets.legacy import compare_documents, dumps_document, reconstruct
+from result_assets.legacy.parse import parse_written
 from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, validate
 from result_assets.settings import Settings
 from result_assets.store.row_digest import rows_digest
@@ -57,7 +59,8 @@ def prove_conversion(v: ValidatedResult) -> None:
     """Rebuild the task from exactly what will be stored (its rows and the skeleton's JSON
     text) and compare with the source; record digests of what was proven."""
     skeleton_text = dumps_document(v.result.skeleton)
-    rebuilt = reconstruct(parse_document(skeleton_text.encode()), v.result.signals, v.result.curves)
+    # parse_written: what readers parse the stored skeleton text with
+    rebuilt = reconstruct(parse_written(skeleton_text.encode()), v.result.signals, v.result.curves)
     v.conversion_differences = compare_documents(v.document, rebuilt)
     if v.conversion_differences:
         v.failure = "conversion differs from the source: " + "; ".join(v.conversion_differences[:3])

@@ -1,7 +1,8 @@
 """The batch engine: the one place a batch of tasks is backed up, converted, proven and published.
 
-Every writer calls it: the backfill's multi-asset, the explicit-list job, the
-application's saves, the hot-tier flush and the benchmark. Per batch:
+Every writer of task documents calls it: the backfill's multi-asset, the explicit-list
+job, the application's saves, the hot-tier flush and the benchmark (rollback restores
+earlier rows by Delta time travel, app/rollback.py). Per batch:
 
 1. read the sources and back up their exact bytes;
 2. convert and prove each task in the workers: its rebuild from exactly the rows and
@@ -38,12 +39,12 @@ from result_assets.migration.batch import (
 )
 from result_assets.migration.convert import convert_batch
 from result_assets.migration.sources import LegacyFile
+from result_assets.migration.summary import recent_store_report
 from result_assets.migration.verify import DEFAULT_COMPRESSION_GOAL, CheckOutcome, judge
 from result_assets.store import hot_rows
-from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.row_digest import rows_digest
 
-SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}
 
 
 @dataclass
@@ -68,11 +69,6 @@ class BatchResult:
     stored_rows: dict[str, dict[str, int]]  # {table: {task_id: rows read back}}
     checks: list[CheckOutcome] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
-
-    @property
-    def failed(self) -> list[ValidatedResult]:
-        """Valid tasks not published because a proof failed."""
-        return [v for v in self.validated if v.status == "failed"]
 
 
 class _Clock:
@@ -104,19 +100,16 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
         backups = [_backup_fact(stores, r) for r in raws]
     with clock.stage("convert"):
         validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers)
-    documents = {r.source.task_id: r.raw for r in raws} if tier == "hot" else None
     del raws  # the largest thing held: the rows take over
     return publish_batch(stores, validated, backups, compression_goal=compression_goal,
-                         keep_source_path=keep_source_path, tier=tier, documents=documents, clock=clock)
+                         keep_source_path=keep_source_path, tier=tier, clock=clock)
 
 
 def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,
                   compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
-                  tier: str = "delta", documents: dict[str, bytes] | None = None,
-                  clock: _Clock | None = None) -> BatchResult:
-    """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows, and the
-    document's exact bytes (`documents`), go to the hot tier in the catalog's own
-    transaction instead of a Delta commit (application saves)."""
+                  tier: str = "delta", clock: _Clock | None = None) -> BatchResult:
+    """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
+    tier in the catalog's own transaction instead of a Delta commit (application saves)."""
     clock = clock or _Clock()
     ids = [v.task_id for v in validated]
     signals, curves = signal_rows(validated), curve_rows(validated)
@@ -124,8 +117,8 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
     hot: dict[str, tuple[bytes, bytes]] = {}
     if tier == "hot":
         with clock.stage("read_back"):
-            hot = {v.task_id: (hot_rows.encode(v.result.signals), hot_rows.encode(v.result.curves),
-                               documents[v.task_id]) for v in validated if v.proven}
+            hot = {v.task_id: (hot_rows.encode(v.result.signals), hot_rows.encode(v.result.curves))
+                   for v in validated if v.proven}
             # What readers will decode: the catalog checks the bytes come back as written.
             stored = {table: {t: hot_rows.decode(hot[t][i], SCHEMAS[table]) if t in hot else SCHEMAS[table].empty_table()
                               for t in ids} for i, table in enumerate((SIGNALS, CURVES))}
@@ -159,7 +152,10 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
             stored_rows[table][task_id] = 0
     result = BatchResult(validated, backups, signals, curves, catalog, stored_rows)
     with clock.stage("checks"):
-        result.checks = judge(stores, result, compression_goal)
+        # A save judges the compression goal against a report at most a minute old (listing
+        # the whole store on every save would cost more than the save).
+        report = recent_store_report(stores) if tier == "hot" else None
+        result.checks = judge(stores, result, compression_goal, report)
     result.seconds = clock.seconds
     return result
 
@@ -239,6 +235,11 @@ def flush_hot_tier(stores, limit: int = 1000) -> FlushResult:
     clock = _Clock()
     with clock.stage("read_hot"):
         hot = stores.catalog.hot_tasks(limit)
+    if not hot:
+        return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None})
+    # Only tasks still hot at the version read: one published from its file meanwhile must
+    # not have its rows replaced by its older hot copy.
+    hot = stores.catalog.still_hot(hot)
     if not hot:
         return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None})
     ids = [h["task_id"] for h in hot]

@@ -28,6 +28,18 @@ def store_report(stores: Stores) -> dict:
     }
 
 
+def recent_store_report(stores: Stores, max_age_seconds: float = 60.0) -> dict:
+    """store_report, at most max_age_seconds old: an application save judges the compression
+    goal against it instead of listing the whole store on every save."""
+    import time
+
+    taken, report = stores.memo.get("store_report", (None, None))
+    if taken is None or time.monotonic() - taken > max_age_seconds:
+        report = store_report(stores)
+        stores.memo["store_report"] = (time.monotonic(), report)
+    return report
+
+
 def report_markdown(report: dict, quarantined: list[tuple[str, str]],
                     failed: list[tuple[str, str]] = ()) -> str:
     ratio = report["compression_ratio"]

@@ -37,12 +37,14 @@ CHECKS = [
 ]
 
 
-def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_GOAL) -> list[CheckOutcome]:
-    """Each check's outcome for each task of a published batch (engine.BatchResult)."""
-    signal_counts, curve_counts = batch.stored_rows[SIGNALS], batch.stored_rows[CURVES]
+def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_GOAL,
+          report: dict | None = None) -> list[CheckOutcome]:
+    """Each check's outcome for each task of a published batch (engine.BatchResult), the
+    compression goal against `report` (store_report: the bytes the migrate report counts)."""
     from result_assets.migration.summary import store_report
 
-    report = store_report(stores)  # the same bytes the migrate report and the bench count
+    signal_counts, curve_counts = batch.stored_rows[SIGNALS], batch.stored_rows[CURVES]
+    report = report or store_report(stores)
     json_bytes, stored_bytes = report["migrated_json_bytes"], report["stored_bytes"]
     # Judged on the whole store: a small batch's files carry fixed Parquet overhead
     # that compaction removes, so its own ratio says little.

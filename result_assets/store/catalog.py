@@ -1,13 +1,16 @@
-"""The Postgres catalog: one row per task (migrated or quarantined) and one per symbol.
+"""The Postgres catalog: one row per task (migrated, quarantined or failed) and one per
+symbol, plus the hot tier (application saves not flushed into Delta yet).
 
-A batch is written in one transaction (COPY into temp tables, then upsert), after
-its Delta commits: the catalog row is what makes a task visible to readers.
+A batch is published in one transaction (COPY into temp tables, then upsert), after its
+rows were proven: the catalog row is what makes a task visible to readers, and it names
+where its rows live (row_locations, or the hot tier).
 """
 from __future__ import annotations
 
 import io
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import psycopg2
@@ -106,8 +109,6 @@ CREATE TABLE IF NOT EXISTS hot_rows (
     curves    bytea NOT NULL,
     saved_at  timestamptz NOT NULL DEFAULT clock_timestamp()
 );
--- The saved document's exact bytes: a hot read is one parse, as fast as the JSON file was.
-ALTER TABLE hot_rows ADD COLUMN IF NOT EXISTS document bytea;
 CREATE TABLE IF NOT EXISTS task_sources (
     task_id       text PRIMARY KEY,
     partition_key text NOT NULL UNIQUE,
@@ -208,10 +209,10 @@ class Catalog:
             cur.execute(SCHEMA)
 
     def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow],
-               hot: dict[str, tuple[bytes, bytes, bytes]] | None = None) -> dict[str, str]:
+               hot: dict[str, tuple[bytes, bytes]] | None = None) -> dict[str, str]:
         """Write a batch in one transaction; a task's old symbol rows are replaced.
 
-        `hot`: {task_id: (signals, curves, document)} kept in the hot tier; every other task of
+        `hot`: {task_id: (signals, curves)} rows kept in the hot tier; every other task of
         the batch leaves it (its rows are in Delta now). Before the commit, every published
         skeleton and hot row is read back and compared with what was written: a task that
         does not come back exactly is published as 'failed' instead. Returns {task_id: reason}.
@@ -240,7 +241,7 @@ class Catalog:
             cur.execute("DELETE FROM hot_rows WHERE task_id IN (SELECT task_id FROM tasks_in)")
             if hot:
                 psycopg2.extras.execute_values(
-                    cur, "INSERT INTO hot_rows (task_id, signals, curves, document) VALUES %s",
+                    cur, "INSERT INTO hot_rows (task_id, signals, curves) VALUES %s",
                     [(t, *map(psycopg2.Binary, data)) for t, data in hot.items()])
             return _demote_unfaithful(cur, tasks, hot)
 
@@ -249,8 +250,30 @@ class Catalog:
         conn = self.connect()
         with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             cur.execute("SELECT h.task_id, t.version, h.signals, h.curves FROM hot_rows h JOIN tasks t USING (task_id) "
-                        "ORDER BY h.saved_at LIMIT %s", (limit,))
+                        "WHERE t.status = 'migrated' ORDER BY h.saved_at LIMIT %s", (limit,))
             return cur.fetchall()
+
+    @contextmanager
+    def advisory_lock(self, key: int):
+        """Hold a session-level advisory lock on a connection of its own; yields whether it was got."""
+        conn = psycopg2.connect(self.url)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                yield cur.fetchone()[0]
+        finally:
+            conn.close()  # releases the lock
+
+    def unlocated_tasks(self) -> dict[str, tuple[int, int | None, int | None]]:
+        """{task_id: (version, signals_version, curves_version)} of published rows read from
+        Delta without recorded locations (published before locations were recorded)."""
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT t.task_id, t.version, t.signals_version, t.curves_version FROM tasks t "
+                        "WHERE t.status = 'migrated' AND t.row_locations IS NULL "
+                        "AND NOT EXISTS (SELECT 1 FROM hot_rows h WHERE h.task_id = t.task_id)")
+            return {t: (v, s, c) for t, v, s, c in cur.fetchall()}
 
     def located_tasks(self) -> dict[str, tuple[int, dict]]:
         """{task_id: (version, row_locations)} of every published task read from Delta files."""
@@ -270,6 +293,15 @@ class Catalog:
             else:
                 cur.execute(f"SELECT task_id, {column} FROM hot_rows WHERE task_id = ANY(%s)", (list(task_ids),))
             return {t: bytes(data) for t, data in cur.fetchall()}
+
+    def still_hot(self, hot: list[dict]) -> list[dict]:
+        """The entries of hot (from hot_tasks) whose task is still hot, at the same version."""
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT h.task_id, t.version FROM hot_rows h JOIN tasks t USING (task_id) "
+                        "WHERE h.task_id = ANY(%s)", ([h["task_id"] for h in hot],))
+            now = dict(cur.fetchall())
+        return [h for h in hot if now.get(h["task_id"]) == h["version"]]
 
     def hot_count(self) -> int:
         conn = self.connect()
@@ -355,8 +387,7 @@ class Catalog:
         """Catalog rows, with the hot tier's rows (hot_signals, hot_curves) where a task is there."""
         conn = self.connect()
         with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves, h.document AS hot_document "
-                        "FROM tasks t "
+            cur.execute("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves FROM tasks t "
                         "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)", (list(task_ids),))
             return {row["task_id"]: row for row in cur.fetchall()}
 
@@ -407,13 +438,13 @@ class Catalog:
             return cur.fetchall()
 
 
-def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes, bytes]]) -> dict[str, str]:
+def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes]]) -> dict[str, str]:
     """Inside the publishing transaction: tasks whose skeleton or hot rows do not read back
-    as written become 'failed' (never visible as migrated)."""
+    as written become 'failed' (never visible as migrated), their rows named nowhere."""
     written = {t.task_id: t.skeleton for t in tasks if t.status == "migrated"}
     if not written:
         return {}
-    cur.execute("SELECT t.task_id, t.skeleton, h.signals, h.curves, h.document FROM tasks t "
+    cur.execute("SELECT t.task_id, t.skeleton, h.signals, h.curves FROM tasks t "
                 "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)", (list(written),))
     failed = {}
     for task_id, skeleton, *stored in cur.fetchall():
@@ -423,8 +454,9 @@ def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, by
             failed[task_id] = "the hot tier gives back different rows than were written"
     if failed:
         psycopg2.extras.execute_values(
-            cur, "UPDATE tasks SET status = 'failed', reason = v.r FROM (VALUES %s) AS v(t, r) "
-                 "WHERE tasks.task_id = v.t", list(failed.items()))
+            cur, "UPDATE tasks SET status = 'failed', reason = v.r, row_locations = NULL "
+                 "FROM (VALUES %s) AS v(t, r) WHERE tasks.task_id = v.t", list(failed.items()))
+        cur.execute("DELETE FROM hot_rows WHERE task_id = ANY(%s)", (list(failed),))
     return failed
 
 

@@ -6,6 +6,7 @@ and forced tasks are replaced with a predicate overwrite of just their ids.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -13,16 +14,19 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.store.row_locations import RowFiles
 
 SIGNALS = "signals"
 CURVES = "curves"
+SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}  # each table's Arrow schema
 
 # Noisy float64 compresses best as byte_stream_split + zstd; low-cardinality strings as
 # dictionaries; timestamps and ints as deltas (measured, see design notes). Row groups of 32k
@@ -167,12 +171,12 @@ class DeltaStore:
         return existing.version()
 
     def _files_added_by(self, table: str, version: int) -> dict[str, int]:
-        """{path: bytes} of the files commit `version` added (other writers' commits excluded)."""
-        after = _file_sizes(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options))
-        if version == 0:
-            return after
-        before = _file_sizes(DeltaTable(self.uri(table), version=version - 1, storage_options=self.storage_options))
-        return {p: s for p, s in after.items() if p not in before}
+        """{path: bytes} of the files commit `version` added (other writers' commits excluded),
+        from that commit's own log entry: no snapshot is loaded."""
+        files = self.files
+        with files.filesystem.open_input_stream(files.path(table, f"_delta_log/{version:020d}.json")) as f:
+            actions = [json.loads(line) for line in f.read().splitlines() if line.strip()]
+        return {unquote(a["add"]["path"]): a["add"]["size"] for a in actions if "add" in a}
 
     def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None,
                    version: int | None = None) -> pa.Table | None:

@@ -1,19 +1,20 @@
 """Keeping the store fast for years: flush the hot tier, compact, re-point, checkpoint, vacuum.
 
 `maintain` is what the `store_maintenance` schedule runs and what `result-assets maintain`
-does. Each step keeps the readers' guarantee (a task is read as its publishing commit
-wrote it):
+does. One run at a time (a Postgres advisory lock). Each step keeps the readers'
+guarantee (a task is read as its publishing commit wrote it):
 
+- locate: a row published before locations were recorded gets them, from the files of
+  the Delta version it names, so it no longer needs the log's history;
 - flush: hot-tier saves move into Delta in batches through the batch engine;
-- compact: z-order by task_id, so one task's rows sit in one row group of few files;
-- re-point: every catalog row naming a file that is no longer in the table's current
-  snapshot is pointed at where the same rows live now (proven equal by digest); if the
-  current rows differ (a write that was never published), the published rows are
-  written back first;
+- compact: small files are merged (`optimize.compact`), so a read opens few files and the
+  log stays short; `z_order=True` also clusters by task_id (rewrites the whole table);
+- re-point: a catalog row naming a file that left the snapshot is pointed at the same
+  rows' new place, but only when the rows there are proven the same (digests); otherwise
+  (a write that was never published, or not yet) it keeps naming its old file;
 - checkpoint: a Delta checkpoint, so opening the table never replays a long log;
-- vacuum: files out of the snapshot for longer than the retention are deleted; by then
-  no catalog row names them (re-point ran first), and rollback can still read every
-  version inside the retention.
+- vacuum: files out of the snapshot for longer than the retention are deleted, except
+  every file a catalog row still names: no reader ever loses its rows.
 """
 from __future__ import annotations
 
@@ -22,31 +23,33 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from result_assets.store.delta_tables import CURVES, SIGNALS, writer_properties
+from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS, writer_properties
 from result_assets.store.row_digest import rows_digest
 
-SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}
 DEFAULT_RETENTION_HOURS = 168  # a week: Delta's own default, and how far back rollback reaches
+_MAINTENANCE_LOCK = 7202  # pg advisory lock: one maintenance at a time
+
+
+class MaintenanceBusy(RuntimeError):
+    """Another maintenance run holds the store."""
 
 
 @dataclass
 class MaintenanceReport:
     flushed: int = 0
     still_hot: int = 0
-    tables: dict[str, dict] = field(default_factory=dict)  # per table: files, bytes, commits before/after
+    located: int = 0  # rows published before locations were recorded, now located
+    tables: dict[str, dict] = field(default_factory=dict)  # per table: files, bytes, version before/after
     repointed: int = 0
-    healed: int = 0
+    unreadable: list[str] = field(default_factory=list)  # tasks whose named files are gone
     vacuumed_files: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     flushed_task_ids: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "flushed_task_ids"}
 
-
-def maintain(stores, *, compact: bool = True, vacuum: bool = True, retention_hours: int = DEFAULT_RETENTION_HOURS,
-             flush_batch: int = 1000, max_flush: int | None = None) -> MaintenanceReport:
+def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: bool = True,
+             retention_hours: int = DEFAULT_RETENTION_HOURS, flush_batch: int = 1000,
+             max_flush: int | None = None) -> MaintenanceReport:
     from result_assets.migration.engine import flush_hot_tier
 
     report = MaintenanceReport()
@@ -58,33 +61,38 @@ def maintain(stores, *, compact: bool = True, vacuum: bool = True, retention_hou
         finally:
             report.seconds[name] = round(report.seconds.get(name, 0.0) + time.perf_counter() - started, 4)
 
-    for table in (SIGNALS, CURVES):
-        report.tables[table] = {"before": table_facts(stores, table)}
-    while max_flush is None or report.flushed < max_flush:
-        flushed = timed("flush", flush_hot_tier, stores, flush_batch)
-        report.flushed += len(flushed.moved)
-        report.flushed_task_ids += flushed.moved
-        if len(flushed.moved) + len(flushed.kept) < flush_batch or not flushed.moved:
-            break
-    report.still_hot = stores.catalog.hot_count()
-    for table in (SIGNALS, CURVES):
-        dt = stores.delta.open(table)
-        if dt is None:
-            continue
-        if compact:
+    with stores.catalog.advisory_lock(_MAINTENANCE_LOCK) as held:
+        if not held:
+            raise MaintenanceBusy("another maintenance run is in progress")
+        for table in (SIGNALS, CURVES):
+            report.tables[table] = {"before": table_facts(stores, table)}
+        report.located = timed("locate", locate_unlocated_rows, stores)
+        while max_flush is None or report.flushed < max_flush:
+            flushed = timed("flush", flush_hot_tier, stores, flush_batch)
+            report.flushed += len(flushed.moved)
+            report.flushed_task_ids += flushed.moved
+            if len(flushed.moved) + len(flushed.kept) < flush_batch or not flushed.moved:
+                break
+        report.still_hot = stores.catalog.hot_count()
+        for table in (SIGNALS, CURVES):
+            dt = stores.delta.open(table)
+            if dt is None:
+                continue
             # The table's own writer settings, or compaction would undo the encodings and row groups.
-            timed("compact", dt.optimize.z_order, ["task_id"], writer_properties=writer_properties(dt.schema().to_arrow()))
-        repointed, healed = timed("repoint", repoint_moved_rows, stores, table)
-        report.repointed += repointed
-        report.healed += healed
-        dt = stores.delta.open(table)
-        timed("checkpoint", dt.create_checkpoint)
-        timed("checkpoint", dt.cleanup_metadata)
-        if vacuum:
-            deleted = timed("vacuum", dt.vacuum, retention_hours=retention_hours, dry_run=False,
-                            enforce_retention_duration=False)
-            report.vacuumed_files += len(deleted)
-        report.tables[table]["after"] = table_facts(stores, table)
+            properties = writer_properties(dt.schema().to_arrow())
+            if z_order:
+                timed("compact", dt.optimize.z_order, ["task_id"], writer_properties=properties)
+            elif compact:
+                timed("compact", dt.optimize.compact, writer_properties=properties)
+            repointed, unreadable = timed("repoint", repoint_moved_rows, stores, table)
+            report.repointed += repointed
+            report.unreadable += unreadable
+            dt = stores.delta.open(table)
+            timed("checkpoint", dt.create_checkpoint)
+            timed("checkpoint", dt.cleanup_metadata)
+            if vacuum:
+                report.vacuumed_files += timed("vacuum", vacuum_unnamed, stores, table, retention_hours)
+            report.tables[table]["after"] = table_facts(stores, table)
     return report
 
 
@@ -96,30 +104,68 @@ def table_facts(stores, table: str) -> dict:
     return {"files": files, "bytes": size, "version": dt.version()}
 
 
-def repoint_moved_rows(stores, table: str) -> tuple[int, int]:
-    """(re-pointed, healed): catalog rows naming files no longer in the snapshot, moved to
-    where the same rows live now. Returns counts."""
-    dt = stores.delta.open(table)
-    if dt is None:
-        return 0, 0
-    current = set(pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist())
+def current_files(stores, table: str, version: int | None = None) -> set[str]:
+    dt = stores.delta.open(table) if version is None else stores.delta.open_version(table, version)
+    return set() if dt is None else set(pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist())
+
+
+def locate_unlocated_rows(stores) -> int:
+    """Give every published row without locations (written before they were recorded) the
+    file and row groups of the Delta version it names (the current one when it names none)."""
+    unlocated = stores.catalog.unlocated_tasks()  # {task_id: (catalog version, signals_version, curves_version)}
+    if not unlocated:
+        return 0
+    found: dict[str, dict] = {t: {} for t in unlocated}
+    for table, column in ((SIGNALS, 1), (CURVES, 2)):
+        by_version: dict[int | None, list[str]] = {}
+        for task_id, row in unlocated.items():
+            by_version.setdefault(row[column], []).append(task_id)
+        for version, ids in by_version.items():
+            files = sorted(current_files(stores, table, version)) if stores.delta.open(table) else []
+            for task_id, locations in stores.delta.files.locate(table, files, ids).items():
+                found[task_id][table] = locations
+    moves = {t: {"row_locations": locs} for t, locs in found.items()}
+    return len(stores.catalog.repoint(moves, expected_versions={t: r[0] for t, r in unlocated.items()}))
+
+
+def repoint_moved_rows(stores, table: str) -> tuple[int, list[str]]:
+    """(re-pointed, unreadable): catalog rows naming files no longer in the snapshot, pointed at
+    where the same rows live now. Rows that differ there keep naming their old files."""
+    current = current_files(stores, table)
     named = stores.catalog.located_tasks()  # {task_id: (version, row_locations)}
     stale = {t: locs[table] for t, (_, locs) in named.items()
              if table in locs and any(path not in current for path, _ in locs[table])}
     if not stale:
-        return 0, 0
+        return 0, []
     files = stores.delta.files
+    unreadable = sorted(t for t, locs in stale.items() if not all(files.exists(table, p) for p, _ in locs))
+    for task_id in unreadable:
+        del stale[task_id]
     published = files.read(table, stale, SCHEMAS[table])
     now_at = files.locate(table, sorted(current), list(stale))
     now = files.read(table, now_at, SCHEMAS[table])
-    new_locations = {t: now_at[t] for t in stale if rows_digest(now[t]) == rows_digest(published[t])}
-    differing = sorted(set(stale) - set(new_locations))
-    if differing:  # the table's current rows are not the published ones: write those back
-        commit = stores.delta.replace_tasks(table, pa.concat_tables([published[t] for t in differing]), differing)
-        new_locations.update(stores.delta.locate(commit, differing))
-    moves = {}
-    for task_id, locations in new_locations.items():
-        version, row_locations = named[task_id]
-        moves[task_id] = {"row_locations": {**row_locations, table: locations}}
+    moves = {t: {"row_locations": {**named[t][1], table: now_at[t]}} for t in stale
+             if rows_digest(now[t]) == rows_digest(published[t])}
     moved = stores.catalog.repoint(moves, expected_versions={t: named[t][0] for t in moves})
-    return len(moved), len(set(differing) & set(moved))
+    return len(moved), unreadable
+
+
+def vacuum_unnamed(stores, table: str, retention_hours: int) -> int:
+    """Delete the files Delta's vacuum would (out of the snapshot longer than the retention),
+    except those a catalog row still names. Returns how many were deleted."""
+    dt = stores.delta.open(table)
+    candidates = dt.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False)
+    named = {path for _, locs in stores.catalog.located_tasks().values() for path, _ in locs.get(table, [])}
+    files = stores.delta.files
+    deleted = 0
+    for uri in candidates:
+        relative = uri.rsplit(f"/{table}/", 1)[-1]
+        if relative in named:
+            continue
+        try:
+            files.filesystem.delete_file(files.path(table, relative))
+            deleted += 1
+        except FileNotFoundError:
+            pass
+    return deleted
+

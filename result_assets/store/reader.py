@@ -10,15 +10,14 @@ from __future__ import annotations
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
 
-from result_assets.legacy import parse_document, reconstruct
-from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
+from result_assets.legacy import reconstruct
+from result_assets.legacy.parse import parse_written
 from result_assets.store import hot_rows
-from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.row_locations import RowsGone, split_by_task
 from result_assets.settings import Settings
 from result_assets.store.stores import Stores
 
-SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}
 
 
 class TaskNotMigrated(LookupError):
@@ -39,14 +38,11 @@ def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[s
     """The documents of the migrated tasks among these catalog rows (Catalog.tasks)."""
     rows = {t: r for t, r in catalog_rows.items() if r["status"] == "migrated"}
     documents = {}
-    for task_id in [t for t, r in rows.items() if r.get("hot_document") is not None]:
-        # Saved by the application, not flushed yet: its exact bytes, proven equal to its rows.
-        documents[task_id] = parse_document(bytes(rows.pop(task_id)["hot_document"]))
     if not rows:
         return documents
     tables = {table: read_rows(stores, table, rows) for table in (SIGNALS, CURVES)}
     for task_id in sorted(rows):
-        skeleton = parse_document(rows[task_id]["skeleton"].encode())
+        skeleton = parse_written(rows[task_id]["skeleton"].encode())  # our own exact text
         documents[task_id] = reconstruct(skeleton, tables[SIGNALS][task_id], tables[CURVES][task_id])
     return documents
 

@@ -4,8 +4,8 @@ A reader that knows the file and row groups opens one Parquet footer (cached: De
 data files never change) and decodes just those row groups. It never replays the Delta
 log nor lists files, so a read costs the same after ten commits or ten thousand. A file
 named by a catalog row is immutable, so the reader sees the task exactly as the commit
-that catalog row names wrote it. Compaction and the hot-tier flush re-point rows in the
-same catalog transaction that publishes them; vacuum removes only files nothing names.
+that catalog row names wrote it. Maintenance re-points rows that compaction moved (once
+proven the same), and its vacuum never deletes a file a catalog row names.
 """
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ class RowFiles:
     @property
     def filesystem(self) -> pafs.FileSystem:
         return self._fs
+
+    def exists(self, table: str, relative: str) -> bool:
+        return self._fs.get_file_info(self.path(table, relative)).type == pafs.FileType.File
 
     def metadata(self, table: str, relative: str) -> pq.FileMetaData:
         key = f"{table}/{relative}"

@@ -1,7 +1,7 @@
 """The three stores a migration writes, built from Settings."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from result_assets.settings import Settings
@@ -16,6 +16,8 @@ class Stores:
     # A reader never runs DDL: the schema (tables, indexes) is the owner's migration, so a
     # read-only role (README: the reader role) can read.
     readonly: bool = False
+    # Small per-process memos (e.g. the whole-store report an application save judges against).
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_env(cls) -> "Stores":

@@ -172,3 +172,65 @@ def test_a_vanished_file_is_a_clear_error_never_another_version(stores):
         fresh.get_result("tier_gone")
     assert isinstance(info.value.__cause__, TaskUnreadable)
     os.rename(os.path.join(stores.settings.store_root, "moved"), os.path.join(stores.settings.store_root, SIGNALS, path))
+
+
+def test_rows_published_before_locations_get_them_and_survive_vacuum(stores):
+    """A row without row_locations (published by an earlier release, read by time travel)
+    is located by maintenance before anything is compacted or vacuumed."""
+    m = manager()
+    documents = {f"tier_old_{i}": small_document(strategy=f"o{i}", n=2 + i) for i in range(3)}
+    for task_id, document in documents.items():
+        m.save_result(task_id, document)
+    maintain(stores, compact=False, vacuum=False)
+    conn = stores.catalog.connect()
+    with conn, conn.cursor() as cur:  # as an earlier release left them: versions, no locations
+        cur.execute("UPDATE tasks SET row_locations = NULL WHERE task_id LIKE 'tier_old_%'")
+    assert len(stores.catalog.unlocated_tasks()) >= 3
+    assert_whole(stores, documents)  # still read, by time travel
+    report = maintain(stores, retention_hours=0)
+    assert report.located >= 3 and stores.catalog.unlocated_tasks() == {}
+    assert_whole(stores, documents)
+
+
+def test_vacuum_never_deletes_a_file_a_catalog_row_names(stores):
+    """Rows replaced in Delta by a write that was never published keep their published file."""
+    from result_assets.store.delta_tables import SCHEMAS
+
+    m = manager()
+    document = small_document(strategy="published", n=5)
+    m.save_result("tier_named", document)
+    maintain(stores, retention_hours=0)
+    named = stores.catalog.task("tier_named")["row_locations"][SIGNALS][0][0]
+    # an unpublished write of the same task (a re-migration killed before its catalog commit)
+    stores.delta.replace_tasks(SIGNALS, SCHEMAS[SIGNALS].empty_table(), ["tier_named"])
+    maintain(stores, retention_hours=0)  # the file left the snapshot: Delta's vacuum alone would delete it
+    assert named in {p for p, _ in stores.catalog.task("tier_named")["row_locations"][SIGNALS]}  # not re-pointed
+    assert os.path.exists(os.path.join(stores.settings.store_root, SIGNALS, named))
+    assert compare_documents(document, manager().get_result("tier_named")) == []
+
+
+def test_one_maintenance_at_a_time(stores):
+    from result_assets.store.maintenance import MaintenanceBusy
+
+    with stores.catalog.advisory_lock(7202) as held:
+        assert held
+        with pytest.raises(MaintenanceBusy):
+            maintain(stores)
+    maintain(stores, compact=False, vacuum=False)  # free again
+
+
+def test_scans_see_hot_tasks_once_whichever_columns_are_asked(stores):
+    from result_assets import ResultStore
+
+    m = manager()
+    m.save_result("tier_scan", small_document(strategy="scan", n=4))
+    store = ResultStore.from_env()
+    try:
+        hot_pnl = store.signals(task_ids=["tier_scan"], columns=["pnl"])
+        assert hot_pnl.column_names == ["pnl"] and hot_pnl.num_rows == 4
+        m.save_result("tier_scan", small_document(strategy="scan", n=6))  # saved again, still hot
+        assert store.signals(task_ids=["tier_scan"]).num_rows == 6
+        maintain(stores, compact=False, vacuum=False)
+        assert store.signals(task_ids=["tier_scan"], columns=["pnl"]).num_rows == 6
+    finally:
+        store.close()
