@@ -29,8 +29,9 @@ CURVES = "curves"
 SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}  # each table's Arrow schema
 
 # Noisy float64 compresses best as byte_stream_split + zstd; low-cardinality strings as
-# dictionaries; timestamps and ints as deltas (measured, see design notes). Row groups of 32k
-# rows let a one-task read skip most of a file (151 ms -> 48 ms on 2M rows) for 1.1% more bytes.
+# dictionaries; timestamps and ints as deltas (measured; README "How a document is stored").
+# Row groups of 32k rows let a one-task read skip most of a file (151 ms -> 48 ms on 2M rows)
+# for 1.1% more bytes.
 _FLOAT_COLUMNS = ("price", "quantity", "exit_price", "return_pct", "pnl", "commission", "equity", "drawdown")
 _DELTA_COLUMNS = ("ts", "exit_ts", "seq", "holding_bars")
 
