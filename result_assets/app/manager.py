@@ -159,7 +159,7 @@ class ResultManager:
             self._warn(outcome, f"task {task_id!r} not written to the store ({_one_line(exc)}); "
                                 "its JSON is kept and the sensor will migrate it")
             return
-        outcome.timings = batch.seconds
+        outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
         if validated.status == "failed":  # not published: the JSON is the record, the next migrate retries it
             outcome.pending = True
             self._warn(outcome, f"task {task_id!r} was not published: {validated.failure} (its JSON was written)")
@@ -180,7 +180,7 @@ class ResultManager:
                                    keep_source_path=False)
         except Exception as exc:
             raise ResultStoreError(f"task {task_id!r} was not stored: {_one_line(exc)}") from exc
-        outcome.timings = batch.seconds
+        outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
         if validated.status == "failed":
             raise ResultStoreError(f"task {task_id!r} was not published: its proof failed: {validated.failure}")
         outcome.stored = validated.status
