@@ -34,3 +34,19 @@ def test_compaction_after_small_batches(project_home, sample_source, sample_expe
         if expect["valid"]:
             original = parse_document((sample_source / task_id / "result.json").read_bytes())
             assert compare_documents(original, read_result(task_id)) == [], task_id
+
+
+def test_maintain_command_runs_the_job_in_the_instance(project_home, sample_source, capsys):
+    from dagster import RunsFilter
+
+    from result_assets.platform.instance import get_instance
+
+    capsys.readouterr()
+    assert main(["maintain", "--json", "--retention-hours", "0"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert {"flushed_tasks", "still_hot", "repointed", "located", "unreadable", "vacuumed_files"} <= set(figures)
+    assert figures["unreadable"] == 0
+    run = get_instance().get_run_by_id(figures["run_id"])
+    assert run.job_name == "store_maintenance_job" and run.is_success
+    assert get_instance().get_runs(RunsFilter(job_name="store_maintenance_job"))
+    assert main(["maintain", "--retention-hours", "-1"]) == 2  # a bad flag is one line
