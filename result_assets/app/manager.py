@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import threading
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
+from result_assets.app.recorder import recorder_for
 from result_assets.legacy import InvalidResult, dumps_document, parse_document
 from result_assets.migration.batch import RawResult, ValidatedResult
 from result_assets.migration.convert import convert
@@ -94,7 +94,6 @@ class ResultManager:
         self.record_in_dagster = record_in_dagster
         # One catalog connection per manager: store work is serialized (async calls use threads).
         self._lock = threading.RLock()
-        self._recorder = BackgroundRecorder()
 
     @classmethod
     def from_env(cls) -> "ResultManager":
@@ -196,12 +195,11 @@ class ResultManager:
 
     def _record(self, validated: ValidatedResult, outcome: SaveOutcome, checks=()) -> None:
         """Report the save to the Dagster instance (materializations and the same check
-        evaluations a backfill records), on the recorder's thread: the save has already
-        committed, and the UI shows the partition a moment later. flush_records() waits."""
+        evaluations a backfill records) from the recorder process (app/recorder.py): the
+        save has already committed, and the UI shows the partition a moment later.
+        flush_records() waits for it."""
         if not self.record_in_dagster:
             return
-        from result_assets.app.dagster_events import record_save
-
         metadata = {"status": validated.status, "source_sha256": validated.sha256,
                     "json_bytes": validated.json_bytes, "written_by": f"ResultManager ({self.mode})"}
         if validated.result is not None:
@@ -209,20 +207,20 @@ class ResultManager:
         else:
             metadata["reason"] = validated.reason
 
-        def record():
-            try:
-                record_save(self.instance, validated.task_id, metadata,
-                            f"saved by the application in {self.mode} mode", checks)
+        def done(ok: bool, error: str | None) -> None:
+            if ok:
                 outcome.materialized = True
-            except Exception as exc:
-                self._warn(outcome, f"task {validated.task_id!r} stored, but not recorded in Dagster: "
-                                    f"{_one_line(exc)}")
+            else:
+                self._warn(outcome, f"task {validated.task_id!r} stored, but not recorded in Dagster: {error}")
 
-        self._recorder.submit(record)
+        recorder_for(self.settings).submit(validated.task_id, metadata,
+                                           f"saved by the application in {self.mode} mode", checks, done)
 
     def flush_records(self, timeout: float | None = 60) -> bool:
         """Wait until every save so far is recorded in Dagster; False if timeout passed first."""
-        return self._recorder.flush(timeout)
+        if not self.record_in_dagster:
+            return True
+        return recorder_for(self.settings).flush(timeout)
 
     def _warn(self, outcome: SaveOutcome, message: str) -> None:
         log.warning(message)
@@ -320,37 +318,6 @@ class ResultManager:
         stores = self.__dict__.get("stores")
         if stores is not None and "catalog" in stores.__dict__:
             stores.catalog.close()
-
-
-class BackgroundRecorder:
-    """One daemon thread running submitted calls in order (the Dagster bookkeeping of saves)."""
-
-    def __init__(self):
-        self._queue: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._start = threading.Lock()
-
-    def submit(self, call) -> None:
-        with self._start:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="result-assets-recorder", daemon=True)
-                self._thread.start()
-        self._queue.put(call)
-
-    def flush(self, timeout: float | None) -> bool:
-        done = threading.Event()
-        if self._thread is None:
-            return True
-        self._queue.put(done.set)
-        return done.wait(timeout)
-
-    def _run(self) -> None:
-        while True:
-            call = self._queue.get()
-            try:
-                call()
-            except Exception:  # a recording failure is reported by the call itself
-                log.debug("recording failed", exc_info=True)
 
 
 def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True) -> BatchResult:
