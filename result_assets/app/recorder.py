@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import threading
+from dataclasses import replace
 from typing import Callable
 
 log = logging.getLogger("result_assets.app")
@@ -66,8 +67,16 @@ class SaveRecorder:
     def _start(self) -> None:
         self._requests, self._replies = _CONTEXT.Queue(), _CONTEXT.Queue()
         # The forkserver's environment may be older than ours: the child takes this one.
+        environ, settings = dict(os.environ), self._settings
+        if settings.database_url is None:
+            # The embedded server is ours: the child connects to it by URL instead of adopting
+            # it, so stopping the server stays this process's decision.
+            from result_assets.platform.postgres import dagster_url
+
+            environ["DATABASE_URL"] = dagster_url(settings)
+            settings = replace(settings, database_url=environ["DATABASE_URL"])
         self._process = _CONTEXT.Process(target=_serve, name="result-assets-recorder", daemon=True,
-                                         args=(self._settings, dict(os.environ), self._requests, self._replies))
+                                         args=(settings, environ, self._requests, self._replies))
         self._process.start()
         threading.Thread(target=self._read_replies, name="result-assets-recorder-replies", daemon=True).start()
 
@@ -88,13 +97,14 @@ def _serve(settings, environ: dict, requests, replies) -> None:
     from result_assets.app.dagster_events import record_save
     from result_assets.platform.instance import get_instance
 
-    instance = get_instance(settings)
+    instance = None
     while True:
         seq, kind, payload = requests.get()
         if kind == "flush":
             replies.put((seq, True, None))
             continue
         try:
+            instance = instance or get_instance(settings)
             record_save(instance, *payload)
             replies.put((seq, True, None))
         except Exception as exc:  # reported to the save's outcome by the parent

@@ -127,7 +127,8 @@ def test_a_flush_killed_mid_way_loses_nothing_and_shows_nothing_twice(stores, tm
     code = ("from result_assets.store.stores import Stores\n"
             "from result_assets.store.maintenance import maintain\n"
             "maintain(Stores.from_env(), compact=False, vacuum=False, flush_batch=10)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
+    # By URL: a killed process that had adopted the embedded server would keep it running.
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "DATABASE_URL": stores.catalog.url})
     deadline = time.monotonic() + 120
     while len([f for f in os.listdir(signals_log) if f.endswith(".json")]) < before + 2:
         assert proc.poll() is None and time.monotonic() < deadline, "the flush ended before it could be killed"
