@@ -216,14 +216,7 @@ def run(args) -> int:
 
 
 def _source_file(stores, task_id: str, prev: dict) -> str | None:
-    """The task's source file: rebuilt from its id under the registered source directory
-    (a non-UTF-8 directory name is stored escaped), else the path the catalog row names."""
-    from pathlib import Path
+    """The task's source file, under the directory it was registered in (else the catalog row's)."""
+    from result_assets.migration.sources import registered_source_file
 
-    from result_assets.migration.sources import RESULT_FILE, task_dir_path
-
-    registered = stores.catalog.sources([task_id]).get(task_id) or prev["source_path"]
-    if not registered:
-        return None
-    task_dir = task_dir_path(Path(registered).parent.parent, task_id)
-    return str(task_dir / RESULT_FILE) if task_dir else registered
+    return registered_source_file(task_id, stores.catalog.sources([task_id]).get(task_id) or prev["source_path"])

@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.migration.batch import (
     CatalogBatch,
@@ -234,33 +236,23 @@ def flush_hot_tier(stores, limit: int = 1000) -> FlushResult:
     catalog version moved on); a crash anywhere leaves every task readable where it was."""
     clock = _Clock()
     with clock.stage("read_hot"):
+        # Only tasks still hot at the version read: one published from its file meanwhile
+        # must not have its rows replaced by its older hot copy.
         hot = stores.catalog.hot_tasks(limit)
-    if not hot:
-        return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None})
-    # Only tasks still hot at the version read: one published from its file meanwhile must
-    # not have its rows replaced by its older hot copy.
-    hot = stores.catalog.still_hot(hot)
+        hot = stores.catalog.still_hot(hot) if hot else []
     if not hot:
         return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None})
     ids = [h["task_id"] for h in hot]
-    tables = {SIGNALS: {}, CURVES: {}}
-    for h in hot:
-        tables[SIGNALS][h["task_id"]] = hot_rows.decode(h["signals"], SIGNAL_SCHEMA)
-        tables[CURVES][h["task_id"]] = hot_rows.decode(h["curves"], CURVE_SCHEMA)
+    tables = {t: {h["task_id"]: hot_rows.decode(h[t], SCHEMAS[t]) for h in hot} for t in (SIGNALS, CURVES)}
     with clock.stage("write"):
-        import pyarrow as pa
-
         commits = commit_rows(stores, ids, *(pa.concat_tables(list(tables[t].values())) for t in (SIGNALS, CURVES)))
+    versions = {table: commit.version if commit else None for table, commit in zip((SIGNALS, CURVES), commits)}
     with clock.stage("read_back"):
         located, stored = read_back(stores, ids, *commits)
         proven = [t for t in ids if all(rows_digest(stored[table][t]) == rows_digest(tables[table][t])
                                         for table in (SIGNALS, CURVES))]
     with clock.stage("publish"):
-        moves = {t: {"row_locations": {SIGNALS: located[SIGNALS][t], CURVES: located[CURVES][t]},
-                     "signals_version": commits[0].version if commits[0] else None,
-                     "curves_version": commits[1].version if commits[1] else None} for t in proven}
+        moves = {t: {"row_locations": {table: located[table][t] for table in (SIGNALS, CURVES)},
+                     "signals_version": versions[SIGNALS], "curves_version": versions[CURVES]} for t in proven}
         moved = stores.catalog.repoint(moves, expected_versions={h["task_id"]: h["version"] for h in hot})
-    kept = sorted(set(ids) - set(moved))
-    return FlushResult(moved, kept, clock.seconds,
-                       {SIGNALS: commits[0].version if commits[0] else None,
-                        CURVES: commits[1].version if commits[1] else None})
+    return FlushResult(moved, sorted(set(ids) - set(moved)), clock.seconds, versions)

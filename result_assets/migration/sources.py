@@ -98,6 +98,15 @@ def _legacy_file(real_root: Path, task_dir: Path) -> LegacyFile | None:
     return LegacyFile(task_id, str(path), st.st_size, st.st_mtime_ns, refused)
 
 
+def registered_source_file(task_id: str, registered: str | None) -> str | None:
+    """The task's file under the directory it was registered in (the stored path of a
+    non-UTF-8 directory name is escaped text, so the path is rebuilt from the id)."""
+    if not registered:
+        return None
+    task_dir = task_dir_path(Path(registered).parent.parent, task_id)
+    return str(task_dir / RESULT_FILE) if task_dir else registered
+
+
 def source_differs(path: str | Path, size: int, mtime_ns: int | None, sha256: str) -> bool:
     """Whether the file holds other bytes than those recorded: a different size says so at
     once, the same mtime says it did not change, else its SHA-256 decides. A file that is
