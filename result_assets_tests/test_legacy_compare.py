@@ -128,3 +128,68 @@ def test_seoul_dst_1987():
     b = copy.deepcopy(a)
     b["symbols"][0]["signals"][0]["timestamp"] = "1987-06-30T23:00:00Z"
     assert compare_documents(a, b) == []
+
+
+# --- the column screen over long lists of records (compare.py _records_to_judge) ---------
+
+def _signals(n):
+    return [{"timestamp": f"2024-01-{1 + i % 28:02d} {i % 24:02d}:00:00", "type": "buy", "price": 1.0 + i,
+             "exit_timestamp": None if i % 7 == 0 else f"2024-02-{1 + i % 28:02d} 0{i % 10}:30:00.25",
+             "indicators": {"a": i / 3}} for i in range(n)]
+
+
+def _as_restored(signals):
+    """What the store gives back: timestamps in UTC "Z" with 6 fraction digits, explicit nulls dropped."""
+    from datetime import datetime, timedelta
+
+    def utc(text):
+        moment = datetime.fromisoformat(text) - timedelta(hours=9)
+        return moment.isoformat().replace("+00:00", "") + "Z"
+
+    out = []
+    for s in copy.deepcopy(signals):
+        r = {k: v for k, v in s.items() if v is not None}
+        r["timestamp"] = utc(s["timestamp"])
+        if s["exit_timestamp"] is not None:
+            r["exit_timestamp"] = utc(s["exit_timestamp"])
+        out.append(r)
+    return out
+
+
+def _doc(signals):
+    return {"strategy": "s", "symbols": [{"symbol": "KRW-BTC", "signals": signals}]}
+
+
+def test_screen_accepts_respelled_instants_and_dropped_nulls():
+    original = _signals(500)
+    assert compare_documents(_doc(original), _doc(_as_restored(original))) == []
+
+
+def test_screen_still_finds_each_kind_of_loss_among_many_records():
+    original = _signals(500)
+    cases = {
+        "int for float": lambda r: r[100].__setitem__("price", 101),  # 101 == 101.0 in Python
+        "negative zero": lambda r: (original[200].__setitem__("price", 0.0), r[200].__setitem__("price", -0.0)),
+        "NaN for null": lambda r: (original[300].__setitem__("pnl", None), r[300].__setitem__("pnl", math.nan)),
+        "an hour off": lambda r: r[400].__setitem__("timestamp", "2024-01-17T08:00:00Z"),
+        "a microsecond off": lambda r: r[8].__setitem__("exit_timestamp", "2024-02-08T23:30:00.250001Z"),
+        "indicator bits": lambda r: r[5]["indicators"].__setitem__("a", math.nextafter(5 / 3, 2)),
+    }
+    for name, spoil in cases.items():
+        restored = _as_restored(original)
+        spoil(restored)
+        assert compare_documents(_doc(original), _doc(restored)), name
+        original = _signals(500)
+
+
+def test_screen_reads_only_real_dates():
+    """A date that does not exist is no instant (the rules then compare the two texts), and
+    wall time before 1989 is left to the rules: Seoul kept daylight saving time in 1987, so
+    a fixed +09:00 would wrongly take 18:00Z for 03:00 on 1987-05-10 (it was 17:00Z)."""
+    original = [{"timestamp": "2023-02-29 09:00:00"}, {"timestamp": "1987-05-10 03:00:00"}] * 50
+    restored = [{"timestamp": "2023-03-01T00:00:00Z"}, {"timestamp": "1987-05-09T18:00:00Z"}] * 50
+    differences = compare_documents(_doc(original), _doc(restored), max_differences=200)
+    assert len(differences) == 100
+    assert sum("2023-02-29" in d for d in differences) == 50
+    right = [{"timestamp": "1987-05-09T17:00:00Z"}] * 100
+    assert compare_documents(_doc([{"timestamp": "1987-05-10 03:00:00"}] * 100), _doc(right)) == []

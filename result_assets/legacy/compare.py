@@ -9,7 +9,11 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta, timezone
+from itertools import repeat
 from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
 
 _PLATFORM_TZ = ZoneInfo("Asia/Seoul")
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -24,6 +28,8 @@ _WALL_TIME_SHAPE = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d", re.ASCII)
 def compare_documents(original: object, restored: object, max_differences: int = 20) -> list[str]:
     """Differences between `original` and `restored` (empty: nothing lost)."""
     diffs = _Differences(max_differences)
+    if _identical(original, restored):
+        return diffs.items
     if type(original) is dict and type(restored) is dict:
         _compare_dict(_canonical(original), _canonical(restored), "", diffs, _DOCUMENT_RULES)
     else:
@@ -118,18 +124,152 @@ def _dict_of(rules: dict):
     return compare
 
 
-def _list_of(compare_item):
+def _list_of(compare_item, timestamp_keys: frozenset | None = None):
+    """A list item by item. For lists of records (signals, curve points: `timestamp_keys`
+    given), a column-at-a-time screen first clears the items that are exactly equal, or
+    equal but for timestamps naming the same instants; the item rules judge the rest."""
     def compare(a, b, path, diffs):
         if type(a) is not list or type(b) is not list:
             _compare_plain(a, b, path, diffs)
             return
+        if _identical(a, b):
+            return
         if len(a) != len(b):
             diffs.add(path, f"{len(a)} items != {len(b)} items")
-        for i, (va, vb) in enumerate(zip(a, b)):
-            compare_item(va, vb, (path, i), diffs)
+        n = min(len(a), len(b))
+        todo = range(n) if timestamp_keys is None else _records_to_judge(a[:n], b[:n], timestamp_keys)
+        for i in todo:
+            compare_item(a[i], b[i], (path, i), diffs)
             if diffs.full:
                 return
     return compare
+
+
+def _records_to_judge(a: list, b: list, timestamp_keys: frozenset) -> list[int]:
+    """Indexes of the records that the screen cannot clear (in order)."""
+    n = len(a)
+    if not (all(type(x) is dict for x in a) and all(type(y) is dict for y in b)):
+        return list(range(n))
+    # b's records (copies) take a's spelling of each timestamp naming the same instant, and
+    # a's explicit null where b has none; what is then exactly equal is equal under the rules.
+    b = list(map(dict.copy, b))
+    for key in timestamp_keys:
+        column_a, column_b = list(map(dict.get, a, repeat(key))), list(map(dict.get, b, repeat(key)))
+        if column_a == column_b and None not in column_a:
+            continue
+        for i in _same_instants(column_a, column_b):
+            b[i][key] = column_a[i]
+        for i in [i for i, value in enumerate(column_a) if value is None]:
+            if column_b[i] is None and key in a[i] and key not in b[i]:
+                b[i][key] = None
+    if _identical(a, b):
+        return []
+    judge = [i for i in range(n) if a[i] != b[i]]
+    if not judge:
+        return [i for i in range(n) if not _identical(a[i], b[i])]
+    # The rest are equal under ==; one exact test over all of them, record by record only if it fails.
+    others = sorted(set(range(n)).difference(judge))
+    if not _identical([a[i] for i in others], [b[i] for i in others]):
+        judge += [i for i in others if not _identical(a[i], b[i])]
+    return sorted(judge)
+
+
+def _same_instants(column_a: list, column_b: list) -> list[int]:
+    """Indexes whose values name the same instant, in the two spellings that fill real
+    files: naive wall time from 1989 on (Asia/Seoul has kept +09:00 since) or UTC with a
+    "Z", "T" or space between date and time, whole seconds or a fraction of 1-6 digits.
+    Vectorized over the text's bytes; any other spelling is left to the item rules."""
+    at_a, valid_a = _instants(column_a)
+    at_b, valid_b = _instants(column_b)
+    return np.flatnonzero(valid_a & valid_b & (at_a == at_b)).tolist()
+
+
+_SEOUL_FIXED_FROM_DAY = 6940  # 1989-01-01 as days since 1970-01-01
+_DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
+
+
+def _instants(column: list) -> tuple[np.ndarray, np.ndarray]:
+    """(UTC microseconds, valid) per value; invalid where the spelling is not one of the two."""
+    import pyarrow as pa
+
+    n = len(column)
+    at, valid = np.zeros(n, np.int64), np.zeros(n, np.bool_)
+    try:
+        text = pa.array(column, pa.string())
+    except (pa.ArrowException, TypeError, ValueError):  # not all strings: the item rules decide
+        return at, valid
+    _, offsets_buffer, data_buffer = text.buffers()
+    if data_buffer is None:
+        return at, valid
+    offsets = np.frombuffer(offsets_buffer, np.int32)[:n + 1].astype(np.int64)
+    data = np.frombuffer(data_buffer, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    present = ~np.asarray(text.is_null().to_numpy(zero_copy_only=False), np.bool_)
+    for length in np.unique(lengths[present]):
+        if not 19 <= length <= 27:
+            continue
+        rows = np.flatnonzero(present & (lengths == length))
+        us, ok = _parse_fixed(data[starts[rows][:, None] + np.arange(length)])
+        at[rows], valid[rows] = us, ok
+    return at, valid
+
+
+def _parse_fixed(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One length of text (rows of bytes) -> (UTC microseconds, valid)."""
+    width = chars.shape[1]
+    zulu = chars[:, -1] == ord("Z")
+    body = width - zulu.astype(np.int64)  # characters before any Z
+    ok = (chars[:, 4] == ord("-")) & (chars[:, 7] == ord("-")) & (chars[:, 13] == ord(":")) & (chars[:, 16] == ord(":"))
+    ok &= (chars[:, 10] == ord("T")) | (chars[:, 10] == ord(" "))
+    digit = chars.astype(np.int64) - ord("0")
+    ok &= ((digit[:, list(_DIGITS)] >= 0) & (digit[:, list(_DIGITS)] <= 9)).all(axis=1)
+    number = lambda first, count: sum(digit[:, first + k] * 10 ** (count - 1 - k) for k in range(count))  # noqa: E731
+    year, month, day = number(0, 4), number(5, 2), number(8, 2)
+    hour, minute, second = number(11, 2), number(14, 2), number(17, 2)
+    micro = np.zeros(len(chars), np.int64)
+    if width > 20 or (width == 20 and not zulu.all()):
+        # a fraction: "." then 1-6 digits up to the body's end
+        ok &= (body == 19) | ((chars[:, 19] == ord(".")) & (body >= 21) & (body <= 26))
+        for k in range(20, min(width, 26)):
+            inside = k < body
+            d = digit[:, k]
+            ok &= ~inside | ((d >= 0) & (d <= 9))
+            micro += np.where(inside, d, 0) * 10 ** (25 - k)
+    else:
+        ok &= body == 19
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month, 0, 12)]
+    month_days = month_days + ((month == 2) & leap)
+    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    days = _days_from_civil(year, month, day)
+    ok &= zulu | (days >= _SEOUL_FIXED_FROM_DAY)
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - np.where(zulu, 0, 9 * 3600)
+    return seconds * 1_000_000 + micro, ok
+
+
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y = y - (m <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _identical(a: object, b: object) -> bool:
+    """True only when a and b are the same JSON value exactly: then every rule below holds,
+    since each rule only loosens exact equality. C speed, so the rules' walk is left for
+    what differs (another timestamp spelling, a numeric string, a dropped null...).
+
+    Python's == alone is too loose (1 == 1.0 == True, 0.0 == -0.0) and orjson's text alone
+    too (NaN and Infinity are written as null), but together they are exact: == ties every
+    value to one of the same shape (NaN never equals anything but itself), and on two
+    values of the same shape the sorted-key texts differ wherever a type or a sign does."""
+    try:
+        return a == b and orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # ints beyond 64 bits, lone surrogates: the rules decide
+        return False
 
 
 def _compare_plain(a: object, b: object, path, diffs: _Differences):
@@ -241,6 +381,8 @@ _METRICS = _dict_of({k: _compare_number for k in _METRIC_KEYS})
 _SIGNAL = _dict_of({**{k: _compare_timestamp for k in _TIMESTAMP_KEYS_OF_SIGNAL},
                     **{k: _compare_number for k in _NUMBER_KEYS_OF_SIGNAL}, "type": _compare_type})
 _POINT = _dict_of({"timestamp": _compare_timestamp, **{k: _compare_number for k in _NUMBER_KEYS_OF_POINT}})
-_SYMBOL = _dict_of({"signals": _list_of(_SIGNAL), "performance_curve": _list_of(_POINT), "performance": _METRICS})
-_DOCUMENT_RULES = {"symbols": _list_of(_SYMBOL), "signals": _list_of(_SIGNAL),
-                   "performance_curve": _list_of(_POINT), "summary": _METRICS}
+_SIGNALS = _list_of(_SIGNAL, frozenset(_TIMESTAMP_KEYS_OF_SIGNAL))
+_POINTS = _list_of(_POINT, frozenset({"timestamp"}))
+_SYMBOL = _dict_of({"signals": _SIGNALS, "performance_curve": _POINTS, "performance": _METRICS})
+_DOCUMENT_RULES = {"symbols": _list_of(_SYMBOL), "signals": _SIGNALS, "performance_curve": _POINTS,
+                   "summary": _METRICS}
