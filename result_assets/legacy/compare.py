@@ -223,7 +223,9 @@ def _parse_fixed(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok &= (chars[:, 10] == ord("T")) | (chars[:, 10] == ord(" "))
     digit = chars.astype(np.int64) - ord("0")
     ok &= ((digit[:, list(_DIGITS)] >= 0) & (digit[:, list(_DIGITS)] <= 9)).all(axis=1)
-    number = lambda first, count: sum(digit[:, first + k] * 10 ** (count - 1 - k) for k in range(count))  # noqa: E731
+    def number(first, count):
+        return sum(digit[:, first + k] * 10 ** (count - 1 - k) for k in range(count))
+
     year, month, day = number(0, 4), number(5, 2), number(8, 2)
     hour, minute, second = number(11, 2), number(14, 2), number(17, 2)
     micro = np.zeros(len(chars), np.int64)
