@@ -47,33 +47,37 @@ def plan_runs(instance: DagsterInstance, keys: list[str], batch_size: int) -> tu
 
 def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFile], batch_size: int,
                   progress: Callable[[int, int, int, float], None] | None = None) -> list[RunOutcome]:
+    """The runs one after the other, in this process. While one runs, the workers already
+    convert the next one's tasks (convert.prefetch): the conversion of batch N+1 overlaps
+    the writes, read-backs and events of batch N."""
     from result_assets.definitions import MIGRATE_JOB
     from result_assets.legacy import task_id_for
+    from result_assets.migration.convert import discard_prefetched, prefetch
 
     stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
     register_partitions(instance, [t.partition_key for t in tasks])
     config = {**QUIET, "resources": stores_config(stores.settings)}
     ranges, lists = plan_runs(instance, [t.partition_key for t in tasks], batch_size)
-    started, done, outcomes = time.perf_counter(), 0, []
-    total_batches = len(ranges) + len(lists)
     range_job = defs.resolve_job_def(MIGRATE_JOB)
     list_job = defs.resolve_job_def("migrate_task_list_job")
-    for keys in ranges:
-        result = range_job.execute_in_process(
-            instance=instance, raise_on_error=False, run_config=config,
-            tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
-        outcomes.append(_outcome(result, len(keys)))
-        done += len(keys)
-        if progress:
-            progress(len(outcomes), total_batches, done, time.perf_counter() - started)
-    for keys in lists:
-        result = list_job.execute_in_process(
-            instance=instance, raise_on_error=False,
-            run_config={**config, "ops": {"migrate_task_list": {"config": {"task_ids": [task_id_for(k) for k in keys]}}}})
-        outcomes.append(_outcome(result, len(keys)))
-        done += len(keys)
-        if progress:
-            progress(len(outcomes), total_batches, done, time.perf_counter() - started)
+    runs = [(range_job, keys, {"tags": {RANGE_START: keys[0], RANGE_END: keys[-1]}, "run_config": config})
+            for keys in ranges]
+    runs += [(list_job, keys, {"run_config": {**config, "ops": {"migrate_task_list": {"config": {
+        "task_ids": [task_id_for(k) for k in keys]}}}}}) for keys in lists]
+    by_key = {t.partition_key: t for t in tasks}
+    settings = stores.settings
+    started, done, outcomes = time.perf_counter(), 0, []
+    try:
+        for i, (job, keys, arguments) in enumerate(runs):
+            for ahead in runs[i:i + 2]:  # this run's tasks first, then the next run's
+                prefetch([by_key[k] for k in ahead[1]], settings.max_file_bytes, settings.conversion_workers)
+            result = job.execute_in_process(instance=instance, raise_on_error=False, **arguments)
+            outcomes.append(_outcome(result, len(keys)))
+            done += len(keys)
+            if progress:
+                progress(len(outcomes), len(runs), done, time.perf_counter() - started)
+    finally:
+        discard_prefetched()
     return outcomes
 
 

@@ -71,6 +71,7 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
     Timed against `migrate`'s runs this isolates what Dagster adds (events, checks
     as events, run records): the bookkeeping figure.
     """
+    from result_assets.migration.convert import prefetch
     from result_assets.migration.engine import run_batch
     from result_assets.migration.sources import scan_source_dir
     from result_assets.store.stores import Stores
@@ -80,8 +81,12 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
     tasks = scan_source_dir(corpus).tasks
     started = time.perf_counter()
     stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
-    for start in range(0, len(tasks), batch):
-        run_batch(stores, tasks[start:start + batch])
+    batches = [tasks[start:start + batch] for start in range(0, len(tasks), batch)]
+    settings = stores.settings
+    for i, files in enumerate(batches):  # converting the next batch ahead, as `migrate` does
+        for ahead in batches[i:i + 2]:
+            prefetch(ahead, settings.max_file_bytes, settings.conversion_workers)
+        run_batch(stores, files)
     return {"work_seconds": time.perf_counter() - started, "tasks": len(tasks)}
 
 

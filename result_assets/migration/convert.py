@@ -12,12 +12,13 @@ import gc
 import logging
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from result_assets.legacy import compare_documents, dumps_document, reconstruct
 from result_assets.legacy.parse import parse_written
-from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, validate
+from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, read_source, validate
+from result_assets.migration.sources import LegacyFile
 from result_assets.settings import Settings
 from result_assets.store.row_digest import rows_digest
 
@@ -28,7 +29,8 @@ PARALLEL_MIN_BYTES = 4 << 20
 
 _pool: ProcessPoolExecutor | None = None
 _pool_workers = 0
-
+# Conversions started ahead of their batch (prefetch): {task id: Future of ValidatedResult}
+_ahead: dict[str, Future] = {}
 
 
 
@@ -74,12 +76,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def convert_batch(raws: list[RawResult], workers: int | None = None) -> list[ValidatedResult]:
-    """Each task converted and proven; on `workers` processes (default RESULT_WORKERS, else one per core)."""
+    """Each task converted and proven; on `workers` processes (default RESULT_WORKERS, else one per core).
+    A task whose conversion was started ahead (prefetch) of these very bytes takes that one."""
+    out: list[ValidatedResult | None] = [_taken_ahead(r) for r in raws]
+    todo = [i for i, v in enumerate(out) if v is None]
     n = workers or Settings.from_env().conversion_workers
-    if n == 1 or len(raws) < 2 or sum(len(r.raw) for r in raws) < PARALLEL_MIN_BYTES:
-        return [convert(r) for r in raws]
+    if n == 1 or len(todo) < 2 or sum(len(raws[i].raw) for i in todo) < PARALLEL_MIN_BYTES:
+        for i in todo:
+            out[i] = convert(raws[i])
+        return out  # type: ignore[return-value]
     # Largest first, so one huge task does not start last and idle the other worker.
-    order = sorted(range(len(raws)), key=lambda i: -len(raws[i].raw))
+    order = sorted(todo, key=lambda i: -len(raws[i].raw))
     try:
         results = list(_get_pool(n).map(convert, [raws[i] for i in order]))
     except (RuntimeError, OSError, BrokenProcessPool) as exc:
@@ -87,11 +94,50 @@ def convert_batch(raws: list[RawResult], workers: int | None = None) -> list[Val
         # workers; the batch is still converted, on one core.
         log.warning("converting in-process: worker processes unavailable (%s)", str(exc).strip()[:200])
         _reset_pool()
-        return [convert(r) for r in raws]
-    out: list[ValidatedResult | None] = [None] * len(raws)
+        results = [convert(raws[i]) for i in order]
     for i, v in zip(order, results):
         out[i] = v
     return out  # type: ignore[return-value]
+
+
+def prefetch(files: list[LegacyFile], max_file_bytes: int, workers: int) -> None:
+    """Start reading and converting these tasks in the workers now, largest first: a
+    migration asks for batch N+1 while batch N is written, read back and recorded, so that
+    both cores stay busy. Idempotent; convert_batch takes a result only for the same bytes."""
+    if workers == 1:
+        return
+    try:
+        pool = _get_pool(workers)
+        for source in sorted(files, key=lambda f: -f.size):
+            if source.task_id not in _ahead and not source.refused and source.size <= max_file_bytes:
+                _ahead[source.task_id] = pool.submit(_read_and_convert, source, max_file_bytes)
+    except (RuntimeError, OSError, BrokenProcessPool):
+        discard_prefetched()  # converted in their batch instead
+
+
+def discard_prefetched() -> None:
+    for future in _ahead.values():
+        future.cancel()
+    _ahead.clear()
+
+
+def _read_and_convert(source: LegacyFile, max_file_bytes: int) -> ValidatedResult | None:
+    raw = read_source(source, max_file_bytes)
+    return None if raw.unreadable or raw.backup_from_file else convert(raw)
+
+
+def _taken_ahead(raw: RawResult) -> ValidatedResult | None:
+    future = _ahead.pop(raw.source.task_id, None)
+    if future is None or raw.unreadable:
+        return None
+    try:
+        v = future.result()
+    except Exception:  # noqa: BLE001 - a broken pool or a cancelled future: convert it here
+        return None
+    if v is None or v.sha256 != raw.sha256:
+        return None  # the file changed between the two reads: these bytes are converted now
+    v.source = raw.source
+    return v
 
 
 def _reset_pool() -> None:

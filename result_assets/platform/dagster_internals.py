@@ -33,21 +33,31 @@ that fails on a Dagster release that changes what it relies on; fix them here, n
        N = 200 (2 runs)     stock 180 / 197 ms per task   pooled 78 / 63   (sync commit 77 / 59)
    i.e. stock takes 2.3-3.1x as long; synchronous_commit=off helps only under load. Deployed
    instances use the same class (deploy/dagster.yaml), so it ships in the project image.
+   It also writes in fewer round trips what Dagster hands it one by one or row by row:
+   a run's planned materializations (one per asset and partition: one INSERT per batch
+   instead of one per event) and a run's check evaluations (held, then one INSERT and one
+   UPDATE for all of them before the next event of another kind). Measured on the bench
+   corpus (312 tasks in 7 runs, 16 events a task): time inside the event log storage
+   9.4 s -> 3.7 s (README "Performance").
 """
 from __future__ import annotations
 
 import os
+import threading
+from itertools import groupby
 
-from dagster import AssetExecutionContext, AssetKey, EventLogEntry
+from dagster import AssetExecutionContext, AssetKey, DagsterEventType, EventLogEntry
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.storage.event_log import SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine
+from psycopg2.extras import execute_values
 
 from result_assets.platform.postgres import dagster_url
 from result_assets.settings import Settings
@@ -94,11 +104,22 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
             pool_recycle=600,
             **options,
         )
+        self._pending_evaluations: list[EventLogEntry] = []
+        self._pending_lock = threading.Lock()
 
     def store_event(self, event: EventLogEntry) -> None:
         """As dagster-postgres stores an event, minus the NOTIFY that nothing listens to any more
         (dagster-postgres keeps it only for version skew; this project pins one release train).
-        A contract test pins the source of the copied method."""
+        A contract test pins the source of the copied method.
+
+        A run's check evaluations are held and written together (_flush_check_evaluations)
+        just before the next event of any other kind, so the log keeps its order."""
+        if _is_run_check_evaluation(event):
+            with self._pending_lock:
+                self._pending_evaluations.append(event)
+                if len(self._pending_evaluations) < CHECK_EVALUATIONS_PER_WRITE:
+                    return
+        self._flush_check_evaluations()
         statement = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
         with self._connect() as conn:
             event_id = int(conn.execute(statement).scalar_one())
@@ -108,6 +129,81 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
                 self._store_asset_event(conn, event, event_id)
         if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
             self.store_asset_check_event(event, event_id)
+
+    def store_event_batch(self, events) -> None:
+        """Dagster's batches (DAGSTER_EVENT_BATCH_SIZE): a run's planned events at its start
+        (one per asset and partition) and a step's materializations. dagster-postgres writes
+        the planned ones one by one; here each run of them is one INSERT."""
+        self._flush_check_evaluations()
+        for event_type, group in groupby(events, key=lambda e: e.dagster_event_type):
+            group = list(group)
+            if event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+                self._store_planned_materializations(group)
+            else:
+                super().store_event_batch(group)
+
+    def _store_planned_materializations(self, events: list[EventLogEntry]) -> None:
+        statement = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
+        with self._connect() as conn:
+            event_ids = [int(row[0]) for row in conn.execute(statement).fetchall()]
+        # Per asset, what store_event leaves in the asset index is the last event's run and time.
+        last = {event.dagster_event.asset_key: (event, event_id) for event, event_id in zip(events, event_ids)}
+        with self.index_transaction() as conn:
+            for event, event_id in last.values():
+                self._store_asset_event(conn, event, event_id)
+
+    def _flush_check_evaluations(self) -> None:
+        """The held check evaluations: one INSERT into the event log, one UPDATE of their
+        planned executions (as store_asset_check_event does row by row), an INSERT of any
+        that had none planned."""
+        with self._pending_lock:
+            events, self._pending_evaluations = self._pending_evaluations, []
+        if not events:
+            return
+        rows = [self._event_to_row(event) for event in events]
+        statement = SqlEventLogStorageTable.insert().values(rows).returning(SqlEventLogStorageTable.c.id)
+        with self._connect() as conn:
+            event_ids = [int(row[0]) for row in conn.execute(statement).fetchall()]
+        values = []
+        for i, (event, row, event_id) in enumerate(zip(events, rows, event_ids)):
+            evaluation = event.dagster_event.event_specific_data
+            target = evaluation.target_materialization_data
+            values.append((i, evaluation.asset_key.to_string(), evaluation.check_name, event.run_id,
+                           evaluation.partition, "SUCCEEDED" if evaluation.passed else "FAILED", row["event"],
+                           self._event_insert_timestamp(event), event_id, target.storage_id if target else None))
+        with self.index_connection() as conn:
+            cursor = conn.connection.cursor()
+            updated = execute_values(cursor, _UPDATE_PLANNED_CHECKS, values, fetch=True, page_size=len(values))
+            done = {row[0] for row in updated}
+            missing = [v[1:] for v in values if v[0] not in done]
+            if missing:
+                execute_values(cursor, _INSERT_CHECKS, missing, page_size=len(missing))
+
+    def dispose(self) -> None:
+        self._flush_check_evaluations()
+        super().dispose()
+
+
+# At most this many check evaluations wait for one write.
+CHECK_EVALUATIONS_PER_WRITE = 1000
+_T = AssetCheckExecutionsTable.name
+_UPDATE_PLANNED_CHECKS = f"""
+    UPDATE {_T} AS t SET execution_status = v.status, evaluation_event = v.event,
+        evaluation_event_timestamp = v.ts::timestamp, evaluation_event_storage_id = v.event_id::bigint,
+        materialization_event_storage_id = v.target::bigint
+    FROM (VALUES %s) AS v(i, asset_key, check_name, run_id, partition, status, event, ts, event_id, target)
+    WHERE t.asset_key = v.asset_key AND t.check_name = v.check_name AND t.run_id = v.run_id
+      AND t.partition IS NOT DISTINCT FROM v.partition
+    RETURNING v.i"""
+_INSERT_CHECKS = f"""
+    INSERT INTO {_T} (asset_key, check_name, run_id, partition, execution_status, evaluation_event,
+        evaluation_event_timestamp, evaluation_event_storage_id, materialization_event_storage_id)
+    VALUES %s"""
+
+
+def _is_run_check_evaluation(event: EventLogEntry) -> bool:
+    return bool(event.run_id) and event.is_dagster_event and \
+        event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
 
 
 class ResultAssetsStorage(DagsterPostgresStorage):

@@ -1,0 +1,59 @@
+"""convert.prefetch: the next batch converted ahead, taken only for the very bytes its batch reads."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from result_assets.migration import convert
+from result_assets.migration.batch import read_source
+from result_assets.migration.sources import scan_source_dir
+
+SAMPLES = Path(__file__).parent / "samples" / "tasks"
+LIMIT = 1 << 30
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for name in ("bt_20250900_600020", "bt_20250901_14ceeb"):
+        shutil.copytree(SAMPLES / name, tmp_path / name)
+    yield tmp_path
+    convert.discard_prefetched()
+
+
+def test_a_prefetched_conversion_is_taken_for_the_same_bytes(tree, monkeypatch):
+    files = scan_source_dir(tree).tasks
+    convert.prefetch(files, LIMIT, workers=2)
+    raws = [read_source(f, LIMIT) for f in files]
+
+    def not_again(raw):
+        raise AssertionError(f"{raw.source.task_id} converted a second time")
+
+    monkeypatch.setattr(convert, "convert", not_again)
+    validated = convert.convert_batch(raws, workers=2)
+    assert [v.task_id for v in validated] == [f.task_id for f in files]
+    assert all(v.proven and v.sha256 == r.sha256 for v, r in zip(validated, raws))
+    assert [v.source for v in validated] == files
+    assert convert._ahead == {}  # noqa: SLF001 - nothing left behind
+
+
+def test_a_file_changed_after_its_prefetch_is_converted_from_what_its_batch_read(tree):
+    files = scan_source_dir(tree).tasks
+    convert.prefetch(files, LIMIT, workers=2)
+    for future in convert._ahead.values():  # noqa: SLF001 - let the stale conversions finish first
+        future.result()
+    path = Path(files[0].path)
+    document = json.loads(path.read_text())
+    def signals(doc):
+        return sum(len(s.get("signals", [])) for s in doc["symbols"] if isinstance(s, dict))
+
+    before = signals(document)
+    for symbol in document["symbols"]:
+        symbol["signals"] = symbol["signals"][:1]
+    path.write_text(json.dumps(document))
+    assert signals(document) < before
+    files = scan_source_dir(tree).tasks
+    raws = [read_source(f, LIMIT) for f in files]
+    changed, _ = convert.convert_batch(raws, workers=2)
+    assert changed.sha256 == raws[0].sha256 and changed.proven
+    assert changed.result.n_signals == changed.result.signals.num_rows == signals(document)
