@@ -19,7 +19,9 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `command`, the other extra subcommands get no arguments (their
+    modules, some import-heavy, are loaded only when they run: a `migrate` starts sooner)."""
     parser = _Parser(prog="result-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -40,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="folder for <quoted task id>.json files")
 
     for name, (module, help_text) in EXTRA_COMMANDS.items():
-        _load(module).add_arguments(sub.add_parser(name, help=help_text))
+        extra = sub.add_parser(name, help=help_text)
+        if command is None or command == name:
+            _load(module).add_arguments(extra)
     return parser
 
 
@@ -79,7 +83,9 @@ _positive_int = whole_number(1)
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else argv
+        command = next((a for a in argv if not a.startswith("-")), None)
+        args = build_parser(command or "").parse_args(argv)
         builtin = {"migrate": cmd_migrate, "status": cmd_status, "export": cmd_export}
         if args.command in builtin:
             return builtin[args.command](args)

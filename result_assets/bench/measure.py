@@ -20,24 +20,44 @@ class Measured:
     result: dict = field(default_factory=dict)  # the child's last `BENCH_RESULT {...}` line
     log: str = ""
     stdout: str = ""
+    cpu_seconds: float = 0.0  # user + system CPU of the child and the descendants it waited for
+    machine_busy: float | None = None  # share of all cores' time not idle meanwhile (/proc/stat), servers included
+
+    @property
+    def cpu_utilisation(self) -> float:
+        """The child tree's CPU time / (wall x cores)."""
+        return self.cpu_seconds / (self.seconds * (os.cpu_count() or 1)) if self.seconds else 0.0
 
 
 def run_measured(argv: list[str], log_path: Path, env: dict | None = None, stdout_path: Path | None = None) -> Measured:
     """Run argv to completion; wait4 gives this child's own rusage, not the whole bench's."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log, open(stdout_path or log_path.with_suffix(".out"), "wb") as out:
-        started = time.perf_counter()
+        started, busy_before = time.perf_counter(), _cpu_ticks()
         proc = subprocess.Popen(argv, stdout=out, stderr=log, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
+        seconds, busy_after = time.perf_counter() - started, _cpu_ticks()
     proc.returncode = os.waitstatus_to_exitcode(status)
     text = (stdout_path or log_path.with_suffix(".out")).read_text(errors="replace")
     result = {}
     for line in text.splitlines():
         if line.startswith(RESULT_PREFIX):
             result = json.loads(line[len(RESULT_PREFIX):])
+    busy = None
+    if busy_before and busy_after and busy_after[1] > busy_before[1]:
+        busy = (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1])
     return Measured(seconds, usage.ru_maxrss / 1024, proc.returncode, result,
-                    log_path.read_text(errors="replace"), text)
+                    log_path.read_text(errors="replace"), text, usage.ru_utime + usage.ru_stime, busy)
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat (None off Linux)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def worker_argv(contender: str, config: dict) -> list[str]:

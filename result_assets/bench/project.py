@@ -49,18 +49,24 @@ def converter(corpus: Path, store_root: Path, batch: int = 50) -> dict:
 
 
 def _largest_task_speed(files: list[tuple[str, Path]], repeats: int = 3) -> dict:
-    """Parse + normalize of the largest task, best of `repeats`: MB/s of wall and of one core's CPU time."""
-    from result_assets.legacy import validate_result
+    """Parse, normalize and prove (migration.convert.convert, what a worker does per task) of the
+    largest task, best of `repeats`: MB/s of wall and of one core's CPU time."""
+    from result_assets.migration.batch import RawResult
+    from result_assets.migration.convert import convert
+    from result_assets.migration.sources import LegacyFile
+    from result_assets.store.backups import sha256_hex
 
     task_id, path = max(files, key=lambda f: f[1].stat().st_size)
     raw = path.read_bytes()
+    source = LegacyFile(task_id, str(path), len(raw), path.stat().st_mtime_ns)
     best_wall = best_cpu = float("inf")
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
-        result = validate_result(task_id, raw)
+        v = convert(RawResult(source, raw, sha256_hex(raw)))
         best_wall = min(best_wall, time.perf_counter() - wall)
         best_cpu = min(best_cpu, time.process_time() - cpu)
-    return {"largest_task": task_id, "largest_task_bytes": len(raw), "largest_task_signals": result.n_signals,
+    return {"largest_task": task_id, "largest_task_bytes": len(raw),
+            "largest_task_signals": v.result.n_signals if v.result else 0, "largest_task_proven": v.proven,
             "largest_task_seconds": best_wall, "largest_task_cpu_seconds": best_cpu,
             "largest_task_mb_s": len(raw) / best_wall / 1e6, "largest_task_mb_s_per_core": len(raw) / best_cpu / 1e6}
 
@@ -104,6 +110,11 @@ def inspect_migration(corpus: Path, export_dir: Path, valid_ids: list[str]) -> d
     records = instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]))
     migrate_runs = [r for r in records if r.dagster_run.job_name in ("migrate_job", "migrate_task_list_job")]
     run_seconds = sum((r.end_time or 0) - (r.start_time or 0) for r in migrate_runs)
+    events: dict[str, int] = {}
+    for r in migrate_runs:
+        for entry in instance.all_logs(r.dagster_run.run_id):
+            kind = entry.dagster_event_type.value if entry.is_dagster_event else "LOG_MESSAGE"
+            events[kind] = events.get(kind, 0) + 1
 
     before = store_report(stores)
     started = time.perf_counter()
@@ -112,7 +123,7 @@ def inspect_migration(corpus: Path, export_dir: Path, valid_ids: list[str]) -> d
     maintenance_seconds = time.perf_counter() - started
     after = store_report(stores)
     return {
-        "migrate_runs": len(migrate_runs), "run_seconds": run_seconds,
+        "migrate_runs": len(migrate_runs), "run_seconds": run_seconds, "run_events": events,
         "maintenance_ok": result.success, "maintenance_seconds": maintenance_seconds,
         "before": _store_figures(before), "after": _store_figures(after),
         "catalog_bytes": _catalog_bytes(stores),

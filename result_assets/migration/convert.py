@@ -104,8 +104,8 @@ def prefetch(files: list[LegacyFile], max_file_bytes: int, workers: int) -> None
     """Start reading and converting these tasks in the workers now, largest first: a
     migration asks for batch N+1 while batch N is written, read back and recorded, so that
     both cores stay busy. Idempotent; convert_batch takes a result only for the same bytes."""
-    if workers == 1:
-        return
+    if workers == 1 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
+        return  # converted in-process with its batch, as convert_batch would
     try:
         pool = _get_pool(workers)
         for source in sorted(files, key=lambda f: -f.size):
