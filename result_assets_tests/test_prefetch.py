@@ -14,7 +14,8 @@ LIMIT = 1 << 30
 
 
 @pytest.fixture
-def tree(tmp_path):
+def tree(tmp_path, monkeypatch):
+    monkeypatch.setattr(convert, "PARALLEL_MIN_BYTES", 0)  # the samples are small: use the workers anyway
     for name in ("bt_20250900_600020", "bt_20250901_14ceeb"):
         shutil.copytree(SAMPLES / name, tmp_path / name)
     yield tmp_path
@@ -57,3 +58,9 @@ def test_a_file_changed_after_its_prefetch_is_converted_from_what_its_batch_read
     changed, _ = convert.convert_batch(raws, workers=2)
     assert changed.sha256 == raws[0].sha256 and changed.proven
     assert changed.result.n_signals == changed.result.signals.num_rows == signals(document)
+
+
+def test_a_small_batch_is_not_converted_ahead(tmp_path):
+    shutil.copytree(SAMPLES / "bt_20250900_600020", tmp_path / "bt_20250900_600020")
+    convert.prefetch(scan_source_dir(tmp_path).tasks, LIMIT, workers=2)
+    assert convert._ahead == {}  # noqa: SLF001 - in-process with its batch: no worker round trip
