@@ -82,8 +82,29 @@ _positive_int = whole_number(1)
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the console script: a whole process of its own
+        _exit_now(_main(sys.argv[1:]))
+    return _main(argv)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without tearing down every imported module one object at a time (0.7 s of a
+    3.1 s one-task `migrate`, measured). The exit handlers still run: the worker pool is
+    joined, logs are flushed, the embedded server's handle is released."""
+    import atexit
+    import os
+
+    from result_assets.migration.convert import shutdown_workers
+
+    shutdown_workers()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()  # noqa: SLF001 - what interpreter exit would run first
+    os._exit(code)
+
+
+def _main(argv: list[str]) -> int:
     try:
-        argv = sys.argv[1:] if argv is None else argv
         command = next((a for a in argv if not a.startswith("-")), None)
         args = build_parser(command or "").parse_args(argv)
         builtin = {"migrate": cmd_migrate, "status": cmd_status, "export": cmd_export}

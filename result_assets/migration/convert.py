@@ -140,6 +140,15 @@ def _taken_ahead(raw: RawResult) -> ValidatedResult | None:
     return v
 
 
+def shutdown_workers() -> None:
+    """Let the worker processes finish and exit (a process about to end calls this)."""
+    global _pool
+    discard_prefetched()
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+    _pool = None
+
+
 def _reset_pool() -> None:
     global _pool
     if _pool is not None:
