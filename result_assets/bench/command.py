@@ -18,6 +18,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", action="store_true", help="also time 100k partitions, dry run and status")
     parser.add_argument("--scale-tasks", type=whole_number(0), default=100_000, help="tasks for --scale (default 100000)")
     parser.add_argument("--batch-size", type=whole_number(1), default=50)
+    parser.add_argument("--num-signals", action="append", nargs="?", const="1000,10000,100000", metavar="N[,N...]",
+                        help="instead: the store's bytes vs the JSON and zstd -19 for tasks of N signals each "
+                             "(repeatable or comma-separated; bare: 1000,10000,100000); sizes.py")
     app = parser.add_argument_group("--app: the application's save/get in the three modes (app_life.py)")
     app.add_argument("--app", action="store_true", help="run the application bench instead of the migration bench")
     app.add_argument("--app-saves", type=whole_number(1), default=10_000, help="100-signal saves (default 10000)")
@@ -34,6 +37,10 @@ def run(args) -> int:
 
     if args.app:
         return run_app(args)
+    if args.num_signals:
+        from result_assets.bench.sizes import run_sizes
+
+        return run_sizes(args)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = sorted(set(only) - {"a", "b", "c", "d"})
     if unknown:
