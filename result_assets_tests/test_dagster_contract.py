@@ -169,6 +169,23 @@ def test_the_copied_store_event_is_the_stock_one_of_this_release():
     assert hashlib.sha256(source.encode()).hexdigest() == STOCK_STORE_EVENT_SHA256, source
 
 
+# The stock row-by-row check writes the batched ones mirror (PooledPostgresEventLogStorage:
+# _store_asset_check_evaluation_planned, _flush_check_evaluations). When one fails, diff the new
+# source against ours, port the change, then update the hash.
+STOCK_CHECK_WRITES_SHA256 = {
+    "_store_asset_check_evaluation_planned": "e98c70e3f28269a6e2e71971a7e1c9b197e103d32dd7a926fe4ad85dd3a250c7",
+    "_update_asset_check_evaluation": "6703dae3c64e8d91919acec8b1fedc6a8d75bd3c22e5d5a4f08512e904ab4533",
+}
+
+
+def test_the_mirrored_check_writes_are_the_stock_ones_of_this_release():
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    for name, digest in STOCK_CHECK_WRITES_SHA256.items():
+        source = textwrap.dedent(inspect.getsource(getattr(SqlEventLogStorage, name)))
+        assert hashlib.sha256(source.encode()).hexdigest() == digest, source
+
+
 def parameters(fn) -> list[str]:
     return list(inspect.signature(fn).parameters)
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RESULT_PREFIX = "BENCH_RESULT "
+# Environment that would point a child at someone else's stores; each child gets a home of its own.
+FOREIGN_ENV = ("DATABASE_URL", "DAGSTER_HOME", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR", "RESULT_SOURCE_DIR",
+               "RESULT_BATCH_SIZE")
 
 
 @dataclass
@@ -20,7 +23,7 @@ class Measured:
     result: dict = field(default_factory=dict)  # the child's last `BENCH_RESULT {...}` line
     log: str = ""
     stdout: str = ""
-    cpu_seconds: float = 0.0  # user + system CPU of the child and the descendants it waited for
+    cpu_seconds: float = 0.0  # user + system CPU of the child and every process below it (sampled)
     machine_busy: float | None = None  # share of all cores' time not idle meanwhile (/proc/stat), servers included
 
     @property
@@ -35,8 +38,10 @@ def run_measured(argv: list[str], log_path: Path, env: dict | None = None, stdou
     with open(log_path, "wb") as log, open(stdout_path or log_path.with_suffix(".out"), "wb") as out:
         started, busy_before = time.perf_counter(), _cpu_ticks()
         proc = subprocess.Popen(argv, stdout=out, stderr=log, env=env)
+        tree = _TreeCpu(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds, busy_after = time.perf_counter() - started, _cpu_ticks()
+        tree.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)
     text = (stdout_path or log_path.with_suffix(".out")).read_text(errors="replace")
     result = {}
@@ -47,7 +52,49 @@ def run_measured(argv: list[str], log_path: Path, env: dict | None = None, stdou
     if busy_before and busy_after and busy_after[1] > busy_before[1]:
         busy = (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1])
     return Measured(seconds, usage.ru_maxrss / 1024, proc.returncode, result,
-                    log_path.read_text(errors="replace"), text, usage.ru_utime + usage.ru_stime, busy)
+                    log_path.read_text(errors="replace"), text,
+                    max(usage.ru_utime + usage.ru_stime, tree.seconds), busy)
+
+
+class _TreeCpu:
+    """CPU seconds of a process and all below it. Workers started by a forkserver are not
+    the child's own children (wait4 never counts them), so the tree is walked in /proc
+    every 0.1 s and each process's last user + system time kept."""
+
+    def __init__(self, root: int):
+        import threading
+
+        self.root, self.last = root, {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last.values()) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.1):
+            parents, ticks = {}, {}
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(fields[1])
+                ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime + stime
+            for pid, tick in ticks.items():
+                up = pid
+                while up in parents and up != self.root:
+                    up = parents[up]
+                if up == self.root:
+                    self.last[pid] = max(self.last.get(pid, 0), tick)
 
 
 def _cpu_ticks() -> tuple[int, int] | None:
@@ -58,6 +105,18 @@ def _cpu_ticks() -> tuple[int, int] | None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return sum(fields) - idle, sum(fields)
+
+
+def last_json(text: str) -> dict:
+    """The last line of text that is a JSON object (a CLI's `--json` report), else {}."""
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
 
 
 def worker_argv(contender: str, config: dict) -> list[str]:

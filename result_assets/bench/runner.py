@@ -15,9 +15,11 @@ import warnings
 from pathlib import Path
 
 from result_assets.bench.measure import (
+    FOREIGN_ENV,
     Measured,
     corpus_files,
     fresh_database,
+    last_json,
     relation_bytes,
     run_measured,
     table_rows,
@@ -28,9 +30,6 @@ from result_assets.bench.measure import (
 CONTENDERS = ("a", "b", "c", "d")
 ZSTD_SAMPLE_BYTES = 16 * 1024 * 1024  # zstd -19 runs at a few MB/s: larger corpora are sampled (stratified)
 HUGE_FILE_BYTES = 10 * 1024 * 1024
-# Environment that would point a child at someone else's stores; each child gets a home of its own.
-_FOREIGN_ENV = ("DATABASE_URL", "DAGSTER_HOME", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR", "RESULT_SOURCE_DIR",
-                "RESULT_BATCH_SIZE")
 
 
 class Bench:
@@ -117,7 +116,7 @@ class Bench:
                 print(f"result-assets bench: could not stop the server of {home}: {exc}", file=sys.stderr)
 
     def env_for(self, home: Path) -> dict:
-        env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
+        env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
         env["RESULT_ASSETS_HOME"] = str(home)
         env["PYTHONWARNINGS"] = "ignore"
         return env
@@ -185,10 +184,10 @@ class Bench:
         env = self.env_for(home)
         m = self.measure("c_migrate", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size", batch,
                                                "--json"), env)
-        report = _last_json(m.stdout)
+        report = last_json(m.stdout)
         rerun = self.measure("c_rerun", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size", batch,
                                                  "--json"), env)
-        rerun_report = _last_json(rerun.stdout)
+        rerun_report = last_json(rerun.stdout)
         export_dir = self.fresh_dir("migrate_export")
         export = self.measure("c_export", self.cli("export", "--out", str(export_dir)), env)
         inspect = self.measure("c_inspect", worker_argv("inspect", {
@@ -313,7 +312,7 @@ class Bench:
             "register_added": register.result.get("added"),
             "reregister_seconds": register.result.get("reregister_seconds"),
             "dry_run_seconds": dry.seconds, "dry_run_ok": dry.returncode == 0,
-            "dry_run_report": _last_json(dry.stdout),
+            "dry_run_report": last_json(dry.stdout),
             "catalog_fill_seconds": fill.result.get("fill_seconds"),
             "status_seconds": status.seconds, "status_listed": listed, "status_peak_rss_mb": status.peak_rss_mb,
         }
@@ -479,14 +478,3 @@ def _settings(home: Path):
 
     return Settings(home=home, database_url=None, store_root=str(home / "store"), backup_dir=str(home / "backups"),
                     source_dir=None, storage_mode="json-only", dagster_home=home / "dagster")
-
-
-def _last_json(text: str) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return {}

@@ -29,9 +29,6 @@ MIN_TASKS = 2  # tasks per size, at least
 MIN_JSON_BYTES = 6_000_000  # ... and enough of them for a few MB of JSON
 BYTES_PER_SIGNAL = 400  # rough JSON bytes of one generated signal, to size the task count
 GOAL_RATIO = 0.90
-# Environment that would point a child at someone else's stores.
-_FOREIGN_ENV = ("DATABASE_URL", "DAGSTER_HOME", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR", "RESULT_SOURCE_DIR",
-                "RESULT_BATCH_SIZE")
 
 
 def parse_sizes(values: list[str]) -> list[int]:
@@ -83,7 +80,7 @@ def run_sizes(args) -> int:
 
 
 def measure_size(folder: Path, n_signals: int, *, seed: int) -> dict:
-    from result_assets.bench.measure import run_measured
+    from result_assets.bench.measure import FOREIGN_ENV, last_json, run_measured
 
     n_tasks = tasks_for(n_signals)
     corpus = prepare_corpus(folder, n_signals, n_tasks, seed)
@@ -92,7 +89,7 @@ def measure_size(folder: Path, n_signals: int, *, seed: int) -> dict:
     say(f"{n_signals:,} signals: {n_tasks} tasks, {json_bytes / 1e6:.1f} MB of JSON")
     zstd = zstd19_per_file(folder, files)
     home = fresh_home(folder / "home")
-    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
     env.update(RESULT_ASSETS_HOME=str(home), PYTHONWARNINGS="ignore")
     cli = [sys.executable, "-m", "result_assets.cli"]
     row = {"signals_per_task": n_signals, "tasks": n_tasks, "json_bytes": json_bytes,
@@ -102,7 +99,7 @@ def measure_size(folder: Path, n_signals: int, *, seed: int) -> dict:
         say(f"  migrating (fresh home {home}) ...")
         migrate = run_measured(cli + ["migrate", "--source-dir", str(corpus), "--json"], folder / "logs" / "migrate.log",
                                env=env)
-        report = _last_json(migrate.stdout)
+        report = last_json(migrate.stdout)
         row.update(seconds=round(migrate.seconds, 2), peak_rss_mb=round(migrate.peak_rss_mb, 1),
                    migrate_report=report, stored_bytes_before_maintain=report.get("stored_bytes"))
         if migrate.returncode != 0 or report.get("migrated") != n_tasks or report.get("failed_checks"):
@@ -243,17 +240,6 @@ def _settings(home: Path):
     from result_assets.settings import Settings
 
     return Settings.from_env({"RESULT_ASSETS_HOME": str(home)})
-
-
-def _last_json(text: str) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return {}
 
 
 # --- where the bytes go ------------------------------------------------------------------

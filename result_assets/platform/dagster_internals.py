@@ -53,7 +53,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine
@@ -143,9 +143,7 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
                 super().store_event_batch(group)
 
     def _store_planned_materializations(self, events: list[EventLogEntry]) -> None:
-        statement = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
-        with self._connect() as conn:
-            event_ids = [int(row[0]) for row in conn.execute(statement).fetchall()]
+        event_ids = self._insert_events([self._event_to_row(event) for event in events])
         # Per asset, what store_event leaves in the asset index is the last event's run and time.
         last = {event.dagster_event.asset_key: (event, event_id) for event, event_id in zip(events, event_ids)}
         with self.index_transaction() as conn:
@@ -161,9 +159,7 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
         if not events:
             return
         rows = [self._event_to_row(event) for event in events]
-        statement = SqlEventLogStorageTable.insert().values(rows).returning(SqlEventLogStorageTable.c.id)
-        with self._connect() as conn:
-            event_ids = [int(row[0]) for row in conn.execute(statement).fetchall()]
+        event_ids = self._insert_events(rows)
         values = []
         for i, (event, row, event_id) in enumerate(zip(events, rows, event_ids)):
             evaluation = event.dagster_event.event_specific_data
@@ -178,6 +174,26 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
             missing = [v[1:] for v in values if v[0] not in done]
             if missing:
                 execute_values(cursor, _INSERT_CHECKS, missing, page_size=len(missing))
+
+    def _insert_events(self, rows: list[dict]) -> list[int]:
+        """Event log rows in one statement (SQLAlchemy's insertmanyvalues: a cached statement,
+        not one compiled anew per row count); their ids, in order."""
+        statement = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id,
+                                                               sort_by_parameter_order=True)
+        with self._connect() as conn:
+            return [int(row[0]) for row in conn.execute(statement, rows).fetchall()]
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """As the stock method, a row per planned partition, but the event serialized once
+        (the stock one serializes it, with all its partition keys, once per partition)."""
+        planned = event.dagster_event.event_specific_data
+        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        row = dict(asset_key=planned.asset_key.to_string(), check_name=planned.check_name, run_id=event.run_id,
+                   execution_status="PLANNED", evaluation_event=serialize_value(event),
+                   evaluation_event_timestamp=self._event_insert_timestamp(event),
+                   evaluation_event_storage_id=event_id)
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), [{**row, "partition": key} for key in partition_keys])
 
     def dispose(self) -> None:
         self._flush_check_evaluations()
