@@ -97,8 +97,11 @@ def _exit_now(code: int) -> None:
     from result_assets.migration.convert import shutdown_workers
 
     shutdown_workers()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`): nothing left to say
+            pass
     atexit._run_exitfuncs()  # noqa: SLF001 - what interpreter exit would run first
     os._exit(code)
 

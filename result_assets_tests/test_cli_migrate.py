@@ -196,6 +196,15 @@ def test_bad_flags_and_missing_dir_are_one_line_errors(project_home, tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+def test_the_console_script_exits_fast_with_all_its_output(project_home, sample_source):
+    """The process ends with os._exit once the exit handlers ran: what it printed must all arrive."""
+    proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "migrate", "--source-dir", str(sample_source),
+                           "--dry-run", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["dry_run"] is True and report["tasks"] == 22
+
+
 def test_unreachable_database_is_a_one_line_error_without_the_password(tmp_path):
     import os
 

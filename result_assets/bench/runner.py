@@ -348,7 +348,8 @@ class Bench:
             target("CPU utilisation of (c) over the run", f"{c['cpu_utilisation']:.0%} (process tree CPU / (wall x "
                    f"{os.cpu_count()} cores)); machine {busy:.0%} busy" if busy is not None else
                    f"{c['cpu_utilisation']:.0%}", ">= 80%", c["cpu_utilisation"] >= 0.8,
-                   "ru_utime + ru_stime of migrate and its waited-for workers; the machine figure also counts "
+                   "CPU of migrate and every process below it (its forkserver workers too), sampled from /proc; "
+                   "the machine figure also counts "
                    "the Postgres server (and anything else running)")
         if extra_c.get("bookkeeping_ms_per_task_asset") is not None:
             v = extra_c["bookkeeping_ms_per_task_asset"]

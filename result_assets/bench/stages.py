@@ -1,0 +1,120 @@
+"""Where the time of a migration goes, stage by stage (the figures README "Performance" quotes).
+
+    python -m result_assets.bench.stages convert FILE        # one task's conversion: parse, normalize, proof
+    python -m result_assets.bench.stages engine SOURCE_DIR   # the batch steps, pipelined, no Dagster
+    python -m result_assets.bench.stages events SOURCE_DIR   # a whole `migrate`: time in the event log storage
+
+`engine` and `events` write into $RESULT_ASSETS_HOME: give each a fresh one.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+
+def convert_stages(path: Path, repeats: int = 3) -> None:
+    """CPU seconds of each stage of `convert` on one file, best of `repeats`."""
+    import gc
+
+    from result_assets.legacy import compare_documents, dumps_document, normalize, parse_document, reconstruct
+    from result_assets.legacy.parse import parse_written
+    from result_assets.store.row_digest import rows_digest
+
+    raw, task_id = path.read_bytes(), path.parent.name
+    gc.disable()  # as convert() runs them
+    results: dict[str, float] = {}
+
+    def stage(name, fn, *args):
+        best, value = float("inf"), None
+        for _ in range(repeats):
+            started = time.process_time()
+            value = fn(*args)
+            best = min(best, time.process_time() - started)
+        results[name] = best
+        return value
+
+    document = stage("parse", parse_document, raw)
+    result = stage("normalize", normalize, task_id, document)
+    skeleton = stage("skeleton text", lambda: parse_written(dumps_document(result.skeleton).encode()))
+    rebuilt = stage("rebuild", reconstruct, skeleton, result.signals, result.curves)
+    differences = stage("compare", compare_documents, document, rebuilt)
+    stage("digests", lambda: (rows_digest(result.signals), rows_digest(result.curves)))
+    megabytes = len(raw) / 1e6
+    for name, seconds in [*results.items(), ("all", sum(results.values()))]:
+        print(f"{name:14s} {seconds * 1000:8.1f} ms CPU  {megabytes / seconds if seconds else 0:8.1f} MB/s")
+    print(f"{result.n_signals} signals, {result.n_curve_points} curve points, differences: {differences or 'none'}")
+
+
+def engine_stages(source_dir: str, batch: int = 50) -> None:
+    """The engine's per-stage seconds over a corpus, batch by batch, converting ahead as `migrate` does."""
+    from result_assets.migration.convert import prefetch
+    from result_assets.migration.engine import run_batch
+    from result_assets.migration.sources import scan_source_dir
+    from result_assets.store.stores import Stores
+
+    stores = Stores.from_env()
+    tasks = scan_source_dir(source_dir).tasks
+    stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
+    batches = [tasks[start:start + batch] for start in range(0, len(tasks), batch)]
+    settings, total, started = stores.settings, Counter(), time.perf_counter()
+    for i, files in enumerate(batches):
+        for ahead in batches[i:i + 2]:
+            prefetch(ahead, settings.max_file_bytes, settings.conversion_workers)
+        total.update(run_batch(stores, files).seconds)
+    print(f"{len(tasks)} tasks in {len(batches)} batches: {time.perf_counter() - started:.2f} s")
+    for name, seconds in total.most_common():
+        print(f"  {name:10s} {seconds:6.2f} s  (main process; 'convert' is the wait for the workers)")
+
+
+def event_stages(source_dir: str) -> None:
+    """A whole `migrate`, with the seconds spent inside the event log storage, by event type."""
+    from dagster_postgres.event_log import PostgresEventLogStorage
+
+    from result_assets.migration.service import migrate
+    from result_assets.platform.dagster_internals import PooledPostgresEventLogStorage
+    from result_assets.settings import Settings
+
+    seconds, events = Counter(), Counter()
+
+    def timed(cls, name, kind):
+        method = getattr(cls, name)
+
+        def wrapper(self, arg, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(self, arg, *args, **kwargs)
+            finally:
+                key = kind(arg)
+                seconds[key] += time.perf_counter() - started
+                events[key] += len(arg) if isinstance(arg, list) else 1
+        setattr(cls, name, wrapper)
+
+    timed(PooledPostgresEventLogStorage, "store_event",
+          lambda e: e.dagster_event_type.value if e.is_dagster_event else "log message")
+    timed(PostgresEventLogStorage, "store_event_batch", lambda events: "batches (materializations)")
+    started = time.perf_counter()
+    report = migrate(Settings.from_env(), source_dir).report
+    print(f"migrate: {report['tasks']} tasks, {report['runs']} runs, {time.perf_counter() - started:.2f} s")
+    print(f"  in the event log storage: {sum(seconds.values()):.2f} s")
+    for key, value in seconds.most_common():
+        print(f"  {key:40s} {value:6.2f} s  {events[key]:6d} events")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in ("convert", "engine", "events"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    kind, target = argv
+    if kind == "convert":
+        convert_stages(Path(target))
+    elif kind == "engine":
+        engine_stages(target)
+    else:
+        event_stages(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
