@@ -18,6 +18,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", action="store_true", help="also time 100k partitions, dry run and status")
     parser.add_argument("--scale-tasks", type=whole_number(0), default=100_000, help="tasks for --scale (default 100000)")
     parser.add_argument("--batch-size", type=whole_number(1), default=50)
+    parser.add_argument("--baseline", metavar="BENCH_JSON",
+                        help="a smaller corpus's bench.json: judge (c)'s throughput and peak memory against it")
     parser.add_argument("--num-signals", action="append", nargs="?", const="1000,10000,100000", metavar="N[,N...]",
                         help="instead: the store's bytes vs the JSON and zstd -19 for tasks of N signals each "
                              "(repeatable or comma-separated; bare: 1000,10000,100000); sizes.py")

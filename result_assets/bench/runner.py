@@ -386,6 +386,8 @@ class Bench:
             one, whole = extra_c["one_huge_task_peak_rss_mb"], c["peak_rss_mb"]
             target("peak RSS: one 100k-signal task vs the whole corpus", f"{one:.0f} MB vs {whole:.0f} MB",
                    "no growth with corpus size (whole <= 1.25 x one)", whole <= 1.25 * one)
+        if c and c["ok"] and self.args.baseline:
+            self.judge_against_baseline(c, target)
         s = self.extra.get("scale")
         if s:
             target(f"register {s['tasks']} partitions", f"{s['register_seconds']:.1f}s" if s["register_seconds"]
@@ -394,6 +396,24 @@ class Bench:
                    None)
             target(f"`status` over {s['tasks']} tasks", f"{s['status_seconds']:.1f}s ({s['status_listed']} listed)",
                    "< 5 s", s["status_listed"] == s["tasks"] and s["status_seconds"] < 5)
+
+    def judge_against_baseline(self, c: dict, target) -> None:
+        """(c) on this corpus against (c) on a smaller one (its bench.json): the scale targets."""
+        from result_assets.errors import UsageError
+
+        try:
+            baseline = json.loads(Path(self.args.baseline).read_text())
+            base_c = next(r for r in baseline["rows"] if r["key"] == "c" and r["ok"])
+            base_mb = baseline["corpus"]["json_bytes"] / 1e6
+        except (OSError, ValueError, KeyError, StopIteration) as exc:
+            raise UsageError(f"--baseline {self.args.baseline}: not a bench.json with a (c) row ({exc})") from None
+        this_mb_s, base_mb_s = self.json_bytes / 1e6 / c["seconds"], base_mb / base_c["seconds"]
+        ratio = this_mb_s / base_mb_s
+        target(f"(c) throughput on {self.json_bytes / 1e6:,.0f} MB vs {base_mb:,.0f} MB",
+               f"{this_mb_s:.1f} vs {base_mb_s:.1f} MB/s ({ratio:.2f}x)", "within 10%", ratio >= 0.9)
+        target(f"(c) peak RSS on {self.json_bytes / 1e6:,.0f} MB vs {base_mb:,.0f} MB",
+               f"{c['peak_rss_mb']:.0f} vs {base_c['peak_rss_mb']:.0f} MB", "bounded by the batch (<= 1.25x)",
+               c["peak_rss_mb"] <= 1.25 * base_c["peak_rss_mb"])
 
     def report(self) -> None:
         base = next((r for r in self.rows if r["key"] == "a" and r["ok"]), None)
