@@ -59,7 +59,7 @@ class BackupRecord:
     path: str
     sha256: str
     bytes: int
-    verified: bool  # the file read back from disk has the source's sha256
+    verified: bool | None  # the file read back has the source's sha256 (None: not read back here)
 
 
 class BackupStore:
@@ -72,7 +72,9 @@ class BackupStore:
     def uri(self, task_id: str) -> str:
         return str(self.path(task_id))
 
-    def save(self, task_id: str, raw: bytes, sha256: str | None = None) -> BackupRecord:
+    def save(self, task_id: str, raw: bytes, sha256: str | None = None, verify: bool = True) -> BackupRecord:
+        """Keep raw as the task's backup (an earlier, different one moves to previous/). With
+        verify=False the caller reads it back itself (the engine: its backup_checksum check)."""
         sha256 = sha256 or sha256_hex(raw)
         target = self.path(task_id)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +88,7 @@ class BackupStore:
             if not previous.exists():
                 write_atomic(previous, old)
         write_atomic(target, raw)
-        return BackupRecord(task_id, str(target), sha256, len(raw), self.verify(task_id, sha256))
+        return BackupRecord(task_id, str(target), sha256, len(raw), self.verify(task_id, sha256) if verify else None)
 
     def save_file(self, task_id: str, source_path: str | Path, sha256: str) -> bool:
         """As save, streaming a local file (one over the size limit) instead of holding its bytes;
@@ -168,7 +170,7 @@ class S3BackupStore:
 
     uri = path
 
-    def save(self, task_id: str, raw: bytes, sha256: str | None = None) -> BackupRecord:
+    def save(self, task_id: str, raw: bytes, sha256: str | None = None, verify: bool = True) -> BackupRecord:
         sha256 = sha256 or sha256_hex(raw)
         target = self.path(task_id)
         old = self._get(target)
@@ -180,7 +182,7 @@ class S3BackupStore:
             if not self._exists(previous):
                 self._put(previous, old)
         self._put(target, raw)
-        return BackupRecord(task_id, target, sha256, len(raw), self.verify(task_id, sha256))
+        return BackupRecord(task_id, target, sha256, len(raw), self.verify(task_id, sha256) if verify else None)
 
     def save_file(self, task_id: str, source_path: str | Path, sha256: str) -> bool:
         """As save, streaming a local file (one over the size limit) instead of holding its bytes."""

@@ -13,6 +13,7 @@ import bisect
 import threading
 from collections import OrderedDict
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -123,11 +124,30 @@ def split_by_task(rows: pa.Table, task_ids: list[str], schema: pa.Schema) -> dic
     out = {t: schema.empty_table() for t in task_ids}
     if rows.num_rows == 0:
         return out
-    rows = rows.sort_by([("task_id", "ascending"), ("symbol_idx", "ascending"), ("seq", "ascending")])
-    ids = rows.column("task_id").to_pylist()
-    start = 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or ids[i] != ids[start]:
-            out[ids[start]] = rows.slice(start, i - start)
-            start = i
+    if not _in_row_order(rows):  # files are written sorted: reordering (every column) is rarely needed
+        rows = rows.sort_by([("task_id", "ascending"), ("symbol_idx", "ascending"), ("seq", "ascending")])
+    ids = rows.column("task_id").combine_chunks()
+    starts = [0, *(np.flatnonzero(_differs_from_next(ids)) + 1).tolist()]
+    for start, end in zip(starts, [*starts[1:], rows.num_rows]):
+        out[ids[start].as_py()] = rows.slice(start, end - start)
     return out
+
+
+def _differs_from_next(column: pa.Array) -> np.ndarray:
+    return pc.not_equal(*_neighbours(column)).to_numpy(zero_copy_only=False)
+
+
+def _in_row_order(rows: pa.Table) -> bool:
+    """rows already sorted by (task_id, symbol_idx, seq)?"""
+    if rows.num_rows < 2:
+        return True
+    (id_a, id_b), (symbol_a, symbol_b), (seq_a, seq_b) = (
+        _neighbours(rows.column(name).combine_chunks()) for name in ("task_id", "symbol_idx", "seq"))
+    ordered = pc.or_(pc.less(id_a, id_b), pc.and_(pc.equal(id_a, id_b), pc.or_(
+        pc.less(symbol_a, symbol_b), pc.and_(pc.equal(symbol_a, symbol_b), pc.less_equal(seq_a, seq_b)))))
+    return bool(pc.all(ordered).as_py())
+
+
+def _neighbours(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(each value but the last, each value but the first)"""
+    return column.slice(0, len(column) - 1), column.slice(1)
