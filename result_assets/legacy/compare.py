@@ -223,6 +223,7 @@ def _parse_fixed(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok &= (chars[:, 10] == ord("T")) | (chars[:, 10] == ord(" "))
     digit = chars.astype(np.int64) - ord("0")
     ok &= ((digit[:, list(_DIGITS)] >= 0) & (digit[:, list(_DIGITS)] <= 9)).all(axis=1)
+
     def number(first, count):
         return sum(digit[:, first + k] * 10 ** (count - 1 - k) for k in range(count))
 
