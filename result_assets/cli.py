@@ -94,9 +94,9 @@ def _exit_now(code: int) -> None:
     import atexit
     import os
 
-    from result_assets.migration.convert import shutdown_workers
-
-    shutdown_workers()
+    convert = sys.modules.get("result_assets.migration.convert")  # loaded only where there were workers
+    if convert is not None:
+        convert.shutdown_workers()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
