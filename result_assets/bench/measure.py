@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +107,50 @@ def _cpu_ticks() -> tuple[int, int] | None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return sum(fields) - idle, sum(fields)
+
+
+# --- the homes the contenders run in ---
+
+def home_settings(home: Path):
+    """Settings of a bench home: everything under it, the embedded server, whatever the environment says."""
+    from result_assets.settings import Settings
+
+    return Settings(home=home, database_url=None, store_root=str(home / "store"), backup_dir=str(home / "backups"),
+                    source_dir=None, storage_mode="json-only", dagster_home=home / "dagster")
+
+
+def fresh_home(home: Path) -> Path:
+    """An empty RESULT_ASSETS_HOME whose embedded Postgres is already running (start-up is not timed)."""
+    from result_assets.platform.postgres import catalog_url, dagster_url, stop_embedded
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+        stop_embedded(home_settings(home))  # a server left by an interrupted bench
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        catalog_url(home_settings(home))
+        dagster_url(home_settings(home))
+    return home
+
+
+def stop_home(home: Path) -> None:
+    """Stop the home's embedded server; a failure is reported, not raised (the next home goes on)."""
+    from result_assets.platform.postgres import stop_embedded
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stop_embedded(home_settings(home))
+    except Exception as exc:  # noqa: BLE001 - report, keep stopping the others
+        print(f"result-assets bench: could not stop the server of {home}: {exc}", file=sys.stderr)
+
+
+def home_env(home: Path) -> dict:
+    """The environment of a child that works in `home` and nowhere else."""
+    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
+    env["RESULT_ASSETS_HOME"] = str(home)
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
 
 
 def last_json(text: str) -> dict:

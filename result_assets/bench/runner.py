@@ -11,17 +11,19 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from result_assets.bench.measure import (
-    FOREIGN_ENV,
     Measured,
     corpus_files,
     fresh_database,
+    fresh_home,
+    home_env,
+    home_settings,
     last_json,
     relation_bytes,
     run_measured,
+    stop_home,
     table_rows,
     tree_bytes,
     worker_argv,
@@ -88,38 +90,21 @@ class Bench:
 
     def fresh_home(self, name: str) -> Path:
         """An empty RESULT_ASSETS_HOME whose embedded Postgres is already running (start-up is not timed)."""
-        from result_assets.platform.postgres import catalog_url, dagster_url, stop_embedded
-
-        home = self.workdir / "homes" / name
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-            stop_embedded(_settings(home))  # a server left by an interrupted bench
-            shutil.rmtree(home, ignore_errors=True)
-            home.mkdir(parents=True)
-            self.homes.append(home)
-            catalog_url(_settings(home))
-            dagster_url(_settings(home))
+        home = fresh_home(self.workdir / "homes" / name)
+        self.homes.append(home)
         return home
 
     def server_of(self, home: Path) -> str:
         from result_assets.platform.postgres import server_url
 
-        return server_url(_settings(home))
+        return server_url(home_settings(home))
 
     def stop_servers(self) -> None:
-        from result_assets.platform.postgres import stop_embedded
-
         for home in self.homes:
-            try:
-                stop_embedded(_settings(home))
-            except Exception as exc:  # noqa: BLE001 - report, keep stopping the others
-                print(f"result-assets bench: could not stop the server of {home}: {exc}", file=sys.stderr)
+            stop_home(home)
 
     def env_for(self, home: Path) -> dict:
-        env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
-        env["RESULT_ASSETS_HOME"] = str(home)
-        env["PYTHONWARNINGS"] = "ignore"
-        return env
+        return home_env(home)
 
     def measure(self, name: str, argv: list[str], env: dict | None = None) -> Measured:
         self.say(f"running {name} ...")
@@ -492,10 +477,3 @@ class Bench:
 
     def say(self, line: str) -> None:
         print(line, file=sys.stderr, flush=True)
-
-
-def _settings(home: Path):
-    from result_assets.settings import Settings
-
-    return Settings(home=home, database_url=None, store_root=str(home / "store"), backup_dir=str(home / "backups"),
-                    source_dir=None, storage_mode="json-only", dagster_home=home / "dagster")

@@ -21,7 +21,6 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
@@ -80,7 +79,7 @@ def run_sizes(args) -> int:
 
 
 def measure_size(folder: Path, n_signals: int, *, seed: int) -> dict:
-    from result_assets.bench.measure import FOREIGN_ENV, last_json, run_measured
+    from result_assets.bench.measure import fresh_home, home_env, last_json, run_measured, stop_home
 
     n_tasks = tasks_for(n_signals)
     corpus = prepare_corpus(folder, n_signals, n_tasks, seed)
@@ -89,8 +88,7 @@ def measure_size(folder: Path, n_signals: int, *, seed: int) -> dict:
     say(f"{n_signals:,} signals: {n_tasks} tasks, {json_bytes / 1e6:.1f} MB of JSON")
     zstd = zstd19_per_file(folder, files)
     home = fresh_home(folder / "home")
-    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
-    env.update(RESULT_ASSETS_HOME=str(home), PYTHONWARNINGS="ignore")
+    env = home_env(home)
     cli = [sys.executable, "-m", "result_assets.cli"]
     row = {"signals_per_task": n_signals, "tasks": n_tasks, "json_bytes": json_bytes,
            "zstd19_bytes": zstd["bytes"], "zstd19_ratio": round(1 - zstd["bytes"] / json_bytes, 4),
@@ -162,7 +160,9 @@ def measure_store(home: Path) -> dict:
     from result_assets.store.delta_tables import CURVES, SIGNALS
     from result_assets.store.stores import Stores
 
-    stores = Stores(_settings(home), readonly=True)
+    from result_assets.bench.measure import home_settings
+
+    stores = Stores(home_settings(home), readonly=True)
     try:
         report = store_report(stores)
     finally:
@@ -209,37 +209,6 @@ def markdown(rows: list[dict]) -> str:
                          f"{r['skeleton_bytes']:,} B, float64 columns {r['float64_bytes']:,} B of "
                          f"{r['stored_bytes']:,}")
     return "\n".join(lines)
-
-
-def fresh_home(home: Path) -> Path:
-    """An empty RESULT_ASSETS_HOME whose embedded Postgres is already running (its start-up is not timed)."""
-    from result_assets.platform.postgres import catalog_url, dagster_url
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-        stop_home(home)  # a server left by an interrupted run
-        shutil.rmtree(home, ignore_errors=True)
-        home.mkdir(parents=True)
-        catalog_url(_settings(home))
-        dagster_url(_settings(home))
-    return home
-
-
-def stop_home(home: Path) -> None:
-    from result_assets.platform.postgres import stop_embedded
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            stop_embedded(_settings(home))
-    except Exception as exc:  # noqa: BLE001 - report it, carry on with the next size
-        print(f"result-assets bench: could not stop the server of {home}: {exc}", file=sys.stderr)
-
-
-def _settings(home: Path):
-    from result_assets.settings import Settings
-
-    return Settings.from_env({"RESULT_ASSETS_HOME": str(home)})
 
 
 # --- where the bytes go ------------------------------------------------------------------

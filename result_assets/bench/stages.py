@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
@@ -49,21 +50,16 @@ def convert_stages(path: Path, repeats: int = 3) -> None:
 
 def engine_stages(source_dir: str, batch: int = 50) -> None:
     """The engine's per-stage seconds over a corpus, batch by batch, converting ahead as `migrate` does."""
-    from result_assets.migration.convert import prefetch
-    from result_assets.migration.engine import run_batch
+    from result_assets.bench.project import pipelined_batches
     from result_assets.migration.sources import scan_source_dir
     from result_assets.store.stores import Stores
 
     stores = Stores.from_env()
     tasks = scan_source_dir(source_dir).tasks
-    stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
-    batches = [tasks[start:start + batch] for start in range(0, len(tasks), batch)]
-    settings, total, started = stores.settings, Counter(), time.perf_counter()
-    for i, files in enumerate(batches):
-        for ahead in batches[i:i + 2]:
-            prefetch(ahead, settings.max_file_bytes, settings.conversion_workers)
-        total.update(run_batch(stores, files).seconds)
-    print(f"{len(tasks)} tasks in {len(batches)} batches: {time.perf_counter() - started:.2f} s")
+    total, started = Counter(), time.perf_counter()
+    for result in pipelined_batches(stores, tasks, batch):
+        total.update(result.seconds)
+    print(f"{len(tasks)} tasks in {math.ceil(len(tasks) / batch)} batches: {time.perf_counter() - started:.2f} s")
     for name, seconds in total.most_common():
         print(f"  {name:10s} {seconds:6.2f} s  (main process; 'convert' is the wait for the workers)")
 
