@@ -22,30 +22,25 @@ HOME_VARS = ("RESULT_ASSETS_HOME", "DATABASE_URL", "RESULT_STORE_ROOT", "RESULT_
 @pytest.fixture(scope="module")
 def project_home(tmp_path_factory):
     """Environment of a new user: only RESULT_ASSETS_HOME (and DATABASE_URL if given) set."""
-    saved = {k: os.environ.get(k) for k in HOME_VARS}
     home = tmp_path_factory.mktemp("home")
-    server_url = saved["DATABASE_URL"]
+    server_url = os.environ.get("DATABASE_URL")
     test_db = None
-    for key in HOME_VARS:
-        os.environ.pop(key, None)
-    os.environ["RESULT_ASSETS_HOME"] = str(home)
-    if server_url:
-        test_db = f"ra_test_{uuid.uuid4().hex[:12]}"
-        _admin(server_url, f'CREATE DATABASE "{test_db}"')
-        os.environ["DATABASE_URL"] = _with_db(server_url, test_db)
-    _reset_caches()
-    yield home
-    from result_assets.platform.postgres import stop_embedded
-    from result_assets.settings import Settings
+    with pytest.MonkeyPatch.context() as env:  # every variable put back as it was, after
+        for key in HOME_VARS:
+            env.delenv(key, raising=False)
+        env.setenv("RESULT_ASSETS_HOME", str(home))
+        if server_url:
+            test_db = f"ra_test_{uuid.uuid4().hex[:12]}"
+            _admin(server_url, f'CREATE DATABASE "{test_db}"')
+            env.setenv("DATABASE_URL", _with_db(server_url, test_db))
+        _reset_caches()
+        yield home
+        from result_assets.platform.postgres import stop_embedded
+        from result_assets.settings import Settings
 
-    stop_embedded(Settings.from_env())
-    if test_db:
-        _admin(server_url, f'DROP DATABASE IF EXISTS "{test_db}" WITH (FORCE)')
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+        stop_embedded(Settings.from_env())
+        if test_db:
+            _admin(server_url, f'DROP DATABASE IF EXISTS "{test_db}" WITH (FORCE)')
     _reset_caches()
 
 

@@ -101,11 +101,15 @@ def number_to_string(rng: random.Random, data: bytes) -> bytes:
 
 def inject_token(rng: random.Random, data: bytes) -> bytes:
     """A number is replaced by NaN, Infinity, null, a string, a huge integer, ..."""
+    return _replace_a_number(rng, data, _TOKENS)
+
+
+def _replace_a_number(rng: random.Random, data: bytes, replacements) -> bytes:
     found = list(_NUMBER.finditer(data))
     if not found:
         return data
     m = rng.choice(found)
-    return data[: m.start()] + rng.choice(_TOKENS) + data[m.end():]
+    return data[: m.start()] + rng.choice(replacements) + data[m.end():]
 
 
 def deep_nesting(rng: random.Random, data: bytes) -> bytes:
@@ -147,11 +151,7 @@ def odd_timestamp(rng: random.Random, data: bytes) -> bytes:
 
 def long_number(rng: random.Random, data: bytes) -> bytes:
     """A number becomes one with more digits (or range) than a float64 holds, bare or as a string."""
-    found = list(_NUMBER.finditer(data))
-    if not found:
-        return data
-    m = rng.choice(found)
-    return data[: m.start()] + rng.choice(_LONG_NUMBERS) + data[m.end():]
+    return _replace_a_number(rng, data, _LONG_NUMBERS)
 
 
 MUTATIONS = {f.__name__: f for f in (bit_flip, truncate, insert_bytes, delete_bytes, number_to_string,

@@ -48,11 +48,12 @@ def s3_endpoint():
     process = subprocess.Popen([sys.executable, "-m", "result_assets_tests.scale.s3_server", str(port)],
                                stdout=log, stderr=log)
     endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in (*S3_VARS, "AWS_ENDPOINT_URL")}
     try:
-        wait_for_port(port, process)
-        os.environ.update(S3_VARS, AWS_ENDPOINT_URL=endpoint)
-        yield endpoint
+        with pytest.MonkeyPatch.context() as env:  # the AWS variables put back as they were, after
+            wait_for_port(port, process)
+            for key, value in {**S3_VARS, "AWS_ENDPOINT_URL": endpoint}.items():
+                env.setenv(key, value)
+            yield endpoint
     finally:
         process.terminate()
         try:
@@ -61,11 +62,6 @@ def s3_endpoint():
             process.kill()
             process.wait(timeout=10)
         log.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def make_bucket(endpoint: str) -> str:

@@ -51,7 +51,7 @@ def prepared(project_home):
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])
-def test_four_concurrent_batches_commit_every_row_once(store, prepared, corpus, request):
+def test_four_concurrent_batches_commit_every_row_once(store, prepared, corpus, request, monkeypatch):
     source, expect, halves = corpus
     ids = sorted(halves[store])
     env = dict(os.environ)
@@ -65,16 +65,10 @@ def test_four_concurrent_batches_commit_every_row_once(store, prepared, corpus, 
         assert o.report["failed_runs"] == 0
     assert sum(o.report["migrated"] + o.report["quarantined"] for o in outcomes) == len(ids)
 
-    saved = {k: os.environ.get(k) for k in ("RESULT_STORE_ROOT", "RESULT_BACKUP_DIR")}
-    os.environ.update({k: env[k] for k in saved if k in env})
-    try:
-        check_stores(Stores.from_env(), source, expect, ids)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    for key in ("RESULT_STORE_ROOT", "RESULT_BACKUP_DIR"):
+        if key in env:
+            monkeypatch.setenv(key, env[key])
+    check_stores(Stores.from_env(), source, expect, ids)
 
 
 def check_stores(stores: Stores, source, expect: dict, ids: list[str]) -> None:
