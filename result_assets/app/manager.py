@@ -257,14 +257,11 @@ class ResultManager:
                 except ResultNotFound:
                     pass
             return out
-        out = {}
         try:
             with self._lock:
-                for start in range(0, len(task_ids), 1000):
-                    out.update(rebuild_documents(self.stores, task_ids[start:start + 1000]))
+                return rebuild_documents(self.stores, list(task_ids))
         except Exception as exc:
             raise ResultStoreError(f"cannot read tasks from the store: {_one_line(exc)}") from exc
-        return out
 
     async def aget_result(self, task_id: str) -> dict:
         return await asyncio.to_thread(self.get_result, task_id)

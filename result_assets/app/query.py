@@ -232,13 +232,10 @@ class ResultStore:
 
     def read_results(self, task_ids: list[str]) -> dict[str, dict]:
         """{task_id: document} of the migrated tasks among task_ids, in one pass per 1,000."""
-        out = {}
         try:
-            for start in range(0, len(task_ids), 1000):
-                out.update(rebuild_documents(self.stores, list(task_ids[start:start + 1000])))
+            return rebuild_documents(self.stores, list(task_ids))
         except psycopg2.Error as exc:
             raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
-        return out
 
     def close(self) -> None:
         if "catalog" in self.stores.__dict__:

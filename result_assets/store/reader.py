@@ -28,10 +28,17 @@ class TaskUnreadable(RuntimeError):
     """The rows a catalog row names are gone (vacuumed): the task cannot be read as published."""
 
 
+# Tasks read per pass: one catalog query and one read per file each (bounds a pass's memory).
+READ_BATCH = 1000
+
+
 def rebuild_documents(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
-    """The documents of the migrated tasks among task_ids: one catalog query, then each
-    table's rows read where they live."""
-    return documents_from_rows(stores, stores.catalog.tasks(task_ids))
+    """The documents of the migrated tasks among task_ids: per READ_BATCH tasks, one catalog
+    query, then each table's rows read where they live."""
+    documents = {}
+    for start in range(0, len(task_ids), READ_BATCH):
+        documents.update(documents_from_rows(stores, stores.catalog.tasks(list(task_ids[start:start + READ_BATCH]))))
+    return documents
 
 
 def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[str, dict]:
