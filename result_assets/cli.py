@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from result_assets.errors import UsageError
 from result_assets.settings import SettingsError
+from result_assets.store.schema import SchemaOutdated
 
 CliError = UsageError  # the name other tools import
 
@@ -40,6 +41,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write migrated tasks back as JSON documents")
     e.add_argument("task_ids", nargs="*", metavar="TASK_ID")
     e.add_argument("--out", help="folder for <quoted task id>.json files")
+
+    d = sub.add_parser("db", help="the catalog's schema")
+    d.add_argument("action", choices=["upgrade", "version"],
+                   help="upgrade: create or upgrade the schema (the only step that runs DDL); version: print it")
 
     for name, (module, help_text) in EXTRA_COMMANDS.items():
         extra = sub.add_parser(name, help=help_text)
@@ -110,13 +115,16 @@ def _main(argv: list[str]) -> int:
     try:
         command = next((a for a in argv if not a.startswith("-")), None)
         args = build_parser(command or "").parse_args(argv)
-        builtin = {"migrate": cmd_migrate, "status": cmd_status, "export": cmd_export}
+        builtin = {"migrate": cmd_migrate, "status": cmd_status, "export": cmd_export, "db": cmd_db}
         if args.command in builtin:
             return builtin[args.command](args)
         return _load(EXTRA_COMMANDS[args.command][0]).run(args)
     except (UsageError, SettingsError) as exc:
         print(f"result-assets: error: {exc}", file=sys.stderr)
         return 2
+    except SchemaOutdated as exc:
+        print(f"result-assets: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("result-assets: interrupted", file=sys.stderr)
         return 130
@@ -212,8 +220,37 @@ def cmd_status(args) -> int:
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
         reason = f"  {row['reason']}" if row.get("reason") else ""
+        if row.get("failed_attempt"):
+            reason += f"  (last attempt failed, this version stays readable: {row['failed_attempt']})"
         print(f"{row['status']:<12} {row['task_id']}{reason}")
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no tasks known")
+    return 0
+
+
+# --- db ---
+
+def cmd_db(args) -> int:
+    from result_assets.platform.postgres import catalog_url, redact
+    from result_assets.settings import Settings
+    from result_assets.store.catalog import Catalog
+    from result_assets.store.schema import SCHEMA_VERSION, installed_version
+
+    settings = Settings.from_env()
+    catalog = Catalog(catalog_url(settings))
+    try:
+        if args.action == "version":
+            version = installed_version(catalog.connect())
+            print(f"catalog schema version {'none (empty)' if version is None else version}; "
+                  f"this code's: {SCHEMA_VERSION}")
+            return 0 if version == SCHEMA_VERSION else 1
+        before, after = catalog.upgrade_schema()
+    finally:
+        catalog.close()
+    where = redact(settings.database_url) if settings.database_url else f"the embedded server in {settings.pg_dir}"
+    if before == after:
+        print(f"catalog schema already at version {after} ({where})")
+    else:
+        print(f"catalog schema upgraded from {'nothing' if before is None else before} to {after} ({where})")
     return 0
 
 

@@ -18,6 +18,7 @@ from dagster import (
 from result_assets.assets.migration import build_migrate_tasks, legacy_result, migrate_task_list_job
 from result_assets.assets.report import migration_report, store_maintenance
 from result_assets.assets.resources import MigrationSettings, StoresResource
+from result_assets.assets.saves import report_saves_job, saved_results_sensor
 from result_assets.assets.sensors import build_new_task_sensor, default_status
 from result_assets.settings import Settings
 
@@ -43,9 +44,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         description="Keeps application saves and reads as fast after years as on the first day.")
     return Definitions(
         assets=[legacy_result, migrate_tasks, migration_report, store_maintenance],
-        jobs=[migrate_job, migrate_task_list_job, maintenance_job],
+        jobs=[migrate_job, migrate_task_list_job, maintenance_job, report_saves_job],
         schedules=[maintenance_schedule],
-        sensors=[build_new_task_sensor(default_status(settings))],
+        sensors=[build_new_task_sensor(default_status(settings)), saved_results_sensor],
         resources={
             "stores": StoresResource(),
             "migration": MigrationSettings(),

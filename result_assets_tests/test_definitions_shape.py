@@ -72,7 +72,7 @@ def test_check_keys():
 
 
 def test_jobs_and_schedules():
-    jobs = {"migrate_job", "migrate_task_list_job", "store_maintenance_job"}
+    jobs = {"migrate_job", "migrate_task_list_job", "store_maintenance_job", "report_saves_job"}
     assert {job.name for job in defs.jobs} == jobs
     assert defs.resolve_job_def("migrate_job").partitions_def.name == "tasks"  # range runs over task partitions
     assert defs.resolve_job_def("migrate_task_list_job").partitions_def is None  # an explicit list instead
@@ -82,7 +82,7 @@ def test_jobs_and_schedules():
 
 
 def test_sensor():
-    assert [s.name for s in defs.sensors] == ["new_task_sensor"]
+    assert [s.name for s in defs.sensors] == ["new_task_sensor", "saved_results_sensor"]
     sensor = defs.resolve_sensor_def("new_task_sensor")
     assert [job.name for job in sensor.jobs] == ["migrate_task_list_job"]
     assert sensor.minimum_interval_seconds == 30

@@ -2,15 +2,18 @@
 
 - json-only:     `<source-dir>/<task_id>/result.json`, written atomically, and nothing else.
 - dual-write:    the JSON first, then the store through the batch engine (the same
-                 conversion, proof and checks as a backfill) into the hot tier, then, in
-                 the background, the task's events in the Dagster instance. A bad document
+                 conversion, proof and checks as a backfill) into the hot tier. A bad document
                  or a store failure is a warning: the JSON stays and the sensor migrates
                  the task later.
 - postgres-only: the store only; a bad document raises ResultValidationError, a store
                  failure ResultStoreError, and nothing is published.
 
 A save's rows and its catalog row commit in one transaction (the hot tier): readable the
-moment save_result returns; store_maintenance later moves the rows into Delta.
+moment save_result returns; store_maintenance later moves the rows into Delta. The same
+transaction queues the save's record for Dagster (its materializations and check
+evaluations); the code location reports the queue (saved_results_sensor requests a
+report_saves_job run; flush_records() here runs one), so a saving process never starts,
+loads or waits on Dagster.
 """
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from functools import cached_property
 from pathlib import Path
 
 from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
-from result_assets.app.recorder import recorder_for
 from result_assets.legacy import InvalidResult, dumps_document, parse_document
 from result_assets.migration.batch import RawResult, ValidatedResult
 from result_assets.migration.convert import convert
@@ -31,7 +33,7 @@ from result_assets.migration.engine import BatchResult, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
-from result_assets.store.reader import documents_from_rows, rebuild_documents
+from result_assets.store.reader import rebuild_documents, settled_documents
 from result_assets.store.stores import Stores
 
 log = logging.getLogger("result_assets.app")
@@ -49,7 +51,7 @@ class SaveOutcome:
     json_path: str | None = None  # the JSON written (json-only, dual-write)
     stored: str | None = None  # "migrated" or "quarantined" once the catalog row is committed (published)
     pending: bool = False  # dual-write: the store was not written; the sensor will migrate the JSON
-    materialized: bool = False  # recorded in the Dagster instance
+    materialized: bool = False  # reported to the Dagster instance (flush_records; else the code location, later)
     corrections: list[str] = field(default_factory=list)  # what validation auto-corrected
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per engine stage
@@ -94,6 +96,7 @@ class ResultManager:
         self.record_in_dagster = record_in_dagster
         # One catalog connection per manager: store work is serialized (async calls use threads).
         self._lock = threading.RLock()
+        self._unreported: list[SaveOutcome] = []  # saves queued for Dagster, not reported by flush_records yet
 
     @classmethod
     def from_env(cls) -> "ResultManager":
@@ -103,12 +106,6 @@ class ResultManager:
     @cached_property
     def stores(self) -> Stores:
         return Stores(self.settings)
-
-    @cached_property
-    def instance(self):
-        from result_assets.platform.instance import get_instance
-
-        return get_instance(self.settings)
 
     # --- writing ---
 
@@ -151,7 +148,8 @@ class ResultManager:
                 catalog = self.stores.catalog
                 # Registered first: if the store write fails the task shows as pending.
                 catalog.register_sources({task_id: (source.partition_key, str(path))})
-                batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated)
+                batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
+                                   records=self._records(validated))
         except Exception as exc:  # the JSON is the record in this phase: never fail the caller
             log.debug("store write failed", exc_info=True)
             outcome.pending = True
@@ -164,7 +162,7 @@ class ResultManager:
             self._warn(outcome, f"task {task_id!r} was not published: {validated.failure} (its JSON was written)")
         else:
             outcome.stored = validated.status
-        self._record(validated, outcome, batch.checks)
+        self._queued(outcome)
 
     def _postgres_only_store(self, task_id: str, raw: bytes, outcome: SaveOutcome) -> None:
         source = LegacyFile(task_id, "", len(raw), 0)
@@ -176,7 +174,7 @@ class ResultManager:
         try:
             with self._lock:
                 batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
-                                   keep_source_path=False)
+                                   keep_source_path=False, records=self._records(validated))
         except Exception as exc:
             raise ResultStoreError(f"task {task_id!r} was not stored: {_one_line(exc)}") from exc
         outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
@@ -191,36 +189,50 @@ class ResultManager:
                 self.stores.catalog.register_sources({task_id: (source.partition_key, str(backup))})
         except Exception as exc:
             self._warn(outcome, f"task {task_id!r} stored, but its source was not re-registered: {_one_line(exc)}")
-        self._record(validated, outcome, batch.checks)
+        self._queued(outcome)
 
-    def _record(self, validated: ValidatedResult, outcome: SaveOutcome, checks=()) -> None:
-        """Report the save to the Dagster instance (materializations and the same check
-        evaluations a backfill records) from the recorder process (app/recorder.py): the
-        save has already committed, and the UI shows the partition a moment later.
-        flush_records() waits for it."""
+    def _records(self, validated: ValidatedResult) -> dict[str, tuple[dict, str]] | None:
+        """The save's record for Dagster, queued in its publishing transaction (none when
+        record_in_dagster is off)."""
         if not self.record_in_dagster:
-            return
+            return None
         metadata = {"status": validated.status, "source_sha256": validated.sha256,
                     "json_bytes": validated.json_bytes, "written_by": f"ResultManager ({self.mode})"}
         if validated.result is not None:
             metadata["signals"] = validated.result.n_signals
         else:
             metadata["reason"] = validated.reason
+        return {validated.task_id: (metadata, f"saved by the application in {self.mode} mode")}
 
-        def done(ok: bool, error: str | None) -> None:
-            if ok:
-                outcome.materialized = True
-            else:
-                self._warn(outcome, f"task {validated.task_id!r} stored, but not recorded in Dagster: {error}")
-
-        recorder_for(self.settings).submit(validated.task_id, metadata,
-                                           f"saved by the application in {self.mode} mode", checks, done)
+    def _queued(self, outcome: SaveOutcome) -> None:
+        if self.record_in_dagster:
+            with self._lock:
+                self._unreported.append(outcome)
 
     def flush_records(self, timeout: float | None = 60) -> bool:
-        """Wait until every save so far is recorded in Dagster; False if timeout passed first."""
+        """Report every queued save to the Dagster instance now, as a `report_saves_job` run
+        (the code location's saved_results_sensor otherwise does it within a minute): the one
+        call here that loads Dagster. Marks this manager's saves `materialized` once reported.
+        `timeout` is kept for callers of earlier releases. Returns whether all were reported."""
         if not self.record_in_dagster:
             return True
-        return recorder_for(self.settings).flush(timeout)
+        from result_assets.assets.resources import StoresResource
+        from result_assets.assets.saves import REPORT_SAVES_JOB
+        from result_assets.definitions import build_definitions
+        from result_assets.platform.instance import get_instance
+
+        s = self.settings
+        stores = StoresResource(home=str(s.home), database_url=s.database_url, store_root=s.store_root,
+                                backup_dir=s.backup_dir)
+        with self._lock:
+            build_definitions(s).resolve_job_def(REPORT_SAVES_JOB).execute_in_process(
+                instance=get_instance(s), resources={"stores": stores}, raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            still_queued = self.stores.catalog.record_ids([o.task_id for o in self._unreported])
+            for outcome in self._unreported:
+                outcome.materialized = outcome.task_id not in still_queued
+            self._unreported = [o for o in self._unreported if not o.materialized]
+            return not self._unreported
 
     def _warn(self, outcome: SaveOutcome, message: str) -> None:
         log.warning(message)
@@ -277,7 +289,7 @@ class ResultManager:
                 if json_path is not None and source_differs(json_path, row["source_bytes"], row["source_mtime_ns"],
                                                             row["source_sha256"]):
                     return None  # a newer JSON the store has not caught up with yet
-                return documents_from_rows(self.stores, rows).get(task_id)
+                return settled_documents(self.stores, rows).get(task_id)
         except Exception as exc:
             raise ResultStoreError(f"cannot read task {task_id!r} from the store: {_one_line(exc)}") from exc
 
@@ -311,16 +323,18 @@ class ResultManager:
         return task_dir / RESULT_FILE
 
     def close(self) -> None:
-        self.flush_records()
         stores = self.__dict__.get("stores")
         if stores is not None and "catalog" in stores.__dict__:
             stores.catalog.close()
 
 
-def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True) -> BatchResult:
-    """One converted task through the batch engine into the hot tier: backup, proof, rows and
-    catalog row in one transaction, durable and readable when this returns."""
-    return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier="hot")
+def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True,
+               records: dict[str, tuple[dict, str]] | None = None) -> BatchResult:
+    """One converted task through the batch engine into the hot tier: backup, proof, rows,
+    catalog row (and the save's queued Dagster record) in one transaction, durable and
+    readable when this returns."""
+    return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier="hot",
+                     records=records)
 
 
 def autocorrect(result: object) -> tuple[object, list[str]]:

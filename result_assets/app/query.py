@@ -27,6 +27,7 @@ from result_assets.store.catalog import METRICS, TASK_COLUMNS
 from result_assets.store.delta_tables import CURVES, SIGNALS, DeltaStore, s3_storage_options, sql_string
 from result_assets.store import hot_rows
 from result_assets.store.reader import TaskNotMigrated, read_result, rebuild_documents
+from result_assets.store.row_locations import RowsGone
 from result_assets.store.stores import Stores
 
 ORDERABLE = METRICS + ("n_signals", "n_symbols", "n_curve_points", "migrated_at", "task_id")
@@ -187,39 +188,38 @@ class ResultStore:
         expression = None
         for f in filters:
             expression = f if expression is None else expression & f
-        # The hot tier first: a flush between the two reads then shows a task twice at worst
-        # (its rows are the same), never not at all.
-        hot = self.stores.catalog.hot_rows(task_ids, table)
-        # A symbol filter scans the whole table: read `symbol` as the dictionary it is stored as.
-        dictionary = frozenset({"symbol"}) if symbols is not None else frozenset()
+        filter_columns = (("symbol",) if symbols is not None else ()) + (("ts",) if (start, end) != (None, None) else ())
         try:
-            dataset = self.stores.delta.dataset(table, " AND ".join(predicates) or None, dictionary)
+            # Only what the catalog has published, where it says, as of one catalog snapshot: never
+            # a failed or in-flight batch's rows, never a task twice while a flush moves it.
+            for attempt in range(3):
+                located, hot, unlocated = self.stores.catalog.published_rows(table, task_ids)
+                try:
+                    pieces = [self.stores.delta.files.scan(table, located, schema, columns, expression,
+                                                           filter_columns)]
+                    break
+                except RowsGone:  # maintenance moved tasks and vacuumed meanwhile: a fresh snapshot
+                    if attempt == 2:
+                        raise
+            if unlocated:  # published before locations were recorded: the current snapshot holds them
+                pieces.append(self._unlocated_rows(table, schema, unlocated, predicates, expression, columns))
+        except psycopg2.Error as exc:
+            raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
         except Exception as exc:
-            raise ResultStoreError(f"cannot open the {table} table: {exc}") from exc
-        # With hot tasks, task_id is read too, to leave out their older Delta rows.
-        read = columns if not hot or columns is None or "task_id" in columns else [*columns, "task_id"]
-        if dataset is None:  # nothing in Delta yet
-            rows = schema.empty_table()
-            rows = rows.select(read) if read else rows
-        else:
-            rows = dataset.to_table(columns=read, filter=expression)
-        if dictionary and "symbol" in rows.column_names:
-            i = rows.column_names.index("symbol")
-            rows = rows.set_column(i, schema.field("symbol"), rows.column(i).cast(pa.string()))
-        return self._with_hot_rows(table, schema, rows, hot, expression, columns)
+            raise ResultStoreError(f"cannot read the {table} table: {exc}") from exc
+        for data in hot.values():
+            rows = hot_rows.decode(data, schema)
+            pieces.append(rows.filter(expression) if expression is not None else rows)
+        names = columns if columns is not None else schema.names
+        return pa.concat_tables([p.select(names).cast(pa.schema([schema.field(n) for n in names])) for p in pieces])
 
-    def _with_hot_rows(self, table, schema, rows: pa.Table, hot: dict, expression, columns) -> pa.Table:
-        """The scan as readers see the tasks: a task in the hot tier (saved, not flushed yet)
-        contributes its hot rows, and its older Delta rows, if any, are left out."""
-        if not hot:
-            return rows
-        rows = rows.filter(pc.invert(pc.is_in(rows["task_id"], pa.array(list(hot), pa.string()))))
-        rows = rows.select(columns) if columns else rows
-        extra = pa.concat_tables([hot_rows.decode(data, schema) for data in hot.values()])
-        if expression is not None:
-            extra = extra.filter(expression)
-        extra = extra.select(columns) if columns else extra
-        return pa.concat_tables([rows, extra.cast(rows.schema)])
+    def _unlocated_rows(self, table, schema, task_ids, predicates, expression, columns) -> pa.Table:
+        predicate = " AND ".join([*predicates, _in_predicate("task_id", task_ids)])
+        dataset = self.stores.delta.dataset(table, predicate)
+        if dataset is None:
+            return schema.empty_table()
+        keep = pc.field("task_id").isin(pa.array(task_ids, pa.string()))
+        return dataset.to_table(columns=columns, filter=keep if expression is None else keep & expression)
 
     def read_result(self, task_id: str) -> dict:
         """The task's document, rebuilt from the catalog skeleton and its Delta rows."""

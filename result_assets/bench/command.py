@@ -32,6 +32,17 @@ def add_arguments(parser) -> None:
     app.add_argument("--app-large-signals", type=whole_number(1), default=4_000, help="signals per large task")
     app.add_argument("--app-modes", default="json-only,dual-write,postgres-only", help="modes to run (default all)")
     app.add_argument("--app-no-dagster", action="store_true", help="record_in_dagster=False: the store's cost alone")
+    soak = parser.add_argument_group(
+        "--soak: application processes saving and reading while migrate and maintain loop, on one store (soak.py)",
+        "Prints a table, writes <workdir>/soak.json. Exit 1 if a save or a read failed, a task was lost (missing or "
+        "not its last save), shown twice or short in a scan, or a process died or was left running; else 0 "
+        "(failed migrate/maintain runs are reported, not judged).")
+    soak.add_argument("--soak", action="store_true", help="run the soak instead of the migration bench")
+    soak.add_argument("--soak-seconds", type=whole_number(1), default=600, help="how long (default 600)")
+    soak.add_argument("--soak-processes", type=whole_number(1), default=4,
+                      help="application processes, postgres-only (default 4)")
+    soak.add_argument("--soak-legacy-tasks", type=whole_number(1), default=20,
+                      help="tasks in the legacy corpus the migrate loop migrates (default 20)")
 
 
 def run(args) -> int:
@@ -39,6 +50,12 @@ def run(args) -> int:
 
     if args.app:
         return run_app(args)
+    if args.soak:
+        from result_assets.bench.soak import SoakParams, run_soak
+
+        params = SoakParams(processes=args.soak_processes, seconds=args.soak_seconds,
+                            legacy_tasks=args.soak_legacy_tasks, seed=args.seed)
+        return run_soak(Path(args.workdir).absolute(), params)
     if args.num_signals:
         from result_assets.bench.sizes import run_sizes
 

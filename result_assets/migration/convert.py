@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -160,6 +162,37 @@ def _get_pool(n: int) -> ProcessPoolExecutor:
     global _pool, _pool_workers
     if _pool is None or _pool_workers != n:
         # forkserver: never fork a process holding Dagster's threads and database connections.
-        _pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver"))
+        _pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver"),
+                                    initializer=_exit_with, initargs=(os.getpid(),))
         _pool_workers = n
     return _pool
+
+
+def _exit_with(client_pid: int) -> None:
+    """In each worker: exit once the process that started the pool is gone. A client killed
+    with SIGKILL cannot shut its pool down, and the forkserver's workers (and with them the
+    forkserver) would otherwise wait for work forever."""
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if not _running(client_pid):
+                os._exit(0)
+
+    threading.Thread(target=watch, name="result-assets-exit-with-client", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a killed process not reaped yet still answers kill(pid, 0))."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b") ", 1)[1][:1] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True

@@ -13,8 +13,10 @@ earlier rows by Delta time travel, app/rollback.py). Per batch:
    rows the conversion proof saw (digests); a task that differs is taken out again;
 5. publish the catalog rows in one transaction: only proven tasks as 'migrated', a
    task whose proof failed as 'failed' with its first difference (never visible to
-   readers), a bad file as 'quarantined'. The skeleton text is read back inside that
-   transaction, before it commits.
+   readers; beside its last good version, which stays readable, when it has one), a bad
+   file as 'quarantined'. The skeleton text is read back inside that transaction, before
+   it commits. Steps 3-5 hold the store write lock (shared): maintenance never compacts
+   or vacuums a file committed here before it is published.
 
 It returns what it wrote, the versions, the check outcomes and per-stage timings.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 
@@ -89,9 +91,10 @@ class _Clock:
 def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int | None = None,
               compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
               raws: list[RawResult] | None = None, converted: list[ValidatedResult] | None = None,
-              tier: str = "delta") -> BatchResult:
+              tier: str = "delta", records: dict[str, tuple[dict, str]] | None = None) -> BatchResult:
     """Back up, convert, prove and publish one batch. The application's save passes the
-    bytes it holds (`raws`), already converted (`converted`) when it had to judge them first."""
+    bytes it holds (`raws`), already converted (`converted`) when it had to judge them first,
+    and `records` ({task_id: (metadata, description)}) to queue for the Dagster instance."""
     clock = _Clock()
     limit = max_file_bytes or stores.settings.max_file_bytes
     with clock.stage("read"):
@@ -104,15 +107,24 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
         validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers)
     del raws  # the largest thing held: the rows take over
     return publish_batch(stores, validated, backups, compression_goal=compression_goal,
-                         keep_source_path=keep_source_path, tier=tier, clock=clock)
+                         keep_source_path=keep_source_path, tier=tier, clock=clock, records=records)
 
 
 def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,
                   compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
-                  tier: str = "delta", clock: _Clock | None = None) -> BatchResult:
+                  tier: str = "delta", clock: _Clock | None = None,
+                  records: dict[str, tuple[dict, str]] | None = None) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
-    tier in the catalog's own transaction instead of a Delta commit (application saves)."""
+    tier in the catalog's own transaction instead of a Delta commit (application saves).
+    A Delta batch holds the store write lock (shared) from its commit to its publication."""
     clock = clock or _Clock()
+    if tier == "hot":
+        return _publish(stores, validated, backups, compression_goal, keep_source_path, tier, clock, records)
+    with stores.catalog.store_write_lock(exclusive=False):
+        return _publish(stores, validated, backups, compression_goal, keep_source_path, tier, clock, records)
+
+
+def _publish(stores, validated, backups, compression_goal, keep_source_path, tier, clock, records) -> BatchResult:
     ids = [v.task_id for v in validated]
     signals, curves = signal_rows(validated), curve_rows(validated)
     located = {SIGNALS: {}, CURVES: {}}
@@ -144,10 +156,10 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
         if not keep_source_path:  # the application's save: there is no source file
             row.source_path, row.source_mtime_ns = None, None
     with clock.stage("publish"):
-        demoted = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot)
+        published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records)
     for v in validated:
-        if v.task_id in demoted:
-            v.failure = demoted[v.task_id]
+        if v.task_id in published.demoted:
+            v.failure = published.demoted[v.task_id]
     stored_rows = {t: {task_id: rows.num_rows for task_id, rows in stored[t].items()} for t in stored}
     for task_id in taken_out:
         for table in stored_rows:
@@ -158,6 +170,9 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
         # the whole store on every save would cost more than the save).
         report = recent_store_report(stores) if tier == "hot" else None
         result.checks = judge(stores, result, compression_goal, report)
+        if published.record_ids:  # the queued save records carry the checks the UI will show
+            stores.catalog.attach_checks(published.record_ids, {
+                t: [asdict(o) for o in result.checks if o.task_id == t] for t in published.record_ids})
     result.seconds = clock.seconds
     return result
 

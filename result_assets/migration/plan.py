@@ -41,8 +41,8 @@ def make_plan(tasks: list[LegacyFile], states: dict[str, CatalogState], force: b
 
 
 def _unchanged(task: LegacyFile, state: CatalogState, touched: dict[str, int]) -> bool:
-    if state.status == "failed":
-        return False  # never published: every run tries again
+    if state.status == "failed" or state.failed_attempt:
+        return False  # never published, or the last attempt failed: every run tries again
     if task.refused:
         return state.reason == task.refused
     if task.size != state.source_bytes:

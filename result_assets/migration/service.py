@@ -45,7 +45,7 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
 
     started = time.perf_counter()
     found = scan(source_dir, only)
-    stores = Stores(settings)
+    stores = Stores(settings, upgrade=True)  # a migration brings the catalog's schema up to date
     plan = make_plan(found.tasks, stores.catalog.states([t.task_id for t in found.tasks]), force)
     stores.catalog.touch_mtime(plan.touched_mtimes)
     todo = plan.to_migrate
@@ -76,10 +76,10 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
     failed_runs = [o for o in outcomes if not o.success]
     report = {
         "tasks": len(found.tasks),
-        "migrated": sum(1 for s in states.values() if s.status == "migrated"),
+        "migrated": sum(1 for s in states.values() if s.last_attempt == "migrated"),
         "skipped": len(plan.unchanged),
         "quarantined": sum(1 for s in states.values() if s.status == "quarantined"),
-        "failed_checks": sum(1 for s in states.values() if s.status == "failed"),
+        "failed_checks": sum(1 for s in states.values() if s.last_attempt == "failed"),
         "json_bytes": totals["migrated_json_bytes"],
         "stored_bytes": totals["stored_bytes"],
         "compression_ratio": totals["compression_ratio"],
@@ -89,7 +89,8 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
         "not_tasks": found.not_tasks,
     }
     return MigrateOutcome(report, stores.catalog.quarantined(), failed_runs,
-                          sorted((t, s.reason) for t, s in states.items() if s.status == "failed"))
+                          sorted((t, s.failed_attempt or s.reason) for t, s in states.items()
+                                 if s.last_attempt == "failed"))
 
 
 def dry_run(settings: Settings, source_dir: str, *, force: bool = False, only: list[str] | None = None) -> MigrateOutcome:

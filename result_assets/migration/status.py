@@ -1,5 +1,6 @@
 """Every known task's status: migrated, quarantined, failed (a proof failed: not published),
-pending (registered, not migrated) or stale."""
+pending (registered, not migrated) or stale; and, beside a published version, the reason its
+last attempt failed (`failed_attempt`: the published version stays readable, the next run retries)."""
 from __future__ import annotations
 
 from result_assets.migration.sources import registered_source_file, source_differs
@@ -20,5 +21,6 @@ def task_statuses(stores) -> list[dict]:
         if path and source_differs(path, state.source_bytes, state.source_mtime_ns, state.source_sha256):
             status = "stale"
         rows.append({"task_id": task_id, "status": status,
-                     "reason": state.reason if state.status in ("quarantined", "failed") else None})
+                     "reason": state.reason if state.status in ("quarantined", "failed") else None,
+                     "failed_attempt": state.failed_attempt})
     return rows

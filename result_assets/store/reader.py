@@ -37,8 +37,28 @@ def rebuild_documents(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
     query, then each table's rows read where they live."""
     documents = {}
     for start in range(0, len(task_ids), READ_BATCH):
-        documents.update(documents_from_rows(stores, stores.catalog.tasks(list(task_ids[start:start + READ_BATCH]))))
+        chunk = list(task_ids[start:start + READ_BATCH])
+        documents.update(settled_documents(stores, stores.catalog.tasks(chunk)))
     return documents
+
+
+def settled_documents(stores: Stores, catalog_rows: dict[str, dict], attempts: int = 3) -> dict[str, dict]:
+    """documents_from_rows, read again from fresh catalog rows when a file they name is gone
+    because maintenance moved those tasks meanwhile (re-pointed after a compaction or a flush,
+    then vacuumed at a short retention). A file gone under an unchanged catalog row raises."""
+    for attempt in range(attempts):
+        try:
+            return documents_from_rows(stores, catalog_rows)
+        except TaskUnreadable:
+            fresh = stores.catalog.tasks(list(catalog_rows))
+            if attempt == attempts - 1 or _placement(fresh) == _placement(catalog_rows):
+                raise
+            catalog_rows = fresh
+    raise AssertionError("unreachable")
+
+
+def _placement(rows: dict[str, dict]) -> dict:
+    return {t: (r["version"], r["row_locations"], r.get("hot_signals") is not None) for t, r in rows.items()}
 
 
 def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[str, dict]:

@@ -118,6 +118,34 @@ class RowFiles:
             return {t: schema.empty_table() for t in located}
         return split_by_task(pa.concat_tables(pieces), list(located), schema)
 
+    def scan(self, table: str, located: dict[str, Locations], schema: pa.Schema, columns: list[str] | None,
+             expression=None, filter_columns: tuple[str, ...] = ()) -> pa.Table:
+        """The rows of the located tasks matching `expression` (over `filter_columns`), with
+        `columns` (all when None) and task_id: from each file only its named row groups, and
+        only the tasks that name it, so nothing unpublished and no task twice."""
+        names = schema.names if columns is None else list(dict.fromkeys([*columns, "task_id", *filter_columns]))
+        by_file: dict[str, tuple[set[int], list[str]]] = {}
+        for task_id, locations in located.items():
+            for relative, groups in locations:
+                entry = by_file.setdefault(relative, (set(), []))
+                entry[0].update(groups)
+                entry[1].append(task_id)
+        pieces = []
+        for relative, (groups, task_ids) in sorted(by_file.items()):
+            metadata = self.metadata(table, relative)
+            try:
+                with self._fs.open_input_file(self.path(table, relative)) as f:
+                    rows = pq.ParquetFile(f, metadata=metadata).read_row_groups(sorted(groups), columns=names)
+            except FileNotFoundError as exc:
+                raise RowsGone(f"{table}/{relative} is gone") from exc
+            rows = rows.filter(pc.is_in(rows["task_id"], pa.array(task_ids, pa.string())))
+            if expression is not None:
+                rows = rows.filter(expression)
+            pieces.append(rows.cast(pa.schema([schema.field(n) for n in names])))
+        if not pieces:
+            return pa.schema([schema.field(n) for n in names]).empty_table()
+        return pa.concat_tables(pieces)
+
 
 def split_by_task(rows: pa.Table, task_ids: list[str], schema: pa.Schema) -> dict[str, pa.Table]:
     """{task_id: its rows}, every id present (empty when it has none)."""

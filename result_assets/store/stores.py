@@ -13,9 +13,11 @@ from result_assets.store.delta_tables import DeltaStore, s3_storage_options
 @dataclass
 class Stores:
     settings: Settings
-    # A reader never runs DDL: the schema (tables, indexes) is the owner's migration, so a
+    # A reader never creates the schema (tables, indexes are the owner's `db upgrade`), so a
     # read-only role (README: the reader role) can read.
     readonly: bool = False
+    # `migrate` and `result-assets db upgrade`: bring the schema up to date first (under its lock).
+    upgrade: bool = False
     # Small per-process memos (e.g. the whole-store report an application save judges against).
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -39,6 +41,10 @@ class Stores:
         from result_assets.platform.postgres import catalog_url
 
         catalog = Catalog(catalog_url(self.settings))
-        if not self.readonly:
-            catalog.ensure_schema()
+        # One SELECT: a catalog older than the code stops here with one line; an empty one
+        # is created by a writer (a new home). Never DDL on a catalog in use.
+        if self.upgrade:
+            catalog.upgrade_schema()
+        else:
+            catalog.require_schema(create_if_empty=not self.readonly)
         return catalog

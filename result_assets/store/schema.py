@@ -1,0 +1,197 @@
+"""The catalog's schema: created and upgraded by one explicit, versioned, idempotent step.
+
+Nothing else runs DDL on the catalog. A save, a read, a sensor tick or a maintenance run
+only checks the version (one SELECT) and, when the catalog is older than the code, stops
+with one line that names the command. DDL at run time used to deadlock saves: a save's
+`INSERT INTO tasks_history ... FROM tasks` against another process's first-use
+`ALTER TABLE tasks` (issue: the store as the platform's system of record).
+
+`upgrade` runs under an advisory lock, so concurrent first runs serialize, and applies
+each step above the recorded version in its own transaction. `result-assets db upgrade`
+runs it; so do `migrate` and the first use of a new (empty) catalog.
+"""
+from __future__ import annotations
+
+SCHEMA_LOCK = 7201  # pg advisory lock: one upgrade at a time
+
+# Version 1: the catalog as the first releases left it (every statement idempotent, so an
+# unversioned catalog of any earlier release is brought here safely).
+_V1 = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id          text PRIMARY KEY,
+    partition_key    text NOT NULL UNIQUE,
+    status           text NOT NULL CHECK (status IN ('migrated', 'quarantined', 'failed')),
+    reason           text,
+    source_path      text,
+    source_sha256    text NOT NULL,
+    source_bytes     bigint NOT NULL,
+    source_mtime_ns  bigint,
+    layout           smallint,
+    strategy         text,
+    timeframe        text,
+    start_date       text,
+    end_date         text,
+    params           jsonb,
+    n_symbols        integer,
+    n_signals        integer,
+    n_curve_points   integer,
+    total_return     double precision,
+    win_rate         double precision,
+    max_drawdown     double precision,
+    sharpe_ratio     double precision,
+    profit_factor    double precision,
+    num_trades       double precision,
+    skeleton         text,
+    warnings         jsonb,
+    signals_version  bigint,
+    curves_version   bigint,
+    convert_seconds  double precision,
+    version          integer NOT NULL DEFAULT 1,
+    migrated_at      timestamptz NOT NULL DEFAULT now()
+);
+-- Columns added after the first release: catalogs created before them gain them here.
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS signals_version bigint;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS curves_version bigint;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS convert_seconds double precision;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS row_locations jsonb;
+-- 'failed': valid, but a proof failed, so never published (catalogs before it allowed two states).
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'tasks_status_check'
+             AND pg_get_constraintdef(oid) NOT LIKE '%failed%') THEN
+    ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;
+    ALTER TABLE tasks ADD CONSTRAINT tasks_status_check CHECK (status IN ('migrated', 'quarantined', 'failed'));
+  END IF;
+END $$;
+-- Every row a re-migration replaces, so a force can be rolled back (with Delta time travel).
+CREATE TABLE IF NOT EXISTS tasks_history (LIKE tasks);
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS replaced_at timestamptz NOT NULL DEFAULT now();
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS signals_version bigint;
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS curves_version bigint;
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS convert_seconds double precision;
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS row_locations jsonb;
+CREATE INDEX IF NOT EXISTS tasks_history_task_idx ON tasks_history (task_id, version);
+CREATE INDEX IF NOT EXISTS tasks_strategy_idx ON tasks (strategy);
+CREATE INDEX IF NOT EXISTS tasks_status_idx ON tasks (status);
+CREATE INDEX IF NOT EXISTS tasks_total_return_idx ON tasks (total_return);
+CREATE TABLE IF NOT EXISTS task_symbols (
+    task_id       text NOT NULL REFERENCES tasks (task_id) ON DELETE CASCADE,
+    symbol_idx    integer NOT NULL,
+    symbol        text,
+    n_signals     integer NOT NULL,
+    total_return  double precision,
+    win_rate      double precision,
+    max_drawdown  double precision,
+    sharpe_ratio  double precision,
+    profit_factor double precision,
+    num_trades    double precision,
+    PRIMARY KEY (task_id, symbol_idx)
+);
+CREATE INDEX IF NOT EXISTS task_symbols_symbol_idx ON task_symbols (symbol);
+-- What ResultStore.find_tasks filters and orders by (a start/end date written 2024-01-03,
+-- 2024/01/03 or 2024.01.03 compares as its first ten characters with '-' separators).
+CREATE INDEX IF NOT EXISTS tasks_q_win_rate_idx ON tasks (win_rate);
+CREATE INDEX IF NOT EXISTS tasks_q_max_drawdown_idx ON tasks (max_drawdown);
+CREATE INDEX IF NOT EXISTS tasks_q_sharpe_ratio_idx ON tasks (sharpe_ratio);
+CREATE INDEX IF NOT EXISTS tasks_q_profit_factor_idx ON tasks (profit_factor);
+CREATE INDEX IF NOT EXISTS tasks_q_num_trades_idx ON tasks (num_trades);
+CREATE INDEX IF NOT EXISTS tasks_q_strategy_return_idx ON tasks (strategy, total_return);
+CREATE INDEX IF NOT EXISTS tasks_q_end_key_idx ON tasks ((left(translate(end_date, '/.', '--'), 10)));
+CREATE INDEX IF NOT EXISTS tasks_q_start_key_idx ON tasks ((left(translate(start_date, '/.', '--'), 10)));
+-- The hot tier: a task saved by the application, its rows as Arrow IPC, committed with its
+-- catalog row; the flush moves them into the Delta tables and deletes them here.
+CREATE TABLE IF NOT EXISTS hot_rows (
+    task_id   text PRIMARY KEY REFERENCES tasks (task_id) ON DELETE CASCADE,
+    signals   bytea NOT NULL,
+    curves    bytea NOT NULL,
+    saved_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE IF NOT EXISTS task_sources (
+    task_id       text PRIMARY KEY,
+    partition_key text NOT NULL UNIQUE,
+    source_path   text NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+# Version 2: a failed attempt is kept beside the last good version instead of replacing it;
+# the application's saves queue their Dagster records in the store (the code location
+# reports them), so an application process never starts Dagster.
+_V2 = """
+CREATE TABLE IF NOT EXISTS task_failures (
+    task_id          text PRIMARY KEY,
+    partition_key    text NOT NULL,
+    reason           text NOT NULL,
+    source_path      text,
+    source_sha256    text NOT NULL,
+    source_bytes     bigint NOT NULL,
+    source_mtime_ns  bigint,
+    failed_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS save_records (
+    record_id    bigserial PRIMARY KEY,
+    task_id      text NOT NULL,
+    partition_key text NOT NULL,
+    metadata     jsonb NOT NULL,
+    description  text NOT NULL,
+    checks       jsonb,
+    saved_at     timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+"""
+
+STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2)]
+SCHEMA_VERSION = STEPS[-1][0]
+UPGRADE_COMMAND = "result-assets db upgrade"
+
+
+class SchemaOutdated(RuntimeError):
+    """The catalog's schema is not the one this code needs (one line, naming the command)."""
+
+
+def installed_version(conn) -> int | None:
+    """The catalog's schema version: None for an empty database, 0 for a catalog of a
+    release before versions were recorded."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('result_assets_schema') IS NOT NULL, to_regclass('tasks') IS NOT NULL")
+        versioned, has_tasks = cur.fetchone()
+        if not versioned:
+            return 0 if has_tasks else None
+        cur.execute("SELECT max(version) FROM result_assets_schema")
+        return cur.fetchone()[0] or 0
+
+
+def upgrade(conn) -> tuple[int | None, int]:
+    """Bring the catalog to SCHEMA_VERSION; returns (version before, version after)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+    try:
+        before = installed_version(conn)
+        for version, statements in STEPS:
+            if before is not None and version <= before:
+                continue
+            with conn, conn.cursor() as cur:
+                cur.execute(statements)
+                cur.execute("CREATE TABLE IF NOT EXISTS result_assets_schema ("
+                            "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+                cur.execute("INSERT INTO result_assets_schema (version) VALUES (%s) ON CONFLICT DO NOTHING",
+                            (version,))
+        return before, SCHEMA_VERSION
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
+def require_current(conn, *, create_if_empty: bool) -> None:
+    """Pass when the catalog is at SCHEMA_VERSION, or empty (created when `create_if_empty`:
+    a new home); raise SchemaOutdated when it is older or newer than this code."""
+    version = installed_version(conn)
+    if version == SCHEMA_VERSION:
+        return
+    if version is None:
+        if create_if_empty:
+            upgrade(conn)
+        return
+    if version > SCHEMA_VERSION:
+        raise SchemaOutdated(f"the catalog's schema is version {version}, newer than this code's "
+                             f"({SCHEMA_VERSION}): upgrade result-assets")
+    raise SchemaOutdated(f"the catalog's schema is version {version}, this code needs {SCHEMA_VERSION}: "
+                         f"run `{UPGRADE_COMMAND}`")

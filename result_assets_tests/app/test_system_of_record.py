@@ -1,0 +1,358 @@
+"""The store as the platform's system of record: no DDL at run time, first uses, saves,
+reporting and maintenance at once never deadlock, a failed attempt never hides the last
+good version, scans show only published rows, maintenance never breaks an in-flight batch."""
+from __future__ import annotations
+
+import threading
+import time
+from multiprocessing import get_context
+
+import psycopg2
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from result_assets import ResultManager, ResultStore, read_result
+from result_assets.app.errors import ResultStoreError
+from result_assets.cli import main
+from result_assets.legacy import compare_documents, parse_document
+from result_assets.migration import engine
+from result_assets.migration.plan import make_plan
+from result_assets.migration.sources import scan_source_dir
+from result_assets.migration.status import task_statuses
+from result_assets.store import catalog as catalog_module
+from result_assets.store.catalog import STORE_WRITE_LOCK
+from result_assets.store.delta_tables import SIGNALS
+from result_assets.store.maintenance import maintain
+from result_assets.store.schema import SCHEMA_VERSION, SchemaOutdated
+from result_assets.store.stores import Stores
+from result_assets_tests.app.helpers import small_document
+
+VICTIM = "bt_20250901_14ceeb"
+
+
+@pytest.fixture(scope="module")
+def stores(project_home):
+    return Stores.from_env()
+
+
+def run_threads(*targets) -> list[str]:
+    """Run each target in a thread; an exception in any of them is returned, never lost."""
+    errors: list[str] = []
+
+    def guarded(fn):
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=guarded, args=(fn,)) for fn in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a thread never finished"
+    return errors
+
+
+# --- no schema changes at run time -------------------------------------------------------------
+
+DDL_LOG = """
+CREATE TABLE IF NOT EXISTS test_ddl_log (tag text, object text);
+CREATE OR REPLACE FUNCTION test_log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+    IF r.schema_name IS NULL OR r.schema_name NOT LIKE 'pg_temp%' THEN
+      INSERT INTO test_ddl_log VALUES (r.command_tag, r.object_identity);
+    END IF;
+  END LOOP;
+END $$;
+DROP EVENT TRIGGER IF EXISTS test_ddl_trigger;
+CREATE EVENT TRIGGER test_ddl_trigger ON ddl_command_end EXECUTE FUNCTION test_log_ddl();
+"""
+
+
+def sql(url: str, statement: str, fetch: bool = False):
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall() if fetch else None
+    finally:
+        conn.close()
+
+
+def test_saves_reads_reporting_and_maintenance_run_no_ddl(stores):
+    """Every DDL statement on the catalog (temporary tables aside) is logged by an event
+    trigger: none may come from the application's or the code location's daily work."""
+    url = stores.catalog.url
+    sql(url, DDL_LOG)
+    try:
+        manager = ResultManager("postgres-only")
+        for i in range(3):
+            manager.save_result(f"ddl_{i}", small_document(strategy=f"ddl{i}", n=3 + i))
+        assert manager.get_result("ddl_1")["strategy"] == "ddl1"
+        assert manager.flush_records()
+        store = ResultStore.from_env()
+        assert store.signals(task_ids=["ddl_0", "ddl_2"]).num_rows == 3 + 5
+        store.close()
+        maintain(Stores.from_env(), retention_hours=0)
+        Stores.from_env().catalog.states()  # a new process's first use
+        assert sql(url, "SELECT tag, object FROM test_ddl_log", fetch=True) == []
+    finally:
+        sql(url, "DROP EVENT TRIGGER IF EXISTS test_ddl_trigger; DROP TABLE IF EXISTS test_ddl_log")
+
+
+# --- concurrent first uses, saves, reporting and maintenance -----------------------------------
+
+def _saver(worker: int, saves: int) -> list[str]:
+    errors = []
+    manager = ResultManager("postgres-only")  # a new process's first use of the store
+    for i in range(saves):
+        task_id = f"conc_{worker}_{i % 8}"  # some tasks saved again
+        document = small_document(strategy=f"w{worker}_{i}", n=1 + i % 5)
+        try:
+            manager.save_result(task_id, document)
+            if compare_documents(document, manager.get_result(task_id)):
+                errors.append(f"{task_id}: read back other than saved")
+        except Exception as exc:  # noqa: BLE001 - every failure is reported to the test
+            errors.append(f"{task_id}: {type(exc).__name__}: {exc}")
+    return errors
+
+
+def _background(kind: str, seconds: float) -> list[str]:
+    """A code-location process: a sensor tick plus the report run it asks for, or maintenance,
+    in a loop, each with a first use of the store."""
+    from dagster import build_sensor_context
+
+    from result_assets.assets.resources import StoresResource
+    from result_assets.assets.saves import saved_results_sensor
+    from result_assets.store.maintenance import MaintenanceBusy
+
+    errors, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if kind == "report":
+                saved_results_sensor(build_sensor_context(resources={"stores": StoresResource()}))
+                ResultManager("postgres-only").flush_records()
+            else:
+                fresh = Stores.from_env()
+                maintain(fresh, retention_hours=0)
+                fresh.catalog.close()
+        except MaintenanceBusy:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+    return errors
+
+
+def test_first_uses_saves_reporting_and_maintenance_at_once_never_fail(stores):
+    context = get_context("spawn")  # separate processes, as the platform runs them
+    with context.Pool(5) as pool:
+        savers = [pool.apply_async(_saver, (w, 24)) for w in range(3)]
+        background = [pool.apply_async(_background, (kind, 25.0)) for kind in ("report", "maintain")]
+        errors = [e for r in savers + background for e in r.get(timeout=600)]
+    assert errors == [], "\n".join(errors[:3])
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    got = manager.get_results([f"conc_{w}_{i}" for w in range(3) for i in range(8)])
+    assert len(got) == 24
+    assert ResultManager("postgres-only").flush_records()
+    assert stores.catalog.queued_records(10) == []  # every save reported
+
+
+def test_the_saves_sensor_asks_for_a_report_and_writes_nothing(stores):
+    from dagster import RunRequest, SkipReason, build_sensor_context
+
+    from result_assets.assets.resources import StoresResource
+    from result_assets.assets.saves import saved_results_sensor
+
+    manager = ResultManager("postgres-only")
+    outcome = manager.save_result("sensed", small_document(n=2))
+    assert not outcome.materialized  # saving never waits on Dagster
+    newest = stores.catalog.newest_record_id()
+    tick = saved_results_sensor(build_sensor_context(resources={"stores": StoresResource()}))
+    assert [r.run_key for r in tick.run_requests] == [f"saves-{newest}"] and tick.cursor == str(newest)
+    assert isinstance(tick.run_requests[0], RunRequest)
+    assert stores.catalog.newest_record_id() == newest  # the tick wrote nothing
+    again = saved_results_sensor(build_sensor_context(cursor=str(newest), resources={"stores": StoresResource()}))
+    assert isinstance(again, SkipReason)
+    assert manager.flush_records() and outcome.materialized
+
+
+# --- a failed attempt never hides the last good version ----------------------------------------
+
+def corrupt_victim(monkeypatch):
+    """One price of VICTIM changed after its conversion was proven, before the Delta commit."""
+    proven_rows = engine.signal_rows
+
+    def corrupted(validated):
+        rows = proven_rows(validated)
+        table = rows.table
+        mask = pc.equal(table.column("task_id").combine_chunks(), VICTIM)
+        bumped = pc.if_else(mask, pc.add(table.column("price").combine_chunks(), pa.scalar(1.0)),
+                            table.column("price").combine_chunks()).cast(pa.float64())
+        rows.table = table.set_column(table.schema.get_field_index("price"), "price", bumped)
+        return rows
+
+    monkeypatch.setattr(engine, "signal_rows", corrupted)
+
+
+def test_a_failed_re_migration_keeps_the_last_good_version(stores, sample_source, monkeypatch):
+    files = [f for f in scan_source_dir(sample_source).tasks if f.task_id == VICTIM]
+    engine.run_batch(stores, files)
+    source = parse_document((sample_source / VICTIM / "result.json").read_bytes())
+    assert compare_documents(source, read_result(VICTIM)) == []
+
+    corrupt_victim(monkeypatch)
+    batch = engine.run_batch(stores, files)  # a forced re-migration whose proof fails
+    monkeypatch.undo()
+    check = next(o for o in batch.checks if o.check == "lossless_round_trip")
+    assert not check.passed and "differ from those proven" in check.description
+    assert stores.catalog.task(VICTIM)["status"] == "migrated"
+    assert compare_documents(source, read_result(VICTIM)) == []  # the last good version, still readable
+    scanned = ResultStore.from_env().signals(task_ids=[VICTIM])
+    assert scanned.num_rows == stores.catalog.task(VICTIM)["n_signals"]
+
+    status = {r["task_id"]: r for r in task_statuses(stores)}[VICTIM]
+    assert status["status"] == "migrated" and "differ from those proven" in status["failed_attempt"]
+    assert VICTIM in dict(stores.catalog.failed())
+    assert make_plan(files, stores.catalog.states([VICTIM]), force=False).to_migrate == files  # retried
+
+    engine.run_batch(stores, files)  # the fault is gone: the retry publishes, the failure is cleared
+    assert stores.catalog.failed_attempts([VICTIM]) == {}
+    assert make_plan(files, stores.catalog.states([VICTIM]), force=False).to_migrate == []
+
+
+def test_a_save_that_does_not_read_back_keeps_the_last_good_save(stores, monkeypatch):
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    good = small_document(strategy="good", n=4)
+    manager.save_result("keep_last_good", good)
+    real = catalog_module._unfaithful
+
+    def spoiled(cur, tasks, hot):
+        found = real(cur, tasks, hot)
+        return {**found, **{t.task_id: "the hot tier gives back different rows than were written"
+                            for t in tasks if t.task_id == "keep_last_good"}}
+
+    monkeypatch.setattr(catalog_module, "_unfaithful", spoiled)
+    with pytest.raises(ResultStoreError, match="not published"):
+        manager.save_result("keep_last_good", small_document(strategy="bad", n=9))
+    monkeypatch.undo()
+    assert compare_documents(good, manager.get_result("keep_last_good")) == []
+    assert "different rows" in stores.catalog.failed_attempts(["keep_last_good"])["keep_last_good"]
+    manager.save_result("keep_last_good", small_document(strategy="again", n=2))
+    assert manager.get_result("keep_last_good")["strategy"] == "again"
+    assert stores.catalog.failed_attempts(["keep_last_good"]) == {}
+
+
+# --- readers see only published rows ----------------------------------------------------------
+
+def test_scans_show_only_published_rows(stores):
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    published = small_document(strategy="published", n=5)
+    manager.save_result("pub_a", published)
+    maintain(stores, compact=False, vacuum=False)  # into Delta
+    store = ResultStore.from_env()
+    before = store.signals(task_ids=["pub_a"])
+    assert before.num_rows == 5
+    # An in-flight batch: new rows for pub_a and a new task committed, not published (yet).
+    changed = before.set_column(before.schema.get_field_index("price"), "price",
+                                pc.add(before.column("price"), pa.scalar(1000.0)))
+    ghost = before.set_column(before.schema.get_field_index("task_id"), "task_id",
+                              pa.array(["ghost"] * before.num_rows, pa.string()))
+    stores.delta.replace_tasks(SIGNALS, pa.concat_tables([changed.cast(before.schema), ghost.cast(before.schema)]),
+                               ["pub_a", "ghost"])
+    everything = store.signals(columns=["task_id", "price"])
+    assert "ghost" not in set(everything.column("task_id").to_pylist())
+    mine = everything.filter(pc.equal(everything["task_id"], "pub_a"))
+    assert sorted(mine.column("price").to_pylist()) == sorted(before.column("price").to_pylist())
+    assert store.signals(task_ids=["pub_a", "ghost"]).num_rows == 5
+    assert store.signals(symbols=["KRW-BTC"], task_ids=["pub_a"], columns=["ts"]).num_rows == 5
+    store.close()
+
+
+# --- maintenance never breaks an in-flight batch -----------------------------------------------
+
+def test_maintenance_waits_for_a_batch_between_commit_and_publish(stores, sample_source):
+    files = [f for f in scan_source_dir(sample_source).tasks if f.task_id == "bt_20250900_600020"]
+    writer = Stores.from_env()
+    committed, release = threading.Event(), threading.Event()
+    real_upsert = writer.catalog.upsert
+
+    def paused_upsert(*args, **kwargs):
+        committed.set()  # rows are in Delta, read back, not published yet
+        assert release.wait(120)
+        return real_upsert(*args, **kwargs)
+
+    writer.catalog.upsert = paused_upsert
+    maintenance_done = threading.Event()
+
+    def batch():
+        engine.run_batch(writer, files)
+
+    def maintenance():
+        assert committed.wait(120)
+        maintain(Stores.from_env(), retention_hours=0)  # compaction and vacuum at retention 0
+        maintenance_done.set()
+
+    def releaser():
+        # Deterministic: release the batch once maintenance is seen waiting for the store lock.
+        assert committed.wait(120)
+        deadline = time.monotonic() + 120
+        while not sql(stores.catalog.url, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                                          f"AND objid = {STORE_WRITE_LOCK} AND NOT granted", fetch=True):
+            assert time.monotonic() < deadline, "maintenance never waited for the batch"
+            assert not maintenance_done.is_set(), "maintenance ran while a batch was unpublished"
+            time.sleep(0.02)
+        release.set()
+
+    assert run_threads(batch, maintenance, releaser) == []
+    assert maintenance_done.is_set()
+    source = parse_document((sample_source / "bt_20250900_600020" / "result.json").read_bytes())
+    assert compare_documents(source, read_result("bt_20250900_600020")) == []
+
+
+# --- the schema: one explicit, versioned step ---------------------------------------------------
+
+def test_an_older_catalog_is_one_line_naming_the_upgrade(stores, capsys):
+    url = stores.catalog.url
+    sql(url, f"DELETE FROM result_assets_schema WHERE version = {SCHEMA_VERSION}")
+    with pytest.raises(SchemaOutdated, match="result-assets db upgrade"):
+        Stores.from_env().catalog
+    with pytest.raises(ResultStoreError, match="result-assets db upgrade"):
+        ResultManager("postgres-only", record_in_dagster=False).save_result("old_schema", small_document())
+    assert main(["status"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "db upgrade" in err[0]
+    assert main(["db", "upgrade"]) == 0
+    assert f"to {SCHEMA_VERSION}" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0 and "already at" in capsys.readouterr().out
+    # A catalog of a release before versions (no version table at all) upgrades in place too.
+    sql(url, "DROP TABLE result_assets_schema")
+    assert main(["db", "version"]) == 1
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "version"]) == 0
+    assert ResultManager("postgres-only", record_in_dagster=False).save_result(
+        "old_schema", small_document()).stored == "migrated"
+
+
+def test_a_read_racing_maintenance_reads_where_the_rows_moved(stores):
+    """A reader holds a catalog row; maintenance then compacts, re-points and vacuums at
+    retention 0, deleting the file that row named. The read follows the fresh catalog row
+    (found by the soak: 1 failed read in 1,771 before)."""
+    from result_assets.store.reader import TaskUnreadable, documents_from_rows, settled_documents
+
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    documents = {}
+    for i in range(2):  # two flushes: two small files, which compaction merges
+        documents[f"race_{i}"] = small_document(strategy=f"race{i}", n=3 + i)
+        manager.save_result(f"race_{i}", documents[f"race_{i}"])
+        maintain(stores, compact=False, vacuum=False)
+    held = stores.catalog.tasks(list(documents))  # what a reader read before maintenance ran
+    maintain(Stores.from_env(), retention_hours=0)
+    with pytest.raises(TaskUnreadable):
+        documents_from_rows(stores, held)  # the rows it named are gone
+    got = settled_documents(stores, held)
+    assert {t: compare_documents(d, got[t]) for t, d in documents.items()} == {t: [] for t in documents}
