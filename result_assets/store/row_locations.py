@@ -93,27 +93,8 @@ class RowFiles:
         return out
 
     def read(self, table: str, located: dict[str, Locations], schema: pa.Schema) -> dict[str, pa.Table]:
-        """{task_id: its rows} reading only the named row groups, each file opened once.
-
-        A file can hold other versions of a task too (a later commit that was never
-        published, a concurrent writer): from each file only the tasks that name it are kept.
-        """
-        by_file: dict[str, tuple[set[int], list[str]]] = {}
-        for task_id, locations in located.items():
-            for relative, groups in locations:
-                entry = by_file.setdefault(relative, (set(), []))
-                entry[0].update(groups)
-                entry[1].append(task_id)
-        pieces = []
-        for relative, (groups, task_ids) in by_file.items():
-            metadata = self.metadata(table, relative)
-            try:
-                with self._fs.open_input_file(self.path(table, relative)) as f:
-                    rows = pq.ParquetFile(f, metadata=metadata).read_row_groups(sorted(groups))
-            except FileNotFoundError as exc:
-                raise RowsGone(f"{table}/{relative} is gone") from exc
-            rows = rows.select(schema.names).cast(schema)
-            pieces.append(rows.filter(pc.is_in(rows["task_id"], pa.array(task_ids, pa.string()))))
+        """{task_id: its rows} reading only the named row groups, each file opened once."""
+        pieces = [rows.select(schema.names).cast(schema) for rows in self._named_rows(table, located, None)]
         if not pieces:
             return {t: schema.empty_table() for t in located}
         return split_by_task(pa.concat_tables(pieces), list(located), schema)
@@ -121,30 +102,31 @@ class RowFiles:
     def scan(self, table: str, located: dict[str, Locations], schema: pa.Schema, columns: list[str] | None,
              expression=None, filter_columns: tuple[str, ...] = ()) -> pa.Table:
         """The rows of the located tasks matching `expression` (over `filter_columns`), with
-        `columns` (all when None) and task_id: from each file only its named row groups, and
-        only the tasks that name it, so nothing unpublished and no task twice."""
+        `columns` (all when None) and task_id: nothing unpublished and no task twice."""
         names = schema.names if columns is None else list(dict.fromkeys([*columns, "task_id", *filter_columns]))
+        out = pa.schema([schema.field(n) for n in names])
+        pieces = [(rows if expression is None else rows.filter(expression)).cast(out)
+                  for rows in self._named_rows(table, located, names)]
+        return pa.concat_tables(pieces) if pieces else out.empty_table()
+
+    def _named_rows(self, table: str, located: dict[str, Locations], columns: list[str] | None):
+        """Per file, its named row groups (`columns` only), keeping only the tasks that name it:
+        a file can hold other versions of a task too (a later commit that was never published,
+        a concurrent writer)."""
         by_file: dict[str, tuple[set[int], list[str]]] = {}
         for task_id, locations in located.items():
             for relative, groups in locations:
                 entry = by_file.setdefault(relative, (set(), []))
                 entry[0].update(groups)
                 entry[1].append(task_id)
-        pieces = []
         for relative, (groups, task_ids) in sorted(by_file.items()):
             metadata = self.metadata(table, relative)
             try:
                 with self._fs.open_input_file(self.path(table, relative)) as f:
-                    rows = pq.ParquetFile(f, metadata=metadata).read_row_groups(sorted(groups), columns=names)
+                    rows = pq.ParquetFile(f, metadata=metadata).read_row_groups(sorted(groups), columns=columns)
             except FileNotFoundError as exc:
                 raise RowsGone(f"{table}/{relative} is gone") from exc
-            rows = rows.filter(pc.is_in(rows["task_id"], pa.array(task_ids, pa.string())))
-            if expression is not None:
-                rows = rows.filter(expression)
-            pieces.append(rows.cast(pa.schema([schema.field(n) for n in names])))
-        if not pieces:
-            return pa.schema([schema.field(n) for n in names]).empty_table()
-        return pa.concat_tables(pieces)
+            yield rows.filter(pc.is_in(rows["task_id"], pa.array(task_ids, pa.string())))
 
 
 def split_by_task(rows: pa.Table, task_ids: list[str], schema: pa.Schema) -> dict[str, pa.Table]:

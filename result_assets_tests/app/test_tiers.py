@@ -43,9 +43,11 @@ def assert_whole(stores: Stores, documents: dict[str, dict]) -> None:
     got = m.get_results(list(documents))
     assert set(got) == set(documents)
     hot = {r["task_id"] for r in stores.catalog.hot_tasks(10**6)}
-    counts = delta_row_counts(stores, SIGNALS)
+    counts, curve_counts = delta_row_counts(stores, SIGNALS), delta_row_counts(stores, CURVES)
     for task_id in set(documents) - hot:
-        assert counts[task_id] == stores.catalog.task(task_id)["n_signals"], task_id
+        row = stores.catalog.task(task_id)
+        assert counts[task_id] == row["n_signals"], task_id
+        assert curve_counts[task_id] == row["n_curve_points"], task_id
 
 
 def test_save_is_hot_and_readable_then_flushed_into_delta(stores):
@@ -83,6 +85,15 @@ def test_concurrent_saves_while_a_flush_runs(stores):
     lock = threading.Lock()
     errors: list[str] = []
 
+    def guarded(fn):
+        def run(*args):
+            try:
+                fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - an exception in a thread must fail the test
+                errors.append(f"{fn.__name__}: {type(exc).__name__}: {exc}")
+        return run
+
+    @guarded
     def saver(worker: int):
         m = manager()
         for i in range(25):
@@ -95,6 +106,7 @@ def test_concurrent_saves_while_a_flush_runs(stores):
             with lock:
                 documents[task_id] = document
 
+    @guarded
     def flusher(stop: threading.Event):
         while not stop.is_set():
             maintain(Stores.from_env(), compact=False, vacuum=False, flush_batch=7)
@@ -116,9 +128,17 @@ def test_concurrent_saves_while_a_flush_runs(stores):
     assert_whole(stores, documents)
 
 
+def with_curve(document: dict, points: int) -> dict:
+    """The document with a portfolio performance curve of `points` points."""
+    curve = [{"timestamp": f"2024-01-{2 + i:02d} 09:00:00", "equity": 1_000_000.0 + 17.5 * i, "drawdown": -0.25 * i}
+             for i in range(points)]
+    return {**document, "performance_curve": curve}
+
+
 def test_a_flush_killed_mid_way_loses_nothing_and_shows_nothing_twice(stores, tmp_path):
     m = manager()
-    documents = {f"tier_kill_{i}": small_document(strategy=f"k{i}", n=2 + i % 5) for i in range(60)}
+    documents = {f"tier_kill_{i}": with_curve(small_document(strategy=f"k{i}", n=2 + i % 5), 3 + i % 4)
+                 for i in range(60)}
     for task_id, document in documents.items():
         m.save_result(task_id, document)
     signals_log = os.path.join(stores.settings.store_root, SIGNALS, "_delta_log")
