@@ -17,7 +17,6 @@ from functools import cached_property
 import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyarrow.dataset import ParquetReadOptions
 
 from result_assets.app.errors import ResultNotFound, ResultStoreError
 from result_assets.legacy import parse_timestamp
@@ -57,16 +56,14 @@ class CachedDeltaStore(DeltaStore):
             dt.update_incremental()
         return dt
 
-    def dataset(self, table: str, file_predicate: str | None = None, dictionary_columns: frozenset = frozenset()):
+    def dataset(self, table: str, file_predicate: str | None = None):
         """A pyarrow dataset of the table's current files; with a predicate, only the files
-        whose Delta statistics may hold matching rows. Dictionary columns are read without
-        expanding their values (a filter on them then compares small integers)."""
+        whose Delta statistics may hold matching rows."""
         dt = self.open(table)
         if dt is None:
             return None
-        if file_predicate is not None or dictionary_columns:
-            options = ParquetReadOptions(dictionary_columns=set(dictionary_columns)) if dictionary_columns else None
-            return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate, parquet_read_options=options)
+        if file_predicate is not None:
+            return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate)
         cached = self._datasets.get(table)
         if cached is None or cached[0] != dt.version():
             cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())

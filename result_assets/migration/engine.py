@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
@@ -118,63 +118,58 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
     tier in the catalog's own transaction instead of a Delta commit (application saves).
     A Delta batch holds the store write lock (shared) from its commit to its publication."""
     clock = clock or _Clock()
-    if tier == "hot":
-        return _publish(stores, validated, backups, compression_goal, keep_source_path, tier, clock, records)
-    with stores.catalog.store_write_lock(exclusive=False):
-        return _publish(stores, validated, backups, compression_goal, keep_source_path, tier, clock, records)
-
-
-def _publish(stores, validated, backups, compression_goal, keep_source_path, tier, clock, records) -> BatchResult:
-    ids = [v.task_id for v in validated]
-    signals, curves = signal_rows(validated), curve_rows(validated)
-    located = {SIGNALS: {}, CURVES: {}}
-    hot: dict[str, tuple[bytes, bytes]] = {}
-    if tier == "hot":
-        with clock.stage("read_back"):
-            hot = {v.task_id: (hot_rows.encode(v.result.signals), hot_rows.encode(v.result.curves))
-                   for v in validated if v.proven}
-            # What readers will decode: the catalog checks the bytes come back as written.
-            stored = {table: {t: hot_rows.decode(hot[t][i], SCHEMAS[table]) if t in hot else SCHEMAS[table].empty_table()
-                              for t in ids} for i, table in enumerate((SIGNALS, CURVES))}
-            taken_out = _prove_read_back(validated, stored)
-            for task_id in taken_out:
-                hot.pop(task_id)
-    else:
-        with clock.stage("write"):
-            signals.commit, curves.commit = commit_rows(stores, ids, signals.table, curves.table)
-        with clock.stage("read_back"):
-            located, stored = read_back(stores, ids, signals.commit, curves.commit)
-            taken_out = _prove_read_back(validated, stored)
-            if taken_out:  # their rows must not stay in the tables under a name readers could find
-                commit_rows(stores, taken_out, SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table())
-    catalog = catalog_batch(validated)
-    for row in catalog.tasks:
-        if row.status == "migrated" and tier != "hot":
-            row.signals_version = signals.commit.version if signals.commit else None
-            row.curves_version = curves.commit.version if curves.commit else None
-            row.row_locations = {SIGNALS: located[SIGNALS][row.task_id], CURVES: located[CURVES][row.task_id]}
-        if not keep_source_path:  # the application's save: there is no source file
-            row.source_path, row.source_mtime_ns = None, None
-    with clock.stage("publish"):
-        published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records)
-    for v in validated:
-        if v.task_id in published.demoted:
-            v.failure = published.demoted[v.task_id]
-    stored_rows = {t: {task_id: rows.num_rows for task_id, rows in stored[t].items()} for t in stored}
-    for task_id in taken_out:
-        for table in stored_rows:
-            stored_rows[table][task_id] = 0
-    result = BatchResult(validated, backups, signals, curves, catalog, stored_rows)
-    with clock.stage("checks"):
-        # A save judges the compression goal against a report at most a minute old (listing
-        # the whole store on every save would cost more than the save).
-        report = recent_store_report(stores) if tier == "hot" else None
-        result.checks = judge(stores, result, compression_goal, report)
-        if published.record_ids:  # the queued save records carry the checks the UI will show
-            stores.catalog.attach_checks(published.record_ids, {
-                t: [asdict(o) for o in result.checks if o.task_id == t] for t in published.record_ids})
-    result.seconds = clock.seconds
-    return result
+    lock = nullcontext() if tier == "hot" else stores.catalog.store_write_lock(exclusive=False)
+    with lock:
+        ids = [v.task_id for v in validated]
+        signals, curves = signal_rows(validated), curve_rows(validated)
+        located = {SIGNALS: {}, CURVES: {}}
+        hot: dict[str, tuple[bytes, bytes]] = {}
+        if tier == "hot":
+            with clock.stage("read_back"):
+                hot = {v.task_id: (hot_rows.encode(v.result.signals), hot_rows.encode(v.result.curves))
+                       for v in validated if v.proven}
+                # What readers will decode: the catalog checks the bytes come back as written.
+                stored = {table: {t: hot_rows.decode(hot[t][i], SCHEMAS[table]) if t in hot else SCHEMAS[table].empty_table()
+                                  for t in ids} for i, table in enumerate((SIGNALS, CURVES))}
+                taken_out = _prove_read_back(validated, stored)
+                for task_id in taken_out:
+                    hot.pop(task_id)
+        else:
+            with clock.stage("write"):
+                signals.commit, curves.commit = commit_rows(stores, ids, signals.table, curves.table)
+            with clock.stage("read_back"):
+                located, stored = read_back(stores, ids, signals.commit, curves.commit)
+                taken_out = _prove_read_back(validated, stored)
+                if taken_out:  # their rows must not stay in the tables under a name readers could find
+                    commit_rows(stores, taken_out, SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table())
+        catalog = catalog_batch(validated)
+        for row in catalog.tasks:
+            if row.status == "migrated" and tier != "hot":
+                row.signals_version = signals.commit.version if signals.commit else None
+                row.curves_version = curves.commit.version if curves.commit else None
+                row.row_locations = {SIGNALS: located[SIGNALS][row.task_id], CURVES: located[CURVES][row.task_id]}
+            if not keep_source_path:  # the application's save: there is no source file
+                row.source_path, row.source_mtime_ns = None, None
+        with clock.stage("publish"):
+            published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records)
+        for v in validated:
+            if v.task_id in published.demoted:
+                v.failure = published.demoted[v.task_id]
+        stored_rows = {t: {task_id: rows.num_rows for task_id, rows in stored[t].items()} for t in stored}
+        for task_id in taken_out:
+            for table in stored_rows:
+                stored_rows[table][task_id] = 0
+        result = BatchResult(validated, backups, signals, curves, catalog, stored_rows)
+        with clock.stage("checks"):
+            # A save judges the compression goal against a report at most a minute old (listing
+            # the whole store on every save would cost more than the save).
+            report = recent_store_report(stores) if tier == "hot" else None
+            result.checks = judge(stores, result, compression_goal, report)
+            if published.record_ids:  # the queued save records carry the checks the UI will show
+                stores.catalog.attach_checks(published.record_ids, {
+                    t: [asdict(o) for o in result.checks if o.task_id == t] for t in published.record_ids})
+        result.seconds = clock.seconds
+        return result
 
 
 def commit_rows(stores, task_ids: list[str], signals, curves):

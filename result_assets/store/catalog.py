@@ -301,17 +301,6 @@ class Catalog:
                     unlocated.append(task_id)
             return located, hot, unlocated
 
-    def hot_rows(self, task_ids: list[str] | None, table: str) -> dict[str, bytes]:
-        """{task_id: encoded rows of `table`} of hot-tier tasks (among task_ids, if given)."""
-        column = {"signals": "signals", "curves": "curves"}[table]
-        conn = self.connect()
-        with conn, conn.cursor() as cur:
-            if task_ids is None:
-                cur.execute(f"SELECT task_id, {column} FROM hot_rows")
-            else:
-                cur.execute(f"SELECT task_id, {column} FROM hot_rows WHERE task_id = ANY(%s)", (list(task_ids),))
-            return {t: bytes(data) for t, data in cur.fetchall()}
-
     def still_hot(self, hot: list[dict]) -> list[dict]:
         """The entries of hot (from hot_tasks) whose task is still hot, at the same version."""
         conn = self.connect()

@@ -16,7 +16,7 @@ class Stores:
     # A reader never creates the schema (tables, indexes are the owner's `db upgrade`), so a
     # read-only role (README: the reader role) can read.
     readonly: bool = False
-    # `migrate` and `result-assets db upgrade`: bring the schema up to date first (under its lock).
+    # `migrate`: bring the schema up to date first (under its lock), as `result-assets db upgrade` does.
     upgrade: bool = False
     # Small per-process memos (e.g. the whole-store report an application save judges against).
     memo: dict = field(default_factory=dict, repr=False, compare=False)
