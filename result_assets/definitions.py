@@ -6,15 +6,16 @@ error for a bad value.
 """
 from __future__ import annotations
 
-from dagster import (
-    DefaultScheduleStatus,
-    Definitions,
-    ScheduleDefinition,
-    define_asset_job,
-    definitions,
-    in_process_executor,
-)
+from dagster import Definitions, definitions, in_process_executor
 
+from result_assets.assets.jobs import (
+    MAINTENANCE_CRON,
+    MAINTENANCE_JOB,
+    MIGRATE_JOB,
+    maintenance_job,
+    maintenance_schedule,
+    migrate_job,
+)
 from result_assets.assets.migration import build_migrate_tasks, legacy_result, migrate_task_list_job
 from result_assets.assets.report import migration_report, store_maintenance
 from result_assets.assets.resources import MigrationSettings, StoresResource
@@ -22,29 +23,15 @@ from result_assets.assets.saves import report_saves_job, saved_results_sensor
 from result_assets.assets.sensors import build_new_task_sensor, default_status
 from result_assets.settings import Settings
 
-MIGRATE_JOB = "migrate_job"
-MAINTENANCE_JOB = "store_maintenance_job"
-# Hourly: the hot tier stays small (an active platform saves a few thousand results a week)
-# and the Delta log never grows long between checkpoints.
-MAINTENANCE_CRON = "17 * * * *"
+__all__ = ["MAINTENANCE_CRON", "MAINTENANCE_JOB", "MIGRATE_JOB", "build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     migrate_tasks = build_migrate_tasks(settings.batch_size)
-    migrate_job = define_asset_job(
-        MIGRATE_JOB, selection=[migrate_tasks],
-        description="Migrate a range of task partitions (one batch).")
-    maintenance_job = define_asset_job(
-        MAINTENANCE_JOB, selection=[store_maintenance],
-        description="Flush the hot tier, compact, re-point, checkpoint and vacuum the store.")
-    maintenance_schedule = ScheduleDefinition(
-        name="store_maintenance_schedule", job=maintenance_job, cron_schedule=MAINTENANCE_CRON,
-        default_status=DefaultScheduleStatus.RUNNING,
-        description="Keeps application saves and reads as fast after years as on the first day.")
     return Definitions(
         assets=[legacy_result, migrate_tasks, migration_report, store_maintenance],
-        jobs=[migrate_job, migrate_task_list_job, maintenance_job, report_saves_job],
+        jobs=[migrate_job(migrate_tasks), migrate_task_list_job, maintenance_job, report_saves_job],
         schedules=[maintenance_schedule],
         sensors=[build_new_task_sensor(default_status(settings)), saved_results_sensor],
         resources={

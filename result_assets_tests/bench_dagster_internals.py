@@ -16,7 +16,7 @@ import time
 
 from dagster import AssetSpec, DynamicPartitionsDefinition, MaterializeResult, materialize, multi_asset
 
-from result_assets.platform.dagster_internals import attach_partition_metadata
+from result_assets.assets.dagster_internals import attach_partition_metadata
 
 ASSETS = ["a1", "a2", "a3", "a4", "a5"]
 PARTITIONS = DynamicPartitionsDefinition(name="bench")
@@ -73,8 +73,8 @@ def main() -> int:
         os.environ["RESULT_ASSETS_HOME"] = home
         for var in ("DATABASE_URL", "DAGSTER_HOME"):
             os.environ.pop(var, None)
-        from result_assets.platform import postgres
-        from result_assets.platform.instance import get_instance
+        from result_assets.store import postgres
+        from result_assets.assets.instance import get_instance
         from result_assets.settings import Settings
 
         postgres._embedded_server_url.cache_clear()

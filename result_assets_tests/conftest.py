@@ -35,7 +35,7 @@ def project_home(tmp_path_factory):
             env.setenv("DATABASE_URL", _with_db(server_url, test_db))
         _reset_caches()
         yield home
-        from result_assets.platform.postgres import stop_embedded
+        from result_assets.store.postgres import stop_embedded
         from result_assets.settings import Settings
 
         stop_embedded(Settings.from_env())
@@ -60,7 +60,7 @@ def sample_expectations() -> dict:
 
 
 def _reset_caches():
-    from result_assets.platform import postgres
+    from result_assets.store import postgres
 
     postgres._embedded_server_url.cache_clear()
     postgres._ensure_database.cache_clear()

@@ -24,7 +24,7 @@ def env(project_home, sample_source, tmp_path_factory):
         shutil.copytree(sample_source / task, source / task)
     os.environ["RESULT_SOURCE_DIR"] = str(source)
     from result_assets.definitions import build_definitions
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     instance = get_instance()
     defs = build_definitions()

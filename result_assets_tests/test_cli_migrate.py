@@ -110,7 +110,7 @@ def test_backups_are_byte_exact(migrated, sample_source, sample_expectations):
 
 
 def test_checks_recorded_per_partition(migrated, sample_expectations):
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     instance = get_instance()
     key = AssetCheckKey(AssetKey("catalog_entry"), "lossless_round_trip")
@@ -169,7 +169,7 @@ def test_force_rewrites_and_stays_lossless(migrated, sample_source, sample_expec
 
 
 def test_forced_subset_runs_the_explicit_list_job(migrated, sample_source, capsys):
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     ids = ["grid...42", "bt_20250900_74cff6", "bad_truncated"]
     args = ["migrate", "--source-dir", str(sample_source), "--force", "--json"]
@@ -220,7 +220,7 @@ def test_unreachable_database_is_a_one_line_error_without_the_password(tmp_path)
 def test_backup_dir_flag_travels_to_the_runs_not_the_environment(migrated, sample_source, tmp_path, capsys):
     import os
 
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     task = "bt_20250901_14ceeb"
     backups = tmp_path / "elsewhere"

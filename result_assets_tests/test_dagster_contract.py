@@ -1,4 +1,4 @@
-"""Contract tests of the Dagster internals fenced in result_assets/platform/dagster_internals.py:
+"""Contract tests of the Dagster internals fenced in result_assets/assets/dagster_internals.py:
 one per private use, each failing on a Dagster release that changes what the use relies on.
 Results are read back through the instance's and its event log's read APIs (what the UI reads)."""
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dagster import (
     multi_asset,
 )
 
-from result_assets.platform.dagster_internals import attach_partition_metadata, target_materialization
+from result_assets.assets.dagster_internals import attach_partition_metadata, target_materialization
 
 CHECK = "proved"
 
@@ -199,7 +199,7 @@ def test_private_names_the_storage_uses_keep_their_shape():
     from dagster_postgres.event_log import PostgresEventLogStorage
     from dagster_postgres.utils import create_pg_engine
 
-    from result_assets.platform import dagster_internals
+    from result_assets.assets import dagster_internals
 
     # the same objects the stock store_event uses
     assert dagster_internals.ASSET_EVENTS is stock.ASSET_EVENTS is ASSET_EVENTS
@@ -231,8 +231,9 @@ def test_private_names_the_storage_uses_keep_their_shape():
 
 def test_dagster_yaml_path_still_names_the_storage():
     """Existing homes' dagster.yaml name result_assets.platform.dagster_storage.ResultAssetsStorage."""
-    from result_assets.platform import dagster_internals, dagster_storage
-    from result_assets.platform.instance import DAGSTER_YAML
+    from result_assets.assets import dagster_internals
+    from result_assets.platform import dagster_storage
+    from result_assets.assets.instance import DAGSTER_YAML
 
     assert dagster_storage.ResultAssetsStorage is dagster_internals.ResultAssetsStorage
     assert "module: result_assets.platform.dagster_storage" in DAGSTER_YAML
@@ -243,12 +244,12 @@ def test_only_the_fenced_module_imports_dagster_internals():
     package = Path(__file__).parents[1] / "result_assets"
     users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
                    if re.search(r"^\s*(from|import) dagster\._", p.read_text(), re.M))
-    assert users == ["platform/dagster_internals.py"]
+    assert users == ["assets/dagster_internals.py"]
 
 
 def assert_round_trip(instance) -> None:
     """Everything the tuned event log writes, read back through the public reads the UI uses."""
-    from result_assets.platform.dagster_internals import PooledPostgresEventLogStorage
+    from result_assets.assets.dagster_internals import PooledPostgresEventLogStorage
 
     storage = instance.event_log_storage
     assert type(storage) is PooledPostgresEventLogStorage
@@ -308,7 +309,7 @@ def _read_back(instance, run_id: str, a: AssetKey, b: AssetKey, keys: list[str])
 
 
 def test_the_project_instance_reads_everything_it_writes(project_home):
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     with get_instance() as instance:
         assert_round_trip(instance)

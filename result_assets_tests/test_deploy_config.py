@@ -61,7 +61,7 @@ def storage_of(text: str) -> dict:
 
 
 def test_deploy_yaml_names_the_storage_a_local_home_names():
-    from result_assets.platform.instance import DAGSTER_YAML
+    from result_assets.assets.instance import DAGSTER_YAML
 
     deployed = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     assert deployed["storage"] == storage_of(DAGSTER_YAML) == {"custom": {

@@ -20,7 +20,7 @@ import psutil
 import psycopg2
 import pytest
 
-from result_assets.platform import postgres
+from result_assets.store import postgres
 from result_assets.settings import Settings
 
 ENV_DROP = ("RESULT_ASSETS_HOME", "DATABASE_URL", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR",
@@ -34,7 +34,7 @@ go = Path(sys.argv[1])
 while not go.exists():
     time.sleep(0.005)
 import psycopg2
-from result_assets.platform.postgres import catalog_url
+from result_assets.store.postgres import catalog_url
 from result_assets.settings import Settings
 url = catalog_url(Settings.from_env())
 with psycopg2.connect(url) as conn, conn.cursor() as cur:
@@ -218,7 +218,7 @@ def test_stop_after_another_process_restarted_the_server(homes, tmp):
     home = homes("h")
     postgres.server_url(settings_of(home))  # a handle in this process
     first = postmaster_pid(home)
-    subprocess.run([sys.executable, "-c", "from result_assets.platform.postgres import stop_embedded;"
+    subprocess.run([sys.executable, "-c", "from result_assets.store.postgres import stop_embedded;"
                     "from result_assets.settings import Settings; stop_embedded(Settings.from_env())"],
                    env=child_env(home, tmp), check=True, capture_output=True, timeout=120)
     assert gone(first)

@@ -18,7 +18,7 @@ def test_compaction_after_small_batches(project_home, sample_source, sample_expe
 
     from result_assets.assets.report import store_maintenance
     from result_assets.definitions import build_definitions
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
     from result_assets.store.stores import Stores
 
     stores = Stores.from_env()
@@ -39,7 +39,7 @@ def test_compaction_after_small_batches(project_home, sample_source, sample_expe
 def test_maintain_command_runs_the_job_in_the_instance(project_home, sample_source, capsys):
     from dagster import RunsFilter
 
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     capsys.readouterr()
     assert main(["maintain", "--json", "--retention-hours", "0"]) == 0

@@ -40,7 +40,7 @@ print(json.dumps({
     "tiny_task_signals": validate_result("tiny", tiny_task(0)).n_signals,
 }))
 """
-STOP_SERVER = ("from result_assets.platform.postgres import stop_embedded;"
+STOP_SERVER = ("from result_assets.store.postgres import stop_embedded;"
                "from result_assets.settings import Settings; stop_embedded(Settings.from_env())")
 
 

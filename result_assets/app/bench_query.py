@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(key, None)
     os.environ["RESULT_ASSETS_HOME"] = home
     from result_assets.app import ResultStore
-    from result_assets.platform.postgres import stop_embedded
+    from result_assets.store.postgres import stop_embedded
     from result_assets.settings import Settings
 
     try:

@@ -219,7 +219,7 @@ class ResultManager:
         from result_assets.assets.resources import StoresResource
         from result_assets.assets.saves import REPORT_SAVES_JOB
         from result_assets.definitions import build_definitions
-        from result_assets.platform.instance import get_instance
+        from result_assets.assets.instance import get_instance
 
         s = self.settings
         stores = StoresResource(home=str(s.home), database_url=s.database_url, store_root=s.store_root,

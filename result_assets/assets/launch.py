@@ -12,6 +12,7 @@ from typing import Callable
 
 from dagster import DagsterInstance
 
+from result_assets.assets.jobs import MIGRATE_JOB, TASK_LIST_JOB
 from result_assets.assets.partitions import TASKS_PARTITION, register_partitions
 from result_assets.migration.sources import LegacyFile
 
@@ -50,7 +51,6 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     """The runs one after the other, in this process. While one runs, the workers already
     convert the next one's tasks (convert.prefetch): the conversion of batch N+1 overlaps
     the writes, read-backs and events of batch N."""
-    from result_assets.definitions import MIGRATE_JOB
     from result_assets.legacy import task_id_for
     from result_assets.migration.convert import discard_prefetched, prefetch
 
@@ -59,7 +59,7 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     config = {**QUIET, "resources": stores_config(stores.settings)}
     ranges, lists = plan_runs(instance, [t.partition_key for t in tasks], batch_size)
     range_job = defs.resolve_job_def(MIGRATE_JOB)
-    list_job = defs.resolve_job_def("migrate_task_list_job")
+    list_job = defs.resolve_job_def(TASK_LIST_JOB)
     runs = [(range_job, keys, {"tags": {RANGE_START: keys[0], RANGE_END: keys[-1]}, "run_config": config})
             for keys in ranges]
     runs += [(list_job, keys, {"run_config": {**config, "ops": {"migrate_task_list": {"config": {

@@ -31,13 +31,13 @@ from dagster import (
     op,
 )
 
-from result_assets.platform.dagster_internals import attach_partition_metadata, target_materialization
+from result_assets.assets.dagster_internals import attach_partition_metadata, target_materialization
 from result_assets.assets.partitions import task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.legacy import task_id_for
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.migration.engine import BatchResult, registered_sources, run_batch
-from result_assets.migration.metadata import TASK_ASSETS, batch_summary, partition_metadata
+from result_assets.assets.metadata import TASK_ASSETS, batch_summary, partition_metadata
 from result_assets.migration.verify import CHECKS, CheckOutcome
 
 legacy_result = AssetSpec(

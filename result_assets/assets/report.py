@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Confi
 from result_assets.assets.resources import StoresResource
 from result_assets.legacy import partition_key_for
 from result_assets.migration.summary import report_markdown, store_report
-from result_assets.store.maintenance import DEFAULT_RETENTION_HOURS, maintain
+from result_assets.migration.maintenance import DEFAULT_RETENTION_HOURS, maintain
 
 
 @asset(

@@ -26,7 +26,7 @@ from result_assets.assets.migration import TASK_ASSETS, check_events
 from result_assets.assets.partitions import TASKS_PARTITION
 from result_assets.assets.resources import StoresResource
 from result_assets.migration.verify import CheckOutcome
-from result_assets.platform.dagster_internals import target_materialization
+from result_assets.assets.dagster_internals import target_materialization
 
 REPORT_SAVES_JOB = "report_saves_job"
 SAVES_SENSOR = "saved_results_sensor"

@@ -127,7 +127,7 @@ def bulk_read(manager, ids: list[str]) -> tuple[float, str]:
 @contextmanager
 def fresh_home(mode: str):
     """A new RESULT_ASSETS_HOME for one mode; its Postgres stopped and the env put back after."""
-    from result_assets.platform.postgres import stop_embedded
+    from result_assets.store.postgres import stop_embedded
     from result_assets.settings import Settings
 
     saved = {k: os.environ.get(k) for k in HOME_VARS}
@@ -151,7 +151,7 @@ def fresh_home(mode: str):
 
 def load_maintain():
     try:
-        from result_assets.app.maintenance import maintain
+        from result_assets.cli.maintain import maintain
     except ImportError:
         return None
     return maintain

@@ -71,7 +71,7 @@ def migrate_seconds(source: Path, home: Path, extra_env: dict) -> float:
         out = subprocess.run(cli + ["migrate", "--source-dir", str(source), "--batch-size", "100", "--json"],
                              env=env, check=True, capture_output=True, text=True).stdout
     finally:  # a failed run must not leave its embedded server behind
-        subprocess.run([sys.executable, "-c", "from result_assets.platform.postgres import stop_embedded;"
+        subprocess.run([sys.executable, "-c", "from result_assets.store.postgres import stop_embedded;"
                         "from result_assets.settings import Settings; stop_embedded(Settings.from_env())"], env=env)
     return json.loads(out)["seconds"]
 

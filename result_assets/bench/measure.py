@@ -121,7 +121,7 @@ def home_settings(home: Path):
 
 def fresh_home(home: Path) -> Path:
     """An empty RESULT_ASSETS_HOME whose embedded Postgres is already running (start-up is not timed)."""
-    from result_assets.platform.postgres import catalog_url, dagster_url, stop_embedded
+    from result_assets.store.postgres import catalog_url, dagster_url, stop_embedded
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
@@ -135,7 +135,7 @@ def fresh_home(home: Path) -> Path:
 
 def stop_home(home: Path) -> None:
     """Stop the home's embedded server; a failure is reported, not raised (the next home goes on)."""
-    from result_assets.platform.postgres import stop_embedded
+    from result_assets.store.postgres import stop_embedded
 
     try:
         with warnings.catch_warnings():
@@ -207,7 +207,7 @@ def fresh_database(server_url: str, name: str) -> str:
     import psycopg2
     from psycopg2 import sql
 
-    from result_assets.platform.postgres import _with_database
+    from result_assets.store.postgres import _with_database
 
     conn = psycopg2.connect(server_url)
     try:

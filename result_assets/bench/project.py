@@ -109,7 +109,7 @@ def inspect_migration(corpus: Path, export_dir: Path, valid_ids: list[str]) -> d
 
     from result_assets.assets.report import store_maintenance, store_report
     from result_assets.assets.resources import StoresResource
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
     from result_assets.store.stores import Stores
 
     stores = Stores.from_env()
@@ -145,7 +145,7 @@ def _store_figures(report: dict) -> dict:
 
 def _catalog_bytes(stores) -> int:
     from result_assets.bench.measure import relation_bytes
-    from result_assets.platform.postgres import catalog_url
+    from result_assets.store.postgres import catalog_url
 
     return relation_bytes(catalog_url(stores.settings), tables=["tasks", "task_symbols", "task_sources",
                                                                 "tasks_history"])

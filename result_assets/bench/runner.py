@@ -95,7 +95,7 @@ class Bench:
         return home
 
     def server_of(self, home: Path) -> str:
-        from result_assets.platform.postgres import server_url
+        from result_assets.store.postgres import server_url
 
         return server_url(home_settings(home))
 

@@ -35,7 +35,7 @@ def write_tree(root: Path, n: int) -> float:
 def register(n: int) -> dict:
     """Register n task partitions in this home's (fresh) instance, then again (all known)."""
     from result_assets.assets.partitions import register_partitions
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     instance = get_instance()
     keys = task_ids(n)

@@ -591,7 +591,7 @@ class Soak:
             return {"error": one_line(exc)}
         finally:
             restore_env(saved)
-            from result_assets.platform import postgres
+            from result_assets.store import postgres
 
             postgres._embedded_server_url.cache_clear()  # noqa: SLF001 - this process is done with the home
             postgres._ensure_database.cache_clear()  # noqa: SLF001

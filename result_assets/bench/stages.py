@@ -68,8 +68,8 @@ def event_stages(source_dir: str) -> None:
     """A whole `migrate`, with the seconds spent inside the event log storage, by event type."""
     from dagster_postgres.event_log import PostgresEventLogStorage
 
-    from result_assets.migration.service import migrate
-    from result_assets.platform.dagster_internals import PooledPostgresEventLogStorage
+    from result_assets.cli.migrate import migrate
+    from result_assets.assets.dagster_internals import PooledPostgresEventLogStorage
     from result_assets.settings import Settings
 
     seconds, events = Counter(), Counter()

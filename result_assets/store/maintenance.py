@@ -1,12 +1,11 @@
-"""Keeping the store fast for years: flush the hot tier, compact, re-point, checkpoint, vacuum.
+"""The store's side of maintenance: compact, re-point, checkpoint, vacuum, locate.
 
-`maintain` is what the `store_maintenance` schedule runs and what `result-assets maintain`
-does. One run at a time (a Postgres advisory lock). Each step keeps the readers'
-guarantee (a task is read as its publishing commit wrote it):
+migration/maintenance.py runs these after flushing the hot tier through the batch engine
+(`maintain`, what the `store_maintenance` schedule and `result-assets maintain` run). Each
+step keeps the readers' guarantee (a task is read as its publishing commit wrote it):
 
 - locate: a row published before locations were recorded gets them, from the files of
   the Delta version it names, so it no longer needs the log's history;
-- flush: hot-tier saves move into Delta in batches through the batch engine;
 - compact: small files are merged (`optimize.compact`), so a read opens few files and the
   log stays short; `z_order=True` also clusters by task_id (rewrites the whole table);
 - re-point: a catalog row naming a file that left the snapshot is pointed at the same
@@ -26,13 +25,6 @@ import pyarrow as pa
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS, writer_properties
 from result_assets.store.row_digest import rows_digest
 
-DEFAULT_RETENTION_HOURS = 168  # a week: Delta's own default, and how far back rollback reaches
-_MAINTENANCE_LOCK = 7202  # pg advisory lock: one maintenance at a time
-
-
-class MaintenanceBusy(RuntimeError):
-    """Another maintenance run holds the store."""
-
 
 @dataclass
 class MaintenanceReport:
@@ -47,43 +39,8 @@ class MaintenanceReport:
     flushed_task_ids: list[str] = field(default_factory=list)
 
 
-def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: bool = True,
-             retention_hours: int = DEFAULT_RETENTION_HOURS, flush_batch: int = 1000,
-             max_flush: int | None = None) -> MaintenanceReport:
-    from result_assets.migration.engine import flush_hot_tier
-
-    report = MaintenanceReport()
-
-    def timed(name, fn, *args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            report.seconds[name] = round(report.seconds.get(name, 0.0) + time.perf_counter() - started, 4)
-
-    with stores.catalog.advisory_lock(_MAINTENANCE_LOCK) as held:
-        if not held:
-            raise MaintenanceBusy("another maintenance run is in progress")
-        for table in (SIGNALS, CURVES):
-            report.tables[table] = {"before": table_facts(stores, table)}
-        report.located = timed("locate", locate_unlocated_rows, stores)
-        while max_flush is None or report.flushed < max_flush:
-            flushed = timed("flush", flush_hot_tier, stores, flush_batch)
-            report.flushed += len(flushed.moved)
-            report.flushed_task_ids += flushed.moved
-            if len(flushed.moved) + len(flushed.kept) < flush_batch or not flushed.moved:
-                break
-        report.still_hot = stores.catalog.hot_count()
-        # Exclusive against Delta batches between commit and publication: compaction and
-        # vacuum never take a file a batch committed and has not published yet.
-        with stores.catalog.store_write_lock(exclusive=True):
-            _compact_repoint_vacuum(stores, report, timed, compact=compact, z_order=z_order, vacuum=vacuum,
-                                    retention_hours=retention_hours)
-    return report
-
-
-def _compact_repoint_vacuum(stores, report: MaintenanceReport, timed, *, compact: bool, z_order: bool,
-                            vacuum: bool, retention_hours: int) -> None:
+def compact_repoint_vacuum(stores, report: MaintenanceReport, timed, *, compact: bool, z_order: bool,
+                           vacuum: bool, retention_hours: int) -> None:
     for table in (SIGNALS, CURVES):
         dt = stores.delta.open(table)
         if dt is None:

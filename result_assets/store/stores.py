@@ -38,7 +38,7 @@ class Stores:
 
     @cached_property
     def catalog(self) -> Catalog:
-        from result_assets.platform.postgres import catalog_url
+        from result_assets.store.postgres import catalog_url
 
         catalog = Catalog(catalog_url(self.settings))
         # One SELECT: a catalog older than the code stops here with one line; an empty one

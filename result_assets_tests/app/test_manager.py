@@ -33,7 +33,7 @@ def catalog_row(task_id: str):
 
 
 def materialized(task_id: str) -> set[str]:
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     instance = get_instance()
     key = partition_key_for(task_id)
@@ -44,7 +44,7 @@ def checks_recorded(task_id: str) -> dict[str, bool]:
     """{check name: passed} of the latest per-partition evaluations recorded for the task."""
     from dagster import DagsterEventType, EventRecordsFilter
 
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     instance, key = get_instance(), partition_key_for(task_id)
     out = {}
@@ -122,7 +122,7 @@ def test_dual_write_store_down_keeps_json_then_sensor_migrates(env, store_down, 
 def test_sensor_picks_up_what_was_written_while_the_store_was_down(env, mode):
     from result_assets.assets.sensors import new_task_sensor
     from result_assets.definitions import build_definitions
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     mode("dual-write")
     assert catalog_row("written_while_down") is None
@@ -145,7 +145,7 @@ def test_sensor_picks_up_what_was_written_while_the_store_was_down(env, mode):
 
 def test_dual_write_unwritable_delta_root_keeps_saves_hot_until_a_flush_can_write(env, unwritable_store_root):
     """Saves land in the hot tier, so a Delta root that cannot be written fails the flush, not the save."""
-    from result_assets.store.maintenance import maintain
+    from result_assets.migration.maintenance import maintain
 
     manager = ResultManager("dual-write", source_dir=env)
     document = small_document()

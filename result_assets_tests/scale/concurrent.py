@@ -30,7 +30,7 @@ def prepare_instance() -> None:
 
     (The Helm chart runs `dagster instance migrate` as a job for the same reason.)
     """
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
     from result_assets.store.stores import Stores
 
     get_instance()

@@ -25,7 +25,7 @@ def database_url(external_postgres):
 
 
 def test_the_deployed_instance_reads_everything_it_writes(project_home):
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     config = yaml.safe_load(DEPLOY_YAML.read_text())
     del config["run_launcher"]  # dagster-k8s is for the cluster

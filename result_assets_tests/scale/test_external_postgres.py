@@ -69,8 +69,8 @@ def test_instance_uses_the_deploy_configuration(migrated):
     from dagster import QueuedRunCoordinator
     from dagster_postgres import PostgresRunStorage
 
-    from result_assets.platform.dagster_internals import PooledPostgresEventLogStorage
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.dagster_internals import PooledPostgresEventLogStorage
+    from result_assets.assets.instance import get_instance
 
     instance = get_instance()
     # the project's storage, the same as a local home's: its pooled event log

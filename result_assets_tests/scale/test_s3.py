@@ -78,7 +78,7 @@ def test_store_sizes_are_read_from_the_bucket(migrated, sample_source, capsys):
 
 
 def test_checks_pass_per_partition(migrated, sample_expectations):
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
 
     instance = get_instance()
     for asset, check, tasks in (("catalog_entry", "lossless_round_trip", list(sample_expectations)),

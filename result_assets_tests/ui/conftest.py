@@ -139,8 +139,8 @@ def _location_loaded(ui: DagsterUI):
 @pytest.fixture(scope="module")
 def dagster_ui(project_home, sample_source, tmp_path_factory):
     """Webserver + daemon over a fresh home whose RESULT_SOURCE_DIR is a copy of the samples."""
-    from result_assets.platform.instance import ensure_dagster_home, get_instance
-    from result_assets.platform.postgres import catalog_url, dagster_url
+    from result_assets.assets.instance import ensure_dagster_home, get_instance
+    from result_assets.store.postgres import catalog_url, dagster_url
     from result_assets.settings import Settings
 
     os.environ["RESULT_SOURCE_DIR"] = str(sample_source)

@@ -56,11 +56,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 # Subcommands that live beside the code they drive: module.add_arguments(parser), module.run(args) -> int.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("result_assets.bench.command", "benchmark migrate against a naive script, dlt and the bare converter"),
-    "phase": ("result_assets.app.phases", "the storage mode, and what stands between it and the next phase"),
-    "archive": ("result_assets.app.archive", "pack the JSON of migrated, verified tasks into archives, then remove it"),
-    "restore": ("result_assets.app.restore", "put a task's exact original JSON back, from the backups or an archive"),
-    "rollback": ("result_assets.app.rollback", "restore a task's rows as they were before its last re-migration"),
-    "maintain": ("result_assets.app.maintenance", "flush the hot tier, compact, checkpoint and vacuum the store now"),
+    "phase": ("result_assets.cli.phases", "the storage mode, and what stands between it and the next phase"),
+    "archive": ("result_assets.cli.archive", "pack the JSON of migrated, verified tasks into archives, then remove it"),
+    "restore": ("result_assets.cli.restore", "put a task's exact original JSON back, from the backups or an archive"),
+    "rollback": ("result_assets.cli.rollback", "restore a task's rows as they were before its last re-migration"),
+    "maintain": ("result_assets.cli.maintain", "flush the hot tier, compact, checkpoint and vacuum the store now"),
 }
 
 
@@ -132,7 +132,7 @@ def _main(argv: list[str]) -> int:
         cause = _database_error(exc)
         if cause is None:
             raise
-        from result_assets.platform.postgres import redact
+        from result_assets.store.postgres import redact
 
         first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         print(f"result-assets: error: database unavailable: {redact(first_line)}", file=sys.stderr)
@@ -160,7 +160,7 @@ def _database_error(exc: BaseException) -> BaseException | None:
 # --- migrate ---
 
 def cmd_migrate(args) -> int:
-    from result_assets.migration import service
+    from result_assets.cli import migrate as service
     from result_assets.settings import Settings
 
     backup_dir = args.backup_dir
@@ -230,7 +230,7 @@ def cmd_status(args) -> int:
 # --- db ---
 
 def cmd_db(args) -> int:
-    from result_assets.platform.postgres import catalog_url, redact
+    from result_assets.store.postgres import catalog_url, redact
     from result_assets.settings import Settings
     from result_assets.store.catalog import Catalog
     from result_assets.store.schema import SCHEMA_VERSION, installed_version
@@ -287,6 +287,3 @@ def cmd_export(args) -> int:
         print(f"exported {len(ids) - len(missing)} tasks to {out}", file=sys.stderr)
     return 1 if missing and args.task_ids else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from result_assets.store.maintenance import DEFAULT_RETENTION_HOURS, maintain
+from result_assets.migration.maintenance import DEFAULT_RETENTION_HOURS, maintain
 
 __all__ = ["maintain", "add_arguments", "run"]
 
@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from result_assets.definitions import MAINTENANCE_JOB, build_definitions
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.instance import get_instance
     from result_assets.settings import Settings
 
     settings = Settings.from_env()

@@ -44,7 +44,7 @@ def previous_row(stores, task_id: str) -> dict | None:
 
 
 def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledBack:
-    from result_assets.app.history import current_version, put_back, rows_at_version, version_at
+    from result_assets.store.history import current_version, put_back, rows_at_version, version_at
     from result_assets.legacy import normalize, parse_document, reconstruct
     from result_assets.migration.batch import ValidatedResult, catalog_batch
     from result_assets.migration.sources import LegacyFile
@@ -161,8 +161,8 @@ def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -
 
 
 def _record(settings: Settings, result: RolledBack) -> str | None:
-    from result_assets.app.dagster_events import record_materializations
-    from result_assets.platform.instance import get_instance
+    from result_assets.assets.events import record_materializations
+    from result_assets.assets.instance import get_instance
 
     try:
         record_materializations(

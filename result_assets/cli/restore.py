@@ -110,7 +110,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import psycopg2
 
-    from result_assets.app.archive import known_archive_dirs
+    from result_assets.cli.archive import known_archive_dirs
     from result_assets.errors import UsageError
 
     settings = Settings.from_env()

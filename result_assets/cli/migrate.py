@@ -59,7 +59,7 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
     if todo:  # Dagster is loaded only when there is work: an unchanged re-run stays quick
         from result_assets.assets.launch import materialize_report, run_migration
         from result_assets.definitions import build_definitions
-        from result_assets.platform.instance import get_instance
+        from result_assets.assets.instance import get_instance
 
         instance = get_instance(settings)
         defs = build_definitions(settings)
@@ -135,7 +135,7 @@ def _existing_states(settings: Settings, task_ids):
         return {}
     import psycopg2
 
-    from result_assets.platform.postgres import catalog_url
+    from result_assets.store.postgres import catalog_url
     from result_assets.store.catalog import Catalog
 
     try:

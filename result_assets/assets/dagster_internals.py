@@ -59,7 +59,7 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine
 from psycopg2.extras import execute_values
 
-from result_assets.platform.postgres import dagster_url
+from result_assets.store.postgres import dagster_url
 from result_assets.settings import Settings
 
 # --- 1. per-partition metadata -------------------------------------------------------------

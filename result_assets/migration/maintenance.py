@@ -1,0 +1,61 @@
+"""Keeping the store fast for years: flush the hot tier, then compact, re-point, checkpoint, vacuum.
+
+`maintain` is what the `store_maintenance` schedule runs and what `result-assets maintain`
+does. One run at a time (a Postgres advisory lock). The flush publishes hot-tier saves
+into Delta through the batch engine, with its proofs (one writer); the steps after it
+are the store's own (store/maintenance.py).
+"""
+from __future__ import annotations
+
+import time
+
+from result_assets.migration.engine import flush_hot_tier
+from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.maintenance import (
+    MaintenanceReport,
+    compact_repoint_vacuum,
+    locate_unlocated_rows,
+    table_facts,
+)
+
+DEFAULT_RETENTION_HOURS = 168  # a week: Delta's own default, and how far back rollback reaches
+_MAINTENANCE_LOCK = 7202  # pg advisory lock: one maintenance at a time
+
+
+class MaintenanceBusy(RuntimeError):
+    """Another maintenance run holds the store."""
+
+
+def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: bool = True,
+             retention_hours: int = DEFAULT_RETENTION_HOURS, flush_batch: int = 1000,
+             max_flush: int | None = None) -> MaintenanceReport:
+    report = MaintenanceReport()
+
+    def timed(name, fn, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            report.seconds[name] = round(report.seconds.get(name, 0.0) + time.perf_counter() - started, 4)
+
+    with stores.catalog.advisory_lock(_MAINTENANCE_LOCK) as held:
+        if not held:
+            raise MaintenanceBusy("another maintenance run is in progress")
+        for table in (SIGNALS, CURVES):
+            report.tables[table] = {"before": table_facts(stores, table)}
+        report.located = timed("locate", locate_unlocated_rows, stores)
+        while max_flush is None or report.flushed < max_flush:
+            flushed = timed("flush", flush_hot_tier, stores, flush_batch)
+            report.flushed += len(flushed.moved)
+            report.flushed_task_ids += flushed.moved
+            if len(flushed.moved) + len(flushed.kept) < flush_batch or not flushed.moved:
+                break
+        report.still_hot = stores.catalog.hot_count()
+        # Exclusive against Delta batches between commit and publication: compaction and
+        # vacuum never take a file a batch committed and has not published yet.
+        with stores.catalog.store_write_lock(exclusive=True):
+            compact_repoint_vacuum(stores, report, timed, compact=compact, z_order=z_order, vacuum=vacuum,
+                                   retention_hours=retention_hours)
+    return report
+
+
