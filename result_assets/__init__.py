@@ -7,7 +7,7 @@ _APP_EXPORTS = {"ResultManager", "ResultStore", "ResultStoreError", "ResultValid
 
 
 def __getattr__(name: str):
-    """The application API, imported on first use (it pulls in Dagster and the stores)."""
+    """The application API, imported on first use (it pulls in the stores, never Dagster)."""
     if name in _APP_EXPORTS:
         import result_assets.app as app
 
@@ -16,7 +16,10 @@ def __getattr__(name: str):
 
 
 def read_result(task_id: str) -> dict:
-    """The migrated task's document, rebuilt from the Delta tables and the catalog."""
+    """The migrated task's document, rebuilt from the Delta tables and the catalog the
+    environment names (README "Configuration")."""
+    from result_assets.settings import Settings
     from result_assets.store.reader import read_result as _read
+    from result_assets.store.stores import Stores
 
-    return _read(task_id)
+    return _read(task_id, Stores(Settings.from_env(), readonly=True))

@@ -18,9 +18,10 @@ from result_assets.assets.jobs import (
 )
 from result_assets.assets.migration import build_migrate_tasks, legacy_result, migrate_task_list_job
 from result_assets.assets.report import migration_report, store_maintenance
-from result_assets.assets.resources import MigrationSettings, StoresResource
+from result_assets.assets.resources import PREFETCH, migration_resource, stores_resource
 from result_assets.assets.saves import report_saves_job, saved_results_sensor
 from result_assets.assets.sensors import build_new_task_sensor, default_status
+from result_assets.migration.convert import Prefetch
 from result_assets.settings import Settings
 
 __all__ = ["MAINTENANCE_CRON", "MAINTENANCE_JOB", "MIGRATE_JOB", "build_definitions", "defs"]
@@ -35,8 +36,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         schedules=[maintenance_schedule],
         sensors=[build_new_task_sensor(default_status(settings)), saved_results_sensor],
         resources={
-            "stores": StoresResource(),
-            "migration": MigrationSettings(),
+            "stores": stores_resource(),
+            "migration": migration_resource(),
+            PREFETCH: Prefetch.none(),
         },
         # A batch's steps are thin: a process per step would cost more than the work.
         executor=in_process_executor,

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from result_assets.corpus import generate_corpus
+from benchmarks.corpus import generate_corpus
 from result_assets.legacy import compare_documents, normalize, parse_document, reconstruct, validate_result
 
 

@@ -5,7 +5,7 @@ import io
 import json
 import numbers
 
-from result_assets.bench.app_life import MODES, NOT_YET, Params, run_app_life
+from benchmarks.app_life import MODES, NOT_YET, Params, run_app_life
 
 FIGURES = ("first.save.p50", "first.save.p95", "first.get_small.p50", "first.get_large.p50",
            "after_n.save.p50", "after_n.get_small.p50", "after_n.get_large.p50", "after_n.bulk")

@@ -15,6 +15,7 @@ from dagster import DefaultSensorStatus, Definitions, DynamicPartitionsDefinitio
 
 from result_assets.assets import sensors
 from result_assets.assets.resources import MigrationSettings, StoresResource
+from result_assets.migration.convert import Prefetch
 from result_assets.definitions import defs as load_defs
 
 defs = load_defs()  # what the code location loads (built then, not at import)
@@ -23,7 +24,8 @@ TASK_ASSETS = {"legacy_result", "result_backup", "validated_result", "signal_tab
 UNPARTITIONED = {"migration_report", "store_maintenance"}
 CHECKS = {"result_backup/backup_checksum", "signal_table/row_counts", "curve_table/row_counts",
           "catalog_entry/lossless_round_trip", "signal_table/compression_goal", "validated_result/quarantine"}
-RESOURCES = {"stores": StoresResource, "migration": MigrationSettings}
+# prefetch: the conversions the CLI's launcher starts ahead; nothing for any other run.
+RESOURCES = {"stores": StoresResource, "migration": MigrationSettings, "prefetch": Prefetch}
 # Variables that would point a subprocess at an existing home or database.
 LOCATION_VARS = ("RESULT_ASSETS_HOME", "DATABASE_URL", "DAGSTER_HOME", "RESULT_STORE_ROOT",
                  "RESULT_BACKUP_DIR", "RESULT_SOURCE_DIR", "RESULT_STORAGE_MODE")
@@ -101,7 +103,7 @@ def test_sensor_default_status_follows_the_environment(monkeypatch, tmp_path):
 
 def test_sensor_says_why_it_skips_without_a_source_dir(monkeypatch):
     monkeypatch.delenv("RESULT_SOURCE_DIR", raising=False)
-    result = sensors.new_task_sensor(build_sensor_context())
+    result = sensors.new_task_sensor(build_sensor_context(resources={"stores": StoresResource()}))
     assert isinstance(result, SkipReason)
     assert result.skip_message.startswith("RESULT_SOURCE_DIR is not set: ")
 

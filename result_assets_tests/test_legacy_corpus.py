@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from result_assets.corpus import BAD_KINDS, generate_corpus
+from benchmarks.corpus import BAD_KINDS, generate_corpus
 from result_assets.legacy import InvalidResult, compare_documents, parse_document, reconstruct, validate_result
 
 
@@ -45,7 +45,7 @@ def test_every_corpus_task(corpus):
 
 
 def test_cli_prints_summary(tmp_path, capsys):
-    from result_assets.corpus import main
+    from benchmarks.corpus import main
 
     assert main([str(tmp_path / "c"), "--tasks", "3", "--expect-out", str(tmp_path / "e.json")]) == 0
     assert "wrote" in capsys.readouterr().out

@@ -315,7 +315,7 @@ def test_non_utf8_directory_names(tmp_path):
         task.task_id.encode("utf-8")  # storable text
         assert task_id_for(task.partition_key) == task.task_id
         assert stat_legacy_file(tmp_path, task.task_id) == task  # from the id back to the same directory
-        v = validate(read_source(task))
+        v = validate(read_source(task, 1 << 30))
         assert v.status == "migrated", v.reason
         by_strategy[v.result.strategy] = task.task_id
     assert by_strategy == {

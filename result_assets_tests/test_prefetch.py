@@ -1,4 +1,4 @@
-"""convert.prefetch: the next batch converted ahead, taken only for the very bytes its batch reads."""
+"""convert.Prefetch: the next batch converted ahead, taken only for the very bytes its batch reads."""
 import json
 import shutil
 from pathlib import Path
@@ -19,29 +19,35 @@ def tree(tmp_path, monkeypatch):
     for name in ("bt_20250900_600020", "bt_20250901_14ceeb"):
         shutil.copytree(SAMPLES / name, tmp_path / name)
     yield tmp_path
-    convert.discard_prefetched()
 
 
-def test_a_prefetched_conversion_is_taken_for_the_same_bytes(tree, monkeypatch):
+@pytest.fixture
+def ahead():
+    prefetch = convert.Prefetch(LIMIT, workers=2)
+    yield prefetch
+    prefetch.discard()
+
+
+def test_a_prefetched_conversion_is_taken_for_the_same_bytes(tree, ahead, monkeypatch):
     files = scan_source_dir(tree).tasks
-    convert.prefetch(files, LIMIT, workers=2)
+    ahead.start(files)
     raws = [read_source(f, LIMIT) for f in files]
 
     def not_again(raw):
         raise AssertionError(f"{raw.source.task_id} converted a second time")
 
     monkeypatch.setattr(convert, "convert", not_again)
-    validated = convert.convert_batch(raws, workers=2)
+    validated = convert.convert_batch(raws, workers=2, ahead=ahead)
     assert [v.task_id for v in validated] == [f.task_id for f in files]
     assert all(v.proven and v.sha256 == r.sha256 for v, r in zip(validated, raws))
     assert [v.source for v in validated] == files
-    assert convert._ahead == {}  # noqa: SLF001 - nothing left behind
+    assert ahead.pending == {}  # nothing left behind
 
 
-def test_a_file_changed_after_its_prefetch_is_converted_from_what_its_batch_read(tree):
+def test_a_file_changed_after_its_prefetch_is_converted_from_what_its_batch_read(tree, ahead):
     files = scan_source_dir(tree).tasks
-    convert.prefetch(files, LIMIT, workers=2)
-    for future in convert._ahead.values():  # noqa: SLF001 - let the stale conversions finish first
+    ahead.start(files)
+    for future in ahead.pending.values():  # let the stale conversions finish first
         future.result()
     path = Path(files[0].path)
     document = json.loads(path.read_text())
@@ -55,12 +61,12 @@ def test_a_file_changed_after_its_prefetch_is_converted_from_what_its_batch_read
     assert signals(document) < before
     files = scan_source_dir(tree).tasks
     raws = [read_source(f, LIMIT) for f in files]
-    changed, _ = convert.convert_batch(raws, workers=2)
+    changed, _ = convert.convert_batch(raws, workers=2, ahead=ahead)
     assert changed.sha256 == raws[0].sha256 and changed.proven
     assert changed.result.n_signals == changed.result.signals.num_rows == signals(document)
 
 
-def test_a_small_batch_is_not_converted_ahead(tmp_path):
+def test_a_small_batch_is_not_converted_ahead(tmp_path, ahead):
     shutil.copytree(SAMPLES / "bt_20250900_600020", tmp_path / "bt_20250900_600020")
-    convert.prefetch(scan_source_dir(tmp_path).tasks, LIMIT, workers=2)
-    assert convert._ahead == {}  # noqa: SLF001 - in-process with its batch: no worker round trip
+    ahead.start(scan_source_dir(tmp_path).tasks)
+    assert ahead.pending == {}  # in-process with its batch: no worker round trip

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -32,7 +33,8 @@ CHECK_INSTALL = """
 import json, sys
 import result_assets
 from importlib.resources import files
-from result_assets.bench.event_log import tiny_task
+sys.path.append(sys.argv[1])  # the checkout, after the wheel: benchmarks/ is not part of the package
+from benchmarks.event_log import tiny_task
 from result_assets.legacy import validate_result
 print(json.dumps({
     "file": result_assets.__file__,
@@ -40,6 +42,8 @@ print(json.dumps({
     "tiny_task_signals": validate_result("tiny", tiny_task(0)).n_signals,
 }))
 """
+BENCH_ONLY_ERROR = ("result-assets: error: result-assets bench runs from a source checkout: "
+                    "benchmarks/ is not part of the installed package")
 STOP_SERVER = ("from result_assets.store.postgres import stop_embedded;"
                "from result_assets.settings import Settings; stop_embedded(Settings.from_env())")
 
@@ -95,6 +99,17 @@ def fresh_venv(work: Path, wheel: Path) -> tuple[Path, Path]:
     return python, site
 
 
+def bench_only_files(wheel: Path) -> list[str]:
+    """Files of the wheel (its zip listing and its RECORD) that belong to benchmarks/, not to production."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (record,) = [n for n in names if n.endswith(".dist-info/RECORD")]
+        recorded = [line.split(",")[0] for line in archive.read(record).decode().splitlines() if line]
+    return sorted({n for n in names + recorded
+                   if n.startswith(("result_assets/bench/", "benchmarks/")) or n == "result_assets/corpus.py"
+                   or "bench_query" in n})
+
+
 def references_to_tests(path: Path, root: Path) -> list[str]:
     """Imports of result_assets_tests, and strings naming it (a path built from it), in one
     module. Docstrings and comments may mention the tests: they are not read at run time."""
@@ -129,16 +144,26 @@ def test_wheel_installed_elsewhere_migrates_the_samples(tmp_path, sample_expecta
     env = {k: v for k, v in os.environ.items() if k not in LOCATION_VARS and k != "PYTHONPATH"}
     env["RESULT_ASSETS_HOME"] = str(home)
 
-    installed = json.loads(run([python, "-c", CHECK_INSTALL], cwd=elsewhere, env=env).stdout.splitlines()[-1])
+    installed = json.loads(run([python, "-c", CHECK_INSTALL, REPO], cwd=elsewhere, env=env).stdout.splitlines()[-1])
     assert Path(installed["file"]).is_relative_to(site / "result_assets")  # the wheel, not the checkout
     assert installed["sql"]  # package data shipped
     assert installed["tiny_task_signals"] == 1  # the event-log bench makes its own tasks
     # Product code must not reach into the test tree (absent from any real installation).
     assert [m for p in (site / "result_assets").rglob("*.py") for m in references_to_tests(p, site)] == []
+    # Benchmarks, the corpus generator and bench-only helpers stay in the checkout.
+    assert bench_only_files(wheel) == []
+    assert not (site / "benchmarks").exists()
+
+    cli = python.parent / "result-assets"
+    listed = subprocess.run([cli, "--help"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "bench" in listed.stdout, listed.stdout + listed.stderr
+    bench = subprocess.run([cli, "bench", "--help"], cwd=elsewhere, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert bench.returncode != 0, bench.stdout + bench.stderr
+    assert bench.stderr.strip() == BENCH_ONLY_ERROR, bench.stderr  # one line, no traceback
 
     source = tmp_path / "source"
     shutil.copytree(SAMPLES / "tasks", source)
-    cli = python.parent / "result-assets"
     try:
         migrated = run([cli, "migrate", "--source-dir", source, "--json"], cwd=elsewhere, env=env)
     finally:

@@ -212,22 +212,15 @@ class ResultManager:
     def flush_records(self, timeout: float | None = 60) -> bool:
         """Report every queued save to the Dagster instance now, as a `report_saves_job` run
         (the code location's saved_results_sensor otherwise does it within a minute): the one
-        call here that loads Dagster. Marks this manager's saves `materialized` once reported.
-        `timeout` is kept for callers of earlier releases. Returns whether all were reported."""
+        call here that loads Dagster, through the reporter the code location installs (the
+        `result_assets.save_reporters` entry point). Marks this manager's saves `materialized`
+        once reported. `timeout` is kept for callers of earlier releases. Returns whether all
+        were reported."""
         if not self.record_in_dagster:
             return True
-        from result_assets.assets.resources import StoresResource
-        from result_assets.assets.saves import REPORT_SAVES_JOB
-        from result_assets.definitions import build_definitions
-        from result_assets.assets.instance import get_instance
-
-        s = self.settings
-        stores = StoresResource(home=str(s.home), database_url=s.database_url, store_root=s.store_root,
-                                backup_dir=s.backup_dir)
+        report_queued_saves = _save_reporter()
         with self._lock:
-            build_definitions(s).resolve_job_def(REPORT_SAVES_JOB).execute_in_process(
-                instance=get_instance(s), resources={"stores": stores}, raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            report_queued_saves(self.settings)
             still_queued = self.stores.catalog.record_ids([o.task_id for o in self._unreported])
             for outcome in self._unreported:
                 outcome.materialized = outcome.task_id not in still_queued
@@ -370,3 +363,18 @@ def _check_task_id(task_id: str) -> None:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+SAVE_REPORTERS = "result_assets.save_reporters"  # the entry-point group of save reporters
+
+
+def _save_reporter():
+    """The code location's reporter of queued saves: a plugin, so that this module never
+    imports the layer above it (nor Dagster)."""
+    from importlib.metadata import entry_points
+
+    found = sorted(entry_points(group=SAVE_REPORTERS), key=lambda e: e.name)
+    if not found:
+        raise ResultStoreError(f"no reporter of saves is installed (entry point group {SAVE_REPORTERS}): "
+                               "install result-assets with its code location")
+    return found[0].load()

@@ -12,7 +12,6 @@ with the Parquet statistics, and only the asked-for columns are decoded.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from functools import cached_property
 
 import psycopg2.extras
 import pyarrow as pa
@@ -23,7 +22,8 @@ from result_assets.legacy import parse_timestamp
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA, TIMESTAMP_UTC
 from result_assets.settings import Settings
 from result_assets.store.catalog import METRICS, TASK_COLUMNS
-from result_assets.store.delta_tables import CURVES, SIGNALS, DeltaStore, s3_storage_options, sql_string
+from result_assets.store.cached_tables import QueryStores, in_predicate
+from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store import hot_rows
 from result_assets.store.reader import TaskNotMigrated, read_result, rebuild_documents
 from result_assets.store.row_locations import RowsGone
@@ -35,58 +35,7 @@ ROW_COLUMNS = [c for c in TASK_COLUMNS if c != "skeleton"] + ["version", "migrat
 # A start/end date written as 2024-01-03, 2024/01/03 or 2024.01.03, as a comparable key.
 _DATE_KEY = "left(translate({}, '/.', '--'), 10)"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # the catalog's schema lock: concurrent first runs serialize
-
-
-class CachedDeltaStore(DeltaStore):
-    """Keeps each Delta table open and its dataset built; refreshed only when a commit landed."""
-
-    def __init__(self, root: str, storage_options: dict[str, str] | None = None):
-        super().__init__(root, storage_options)
-        self._tables = {}
-        self._datasets = {}
-
-    def open(self, table: str):
-        dt = self._tables.get(table)
-        if dt is None:
-            dt = super().open(table)
-            if dt is not None:
-                self._tables[table] = dt
-        else:
-            dt.update_incremental()
-        return dt
-
-    def dataset(self, table: str, file_predicate: str | None = None):
-        """A pyarrow dataset of the table's current files; with a predicate, only the files
-        whose Delta statistics may hold matching rows."""
-        dt = self.open(table)
-        if dt is None:
-            return None
-        if file_predicate is not None:
-            return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate)
-        cached = self._datasets.get(table)
-        if cached is None or cached[0] != dt.version():
-            cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())
-        return cached[1]
-
-    def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None,
-                   version: int | None = None) -> pa.Table | None:
-        current = self.open(table)
-        if version is not None and current is not None and version != current.version():
-            return super().read_tasks(table, task_ids, columns, version)  # time travel: not cached
-        dataset = self.dataset(table, _in_predicate("task_id", task_ids))
-        if dataset is None:
-            return None
-        return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(pa.array(task_ids, pa.string())))
-
-
-class QueryStores(Stores):
-    """The stores, with Delta tables kept open between queries."""
-
-    @cached_property
-    def delta(self) -> DeltaStore:
-        root = self.settings.store_root
-        return CachedDeltaStore(root, s3_storage_options(root))
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class ResultStore:
@@ -170,11 +119,11 @@ class ResultStore:
         if task_ids is not None:
             task_ids = _names(task_ids)
             filters.append(pc.field("task_id").isin(pa.array(task_ids, pa.string())))
-            predicates.append(_in_predicate("task_id", task_ids))
+            predicates.append(in_predicate("task_id", task_ids))
         if symbols is not None:
             symbols = _names(symbols)
             filters.append(pc.field("symbol").isin(pa.array(symbols, pa.string())))
-            predicates.append(_in_predicate("symbol", symbols))
+            predicates.append(in_predicate("symbol", symbols))
         for bound, op in ((start, ">="), (end, "<")):
             if bound is not None:
                 us = _instant_us(bound)
@@ -211,7 +160,7 @@ class ResultStore:
         return pa.concat_tables([p.select(names).cast(pa.schema([schema.field(n) for n in names])) for p in pieces])
 
     def _unlocated_rows(self, table, schema, task_ids, predicates, expression, columns) -> pa.Table:
-        predicate = " AND ".join([*predicates, _in_predicate("task_id", task_ids)])
+        predicate = " AND ".join([*predicates, in_predicate("task_id", task_ids)])
         dataset = self.stores.delta.dataset(table, predicate)
         if dataset is None:
             return schema.empty_table()
@@ -241,12 +190,6 @@ class ResultStore:
 
 def _names(value) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
-
-
-def _in_predicate(column: str, values: list[str]) -> str:
-    if not values:
-        return "false"
-    return f"{column} IN (" + ", ".join(sql_string(v) for v in values) + ")"
 
 
 def _date_key(value) -> str:

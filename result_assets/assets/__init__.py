@@ -1,5 +1,6 @@
-"""The Dagster layer: assets and their checks, partitions, resources, sensors and launching
-runs, wiring the batch engine (migration/engine.py) into the instance."""
+"""The code location, the only package that imports Dagster: assets and their checks, jobs,
+sensors, resources, the events the UI shows, launching runs and the instance, wiring
+the batch engine (migration/engine.py) into Dagster."""
 import warnings
 
 from dagster import BetaWarning, PreviewWarning

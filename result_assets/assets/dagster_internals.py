@@ -27,7 +27,7 @@ that fails on a Dagster release that changes what it relies on; fix them here, n
    (prepare_insert_event, SqlEventLogStorageTable, ASSET_EVENTS, ASSET_CHECK_EVENTS,
    index_transaction, _store_asset_event_tags, _store_asset_event, store_asset_check_event)
    and replaces the private _engine / _event_log_storage. Public alternative: stock
-   `storage: postgres:` config. Measured (`python -m result_assets.bench.event_log --tasks N`,
+   `storage: postgres:` config. Measured (`python -m benchmarks.event_log --tasks N`,
    `migrate` of N one-signal tasks on fresh embedded homes, 2 shared cores, load 1.5-3):
        N = 100 (2 rounds)   stock 176 / 206 ms per task   pooled 66 / 80   (sync commit 77 / 132)
        N = 200 (2 runs)     stock 180 / 197 ms per task   pooled 78 / 63   (sync commit 77 / 59)

@@ -1,24 +1,188 @@
-"""Telling the Dagster instance that a task's partition was written outside a run (a rollback)."""
+"""Every event the code location reports to Dagster is built here.
+
+The engine returns what it did (a BatchResult with check outcomes by id, a flush's
+moved tasks, a rollback); this module turns it into the events a person reads in the UI:
+per task partition, a materialization of each of the five task assets and one evaluation
+of each check, naming the materialization it judged. The assets, the save reporter, the
+maintenance asset and the rollback command only yield or report what these functions give.
+"""
 from __future__ import annotations
 
-from dagster import AssetMaterialization
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckResult,
+    AssetKey,
+    AssetMaterialization,
+    AssetRecordsFilter,
+    MaterializeResult,
+    MetadataValue,
+)
 
-from result_assets.assets.migration import TASK_ASSETS
+from result_assets.assets.checks import CHECKS, outcome_from_record
+from result_assets.assets.dagster_internals import attach_partition_metadata, target_materialization
+from result_assets.assets.metadata import TASK_ASSETS, batch_summary, partition_metadata
 from result_assets.assets.partitions import TASKS_PARTITION
 from result_assets.legacy import partition_key_for
+from result_assets.migration.verify import CheckOutcome
+
+_DOCUMENT_ASSETS = ("validated_result", "catalog_entry")  # where a save's or rollback's metadata goes
+_REPORT_LOCK = 7204  # pg advisory lock: one reporter of queued saves at a time
+
+
+# --- a batch the engine published in this run ---
+
+def backfill_events(context, stores, batch):
+    """The multi-asset step's events: one declared result per asset (per-partition metadata
+    attached to it), then the check evaluations."""
+    metadata = partition_metadata(stores, batch)
+    summary = batch_summary(batch)
+    for asset in TASK_ASSETS:
+        attach_partition_metadata(context, asset, metadata[asset])
+        yield MaterializeResult(asset_key=asset, metadata=_asset_summary(asset, batch, summary))
+    yield from check_events(batch.checks, declared=True, targets=run_materializations(context, batch.checks))
+
+
+def task_list_events(context, stores, batch):
+    """The explicit-list op's events: a materialization per asset and partition, then the checks."""
+    metadata = partition_metadata(stores, batch)
+    for v in batch.validated:
+        key = v.source.partition_key
+        for asset in TASK_ASSETS:
+            yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset][key])
+    yield from check_events(batch.checks, declared=False, targets=run_materializations(context, batch.checks))
+
+
+def _asset_summary(asset: str, batch, summary: dict) -> dict:
+    """The step-level metadata of one asset (the per-partition metadata is attached apart)."""
+    if asset == "validated_result":
+        return summary
+    if asset in ("signal_table", "curve_table"):
+        rows = batch.signals if asset == "signal_table" else batch.curves
+        out = {"dagster/row_count": rows.table.num_rows}
+        if rows.commit is not None:
+            out.update(delta_version=rows.commit.version, batch_bytes_written=rows.commit.bytes_added,
+                       batch_files_written=rows.commit.files_added)
+        return out
+    return {}
+
+
+def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
+    """{(asset, partition key): this run's materialization of it}: what each check evaluated.
+
+    An evaluation that names its target materialization is "current"; without one the UI's
+    per-partition check status (GraphQL partitionStatuses) shows every partition as missing.
+    """
+    keys = sorted({o.partition_key for o in outcomes})
+    targets = {}
+    for asset in sorted({CHECKS[o.check].asset for o in outcomes}):
+        records = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=len(keys)).records
+        for r in records:
+            if r.run_id == context.run.run_id:
+                targets[(asset, r.partition_key)] = target_materialization(r.storage_id, r.run_id, r.timestamp)
+    return targets
+
+
+def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None):
+    """One evaluation per partition and check; with `declared`, also the step's declared
+    result per check. A single-partition step's declared result is that partition's
+    evaluation (Dagster attributes it to the partition), so nothing overwrites it."""
+    targets = targets or {}
+    partitions = {o.partition_key for o in outcomes}
+    single = declared and len(partitions) == 1
+    by_check: dict[str, list[CheckOutcome]] = {}
+    for o in outcomes:
+        by_check.setdefault(o.check, []).append(o)
+        check = CHECKS[o.check]
+        metadata = {"task_id": o.task_id, **o.metadata}
+        if single:
+            yield AssetCheckResult(asset_key=check.asset, check_name=check.name, passed=o.passed,
+                                   severity=check.severity, description=o.description, metadata=metadata)
+            continue
+        yield AssetCheckEvaluation(
+            asset_key=AssetKey(check.asset), check_name=check.name, passed=o.passed, partition=o.partition_key,
+            severity=check.severity, description=o.description, metadata=metadata,
+            target_materialization_data=targets.get((check.asset, o.partition_key)))
+    if not declared or single:
+        return
+    for check_id, check in CHECKS.items():
+        results = by_check.get(check_id, [])
+        failed = [o for o in results if not o.passed]
+        yield AssetCheckResult(
+            asset_key=check.asset, check_name=check.name, passed=not failed, severity=check.severity,
+            description=f"{len(results) - len(failed)} of {len(results)} partitions passed",
+            metadata={"partitions": len(results), "failed": len(failed),
+                      "failed_tasks": MetadataValue.md("\n".join(f"- `{o.task_id}`: {o.description}"
+                                                                  for o in failed[:50]) or "none")})
+
+
+# --- the application's saves, queued in the catalog ---
+
+def queued_save_events(instance, catalog, batch: int = 500):
+    """The events of the application's saves queued in the catalog (save_records, written in
+    each save's own publishing transaction), for a run's op to yield: per save the five
+    materializations, and per task the check evaluations of its newest save, each naming the
+    materialization it judged (stored by the time this generator resumes), as a backfill
+    records them. A batch leaves the queue once all its events were taken: at least once.
+
+    From a run, not runless: Dagster writes a runless partitioned check evaluation with a
+    plain INSERT, so a partition's second one (a task saved again) fails on the unique index
+    of asset_check_executions. One reporter at a time (an advisory lock)."""
+    with catalog.advisory_lock(_REPORT_LOCK, wait=True):
+        while True:
+            records = catalog.queued_records(batch)
+            if not records:
+                return
+            keys = {r["partition_key"] for r in records}
+            new_keys = sorted(keys - set(instance.get_dynamic_partitions(TASKS_PARTITION)))
+            if new_keys:
+                instance.add_dynamic_partitions(TASKS_PARTITION, new_keys)
+            newest = {r["task_id"]: r["record_id"] for r in records}  # ordered by record id: the last wins
+            for r in records:
+                yield from _task_materializations(r["task_id"], r["partition_key"], r["metadata"], r["description"])
+                if newest[r["task_id"]] == r["record_id"] and r["checks"]:
+                    checks = [outcome_from_record(c) for c in r["checks"]]
+                    yield from check_events(checks, declared=False,
+                                            targets=_latest(instance, checks, r["partition_key"]))
+            catalog.forget_records([r["record_id"] for r in records])
+
+
+def _latest(instance, checks: list[CheckOutcome], key: str) -> dict:
+    """{(asset, partition): the partition's latest materialization} of the checked assets."""
+    targets = {}
+    for asset in {CHECKS[c.check].asset for c in checks}:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[key]), limit=1).records
+        if records:
+            r = records[0]
+            targets[(asset, key)] = target_materialization(r.storage_id, r.run_id, r.timestamp)
+    return targets
+
+
+def _task_materializations(task_id: str, key: str, metadata: dict, description: str):
+    for asset in TASK_ASSETS:
+        yield AssetMaterialization(asset_key=asset, partition=key, description=description,
+                                   metadata=metadata if asset in _DOCUMENT_ASSETS else {"task_id": task_id})
+
+
+# --- the store's maintenance, and a rollback outside any run ---
+
+def moved_to_delta(task_ids: list[str]):
+    """The flushed tasks now live in Delta: the UI shows it on their partitions."""
+    for task_id in task_ids:
+        key = partition_key_for(task_id)
+        for moved in ("signal_table", "curve_table", "catalog_entry"):
+            yield AssetMaterialization(asset_key=moved, partition=key,
+                                       metadata={"tier": "delta", "moved_by": "store_maintenance"})
 
 
 def record_materializations(instance, task_id: str, metadata: dict, description: str) -> str:
-    """Register the task's partition if new, then report the five task-level assets materialized.
-
-    Returns the partition key. The UI then shows the partition as materialized, exactly
-    as after a migration run.
-    """
+    """Register the task's partition if new, then report the five task-level assets materialized
+    outside a run (a rollback). Returns the partition key. The UI then shows the partition as
+    materialized, exactly as after a migration run."""
     key = partition_key_for(task_id)
     if not instance.has_dynamic_partition(TASKS_PARTITION, key):
         instance.add_dynamic_partitions(TASKS_PARTITION, [key])
-    for asset in TASK_ASSETS:
-        instance.report_runless_asset_event(AssetMaterialization(
-            asset_key=asset, partition=key, description=description,
-            metadata=metadata if asset in ("validated_result", "catalog_entry") else {"task_id": task_id}))
+    for event in _task_materializations(task_id, key, metadata, description):
+        instance.report_runless_asset_event(event)
     return key

@@ -14,6 +14,7 @@ from dagster import DagsterInstance
 
 from result_assets.assets.jobs import MIGRATE_JOB, TASK_LIST_JOB
 from result_assets.assets.partitions import TASKS_PARTITION, register_partitions
+from result_assets.assets.resources import PREFETCH
 from result_assets.migration.sources import LegacyFile
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -49,10 +50,10 @@ def plan_runs(instance: DagsterInstance, keys: list[str], batch_size: int) -> tu
 def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFile], batch_size: int,
                   progress: Callable[[int, int, int, float], None] | None = None) -> list[RunOutcome]:
     """The runs one after the other, in this process. While one runs, the workers already
-    convert the next one's tasks (convert.prefetch): the conversion of batch N+1 overlaps
-    the writes, read-backs and events of batch N."""
+    convert the next one's tasks (convert.Prefetch, handed to every run as its `prefetch`
+    resource): the conversion of batch N+1 overlaps the writes, read-backs and events of batch N."""
     from result_assets.legacy import task_id_for
-    from result_assets.migration.convert import discard_prefetched, prefetch
+    from result_assets.migration.convert import Prefetch
 
     stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
     register_partitions(instance, [t.partition_key for t in tasks])
@@ -66,18 +67,20 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
         "task_ids": [task_id_for(k) for k in keys]}}}}}) for keys in lists]
     by_key = {t.partition_key: t for t in tasks}
     settings = stores.settings
+    ahead = Prefetch(settings.max_file_bytes, settings.conversion_workers)
     started, done, outcomes = time.perf_counter(), 0, []
     try:
         for i, (job, keys, arguments) in enumerate(runs):
-            for ahead in runs[i:i + 2]:  # this run's tasks first, then the next run's
-                prefetch([by_key[k] for k in ahead[1]], settings.max_file_bytes, settings.conversion_workers)
-            result = job.execute_in_process(instance=instance, raise_on_error=False, **arguments)
+            for next_run in runs[i:i + 2]:  # this run's tasks first, then the next run's
+                ahead.start([by_key[k] for k in next_run[1]])
+            result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                            resources={PREFETCH: ahead}, **arguments)
             outcomes.append(_outcome(result, len(keys)))
             done += len(keys)
             if progress:
                 progress(len(outcomes), len(runs), done, time.perf_counter() - started)
     finally:
-        discard_prefetched()
+        ahead.discard()
     return outcomes
 
 

@@ -10,20 +10,12 @@ materialization per asset and partition, and one evaluation per check and partit
 """
 
 from dagster import (
-    AssetCheckEvaluation,
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
-    AssetMaterialization,
-    AssetRecordsFilter,
     AssetSpec,
     BackfillPolicy,
     Config,
-    MaterializeResult,
-    MetadataValue,
     OpExecutionContext,
+    ResourceParam,
     TableColumn,
     TableSchema,
     job,
@@ -31,14 +23,14 @@ from dagster import (
     op,
 )
 
-from result_assets.assets.dagster_internals import attach_partition_metadata, target_materialization
+from result_assets.assets.checks import CHECK_SPECS
+from result_assets.assets.events import backfill_events, task_list_events
 from result_assets.assets.partitions import task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.legacy import task_id_for
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from result_assets.migration.engine import BatchResult, registered_sources, run_batch
-from result_assets.assets.metadata import TASK_ASSETS, batch_summary, partition_metadata
-from result_assets.migration.verify import CHECKS, CheckOutcome
+from result_assets.migration.convert import Prefetch
+from result_assets.migration.engine import registered_sources, run_batch
 
 legacy_result = AssetSpec(
     "legacy_result",
@@ -82,12 +74,6 @@ def _specs() -> list[AssetSpec]:
     ]
 
 
-CHECK_SPECS = [
-    AssetCheckSpec(name, asset=asset, description=description, partitions_def=task_partitions)
-    for asset, name, _warn, description in CHECKS
-]
-
-
 def build_migrate_tasks(batch_size: int):
     """The multi-asset; a backfill run takes `batch_size` partitions (RESULT_BATCH_SIZE)."""
     return multi_asset(
@@ -99,83 +85,14 @@ def build_migrate_tasks(batch_size: int):
     )(migrate_tasks)
 
 
-def migrate_tasks(context: AssetExecutionContext, stores: StoresResource, migration: MigrationSettings):
+def migrate_tasks(context: AssetExecutionContext, stores: StoresResource, migration: MigrationSettings,
+                  prefetch: ResourceParam[Prefetch]):
     """Hand the run's partitions to the batch engine, then report what it did."""
     stores_ = stores.get()
     files = registered_sources(stores_, [task_id_for(k) for k in context.partition_keys])
     batch = run_batch(stores_, files, max_file_bytes=migration.max_file_bytes,
-                      compression_goal=migration.compression_goal)
-    metadata = partition_metadata(stores_, batch)
-    summary = batch_summary(batch)
-    for asset in TASK_ASSETS:
-        attach_partition_metadata(context, asset, metadata[asset])
-        yield MaterializeResult(asset_key=asset, metadata=_asset_summary(asset, batch, summary))
-    yield from check_events(batch.checks, declared=True, targets=run_materializations(context, batch.checks))
-
-
-def _asset_summary(asset: str, batch: BatchResult, summary: dict) -> dict:
-    """The step-level metadata of one asset (the per-partition metadata is attached above)."""
-    if asset == "validated_result":
-        return summary
-    if asset in ("signal_table", "curve_table"):
-        rows = batch.signals if asset == "signal_table" else batch.curves
-        out = {"dagster/row_count": rows.table.num_rows}
-        if rows.commit is not None:
-            out.update(delta_version=rows.commit.version, batch_bytes_written=rows.commit.bytes_added,
-                       batch_files_written=rows.commit.files_added)
-        return out
-    return {}
-
-
-def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
-    """{(asset, partition key): this run's materialization of it}: what each check evaluated.
-
-    An evaluation that names its target materialization is "current"; without one the UI's
-    per-partition check status (GraphQL partitionStatuses) shows every partition as missing.
-    """
-    keys = sorted({o.partition_key for o in outcomes})
-    targets = {}
-    for asset in sorted({o.asset for o in outcomes}):
-        records = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=len(keys)).records
-        for r in records:
-            if r.run_id == context.run.run_id:
-                targets[(asset, r.partition_key)] = target_materialization(r.storage_id, r.run_id, r.timestamp)
-    return targets
-
-
-def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None):
-    """One evaluation per partition and check; with `declared`, also the step's declared
-    result per check. A single-partition step's declared result is that partition's
-    evaluation (Dagster attributes it to the partition), so nothing overwrites it."""
-    targets = targets or {}
-    partitions = {o.partition_key for o in outcomes}
-    single = declared and len(partitions) == 1
-    by_check: dict[tuple[str, str], list[CheckOutcome]] = {}
-    for o in outcomes:
-        by_check.setdefault((o.asset, o.check), []).append(o)
-        severity = AssetCheckSeverity.WARN if o.warn else AssetCheckSeverity.ERROR
-        metadata = {"task_id": o.task_id, **o.metadata}
-        if single:
-            yield AssetCheckResult(asset_key=o.asset, check_name=o.check, passed=o.passed, severity=severity,
-                                   description=o.description, metadata=metadata)
-            continue
-        yield AssetCheckEvaluation(
-            asset_key=AssetKey(o.asset), check_name=o.check, passed=o.passed, partition=o.partition_key,
-            severity=severity, description=o.description, metadata=metadata,
-            target_materialization_data=targets.get((o.asset, o.partition_key)))
-    if not declared or single:
-        return
-    for asset, name, warn, _description in CHECKS:
-        results = by_check.get((asset, name), [])
-        failed = [o for o in results if not o.passed]
-        yield AssetCheckResult(
-            asset_key=asset, check_name=name, passed=not failed,
-            severity=AssetCheckSeverity.WARN if warn else AssetCheckSeverity.ERROR,
-            description=f"{len(results) - len(failed)} of {len(results)} partitions passed",
-            metadata={"partitions": len(results), "failed": len(failed),
-                      "failed_tasks": MetadataValue.md("\n".join(f"- `{o.task_id}`: {o.description}"
-                                                                  for o in failed[:50]) or "none")})
+                      compression_goal=migration.compression_goal, ahead=prefetch)
+    yield from backfill_events(context, stores_, batch)
 
 
 # --- the same migration over an explicit list of task ids (forced or retried subsets) ---
@@ -186,16 +103,11 @@ class TaskListConfig(Config):
 
 @op(out={}, description="Migrate an explicit list of tasks (scattered partitions a range backfill cannot batch).")
 def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, stores: StoresResource,
-                      migration: MigrationSettings):
+                      migration: MigrationSettings, prefetch: ResourceParam[Prefetch]):
     stores_ = stores.get()
     batch = run_batch(stores_, registered_sources(stores_, config.task_ids), max_file_bytes=migration.max_file_bytes,
-                      compression_goal=migration.compression_goal)
-    metadata = partition_metadata(stores_, batch)
-    for v in batch.validated:
-        for asset in TASK_ASSETS:
-            key = v.source.partition_key
-            yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset][key])
-    yield from check_events(batch.checks, declared=False, targets=run_materializations(context, batch.checks))
+                      compression_goal=migration.compression_goal, ahead=prefetch)
+    yield from task_list_events(context, stores_, batch)
 
 
 @job(description="Migrate the tasks named in config (used by `result-assets migrate` for scattered subsets).")

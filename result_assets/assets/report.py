@@ -1,11 +1,11 @@
 """Unpartitioned assets over the whole store: the migration report and table maintenance."""
 
-from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, asset
 
+from result_assets.assets.events import moved_to_delta
 from result_assets.assets.resources import StoresResource
-from result_assets.legacy import partition_key_for
-from result_assets.migration.summary import report_markdown, store_report
 from result_assets.migration.maintenance import DEFAULT_RETENTION_HOURS, maintain
+from result_assets.migration.summary import report_markdown, store_report
 
 
 @asset(
@@ -48,12 +48,8 @@ def store_maintenance(context: AssetExecutionContext, config: MaintenanceConfig,
     stores_ = stores.get()
     report = maintain(stores_, compact=config.compact, z_order=config.z_order, vacuum=config.vacuum,
                       retention_hours=config.retention_hours)
-    # The flushed tasks now live in Delta: the UI shows it on their partitions.
-    for task_id in report.flushed_task_ids:
-        key = partition_key_for(task_id)
-        for moved in ("signal_table", "curve_table", "catalog_entry"):
-            context.log_event(AssetMaterialization(asset_key=moved, partition=key,
-                                                   metadata={"tier": "delta", "moved_by": "store_maintenance"}))
+    for event in moved_to_delta(report.flushed_task_ids):
+        context.log_event(event)
     metadata = {"flushed_tasks": report.flushed, "still_hot": report.still_hot, "repointed": report.repointed,
                 "located": report.located, "unreadable": len(report.unreadable),
                 "vacuumed_files": report.vacuumed_files,

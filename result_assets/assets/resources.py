@@ -1,16 +1,25 @@
 """Resources: where the stores are, and the migration's tunables, as fields the launchpad shows.
 
-A field left empty takes its value from the environment (README "Configuration"), read
-when a run starts, never when the code location loads.
+This is where the code location reads the environment (README "Configuration"): the
+definitions bind each field whose variable is set to an `EnvVar` (read when a run starts,
+shown by name, never by value); a field left empty takes the documented default. Below
+the resources everything takes plain values: `Settings`, then `Stores(settings)`.
 """
 from __future__ import annotations
 
-from dagster import ConfigurableResource
+import os
+
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
 from result_assets.migration.verify import DEFAULT_COMPRESSION_GOAL
 from result_assets.settings import Settings
 from result_assets.store.stores import Stores
+
+
+# The resource key of the conversions a launcher started ahead (migration/convert.Prefetch):
+# the CLI's launcher hands its own to each run; any other run gets Prefetch.none().
+PREFETCH = "prefetch"
 
 
 class MigrationSettings(ConfigurableResource):
@@ -42,3 +51,25 @@ class StoresResource(ConfigurableResource):
         if self._stores is None:
             self._stores = Stores(self.settings())
         return self._stores
+
+
+# {field: variable} of the resources' fields that name their environment variable.
+STORES_VARIABLES = {"home": "RESULT_ASSETS_HOME", "database_url": "DATABASE_URL", "store_root": "RESULT_STORE_ROOT",
+                    "backup_dir": "RESULT_BACKUP_DIR", "source_dir": "RESULT_SOURCE_DIR", "workers": "RESULT_WORKERS"}
+MIGRATION_VARIABLES = {"max_file_bytes": "RESULT_MAX_FILE_BYTES"}
+_WHOLE_NUMBERS = {"workers", "max_file_bytes"}
+
+
+def from_environment(variables: dict[str, str]) -> dict:
+    """EnvVar fields for the variables set where the code location loads (an EnvVar of an
+    unset variable would fail every run); the others keep their documented defaults."""
+    return {name: EnvVar.int(var) if name in _WHOLE_NUMBERS else EnvVar(var)
+            for name, var in variables.items() if os.environ.get(var)}
+
+
+def stores_resource() -> StoresResource:
+    return StoresResource(**from_environment(STORES_VARIABLES))
+
+
+def migration_resource() -> MigrationSettings:
+    return MigrationSettings(**from_environment(MIGRATION_VARIABLES))

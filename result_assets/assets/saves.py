@@ -8,9 +8,6 @@ per-partition events a backfill records. `ResultManager.flush_records()` runs th
 """
 
 from dagster import (
-    AssetKey,
-    AssetMaterialization,
-    AssetRecordsFilter,
     DefaultSensorStatus,
     OpExecutionContext,
     RunRequest,
@@ -22,11 +19,9 @@ from dagster import (
     sensor,
 )
 
-from result_assets.assets.migration import TASK_ASSETS, check_events
-from result_assets.assets.partitions import TASKS_PARTITION
+from result_assets.assets.events import queued_save_events
+from result_assets.assets.instance import get_instance
 from result_assets.assets.resources import StoresResource
-from result_assets.migration.verify import CheckOutcome
-from result_assets.assets.dagster_internals import target_materialization
 
 REPORT_SAVES_JOB = "report_saves_job"
 SAVES_SENSOR = "saved_results_sensor"
@@ -56,49 +51,13 @@ def saved_results_sensor(context: SensorEvaluationContext, stores: StoresResourc
     return SensorResult(run_requests=[RunRequest(run_key=f"saves-{newest}")], cursor=str(newest))
 
 
-def queued_save_events(instance, catalog, batch: int = 500):
-    """The events of the application's saves queued in the catalog (save_records, written in
-    each save's own publishing transaction), for a run's op to yield: per save the five
-    materializations, and per task the check evaluations of its newest save, each naming the
-    materialization it judged (stored by the time this generator resumes), as a backfill
-    records them. A batch leaves the queue once all its events were taken: at least once.
+def report_queued_saves(settings) -> None:
+    """Run `report_saves_job` in this process now, against the instance of `settings`.
 
-    From a run, not runless: Dagster writes a runless partitioned check evaluation with a
-    plain INSERT, so a partition's second one (a task saved again) fails on the unique index
-    of asset_check_executions. One reporter at a time (an advisory lock)."""
-    with catalog.advisory_lock(_REPORT_LOCK, wait=True):
-        while True:
-            records = catalog.queued_records(batch)
-            if not records:
-                return
-            keys = {r["partition_key"] for r in records}
-            new_keys = sorted(keys - set(instance.get_dynamic_partitions(TASKS_PARTITION)))
-            if new_keys:
-                instance.add_dynamic_partitions(TASKS_PARTITION, new_keys)
-            newest = {r["task_id"]: r["record_id"] for r in records}  # ordered by record id: the last wins
-            for r in records:
-                for asset in TASK_ASSETS:
-                    yield AssetMaterialization(
-                        asset_key=asset, partition=r["partition_key"], description=r["description"],
-                        metadata=r["metadata"] if asset in ("validated_result", "catalog_entry")
-                        else {"task_id": r["task_id"]})
-                if newest[r["task_id"]] == r["record_id"] and r["checks"]:
-                    checks = [CheckOutcome(**c) for c in r["checks"]]
-                    yield from check_events(checks, declared=False,
-                                            targets=_latest(instance, checks, r["partition_key"]))
-            catalog.forget_records([r["record_id"] for r in records])
-
-
-def _latest(instance, checks, key: str) -> dict:
-    """{(asset, partition): the partition's latest materialization} of the checked assets."""
-    targets = {}
-    for asset in {c.asset for c in checks}:
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[key]), limit=1).records
-        if records:
-            r = records[0]
-            targets[(asset, key)] = target_materialization(r.storage_id, r.run_id, r.timestamp)
-    return targets
-
-
-_REPORT_LOCK = 7204  # pg advisory lock: one reporter of queued saves at a time
+    The application API knows no Dagster: `ResultManager.flush_records()` finds this function
+    as the package's `result_assets.save_reporters` entry point (pyproject.toml)."""
+    stores = StoresResource(home=str(settings.home), database_url=settings.database_url,
+                            store_root=settings.store_root, backup_dir=settings.backup_dir)
+    report_saves_job.execute_in_process(
+        instance=get_instance(settings), resources={"stores": stores}, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})

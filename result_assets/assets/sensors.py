@@ -22,6 +22,7 @@ from dagster import (
 
 from result_assets.assets.migration import migrate_task_list_job
 from result_assets.assets.partitions import TASKS_PARTITION
+from result_assets.assets.resources import StoresResource
 from result_assets.migration.plan import make_plan
 from result_assets.migration.sources import SourceDirError, scan_source_dir
 from result_assets.settings import Settings
@@ -55,16 +56,16 @@ def build_new_task_sensor(status: DefaultSensorStatus = DefaultSensorStatus.STOP
                     "Running by default when RESULT_SOURCE_DIR is set.")(new_tasks)
 
 
-def new_tasks(context: SensorEvaluationContext):
+def new_tasks(context: SensorEvaluationContext, stores: StoresResource):
     """One tick: register new task directories; in dual-write, request the runs the store is behind on."""
-    settings = Settings.from_env()
+    settings = stores.settings()
     if not settings.source_dir:
         return SkipReason(NOT_SET)
     try:
         scan = scan_source_dir(settings.source_dir)
     except SourceDirError as exc:
         return SkipReason(str(exc))
-    stores = Stores(settings)
+    stores = stores.get()
     known = set(context.instance.get_dynamic_partitions(TASKS_PARTITION))
     new = [t for t in scan.tasks if t.partition_key not in known][:CHUNK]
     if new:

@@ -1,4 +1,6 @@
 """`result-assets`: migrate, status and export from the command line."""
+# The top layer: each command parses its flags, calls the layer below and prints what comes
+# back. The other commands live beside this module (EXTRA_COMMANDS). The docstring is --help.
 from __future__ import annotations
 
 import argparse
@@ -6,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 from urllib.parse import quote
-
 
 from result_assets.errors import UsageError
 from result_assets.settings import SettingsError
@@ -53,9 +54,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# Subcommands that live beside the code they drive: module.add_arguments(parser), module.run(args) -> int.
+# Subcommands in modules of their own: module.add_arguments(parser), module.run(args) -> int.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("result_assets.bench.command", "benchmark migrate against a naive script, dlt and the bare converter"),
+    "bench": ("benchmarks.command", "benchmark migrate against a naive script, dlt and the bare converter"),
     "phase": ("result_assets.cli.phases", "the storage mode, and what stands between it and the next phase"),
     "archive": ("result_assets.cli.archive", "pack the JSON of migrated, verified tasks into archives, then remove it"),
     "restore": ("result_assets.cli.restore", "put a task's exact original JSON back, from the backups or an archive"),
@@ -67,7 +68,22 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
 def _load(module: str):
     import importlib
 
+    if module.partition(".")[0] == "benchmarks":
+        _checkout_on_path()
     return importlib.import_module(module)
+
+
+def _checkout_on_path() -> None:
+    """`bench` runs benchmarks/ of the source checkout this package is installed editable from:
+    it sits beside result_assets/ there and is not in the wheel (nor on the console script's path)."""
+    import result_assets
+
+    checkout = Path(result_assets.__file__).resolve().parents[1]
+    if not (checkout / "benchmarks" / "command.py").is_file():
+        raise UsageError("result-assets bench runs from a source checkout: "
+                         "benchmarks/ is not part of the installed package")
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
 
 
 def whole_number(minimum: int):

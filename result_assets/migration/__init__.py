@@ -1,1 +1,1 @@
-"""The migration's steps, free of Dagster: find sources, back up, validate, write, verify."""
+"""The library: the batch engine (the one writer of task documents) and what runs it, free of Dagster."""

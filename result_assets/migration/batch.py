@@ -12,7 +12,6 @@ import pyarrow as pa
 from result_assets.legacy import InvalidResult, NormalizedResult, dumps_document, normalize, parse_document
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.migration.sources import LegacyFile, display_path, outside_source_dir
-from result_assets.settings import Settings
 from result_assets.store.backups import file_sha256, sha256_hex
 from result_assets.store.catalog import METRICS, SymbolRow, TaskRow
 from result_assets.store.delta_tables import CommitInfo
@@ -90,10 +89,9 @@ class CatalogBatch:
 MAX_NESTING = 100
 
 
-def read_source(source: LegacyFile, max_bytes: int | None = None) -> RawResult:
+def read_source(source: LegacyFile, limit: int) -> RawResult:
     """The file's bytes, or why not: refused (a link out of the source dir), over the size
     limit (hashed and later backed up by streaming, never held whole), or unreadable."""
-    limit = max_bytes if max_bytes is not None else Settings.from_env().max_file_bytes
     if source.refused:
         return RawResult(source, b"", sha256_hex(b""), source.refused)
     try:

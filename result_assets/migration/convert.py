@@ -21,7 +21,6 @@ from result_assets.legacy import compare_documents, dumps_document, reconstruct
 from result_assets.legacy.parse import parse_written
 from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, read_source, validate
 from result_assets.migration.sources import LegacyFile
-from result_assets.settings import Settings
 from result_assets.store.row_digest import rows_digest
 
 log = logging.getLogger(__name__)
@@ -29,11 +28,9 @@ log = logging.getLogger(__name__)
 # Below this much JSON a batch is converted in-process: a worker round trip costs more.
 PARALLEL_MIN_BYTES = 4 << 20
 
+# The worker processes, one pool per process (started on first use, joined at exit).
 _pool: ProcessPoolExecutor | None = None
 _pool_workers = 0
-# Conversions started ahead of their batch (prefetch): {task id: Future of ValidatedResult}
-_ahead: dict[str, Future] = {}
-
 
 
 def convert(raw: RawResult) -> ValidatedResult:
@@ -77,20 +74,19 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:300] if lines else ""
 
 
-def convert_batch(raws: list[RawResult], workers: int | None = None) -> list[ValidatedResult]:
-    """Each task converted and proven; on `workers` processes (default RESULT_WORKERS, else one per core).
-    A task whose conversion was started ahead (prefetch) of these very bytes takes that one."""
-    out: list[ValidatedResult | None] = [_taken_ahead(r) for r in raws]
+def convert_batch(raws: list[RawResult], workers: int, ahead: "Prefetch | None" = None) -> list[ValidatedResult]:
+    """Each task converted and proven, on `workers` processes. A task whose conversion `ahead`
+    started (for these very bytes) takes that one."""
+    out: list[ValidatedResult | None] = [ahead.take(r) if ahead else None for r in raws]
     todo = [i for i, v in enumerate(out) if v is None]
-    n = workers or Settings.from_env().conversion_workers
-    if n == 1 or len(todo) < 2 or sum(len(raws[i].raw) for i in todo) < PARALLEL_MIN_BYTES:
+    if workers == 1 or len(todo) < 2 or sum(len(raws[i].raw) for i in todo) < PARALLEL_MIN_BYTES:
         for i in todo:
             out[i] = convert(raws[i])
         return out  # type: ignore[return-value]
     # Largest first, so one huge task does not start last and idle the other worker.
     order = sorted(todo, key=lambda i: -len(raws[i].raw))
     try:
-        results = list(_get_pool(n).map(convert, [raws[i] for i in order]))
+        results = list(_get_pool(workers).map(convert, [raws[i] for i in order]))
     except (RuntimeError, OSError, BrokenProcessPool) as exc:
         # E.g. a caller's script without an `if __name__ == "__main__":` guard cannot start
         # workers; the batch is still converted, on one core.
@@ -102,25 +98,52 @@ def convert_batch(raws: list[RawResult], workers: int | None = None) -> list[Val
     return out  # type: ignore[return-value]
 
 
-def prefetch(files: list[LegacyFile], max_file_bytes: int, workers: int) -> None:
-    """Start reading and converting these tasks in the workers now, largest first: a
-    migration asks for batch N+1 while batch N is written, read back and recorded, so that
-    both cores stay busy. Idempotent; convert_batch takes a result only for the same bytes."""
-    if workers == 1 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
-        return  # converted in-process with its batch, as convert_batch would
-    try:
-        pool = _get_pool(workers)
-        for source in sorted(files, key=lambda f: -f.size):
-            if source.task_id not in _ahead and not source.refused and source.size <= max_file_bytes:
-                _ahead[source.task_id] = pool.submit(_read_and_convert, source, max_file_bytes)
-    except (RuntimeError, OSError, BrokenProcessPool):
-        discard_prefetched()  # converted in their batch instead
+class Prefetch:
+    """Conversions started ahead of their batch. Whoever knows the next batch (the CLI's
+    launcher, which plans every run) starts it while the current one is written, read back
+    and recorded, so both cores stay busy; it hands this object to each run (the code
+    location's `prefetch` resource). A run given none converts its own batch: the same
+    result, without the overlap. A result is taken only for the very bytes its batch reads."""
 
+    def __init__(self, max_file_bytes: int, workers: int):
+        self.max_file_bytes, self.workers = max_file_bytes, workers
+        self.pending: dict[str, Future] = {}  # {task id: Future of ValidatedResult}
 
-def discard_prefetched() -> None:
-    for future in _ahead.values():
-        future.cancel()
-    _ahead.clear()
+    @classmethod
+    def none(cls) -> "Prefetch":
+        """Nothing started ahead: what a run launched by the daemon or a backfill gets."""
+        return cls(max_file_bytes=0, workers=1)
+
+    def start(self, files: list[LegacyFile]) -> None:
+        """Start reading and converting these tasks in the workers now, largest first.
+        Idempotent; a small batch is left to be converted in-process with its batch."""
+        if self.workers == 1 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
+            return
+        try:
+            pool = _get_pool(self.workers)
+            for source in sorted(files, key=lambda f: -f.size):
+                if source.task_id not in self.pending and not source.refused and source.size <= self.max_file_bytes:
+                    self.pending[source.task_id] = pool.submit(_read_and_convert, source, self.max_file_bytes)
+        except (RuntimeError, OSError, BrokenProcessPool):
+            self.discard()  # converted in their batch instead
+
+    def take(self, raw: RawResult) -> ValidatedResult | None:
+        future = self.pending.pop(raw.source.task_id, None)
+        if future is None or raw.unreadable:
+            return None
+        try:
+            v = future.result()
+        except Exception:  # noqa: BLE001 - a broken pool or a cancelled future: convert it here
+            return None
+        if v is None or v.sha256 != raw.sha256:
+            return None  # the file changed between the two reads: these bytes are converted now
+        v.source = raw.source
+        return v
+
+    def discard(self) -> None:
+        for future in self.pending.values():
+            future.cancel()
+        self.pending.clear()
 
 
 def _read_and_convert(source: LegacyFile, max_file_bytes: int) -> ValidatedResult | None:
@@ -128,26 +151,11 @@ def _read_and_convert(source: LegacyFile, max_file_bytes: int) -> ValidatedResul
     return None if raw.unreadable or raw.backup_from_file else convert(raw)
 
 
-def _taken_ahead(raw: RawResult) -> ValidatedResult | None:
-    future = _ahead.pop(raw.source.task_id, None)
-    if future is None or raw.unreadable:
-        return None
-    try:
-        v = future.result()
-    except Exception:  # noqa: BLE001 - a broken pool or a cancelled future: convert it here
-        return None
-    if v is None or v.sha256 != raw.sha256:
-        return None  # the file changed between the two reads: these bytes are converted now
-    v.source = raw.source
-    return v
-
-
 def shutdown_workers() -> None:
     """Let the worker processes finish and exit (a process about to end calls this)."""
     global _pool
-    discard_prefetched()
     if _pool is not None:
-        _pool.shutdown(wait=True)
+        _pool.shutdown(wait=True, cancel_futures=True)
     _pool = None
 
 

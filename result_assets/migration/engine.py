@@ -1,8 +1,10 @@
 """The batch engine: the one place a batch of tasks is backed up, converted, proven and published.
 
 Every writer of task documents calls it: the backfill's multi-asset, the explicit-list
-job, the application's saves, the hot-tier flush and the benchmark (rollback restores
-earlier rows by Delta time travel, app/rollback.py). Per batch:
+job, the application's saves, the hot-tier flush (migration/maintenance.py), rollback
+(migration/rollback.py) and the benchmarks. It knows no Dagster: it returns what it
+wrote, and each check's outcome by check id (verify.py); the code location names them.
+Per batch:
 
 1. read the sources and back up their exact bytes;
 2. convert and prove each task in the workers: its rebuild from exactly the rows and
@@ -41,7 +43,7 @@ from result_assets.migration.batch import (
     save_backups,
     signal_rows,
 )
-from result_assets.migration.convert import convert_batch
+from result_assets.migration.convert import Prefetch, convert_batch
 from result_assets.migration.sources import LegacyFile
 from result_assets.migration.summary import recent_store_report
 from result_assets.migration.verify import DEFAULT_COMPRESSION_GOAL, CheckOutcome, judge
@@ -91,10 +93,12 @@ class _Clock:
 def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int | None = None,
               compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
               raws: list[RawResult] | None = None, converted: list[ValidatedResult] | None = None,
-              tier: str = "delta", records: dict[str, tuple[dict, str]] | None = None) -> BatchResult:
+              tier: str = "delta", records: dict[str, tuple[dict, str]] | None = None,
+              ahead: Prefetch | None = None) -> BatchResult:
     """Back up, convert, prove and publish one batch. The application's save passes the
     bytes it holds (`raws`), already converted (`converted`) when it had to judge them first,
-    and `records` ({task_id: (metadata, description)}) to queue for the Dagster instance."""
+    and `records` ({task_id: (metadata, description)}) to queue for the Dagster instance.
+    `ahead`: conversions a launcher started before this batch (convert.Prefetch)."""
     clock = _Clock()
     limit = max_file_bytes or stores.settings.max_file_bytes
     with clock.stage("read"):
@@ -104,7 +108,7 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
         save_backups(stores, raws)
         backups = [_backup_fact(stores, r) for r in raws]
     with clock.stage("convert"):
-        validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers)
+        validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)
     del raws  # the largest thing held: the rows take over
     return publish_batch(stores, validated, backups, compression_goal=compression_goal,
                          keep_source_path=keep_source_path, tier=tier, clock=clock, records=records)

@@ -1,1 +1,1 @@
-"""Infrastructure the code location runs on: the Postgres server and the Dagster instance."""
+"""Kept for the path existing homes' dagster.yaml name (dagster_storage); the code is in assets/."""

@@ -1,20 +1,11 @@
 """A task's Delta rows as they were at an earlier table version (Delta time travel)."""
 from __future__ import annotations
 
-import logging
-
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from result_assets.store.delta_tables import SCHEMAS, DeltaStore
-
-log = logging.getLogger("result_assets.app")
-
-
-def current_version(delta: DeltaStore, table: str) -> int | None:
-    dt = delta.open(table)
-    return None if dt is None else dt.version()
 
 
 def rows_at_version(delta: DeltaStore, table: str, task_ids: list[str], version: int | None) -> pa.Table:
@@ -24,23 +15,6 @@ def rows_at_version(delta: DeltaStore, table: str, task_ids: list[str], version:
     dt = DeltaTable(delta.uri(table), version=version, storage_options=delta.storage_options)
     rows = dt.to_pyarrow_dataset().to_table(filter=pc.field("task_id").isin(task_ids))
     return rows.select(SCHEMAS[table].names).cast(SCHEMAS[table])
-
-
-def put_back(delta: DeltaStore, task_id: str, versions_before: dict[str, int | None]) -> None:
-    """Best effort after a failed write: give the task the rows it had at versions_before.
-
-    A catalog row that was not replaced must keep matching its Delta rows; a new task's
-    rows are removed (readers never saw them: they go through the catalog).
-    """
-    for table, before in versions_before.items():
-        try:
-            if current_version(delta, table) == before:
-                continue  # this table was not written
-            delta.replace_tasks(table, rows_at_version(delta, table, [task_id], before), [task_id])
-        except Exception as exc:  # the original failure is what the caller reports
-            log.error("could not put back the %s rows of task %r after a failed write (%s); "
-                      "readers go through the catalog, the next write of this task replaces them",
-                      table, task_id, exc)
 
 
 def version_at(delta: DeltaStore, table: str, when) -> int | None:

@@ -17,7 +17,6 @@ step keeps the readers' guarantee (a task is read as its publishing commit wrote
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa

@@ -15,7 +15,6 @@ from result_assets.legacy.parse import parse_written
 from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.row_locations import RowsGone, split_by_task
-from result_assets.settings import Settings
 from result_assets.store.stores import Stores
 
 
@@ -74,8 +73,7 @@ def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[s
     return documents
 
 
-def read_result(task_id: str, stores: Stores | None = None) -> dict:
-    stores = stores or Stores(Settings.from_env(), readonly=True)
+def read_result(task_id: str, stores: Stores) -> dict:
     documents = rebuild_documents(stores, [task_id])
     if task_id not in documents:
         state = stores.catalog.task(task_id)

@@ -17,6 +17,7 @@ from result_assets import ResultManager
 from result_assets_tests.app.helpers import small_document
 manager = ResultManager("postgres-only")  # record_in_dagster: on, as the application runs it
 outcome = manager.save_result("no_process_left", small_document(n=5))
+assert manager.get_result("no_process_left")["symbols"]  # and reads, through the same API
 children = "".join(open(f).read() for f in glob.glob("/proc/self/task/*/children")).split()
 print(json.dumps({"stored": outcome.stored, "children": children,
                   "dagster": sorted(m for m in sys.modules if m.split(".")[0] == "dagster")}), flush=True)

@@ -17,13 +17,13 @@ from result_assets.app.errors import ResultStoreError
 from result_assets.cli import main
 from result_assets.legacy import compare_documents, parse_document
 from result_assets.migration import engine
+from result_assets.migration.maintenance import maintain
 from result_assets.migration.plan import make_plan
 from result_assets.migration.sources import scan_source_dir
 from result_assets.migration.status import task_statuses
 from result_assets.store import catalog as catalog_module
 from result_assets.store.catalog import STORE_WRITE_LOCK
 from result_assets.store.delta_tables import SIGNALS
-from result_assets.migration.maintenance import maintain
 from result_assets.store.schema import SCHEMA_VERSION, SchemaOutdated
 from result_assets.store.stores import Stores
 from result_assets_tests.app.helpers import small_document
@@ -223,6 +223,30 @@ def test_a_failed_re_migration_keeps_the_last_good_version(stores, sample_source
     engine.run_batch(stores, files)  # the fault is gone: the retry publishes, the failure is cleared
     assert stores.catalog.failed_attempts([VICTIM]) == {}
     assert make_plan(files, stores.catalog.states([VICTIM]), force=False).to_migrate == []
+
+
+def test_a_rollback_is_proven_and_published_like_any_write(stores, sample_source, monkeypatch):
+    """Rollback publishes through the batch engine: rows that do not read back as proven are
+    not published, and the current version stays readable; without the fault it goes through."""
+    from result_assets.migration.rollback import RollbackError, rollback_task
+
+    files = [f for f in scan_source_dir(sample_source).tasks if f.task_id == VICTIM]
+    engine.run_batch(stores, files)
+    engine.run_batch(stores, files)  # a forced re-migration: the first version is in history
+    source = parse_document((sample_source / VICTIM / "result.json").read_bytes())
+    version = stores.catalog.task(VICTIM)["version"]
+
+    corrupt_victim(monkeypatch)
+    with pytest.raises(RollbackError, match="differ from those proven"):
+        rollback_task(stores, VICTIM)
+    monkeypatch.undo()
+    assert stores.catalog.task(VICTIM)["status"] == "migrated"
+    assert compare_documents(source, read_result(VICTIM)) == []  # the current version, still readable
+
+    rolled = rollback_task(stores, VICTIM)
+    assert rolled.status == "migrated" and stores.catalog.task(VICTIM)["version"] > version
+    assert compare_documents(source, read_result(VICTIM)) == []
+    assert stores.catalog.failed_attempts([VICTIM]) == {}
 
 
 def test_a_save_that_does_not_read_back_keeps_the_last_good_save(stores, monkeypatch):

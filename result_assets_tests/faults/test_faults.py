@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from result_assets.corpus import generate_corpus
+from benchmarks.corpus import generate_corpus
 from result_assets.legacy import dumps_document, parse_document
 from result_assets_tests.faults.helpers import (
     audit,

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from result_assets.legacy import compare_documents, dumps_document, parse_document, reconstruct
 from result_assets.migration.batch import MAX_NESTING, RawResult, read_source, validate
 from result_assets.migration.sources import LegacyFile, scan_source_dir
+from result_assets.settings import Settings
 from result_assets.store.backups import file_sha256
 from result_assets.store.backups import sha256_hex
 from result_assets_tests.faults import fuzz
@@ -324,16 +325,16 @@ def test_size_limit_never_reads_the_file_whole(tmp_path, monkeypatch):
     path.write_bytes(b'{"strategy": "s", "symbols": []}')
     listed = scan_source_dir(tmp_path / "tasks").tasks[0]
     path.write_bytes(b" " * 5000 + b'{"strategy": "s", "symbols": []}')  # grew after the scan
-    raw = read_source(listed, max_bytes=1000)
+    raw = read_source(listed, 1000)
     assert raw.raw == b"" and raw.backup_from_file
     assert raw.unreadable == "file is 5032 bytes, over the 1000-byte limit (RESULT_MAX_FILE_BYTES)"
     assert raw.sha256 == file_sha256(path)
     monkeypatch.setenv("RESULT_MAX_FILE_BYTES", "100")
-    assert read_source(scan_source_dir(tmp_path / "tasks").tasks[0]).unreadable.endswith(
+    assert read_source(scan_source_dir(tmp_path / "tasks").tasks[0], Settings.from_env().max_file_bytes).unreadable.endswith(
         "over the 100-byte limit (RESULT_MAX_FILE_BYTES)")
     monkeypatch.setenv("RESULT_MAX_FILE_BYTES", "lots")
     with pytest.raises(ValueError, match="RESULT_MAX_FILE_BYTES must be a positive whole number"):
-        read_source(listed)
+        read_source(listed, Settings.from_env().max_file_bytes)
 
 
 def test_nesting_is_judged_the_same_at_any_stack_depth():

@@ -268,7 +268,7 @@ def test_reader_role_can_read_and_cannot_write(password_server, migrated_with_pa
 def test_reader_role_reads_through_result_store(password_server, migrated_with_password):
     """ResultStore and read_result need no DDL: the documented read-only role can use them."""
     from result_assets import ResultStore
-    from result_assets.app.query import QueryStores
+    from result_assets.store.cached_tables import QueryStores
     from result_assets.store.reader import read_result
 
     home, result = migrated_with_password

@@ -22,7 +22,7 @@ from result_assets_tests.scale.concurrent import migrate_concurrently
 
 
 def run(tasks: int, writers: list[int], s3: bool) -> None:
-    from result_assets.corpus import generate_corpus
+    from benchmarks.corpus import generate_corpus
 
     work = Path(tempfile.mkdtemp(prefix="ra-bench-"))
     source = work / "tasks"

@@ -32,7 +32,7 @@ VALID_PER_STORE = 16
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """One source tree; each store variant migrates its own half (so the shared catalog sees new tasks)."""
-    from result_assets.corpus import generate_corpus
+    from benchmarks.corpus import generate_corpus
 
     source = tmp_path_factory.mktemp("corpus") / "tasks"
     expect = generate_corpus(source, 2 * VALID_PER_STORE, seed=11, bad_per_kind=2)

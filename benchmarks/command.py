@@ -51,20 +51,20 @@ def run(args) -> int:
     if args.app:
         return run_app(args)
     if args.soak:
-        from result_assets.bench.soak import SoakParams, run_soak
+        from benchmarks.soak import SoakParams, run_soak
 
         params = SoakParams(processes=args.soak_processes, seconds=args.soak_seconds,
                             legacy_tasks=args.soak_legacy_tasks, seed=args.seed)
         return run_soak(Path(args.workdir).absolute(), params)
     if args.num_signals:
-        from result_assets.bench.sizes import run_sizes
+        from benchmarks.sizes import run_sizes
 
         return run_sizes(args)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = sorted(set(only) - {"a", "b", "c", "d"})
     if unknown:
         raise UsageError(f"--only takes a,b,c,d; unknown: {', '.join(unknown)}")
-    from result_assets.bench.runner import Bench
+    from benchmarks.runner import Bench
 
     bench = Bench(Path(args.workdir).absolute(), args)
     try:
@@ -74,7 +74,7 @@ def run(args) -> int:
 
 
 def run_app(args) -> int:
-    from result_assets.bench.app_life import MODES, Params, run_app_life
+    from benchmarks.app_life import MODES, Params, run_app_life
     from result_assets.errors import UsageError
 
     modes = tuple(m.strip() for m in args.app_modes.split(",") if m.strip())

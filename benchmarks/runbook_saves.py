@@ -1,8 +1,8 @@
-"""`python -m result_assets.bench.runbook_saves`: one script saving results through ResultManager
+"""`python -m benchmarks.runbook_saves`: one script saving results through ResultManager
 in the runbook's order (a few json-only, a few dual-write, then postgres-only), in a fresh
 home, as a platform switching over would; prints how many saves failed and the first error.
 
-    python -m result_assets.bench.runbook_saves [--saves 1000] [--runs 3]
+    python -m benchmarks.runbook_saves [--saves 1000] [--runs 3]
 
 Exit 1 if any save failed in any run.
 """
@@ -20,7 +20,7 @@ FIRST_MODES = (("json-only", 10), ("dual-write", 10))  # then postgres-only for 
 def one_run(saves: int, seed: int) -> tuple[int, list[str], float]:
     """(saves made, errors, seconds) in a fresh home, the embedded server stopped afterwards."""
     from result_assets.app.manager import ResultManager
-    from result_assets.bench.measure import fresh_home, home_settings, stop_home
+    from benchmarks.measure import fresh_home, home_settings, stop_home
 
     home = fresh_home(Path(tempfile.mkdtemp(prefix="runbook_saves_")))
     errors: list[str] = []
@@ -53,7 +53,7 @@ def document(i: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m result_assets.bench.runbook_saves", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.runbook_saves", description=__doc__)
     parser.add_argument("--saves", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)

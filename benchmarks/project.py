@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from result_assets.bench.measure import corpus_files, tree_bytes
+from benchmarks.measure import corpus_files, tree_bytes
 
 TASK_ASSETS = 5  # result_backup, validated_result, signal_table, curve_table, catalog_entry
 
@@ -91,16 +91,20 @@ def plain_steps(corpus: Path, batch: int = 50) -> dict:
 
 def pipelined_batches(stores, tasks: list, batch: int):
     """Each batch's engine.BatchResult, the next batch converted ahead as `migrate` does, no Dagster."""
-    from result_assets.migration.convert import prefetch
+    from result_assets.migration.convert import Prefetch
     from result_assets.migration.engine import run_batch
 
     stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
     batches = [tasks[start:start + batch] for start in range(0, len(tasks), batch)]
     settings = stores.settings
-    for i, files in enumerate(batches):
-        for ahead in batches[i:i + 2]:
-            prefetch(ahead, settings.max_file_bytes, settings.conversion_workers)
-        yield run_batch(stores, files)
+    ahead = Prefetch(settings.max_file_bytes, settings.conversion_workers)
+    try:
+        for i, files in enumerate(batches):
+            for next_batch in batches[i:i + 2]:
+                ahead.start(next_batch)
+            yield run_batch(stores, files, ahead=ahead)
+    finally:
+        ahead.discard()
 
 
 def inspect_migration(corpus: Path, export_dir: Path, valid_ids: list[str]) -> dict:
@@ -144,7 +148,7 @@ def _store_figures(report: dict) -> dict:
 
 
 def _catalog_bytes(stores) -> int:
-    from result_assets.bench.measure import relation_bytes
+    from benchmarks.measure import relation_bytes
     from result_assets.store.postgres import catalog_url
 
     return relation_bytes(catalog_url(stores.settings), tables=["tasks", "task_symbols", "task_sources",

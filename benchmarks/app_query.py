@@ -1,4 +1,4 @@
-"""Benchmark of the query API: `python -m result_assets.app.bench_query [--tasks 100000] [--signals 2000000]`.
+"""Benchmark of the query API: `python -m benchmarks.app_query [--tasks 100000] [--signals 2000000]`.
 
 Builds a synthetic store in a temporary home (embedded Postgres): `--tasks` catalog rows
 (with their symbol rows) and `--signals` signal rows spread over 1000-signal tasks, in
@@ -94,12 +94,12 @@ def timed(label: str, fn, repeat: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m result_assets.app.bench_query", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_query", description=__doc__)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--signals", type=int, default=2_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     args = parser.parse_args(argv)
-    home = tempfile.mkdtemp(prefix="bench_query_")
+    home = tempfile.mkdtemp(prefix="app_query_")
     for key in ("DATABASE_URL", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR", "DAGSTER_HOME"):
         os.environ.pop(key, None)
     os.environ["RESULT_ASSETS_HOME"] = home

@@ -11,6 +11,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import child_env
+
 RESULT_PREFIX = "BENCH_RESULT "
 # Environment that would point a child at someone else's stores; each child gets a home of its own.
 FOREIGN_ENV = ("DATABASE_URL", "DAGSTER_HOME", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR", "RESULT_SOURCE_DIR",
@@ -39,7 +41,7 @@ def run_measured(argv: list[str], log_path: Path, env: dict | None = None, stdou
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log, open(stdout_path or log_path.with_suffix(".out"), "wb") as out:
         started, busy_before = time.perf_counter(), _cpu_ticks()
-        proc = subprocess.Popen(argv, stdout=out, stderr=log, env=env)
+        proc = subprocess.Popen(argv, stdout=out, stderr=log, env=child_env(env))
         tree = _TreeCpu(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds, busy_after = time.perf_counter() - started, _cpu_ticks()
@@ -166,7 +168,7 @@ def last_json(text: str) -> dict:
 
 
 def worker_argv(contender: str, config: dict) -> list[str]:
-    return [sys.executable, "-m", "result_assets.bench.worker", contender, json.dumps(config)]
+    return [sys.executable, "-m", "benchmarks.worker", contender, json.dumps(config)]
 
 
 def emit(result: dict) -> None:

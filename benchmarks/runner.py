@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from result_assets.bench.measure import (
+from benchmarks.measure import (
     Measured,
     corpus_files,
     fresh_database,
@@ -73,7 +73,7 @@ class Bench:
 
     def prepare_corpus(self) -> None:
         """Generate the corpus, or reuse the one already there for the same parameters."""
-        from result_assets.corpus import generate_corpus
+        from benchmarks.corpus import generate_corpus
 
         params = {"tasks": self.args.tasks, "huge": self.args.huge, "seed": self.args.seed}
         marker = self.workdir / "corpus.json"
@@ -133,7 +133,7 @@ class Bench:
     # --- the contenders ---
 
     def contender_a(self) -> None:
-        from result_assets.bench.naive import SUMMARY_TABLE
+        from benchmarks.naive import SUMMARY_TABLE
 
         db = fresh_database(self.server, "bench_naive")
         out = self.fresh_dir("naive_parquet")
@@ -275,7 +275,7 @@ class Bench:
                  f"({sampled / 1e6:.0f} of {raw_total / 1e6:.0f} MB compressed)")
 
     def scale(self) -> None:
-        from result_assets.bench.scale import write_tree
+        from benchmarks.scale import write_tree
 
         n = self.args.scale_tasks
         tree = self.workdir / "scale_tree"

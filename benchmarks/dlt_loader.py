@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from result_assets.bench.naive import signals_of
+from benchmarks.naive import signals_of
 
 SPEED_SETTINGS = {
     "EXTRACT__DATA_WRITER__FILE_MAX_ITEMS": "100000",  # rotate: normalize gets several files to share

@@ -3,7 +3,7 @@
 In a fresh temporary home (its own embedded Postgres; with DATABASE_URL set, a fresh
 database on that server instead, dropped at the end):
 
-- N application processes (`python -m result_assets.bench.soak worker ...`), each a
+- N application processes (`python -m benchmarks.soak worker ...`), each a
   postgres-only ResultManager (records for Dagster queued, as by default) saving new tasks of its own, re-saving some of its earlier
   ones with new content, and reading random earlier ones back (each read must equal the
   last successful save of that task);
@@ -44,6 +44,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks import child_env
+
 PROGRESS_EVERY = 30.0  # seconds between progress lines on stderr
 STATUS_EVERY = 2.0  # seconds between a worker's status files
 BASE_SIGNALS = (40, 100, 100, 250, 100, 600)  # the documents' shapes: one base per entry
@@ -69,7 +71,7 @@ class Documents:
     and in its metadata with its task and version (a stale or foreign row cannot pass)."""
 
     def __init__(self, seed: int):
-        from result_assets.bench.app_life import make_document
+        from benchmarks.app_life import make_document
         from result_assets.legacy import dumps_document
 
         self.bases = [dumps_document(make_document(seed, f"soak_base_{k}", n)).encode()
@@ -260,7 +262,7 @@ class Children:
     def start(self, argv: list[str], env: dict, log_path: Path) -> subprocess.Popen:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(argv, env=child_env(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         with self._lock:
             self.running[proc.pid] = proc
@@ -368,7 +370,7 @@ class Soak:
     # --- home ---
 
     def make_home(self) -> None:
-        from result_assets.bench.measure import fresh_home, home_env
+        from benchmarks.measure import fresh_home, home_env
 
         self.base = Path(tempfile.mkdtemp(prefix="soak_"))  # short: the embedded server's socket lives here
         self.home = self.base / "home"
@@ -376,7 +378,7 @@ class Soak:
         if server:
             import uuid
 
-            from result_assets.bench.measure import fresh_database
+            from benchmarks.measure import fresh_database
 
             name = f"soak_{uuid.uuid4().hex[:12]}"
             admin = server.replace("postgresql+psycopg2://", "postgresql://", 1)
@@ -394,7 +396,7 @@ class Soak:
 
     def drop_home(self) -> list[str]:
         """Stop the home's server (or drop its database), remove it; the processes still there."""
-        from result_assets.bench.measure import stop_home
+        from benchmarks.measure import stop_home
 
         if self.home is None:
             return []
@@ -445,7 +447,7 @@ class Soak:
             if rc != 0:
                 run["error"] = failure_line(text)
             else:
-                from result_assets.bench.measure import last_json
+                from benchmarks.measure import last_json
 
                 report = last_json(text)
                 run.update({k: report.get(k) for k in ("migrated", "skipped", "quarantined", "failed_runs")})
@@ -474,7 +476,7 @@ class Soak:
     # --- the whole run ---
 
     def run(self) -> dict:
-        from result_assets.corpus import generate_corpus
+        from benchmarks.corpus import generate_corpus
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.logs, ignore_errors=True)
@@ -494,7 +496,7 @@ class Soak:
             for k in range(self.p.processes):
                 config = {"worker": k, "seed": self.p.seed, "deadline": deadline,
                           "out": str(self.logs / f"worker_{k}.json"), "status": str(self.logs / f"status_{k}.json")}
-                argv = [sys.executable, "-m", "result_assets.bench.soak", "worker", json.dumps(config)]
+                argv = [sys.executable, "-m", "benchmarks.soak", "worker", json.dumps(config)]
                 workers.append(self.children.start(argv, self.env, self.logs / f"worker_{k}.log"))
             for loop in (self.migrate_loop, self.maintain_loop):
                 thread = threading.Thread(target=loop, args=(deadline,), daemon=True)
@@ -713,7 +715,7 @@ def row_counts(table) -> Counter:
 
 def verify_env(env: dict) -> dict:
     """Point this process at the soak's home (as its children are); what it replaced."""
-    from result_assets.bench.app_life import HOME_VARS
+    from benchmarks.app_life import HOME_VARS
 
     saved = {k: os.environ.get(k) for k in HOME_VARS}
     for key in HOME_VARS:
@@ -890,6 +892,6 @@ def run_soak(workdir: Path, params: SoakParams, out=None, err=None) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "worker":
         sys.exit(worker_main(json.loads(sys.argv[2])))
-    print("usage: python -m result_assets.bench.soak worker '<json config>' (started by `result-assets bench --soak`)",
+    print("usage: python -m benchmarks.soak worker '<json config>' (started by `result-assets bench --soak`)",
           file=sys.stderr)
     sys.exit(2)

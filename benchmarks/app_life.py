@@ -60,7 +60,7 @@ def large_id(j: int) -> str:
 
 def make_document(seed: int, key: str, n_signals: int) -> dict:
     """A v2 document of the platform's shape (1-3 symbols, full signals, curves sometimes)."""
-    from result_assets.corpus import _document  # the corpus's own rules; private but the right ones
+    from benchmarks.corpus import _document  # the corpus's own rules; private but the right ones
 
     rng = random.Random(f"{seed}:{key}")  # str seeds are hashed with sha512: stable across runs
     while True:

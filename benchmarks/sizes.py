@@ -1,6 +1,6 @@
 """`result-assets bench --num-signals N[,N...]`: the store's bytes per task size.
 
-For each size, a few generated tasks of exactly N signals (result_assets.corpus, the
+For each size, a few generated tasks of exactly N signals (benchmarks.corpus, the
 huge-task shape: one task of N signals split over 1-3 symbols, curves beside them) are
 migrated on a fresh RESULT_ASSETS_HOME by the real `result-assets migrate`, then
 `result-assets maintain`; the store is measured as `store_report` counts it (Delta data
@@ -9,9 +9,9 @@ Prints one markdown table and writes sizes.json in --workdir.
 
 Where a store's bytes go (docs/performance.md), for any store root:
 
-    python -m result_assets.bench.sizes columns $RESULT_ASSETS_HOME/store
-    python -m result_assets.bench.sizes floor $RESULT_ASSETS_HOME/store
-    python -m result_assets.bench.sizes sweep $RESULT_ASSETS_HOME/store   # the alternatives to writer_properties
+    python -m benchmarks.sizes columns $RESULT_ASSETS_HOME/store
+    python -m benchmarks.sizes floor $RESULT_ASSETS_HOME/store
+    python -m benchmarks.sizes sweep $RESULT_ASSETS_HOME/store   # the alternatives to writer_properties
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def run_sizes(args) -> int:
 
 
 def measure_size(folder: Path, n_signals: int, *, seed: int) -> dict:
-    from result_assets.bench.measure import fresh_home, home_env, last_json, run_measured, stop_home
+    from benchmarks.measure import fresh_home, home_env, last_json, run_measured, stop_home
 
     n_tasks = tasks_for(n_signals)
     corpus = prepare_corpus(folder, n_signals, n_tasks, seed)
@@ -120,7 +120,7 @@ def measure_size(folder: Path, n_signals: int, *, seed: int) -> dict:
 
 def prepare_corpus(folder: Path, n_signals: int, n_tasks: int, seed: int) -> Path:
     """K tasks of n_signals each, generated once per (size, tasks, seed) and kept for the next run."""
-    from result_assets.corpus import generate_corpus
+    from benchmarks.corpus import generate_corpus
 
     corpus = folder / "corpus"
     marker = folder / "corpus.json"
@@ -160,7 +160,7 @@ def measure_store(home: Path) -> dict:
     from result_assets.store.delta_tables import CURVES, SIGNALS
     from result_assets.store.stores import Stores
 
-    from result_assets.bench.measure import home_settings
+    from benchmarks.measure import home_settings
 
     stores = Stores(home_settings(home), readonly=True)
     try:
@@ -361,7 +361,7 @@ def encoding_sweep(store_root: str, scratch: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m result_assets.bench.sizes", description="where a store's bytes go")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sizes", description="where a store's bytes go")
     parser.add_argument("what", choices=["columns", "floor", "sweep"])
     parser.add_argument("store_root", help="the Delta tables' root, e.g. $RESULT_ASSETS_HOME/store")
     parser.add_argument("--scratch", help="sweep: where the trial tables go (default: a temporary folder)")

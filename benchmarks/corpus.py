@@ -1,6 +1,6 @@
 """Synthetic legacy result corpus, by the rules of legacy-format.md.
 
-    python -m result_assets.corpus DEST --tasks N [--seed S] [--huge K]
+    python -m benchmarks.corpus DEST --tasks N [--seed S] [--huge K]
 
 writes DEST/<task_id>/result.json for N ordinary tasks, K huge ones and one
 (or --bad-per-kind) invalid file of each kind, deterministically for a seed.

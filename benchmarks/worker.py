@@ -1,4 +1,4 @@
-"""One contender in its own process: `python -m result_assets.bench.worker NAME '<json config>'`.
+"""One contender in its own process: `python -m benchmarks.worker NAME '<json config>'`.
 
 Prints its result as the last stdout line (see measure.emit); the parent measures time and memory.
 """
@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from result_assets.bench.measure import corpus_files, emit
+from benchmarks.measure import corpus_files, emit
 
 
 def main(argv: list[str]) -> int:
@@ -17,33 +17,33 @@ def main(argv: list[str]) -> int:
     name, config = argv[0], json.loads(argv[1])
     corpus = Path(config["corpus"]) if "corpus" in config else None
     if name == "naive":
-        from result_assets.bench import naive
+        from benchmarks import naive
 
         emit(naive.run(corpus_files(corpus), Path(config["out"]), config["db_url"]))
     elif name in ("dlt_postgres", "dlt_parquet"):
-        from result_assets.bench import dlt_loader
+        from benchmarks import dlt_loader
 
         destination = name.split("_", 1)[1]
         emit(dlt_loader.run(corpus_files(corpus), Path(config["out"]), destination, config.get("db_url")))
     elif name == "converter":
-        from result_assets.bench.project import converter
+        from benchmarks.project import converter
 
         emit(converter(corpus, Path(config["out"])))
     elif name == "plain_steps":
-        from result_assets.bench.project import plain_steps
+        from benchmarks.project import plain_steps
 
         emit(plain_steps(corpus))
     elif name == "inspect":
-        from result_assets.bench.project import inspect_migration
+        from benchmarks.project import inspect_migration
 
         valid = [t for t, e in json.loads(Path(config["expect"]).read_text())["expect"].items() if e["valid"]]
         emit(inspect_migration(corpus, Path(config["export_dir"]), valid))
     elif name == "scale_register":
-        from result_assets.bench.scale import register
+        from benchmarks.scale import register
 
         emit(register(config["n"]))
     elif name == "scale_catalog":
-        from result_assets.bench.scale import fill_catalog
+        from benchmarks.scale import fill_catalog
 
         emit(fill_catalog(Path(config["tree"]), config["n"]))
     else:

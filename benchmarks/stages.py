@@ -1,8 +1,8 @@
 """Where the time of a migration goes, stage by stage (the figures README "Performance" quotes).
 
-    python -m result_assets.bench.stages convert FILE        # one task's conversion: parse, normalize, proof
-    python -m result_assets.bench.stages engine SOURCE_DIR   # the batch steps, pipelined, no Dagster
-    python -m result_assets.bench.stages events SOURCE_DIR   # a whole `migrate`: time in the event log storage
+    python -m benchmarks.stages convert FILE        # one task's conversion: parse, normalize, proof
+    python -m benchmarks.stages engine SOURCE_DIR   # the batch steps, pipelined, no Dagster
+    python -m benchmarks.stages events SOURCE_DIR   # a whole `migrate`: time in the event log storage
 
 `engine` and `events` write into $RESULT_ASSETS_HOME: give each a fresh one.
 """
@@ -50,7 +50,7 @@ def convert_stages(path: Path, repeats: int = 3) -> None:
 
 def engine_stages(source_dir: str, batch: int = 50) -> None:
     """The engine's per-stage seconds over a corpus, batch by batch, converting ahead as `migrate` does."""
-    from result_assets.bench.project import pipelined_batches
+    from benchmarks.project import pipelined_batches
     from result_assets.migration.sources import scan_source_dir
     from result_assets.store.stores import Stores
 

@@ -1,6 +1,6 @@
 """A/B of the Dagster event log settings on many tiny tasks (bookkeeping dominates there).
 
-    python -m result_assets.bench.event_log [--tasks 300] [--rounds 2]
+    python -m benchmarks.event_log [--tasks 300] [--rounds 2]
 
 Alternates, on fresh homes: stock dagster-postgres event log; the project's pooled one with
 synchronous commits; the project's default (pooled, no WAL-flush wait). Prints the
@@ -30,7 +30,7 @@ MODES = {
 def tiny_task(seed: int) -> bytes:
     """A valid legacy result with one signal and a 500-point hourly curve (about 60 KB
     indented): the data work is negligible, so a migration of many is mostly bookkeeping.
-    Generated here so the bench needs nothing outside the installed package."""
+    Generated here, so the bench needs no corpus on disk."""
     rng = random.Random(seed)
     start = 1_707_696_000_000 + seed * HOUR_MS  # epoch ms, one of the legacy spellings
     equity, peak, curve = 1.0, 1.0, []

@@ -1,0 +1,59 @@
+"""The asset checks: the engine's check ids (migration/verify.py) as Dagster knows them.
+
+The engine judges each task by check id; here each id gets its asset, check name,
+severity and description. The UI, the GraphQL API and existing runs know these names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagster import AssetCheckSeverity, AssetCheckSpec
+
+from result_assets.assets.partitions import task_partitions
+from result_assets.migration import verify
+from result_assets.migration.verify import CheckOutcome
+
+ERROR, WARN = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
+
+
+@dataclass(frozen=True)
+class Check:
+    asset: str
+    name: str
+    severity: AssetCheckSeverity
+    description: str
+
+
+CHECKS: dict[str, Check] = {
+    verify.BACKUP_CHECKSUM: Check("result_backup", "backup_checksum", ERROR,
+                                  "The backup file's SHA-256 equals the source file's."),
+    verify.SIGNAL_ROWS: Check("signal_table", "row_counts", ERROR,
+                              "Signal rows in Delta equal the signals in the source."),
+    verify.CURVE_ROWS: Check("curve_table", "row_counts", ERROR,
+                             "Curve rows in Delta equal the curve points in the source."),
+    verify.LOSSLESS_ROUND_TRIP: Check(
+        "catalog_entry", "lossless_round_trip", ERROR,
+        "The task rebuilt from its rows equals the source under the rules of legacy-format.md, and the "
+        "Delta tables and the catalog give back exactly those rows and that skeleton."),
+    verify.COMPRESSION_GOAL: Check(
+        "signal_table", "compression_goal", WARN,
+        "Everything the store needs to rebuild the documents (Delta data files and logs, catalog skeletons) is "
+        "the goal smaller than the JSON of the tasks it holds (WARN; compacting helps)."),
+    verify.QUARANTINE: Check("validated_result", "quarantine", WARN,
+                             "The source file is valid (WARN with the reason when quarantined)."),
+}
+
+CHECK_SPECS = [AssetCheckSpec(c.name, asset=c.asset, description=c.description, partitions_def=task_partitions)
+               for c in CHECKS.values()]
+
+_BY_NAME = {(c.asset, c.name): check_id for check_id, c in CHECKS.items()}
+
+
+def outcome_from_record(record: dict) -> CheckOutcome:
+    """A check outcome queued with an application save (a dict in save_records). A record an
+    earlier release queued names the asset and check instead of the id, and carries `warn`."""
+    if "asset" in record:
+        record = dict(record)
+        record["check"] = _BY_NAME[(record.pop("asset"), record["check"])]
+        record.pop("warn", None)
+    return CheckOutcome(**record)

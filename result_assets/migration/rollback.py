@@ -1,0 +1,163 @@
+"""Rollback: undo the last re-migration (a force) of a task (`result-assets rollback`).
+
+The catalog keeps every replaced row in tasks_history, with the Delta versions that held
+its rows (signals_version, curves_version) and where it read them (row_locations).
+Rollback reads the task's rows there (Delta time travel), rebuilds the earlier document
+from them and its skeleton, and publishes it through the batch engine like any other
+write: proven (the rebuild from exactly the rows and skeleton to be stored equals that
+document), committed, read back and published in one catalog transaction, or not at all,
+the current version staying readable. The replaced row goes to history as always: a
+rollback can be rolled back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg2.extras
+
+from result_assets.legacy import normalize, parse_document, reconstruct
+from result_assets.migration.batch import ValidatedResult
+from result_assets.migration.convert import prove_conversion
+from result_assets.migration.engine import publish_batch
+from result_assets.migration.sources import LegacyFile
+from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.history import rows_at_version, version_at
+from result_assets.store.reader import read_rows
+
+class RollbackError(Exception):
+    pass
+
+
+@dataclass
+class RolledBack:
+    task_id: str
+    status: str
+    source_sha256: str
+    replaced_sha256: str
+    signals: int
+    curve_points: int
+    from_versions: tuple  # Delta (signals, curves) versions the rows were read at
+    to_versions: tuple  # the commits that wrote them back
+    source_restored: str | None = None  # the source file rewritten with the old bytes
+    note: str | None = None
+
+
+def previous_row(stores, task_id: str) -> dict | None:
+    """The task's catalog row as it was before its last replacement."""
+    conn = stores.catalog.connect()
+    with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        # A 'failed' row was never published: not a version to go back to.
+        cur.execute("SELECT * FROM tasks_history WHERE task_id = %s AND status <> 'failed' "
+                    "ORDER BY replaced_at DESC, version DESC LIMIT 1", (task_id,))
+        return cur.fetchone()
+
+
+def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledBack:
+    current = stores.catalog.task(task_id)
+    if current is None:
+        raise RollbackError(f"{task_id}: not in the catalog")
+    prev = previous_row(stores, task_id)
+    if prev is None:
+        raise RollbackError(f"{task_id}: no earlier version to roll back to (migrated once)")
+    versions = (prev["signals_version"], prev["curves_version"])
+    if prev["status"] == "migrated" and not prev.get("row_locations") and versions == (None, None):
+        # A save that lived in the hot tier only: its rows left with it, its bytes did not.
+        raise RollbackError(f"{task_id}: the earlier version was an application save replaced before it "
+                            "reached the Delta tables; its exact bytes are in the backups "
+                            "(`result-assets restore` gives them back) to save again")
+    if None in versions:  # not recorded: the versions current when that row was committed
+        versions = tuple(v if v is not None else version_at(stores.delta, t, prev["migrated_at"])
+                         for v, t in zip(versions, (SIGNALS, CURVES)))
+    if None in versions:
+        raise RollbackError(f"{task_id}: no Delta version holds the earlier rows")
+    try:
+        if prev.get("row_locations"):  # exactly the files and row groups that version was published at
+            signals, curves = (read_rows(stores, t, {task_id: prev})[task_id] for t in (SIGNALS, CURVES))
+        else:
+            signals = rows_at_version(stores.delta, SIGNALS, [task_id], versions[0])
+            curves = rows_at_version(stores.delta, CURVES, [task_id], versions[1])
+    except Exception as exc:
+        raise RollbackError(f"{task_id}: Delta versions {versions} cannot be read (vacuumed?): "
+                            f"{str(exc).splitlines()[0]}") from exc
+    migrated = prev["status"] == "migrated"
+    want = ((prev["n_signals"] or 0), (prev["n_curve_points"] or 0)) if migrated else (0, 0)
+    if (signals.num_rows, curves.num_rows) != want:
+        raise RollbackError(f"{task_id}: Delta versions {versions} hold {signals.num_rows} signals and "
+                            f"{curves.num_rows} curve points, the earlier row says {want}: not rolling back")
+    source = LegacyFile(task_id, prev["source_path"] or "", prev["source_bytes"], prev["source_mtime_ns"] or 0)
+    if migrated:
+        # The earlier document, proven and published exactly as a migration publishes one.
+        document = reconstruct(parse_document(prev["skeleton"].encode()), signals, curves)
+        earlier = ValidatedResult(source, prev["source_sha256"], prev["source_bytes"],
+                                  normalize(task_id, document), document, None, 0.0)
+        prove_conversion(earlier)
+    else:
+        earlier = ValidatedResult(source, prev["source_sha256"], prev["source_bytes"], None, None,
+                                  prev["reason"], 0.0)
+    # A version saved by the application has no source file: its row keeps naming none.
+    batch = publish_batch(stores, [earlier], [], keep_source_path=bool(prev["source_path"]))
+    if earlier.status == "failed":
+        raise RollbackError(f"{task_id}: the earlier version was not published, the current one stays: "
+                            f"{earlier.failure}")
+    to_versions = tuple(rows.commit.version if rows.commit else None for rows in (batch.signals, batch.curves))
+    old_bytes = _old_bytes(stores, task_id, prev["source_sha256"])
+    note = None
+    if old_bytes is not None:
+        stores.backups.save(task_id, old_bytes, prev["source_sha256"])  # the newer bytes move to previous/
+    else:
+        note = "the earlier bytes are not in the backups; the backup keeps the newer file"
+    restored = None
+    if restore_source:
+        restored = _restore_source(stores, task_id, prev, old_bytes)
+    elif _source_differs(stores, task_id, prev):
+        note = ("the source file differs from the restored version: `status` shows the task stale and a "
+                "migrate (or the dual-write sensor) would re-apply it; --restore-source puts the restored bytes there")
+    return RolledBack(task_id, prev["status"], prev["source_sha256"], current["source_sha256"],
+                      signals.num_rows, curves.num_rows, versions, to_versions, restored, note)
+
+
+def _source_differs(stores, task_id: str, prev: dict) -> bool:
+    from result_assets.store.backups import sha256_hex
+
+    path = _source_file(stores, task_id, prev)
+    try:
+        with open(path, "rb") as f:
+            return sha256_hex(f.read()) != prev["source_sha256"]
+    except (OSError, TypeError):
+        return False  # no source file (archived, or written in postgres-only)
+
+
+def _old_bytes(stores, task_id: str, sha: str) -> bytes | None:
+    from result_assets.store.backups import sha256_hex
+
+    for path in (stores.backups.path(task_id), stores.backups.path(task_id).parent / "previous" / f"{sha}.json"):
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        if sha256_hex(raw) == sha:
+            return raw
+    return None
+
+
+def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> str:
+    from pathlib import Path
+
+    from result_assets.store.backups import write_atomic
+
+    path = _source_file(stores, task_id, prev)
+    if not path:
+        raise RollbackError(f"{task_id}: rolled back, but no source path is known to restore")
+    if old_bytes is None:
+        raise RollbackError(f"{task_id}: rolled back, but the earlier bytes are not in the backups")
+    write_atomic(Path(path), old_bytes)
+    st = Path(path).stat()
+    stores.catalog.touch_mtime({task_id: st.st_mtime_ns})  # unchanged bytes: not stale
+    return path
+
+
+def _source_file(stores, task_id: str, prev: dict) -> str | None:
+    """The task's source file, under the directory it was registered in (else the catalog row's)."""
+    from result_assets.migration.sources import registered_source_file
+
+    return registered_source_file(task_id, stores.catalog.sources([task_id]).get(task_id) or prev["source_path"])

@@ -1,0 +1,68 @@
+"""The stores with the Delta tables kept open between queries: what ResultStore reads through."""
+from __future__ import annotations
+
+from functools import cached_property
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from result_assets.store.delta_tables import DeltaStore, s3_storage_options, sql_string
+from result_assets.store.stores import Stores
+
+
+class CachedDeltaStore(DeltaStore):
+    """Keeps each Delta table open and its dataset built; refreshed only when a commit landed."""
+
+    def __init__(self, root: str, storage_options: dict[str, str] | None = None):
+        super().__init__(root, storage_options)
+        self._tables = {}
+        self._datasets = {}
+
+    def open(self, table: str):
+        dt = self._tables.get(table)
+        if dt is None:
+            dt = super().open(table)
+            if dt is not None:
+                self._tables[table] = dt
+        else:
+            dt.update_incremental()
+        return dt
+
+    def dataset(self, table: str, file_predicate: str | None = None):
+        """A pyarrow dataset of the table's current files; with a predicate, only the files
+        whose Delta statistics may hold matching rows."""
+        dt = self.open(table)
+        if dt is None:
+            return None
+        if file_predicate is not None:
+            return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate)
+        cached = self._datasets.get(table)
+        if cached is None or cached[0] != dt.version():
+            cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())
+        return cached[1]
+
+    def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None,
+                   version: int | None = None) -> pa.Table | None:
+        current = self.open(table)
+        if version is not None and current is not None and version != current.version():
+            return super().read_tasks(table, task_ids, columns, version)  # time travel: not cached
+        dataset = self.dataset(table, in_predicate("task_id", task_ids))
+        if dataset is None:
+            return None
+        return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(pa.array(task_ids, pa.string())))
+
+
+class QueryStores(Stores):
+    """The stores, with Delta tables kept open between queries."""
+
+    @cached_property
+    def delta(self) -> DeltaStore:
+        root = self.settings.store_root
+        return CachedDeltaStore(root, s3_storage_options(root))
+
+
+def in_predicate(column: str, values: list[str]) -> str:
+    """A Delta predicate: `column` is one of `values` (none: nothing matches)."""
+    if not values:
+        return "false"
+    return f"{column} IN (" + ", ".join(sql_string(v) for v in values) + ")"
