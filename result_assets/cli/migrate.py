@@ -1,7 +1,8 @@
-"""`migrate` as a service: scan, plan, run the batches through Dagster, report.
+"""`result-assets migrate`: scan, plan, run the batches through the code location, report.
 
-The CLI is a thin shell over this: it passes values (no environment writes) and prints
-what comes back. Errors a user must fix are UsageError (one line, exit 2).
+cmd_migrate passes values (no environment writes) and prints what comes back; the runs
+are the code location's (assets/launch.py). Errors a user must fix are UsageError (one
+line, exit 2).
 """
 from __future__ import annotations
 
