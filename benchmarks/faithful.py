@@ -1,0 +1,145 @@
+"""`python -m benchmarks.faithful`: does the store give back exactly what it was given?
+
+    python -m benchmarks.faithful [--corpus DIR ...] [--tasks N] [--json]
+
+For each corpus (default: the repo's samples; `--tasks N` adds a generated corpus of N
+tasks), in a fresh home: migrate it, then count, over the valid tasks,
+
+- export byte-identical: `result-assets export` writes bytes whose SHA-256 is the source's;
+- get_result == json.loads(file): a postgres-only ResultManager reads the document the
+  file holds, key order, int vs float, -0.0 and NaN included;
+- save, then get_result == what was saved (postgres-only, documents the save did not
+  auto-correct), in the hot tier and again after `maintain` moved them to Delta;
+- one of four json.dumps calls: json.loads(file) written back with indent None or 2 and
+  ensure_ascii True or False gives the file's bytes (what an exact store can regenerate
+  from the values alone, with one style code per task).
+
+A store that keeps the files whole scores every row fully. Prints a table; --json prints
+the counts as one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+from benchmarks.measure import FOREIGN_ENV, fresh_home, stop_home
+
+SAMPLES = Path(__file__).resolve().parents[1] / "result_assets_tests" / "samples" / "tasks"
+STYLES = [(indent, ascii_only) for indent in (None, 2) for ascii_only in (True, False)]
+# (key, label, target): issue 19's targets; the styles row describes the corpus itself.
+ROWS = [
+    ("export", "export byte-identical (SHA-256 of the file)", "all"),
+    ("get", "get_result == json.loads(file), migrated tasks", "all"),
+    ("saved_hot", "save then get_result == saved (hot tier)", "all"),
+    ("saved_flushed", "save then get_result == saved (after maintain)", "all"),
+    ("styles", "file is one of four json.dumps calls", "(the corpus)"),
+]
+
+
+def same(a: object, b: object) -> bool:
+    """Equal as JSON documents are: key order, int vs float, -0.0 and NaN included."""
+    return json.dumps(a, allow_nan=True) == json.dumps(b, allow_nan=True)
+
+
+def one_of_four_styles(raw: bytes, document: object) -> bool:
+    return any(json.dumps(document, indent=indent, ensure_ascii=ascii_only).encode() == raw
+               for indent, ascii_only in STYLES)
+
+
+def measure(corpus: Path) -> dict:
+    """The counts for one corpus, measured in a fresh home (its server stopped afterwards)."""
+    from result_assets.app.manager import ResultManager
+    from result_assets.cli import main
+    from result_assets.migration.maintenance import maintain
+    from result_assets.store.stores import Stores
+
+    home = fresh_home(Path(tempfile.mkdtemp(prefix="faithful_")))
+    saved_env = {k: os.environ.pop(k) for k in list(os.environ) if k in FOREIGN_ENV}
+    os.environ["RESULT_ASSETS_HOME"] = str(home)
+    try:
+        quiet = io.StringIO()
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            main(["migrate", "--source-dir", str(corpus), "--json"])
+            out = home / "export"
+            main(["export", "--out", str(out)])
+        stores = Stores.from_env()
+        valid = stores.catalog.migrated_task_ids()
+        sources = {t: (corpus / t / "result.json").read_bytes() for t in valid}
+        documents = {t: json.loads(raw) for t, raw in sources.items()}
+        counts = {"corpus": str(corpus), "valid": len(valid)}
+        counts["export"] = sum(
+            1 for t, raw in sources.items()
+            if (out / f"{quote(t, safe='')}.json").is_file()
+            and hashlib.sha256((out / f"{quote(t, safe='')}.json").read_bytes()).digest() == hashlib.sha256(raw).digest())
+        reader = ResultManager("postgres-only", record_in_dagster=False)
+        counts["get"] = sum(1 for t in valid if same(reader.get_result(t), documents[t]))
+        counts["styles"] = sum(1 for t in valid if one_of_four_styles(sources[t], documents[t]))
+
+        saved = {}
+        for i, t in enumerate(valid):
+            outcome = reader.save_result(f"faithful_save_{i:05d}", documents[t])
+            if not outcome.corrections:
+                saved[outcome.task_id] = documents[t]
+        counts["saves"] = len(saved)
+        counts["saved_hot"] = sum(1 for t, doc in saved.items() if same(reader.get_result(t), doc))
+        maintain(stores, retention_hours=0)
+        counts["saved_flushed"] = sum(1 for t, doc in saved.items() if same(reader.get_result(t), doc))
+        return counts
+    finally:
+        os.environ.pop("RESULT_ASSETS_HOME", None)
+        os.environ.update(saved_env)
+        stop_home(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| | " + " | ".join(Path(r["corpus"]).name for r in results) + " | target |",
+             "|---|" + "---|" * len(results) + "---|"]
+    for key, label, target in ROWS:
+        cells = [f"{r[key]} of {r['saves'] if key.startswith('saved') else r['valid']}" for r in results]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.faithful", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", action="append", type=Path, metavar="DIR",
+                        help="a folder of <task_id>/result.json (repeatable; default the repo's samples)")
+    parser.add_argument("--tasks", type=int, default=0, help="also a generated corpus of this many tasks")
+    parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    args = parser.parse_args(argv)
+    corpora = list(args.corpus or [SAMPLES])
+    work = Path(tempfile.mkdtemp(prefix="faithful_corpus_"))
+    if args.tasks:
+        from benchmarks.corpus import generate_corpus
+
+        generated = work / f"generated_{args.tasks}"
+        generate_corpus(generated, args.tasks, seed=7)
+        corpora.append(generated)
+    missing = [str(c) for c in corpora if not c.is_dir()]
+    if missing:
+        print(f"benchmarks.faithful: error: no such folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    results = []
+    try:
+        for corpus in corpora:
+            print(f"measuring {corpus} ...", file=sys.stderr, flush=True)
+            results.append(measure(corpus))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"corpora": results}) if args.json else table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
