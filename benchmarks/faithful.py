@@ -11,8 +11,10 @@ tasks), in a fresh home: migrate it, then count, over the valid tasks,
 - save, then get_result == what was saved (postgres-only, documents the save did not
   auto-correct), in the hot tier and again after `maintain` moved them to Delta;
 - one of four json.dumps calls: json.loads(file) written back with indent None or 2 and
-  ensure_ascii True or False gives the file's bytes (what an exact store can regenerate
-  from the values alone, with one style code per task).
+  ensure_ascii True or False gives the file's bytes;
+- regenerable from the rows: the document rebuilt from the task's rows and skeleton, with
+  the Spelling legacy/exact.py learns (style, timestamp spellings, row and number
+  patches), writes the file's bytes; with the Spelling's size as JSON text.
 
 A store that keeps the files whole scores every row fully. Prints a table; --json prints
 the counts as one JSON object.
@@ -42,6 +44,7 @@ ROWS = [
     ("saved_hot", "save then get_result == saved (hot tier)", "all"),
     ("saved_flushed", "save then get_result == saved (after maintain)", "all"),
     ("styles", "file is one of four json.dumps calls", "(the corpus)"),
+    ("regenerable", "regenerable from the rows + a Spelling (legacy/exact.py)", "all"),
 ]
 
 
@@ -53,6 +56,19 @@ def same(a: object, b: object) -> bool:
 def one_of_four_styles(raw: bytes, document: object) -> bool:
     return any(json.dumps(document, indent=indent, ensure_ascii=ascii_only).encode() == raw
                for indent, ascii_only in STYLES)
+
+
+def regenerate(task_id: str, raw: bytes) -> tuple[bool, int]:
+    """(the bytes come back from the rows and a learned Spelling, that Spelling's JSON size)."""
+    from result_assets.legacy import dumps_document, exact, normalize, parse_document
+
+    result = normalize(task_id, parse_document(raw))
+    stored = (dumps_document(result.skeleton), result.signals, result.curves)
+    spelling = exact.learn(raw, parse_document(raw), *stored)
+    if spelling is None:
+        return False, 0
+    text = spelling.to_json()
+    return exact.file_bytes(*stored, text, None) == raw, len(text.encode())
 
 
 def measure(corpus: Path) -> dict:
@@ -83,6 +99,10 @@ def measure(corpus: Path) -> dict:
         reader = ResultManager("postgres-only", record_in_dagster=False)
         counts["get"] = sum(1 for t in valid if same(reader.get_result(t), documents[t]))
         counts["styles"] = sum(1 for t in valid if one_of_four_styles(sources[t], documents[t]))
+        spellings = {t: regenerate(t, sources[t]) for t in valid}
+        counts["regenerable"] = sum(1 for ok, _ in spellings.values() if ok)
+        counts["spelling_bytes"] = sum(size for _, size in spellings.values())
+        counts["json_bytes"] = sum(len(raw) for raw in sources.values())
 
         saved = {}
         for i, t in enumerate(valid):
@@ -137,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
             results.append(measure(corpus))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"corpora": results}) if args.json else table(results))
+    if args.json:
+        print(json.dumps({"corpora": results}))
+    else:
+        print(table(results))
+        for r in results:
+            print(f"{Path(r['corpus']).name}: Spellings {r['spelling_bytes']:,} bytes of JSON text for "
+                  f"{r['json_bytes']:,} JSON bytes ({r['spelling_bytes'] / max(1, r['json_bytes']):.3%})")
     return 0
 
 

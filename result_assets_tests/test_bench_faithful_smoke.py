@@ -16,6 +16,8 @@ def test_the_faithfulness_bench_counts_the_samples():
     (samples,) = json.loads(proc.stdout)["corpora"]
     assert samples["valid"] == 14  # the samples' valid tasks, as the quickstart migrates them
     assert samples["styles"] == 14  # every sample is one of four json.dumps calls
+    assert samples["regenerable"] == 14  # and comes back from its rows and a Spelling
+    assert 0 < samples["spelling_bytes"] < samples["json_bytes"] // 100
     assert 0 < samples["saves"] <= samples["valid"]
     for key in ("export", "get"):
         assert 0 <= samples[key] <= samples["valid"]

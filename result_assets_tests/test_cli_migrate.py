@@ -54,7 +54,8 @@ def test_report_counts(migrated, sample_source, sample_expectations, capsys):
 
 
 def test_stored_bytes_count_everything_needed_to_rebuild(migrated, sample_source, sample_expectations, capsys):
-    """Delta data files of the current snapshot, the Delta logs and the catalog's skeleton text."""
+    """Delta data files of the current snapshot, the Delta logs, the catalog's skeleton text
+    and what writes each file's exact bytes again (its spelling, or its text)."""
     from result_assets.store.stores import Stores
 
     code, out, _ = run_cli(capsys, "migrate", "--source-dir", str(sample_source), "--json")
@@ -65,7 +66,8 @@ def test_stored_bytes_count_everything_needed_to_rebuild(migrated, sample_source
                for p in (Path(stores.settings.store_root) / t / "_delta_log").rglob("*") if p.is_file())
     conn = stores.catalog.connect()
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT sum(octet_length(skeleton)) FROM tasks WHERE status = 'migrated'")
+        cur.execute("SELECT sum(octet_length(skeleton) + coalesce(pg_column_size(spelling), 0) "
+                    "+ coalesce(pg_column_size(exact_text), 0)) FROM tasks WHERE status = 'migrated'")
         skeletons = cur.fetchone()[0]
     assert logs > 0 and skeletons > 0
     assert report["stored_bytes"] == data + logs + skeletons

@@ -273,8 +273,7 @@ def cmd_db(args) -> int:
 # --- export ---
 
 def cmd_export(args) -> int:
-    from result_assets.legacy import dumps_document
-    from result_assets.store.reader import rebuild_documents
+    from result_assets.store.reader import file_bytes
     from result_assets.store.stores import Stores
 
     stores = Stores.from_env()
@@ -287,14 +286,14 @@ def cmd_export(args) -> int:
     missing = []
     for start in range(0, len(ids), 200):
         chunk = ids[start:start + 200]
-        documents = rebuild_documents(stores, chunk)
-        missing += [t for t in chunk if t not in documents]
-        for task_id, document in documents.items():
-            text = dumps_document(document)
+        files = file_bytes(stores, chunk)  # each the source file's exact bytes
+        missing += [t for t in chunk if t not in files]
+        for task_id, data in files.items():
             if out:
-                (out / f"{quote(task_id, safe='')}.json").write_text(text, encoding="utf-8")
+                (out / f"{quote(task_id, safe='')}.json").write_bytes(data)
             else:
-                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+                sys.stdout.buffer.write(data + b"\n")
     for task_id in missing:
         state = stores.catalog.task(task_id)
         why = "not migrated" if state is None else f"{state['status']}: {state['reason']}"

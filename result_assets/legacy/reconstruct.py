@@ -14,15 +14,22 @@ _SIGNAL_ORDER = ("type", "price", "quantity", "exit_timestamp", "exit_price", "r
                  "pnl", "commission", "holding_bars", "reason", "indicators")
 
 
-def reconstruct(skeleton: dict, signals: pa.Table, curves: pa.Table) -> dict:
+def reconstruct(skeleton: dict, signals: pa.Table, curves: pa.Table, spell=None) -> dict:
     """Rebuild one task's document. Rows may come in any order; each goes back to
-    the list its (symbol_idx, seq) names. Timestamps come back as ISO 8601 UTC."""
+    the list its (symbol_idx, seq) names. Timestamps come back as ISO 8601 UTC, or as
+    `spell(field, column)` gives them ("signals.timestamp", "signals.exit_timestamp",
+    "performance_curve.timestamp": the file's own spelling, exact.py)."""
+    spell = spell or iso_spelling
     doc = copy_json(skeleton)
-    for symbol_idx, rows in _grouped_rows(signals, _signal_dicts):
+    for symbol_idx, rows in _grouped_rows(signals, lambda table: _signal_dicts(table, spell)):
         _target_list(doc, symbol_idx, "signals").extend(rows)
-    for symbol_idx, rows in _grouped_rows(curves, _curve_dicts):
+    for symbol_idx, rows in _grouped_rows(curves, lambda table: _curve_dicts(table, spell)):
         _target_list(doc, symbol_idx, "performance_curve").extend(rows)
     return doc
+
+
+def iso_spelling(field: str, column: pa.ChunkedArray) -> list[str | None]:
+    return _iso_column(column)
 
 
 def _grouped_rows(table: pa.Table, to_dicts):
@@ -49,7 +56,7 @@ def _target_list(doc: dict, symbol_idx: int, key: str) -> list:
     return target
 
 
-def _signal_dicts(table: pa.Table) -> list[dict]:
+def _signal_dicts(table: pa.Table, spell) -> list[dict]:
     col = table.column
     # v1 signals carried their own symbol; v2 rows take it from their parent.
     v1_symbols = [
@@ -58,8 +65,8 @@ def _signal_dicts(table: pa.Table) -> list[dict]:
     ]
     values = {
         "symbol": v1_symbols,
-        "timestamp": _iso_column(col("ts")),
-        "exit_timestamp": _iso_column(col("exit_ts")),
+        "timestamp": spell("signals.timestamp", col("ts")),
+        "exit_timestamp": spell("signals.exit_timestamp", col("exit_ts")),
         "type": col("type").to_pylist(),
         **{k: col(k).to_pylist() for k in SIGNAL_FLOAT_KEYS},
         "holding_bars": col("holding_bars").to_pylist(),
@@ -79,10 +86,10 @@ def _add_extras(rows: list[dict], extras: list[str | None]):
             row.update(_loads(extra))
 
 
-def _curve_dicts(table: pa.Table) -> list[dict]:
+def _curve_dicts(table: pa.Table, spell) -> list[dict]:
     col = table.column
     keys = ("timestamp",) + CURVE_FLOAT_KEYS
-    columns = [_iso_column(col("ts"))] + [col(k).to_pylist() for k in CURVE_FLOAT_KEYS]
+    columns = [spell("performance_curve.timestamp", col("ts"))] + [col(k).to_pylist() for k in CURVE_FLOAT_KEYS]
     out = [{k: v for k, v in zip(keys, row) if v is not None} for row in zip(*columns)]
     _add_extras(out, col("extras").to_pylist())
     return out

@@ -60,11 +60,15 @@ class ValidatedResult:
 
 @dataclass(frozen=True)
 class TaskProof:
-    """Digests of the rows and the exact skeleton text whose rebuild equalled the source."""
+    """What was proven to write the source file's exact bytes again: digests of the rows,
+    the exact skeleton text, and the Spelling (or, when none reproduces the file, its text)."""
 
     signals_digest: str
     curves_digest: str
     skeleton_text: str
+    spelling: str | None = None  # legacy/exact.py Spelling as JSON
+    exact_text: str | None = None  # the file's text, when no Spelling reproduces it
+    regenerated_sha256: str | None = None  # the SHA-256 of the bytes written again: the source's
 
 
 @dataclass
@@ -193,6 +197,8 @@ def catalog_batch(validated: list[ValidatedResult]) -> CatalogBatch:
             row.n_signals = r.n_signals
             row.n_curve_points = r.n_curve_points
             row.skeleton = v.proof.skeleton_text if v.proof else dumps_document(r.skeleton)
+            if v.proof:
+                row.spelling, row.exact_text = v.proof.spelling, v.proof.exact_text
             row.warnings = list(r.warnings)
             for name in METRICS:
                 setattr(row, name, _float(r.metrics.get(name)))

@@ -7,8 +7,8 @@ wrote, and each check's outcome by check id (verify.py); the code location names
 Per batch:
 
 1. read the sources and back up their exact bytes;
-2. convert and prove each task in the workers: its rebuild from exactly the rows and
-   skeleton text to be stored equals the source (legacy-format.md's rules); a task
+2. convert and prove each task in the workers: the bytes written again from exactly the
+   rows, skeleton text and Spelling to be stored hash to the source's SHA-256; a task
    whose data cannot be read, parsed or converted is quarantined alone, with a reason;
 3. commit the proven tasks' rows to Delta (one commit per table);
 4. read them back the way readers will (file and row groups) and prove they are the

@@ -2,12 +2,12 @@
 
 The catalog keeps every replaced row in tasks_history, with the Delta versions that held
 its rows (signals_version, curves_version) and where it read them (row_locations).
-Rollback reads the task's rows there (Delta time travel), rebuilds the earlier document
-from them and its skeleton, and publishes it through the batch engine like any other
-write: proven (the rebuild from exactly the rows and skeleton to be stored equals that
-document), committed, read back and published in one catalog transaction, or not at all,
-the current version staying readable. The replaced row goes to history as always: a
-rollback can be rolled back.
+Rollback takes the earlier file's exact bytes (from the backups, else written again from
+the rows read there by Delta time travel and the earlier row's spelling), and publishes
+them through the batch engine like any other write: converted and proven (the bytes
+written again from what is stored hash to the earlier SHA-256), committed, read back and
+published in one catalog transaction, or not at all, the current version staying
+readable. The replaced row goes to history as always: a rollback can be rolled back.
 """
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import psycopg2.extras
 
-from result_assets.legacy import normalize, parse_document, reconstruct
-from result_assets.migration.batch import ValidatedResult
-from result_assets.migration.convert import prove_conversion
+from result_assets.legacy import exact
+from result_assets.migration.batch import RawResult, ValidatedResult
+from result_assets.migration.convert import convert
 from result_assets.migration.engine import publish_batch
 from result_assets.migration.sources import LegacyFile
+from result_assets.store.backups import sha256_hex
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.history import rows_at_version, version_at
 from result_assets.store.reader import read_rows
@@ -85,12 +86,16 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
         raise RollbackError(f"{task_id}: Delta versions {versions} hold {signals.num_rows} signals and "
                             f"{curves.num_rows} curve points, the earlier row says {want}: not rolling back")
     source = LegacyFile(task_id, prev["source_path"] or "", prev["source_bytes"], prev["source_mtime_ns"] or 0)
+    old_bytes = _old_bytes(stores, task_id, prev["source_sha256"])
     if migrated:
-        # The earlier document, proven and published exactly as a migration publishes one.
-        document = reconstruct(parse_document(prev["skeleton"].encode()), signals, curves)
-        earlier = ValidatedResult(source, prev["source_sha256"], prev["source_bytes"],
-                                  normalize(task_id, document), document, None, 0.0)
-        prove_conversion(earlier)
+        # The earlier file's exact bytes (the backups', else written again from the rows read
+        # back and the earlier row's spelling), converted and proven as a migration would.
+        raw = old_bytes if old_bytes is not None else exact.file_bytes(
+            prev["skeleton"], signals, curves, prev.get("spelling"), prev.get("exact_text"))
+        if sha256_hex(raw) != prev["source_sha256"]:
+            raise RollbackError(f"{task_id}: the earlier version's exact bytes are neither in the backups nor "
+                                "written again from its rows (stored before spellings were kept): not rolling back")
+        earlier = convert(RawResult(source, raw, prev["source_sha256"]))
     else:
         earlier = ValidatedResult(source, prev["source_sha256"], prev["source_bytes"], None, None,
                                   prev["reason"], 0.0)
@@ -100,7 +105,6 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
         raise RollbackError(f"{task_id}: the earlier version was not published, the current one stays: "
                             f"{earlier.failure}")
     to_versions = tuple(rows.commit.version if rows.commit else None for rows in (batch.signals, batch.curves))
-    old_bytes = _old_bytes(stores, task_id, prev["source_sha256"])
     note = None
     if old_bytes is not None:
         stores.backups.save(task_id, old_bytes, prev["source_sha256"])  # the newer bytes move to previous/
@@ -117,8 +121,6 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
 
 
 def _source_differs(stores, task_id: str, prev: dict) -> bool:
-    from result_assets.store.backups import sha256_hex
-
     path = _source_file(stores, task_id, prev)
     try:
         with open(path, "rb") as f:
@@ -128,8 +130,6 @@ def _source_differs(stores, task_id: str, prev: dict) -> bool:
 
 
 def _old_bytes(stores, task_id: str, sha: str) -> bytes | None:
-    from result_assets.store.backups import sha256_hex
-
     for path in (stores.backups.path(task_id), stores.backups.path(task_id).parent / "previous" / f"{sha}.json"):
         try:
             raw = path.read_bytes()

@@ -85,7 +85,12 @@ def _round_trip(v: ValidatedResult):
     """(passed, description, metadata) of the lossless round trip."""
     if v.result is None:
         return True, "quarantined: nothing to rebuild; raw bytes kept in the backup", {}
+    hashes = {"source_sha256": v.sha256}
+    if v.proof is not None and v.proof.regenerated_sha256:
+        hashes["regenerated_sha256"] = v.proof.regenerated_sha256
     if v.status != "migrated":
-        return False, f"not published: {v.failure}", {"differences": max(1, len(v.conversion_differences or []))}
-    return True, ("rebuilt document equals the source; the store gives back exactly the proven rows "
-                  "and skeleton"), {"differences": 0}
+        return False, f"not published: {v.failure}", {
+            "differences": max(1, len(v.conversion_differences or [])), **hashes}
+    kept = "its text (no spelling reproduces it)" if v.proof.exact_text is not None else "its rows and a spelling"
+    return True, (f"the file's exact bytes come back from {kept}: same SHA-256; the store gives back exactly "
+                  "the proven rows and skeleton"), {"differences": 0, **hashes}

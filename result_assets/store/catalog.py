@@ -58,6 +58,10 @@ class TaskRow:
     convert_seconds: float | None = None  # parse + normalize + conversion check of this task
     # {"signals": [[file, [row group, ...]], ...], "curves": [...]}: where a reader finds the rows
     row_locations: dict | None = None
+    # The file itself: the Spelling (JSON) that writes its exact bytes from the rows and the
+    # skeleton (legacy/exact.py), or the file's text when no Spelling reproduces it.
+    spelling: str | None = None
+    exact_text: str | None = None
 
 
 @dataclass
@@ -425,7 +429,8 @@ class Catalog:
                 "count(*) FILTER (WHERE status = 'failed') AS failed, "
                 "coalesce(sum(source_bytes) FILTER (WHERE status = 'migrated'), 0)::bigint AS migrated_json_bytes, "
                 "coalesce(sum(source_bytes), 0)::bigint AS json_bytes, "
-                "coalesce(sum(octet_length(skeleton)) FILTER (WHERE status = 'migrated'), 0)::bigint "
+                "coalesce(sum(octet_length(skeleton) + coalesce(pg_column_size(spelling), 0) "
+                "+ coalesce(pg_column_size(exact_text), 0)) FILTER (WHERE status = 'migrated'), 0)::bigint "
                 "AS skeleton_bytes, "
                 "(SELECT coalesce(sum(octet_length(signals) + octet_length(curves)), 0) FROM hot_rows)::bigint "
                 "AS hot_bytes, "
@@ -506,15 +511,15 @@ def _queue_records(cur, records: dict[str, tuple[dict, str]], partition_keys: di
 def _unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes]]) -> dict[str, str]:
     """Inside the publishing transaction: {task_id: reason} of the tasks published as
     'migrated' whose skeleton or hot rows do not read back as written."""
-    written = {t.task_id: t.skeleton for t in tasks if t.status == "migrated"}
+    written = {t.task_id: (t.skeleton, t.spelling, t.exact_text) for t in tasks if t.status == "migrated"}
     if not written:
         return {}
-    cur.execute("SELECT t.task_id, t.skeleton, h.signals, h.curves FROM tasks t "
+    cur.execute("SELECT t.task_id, t.skeleton, t.spelling, t.exact_text, h.signals, h.curves FROM tasks t "
                 "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)", (list(written),))
     failed = {}
-    for task_id, skeleton, *stored in cur.fetchall():
-        if skeleton != written[task_id]:
-            failed[task_id] = "the catalog gives back a different skeleton than was written"
+    for task_id, skeleton, spelling, exact_text, *stored in cur.fetchall():
+        if (skeleton, spelling, exact_text) != written[task_id]:
+            failed[task_id] = "the catalog gives back a different skeleton or spelling than was written"
         elif task_id in hot and tuple(bytes(b or b"") for b in stored) != hot[task_id]:
             failed[task_id] = "the hot tier gives back different rows than were written"
     return failed

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
 
-from result_assets.legacy import reconstruct
-from result_assets.legacy.parse import parse_written
+from result_assets.legacy import exact
 from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.row_locations import RowsGone, split_by_task
@@ -61,16 +60,27 @@ def _placement(rows: dict[str, dict]) -> dict:
 
 
 def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[str, dict]:
-    """The documents of the migrated tasks among these catalog rows (Catalog.tasks)."""
+    """The documents of the migrated tasks among these catalog rows (Catalog.tasks): what
+    json.loads of each stored file gives."""
+    return _from_rows(stores, catalog_rows, exact.file_document)
+
+
+def file_bytes(stores: Stores, task_ids: list[str]) -> dict[str, bytes]:
+    """The exact bytes of the migrated tasks' files among task_ids (the source's SHA-256)."""
+    out = {}
+    for start in range(0, len(task_ids), READ_BATCH):
+        out.update(_from_rows(stores, stores.catalog.tasks(list(task_ids[start:start + READ_BATCH])), exact.file_bytes))
+    return out
+
+
+def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
     rows = {t: r for t, r in catalog_rows.items() if r["status"] == "migrated"}
-    documents = {}
     if not rows:
-        return documents
+        return {}
     tables = {table: read_rows(stores, table, rows) for table in (SIGNALS, CURVES)}
-    for task_id in sorted(rows):
-        skeleton = parse_written(rows[task_id]["skeleton"].encode())  # our own exact text
-        documents[task_id] = reconstruct(skeleton, tables[SIGNALS][task_id], tables[CURVES][task_id])
-    return documents
+    return {task_id: make(rows[task_id]["skeleton"], tables[SIGNALS][task_id], tables[CURVES][task_id],
+                          rows[task_id].get("spelling"), rows[task_id].get("exact_text"))
+            for task_id in sorted(rows)}
 
 
 def read_result(task_id: str, stores: Stores) -> dict:

@@ -138,7 +138,16 @@ CREATE TABLE IF NOT EXISTS save_records (
 );
 """
 
-STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2)]
+# Version 3: the file itself. Per task the Spelling that writes its exact bytes again from
+# its rows (legacy/exact.py), or, for a file no Spelling reproduces, its text.
+_V3 = """
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS spelling text;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS exact_text text;
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS spelling text;
+ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS exact_text text;
+"""
+
+STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
 SCHEMA_VERSION = STEPS[-1][0]
 UPGRADE_COMMAND = "result-assets db upgrade"
 

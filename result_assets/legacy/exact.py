@@ -1,0 +1,374 @@
+"""A task's exact bytes, written again from its stored values.
+
+Every legacy file seen so far is one of four `json.dumps` calls (indent None or 2,
+ensure_ascii True or False): keys in insertion order, floats as Python's repr, bare
+NaN/Infinity. The rows keep every value a file holds except how each timestamp was
+spelled (they hold UTC instants), and the skeleton keeps the rest as exact JSON. So a
+file comes back byte for byte from the document rebuilt from its rows (reconstruct.py)
+and a small `Spelling`:
+
+- the writer's style (indent, ensure_ascii, compact separators);
+- per timestamp field (signals' timestamp and exit_timestamp, curve points' timestamp)
+  the spelling of the file's first value: ISO with "T" or a space and its offset ("Z",
+  "+09:00", "+0900", or none: Seoul wall time), or epoch milliseconds as an int or a string;
+- patches for what still differs: per row the values spelled otherwise (another
+  timestamp spelling, as its code; a numeric string; an explicit null), and per number
+  the text another writer gave it (orjson's floats that differ from Python's repr).
+
+`learn` finds the Spelling that reproduces a file, or None when nothing here does (the
+store then keeps the file's text). `rebuild` spells the timestamps (Arrow, column by
+column), `apply` patches the rows: together the file's document (what json.loads of the
+file gives); `write` gives its bytes. `file_document` and `file_bytes` do it all from
+what the store keeps.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .parse import dumps_document, parse_document, parse_written
+from .reconstruct import iso_spelling, reconstruct
+from .timestamps import SEOUL, parse_timestamp
+
+# (row list, field): the timestamp fields of the row lists.
+TIMESTAMP_FIELDS = (("signals", "timestamp"), ("signals", "exit_timestamp"), ("performance_curve", "timestamp"))
+ROW_LISTS = ("signals", "performance_curve")
+_TIMESTAMP_NAMES = frozenset(name for _, name in TIMESTAMP_FIELDS)
+
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_SEOUL_FIXED_FROM_US = (datetime(1989, 1, 1) - _NAIVE_EPOCH) // timedelta(microseconds=1) - 9 * 3600 * 10**6
+_SEOUL_US = 9 * 3600 * 10**6
+_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}([T ])\d{2}:\d{2}:\d{2}(?:\.\d{6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
+_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})", re.ASCII)
+
+
+@dataclass
+class Spelling:
+    indent: int | None  # json.dumps(indent=...)
+    ensure_ascii: bool
+    compact: bool = False  # separators (",", ":"), as dumps_document writes
+    timestamps: dict[str, str] = field(default_factory=dict)  # {"signals.timestamp": code}
+    rows: dict[str, list] = field(default_factory=dict)  # {"signals:<symbol_idx>:<seq>": row patch}
+    # [offset in the written bytes, length, the file's text]: numbers another writer spelled
+    # otherwise than Python's repr (orjson: 5.96e-05 as 0.0000596...)
+    numbers: list[list] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"indent": self.indent, "ensure_ascii": self.ensure_ascii, "compact": self.compact,
+                           "timestamps": self.timestamps, "rows": self.rows, "numbers": self.numbers},
+                          separators=(",", ":"), allow_nan=True)  # ASCII: any string is safe in Postgres text
+
+    @classmethod
+    def from_json(cls, text: str) -> "Spelling":
+        return cls(**json.loads(text))
+
+
+def rebuild(skeleton_text: str, signals, curves, timestamps: dict[str, str] | None = None) -> dict:
+    """The document rebuilt from a skeleton's stored text and rows, its timestamps spelled
+    as `timestamps` says (default ISO 8601 UTC)."""
+    spell = None if not timestamps else _spelled(timestamps)
+    return reconstruct(parse_written(skeleton_text.encode()), signals, curves, spell)
+
+
+def file_document(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None) -> dict:
+    """What json.loads of the stored file gives, from what the store keeps of it. A task
+    stored before spellings were kept (no spelling) comes back as rebuilt."""
+    if exact_text is not None:
+        return parse_document(exact_text.encode("utf-8"))
+    if spelling is None:
+        return rebuild(skeleton_text, signals, curves)
+    parsed = Spelling.from_json(spelling)
+    return apply(rebuild(skeleton_text, signals, curves, parsed.timestamps), parsed)
+
+
+def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None) -> bytes:
+    """The stored file's exact bytes (a task stored before spellings: its rebuilt JSON)."""
+    if exact_text is not None:
+        return exact_text.encode("utf-8")
+    if spelling is None:
+        return dumps_document(rebuild(skeleton_text, signals, curves)).encode()
+    parsed = Spelling.from_json(spelling)
+    return write(apply(rebuild(skeleton_text, signals, curves, parsed.timestamps), parsed), parsed)
+
+
+def write(document: object, spelling: Spelling) -> bytes:
+    """The bytes of `document` (the file's, after `apply`) in the writer's style."""
+    separators = (",", ":") if spelling.compact else None
+    written = json.dumps(document, indent=spelling.indent, ensure_ascii=spelling.ensure_ascii,
+                         separators=separators, allow_nan=True).encode()
+    if not spelling.numbers:
+        return written
+    parts, at = [], 0
+    for offset, length, text in spelling.numbers:
+        parts += [written[at:offset], text.encode()]
+        at = offset + length
+    parts.append(written[at:])
+    return b"".join(parts)
+
+
+def apply(rebuilt: dict, spelling: Spelling) -> dict:
+    """The file's document from the one rebuilt with the Spelling's timestamps: its row
+    patches applied (changed in place, returned)."""
+    if not spelling.rows:
+        return rebuilt
+    for symbol_idx, holder in _holders(rebuilt):
+        for list_key in ROW_LISTS:
+            rows = holder.get(list_key)
+            if type(rows) is not list:
+                continue
+            for seq in range(len(rows)):
+                patch = spelling.rows.get(f"{list_key}:{symbol_idx}:{seq}")
+                if patch is not None:
+                    rows[seq] = _patched(rows[seq], patch)
+    return rebuilt
+
+
+def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> Spelling | None:
+    """The Spelling under which the document rebuilt from this skeleton text and these rows
+    writes exactly `raw`, whose parse is `source`; None when nothing here reproduces it."""
+    if type(source) is not dict:
+        return None
+    spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
+    rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps)
+    for key, source_row, row in _row_pairs(source, rebuilt):
+        # == is C-fast; what it misses (1 vs 1.0 inside a row) the byte check below catches
+        if not (type(row) is dict and row == source_row and list(row) == list(source_row)):
+            spelling.rows[key] = _row_patch(row, source_row)
+    apply(rebuilt, spelling)
+    for indent, ensure_ascii, compact in _styles(raw):
+        spelling.indent, spelling.ensure_ascii, spelling.compact = indent, ensure_ascii, compact
+        written = write(rebuilt, spelling)
+        if written == raw:
+            return spelling
+        numbers = _number_patches(written, raw)
+        if numbers is not None:
+            spelling.numbers = numbers
+            return spelling
+    return None
+
+
+# --- timestamps ---
+
+def render_timestamp(us: int, code: str) -> object:
+    """The instant `us` (UTC microseconds) spelled as `code` says."""
+    if code == "ms":
+        return us // 1000
+    if code == "ms_str":
+        return str(us // 1000)
+    sep, suffix = code[0], code[1:]
+    if suffix == "Z":
+        offset = 0
+    elif suffix:
+        sign, hours, minutes = _OFFSET.fullmatch(suffix).groups()
+        offset = (int(hours) * 3600 + int(minutes) * 60) * 10**6 * (-1 if sign == "-" else 1)
+    elif us >= _SEOUL_FIXED_FROM_US:
+        offset = _SEOUL_US
+    else:  # before 1989 Seoul had summer time: ask zoneinfo
+        moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+        offset = moment.astimezone(SEOUL).utcoffset() // timedelta(microseconds=1)
+    return (_NAIVE_EPOCH + timedelta(microseconds=us + offset)).isoformat(sep=sep) + suffix
+
+
+def timestamp_code(value: object) -> str | None:
+    """The spelling code of one legacy timestamp value, or None if it has no code here."""
+    if type(value) is int:
+        return "ms"
+    if type(value) is not str:
+        return None
+    if value.isascii() and value.isdigit():
+        return "ms_str"
+    m = _ISO_SHAPE.fullmatch(value)
+    return None if m is None else m.group(1) + (m.group(2) or "")
+
+
+def _timestamp_codes(source: dict) -> dict[str, str]:
+    """Per timestamp field, the code of the file's first value in that field."""
+    codes: dict[str, str] = {}
+    for _, holder in _holders(source):
+        for list_key, name in TIMESTAMP_FIELDS:
+            key = f"{list_key}.{name}"
+            rows = holder.get(list_key) if type(holder) is dict else None
+            if key in codes or type(rows) is not list:
+                continue
+            for row in rows:
+                if type(row) is dict and name in row:
+                    code = timestamp_code(row[name])
+                    if code is not None:
+                        codes[key] = code
+                    break
+    return codes
+
+
+def _spelled(codes: dict[str, str]):
+    """reconstruct's `spell`: each field's column in its code's spelling."""
+    def spell(field: str, column: pa.ChunkedArray) -> list:
+        code = codes.get(field)
+        return iso_spelling(field, column) if code is None else spelled_column(column, code)
+    return spell
+
+
+def spelled_column(column: pa.ChunkedArray, code: str) -> list:
+    """A timestamp column's values spelled as `code` says, built by Arrow (render_timestamp
+    value by value only for naive Seoul time before 1989, and instants before 1970)."""
+    if len(column) == 0:
+        return []
+    micros = column.cast(pa.int64())
+    low = pc.min(micros).as_py()
+    sep, suffix = code[0], code[1:]
+    if low is None or low < 0 or (code not in ("ms", "ms_str") and not suffix and low < _SEOUL_FIXED_FROM_US):
+        return [None if us is None else render_timestamp(us, code) for us in micros.to_pylist()]
+    if code in ("ms", "ms_str"):
+        values = pc.divide(micros, 1000).to_pylist()  # whole milliseconds: the file spelled them so
+        return values if code == "ms" else [None if v is None else str(v) for v in values]
+    if suffix == "Z":
+        offset = 0
+    elif suffix:
+        sign, hours, minutes = _OFFSET.fullmatch(suffix).groups()
+        offset = (int(hours) * 3600 + int(minutes) * 60) * 10**6 * (-1 if sign == "-" else 1)
+    else:
+        offset = _SEOUL_US
+    # Arrow writes "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat drops a zero fraction
+    text = pc.add(micros, offset).cast(pa.timestamp("us")).cast(pa.string())
+    if sep != " ":
+        text = pc.replace_substring(text, " ", sep, max_replacements=1)
+    text = pc.replace_substring(text, ".000000", "")
+    if suffix:
+        text = pc.binary_join_element_wise(text, suffix, "")
+    return text.to_pylist()
+
+
+# --- rows and styles ---
+
+def _holders(doc: dict):
+    """(symbol_idx, dict) of each dict that may hold row lists: the document (-1) and its symbols."""
+    yield -1, doc
+    symbols = doc.get("symbols")
+    if type(symbols) is list:
+        for i, symbol in enumerate(symbols):
+            if type(symbol) is dict:
+                yield i, symbol
+
+
+def _row_pairs(source: dict, rebuilt: dict):
+    """("<list>:<symbol_idx>:<seq>", the file's row, the rebuilt row) of every row the two share."""
+    rebuilt_holders = dict(_holders(rebuilt))
+    for idx, holder in _holders(source):
+        other = rebuilt_holders.get(idx)
+        if type(other) is not dict:
+            continue
+        for list_key in ROW_LISTS:
+            rows, others = holder.get(list_key), other.get(list_key)
+            if type(rows) is list and type(others) is list and len(rows) == len(others):
+                for seq, (row, rebuilt_row) in enumerate(zip(rows, others)):
+                    yield f"{list_key}:{idx}:{seq}", row, rebuilt_row
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal as JSON text is: key order and int vs float too (a NaN row differs: kept whole)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return list(a) == list(b) and all(_same(x, y) for x, y in zip(a.values(), b.values()))
+    if type(a) is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _row_patch(row: object, source_row: object) -> list:
+    """How a rebuilt row becomes the file's: ["set", changes] when the keys are the same,
+    ["keys", the file's keys, changes] when the file has more (an explicit null, say), else
+    ["row", the file's row]. changes = {key: the file's value}; a timestamp spelled otherwise
+    than its field's first one is kept as its code ({"@timestamp": "T+09:00"}): a few bytes
+    instead of the text."""
+    if type(row) is not dict or type(source_row) is not dict or not set(row) <= set(source_row):
+        return ["row", source_row]
+    changes = {}
+    for key, value in source_row.items():
+        if key in row and _same(row[key], value):
+            continue
+        code = timestamp_code(value) if key in row and key in _TIMESTAMP_NAMES else None
+        us = parse_timestamp(row[key]) if code is not None else None
+        if us is not None and _same(render_timestamp(us, code), value):
+            changes["@" + key] = code
+        else:
+            changes[key] = value
+    if list(row) == list(source_row):
+        return ["set", changes]
+    return ["keys", list(source_row), changes]
+
+
+def _patched(row: dict, patch: list) -> object:
+    kind, *rest = patch
+    if kind == "row":
+        return rest[0]
+    keys, changes = (list(row), rest[0]) if kind == "set" else rest
+    out = {}
+    for key in keys:
+        if key in changes:
+            out[key] = changes[key]
+        elif "@" + key in changes:
+            out[key] = render_timestamp(parse_timestamp(row[key]), changes["@" + key])
+        else:
+            out[key] = row[key]
+    return out
+
+
+_NUMBER_BYTES = frozenset(b"-+.0123456789eE")
+MAX_NUMBER_PATCHES = 10_000
+
+
+def _number_patches(written: bytes, raw: bytes) -> list[list] | None:
+    """Where `written` and `raw` differ only in how some numbers are spelled: a patch per
+    number ([offset in written, length, raw's text]); None when they differ otherwise."""
+    patches: list[list] = []
+    i = j = 0
+    while len(patches) <= MAX_NUMBER_PATCHES:
+        n = _common_prefix(written, i, raw, j)
+        i, j = i + n, j + n
+        if i == len(written) and j == len(raw):
+            return patches
+        # back to the start of the number both are in, then to the end of each spelling
+        start = 0
+        while start < n and written[i - start - 1] in _NUMBER_BYTES:
+            start += 1
+        i, j = i - start, j - start
+        end_w, end_r = i, j
+        while end_w < len(written) and written[end_w] in _NUMBER_BYTES:
+            end_w += 1
+        while end_r < len(raw) and raw[end_r] in _NUMBER_BYTES:
+            end_r += 1
+        if end_w == i or end_r == j:
+            return None  # not inside a number
+        patches.append([i, end_w - i, raw[j:end_r].decode("ascii")])
+        i, j = end_w, end_r
+    return None
+
+
+def _common_prefix(a: bytes, i: int, b: bytes, j: int) -> int:
+    """How many bytes a[i:] and b[j:] share from their start (C compares, halving the span)."""
+    lo, hi = 0, min(len(a) - i, len(b) - j)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[i + lo:i + mid] == b[j + lo:j + mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _styles(raw: bytes):
+    """The four json.dumps styles and dumps_document's, the likeliest for these bytes first."""
+    indented = raw[:2] in (b"{\n", b"[\n")
+    compact = not indented and (b'":' in raw[:4096] and b'": ' not in raw[:4096])
+    ascii_only = raw.isascii()
+    first = (2 if indented else None, ascii_only, compact)
+    yield first
+    for style in ((None, True, False), (None, False, False), (2, True, False), (2, False, False),
+                  (None, False, True), (None, True, True)):
+        if style != first:
+            yield style

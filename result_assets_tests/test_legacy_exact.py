@@ -1,0 +1,125 @@
+"""legacy/exact.py: a file's exact bytes, written again from its rows and a small Spelling."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from result_assets.legacy import dumps_document, exact, normalize, parse_document
+from result_assets.legacy.parse import InvalidResult
+from result_assets.legacy.timestamps import parse_timestamp
+
+SAMPLES = Path(__file__).parent / "samples" / "tasks"
+STYLES = [dict(indent=indent, ensure_ascii=ascii_only) for indent in (None, 2) for ascii_only in (True, False)]
+SPELLINGS = ["TZ", "T+09:00", " +0900", "T-05:00", " ", "T", "ms", "ms_str"]
+
+
+def stored(task_id: str, raw: bytes) -> tuple:
+    """What the store keeps of a file: (skeleton text, signal rows, curve rows)."""
+    result = normalize(task_id, parse_document(raw))
+    return dumps_document(result.skeleton), result.signals, result.curves
+
+
+def learn(task_id: str, raw: bytes) -> exact.Spelling | None:
+    return exact.learn(raw, parse_document(raw), *stored(task_id, raw))
+
+
+def regenerated(task_id: str, raw: bytes) -> bytes | None:
+    """Learn the Spelling, then write the bytes from what is stored and the Spelling's JSON,
+    as readers do."""
+    spelling = learn(task_id, raw)
+    if spelling is None:
+        return None
+    return exact.file_bytes(*stored(task_id, raw), spelling.to_json(), None)
+
+
+def valid_samples() -> list[tuple[str, bytes]]:
+    out = []
+    for folder in sorted(SAMPLES.iterdir()):
+        raw = (folder / "result.json").read_bytes()
+        try:
+            normalize(folder.name, parse_document(raw))
+        except (InvalidResult, ValueError):
+            continue
+        out.append((folder.name, raw))
+    return out
+
+
+def test_every_valid_sample_comes_back_byte_for_byte():
+    samples = valid_samples()
+    assert len(samples) == 14
+    assert [name for name, raw in samples if regenerated(name, raw) != raw] == []
+
+
+def test_the_generated_corpus_comes_back_byte_for_byte(tmp_path):
+    """Four json.dumps styles and orjson's (its float spellings patched), every timestamp form."""
+    from benchmarks.corpus import generate_corpus
+
+    expect = generate_corpus(tmp_path, 40, seed=11, bad_per_kind=0)
+    valid = [t for t, e in expect.items() if e["valid"]]
+    assert len(valid) == 40
+    assert [t for t in valid if regenerated(t, (tmp_path / t / "result.json").read_bytes())
+            != (tmp_path / t / "result.json").read_bytes()] == []
+
+
+def signal(moment: datetime, code: str, price) -> dict:
+    us = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    return {"timestamp": exact.render_timestamp(us, code), "type": "buy", "price": price, "quantity": 0.5,
+            "exit_timestamp": exact.render_timestamp(us + 3_600_000_000, code), "pnl": -0.0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(style=st.sampled_from(STYLES), code=st.sampled_from(SPELLINGS),
+       seconds=st.lists(st.integers(631_152_000, 1_893_456_000), min_size=1, max_size=6),
+       prices=st.lists(st.floats(allow_nan=True, allow_infinity=False, width=64), min_size=6, max_size=6),
+       numeric_string=st.booleans(), symbol=st.sampled_from(["KRW-BTC", "비트코인", "ETH/USDT"]))
+def test_any_style_and_timestamp_spelling_comes_back(style, code, seconds, prices, numeric_string, symbol):
+    signals = [signal(datetime.fromtimestamp(s, timezone.utc), code, p) for s, p in zip(seconds, prices)]
+    if numeric_string:
+        signals[0]["price"] = "100.50"  # a value spelled as a string, kept by a row patch
+    doc = {"strategy": "sma", "params": {"n": 5}, "symbols": [{"symbol": symbol, "signals": signals}],
+           "metadata": {"note": "λ"}}
+    raw = json.dumps(doc, **style).encode()
+    assert regenerated("t", raw) == raw
+
+
+def test_pre_1989_seoul_summer_time_is_spelled_as_the_file_did():
+    import pyarrow as pa
+
+    texts = ["1987-06-01 12:00:00", "1987-12-01 12:00:00", "1988-10-09 01:30:00"]
+    for text in texts:
+        assert exact.render_timestamp(parse_timestamp(text), text[10]) == text
+    column = pa.chunked_array([pa.array([parse_timestamp(t) for t in texts], pa.int64())]).cast(
+        pa.timestamp("us", tz="UTC"))
+    assert exact.spelled_column(column, " ") == texts
+
+
+def test_arrow_spells_as_render_timestamp_does():
+    import pyarrow as pa
+
+    micros = [parse_timestamp("2024-01-03T09:00:00+09:00"), parse_timestamp("2024-02-29T23:59:59.5Z"), None]
+    column = pa.chunked_array([pa.array(micros, pa.int64())]).cast(pa.timestamp("us", tz="UTC"))
+    for code in SPELLINGS:
+        assert exact.spelled_column(column, code) == [
+            None if us is None else exact.render_timestamp(us, code) for us in micros]
+
+
+def test_a_writer_nothing_here_reproduces_gets_none():
+    doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [
+        {"timestamp": "2024-01-03T00:00:00Z", "type": "buy", "price": 1.5}]}]}
+    odd = json.dumps(doc, separators=(" , ", " : ")).encode()  # no json.dumps style we know
+    assert learn("t", odd) is None
+
+
+def test_orjson_float_spellings_are_number_patches():
+    doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [
+        {"timestamp": "2024-01-03T00:00:00Z", "type": "buy", "price": 5.9664421070415585e-05}]}]}
+    raw = orjson.dumps(doc)  # 0.000059664421070415585, where repr says 5.9664421070415585e-05
+    assert raw != json.dumps(doc, separators=(",", ":")).encode()
+    spelling = learn("t", raw)
+    assert spelling is not None and len(spelling.numbers) == 1
+    assert regenerated("t", raw) == raw
