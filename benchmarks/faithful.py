@@ -64,10 +64,10 @@ def regenerate(task_id: str, raw: bytes) -> tuple[bool, int]:
 
     result = normalize(task_id, parse_document(raw))
     stored = (dumps_document(result.skeleton), result.signals, result.curves)
-    spelling = exact.learn(raw, parse_document(raw), *stored)
-    if spelling is None:
+    learned = exact.learn(raw, parse_document(raw), *stored)
+    if learned is None:
         return False, 0
-    text = spelling.to_json()
+    text = learned[0].to_json()
     return exact.file_bytes(*stored, text, None) == raw, len(text.encode())
 
 

@@ -25,16 +25,20 @@ def stored(task_id: str, raw: bytes) -> tuple:
 
 
 def learn(task_id: str, raw: bytes) -> exact.Spelling | None:
-    return exact.learn(raw, parse_document(raw), *stored(task_id, raw))
+    learned = exact.learn(raw, parse_document(raw), *stored(task_id, raw))
+    return None if learned is None else learned[0]
 
 
 def regenerated(task_id: str, raw: bytes) -> bytes | None:
     """Learn the Spelling, then write the bytes from what is stored and the Spelling's JSON,
-    as readers do."""
-    spelling = learn(task_id, raw)
-    if spelling is None:
+    as readers do; they are the bytes learn wrote (the proof's)."""
+    learned = exact.learn(raw, parse_document(raw), *stored(task_id, raw))
+    if learned is None:
         return None
-    return exact.file_bytes(*stored(task_id, raw), spelling.to_json(), None)
+    spelling, written = learned
+    again = exact.file_bytes(*stored(task_id, raw), spelling.to_json(), None)
+    assert again == written
+    return again
 
 
 def valid_samples() -> list[tuple[str, bytes]]:

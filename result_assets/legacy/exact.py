@@ -15,8 +15,8 @@ and a small `Spelling`:
   timestamp spelling, as its code; a numeric string; an explicit null), and per number
   the text another writer gave it (orjson's floats that differ from Python's repr).
 
-`learn` finds the Spelling that reproduces a file, or None when nothing here does (the
-store then keeps the file's text). `rebuild` spells the timestamps (Arrow, column by
+`learn` finds the Spelling that reproduces a file (and the bytes it writes), or None when
+nothing here does (the store then keeps the file's text). `rebuild` spells the timestamps (Arrow, column by
 column), `apply` patches the rows: together the file's document (what json.loads of the
 file gives); `write` gives its bytes. `file_document` and `file_bytes` do it all from
 what the store keeps.
@@ -101,10 +101,14 @@ def write(document: object, spelling: Spelling) -> bytes:
     separators = (",", ":") if spelling.compact else None
     written = json.dumps(document, indent=spelling.indent, ensure_ascii=spelling.ensure_ascii,
                          separators=separators, allow_nan=True).encode()
-    if not spelling.numbers:
+    return _with_numbers(written, spelling.numbers)
+
+
+def _with_numbers(written: bytes, numbers: list[list]) -> bytes:
+    if not numbers:
         return written
     parts, at = [], 0
-    for offset, length, text in spelling.numbers:
+    for offset, length, text in numbers:
         parts += [written[at:offset], text.encode()]
         at = offset + length
     parts.append(written[at:])
@@ -128,9 +132,11 @@ def apply(rebuilt: dict, spelling: Spelling) -> dict:
     return rebuilt
 
 
-def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> Spelling | None:
+def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tuple[Spelling, bytes] | None:
     """The Spelling under which the document rebuilt from this skeleton text and these rows
-    writes exactly `raw`, whose parse is `source`; None when nothing here reproduces it."""
+    writes exactly `raw`, whose parse is `source`, and the bytes it writes; None when
+    nothing here reproduces the file. The bytes are written as readers will write them:
+    from the skeleton text, the rows and the Spelling's JSON (its row patches read back)."""
     if type(source) is not dict:
         return None
     spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
@@ -139,16 +145,17 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> Sp
         # == is C-fast; what it misses (1 vs 1.0 inside a row) the byte check below catches
         if not (type(row) is dict and row == source_row and list(row) == list(source_row)):
             spelling.rows[key] = _row_patch(row, source_row)
+    spelling.rows = Spelling.from_json(spelling.to_json()).rows  # what readers will apply
     apply(rebuilt, spelling)
     for indent, ensure_ascii, compact in _styles(raw):
         spelling.indent, spelling.ensure_ascii, spelling.compact = indent, ensure_ascii, compact
         written = write(rebuilt, spelling)
         if written == raw:
-            return spelling
+            return spelling, written
         numbers = _number_patches(written, raw)
         if numbers is not None:
-            spelling.numbers = numbers
-            return spelling
+            spelling.numbers = Spelling.from_json(Spelling(None, True, numbers=numbers).to_json()).numbers
+            return spelling, _with_numbers(written, spelling.numbers)
     return None
 
 

@@ -63,9 +63,10 @@ def prove_conversion(v: ValidatedResult, raw: bytes) -> None:
     the source's. A file no Spelling reproduces is kept as its text (exact by construction).
     When the hash differs, the rules comparison (compare.py) names the first difference."""
     skeleton_text = dumps_document(v.result.skeleton)
-    spelling = exact.learn(raw, v.document, skeleton_text, v.result.signals, v.result.curves)
+    learned = exact.learn(raw, v.document, skeleton_text, v.result.signals, v.result.curves)
     spelling_text = exact_text = None
-    if spelling is not None:
+    if learned is not None:
+        spelling, regenerated = learned  # written from exactly the skeleton text, rows and Spelling stored
         spelling_text = spelling.to_json()
     else:
         try:
@@ -73,7 +74,7 @@ def prove_conversion(v: ValidatedResult, raw: bytes) -> None:
         except UnicodeDecodeError:
             v.failure = "the file is valid but not UTF-8 text: it cannot be kept exactly"
             return
-    regenerated = exact.file_bytes(skeleton_text, v.result.signals, v.result.curves, spelling_text, exact_text)
+        regenerated = exact.file_bytes(skeleton_text, v.result.signals, v.result.curves, None, exact_text)
     digest = sha256_hex(regenerated)
     if digest != v.sha256:
         document = parse_document(regenerated) if regenerated else None
