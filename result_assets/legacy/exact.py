@@ -154,8 +154,8 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
             return spelling, written
         numbers = _number_patches(written, raw)
         if numbers is not None:
-            spelling.numbers = Spelling.from_json(Spelling(None, True, numbers=numbers).to_json()).numbers
-            return spelling, _with_numbers(written, spelling.numbers)
+            spelling.numbers = numbers  # offsets and ASCII number text: JSON gives them back as they are
+            return spelling, _with_numbers(written, numbers)
     return None
 
 

@@ -178,13 +178,7 @@ class Catalog:
 
     def failed_attempts(self, task_ids: list[str] | None = None) -> dict[str, str]:
         """{task_id: reason} of failed attempts kept beside a published version."""
-        conn = self.connect()
-        with conn, conn.cursor() as cur:
-            if task_ids is None:
-                cur.execute("SELECT task_id, reason FROM task_failures")
-            else:
-                cur.execute("SELECT task_id, reason FROM task_failures WHERE task_id = ANY(%s)", (list(task_ids),))
-            return dict(cur.fetchall())
+        return self._by_task("SELECT task_id, reason FROM task_failures", task_ids)
 
     def attach_checks(self, record_ids: dict[str, int], checks: dict[str, list[dict]]) -> None:
         """The check outcomes of queued save records ({task_id: record_id}), judged after publishing."""
@@ -364,12 +358,16 @@ class Catalog:
 
     def sources(self, task_ids: list[str] | None = None) -> dict[str, str]:
         """{task_id: source_path} of registered tasks."""
+        return self._by_task("SELECT task_id, source_path FROM task_sources", task_ids)
+
+    def _by_task(self, select: str, task_ids: list[str] | None) -> dict:
+        """{task_id: value} of a two-column SELECT, all rows or those of task_ids."""
         conn = self.connect()
         with conn, conn.cursor() as cur:
             if task_ids is None:
-                cur.execute("SELECT task_id, source_path FROM task_sources")
+                cur.execute(select)
             else:
-                cur.execute("SELECT task_id, source_path FROM task_sources WHERE task_id = ANY(%s)", (list(task_ids),))
+                cur.execute(f"{select} WHERE task_id = ANY(%s)", (list(task_ids),))
             return dict(cur.fetchall())
 
     def states(self, task_ids: list[str] | None = None) -> dict[str, CatalogState]:

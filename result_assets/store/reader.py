@@ -31,22 +31,35 @@ READ_BATCH = 1000
 
 
 def rebuild_documents(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
-    """The documents of the migrated tasks among task_ids: per READ_BATCH tasks, one catalog
-    query, then each table's rows read where they live."""
-    documents = {}
+    """The documents of the migrated tasks among task_ids (what json.loads of each stored
+    file gives): per READ_BATCH tasks, one catalog query, then each table's rows read
+    where they live."""
+    return _in_passes(stores, task_ids, exact.file_document)
+
+
+def file_bytes(stores: Stores, task_ids: list[str]) -> dict[str, bytes]:
+    """The exact bytes of the migrated tasks' files among task_ids (the source's SHA-256),
+    read as rebuild_documents reads the documents."""
+    return _in_passes(stores, task_ids, exact.file_bytes)
+
+
+def _in_passes(stores: Stores, task_ids: list[str], make) -> dict:
+    out = {}
     for start in range(0, len(task_ids), READ_BATCH):
         chunk = list(task_ids[start:start + READ_BATCH])
-        documents.update(settled_documents(stores, stores.catalog.tasks(chunk)))
-    return documents
+        out.update(settled_documents(stores, stores.catalog.tasks(chunk), make=make))
+    return out
 
 
-def settled_documents(stores: Stores, catalog_rows: dict[str, dict], attempts: int = 3) -> dict[str, dict]:
-    """documents_from_rows, read again from fresh catalog rows when a file they name is gone
-    because maintenance moved those tasks meanwhile (re-pointed after a compaction or a flush,
-    then vacuumed at a short retention). A file gone under an unchanged catalog row raises."""
+def settled_documents(stores: Stores, catalog_rows: dict[str, dict], attempts: int = 3,
+                      make=exact.file_document) -> dict:
+    """documents_from_rows (or, with `make=exact.file_bytes`, the files' bytes), read again
+    from fresh catalog rows when a file they name is gone because maintenance moved those
+    tasks meanwhile (re-pointed after a compaction or a flush, then vacuumed at a short
+    retention). A file gone under an unchanged catalog row raises."""
     for attempt in range(attempts):
         try:
-            return documents_from_rows(stores, catalog_rows)
+            return _from_rows(stores, catalog_rows, make)
         except TaskUnreadable:
             fresh = stores.catalog.tasks(list(catalog_rows))
             if attempt == attempts - 1 or _placement(fresh) == _placement(catalog_rows):
@@ -65,15 +78,8 @@ def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[s
     return _from_rows(stores, catalog_rows, exact.file_document)
 
 
-def file_bytes(stores: Stores, task_ids: list[str]) -> dict[str, bytes]:
-    """The exact bytes of the migrated tasks' files among task_ids (the source's SHA-256)."""
-    out = {}
-    for start in range(0, len(task_ids), READ_BATCH):
-        out.update(_from_rows(stores, stores.catalog.tasks(list(task_ids[start:start + READ_BATCH])), exact.file_bytes))
-    return out
-
-
 def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
+    """{task_id: make(skeleton text, signal rows, curve rows, spelling, exact text)} of the migrated tasks."""
     rows = {t: r for t, r in catalog_rows.items() if r["status"] == "migrated"}
     if not rows:
         return {}
