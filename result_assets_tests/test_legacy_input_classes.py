@@ -281,6 +281,8 @@ def test_the_digit_screen_lets_real_files_take_the_fast_parser():
     typical = json.dumps({"p": [0.45684752926073163, 123.45678901234567, 1.6281479942037436e-06, 1e16, 1704240000000,
                                 1234567890123456.0, 0.00012345678901234567]}).encode()
     assert not _may_lose_digits(typical)
+    # a hex task id ("e" then 3 digits) is not an exponent: no slow parse for it
+    assert not _may_lose_digits(b'{"task_id": "bt_20251019_e3e706", "p": 1.5}')
     for long in [b"1.00000000000000000001", b"123456789012345678", b"0.123456789012345678", b"1e-400", b"2E+308"]:
         assert _may_lose_digits(b'{"p": [1, ' + long + b', 2]}'), long
 

@@ -190,8 +190,10 @@ def _may_lose_digits(raw: bytes) -> bool:
     after = starts[lengths >= 3]
     before = text[after - 1]
     sign = (before == _PLUS) | (before == _MINUS)
-    if (_is_e(before) | (sign & _is_e(text[after - 2]))).any():
-        return True  # e123, e-123, E+0123
+    e_at = np.where(sign, after - 2, after - 1)
+    e_at = e_at[_is_e(text[e_at])]
+    if e_at.size and _number_ends_at(text, starts, ends, e_at).any():
+        return True  # e123, e-123, E+0123 after a number's digits
     first, end = starts[lengths > _FLOAT64_DIGITS], ends[lengths > _FLOAT64_DIGITS]
     # Leading zeros and the dot are not significant: step over them, a bounded number of
     # times (a longer run of zeros is suspect anyway).
@@ -213,6 +215,22 @@ def _may_lose_digits(raw: bytes) -> bool:
     for k in range(_FLOAT64_DIGITS + 1):
         has_dot |= text[at + k] == _DOT
     return not has_dot.all()
+
+
+# What stands before a JSON number: ':' ',' '[', a minus sign, or white space.
+_BEFORE_NUMBER = np.zeros(256, np.bool_)
+_BEFORE_NUMBER[list(b":,[- \t\r\n")] = True
+
+
+def _number_ends_at(text: np.ndarray, starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each position in `at` (an "e"), whether a run of digits that starts where a
+    JSON number may ends right there: "1.5e-400" is, the "3e706" of a hex id
+    ("bt_..._e3e706") is not (it would only cost the slow parse)."""
+    k = np.searchsorted(ends, at)
+    k = np.minimum(k, ends.size - 1)
+    ok = ends[k] == at
+    first = starts[k]
+    return ok & (first > 0) & _BEFORE_NUMBER[text[np.maximum(first - 1, 0)]]
 
 
 def _is_e(byte: np.ndarray) -> np.ndarray:
