@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions, definitions, in_process_executor
 
+from result_assets.assets.io_managers import STORE_IO_MANAGER, StoreIOManager
 from result_assets.assets.jobs import (
     MAINTENANCE_CRON,
     MAINTENANCE_JOB,
@@ -30,15 +31,17 @@ __all__ = ["MAINTENANCE_CRON", "MAINTENANCE_JOB", "MIGRATE_JOB", "build_definiti
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     migrate_tasks = build_migrate_tasks(settings.batch_size)
+    stores = stores_resource()
     return Definitions(
         assets=[legacy_result, migrate_tasks, migration_report, store_maintenance],
         jobs=[migrate_job(migrate_tasks), migrate_task_list_job, maintenance_job, report_saves_job],
         schedules=[maintenance_schedule],
         sensors=[build_new_task_sensor(default_status(settings)), saved_results_sensor],
         resources={
-            "stores": stores_resource(),
+            "stores": stores,
             "migration": migration_resource(),
             PREFETCH: Prefetch.none(),
+            STORE_IO_MANAGER: StoreIOManager(stores=stores),
         },
         # A batch's steps are thin: a process per step would cost more than the work.
         executor=in_process_executor,

@@ -14,6 +14,7 @@ import pytest
 from dagster import DefaultSensorStatus, Definitions, DynamicPartitionsDefinition, SkipReason, build_sensor_context
 
 from result_assets.assets import sensors
+from result_assets.assets.io_managers import StoreIOManager
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.migration.convert import Prefetch
 from result_assets.definitions import defs as load_defs
@@ -25,7 +26,11 @@ UNPARTITIONED = {"migration_report", "store_maintenance"}
 CHECKS = {"result_backup/backup_checksum", "signal_table/row_counts", "curve_table/row_counts",
           "catalog_entry/lossless_round_trip", "signal_table/compression_goal", "validated_result/quarantine"}
 # prefetch: the conversions the CLI's launcher starts ahead; nothing for any other run.
-RESOURCES = {"stores": StoresResource, "migration": MigrationSettings, "prefetch": Prefetch}
+# store_io_manager: downstream assets load signal_table, curve_table and catalog_entry through it.
+RESOURCES = {"stores": StoresResource, "migration": MigrationSettings, "prefetch": Prefetch,
+             "store_io_manager": StoreIOManager}
+# Checks that enforce: a failed partition fails its step, so nothing downstream runs over it.
+BLOCKING = {"result_backup/backup_checksum", "catalog_entry/lossless_round_trip"}
 # Variables that would point a subprocess at an existing home or database.
 LOCATION_VARS = ("RESULT_ASSETS_HOME", "DATABASE_URL", "DAGSTER_HOME", "RESULT_STORE_ROOT",
                  "RESULT_BACKUP_DIR", "RESULT_SOURCE_DIR", "RESULT_STORAGE_MODE")
@@ -71,6 +76,22 @@ def test_check_keys():
     found += [spec.key.asset_key.to_user_string() + "/" + spec.key.name
               for checks_def in defs.asset_checks or [] for spec in checks_def.check_specs]
     assert sorted(found) == sorted(CHECKS)
+
+
+def test_integrity_checks_are_blocking_errors():
+    specs = {spec.key.asset_key.to_user_string() + "/" + spec.key.name: spec
+             for assets_def in defs.assets if hasattr(assets_def, "check_specs") for spec in assets_def.check_specs}
+    assert {name for name, spec in specs.items() if spec.blocking} == BLOCKING
+    from result_assets.assets.checks import CHECKS as BY_ID
+
+    assert {f"{c.asset}/{c.name}": c.severity.value for c in BY_ID.values() if c.blocking} == dict.fromkeys(
+        BLOCKING, "ERROR")
+
+
+def test_the_stored_assets_load_through_the_store_io_manager():
+    by_key = specs()
+    loaded = {key for key, spec in by_key.items() if spec.metadata.get("dagster/io_manager_key") == "store_io_manager"}
+    assert loaded == {"signal_table", "curve_table", "catalog_entry"}
 
 
 def test_jobs_and_schedules():

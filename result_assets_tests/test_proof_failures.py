@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +42,11 @@ def test_a_failed_proof_is_counted_hidden_blocking_and_retried(project_home, sam
     report = json.loads(captured.out)
     assert report["failed_checks"] == 1 and report["migrated"] == 13 and report["quarantined"] == 8
     assert f"task {VICTIM} not published, a proof failed" in captured.err
+    # lossless_round_trip is a blocking ERROR check: its run fails, on one line
+    assert report["failed_runs"] == 1
+    assert re.search(r"run \S+ failed: Execution of step \"migrate_tasks\" failed. 1 blocking asset check "
+                     r"failed with ERROR severity: catalog_entry: lossless_round_trip\n", captured.err)
+    assert "Traceback" not in captured.err and "Stack Trace" not in captured.err
 
     with pytest.raises(LookupError, match="failed"):
         read_result(VICTIM)

@@ -22,19 +22,23 @@ class Check:
     name: str
     severity: AssetCheckSeverity
     description: str
+    # A failed blocking check fails its step, so no downstream asset of the run materializes
+    # over the partition (Dagster's own enforcement; the engine has not published it).
+    blocking: bool = False
 
 
 CHECKS: dict[str, Check] = {
     verify.BACKUP_CHECKSUM: Check("result_backup", "backup_checksum", ERROR,
-                                  "The backup file's SHA-256 equals the source file's."),
+                                  "The backup file's SHA-256 equals the source file's.", blocking=True),
     verify.SIGNAL_ROWS: Check("signal_table", "row_counts", ERROR,
                               "Signal rows in Delta equal the signals in the source."),
     verify.CURVE_ROWS: Check("curve_table", "row_counts", ERROR,
                              "Curve rows in Delta equal the curve points in the source."),
     verify.LOSSLESS_ROUND_TRIP: Check(
         "catalog_entry", "lossless_round_trip", ERROR,
-        "The task rebuilt from its rows equals the source under the rules of legacy-format.md, and the "
-        "Delta tables and the catalog give back exactly those rows and that skeleton."),
+        "The bytes written again from exactly the rows, skeleton text and Spelling stored hash to the source "
+        "file's SHA-256, and the Delta tables and the catalog give back exactly those rows (blocking: a failed "
+        "partition is not published and fails its step).", blocking=True),
     verify.COMPRESSION_GOAL: Check(
         "signal_table", "compression_goal", WARN,
         "Everything the store needs to rebuild the documents (Delta data files and logs, catalog skeletons) is "
@@ -43,7 +47,8 @@ CHECKS: dict[str, Check] = {
                              "The source file is valid (WARN with the reason when quarantined)."),
 }
 
-CHECK_SPECS = [AssetCheckSpec(c.name, asset=c.asset, description=c.description, partitions_def=task_partitions)
+CHECK_SPECS = [AssetCheckSpec(c.name, asset=c.asset, description=c.description, blocking=c.blocking,
+                              partitions_def=task_partitions)
                for c in CHECKS.values()]
 
 _BY_NAME = {(c.asset, c.name): check_id for check_id, c in CHECKS.items()}

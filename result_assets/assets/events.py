@@ -49,7 +49,8 @@ def task_list_events(context, stores, batch):
         key = v.source.partition_key
         for asset in TASK_ASSETS:
             yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset][key])
-    yield from check_events(batch.checks, declared=False, targets=run_materializations(context, batch.checks))
+    yield from check_events(batch.checks, declared=False, targets=run_materializations(context, batch.checks),
+                            enforce=True)
 
 
 def _asset_summary(asset: str, batch, summary: dict) -> dict:
@@ -83,10 +84,14 @@ def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
     return targets
 
 
-def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None):
+def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None, enforce: bool = False):
     """One evaluation per partition and check; with `declared`, also the step's declared
     result per check. A single-partition step's declared result is that partition's
-    evaluation (Dagster attributes it to the partition), so nothing overwrites it."""
+    evaluation (Dagster attributes it to the partition), so nothing overwrites it.
+    A declared result carries its check's `blocking` (a failed one fails the step that
+    migrated the partitions, so nothing downstream in its run reads them); with `enforce`
+    (a step without declared results) each evaluation does. A report of what happened
+    elsewhere (queued saves) does not enforce: its run did not write the partition."""
     targets = targets or {}
     partitions = {o.partition_key for o in outcomes}
     single = declared and len(partitions) == 1
@@ -102,6 +107,7 @@ def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | N
         yield AssetCheckEvaluation(
             asset_key=AssetKey(check.asset), check_name=check.name, passed=o.passed, partition=o.partition_key,
             severity=check.severity, description=o.description, metadata=metadata,
+            blocking=check.blocking and enforce,
             target_materialization_data=targets.get((check.asset, o.partition_key)))
     if not declared or single:
         return

@@ -20,7 +20,9 @@ from result_assets.migration.sources import LegacyFile
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 # The CLI prints its own progress; Dagster's DEBUG event lines stay in the instance (and UI).
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The console shows nothing of a run: the CLI prints a failed run's error on one line, and
+# the instance keeps every event (a failed step's stack trace included) for the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
@@ -114,5 +116,18 @@ def _outcome(result, tasks: int) -> RunOutcome:
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure]
-        error = failures[0].message if failures else "run failed"
+        error = _failure_message(failures[0]) if failures else "run failed"
     return RunOutcome(result.run_id, result.success, tasks, error)
+
+
+def _failure_message(event) -> str:
+    """A failed step's error on one line: its root cause ("OSError: [Errno 28] No space left
+    on device"; a failed blocking check: which checks failed)."""
+    error = getattr(event.event_specific_data, "error", None)
+    message = event.message
+    if error is not None:
+        while error.cause is not None:
+            error = error.cause
+        head, _, text = error.message.partition(": ")  # "dagster._core.errors.X: text"
+        message += " " + (text if head.startswith("dagster") else error.message)
+    return " ".join(message.split())

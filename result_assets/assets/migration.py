@@ -25,6 +25,7 @@ from dagster import (
 
 from result_assets.assets.checks import CHECK_SPECS
 from result_assets.assets.events import backfill_events, task_list_events
+from result_assets.assets.io_managers import READ_ASSETS, STORE_IO_MANAGER
 from result_assets.assets.partitions import task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.legacy import task_id_for
@@ -53,8 +54,10 @@ def _specs() -> list[AssetSpec]:
         TableColumn("skeleton", "text", description="exact JSON of the document minus its rows"),
     ])
     def spec(key, deps, kinds, description, **metadata):
-        return AssetSpec(key, deps=deps, kinds=kinds, group_name="migration", description=description,
+        spec = AssetSpec(key, deps=deps, kinds=kinds, group_name="migration", description=description,
                          partitions_def=task_partitions, metadata=metadata or None)
+        # Downstream assets load these through the store's IO manager (the engine writes them).
+        return spec.with_io_manager_key(STORE_IO_MANAGER) if key in READ_ASSETS else spec
 
     return [
         spec("result_backup", ["legacy_result"], {"json"},

@@ -51,15 +51,32 @@ def _in_passes(stores: Stores, task_ids: list[str], make) -> dict:
     return out
 
 
+def published_rows(stores: Stores, table: str, task_ids: list[str]) -> pa.Table:
+    """The rows in `table` (signals or curves) of the migrated tasks among task_ids, each as
+    its publishing commit wrote it, task after task: what the IO managers hand a downstream
+    asset. Read as rebuild_documents reads (per READ_BATCH tasks, maintenance-race retry)."""
+    parts: list[pa.Table] = []
+    for start in range(0, len(task_ids), READ_BATCH):
+        chunk = stores.catalog.tasks(list(task_ids[start:start + READ_BATCH]))
+        found = _settled(stores, chunk, lambda rows: read_rows(
+            stores, table, {t: r for t, r in rows.items() if r["status"] == "migrated"}))
+        parts += [found[t] for t in sorted(found)]
+    return pa.concat_tables(parts) if parts else SCHEMAS[table].empty_table()
+
+
 def settled_documents(stores: Stores, catalog_rows: dict[str, dict], attempts: int = 3,
                       make=exact.file_document) -> dict:
     """documents_from_rows (or, with `make=exact.file_bytes`, the files' bytes), read again
     from fresh catalog rows when a file they name is gone because maintenance moved those
     tasks meanwhile (re-pointed after a compaction or a flush, then vacuumed at a short
     retention). A file gone under an unchanged catalog row raises."""
+    return _settled(stores, catalog_rows, lambda rows: _from_rows(stores, rows, make), attempts)
+
+
+def _settled(stores: Stores, catalog_rows: dict[str, dict], read, attempts: int = 3) -> dict:
     for attempt in range(attempts):
         try:
-            return _from_rows(stores, catalog_rows, make)
+            return read(catalog_rows)
         except TaskUnreadable:
             fresh = stores.catalog.tasks(list(catalog_rows))
             if attempt == attempts - 1 or _placement(fresh) == _placement(catalog_rows):

@@ -127,7 +127,8 @@ def test_sensor_picks_up_what_was_written_while_the_store_was_down(env, mode):
     mode("dual-write")
     assert catalog_row("written_while_down") is None
     instance, defs = get_instance(), build_definitions()
-    result = new_task_sensor(build_sensor_context(instance=instance, definitions=defs, resources=defs.resources))
+    sensor_resources = {"stores": defs.resources["stores"]}  # what the sensor takes
+    result = new_task_sensor(build_sensor_context(instance=instance, definitions=defs, resources=sensor_resources))
     requested = [t for r in result.run_requests for t in r.run_config["ops"]["migrate_task_list"]["config"]["task_ids"]]
     # written while down; written by json-only before dual-write; never the tasks already in the store
     assert set(requested) == {"written_while_down", "written_before_dual", "json_only_task"}
@@ -139,7 +140,7 @@ def test_sensor_picks_up_what_was_written_while_the_store_was_down(env, mode):
     assert catalog_row("written_while_down")["status"] == "migrated"
     manager = ResultManager.from_env()
     assert compare_documents(small_document(strategy="while_down", n=5), manager.get_result("written_while_down")) == []
-    again = new_task_sensor(build_sensor_context(instance=instance, definitions=defs, resources=defs.resources))
+    again = new_task_sensor(build_sensor_context(instance=instance, definitions=defs, resources=sensor_resources))
     assert not getattr(again, "run_requests", None)  # nothing stays behind
 
 

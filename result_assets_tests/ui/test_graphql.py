@@ -66,6 +66,10 @@ query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNod
   assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
     ... on AssetCheckDefaultPartitionStatuses { succeededPartitions failedPartitions } } } } } } } }
 """
+CHECK_BLOCKING = """
+query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } } }
+"""
 PARTITION_EVENT = """
 query($key: AssetKeyInput!, $partition: String!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
   assetMaterializations(partitions: [$partition], limit: 1) { partition %s } } } }
@@ -191,6 +195,16 @@ def test_valid_partitions_pass_their_checks(dagster_ui, backfill, sample_keys, s
         found = metadata(signal_rows[key]["evaluation"]["metadataEntries"])
         want = sample_expectations[sample_keys[key]]["signals"]
         assert (found["expected_rows"], found["found_rows"]) == (want, want), key
+
+
+def test_the_ui_says_the_integrity_checks_are_blocking(dagster_ui):
+    blocking = {}
+    for asset in ("result_backup", "signal_table", "curve_table", "catalog_entry", "validated_result"):
+        node = dagster_ui.graphql(CHECK_BLOCKING, {"key": {"path": [asset]}})["assetNodeOrError"]
+        blocking.update({(asset, c["name"]): c["blocking"] for c in node["assetChecksOrError"]["checks"]})
+    assert {key for key, value in blocking.items() if value} == {
+        ("result_backup", "backup_checksum"), ("catalog_entry", "lossless_round_trip")}
+    assert len(blocking) == 6
 
 
 def test_compression_goal_check_carries_ratio_and_goal(dagster_ui, backfill, sample_keys, sample_expectations):

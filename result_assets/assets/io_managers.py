@@ -1,0 +1,59 @@
+"""The IO manager that hands a task's stored rows and documents to downstream assets.
+
+One writer: the migration engine writes the Delta tables and the catalog, and the
+multi-asset only reports what it did, so `handle_output` stores nothing. The IO manager
+reads: `signal_table` and `curve_table` load a partition (or a range of them) as one
+Arrow table, or as a pandas DataFrame when the input's type hint asks for one;
+`catalog_entry` loads `{task_id: document}`, each what json.loads of the stored file
+gives. Rows are read as their publishing commit wrote them, wherever they live (the hot
+tier, a Delta file), as the application reads them.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+from dagster import ConfigurableIOManager, InputContext, OutputContext
+
+from result_assets.assets.partitions import TASKS_PARTITION
+from result_assets.assets.resources import StoresResource
+from result_assets.legacy import task_id_for
+from result_assets.store.delta_tables import CURVES, SIGNALS
+from result_assets.store.reader import published_rows, rebuild_documents
+
+STORE_IO_MANAGER = "store_io_manager"
+_TABLES = {"signal_table": SIGNALS, "curve_table": CURVES}
+DOCUMENTS = "catalog_entry"
+READ_ASSETS = (*_TABLES, DOCUMENTS)
+
+
+class StoreIOManager(ConfigurableIOManager):
+    """Loads signal_table / curve_table partitions as Arrow tables (pandas on request) and
+    catalog_entry partitions as documents; the migration engine is their only writer."""
+
+    stores: StoresResource
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        if obj is not None:
+            raise TypeError(f"{context.asset_key.to_user_string()} is written by the migration engine only; "
+                            f"an asset returns nothing for it (got a {type(obj).__name__})")
+
+    def load_input(self, context: InputContext):
+        asset = context.asset_key.to_user_string()
+        if asset not in READ_ASSETS:
+            raise KeyError(f"{asset} is not stored by result-assets' store (it loads {', '.join(READ_ASSETS)})")
+        keys = context.asset_partition_keys if context.has_asset_partitions else self._all_partitions(context)
+        task_ids = [task_id_for(k) for k in keys]
+        stores = self.stores.get()
+        if asset == DOCUMENTS:
+            return rebuild_documents(stores, task_ids)
+        rows = published_rows(stores, _TABLES[asset], task_ids)
+        return rows.to_pandas() if _wants_pandas(context) else rows
+
+    @staticmethod
+    def _all_partitions(context: InputContext) -> list[str]:
+        """An unpartitioned downstream asset reads every registered task."""
+        return list(context.instance.get_dynamic_partitions(TASKS_PARTITION))
+
+
+def _wants_pandas(context: InputContext) -> bool:
+    hint = context.dagster_type.typing_type if context.dagster_type else None
+    return hint is not pa.Table and getattr(hint, "__module__", "").startswith("pandas")

@@ -1,0 +1,118 @@
+"""Downstream assets read the store through its IO manager; blocking checks keep them off a
+failed partition. Real assets in a real instance on the project's PostgreSQL."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from dagster import AssetKey, Definitions, asset, materialize
+
+from result_assets.assets.partitions import register_partitions, task_partitions
+from result_assets.legacy import partition_key_for
+
+TASKS = ["bt_20250901_14ceeb", "grid...42"]
+
+
+@asset(partitions_def=task_partitions)
+def strategy_stats(signal_table: pa.Table) -> dict:
+    """What a user writes: per task, its trades and their summed pnl."""
+    return {"trades": signal_table.num_rows, "pnl": pc.sum(signal_table.column("pnl")).as_py()}
+
+
+@asset(partitions_def=task_partitions)
+def curve_frame(curve_table: pd.DataFrame) -> int:
+    return len(curve_table)
+
+
+@pytest.fixture(scope="module")
+def env(project_home, sample_source, tmp_path_factory):
+    import os
+
+    source = tmp_path_factory.mktemp("src")
+    for task in TASKS:
+        shutil.copytree(sample_source / task, source / task)
+    os.environ["RESULT_SOURCE_DIR"] = str(source)
+    from result_assets.assets.instance import get_instance
+    from result_assets.definitions import build_definitions
+
+    instance = get_instance()
+    base = build_definitions()
+    defs = Definitions.merge(base, Definitions(assets=[strategy_stats, curve_frame]))
+    keys = [partition_key_for(t) for t in TASKS]
+    register_partitions(instance, keys)
+    for key in keys:
+        assert base.resolve_job_def("migrate_job").execute_in_process(instance=instance, partition_key=key).success
+    yield instance, defs, source
+    os.environ.pop("RESULT_SOURCE_DIR", None)
+
+
+def test_load_asset_value_gives_a_partitions_rows_and_document(env, sample_expectations):
+    instance, defs, source = env
+    key = partition_key_for("grid...42")
+    signals = defs.load_asset_value("signal_table", partition_key=key, instance=instance)
+    assert isinstance(signals, pa.Table) and signals.num_rows == 34  # expect.json: 34 signals
+    assert set(signals.column("task_id").to_pylist()) == {"grid...42"}
+    curves = defs.load_asset_value("curve_table", partition_key=key, instance=instance)
+    assert isinstance(curves, pa.Table) and set(curves.column("task_id").to_pylist()) <= {"grid...42"}
+    documents = defs.load_asset_value("catalog_entry", partition_key=key, instance=instance)
+    assert documents == {"grid...42": json.loads((source / "grid...42" / "result.json").read_bytes())}
+
+
+def test_a_users_downstream_asset_gets_the_partitions_rows(env):
+    instance, defs, _ = env
+    key = partition_key_for("bt_20250901_14ceeb")
+    result = materialize([*defs.assets, strategy_stats, curve_frame], selection=[strategy_stats, curve_frame],
+                         partition_key=key, instance=instance, resources=defs.resources)
+    assert result.success
+    stats = result.output_for_node("strategy_stats")
+    rows = defs.load_asset_value("signal_table", partition_key=key, instance=instance)
+    assert stats == {"trades": rows.num_rows, "pnl": pc.sum(rows.column("pnl")).as_py()} and stats["trades"] > 0
+    assert result.output_for_node("curve_frame") == defs.load_asset_value(
+        "curve_table", partition_key=key, instance=instance).num_rows
+
+
+def test_a_failed_blocking_check_keeps_the_downstream_asset_off_its_partition(env, monkeypatch):
+    """A proof that fails in the run fails the migration step (blocking ERROR check), so the
+    user's asset of the same run does not materialize; the last good version stays readable."""
+    from result_assets.migration import engine
+
+    instance, defs, source = env
+    victim = "grid...42"
+    key = partition_key_for(victim)
+    before = defs.load_asset_value("signal_table", partition_key=key, instance=instance)
+    proven_rows = engine.signal_rows
+
+    def corrupted(validated):
+        rows = proven_rows(validated)
+        price = rows.table.column("price").combine_chunks()
+        rows.table = rows.table.set_column(rows.table.schema.get_field_index("price"), "price",
+                                           pc.add(price, pa.scalar(1e-12)))
+        return rows
+
+    monkeypatch.setattr(engine, "signal_rows", corrupted)
+    migrate = [d for d in defs.assets if "signal_table" in {k.to_user_string() for k in getattr(d, "keys", [])}]
+    result = materialize([*defs.assets, strategy_stats], selection=[*migrate, strategy_stats], partition_key=key,
+                         instance=instance, resources=defs.resources, raise_on_error=False)
+    assert not result.success
+    failure = [e for e in result.all_events if e.is_step_failure][0]
+    assert "blocking asset check" in failure.event_specific_data.error.message
+    evaluation = [e for e in result.get_asset_check_evaluations() if e.check_name == "lossless_round_trip"][0]
+    assert not evaluation.passed and evaluation.blocking
+    assert not [e for e in result.all_events if e.step_key == "strategy_stats"]  # never started
+    latest = instance.get_latest_materialization_event(AssetKey("strategy_stats"))
+    assert latest is None or latest.run_id != result.run_id
+    after = defs.load_asset_value("signal_table", partition_key=key, instance=instance)
+    assert after.equals(before)  # the last good version, not the changed rows
+
+
+def test_the_io_manager_refuses_to_store_an_assets_output(env):
+    from dagster import build_output_context
+
+    _, defs, _ = env
+    manager = defs.resources["store_io_manager"]
+    with pytest.raises(TypeError, match="written by the migration engine only"):
+        manager.handle_output(build_output_context(asset_key=AssetKey("signal_table")), pa.table({"x": [1]}))
