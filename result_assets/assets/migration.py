@@ -102,12 +102,18 @@ def migrate_tasks(context: AssetExecutionContext, stores: StoresResource, migrat
 
 class TaskListConfig(Config):
     task_ids: list[str]
+    # {task_id: mtime_ns} of sources whose bytes were found unchanged under a new mtime (the
+    # sensor's finding, recorded here: a sensor writes nothing while it evaluates)
+    touched_mtimes: dict[str, int] = {}
 
 
 @op(out={}, description="Migrate an explicit list of tasks (scattered partitions a range backfill cannot batch).")
 def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, stores: StoresResource,
                       migration: MigrationSettings, prefetch: ResourceParam[Prefetch]):
     stores_ = stores.get()
+    stores_.catalog.touch_mtime(config.touched_mtimes)
+    if not config.task_ids:
+        return
     batch = run_batch(stores_, registered_sources(stores_, config.task_ids), max_file_bytes=migration.max_file_bytes,
                       compression_goal=migration.compression_goal, ahead=prefetch)
     yield from task_list_events(context, stores_, batch)

@@ -7,7 +7,16 @@ task of the source directory the store is behind on: new, pending (registered, n
 migrated) or stale (the file changed since it was migrated), so nothing stays behind.
 
 The sensor runs by default wherever RESULT_SOURCE_DIR is set (see `default_status`).
+It writes nothing while it evaluates: new partitions go out as a dynamic-partitions
+request, and what the catalog should learn (sources whose bytes are unchanged under a new
+mtime) travels in the run's config, for the run to record. Each request has a run_key
+(its tasks, their sizes and mtimes, and the attempt), and the cursor remembers the last
+request, so a re-evaluation never launches the same work twice while a failed run's work
+is requested again.
 """
+
+import hashlib
+import json
 
 from dagster import (
     DagsterRunStatus,
@@ -68,34 +77,45 @@ def new_tasks(context: SensorEvaluationContext, stores: StoresResource):
     stores = stores.get()
     known = set(context.instance.get_dynamic_partitions(TASKS_PARTITION))
     new = [t for t in scan.tasks if t.partition_key not in known][:CHUNK]
-    if new:
-        stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in new})
-    runs = []
+    runs, cursor = [], context.cursor
     if settings.storage_mode == DUAL_WRITE:
         if _migration_in_flight(context.instance):
             context.log.info("a migration run requested by this sensor is still in flight; not requesting more")
         else:
-            runs = migration_requests(stores, scan.tasks)
+            runs, cursor = migration_requests(stores, scan.tasks, context.cursor)
     if not new and not runs:
         return SkipReason(f"no new task among {len(scan.tasks)}"
                           + (", and the store is up to date" if settings.storage_mode == DUAL_WRITE else ""))
     return SensorResult(
-        run_requests=runs,
+        run_requests=runs, cursor=cursor,
         dynamic_partitions_requests=[task_partitions_request([t.partition_key for t in new])] if new else [])
 
 
-def migration_requests(stores: Stores, tasks) -> list[RunRequest]:
-    """Runs of migrate_task_list_job (batch-size ids each) for the tasks the store is behind on."""
+def migration_requests(stores: Stores, tasks, cursor: str | None = None) -> tuple[list[RunRequest], str | None]:
+    """Runs of migrate_task_list_job (batch-size ids each) for the tasks the store is behind
+    on, each with its run_key, and the new cursor. Reads the catalog, writes nothing: the
+    mtimes of sources found unchanged go to the first run's config. The same work asked
+    for again after its run finished (no run is in flight when this is called) is a retry:
+    its attempt, hence its run_key, is the next one."""
     plan = make_plan(tasks, stores.catalog.states([t.task_id for t in tasks]), force=False)
-    stores.catalog.touch_mtime(plan.touched_mtimes)
-    behind = [t.task_id for t in plan.new + plan.changed][:CHUNK]
+    behind = [t for t in plan.new + plan.changed][:CHUNK]
+    if not behind and not plan.touched_mtimes:
+        return [], cursor
+    work = hashlib.sha256(json.dumps([[t.task_id, t.size, t.mtime_ns] for t in behind]
+                                     + sorted(plan.touched_mtimes.items())).encode()).hexdigest()[:16]
+    last = json.loads(cursor) if cursor else {}
+    attempt = last.get("attempt", 0) + 1 if last.get("work") == work else 0
     size = stores.settings.batch_size
-    return [
-        RunRequest(job_name=migrate_task_list_job.name,
-                   run_config={"ops": {"migrate_task_list": {"config": {"task_ids": behind[i:i + size]}}}},
+    ids = [t.task_id for t in behind]
+    batches = [ids[i:i + size] for i in range(0, len(ids), size)] or [[]]
+    runs = [
+        RunRequest(job_name=migrate_task_list_job.name, run_key=f"catch-up-{work}-{attempt}-{n}",
+                   run_config={"ops": {"migrate_task_list": {"config": {
+                       "task_ids": batch, **({"touched_mtimes": plan.touched_mtimes} if n == 0 else {})}}}},
                    tags={"result_assets/reason": "dual-write catch-up"})
-        for i in range(0, len(behind), size)
+        for n, batch in enumerate(batches)
     ]
+    return runs, json.dumps({"work": work, "attempt": attempt})
 
 
 def _migration_in_flight(instance) -> bool:

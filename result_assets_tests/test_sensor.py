@@ -1,0 +1,90 @@
+"""new_task_sensor the Dagster way: a resource, a cursor, run keys, and no writes while it evaluates."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from dagster import SkipReason, build_sensor_context
+
+from result_assets.assets.sensors import new_task_sensor
+
+TASKS = ["bt_20250901_14ceeb", "grid...42"]
+
+
+@pytest.fixture(scope="module")
+def env(project_home, sample_source, tmp_path_factory):
+    from result_assets.assets.instance import get_instance
+    from result_assets.definitions import build_definitions
+    from result_assets.store.stores import Stores
+
+    source = tmp_path_factory.mktemp("src")
+    for task in TASKS:
+        shutil.copytree(sample_source / task, source / task)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RESULT_SOURCE_DIR", str(source))
+        patch.setenv("RESULT_STORAGE_MODE", "dual-write")
+        defs = build_definitions()
+        stores = Stores.from_env()
+        yield get_instance(), defs, stores, source
+
+
+def catalog_snapshot(stores) -> list:
+    with stores.catalog.connect().cursor() as cur:
+        cur.execute("SELECT (SELECT count(*) FROM task_sources), "
+                    "(SELECT coalesce(json_agg(json_build_array(task_id, source_mtime_ns) ORDER BY task_id), '[]') "
+                    "FROM tasks)")
+        return list(cur.fetchone())
+
+
+def tick(env, cursor=None):
+    instance, defs, stores, _ = env
+    context = build_sensor_context(instance=instance, definitions=defs, cursor=cursor,
+                                   resources={"stores": defs.resources["stores"]})
+    return new_task_sensor(context)
+
+
+def run(env, result):
+    instance, defs, _, _ = env
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    for request in result.run_requests:
+        assert defs.resolve_job_def(request.job_name).execute_in_process(
+            instance=instance, run_config=request.run_config).success
+
+
+def test_a_tick_writes_nothing_and_keys_its_requests(env):
+    _, _, stores, _ = env
+    before = catalog_snapshot(stores)
+    first = tick(env)
+    assert catalog_snapshot(stores) == before  # no source registered, nothing touched
+    assert sorted(first.dynamic_partitions_requests[0].partition_keys) == sorted(
+        ["bt_20250901_14ceeb", "~grid%2E%2E%2E42"])
+    [request] = first.run_requests
+    assert sorted(request.run_config["ops"]["migrate_task_list"]["config"]["task_ids"]) == sorted(TASKS)
+    assert request.run_key.startswith("catch-up-") and request.run_key.endswith("-0-0")
+    assert json.loads(first.cursor)["attempt"] == 0
+    # The same work asked for again once its run is over (it failed, say) is the next attempt:
+    # another run key, so Dagster launches it; a duplicate of the same attempt would be skipped.
+    again = tick(env, first.cursor)
+    assert again.run_requests[0].run_key.endswith("-1-0") and json.loads(again.cursor)["attempt"] == 1
+    run(env, first)
+    done = tick(env, again.cursor)
+    assert isinstance(done, SkipReason) and "up to date" in done.skip_message
+
+
+def test_a_touched_source_is_recorded_by_the_run_not_the_tick(env):
+    _, _, stores, source = env
+    path = source / TASKS[0] / "result.json"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same bytes, a new mtime
+    before = catalog_snapshot(stores)
+    result = tick(env)
+    assert catalog_snapshot(stores) == before
+    [request] = result.run_requests
+    config = request.run_config["ops"]["migrate_task_list"]["config"]
+    assert config["task_ids"] == [] and config["touched_mtimes"] == {TASKS[0]: stat.st_mtime_ns + 10**9}
+    run(env, result)
+    assert stores.catalog.states([TASKS[0]])[TASKS[0]].source_mtime_ns == stat.st_mtime_ns + 10**9
+    assert isinstance(tick(env, result.cursor), SkipReason)
