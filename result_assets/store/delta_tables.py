@@ -41,13 +41,16 @@ SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}  # each table's Arrow s
 #   columns only): no dictionary. Its float values are unique and a 32k row group's dictionary never
 #   overflows: 6.11 MB with it, 4.84 MB plain. BSS cannot be the default: the map's key leaf is a string.
 # zstd level 9: 15 is 1.6% smaller for 5x the write CPU, 19 is 1.9% smaller for 10x (0.56 s -> 2.8 s
-# -> 5.4 s for the corpus's 840k rows). Row groups of 32k rows let a one-task read skip most of a
-# file (151 ms -> 48 ms on 2M rows); 64k would be 0.4% smaller.
+# -> 5.4 s for the corpus's 840k rows). Row groups of 4k rows: a point read (one task, by its
+# row locations) decodes a few thousand rows instead of 32k. Measured on 300 application saves
+# after maintain (signals 3.4 MB, curves 7.9 MB; docs/performance.md "Row groups"): the point
+# read of one task 5.16 -> 1.31 ms (signals) and 1.46 -> 0.76 ms (curves), for files 2.2% and
+# 3.7% larger than with 32k rows.
 _FLOAT_COLUMNS = ("price", "quantity", "exit_price", "return_pct", "pnl", "commission", "equity", "drawdown")
 _DELTA_COLUMNS = ("ts", "exit_ts", "seq")
 _DICTIONARY_COLUMNS = ("task_id", "symbol_idx", "symbol", "type", "reason", "extras", "holding_bars")
 ZSTD_LEVEL = 9
-ROW_GROUP_ROWS = 32 * 1024
+ROW_GROUP_ROWS = 4 * 1024
 
 
 def writer_properties(schema: pa.Schema) -> WriterProperties:
