@@ -120,15 +120,14 @@ def apply(rebuilt: dict, spelling: Spelling) -> dict:
     patches applied (changed in place, returned)."""
     if not spelling.rows:
         return rebuilt
-    for symbol_idx, holder in _holders(rebuilt):
-        for list_key in ROW_LISTS:
-            rows = holder.get(list_key)
-            if type(rows) is not list:
-                continue
-            for seq in range(len(rows)):
-                patch = spelling.rows.get(f"{list_key}:{symbol_idx}:{seq}")
-                if patch is not None:
-                    rows[seq] = _patched(rows[seq], patch)
+    holders = dict(_holders(rebuilt))
+    for key, patch in spelling.rows.items():  # patches are few: find each row, not each row's patch
+        list_key, symbol_idx, seq = key.split(":")
+        holder = holders.get(int(symbol_idx))
+        rows = holder.get(list_key) if type(holder) is dict else None
+        at = int(seq)
+        if type(rows) is list and 0 <= at < len(rows):
+            rows[at] = _patched(rows[at], patch)
     return rebuilt
 
 

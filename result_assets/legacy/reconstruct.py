@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import groupby
 
 import pyarrow as pa
@@ -71,28 +72,79 @@ def _signal_dicts(table: pa.Table, spell) -> list[dict]:
         **{k: col(k).to_pylist() for k in SIGNAL_FLOAT_KEYS},
         "holding_bars": col("holding_bars").to_pylist(),
         "reason": col("reason").to_pylist(),
-        # a map comes back as (key, value) pairs; None for a null map
-        "indicators": [None if m is None else dict(m) for m in col("indicators").to_pylist()],
+        "indicators": _map_dicts(col("indicators")),
     }
     keys = ("symbol", "timestamp") + _SIGNAL_ORDER
-    out = [{k: v for k, v in zip(keys, row) if v is not None} for row in zip(*(values[k] for k in keys))]
+    out = _row_dicts(keys, [values[k] for k in keys])
     _add_extras(out, col("extras").to_pylist())
     return out
 
 
+def _map_dicts(column: pa.ChunkedArray) -> list[dict | None]:
+    """A map column as dicts (None for a null map). When every row holds the same keys in
+    the same order (indicators usually do), the values are taken by position and the dicts
+    built by one compiled comprehension: about 3x faster than a dict of each row's pairs."""
+    maps = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    n = len(maps)
+    if n and maps.null_count == 0 and maps.offset == 0:
+        offsets = maps.offsets.to_numpy()
+        width = int(offsets[1] - offsets[0])
+        if 0 < width <= 16 and offsets[0] == 0 and (offsets[-1] - offsets[0]) == width * n \
+                and (offsets[1:] - offsets[:-1] == width).all():
+            keys = maps.keys.to_pylist()
+            first = keys[:width]
+            if keys == first * n:
+                values = maps.items.to_pylist()
+                return _dict_builder(tuple(first))(*(values[i::width] for i in range(width)))
+    # a map comes back as (key, value) pairs; None for a null map
+    return [None if m is None else dict(m) for m in maps.to_pylist()]
+
+
 def _add_extras(rows: list[dict], extras: list[str | None]):
-    for row, extra in zip(rows, extras):
-        if extra is not None:
-            row.update(_loads(extra))
+    present = [(row, extra) for row, extra in zip(rows, extras) if extra is not None]
+    if not present:
+        return
+    # one parse of them all: each is a JSON object dumps_document wrote, so "[a,b,...]" is
+    # a JSON array of them (thousands of small parses cost several times one large one)
+    parsed = _loads("[" + ",".join(extra for _, extra in present) + "]")
+    for (row, _), extra in zip(present, parsed):
+        row.update(extra)
 
 
 def _curve_dicts(table: pa.Table, spell) -> list[dict]:
     col = table.column
     keys = ("timestamp",) + CURVE_FLOAT_KEYS
     columns = [spell("performance_curve.timestamp", col("ts"))] + [col(k).to_pylist() for k in CURVE_FLOAT_KEYS]
-    out = [{k: v for k, v in zip(keys, row) if v is not None} for row in zip(*columns)]
+    out = _row_dicts(keys, columns)
     _add_extras(out, col("extras").to_pylist())
     return out
+
+
+def _row_dicts(keys: tuple[str, ...], columns: list[list]) -> list[dict]:
+    """One dict per row, keys in `keys` order, a null value left out (the file had no such
+    key). Built by a comprehension with a dict display for the columns that hold values
+    (about 4x faster per row than filtering each row's pairs); rows with a null in a
+    partly-null column are then built pair by pair."""
+    n = len(columns[0]) if columns else 0
+    kept = [(k, c) for k, c in zip(keys, columns) if c.count(None) != n]
+    if not kept:
+        return [{} for _ in range(n)]
+    names, kept_columns = tuple(k for k, _ in kept), [c for _, c in kept]
+    rows = _dict_builder(names)(*kept_columns)
+    with_nulls = sorted({i for c in kept_columns if None in c for i, v in enumerate(c) if v is None})
+    for i in with_nulls:
+        rows[i] = {k: c[i] for k, c in kept if c[i] is not None}
+    return rows
+
+
+@lru_cache(maxsize=64)
+def _dict_builder(names: tuple[str, ...]):
+    """lambda c0, c1, ...: [{names[0]: v0, names[1]: v1, ...} for (v0, v1, ...) in zip(c0, c1, ...)],
+    compiled once per key set (names are the schema's own keys, quoted by repr)."""
+    columns = ", ".join(f"c{i}" for i in range(len(names)))
+    values = ", ".join(f"v{i}" for i in range(len(names)))
+    display = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
+    return eval(f"lambda {columns}: [{{{display}}} for ({values},) in zip({columns})]")  # noqa: S307
 
 
 def _iso_column(column: pa.ChunkedArray) -> list[str | None]:
@@ -108,7 +160,7 @@ def _iso_column(column: pa.ChunkedArray) -> list[str | None]:
     return pc.binary_join_element_wise(text, "Z", "").to_pylist()
 
 
-def _loads(text: str) -> dict:
+def _loads(text: str) -> object:
     # extras are dumps_document's own text: orjson speed, exact for NaN/Infinity and
     # ints beyond 64 bits, without parse_document's screen for over-long numbers
     return parse_written(text.encode())
