@@ -98,7 +98,7 @@ def migration_requests(stores: Stores, tasks, cursor: str | None = None) -> tupl
     for again after its run finished (no run is in flight when this is called) is a retry:
     its attempt, hence its run_key, is the next one."""
     plan = make_plan(tasks, stores.catalog.states([t.task_id for t in tasks]), force=False)
-    behind = [t for t in plan.new + plan.changed][:CHUNK]
+    behind = (plan.new + plan.changed)[:CHUNK]
     if not behind and not plan.touched_mtimes:
         return [], cursor
     work = hashlib.sha256(json.dumps([[t.task_id, t.size, t.mtime_ns] for t in behind]
