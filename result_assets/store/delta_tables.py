@@ -42,9 +42,9 @@ SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}  # each table's Arrow s
 #   overflows: 6.11 MB with it, 4.84 MB plain. BSS cannot be the default: the map's key leaf is a string.
 # zstd level 9: 15 is 1.6% smaller for 5x the write CPU, 19 is 1.9% smaller for 10x (0.56 s -> 2.8 s
 # -> 5.4 s for the corpus's 840k rows). Row groups of 4k rows: a point read (one task, by its
-# row locations) decodes a few thousand rows instead of 32k. Measured on 300 application saves
-# after maintain (signals 3.4 MB, curves 7.9 MB; docs/performance.md "Row groups"): the point
-# read of one task 5.16 -> 1.31 ms (signals) and 1.46 -> 0.76 ms (curves), for files 2.2% and
+# row locations) decodes a few thousand rows instead of 32k. `python -m benchmarks.row_groups`
+# (300 application saves after maintain; docs/performance.md "Row groups for point reads"):
+# one task's rows 5.22 -> 1.33 ms (signals) and 2.10 -> 0.77 ms (curves), for files 2.3% and
 # 3.7% larger than with 32k rows.
 _FLOAT_COLUMNS = ("price", "quantity", "exit_price", "return_pct", "pnl", "commission", "equity", "drawdown")
 _DELTA_COLUMNS = ("ts", "exit_ts", "seq")
