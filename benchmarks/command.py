@@ -14,7 +14,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--huge", type=whole_number(0), default=3, help="tasks of 100k signals (default 3)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", default="bench-work", help="corpus, outputs and bench.json (default ./bench-work)")
-    parser.add_argument("--only", default="a,b,c,d", help="contenders to run, of a,b,c,d (default all)")
+    parser.add_argument("--only", default="a,b,c,d,s",
+                        help="contenders to run, of a,b,c,d,s (s: (c) on stock dagster-postgres storage; default all)")
     parser.add_argument("--scale", action="store_true", help="also time 100k partitions, dry run and status")
     parser.add_argument("--scale-tasks", type=whole_number(0), default=100_000, help="tasks for --scale (default 100000)")
     parser.add_argument("--batch-size", type=whole_number(1), default=50)
@@ -61,10 +62,11 @@ def run(args) -> int:
 
         return run_sizes(args)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
-    unknown = sorted(set(only) - {"a", "b", "c", "d"})
+    from benchmarks.runner import CONTENDERS, Bench
+
+    unknown = sorted(set(only) - set(CONTENDERS))
     if unknown:
-        raise UsageError(f"--only takes a,b,c,d; unknown: {', '.join(unknown)}")
-    from benchmarks.runner import Bench
+        raise UsageError(f"--only takes {','.join(CONTENDERS)}; unknown: {', '.join(unknown)}")
 
     bench = Bench(Path(args.workdir).absolute(), args)
     try:

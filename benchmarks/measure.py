@@ -147,6 +147,17 @@ def stop_home(home: Path) -> None:
         print(f"result-assets bench: could not stop the server of {home}: {exc}", file=sys.stderr)
 
 
+def write_stock_dagster_yaml(home: Path) -> None:
+    """The home's instance on stock dagster-postgres storage, as an existing deployment's is
+    (result-assets writes its own dagster.yaml only where none is)."""
+    from result_assets.store.postgres import dagster_url
+
+    settings = home_settings(home)
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    (settings.dagster_home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {json.dumps(dagster_url(settings))}\n")
+
+
 def home_env(home: Path) -> dict:
     """The environment of a child that works in `home` and nowhere else."""
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}

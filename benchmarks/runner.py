@@ -27,9 +27,10 @@ from benchmarks.measure import (
     table_rows,
     tree_bytes,
     worker_argv,
+    write_stock_dagster_yaml,
 )
 
-CONTENDERS = ("a", "b", "c", "d")
+CONTENDERS = ("a", "b", "c", "d", "s")
 ZSTD_SAMPLE_BYTES = 16 * 1024 * 1024  # zstd -19 runs at a few MB/s: larger corpora are sampled (stratified)
 HUGE_FILE_BYTES = 10 * 1024 * 1024
 
@@ -62,6 +63,8 @@ class Bench:
             self.contender_b()
         if "c" in only:
             self.contender_c()
+        if "s" in only:
+            self.contender_stock()
         if "d" in only:
             self.contender_d()
         self.zstd_reference()
@@ -209,6 +212,18 @@ class Bench:
                 (m.seconds - plain_s) * 1000 / (n * 5) if plain_s is not None and n else None),
         }
 
+    def contender_stock(self) -> None:
+        """(c) in an instance a team already has: its dagster.yaml says `storage: postgres:`
+        (stock dagster-postgres), nothing of the project's in it."""
+        home = self.fresh_home("migrate_stock")
+        write_stock_dagster_yaml(home)
+        m = self.measure("c_stock", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size",
+                                             str(self.args.batch_size), "--json"), self.env_for(home))
+        report = last_json(m.stdout)
+        self.row("s", "(c) on stock dagster-postgres storage (dagster.yaml storage: postgres:)", m,
+                 report.get("stored_bytes"), f"{report.get('migrated', '?')} migrated, "
+                 f"{report.get('quarantined', '?')} quarantined, {report.get('runs', '?')} runs")
+
     def one_huge_task(self) -> Path | None:
         """A tree holding only the corpus's largest task (copied: migrate refuses links leaving the tree)."""
         files = corpus_files(self.corpus)
@@ -316,6 +331,11 @@ class Bench:
         if a and c and c["ok"] and a["ok"]:
             x = a["seconds"] / c["seconds"]
             target("(c) vs (a), same corpus", f"{x:.2f}x as fast", ">= 1x (no slower)", x >= 1)
+        stock = rows.get("s")
+        if a and stock and stock["ok"] and a["ok"]:
+            x = stock["seconds"] / a["seconds"]
+            target("(c) on stock dagster-postgres storage vs (a), same corpus", f"{x:.2f}x the time", "<= 1.5x",
+                   x <= 1.5, "issue 20: an existing deployment's instance")
         b = rows.get("b_pg")
         if b and c and b["ok"] and c["ok"]:
             x = b["seconds"] / c["seconds"]
