@@ -57,21 +57,28 @@ class Spelling:
     # [offset in the written bytes, length, the file's text]: numbers another writer spelled
     # otherwise than Python's repr (orjson: 5.96e-05 as 0.0000596...)
     numbers: list[list] = field(default_factory=list)
+    # A field whose rows mix spellings: {"signals.timestamp": [[code, ...], "0120..."]}, each
+    # row's code as a base-36 digit into the list, rows in (symbol_idx, seq) order. A row of
+    # its own instead of a patch per row: one character, spelled column by column.
+    row_timestamps: dict[str, list] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"indent": self.indent, "ensure_ascii": self.ensure_ascii, "compact": self.compact,
-                           "timestamps": self.timestamps, "rows": self.rows, "numbers": self.numbers},
-                          separators=(",", ":"), allow_nan=True)  # ASCII: any string is safe in Postgres text
+        fields = {"indent": self.indent, "ensure_ascii": self.ensure_ascii, "compact": self.compact,
+                  "timestamps": self.timestamps, "rows": self.rows, "numbers": self.numbers}
+        if self.row_timestamps:  # absent otherwise: a Spelling without it reads as before
+            fields["row_timestamps"] = self.row_timestamps
+        return json.dumps(fields, separators=(",", ":"), allow_nan=True)  # ASCII: safe in Postgres text
 
     @classmethod
     def from_json(cls, text: str) -> "Spelling":
         return cls(**json.loads(text))
 
 
-def rebuild(skeleton_text: str, signals, curves, timestamps: dict[str, str] | None = None) -> dict:
+def rebuild(skeleton_text: str, signals, curves, timestamps: dict[str, str] | None = None,
+            row_timestamps: dict[str, list] | None = None) -> dict:
     """The document rebuilt from a skeleton's stored text and rows, its timestamps spelled
-    as `timestamps` says (default ISO 8601 UTC)."""
-    spell = None if not timestamps else _spelled(timestamps)
+    as `timestamps` says (default ISO 8601 UTC), row by row where `row_timestamps` says."""
+    spell = None if not timestamps and not row_timestamps else _spelled(timestamps or {}, row_timestamps or {})
     return reconstruct(parse_written(skeleton_text.encode()), signals, curves, spell)
 
 
@@ -83,7 +90,7 @@ def file_document(skeleton_text: str, signals, curves, spelling: str | None, exa
     if spelling is None:
         return rebuild(skeleton_text, signals, curves)
     parsed = Spelling.from_json(spelling)
-    return apply(rebuild(skeleton_text, signals, curves, parsed.timestamps), parsed)
+    return apply(rebuild(skeleton_text, signals, curves, parsed.timestamps, parsed.row_timestamps), parsed)
 
 
 def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None) -> bytes:
@@ -93,7 +100,8 @@ def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_
     if spelling is None:
         return dumps_document(rebuild(skeleton_text, signals, curves)).encode()
     parsed = Spelling.from_json(spelling)
-    return write(apply(rebuild(skeleton_text, signals, curves, parsed.timestamps), parsed), parsed)
+    return write(apply(rebuild(skeleton_text, signals, curves, parsed.timestamps, parsed.row_timestamps), parsed),
+                 parsed)
 
 
 def write(document: object, spelling: Spelling) -> bytes:
@@ -139,7 +147,9 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
     if type(source) is not dict:
         return None
     spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
-    rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps)
+    spelling.row_timestamps = _row_codes(source, spelling.timestamps, {
+        "signals": signals.num_rows, "performance_curve": curves.num_rows})
+    rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps)
     for key, source_row, row in _row_pairs(source, rebuilt):
         # == is C-fast; what it misses (1 vs 1.0 inside a row) the byte check below catches
         if not (type(row) is dict and row == source_row and list(row) == list(source_row)):
@@ -210,9 +220,43 @@ def _timestamp_codes(source: dict) -> dict[str, str]:
     return codes
 
 
-def _spelled(codes: dict[str, str]):
-    """reconstruct's `spell`: each field's column in its code's spelling."""
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _row_codes(source: dict, codes: dict[str, str], table_rows: dict[str, int]) -> dict[str, list]:
+    """{field: [codes, one base-36 digit per row]} of the fields whose rows mix spellings, rows
+    in the order the tables sort them ((symbol_idx, seq): the document's own list, then each
+    symbol's). A row without a code (null, absent, not a timestamp) takes its field's; a field
+    whose rows the tables do not hold one for one, or with more than 36 spellings, keeps its
+    row patches instead."""
+    out = {}
+    for list_key, name in TIMESTAMP_FIELDS:
+        key = f"{list_key}.{name}"
+        default = codes.get(key)
+        row_codes = []
+        for _, holder in _holders(source):
+            rows = holder.get(list_key)
+            if type(rows) is list and all(type(r) is dict for r in rows):
+                row_codes.extend((timestamp_code(r[name]) if name in r else None) or default for r in rows)
+        distinct = list(dict.fromkeys(c for c in row_codes if c is not None))
+        if len(distinct) < 2 or len(distinct) > len(_BASE36) or len(row_codes) != table_rows[list_key] \
+                or None in row_codes:
+            continue
+        digit = {c: _BASE36[i] for i, c in enumerate(distinct)}
+        out[key] = [distinct, "".join(digit[c] for c in row_codes)]
+    return out
+
+
+def _spelled(codes: dict[str, str], row_codes: dict[str, list]):
+    """reconstruct's `spell`: each field's column in its code's spelling, or row by row in
+    each row's code (each code's spelling built for the whole column, then picked)."""
     def spell(field: str, column: pa.ChunkedArray) -> list:
+        if field in row_codes:
+            spellings, digits = row_codes[field]
+            if len(digits) != len(column):
+                raise ValueError(f"{field}: {len(digits)} row spellings for {len(column)} rows")
+            columns = [spelled_column(column, code) for code in spellings]
+            return [columns[_BASE36.index(d)][i] for i, d in enumerate(digits)]
         code = codes.get(field)
         return iso_spelling(field, column) if code is None else spelled_column(column, code)
     return spell

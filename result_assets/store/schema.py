@@ -147,7 +147,14 @@ ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS spelling text;
 ALTER TABLE tasks_history ADD COLUMN IF NOT EXISTS exact_text text;
 """
 
-STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
+# Version 4: a Spelling may carry per-row timestamp spellings (`row_timestamps`), which code
+# of version 3 cannot read. No table changes; the step exists so that such code stops with
+# the one line ("newer than this code") instead of failing on those tasks' reads.
+_V4 = """
+COMMENT ON COLUMN tasks.spelling IS 'legacy/exact.py Spelling as JSON (schema 4: may hold row_timestamps)';
+"""
+
+STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
 SCHEMA_VERSION = STEPS[-1][0]
 UPGRADE_COMMAND = "result-assets db upgrade"
 
