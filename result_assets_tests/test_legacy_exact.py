@@ -127,3 +127,33 @@ def test_orjson_float_spellings_are_number_patches():
     spelling = learn("t", raw)
     assert spelling is not None and len(spelling.numbers) == 1
     assert regenerated("t", raw) == raw
+
+
+@settings(max_examples=40, deadline=None)
+@given(codes=st.lists(st.sampled_from(SPELLINGS), min_size=2, max_size=12), curve_codes=st.lists(
+    st.sampled_from(SPELLINGS), min_size=0, max_size=5), style=st.sampled_from(STYLES))
+def test_rows_that_mix_timestamp_spellings_keep_one_digit_each(codes, curve_codes, style):
+    """A field whose rows mix spellings keeps each row's as a digit (row_timestamps), not a
+    patch per row; the file still comes back byte for byte, on the document's own list and
+    on a symbol's, for the signals' and the curve's timestamps."""
+    start = datetime(2023, 4, 18, 5, tzinfo=timezone.utc)
+    signals = [signal(start + timedelta(hours=i), code, 1.5 + i) for i, code in enumerate(codes)]
+    curve = [{"timestamp": signal(start + timedelta(hours=i), code, 0.0)["timestamp"], "equity": 1e6 + i}
+             for i, code in enumerate(curve_codes)]
+    doc = {"strategy": "sma", "symbols": [{"symbol": "KRW-BTC", "signals": signals[1:]}],
+           "signals": signals[:1], "performance_curve": curve}
+    raw = json.dumps(doc, **style).encode()
+    assert regenerated("t", raw) == raw
+    spelling = learn("t", raw)
+    mixed = len(set(codes)) > 1
+    assert ("signals.timestamp" in spelling.row_timestamps) == mixed
+    if mixed:
+        spellings, digits = spelling.row_timestamps["signals.timestamp"]
+        assert [spellings[int(d, 36)] for d in digits] == codes
+        assert not any("@timestamp" in patch[-1] for patch in spelling.rows.values())
+
+
+def test_a_spelling_without_row_timestamps_reads_as_before():
+    old = '{"indent":null,"ensure_ascii":true,"compact":false,"timestamps":{"signals.timestamp":"TZ"},"rows":{},"numbers":[]}'
+    spelling = exact.Spelling.from_json(old)
+    assert spelling.row_timestamps == {} and spelling.to_json() == old
