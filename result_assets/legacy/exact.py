@@ -58,8 +58,8 @@ class Spelling:
     # otherwise than Python's repr (orjson: 5.96e-05 as 0.0000596...)
     numbers: list[list] = field(default_factory=list)
     # A field whose rows mix spellings: {"signals.timestamp": [[code, ...], "0120..."]}, each
-    # row's code as a base-36 digit into the list, rows in (symbol_idx, seq) order. A row of
-    # its own instead of a patch per row: one character, spelled column by column.
+    # row's code as a base-36 digit into the list, rows in (symbol_idx, seq) order: one
+    # character per row instead of a patch per row, and spelled column by column.
     row_timestamps: dict[str, list] = field(default_factory=dict)
 
     def to_json(self) -> str:
