@@ -8,7 +8,8 @@ import numbers
 from benchmarks.app_life import MODES, NOT_YET, Params, run_app_life
 
 FIGURES = ("first.save.p50", "first.save.p95", "first.get_small.p50", "first.get_large.p50",
-           "after_n.save.p50", "after_n.get_small.p50", "after_n.get_large.p50", "after_n.bulk")
+           "first.get_migrated.p50", "after_n.save.p50", "after_n.get_small.p50", "after_n.get_large.p50",
+           "after_n.get_migrated.p50", "after_n.bulk")
 
 
 def test_app_bench_smoke(project_home, tmp_path):
@@ -21,6 +22,7 @@ def test_app_bench_smoke(project_home, tmp_path):
     text = out.getvalue()
     for label in ("after the first 5 saves", "after 5 saves, no maintenance", "after 5 saves + maintain()",
                   "save_result, 100-signal task", "get_result, small (<200 KB", "get_result, large (>1 MB",
+                  "get_result, migrated legacy file (20 tasks",
                   "bulk read of 3 tasks", "proof stage"):
         assert label in text, label
     assert "maintain(stores) duration" in text or NOT_YET in text
