@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.measure import write_stock_dagster_yaml
+
 CURVE_POINTS = 500  # the shape of the sample task the published figures were measured on
 HOUR_MS = 3_600_000
 STOCK_YAML = "stock dagster.yaml"  # the mode whose instance says `storage: postgres:`
@@ -73,23 +75,13 @@ def migrate_seconds(source: Path, home: Path, extra_env: dict, stock_yaml: bool 
     try:
         subprocess.run(cli + ["status"], env=env, check=True, capture_output=True)  # server up before the clock
         if stock_yaml:  # an existing deployment's instance: stock dagster-postgres storage
-            subprocess.run([sys.executable, "-c", _WRITE_STOCK_YAML], env=env, check=True)
+            write_stock_dagster_yaml(home)
         out = subprocess.run(cli + ["migrate", "--source-dir", str(source), "--batch-size", "100", "--json"],
                              env=env, check=True, capture_output=True, text=True).stdout
     finally:  # a failed run must not leave its embedded server behind
         subprocess.run([sys.executable, "-c", "from result_assets.store.postgres import stop_embedded;"
                         "from result_assets.settings import Settings; stop_embedded(Settings.from_env())"], env=env)
     return json.loads(out)["seconds"]
-
-
-_WRITE_STOCK_YAML = """
-import json
-from result_assets.settings import Settings
-from result_assets.store.postgres import dagster_url
-s = Settings.from_env()
-s.dagster_home.mkdir(parents=True, exist_ok=True)
-(s.dagster_home / "dagster.yaml").write_text("storage:\\n  postgres:\\n    postgres_url: " + json.dumps(dagster_url(s)) + "\\n")
-"""
 
 
 def main() -> int:

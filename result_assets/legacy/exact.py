@@ -11,9 +11,11 @@ and a small `Spelling`:
 - per timestamp field (signals' timestamp and exit_timestamp, curve points' timestamp)
   the spelling of the file's first value: ISO with "T" or a space and its offset ("Z",
   "+09:00", "+0900", or none: Seoul wall time), or epoch milliseconds as an int or a string;
-- patches for what still differs: per row the values spelled otherwise (another
-  timestamp spelling, as its code; a numeric string; an explicit null), and per number
-  the text another writer gave it (orjson's floats that differ from Python's repr).
+- for a field whose rows mix spellings, each row's spelling (one base-36 digit);
+- patches for what still differs: per row the values spelled otherwise (a numeric
+  string, an explicit null, a timestamp spelling where the field keeps no per-row
+  spellings), and per number the text another writer gave it (orjson's floats that
+  differ from Python's repr).
 
 `learn` finds the Spelling that reproduces a file (and the bytes it writes), or None when
 nothing here does (the store then keeps the file's text). `rebuild` spells the timestamps (Arrow, column by
@@ -177,17 +179,22 @@ def render_timestamp(us: int, code: str) -> object:
     if code == "ms_str":
         return str(us // 1000)
     sep, suffix = code[0], code[1:]
-    if suffix == "Z":
-        offset = 0
-    elif suffix:
-        sign, hours, minutes = _OFFSET.fullmatch(suffix).groups()
-        offset = (int(hours) * 3600 + int(minutes) * 60) * 10**6 * (-1 if sign == "-" else 1)
+    if suffix:
+        offset = _fixed_offset_us(suffix)
     elif us >= _SEOUL_FIXED_FROM_US:
         offset = _SEOUL_US
     else:  # before 1989 Seoul had summer time: ask zoneinfo
         moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
         offset = moment.astimezone(SEOUL).utcoffset() // timedelta(microseconds=1)
     return (_NAIVE_EPOCH + timedelta(microseconds=us + offset)).isoformat(sep=sep) + suffix
+
+
+def _fixed_offset_us(suffix: str) -> int:
+    """The UTC offset a code's suffix spells ("Z", "+09:00", "-0500"), in microseconds."""
+    if suffix == "Z":
+        return 0
+    sign, hours, minutes = _OFFSET.fullmatch(suffix).groups()
+    return (int(hours) * 3600 + int(minutes) * 60) * 10**6 * (-1 if sign == "-" else 1)
 
 
 def timestamp_code(value: object) -> str | None:
@@ -256,7 +263,7 @@ def _spelled(codes: dict[str, str], row_codes: dict[str, list]):
             if len(digits) != len(column):
                 raise ValueError(f"{field}: {len(digits)} row spellings for {len(column)} rows")
             columns = [spelled_column(column, code) for code in spellings]
-            return [columns[_BASE36.index(d)][i] for i, d in enumerate(digits)]
+            return [columns[int(d, 36)][i] for i, d in enumerate(digits)]
         code = codes.get(field)
         return iso_spelling(field, column) if code is None else spelled_column(column, code)
     return spell
@@ -275,13 +282,7 @@ def spelled_column(column: pa.ChunkedArray, code: str) -> list:
     if code in ("ms", "ms_str"):
         values = pc.divide(micros, 1000).to_pylist()  # whole milliseconds: the file spelled them so
         return values if code == "ms" else [None if v is None else str(v) for v in values]
-    if suffix == "Z":
-        offset = 0
-    elif suffix:
-        sign, hours, minutes = _OFFSET.fullmatch(suffix).groups()
-        offset = (int(hours) * 3600 + int(minutes) * 60) * 10**6 * (-1 if sign == "-" else 1)
-    else:
-        offset = _SEOUL_US
+    offset = _fixed_offset_us(suffix) if suffix else _SEOUL_US
     # Arrow writes "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat drops a zero fraction
     text = pc.add(micros, offset).cast(pa.timestamp("us")).cast(pa.string())
     if sep != " ":
