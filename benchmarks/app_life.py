@@ -4,7 +4,9 @@ Each mode gets a fresh temporary home (embedded Postgres) and the same documents
 same order: a few large tasks (untimed; they also warm up tables, connections and the
 Dagster instance), then N saves of 100-signal tasks. Figures are taken after the first
 100 saves, after all N, and after a maintain() run plus 100 more saves. Reads repeat a
-fixed set of small (<200 KB) and large (>1 MB) tasks; the bulk read, after N saves (so
+fixed set of small (<200 KB) and large (>1 MB) tasks, each read once untimed first (so,
+in the store's modes, from the process's read cache); the same small and migrated tasks are
+also read once each with the cache emptied first ("first read"); the bulk read, after N saves (so
 there are 1,000 to read), is the first 1,000 saved tasks in one get_results call (a loop
 of get_result where the manager has none). Prints a markdown table (ratios against
 json-only, targets beside) and writes the figures to <workdir>/app_life.json. Judges
@@ -113,13 +115,35 @@ def pct(samples: list[float]) -> dict[str, float]:
 
 
 def timed_reads(manager, ids: list[str], n: int) -> dict[str, float]:
-    manager.get_result(ids[0])  # warm: first open of tables and caches is not a steady read
+    """Repeat reads: each task read once untimed first (the first open of tables and of the
+    read cache's entry is not a steady read; cold_reads times first reads)."""
+    for task_id in ids:
+        manager.get_result(task_id)
     samples = []
     for k in range(n):
         started = time.perf_counter()
         manager.get_result(ids[k % len(ids)])
         samples.append(time.perf_counter() - started)
     return pct(samples)
+
+
+def _read_cache(manager):
+    """The manager's read cache, if it has a store (json-only never opens one)."""
+    stores = manager.__dict__.get("stores")
+    return getattr(stores, "read_cache", None)
+
+
+def cold_reads(manager, ids: list[str]) -> float:
+    """p50 of one get_result per task, the read cache emptied before each."""
+    samples = []
+    for task_id in ids:
+        cache = _read_cache(manager)
+        if cache is not None:
+            cache.clear()
+        started = time.perf_counter()
+        manager.get_result(task_id)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
 
 
 def bulk_read(manager, ids: list[str]) -> tuple[float, str]:
@@ -209,6 +233,11 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
                         fig[f"{block}.get_small.{name}"] = value
                 for name, value in timed_reads(manager, list(corpus.migrated), params.reads).items():
                     fig[f"{block}.get_migrated.{name}"] = value
+                # The same tasks each read once with the read cache emptied first: what a read costs
+                # the first time a process asks for a task (repeat reads above are mostly cache hits).
+                if corpus.small:
+                    fig[f"{block}.get_small_cold.p50"] = cold_reads(manager, corpus.small)
+                fig[f"{block}.get_migrated_cold.p50"] = cold_reads(manager, list(corpus.migrated))
                 if corpus.large:
                     for name, value in timed_reads(manager, list(corpus.large), max(3, params.reads // 5)).items():
                         fig[f"{block}.get_large.{name}"] = value
@@ -239,6 +268,11 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
                     return {"figures": fig, "notes": notes}
                 fig["maintain.seconds"] = time.perf_counter() - started
             figures("after_maint", save_window(params.saves, w), bulk=True)
+            cache = _read_cache(manager)
+            if cache is not None:
+                stats = cache.stats()
+                fig.update({"read_cache.hits": stats.hits, "read_cache.misses": stats.misses,
+                            "read_cache.mb": stats.bytes / 1e6, "read_cache.max_mb": stats.max_bytes / 1e6})
         finally:
             instance = manager.__dict__.get("instance")
             if instance is not None:
@@ -281,16 +315,21 @@ def rows(corpus: Corpus, params: Params) -> list[tuple[str, str, str]]:
     out += [("first.get_small.p50", f"{small} p50", "<= 2x json-only"), ("first.get_small.p95", f"{small} p95", ""),
             ("first.get_large.p50", f"{large} p50", "<= 1x json-only"), ("first.get_large.p95", f"{large} p95", ""),
             ("first.get_migrated.p50", f"{migrated} p50", "<= 2x json-only"),
-            ("first.get_migrated.p95", f"{migrated} p95", "")]
+            ("first.get_migrated.p95", f"{migrated} p95", ""),
+            ("first.get_small_cold.p50", f"{small}, first read (read cache empty) p50", "<= 2x json-only"),
+            ("first.get_migrated_cold.p50", f"{migrated}, first read (read cache empty) p50", "<= 2x json-only")]
     for block, title in (("after_n", f"after {n} saves, no maintenance"),
                          ("after_maint", f"after {n} saves + maintain(), {corpus.window} more saves")):
         out.append((f"#{block}", title, ""))
         if block == "after_maint":
             out.append(("maintain.seconds", "maintain(stores) duration", ""))
-        for key, label, _ in out[1:9]:
+        for key, label, _ in out[1:11]:
             target = "within 1.5x of after-first" if key.endswith("p50") else ""
             out.append((key.replace("first.", f"{block}.", 1), label, target))
         out.append((f"{block}.bulk", f"bulk read of {bulk} tasks (total)", "<= 1x JSON files"))
+    out += [("#read_cache", "the read cache at the end (per process, RESULT_READ_CACHE_MB; not stored bytes)", ""),
+            ("read_cache.hits", "hits", ""), ("read_cache.misses", "misses", ""),
+            ("read_cache.mb", "MB held (pickled documents)", ""), ("read_cache.max_mb", "MB bound", "")]
     return out
 
 
@@ -306,6 +345,8 @@ def cell(key: str, mode: str, results: dict) -> str:
             return notes["maintain"]
         return "-"
     value = fig[key]
+    if key.startswith("read_cache."):
+        return f"{value:.1f}" if key.endswith("mb") else f"{value:,}"
     ms = value * 1000
     text = f"{value:.2f} s" if key.endswith(("bulk", "seconds")) else f"{ms:.1f} ms" if ms >= 1 else f"{ms:.2f} ms"
     extra = ["loop"] if key.endswith("bulk") and notes.get("bulk") == "loop" else []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 DEFAULT_BATCH_SIZE = 50
 ONE_GIB = 1 << 30
+DEFAULT_READ_CACHE_MB = 64
 
 
 class SettingsError(ValueError):
@@ -32,6 +33,8 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE  # partitions per backfill run (RESULT_BATCH_SIZE)
     workers: int = 0  # processes converting a batch (RESULT_WORKERS); 0: one per core
     max_file_bytes: int = ONE_GIB  # a larger source is quarantined, never read whole
+    # Per process, the documents read most recently (store/read_cache.py); 0 turns it off.
+    read_cache_mb: int = DEFAULT_READ_CACHE_MB
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -52,6 +55,7 @@ class Settings:
             batch_size=_whole_number(env, "RESULT_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1),
             workers=_whole_number(env, "RESULT_WORKERS", 0, minimum=1),
             max_file_bytes=_whole_number(env, "RESULT_MAX_FILE_BYTES", ONE_GIB, minimum=1),
+            read_cache_mb=_whole_number(env, "RESULT_READ_CACHE_MB", DEFAULT_READ_CACHE_MB, minimum=0),
         )
         values.update(overrides)
         return cls(**values)
@@ -70,5 +74,6 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int)
     if not text:
         return default
     if not text.isdigit() or int(text) < minimum:
-        raise SettingsError(f"{name} must be a positive whole number, not {text!r}")
+        kind = "a positive whole number" if minimum > 0 else "a whole number (0: off)"
+        raise SettingsError(f"{name} must be {kind}, not {text!r}")
     return int(text)

@@ -16,7 +16,7 @@ import pytest
 SAMPLES = Path(__file__).parent / "samples"
 
 HOME_VARS = ("RESULT_ASSETS_HOME", "DATABASE_URL", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR",
-             "RESULT_SOURCE_DIR", "DAGSTER_HOME", "RESULT_BATCH_SIZE")
+             "RESULT_SOURCE_DIR", "DAGSTER_HOME", "RESULT_BATCH_SIZE", "RESULT_READ_CACHE_MB")
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,9 @@ def project_home(tmp_path_factory):
         for key in HOME_VARS:
             env.delenv(key, raising=False)
         env.setenv("RESULT_ASSETS_HOME", str(home))
+        # The read cache off: every read in the suite goes through the store's own read path
+        # (hot tier, row groups, rebuild). test_read_cache.py turns it on and tests it.
+        env.setenv("RESULT_READ_CACHE_MB", "0")
         if server_url:
             test_db = f"ra_test_{uuid.uuid4().hex[:12]}"
             _admin(server_url, f'CREATE DATABASE "{test_db}"')

@@ -77,10 +77,11 @@ class Spelling:
 
 
 def rebuild(skeleton_text: str, signals, curves, timestamps: dict[str, str] | None = None,
-            row_timestamps: dict[str, list] | None = None) -> dict:
+            row_timestamps: dict[str, list] | None = None, spelled: dict[str, list] | None = None) -> dict:
     """The document rebuilt from a skeleton's stored text and rows, its timestamps spelled
     as `timestamps` says (default ISO 8601 UTC), row by row where `row_timestamps` says."""
-    spell = None if not timestamps and not row_timestamps else _spelled(timestamps or {}, row_timestamps or {})
+    spell = None if not timestamps and not row_timestamps and not spelled else \
+        _spelled(timestamps or {}, row_timestamps or {}, spelled or {})
     return reconstruct(parse_written(skeleton_text.encode()), signals, curves, spell)
 
 
@@ -149,9 +150,11 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
     if type(source) is not dict:
         return None
     spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
-    spelling.row_timestamps = _row_codes(source, spelling.timestamps, {
-        "signals": signals.num_rows, "performance_curve": curves.num_rows})
-    rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps)
+    tables = {"signals": signals, "performance_curve": curves}
+    uniform = _uniform_fields(source, spelling.timestamps, tables)
+    spelling.row_timestamps = _row_codes(source, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
+                                         skip=set(uniform))
+    rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, uniform)
     for key, source_row, row in _row_pairs(source, rebuilt):
         # == is C-fast; what it misses (1 vs 1.0 inside a row) the byte check below catches
         if not (type(row) is dict and row == source_row and list(row) == list(source_row)):
@@ -230,7 +233,39 @@ def _timestamp_codes(source: dict) -> dict[str, str]:
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def _row_codes(source: dict, codes: dict[str, str], table_rows: dict[str, int]) -> dict[str, list]:
+_COLUMNS = {"timestamp": "ts", "exit_timestamp": "exit_ts"}
+
+
+def _uniform_fields(source: dict, codes: dict[str, str], tables: dict[str, pa.Table]) -> dict[str, list]:
+    """{field: its spelled column} of the timestamp fields whose rows all hold their value as
+    the field's code spells the whole column: none mixes spellings, so _row_codes need not
+    look at each row (one list compare instead of a pattern match per row), and rebuild
+    takes the column as spelled here. Rows in the tables' (symbol_idx, seq) order."""
+    uniform = {}
+    for list_key, name in TIMESTAMP_FIELDS:
+        key, table = f"{list_key}.{name}", tables[list_key]
+        values = []
+        for _, holder in _holders(source):
+            rows = holder.get(list_key)
+            if type(rows) is list:
+                if not all(type(r) is dict for r in rows):
+                    break
+                values += [r.get(name) for r in rows]
+        else:
+            if len(values) != table.num_rows:
+                continue
+            if table.num_rows > 1:
+                table = table.take(pc.sort_indices(table, [("symbol_idx", "ascending"), ("seq", "ascending")]))
+            column = table.column(_COLUMNS[name])
+            code = codes.get(key)
+            spelled = iso_spelling(key, column) if code is None else spelled_column(column, code)
+            if values == spelled:
+                uniform[key] = spelled
+    return uniform
+
+
+def _row_codes(source: dict, codes: dict[str, str], table_rows: dict[str, int],
+               skip: set[str] = frozenset()) -> dict[str, list]:
     """{field: [codes, one base-36 digit per row]} of the fields whose rows mix spellings, rows
     in the order the tables sort them ((symbol_idx, seq): the document's own list, then each
     symbol's). A row without a code (null, absent, not a timestamp) takes its field's; a field
@@ -239,6 +274,8 @@ def _row_codes(source: dict, codes: dict[str, str], table_rows: dict[str, int]) 
     out = {}
     for list_key, name in TIMESTAMP_FIELDS:
         key = f"{list_key}.{name}"
+        if key in skip:
+            continue
         default = codes.get(key)
         row_codes = []
         for _, holder in _holders(source):
@@ -254,7 +291,7 @@ def _row_codes(source: dict, codes: dict[str, str], table_rows: dict[str, int]) 
     return out
 
 
-def _spelled(codes: dict[str, str], row_codes: dict[str, list]):
+def _spelled(codes: dict[str, str], row_codes: dict[str, list], known: dict[str, list]):
     """reconstruct's `spell`: each field's column in its code's spelling, or row by row in
     each row's code (each code's spelling built for the whole column, then picked)."""
     def spell(field: str, column: pa.ChunkedArray) -> list:
@@ -264,6 +301,8 @@ def _spelled(codes: dict[str, str], row_codes: dict[str, list]):
                 raise ValueError(f"{field}: {len(digits)} row spellings for {len(column)} rows")
             columns = [spelled_column(column, code) for code in spellings]
             return [columns[int(d, 36)][i] for i, d in enumerate(digits)]
+        if field in known:  # spelled already, in the same row order (learn's _uniform_fields)
+            return known[field]
         code = codes.get(field)
         return iso_spelling(field, column) if code is None else spelled_column(column, code)
     return spell

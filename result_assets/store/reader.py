@@ -13,6 +13,7 @@ from deltalake.exceptions import DeltaError
 from result_assets.legacy import exact
 from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
+from result_assets.store.read_cache import version_key
 from result_assets.store.row_locations import RowsGone, split_by_task
 from result_assets.store.stores import Stores
 
@@ -28,6 +29,9 @@ class TaskUnreadable(RuntimeError):
 
 # Tasks read per pass: one catalog query and one read per file each (bounds a pass's memory).
 READ_BATCH = 1000
+# A read of more tasks than this (a bulk read, a scan) takes from the read cache but does not
+# fill it: one pass over thousands of tasks would evict what the point reads keep coming back to.
+CACHE_FILL_MAX_TASKS = 16
 
 
 def rebuild_documents(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
@@ -96,14 +100,28 @@ def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[s
 
 
 def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
-    """{task_id: make(skeleton text, signal rows, curve rows, spelling, exact text)} of the migrated tasks."""
+    """{task_id: make(skeleton text, signal rows, curve rows, spelling, exact text)} of the migrated tasks.
+    Documents come from the process's read cache when it holds the version the catalog row names."""
     rows = {t: r for t, r in catalog_rows.items() if r["status"] == "migrated"}
     if not rows:
         return {}
-    tables = {table: read_rows(stores, table, rows) for table in (SIGNALS, CURVES)}
-    return {task_id: make(rows[task_id]["skeleton"], tables[SIGNALS][task_id], tables[CURVES][task_id],
-                          rows[task_id].get("spelling"), rows[task_id].get("exact_text"))
-            for task_id in sorted(rows)}
+    cache = stores.read_cache if make is exact.file_document and stores.read_cache.enabled else None
+    out = {}
+    if cache is not None:
+        for task_id, row in rows.items():
+            document = cache.get(version_key(task_id, row))
+            if document is not None:
+                out[task_id] = document
+        rows = {t: r for t, r in rows.items() if t not in out}
+    if rows:
+        tables = {table: read_rows(stores, table, rows) for table in (SIGNALS, CURVES)}
+        fill = cache is not None and len(catalog_rows) <= CACHE_FILL_MAX_TASKS
+        for task_id, row in rows.items():
+            out[task_id] = make(row["skeleton"], tables[SIGNALS][task_id], tables[CURVES][task_id],
+                                row.get("spelling"), row.get("exact_text"))
+            if fill:
+                cache.put(version_key(task_id, row), out[task_id])
+    return {task_id: out[task_id] for task_id in sorted(out)}
 
 
 def read_result(task_id: str, stores: Stores) -> dict:

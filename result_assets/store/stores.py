@@ -8,6 +8,7 @@ from result_assets.settings import Settings
 from result_assets.store.backups import BackupStore, open_backup_store
 from result_assets.store.catalog import Catalog
 from result_assets.store.delta_tables import DeltaStore, s3_storage_options
+from result_assets.store.read_cache import ReadCache
 
 
 @dataclass
@@ -35,6 +36,10 @@ class Stores:
     def backups(self) -> BackupStore:
         root = self.settings.backup_dir
         return open_backup_store(root, s3_storage_options(root))
+
+    @cached_property
+    def read_cache(self) -> ReadCache:
+        return ReadCache(self.settings.read_cache_mb << 20)
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -1,0 +1,90 @@
+"""The documents this process read most recently, kept as pickles: a bounded, evictable read cache.
+
+A document rebuilt from the Delta tables costs two Parquet point reads and a rebuild (a few
+times json.loads of its file); a cached one costs pickle.loads, about a fifth of json.loads
+of the same file (measured: docs/performance.md "The read cache"). Every read still asks
+the catalog first, and an entry is keyed by what that row says of the published version
+(task, catalog version, publication time, the source's SHA-256), so a new save, a
+re-migration or a rollback is never answered from the cache, whichever process wrote it.
+Maintenance moves rows without changing a document, so cached entries outlive it.
+
+Bounded by RESULT_READ_CACHE_MB (pickled bytes, per process; 0 turns it off), least
+recently used out first. It holds nothing the store does not: it is never written back,
+and each get returns a fresh object (the caller may change it).
+"""
+from __future__ import annotations
+
+import pickle
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+# An entry over this share of the bound is not kept: one huge task must not evict the rest.
+LARGEST_SHARE = 8
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    entries: int = 0
+    bytes: int = 0
+    max_bytes: int = 0
+
+
+def version_key(task_id: str, catalog_row: dict) -> tuple:
+    """What names one published version of a task (its catalog row says it)."""
+    return (task_id, catalog_row["version"], str(catalog_row["migrated_at"]), catalog_row["source_sha256"])
+
+
+class ReadCache:
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        # {task_id: (version key, pickled document)}: one version per task, the newest asked for
+        self._entries: OrderedDict[str, tuple[tuple, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stats = CacheStats(max_bytes=max_bytes)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def get(self, key: tuple) -> dict | None:
+        """A fresh copy of the cached document, or None."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            entry = self._entries.get(key[0])
+            if entry is None or entry[0] != key:
+                self._stats.misses += 1
+                return None
+            self._entries.move_to_end(key[0])
+            self._stats.hits += 1
+        return pickle.loads(entry[1])  # noqa: S301 - pickled by this process, never read from outside
+
+    def put(self, key: tuple, document: dict) -> None:
+        if not self.enabled:
+            return
+        data = pickle.dumps(document, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) > self.max_bytes // LARGEST_SHARE:
+            return
+        with self._lock:
+            old = self._entries.pop(key[0], None)  # any other version of the task: replaced
+            if old is not None:
+                self._stats.bytes -= len(old[1])
+            self._entries[key[0]] = (key, data)
+            self._stats.bytes += len(data)
+            while self._stats.bytes > self.max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._stats.bytes -= len(evicted)
+                self._stats.evictions += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._stats.bytes = 0
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(**{**self._stats.__dict__, "entries": len(self._entries)})
