@@ -228,16 +228,16 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
             def figures(block: str, saves: list[float], bulk: bool) -> None:
                 for name, value in pct(saves).items():
                     fig[f"{block}.save.{name}"] = value
+                # Each task read once with the read cache emptied first: what a read costs the
+                # first time a process asks for a task; then repeat reads (from the cache).
+                if corpus.small:
+                    fig[f"{block}.get_small_cold.p50"] = cold_reads(manager, corpus.small)
+                fig[f"{block}.get_migrated_cold.p50"] = cold_reads(manager, list(corpus.migrated))
                 if corpus.small:
                     for name, value in timed_reads(manager, corpus.small, params.reads).items():
                         fig[f"{block}.get_small.{name}"] = value
                 for name, value in timed_reads(manager, list(corpus.migrated), params.reads).items():
                     fig[f"{block}.get_migrated.{name}"] = value
-                # The same tasks each read once with the read cache emptied first: what a read costs
-                # the first time a process asks for a task (repeat reads above are mostly cache hits).
-                if corpus.small:
-                    fig[f"{block}.get_small_cold.p50"] = cold_reads(manager, corpus.small)
-                fig[f"{block}.get_migrated_cold.p50"] = cold_reads(manager, list(corpus.migrated))
                 if corpus.large:
                     for name, value in timed_reads(manager, list(corpus.large), max(3, params.reads // 5)).items():
                         fig[f"{block}.get_large.{name}"] = value

@@ -157,3 +157,43 @@ def test_a_spelling_without_row_timestamps_reads_as_before():
     old = '{"indent":null,"ensure_ascii":true,"compact":false,"timestamps":{"signals.timestamp":"TZ"},"rows":{},"numbers":[]}'
     spelling = exact.Spelling.from_json(old)
     assert spelling.row_timestamps == {} and spelling.to_json() == old
+
+
+@settings(max_examples=40, deadline=None)
+@given(kinds=st.lists(st.sampled_from(["closed", "null", "absent"]), min_size=1, max_size=10),
+       style=st.sampled_from(STYLES), curve_null=st.booleans())
+def test_explicit_nulls_are_one_field_name_not_a_patch_per_row(kinds, style, curve_null):
+    """Open positions written as `"exit_timestamp": null, "exit_price": null` (and a curve
+    point's null equity): each field is named once in null_keys and no row is patched, unless
+    some row of the list leaves the key out instead (then each null row keeps its patch).
+    Byte for byte either way."""
+    start = datetime(2023, 4, 18, 5, tzinfo=timezone.utc)
+    signals = []
+    for i, kind in enumerate(kinds):
+        base = signal(start + timedelta(hours=i), "TZ", 100.0 + i)
+        row = {k: base[k] for k in ("timestamp", "type", "price", "quantity", "exit_timestamp")}
+        if kind == "closed":
+            row["exit_price"] = 101.0
+        elif kind == "null":
+            row["exit_timestamp"] = row["exit_price"] = None
+        else:
+            del row["exit_timestamp"]
+        signals.append({**row, "pnl": base["pnl"]})  # the keys in the tables' order
+    curve = [{"timestamp": signal(start + timedelta(hours=i), "TZ", 0)["timestamp"],
+              "equity": None if curve_null and i == 1 else 1e6 + i} for i in range(3)]
+    doc = {"strategy": "sma", "symbols": [{"symbol": "KRW-BTC", "signals": signals}], "performance_curve": curve}
+    raw = json.dumps(doc, **style).encode()
+    assert regenerated("t", raw) == raw
+    spelling = learn("t", raw)
+    explicit = "null" in kinds and "absent" not in kinds
+    assert ("signals.exit_timestamp" in spelling.null_keys) == explicit
+    assert ("signals.exit_price" in spelling.null_keys) == explicit
+    assert ("performance_curve.equity" in spelling.null_keys) == curve_null
+    null_rows = 0 if explicit else kinds.count("null")
+    assert len(spelling.rows) == null_rows
+
+
+def test_a_spelling_without_null_keys_reads_as_before():
+    old = '{"indent":2,"ensure_ascii":true,"compact":false,"timestamps":{},"rows":{},"numbers":[]}'
+    spelling = exact.Spelling.from_json(old)
+    assert spelling.null_keys == [] and spelling.to_json() == old

@@ -12,6 +12,8 @@ and a small `Spelling`:
   the spelling of the file's first value: ISO with "T" or a space and its offset ("Z",
   "+09:00", "+0900", or none: Seoul wall time), or epoch milliseconds as an int or a string;
 - for a field whose rows mix spellings, each row's spelling (one base-36 digit);
+- the row fields whose nulls the file writes out (`"exit_timestamp": null` of an open
+  position) rather than leaving the key out;
 - patches for what still differs: per row the values spelled otherwise (a numeric
   string, an explicit null, a timestamp spelling where the field keeps no per-row
   spellings), and per number the text another writer gave it (orjson's floats that
@@ -63,12 +65,17 @@ class Spelling:
     # row's code as a base-36 digit into the list, rows in (symbol_idx, seq) order: one
     # character per row instead of a patch per row, and spelled column by column.
     row_timestamps: dict[str, list] = field(default_factory=dict)
+    # Row fields ("signals.exit_timestamp") whose every null the file writes as `"key": null`
+    # (a null otherwise means the key is absent): one name instead of a patch per row.
+    null_keys: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         fields = {"indent": self.indent, "ensure_ascii": self.ensure_ascii, "compact": self.compact,
                   "timestamps": self.timestamps, "rows": self.rows, "numbers": self.numbers}
-        if self.row_timestamps:  # absent otherwise: a Spelling without it reads as before
+        if self.row_timestamps:  # absent otherwise: a Spelling without them reads as before
             fields["row_timestamps"] = self.row_timestamps
+        if self.null_keys:
+            fields["null_keys"] = self.null_keys
         return json.dumps(fields, separators=(",", ":"), allow_nan=True)  # ASCII: safe in Postgres text
 
     @classmethod
@@ -77,12 +84,14 @@ class Spelling:
 
 
 def rebuild(skeleton_text: str, signals, curves, timestamps: dict[str, str] | None = None,
-            row_timestamps: dict[str, list] | None = None, spelled: dict[str, list] | None = None) -> dict:
+            row_timestamps: dict[str, list] | None = None, spelled: dict[str, list] | None = None,
+            null_keys: list[str] | None = None) -> dict:
     """The document rebuilt from a skeleton's stored text and rows, its timestamps spelled
-    as `timestamps` says (default ISO 8601 UTC), row by row where `row_timestamps` says."""
+    as `timestamps` says (default ISO 8601 UTC), row by row where `row_timestamps` says,
+    the nulls of the `null_keys` fields written out."""
     spell = None if not timestamps and not row_timestamps and not spelled else \
         _spelled(timestamps or {}, row_timestamps or {}, spelled or {})
-    return reconstruct(parse_written(skeleton_text.encode()), signals, curves, spell)
+    return reconstruct(parse_written(skeleton_text.encode()), signals, curves, spell, frozenset(null_keys or ()))
 
 
 def file_document(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None) -> dict:
@@ -93,7 +102,8 @@ def file_document(skeleton_text: str, signals, curves, spelling: str | None, exa
     if spelling is None:
         return rebuild(skeleton_text, signals, curves)
     parsed = Spelling.from_json(spelling)
-    return apply(rebuild(skeleton_text, signals, curves, parsed.timestamps, parsed.row_timestamps), parsed)
+    return apply(rebuild(skeleton_text, signals, curves, parsed.timestamps, parsed.row_timestamps,
+                         null_keys=parsed.null_keys), parsed)
 
 
 def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None) -> bytes:
@@ -103,8 +113,8 @@ def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_
     if spelling is None:
         return dumps_document(rebuild(skeleton_text, signals, curves)).encode()
     parsed = Spelling.from_json(spelling)
-    return write(apply(rebuild(skeleton_text, signals, curves, parsed.timestamps, parsed.row_timestamps), parsed),
-                 parsed)
+    return write(apply(rebuild(skeleton_text, signals, curves, parsed.timestamps, parsed.row_timestamps,
+                               null_keys=parsed.null_keys), parsed), parsed)
 
 
 def write(document: object, spelling: Spelling) -> bytes:
@@ -154,7 +164,9 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
     uniform = _uniform_fields(source, spelling.timestamps, tables)
     spelling.row_timestamps = _row_codes(source, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
                                          skip=set(uniform))
-    rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, uniform)
+    spelling.null_keys = _null_keys(source)
+    rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, uniform,
+                      spelling.null_keys)
     for key, source_row, row in _row_pairs(source, rebuilt):
         # == is C-fast; what it misses (1 vs 1.0 inside a row) the byte check below catches
         if not (type(row) is dict and row == source_row and list(row) == list(source_row)):
@@ -234,6 +246,26 @@ _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 _COLUMNS = {"timestamp": "ts", "exit_timestamp": "exit_ts"}
+# The typed fields of each row list (the ones a null in the tables can stand for).
+_ROW_FIELDS = {"signals": ("timestamp", "type", "price", "quantity", "exit_timestamp", "exit_price", "return_pct",
+                           "pnl", "commission", "holding_bars", "reason", "indicators"),
+               "performance_curve": ("timestamp", "equity", "drawdown")}
+_ABSENT = object()
+
+
+def _null_keys(source: dict) -> list[str]:
+    """The row fields the file writes as explicit nulls wherever their value is null: some
+    row holds `"key": null` and no row of that list leaves the key out. A field whose rows
+    do both keeps its row patches (the tables cannot tell the two apart)."""
+    out = []
+    for list_key, names in _ROW_FIELDS.items():
+        lists = [holder.get(list_key) for _, holder in _holders(source)]
+        rows = [r for rows in lists if type(rows) is list for r in rows if type(r) is dict]
+        for name in names:
+            values = [r.get(name, _ABSENT) for r in rows]
+            if None in values and _ABSENT not in values:
+                out.append(f"{list_key}.{name}")
+    return out
 
 
 def _uniform_fields(source: dict, codes: dict[str, str], tables: dict[str, pa.Table]) -> dict[str, list]:

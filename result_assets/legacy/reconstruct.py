@@ -15,16 +15,21 @@ _SIGNAL_ORDER = ("type", "price", "quantity", "exit_timestamp", "exit_price", "r
                  "pnl", "commission", "holding_bars", "reason", "indicators")
 
 
-def reconstruct(skeleton: dict, signals: pa.Table, curves: pa.Table, spell=None) -> dict:
+def reconstruct(skeleton: dict, signals: pa.Table, curves: pa.Table, spell=None,
+                null_keys: frozenset[str] = frozenset()) -> dict:
     """Rebuild one task's document. Rows may come in any order; each goes back to
     the list its (symbol_idx, seq) names. Timestamps come back as ISO 8601 UTC, or as
     `spell(field, column)` gives them ("signals.timestamp", "signals.exit_timestamp",
-    "performance_curve.timestamp": the file's own spelling, exact.py)."""
+    "performance_curve.timestamp": the file's own spelling, exact.py). A null value leaves
+    its key out of the row, except in the fields `null_keys` names ("signals.exit_timestamp":
+    the file writes those nulls, e.g. an open position's exit)."""
     spell = spell or iso_spelling
     doc = copy_json(skeleton)
-    for symbol_idx, rows in _grouped_rows(signals, lambda table: _signal_dicts(table, spell)):
+    signal_nulls = frozenset(k.split(".", 1)[1] for k in null_keys if k.startswith("signals."))
+    curve_nulls = frozenset(k.split(".", 1)[1] for k in null_keys if k.startswith("performance_curve."))
+    for symbol_idx, rows in _grouped_rows(signals, lambda table: _signal_dicts(table, spell, signal_nulls)):
         _target_list(doc, symbol_idx, "signals").extend(rows)
-    for symbol_idx, rows in _grouped_rows(curves, lambda table: _curve_dicts(table, spell)):
+    for symbol_idx, rows in _grouped_rows(curves, lambda table: _curve_dicts(table, spell, curve_nulls)):
         _target_list(doc, symbol_idx, "performance_curve").extend(rows)
     return doc
 
@@ -57,7 +62,7 @@ def _target_list(doc: dict, symbol_idx: int, key: str) -> list:
     return target
 
 
-def _signal_dicts(table: pa.Table, spell) -> list[dict]:
+def _signal_dicts(table: pa.Table, spell, nulls: frozenset[str] = frozenset()) -> list[dict]:
     col = table.column
     # v1 signals carried their own symbol; v2 rows take it from their parent.
     v1_symbols = [
@@ -75,7 +80,7 @@ def _signal_dicts(table: pa.Table, spell) -> list[dict]:
         "indicators": _map_dicts(col("indicators")),
     }
     keys = ("symbol", "timestamp") + _SIGNAL_ORDER
-    out = _row_dicts(keys, [values[k] for k in keys])
+    out = _row_dicts(keys, [values[k] for k in keys], nulls)
     _add_extras(out, col("extras").to_pylist())
     return out
 
@@ -111,29 +116,29 @@ def _add_extras(rows: list[dict], extras: list[str | None]):
         row.update(extra)
 
 
-def _curve_dicts(table: pa.Table, spell) -> list[dict]:
+def _curve_dicts(table: pa.Table, spell, nulls: frozenset[str] = frozenset()) -> list[dict]:
     col = table.column
     keys = ("timestamp",) + CURVE_FLOAT_KEYS
     columns = [spell("performance_curve.timestamp", col("ts"))] + [col(k).to_pylist() for k in CURVE_FLOAT_KEYS]
-    out = _row_dicts(keys, columns)
+    out = _row_dicts(keys, columns, nulls)
     _add_extras(out, col("extras").to_pylist())
     return out
 
 
-def _row_dicts(keys: tuple[str, ...], columns: list[list]) -> list[dict]:
+def _row_dicts(keys: tuple[str, ...], columns: list[list], nulls: frozenset[str] = frozenset()) -> list[dict]:
     """One dict per row, keys in `keys` order, a null value left out (the file had no such
-    key). Built by a comprehension with a dict display for the columns that hold values
-    (about 4x faster per row than filtering each row's pairs); rows with a null in a
-    partly-null column are then built pair by pair."""
+    key) unless its key is in `nulls` (the file wrote null). Built by a comprehension with a
+    dict display for the columns that hold values (about 4x faster per row than filtering
+    each row's pairs); rows with a null to leave out are then built pair by pair."""
     n = len(columns[0]) if columns else 0
-    kept = [(k, c) for k, c in zip(keys, columns) if c.count(None) != n]
+    kept = [(k, c) for k, c in zip(keys, columns) if k in nulls or c.count(None) != n]
     if not kept:
         return [{} for _ in range(n)]
     names, kept_columns = tuple(k for k, _ in kept), [c for _, c in kept]
     rows = _dict_builder(names)(*kept_columns)
-    with_nulls = sorted({i for c in kept_columns if None in c for i, v in enumerate(c) if v is None})
+    with_nulls = sorted({i for k, c in kept if k not in nulls and None in c for i, v in enumerate(c) if v is None})
     for i in with_nulls:
-        rows[i] = {k: c[i] for k, c in kept if c[i] is not None}
+        rows[i] = {k: c[i] for k, c in kept if c[i] is not None or k in nulls}
     return rows
 
 

@@ -154,7 +154,13 @@ _V4 = """
 COMMENT ON COLUMN tasks.spelling IS 'legacy/exact.py Spelling as JSON (schema 4: may hold row_timestamps)';
 """
 
-STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
+# Version 5: a Spelling may name row fields whose nulls the file writes as explicit nulls
+# (`null_keys`), which code of version 4 cannot read. No table changes, as for version 4.
+_V5 = """
+COMMENT ON COLUMN tasks.spelling IS 'legacy/exact.py Spelling as JSON (schema 5: may hold row_timestamps, null_keys)';
+"""
+
+STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
 SCHEMA_VERSION = STEPS[-1][0]
 UPGRADE_COMMAND = "result-assets db upgrade"
 
