@@ -94,7 +94,7 @@ class RowFiles:
 
     def read(self, table: str, located: dict[str, Locations], schema: pa.Schema) -> dict[str, pa.Table]:
         """{task_id: its rows} reading only the named row groups, each file opened once."""
-        pieces = [rows.select(schema.names).cast(schema) for rows in self._named_rows(table, located, None)]
+        pieces = [_as_schema(rows, schema) for rows in self._named_rows(table, located, None)]
         if not pieces:
             return {t: schema.empty_table() for t in located}
         return split_by_task(pa.concat_tables(pieces), list(located), schema)
@@ -129,11 +129,23 @@ class RowFiles:
             yield rows.filter(pc.is_in(rows["task_id"], pa.array(task_ids, pa.string())))
 
 
+def _as_schema(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """rows with schema's columns and types (a cast only where a file's differ: one call per column)."""
+    rows = rows.select(schema.names)
+    return rows if rows.schema == schema else rows.cast(schema)
+
+
 def split_by_task(rows: pa.Table, task_ids: list[str], schema: pa.Schema) -> dict[str, pa.Table]:
     """{task_id: its rows}, every id present (empty when it has none)."""
-    out = {t: schema.empty_table() for t in task_ids}
     if rows.num_rows == 0:
-        return out
+        return {t: schema.empty_table() for t in task_ids}
+    out = _split(rows)
+    return {t: out[t] if t in out else schema.empty_table() for t in task_ids}
+
+
+def _split(rows: pa.Table) -> dict[str, pa.Table]:
+    """{task_id: its rows} of the tasks rows holds, each in (symbol_idx, seq) order."""
+    out = {}
     if not _in_row_order(rows):  # files are written sorted: reordering (every column) is rarely needed
         rows = rows.sort_by([("task_id", "ascending"), ("symbol_idx", "ascending"), ("seq", "ascending")])
     ids = rows.column("task_id").combine_chunks()
