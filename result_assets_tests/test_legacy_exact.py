@@ -197,3 +197,24 @@ def test_a_spelling_without_null_keys_reads_as_before():
     old = '{"indent":2,"ensure_ascii":true,"compact":false,"timestamps":{},"rows":{},"numbers":[]}'
     spelling = exact.Spelling.from_json(old)
     assert spelling.null_keys == [] and spelling.to_json() == old
+
+
+def test_seoul_wall_time_before_1989_is_spelled_by_arrow_as_render_timestamp_does():
+    """Naive Seoul time across 1986-1989 (the 1987 and 1988 summer times, each change to the
+    second) and a null: the column spelled whole equals render_timestamp value by value."""
+    import random
+
+    import pyarrow as pa
+
+    rng = random.Random(5)
+    start, end = parse_timestamp("1986-06-01 00:00:00"), parse_timestamp("1989-02-01 00:00:00")
+    micros = [rng.randrange(start, end) for _ in range(3000)]
+    for edge_text in ("1987-05-10 01:59:59", "1987-05-10 03:00:00", "1987-10-11 02:59:59", "1988-05-08 01:00:00",
+                      "1988-10-09 02:30:00", "1988-12-31 23:59:59"):
+        edge = parse_timestamp(edge_text)
+        micros += [edge - 1_000_000, edge - 1, edge, edge + 1, edge + 3_600_000_000]
+    micros.append(None)
+    column = pa.chunked_array([pa.array(micros, pa.int64())]).cast(pa.timestamp("us", tz="UTC"))
+    for code in (" ", "T"):
+        assert exact.spelled_column(column, code) == [
+            None if us is None else exact.render_timestamp(us, code) for us in micros]

@@ -31,6 +31,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -204,6 +205,34 @@ def render_timestamp(us: int, code: str) -> object:
     return (_NAIVE_EPOCH + timedelta(microseconds=us + offset)).isoformat(sep=sep) + suffix
 
 
+@lru_cache(maxsize=1)
+def _seoul_summers() -> list[tuple[int, int, int]]:
+    """[(from, until, UTC offset)] in UTC microseconds: where Seoul's offset was not +09:00
+    between 1970 and 1989 (its summer times, 1987 and 1988), found by asking zoneinfo day
+    by day and then to the second (transitions fall on whole seconds)."""
+    def offset(second: int) -> int:
+        moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=second)
+        return moment.astimezone(SEOUL).utcoffset() // timedelta(microseconds=1)
+
+    def first_change(lo: int, hi: int) -> int:  # offset(lo) != offset(hi): the first second of hi's
+        before = offset(lo)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if offset(mid) == before else (lo, mid)
+        return hi
+
+    day, end = 86_400, (_SEOUL_FIXED_FROM_US + _SEOUL_US) // 10**6
+    changes, previous = [], offset(0)
+    for second in range(day, end + day, day):
+        current = offset(second)
+        if current != previous:
+            changes.append((first_change(second - day, second), current))
+            previous = current
+    spans = [(start, until) for (start, _), (until, _) in zip(changes, [*changes[1:], (end, None)])]
+    return [(start * 10**6, until * 10**6, value) for (start, until), (_, value) in zip(spans, changes)
+            if value != _SEOUL_US]
+
+
 def _fixed_offset_us(suffix: str) -> int:
     """The UTC offset a code's suffix spells ("Z", "+09:00", "-0500"), in microseconds."""
     if suffix == "Z":
@@ -348,12 +377,18 @@ def spelled_column(column: pa.ChunkedArray, code: str) -> list:
     micros = column.cast(pa.int64())
     low = pc.min(micros).as_py()
     sep, suffix = code[0], code[1:]
-    if low is None or low < 0 or (code not in ("ms", "ms_str") and not suffix and low < _SEOUL_FIXED_FROM_US):
+    if low is None or low < 0:
         return [None if us is None else render_timestamp(us, code) for us in micros.to_pylist()]
     if code in ("ms", "ms_str"):
         values = pc.divide(micros, 1000).to_pylist()  # whole milliseconds: the file spelled them so
         return values if code == "ms" else [None if v is None else str(v) for v in values]
-    offset = _fixed_offset_us(suffix) if suffix else _SEOUL_US
+    if suffix:
+        offset = _fixed_offset_us(suffix)
+    else:  # Seoul wall time: +09:00, but for the summer times before 1989
+        offset = pa.scalar(_SEOUL_US, pa.int64())
+        if low < _SEOUL_FIXED_FROM_US:
+            for start, end, summer in _seoul_summers():
+                offset = pc.if_else(pc.and_(pc.greater_equal(micros, start), pc.less(micros, end)), summer, offset)
     # Arrow writes "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat drops a zero fraction
     text = pc.add(micros, offset).cast(pa.timestamp("us")).cast(pa.string())
     if sep != " ":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from itertools import groupby
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,19 +39,23 @@ def iso_spelling(field: str, column: pa.ChunkedArray) -> list[str | None]:
 
 
 def _grouped_rows(table: pa.Table, to_dicts):
+    """[(symbol_idx, its rows as dicts in seq order)], by numpy on the two key columns (the
+    store reads a task's rows already in that order: then nothing is sorted)."""
     if table.num_rows == 0:
         return []
-    order = pc.sort_indices(table, sort_keys=[("symbol_idx", "ascending"), ("seq", "ascending")])
-    table = table.take(order)
-    symbol_idxs = table.column("symbol_idx").to_pylist()
+    symbol_idx, seq = (table.column(name).to_numpy() for name in ("symbol_idx", "seq"))  # never null
+    if not _in_key_order(symbol_idx, seq):
+        table = table.take(pc.sort_indices(table, sort_keys=[("symbol_idx", "ascending"), ("seq", "ascending")]))
+        symbol_idx = table.column("symbol_idx").to_numpy()
     rows = to_dicts(table)
-    groups = []
-    start = 0
-    for symbol_idx, members in groupby(symbol_idxs):
-        n = sum(1 for _ in members)
-        groups.append((symbol_idx, rows[start : start + n]))
-        start += n
-    return groups
+    starts = [0, *(np.flatnonzero(symbol_idx[1:] != symbol_idx[:-1]) + 1).tolist(), len(rows)]
+    return [(int(symbol_idx[a]), rows[a:b]) for a, b in zip(starts, starts[1:])]
+
+
+def _in_key_order(symbol_idx: np.ndarray, seq: np.ndarray) -> bool:
+    """(symbol_idx, seq) never decreasing from one row to the next (a stable sort would keep it)."""
+    a, b = symbol_idx[:-1], symbol_idx[1:]
+    return bool(np.all((a < b) | ((a == b) & (seq[:-1] <= seq[1:]))))
 
 
 def _target_list(doc: dict, symbol_idx: int, key: str) -> list:
