@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .parse import dumps_document, parse_document, parse_written
-from .reconstruct import iso_spelling, reconstruct
+from .reconstruct import iso_spelling, key_ordered, reconstruct
 from .timestamps import SEOUL, parse_timestamp
 
 # (row list, field): the timestamp fields of the row lists.
@@ -303,26 +303,32 @@ def _uniform_fields(source: dict, codes: dict[str, str], tables: dict[str, pa.Ta
     look at each row (one list compare instead of a pattern match per row), and rebuild
     takes the column as spelled here. Rows in the tables' (symbol_idx, seq) order."""
     uniform = {}
+    ordered = {list_key: key_ordered(table) for list_key, table in tables.items()}
     for list_key, name in TIMESTAMP_FIELDS:
-        key, table = f"{list_key}.{name}", tables[list_key]
-        values = []
-        for _, holder in _holders(source):
-            rows = holder.get(list_key)
-            if type(rows) is list:
-                if not all(type(r) is dict for r in rows):
-                    break
-                values += [r.get(name) for r in rows]
-        else:
-            if len(values) != table.num_rows:
-                continue
-            if table.num_rows > 1:
-                table = table.take(pc.sort_indices(table, [("symbol_idx", "ascending"), ("seq", "ascending")]))
-            column = table.column(_COLUMNS[name])
-            code = codes.get(key)
-            spelled = iso_spelling(key, column) if code is None else spelled_column(column, code)
-            if values == spelled:
-                uniform[key] = spelled
+        key, table = f"{list_key}.{name}", ordered[list_key]
+        rows, every_list = _list_rows(source, list_key)
+        if not every_list or len(rows) != table.num_rows:
+            continue
+        column = table.column(_COLUMNS[name])
+        code = codes.get(key)
+        spelled = iso_spelling(key, column) if code is None else spelled_column(column, code)
+        if [r.get(name) for r in rows] == spelled:
+            uniform[key] = spelled
     return uniform
+
+
+def _list_rows(source: dict, list_key: str) -> tuple[list[dict], bool]:
+    """The rows of each `list_key` list that holds only objects (the document's, then each
+    symbol's: the tables' (symbol_idx, seq) order), and whether every such list did."""
+    rows, every_list = [], True
+    for _, holder in _holders(source):
+        found = holder.get(list_key)
+        if type(found) is list:
+            if all(type(r) is dict for r in found):
+                rows += found
+            else:
+                every_list = False
+    return rows, every_list
 
 
 def _row_codes(source: dict, codes: dict[str, str], table_rows: dict[str, int],
@@ -338,11 +344,8 @@ def _row_codes(source: dict, codes: dict[str, str], table_rows: dict[str, int],
         if key in skip:
             continue
         default = codes.get(key)
-        row_codes = []
-        for _, holder in _holders(source):
-            rows = holder.get(list_key)
-            if type(rows) is list and all(type(r) is dict for r in rows):
-                row_codes.extend((timestamp_code(r[name]) if name in r else None) or default for r in rows)
+        rows, _ = _list_rows(source, list_key)
+        row_codes = [(timestamp_code(r[name]) if name in r else None) or default for r in rows]
         distinct = list(dict.fromkeys(c for c in row_codes if c is not None))
         if len(distinct) < 2 or len(distinct) > len(_BASE36) or len(row_codes) != table_rows[list_key] \
                 or None in row_codes:

@@ -38,24 +38,27 @@ def iso_spelling(field: str, column: pa.ChunkedArray) -> list[str | None]:
     return _iso_column(column)
 
 
+def key_ordered(table: pa.Table) -> pa.Table:
+    """table in (symbol_idx, seq) order, the order rows go back to their lists in; sorted only
+    when it is not already (the store reads a task's rows in that order)."""
+    if table.num_rows < 2:
+        return table
+    symbol_idx, seq = (table.column(name).to_numpy() for name in ("symbol_idx", "seq"))  # never null
+    a, b = symbol_idx[:-1], symbol_idx[1:]
+    if np.all((a < b) | ((a == b) & (seq[:-1] <= seq[1:]))):  # what a stable sort would keep as it is
+        return table
+    return table.take(pc.sort_indices(table, sort_keys=[("symbol_idx", "ascending"), ("seq", "ascending")]))
+
+
 def _grouped_rows(table: pa.Table, to_dicts):
-    """[(symbol_idx, its rows as dicts in seq order)], by numpy on the two key columns (the
-    store reads a task's rows already in that order: then nothing is sorted)."""
+    """[(symbol_idx, its rows as dicts in seq order)], the groups found by numpy."""
     if table.num_rows == 0:
         return []
-    symbol_idx, seq = (table.column(name).to_numpy() for name in ("symbol_idx", "seq"))  # never null
-    if not _in_key_order(symbol_idx, seq):
-        table = table.take(pc.sort_indices(table, sort_keys=[("symbol_idx", "ascending"), ("seq", "ascending")]))
-        symbol_idx = table.column("symbol_idx").to_numpy()
+    table = key_ordered(table)
+    symbol_idx = table.column("symbol_idx").to_numpy()
     rows = to_dicts(table)
     starts = [0, *(np.flatnonzero(symbol_idx[1:] != symbol_idx[:-1]) + 1).tolist(), len(rows)]
     return [(int(symbol_idx[a]), rows[a:b]) for a, b in zip(starts, starts[1:])]
-
-
-def _in_key_order(symbol_idx: np.ndarray, seq: np.ndarray) -> bool:
-    """(symbol_idx, seq) never decreasing from one row to the next (a stable sort would keep it)."""
-    a, b = symbol_idx[:-1], symbol_idx[1:]
-    return bool(np.all((a < b) | ((a == b) & (seq[:-1] <= seq[1:]))))
 
 
 def _target_list(doc: dict, symbol_idx: int, key: str) -> list:
