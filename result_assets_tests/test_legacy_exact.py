@@ -38,6 +38,8 @@ def regenerated(task_id: str, raw: bytes) -> bytes | None:
     spelling, written = learned
     again = exact.file_bytes(*stored(task_id, raw), spelling.to_json(), None)
     assert again == written
+    # the column writer (exports, archive checks, learn's first guess) writes the same bytes
+    assert exact.written_from_columns(*stored(task_id, raw), exact.Spelling.from_json(spelling.to_json())) == written
     return again
 
 

@@ -22,34 +22,33 @@ and a small `Spelling`:
 `learn` finds the Spelling that reproduces a file (and the bytes it writes), or None when
 nothing here does (the store then keeps the file's text). `rebuild` spells the timestamps (Arrow, column by
 column), `apply` patches the rows: together the file's document (what json.loads of the
-file gives); `write` gives its bytes. `file_document` and `file_bytes` do it all from
-what the store keeps.
+file gives); `write` gives its bytes. `written_from_columns` gives the same bytes without
+building the document (column_writer.py): `learn` tries it first with the likeliest
+Spelling, and `file_bytes` uses it when the bytes hash to the source's. `file_document`
+and `file_bytes` do it all from what the store keeps.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .column_writer import Unwritable, write_columns
 from .parse import dumps_document, parse_document, parse_written
 from .reconstruct import iso_spelling, key_ordered, reconstruct
-from .timestamps import SEOUL, parse_timestamp
+from .spelled import render_timestamp, spelled_column
+from .timestamps import parse_timestamp
 
 # (row list, field): the timestamp fields of the row lists.
 TIMESTAMP_FIELDS = (("signals", "timestamp"), ("signals", "exit_timestamp"), ("performance_curve", "timestamp"))
 ROW_LISTS = ("signals", "performance_curve")
 _TIMESTAMP_NAMES = frozenset(name for _, name in TIMESTAMP_FIELDS)
 
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_SEOUL_FIXED_FROM_US = (datetime(1989, 1, 1) - _NAIVE_EPOCH) // timedelta(microseconds=1) - 9 * 3600 * 10**6
-_SEOUL_US = 9 * 3600 * 10**6
 _ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}([T ])\d{2}:\d{2}:\d{2}(?:\.\d{6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
-_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})", re.ASCII)
 
 
 @dataclass
@@ -107,15 +106,39 @@ def file_document(skeleton_text: str, signals, curves, spelling: str | None, exa
                          null_keys=parsed.null_keys), parsed)
 
 
-def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None) -> bytes:
-    """The stored file's exact bytes (a task stored before spellings: its rebuilt JSON)."""
+def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None,
+               sha256: str | None = None) -> bytes:
+    """The stored file's exact bytes (a task stored before spellings: its rebuilt JSON): written
+    from the columns when they hash to `sha256` (the source's), else through the rebuilt document."""
     if exact_text is not None:
         return exact_text.encode("utf-8")
     if spelling is None:
         return dumps_document(rebuild(skeleton_text, signals, curves)).encode()
     parsed = Spelling.from_json(spelling)
+    written = _from_columns(skeleton_text, signals, curves, parsed, sha256)
+    if written is not None:
+        return written
     return write(apply(rebuild(skeleton_text, signals, curves, parsed.timestamps, parsed.row_timestamps,
                                null_keys=parsed.null_keys), parsed), parsed)
+
+
+def written_from_columns(skeleton_text: str, signals, curves, spelling: Spelling) -> bytes:
+    """What `write(apply(rebuild(...)), spelling)` gives, written straight from the columns
+    (column_writer.py) and the Spelling's number patches. Raises Unwritable where the column
+    writer does not apply."""
+    return _with_numbers(write_columns(skeleton_text, signals, curves, spelling), spelling.numbers)
+
+
+def _from_columns(skeleton_text: str, signals, curves, spelling: Spelling, sha256: str | None) -> bytes | None:
+    """The file's bytes written from the columns, when they hash to `sha256` (else None: the
+    document path, which the column writer mirrors, writes them)."""
+    if sha256 is None:
+        return None
+    try:
+        written = written_from_columns(skeleton_text, signals, curves, spelling)
+    except Unwritable:
+        return None
+    return written if hashlib.sha256(written).hexdigest() == sha256 else None
 
 
 def write(document: object, spelling: Spelling) -> bytes:
@@ -160,8 +183,11 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
     from the skeleton text, the rows and the Spelling's JSON (its row patches read back)."""
     if type(source) is not dict:
         return None
-    spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
     tables = {"signals": signals, "performance_curve": curves}
+    guessed = _first_guess(raw, source, skeleton_text, tables)
+    if guessed is not None:
+        return guessed
+    spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
     uniform = _uniform_fields(source, spelling.timestamps, tables)
     spelling.row_timestamps = _row_codes(source, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
                                          skip=set(uniform))
@@ -186,60 +212,49 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
     return None
 
 
+def _first_guess(raw: bytes, source: dict, skeleton_text: str, tables: dict[str, pa.Table]):
+    """(Spelling, bytes) when the likeliest Spelling writes `raw` from the columns: the style the
+    bytes suggest, each timestamp field spelled as its first value, the explicit-null fields
+    that their first null row shows, no row patches (number patches allowed). Most files are
+    written so; the rest take learn's full path. None when the guess does not write `raw`."""
+    indent, ensure_ascii, compact = next(_styles(raw))
+    spelling = Spelling(indent, ensure_ascii, compact, timestamps=_timestamp_codes(source),
+                        null_keys=_guessed_null_keys(source, tables))
+    try:
+        written = write_columns(skeleton_text, tables["signals"], tables["performance_curve"], spelling)
+    except Unwritable:
+        return None
+    if written == raw:
+        return spelling, written
+    numbers = _number_patches(written, raw)
+    if numbers is None:
+        return None
+    spelling.numbers = numbers
+    return spelling, _with_numbers(written, numbers)
+
+
+def _guessed_null_keys(source: dict, tables: dict[str, pa.Table]) -> list[str]:
+    """The row fields whose first null in the tables is an explicit `"key": null` in the file
+    (learn's _null_keys asks every row; the bytes written with the guess decide here)."""
+    out = []
+    holders = dict(_holders(source))
+    for list_key, names in _ROW_FIELDS.items():
+        table = key_ordered(tables[list_key])
+        for name in names:
+            column = table.column(_COLUMNS.get(name, name))
+            if column.null_count == 0:
+                continue
+            first = pc.index(column.is_null(), True).as_py()
+            holder = holders.get(table.column("symbol_idx")[first].as_py())
+            rows = holder.get(list_key) if type(holder) is dict else None
+            seq = table.column("seq")[first].as_py()
+            row = rows[seq] if type(rows) is list and seq < len(rows) else None
+            if type(row) is dict and name in row and row[name] is None:
+                out.append(f"{list_key}.{name}")
+    return out
+
+
 # --- timestamps ---
-
-def render_timestamp(us: int, code: str) -> object:
-    """The instant `us` (UTC microseconds) spelled as `code` says."""
-    if code == "ms":
-        return us // 1000
-    if code == "ms_str":
-        return str(us // 1000)
-    sep, suffix = code[0], code[1:]
-    if suffix:
-        offset = _fixed_offset_us(suffix)
-    elif us >= _SEOUL_FIXED_FROM_US:
-        offset = _SEOUL_US
-    else:  # before 1989 Seoul had summer time: ask zoneinfo
-        moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
-        offset = moment.astimezone(SEOUL).utcoffset() // timedelta(microseconds=1)
-    return (_NAIVE_EPOCH + timedelta(microseconds=us + offset)).isoformat(sep=sep) + suffix
-
-
-@lru_cache(maxsize=1)
-def _seoul_summers() -> list[tuple[int, int, int]]:
-    """[(from, until, UTC offset)] in UTC microseconds: where Seoul's offset was not +09:00
-    between 1970 and 1989 (its summer times, 1987 and 1988), found by asking zoneinfo day
-    by day and then to the second (transitions fall on whole seconds)."""
-    def offset(second: int) -> int:
-        moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=second)
-        return moment.astimezone(SEOUL).utcoffset() // timedelta(microseconds=1)
-
-    def first_change(lo: int, hi: int) -> int:  # offset(lo) != offset(hi): the first second of hi's
-        before = offset(lo)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if offset(mid) == before else (lo, mid)
-        return hi
-
-    day, end = 86_400, (_SEOUL_FIXED_FROM_US + _SEOUL_US) // 10**6
-    changes, previous = [], offset(0)
-    for second in range(day, end + day, day):
-        current = offset(second)
-        if current != previous:
-            changes.append((first_change(second - day, second), current))
-            previous = current
-    spans = [(start, until) for (start, _), (until, _) in zip(changes, [*changes[1:], (end, None)])]
-    return [(start * 10**6, until * 10**6, value) for (start, until), (_, value) in zip(spans, changes)
-            if value != _SEOUL_US]
-
-
-def _fixed_offset_us(suffix: str) -> int:
-    """The UTC offset a code's suffix spells ("Z", "+09:00", "-0500"), in microseconds."""
-    if suffix == "Z":
-        return 0
-    sign, hours, minutes = _OFFSET.fullmatch(suffix).groups()
-    return (int(hours) * 3600 + int(minutes) * 60) * 10**6 * (-1 if sign == "-" else 1)
-
 
 def timestamp_code(value: object) -> str | None:
     """The spelling code of one legacy timestamp value, or None if it has no code here."""
@@ -370,36 +385,6 @@ def _spelled(codes: dict[str, str], row_codes: dict[str, list], known: dict[str,
         code = codes.get(field)
         return iso_spelling(field, column) if code is None else spelled_column(column, code)
     return spell
-
-
-def spelled_column(column: pa.ChunkedArray, code: str) -> list:
-    """A timestamp column's values spelled as `code` says, built by Arrow (render_timestamp
-    value by value only for naive Seoul time before 1989, and instants before 1970)."""
-    if len(column) == 0:
-        return []
-    micros = column.cast(pa.int64())
-    low = pc.min(micros).as_py()
-    sep, suffix = code[0], code[1:]
-    if low is None or low < 0:
-        return [None if us is None else render_timestamp(us, code) for us in micros.to_pylist()]
-    if code in ("ms", "ms_str"):
-        values = pc.divide(micros, 1000).to_pylist()  # whole milliseconds: the file spelled them so
-        return values if code == "ms" else [None if v is None else str(v) for v in values]
-    if suffix:
-        offset = _fixed_offset_us(suffix)
-    else:  # Seoul wall time: +09:00, but for the summer times before 1989
-        offset = pa.scalar(_SEOUL_US, pa.int64())
-        if low < _SEOUL_FIXED_FROM_US:
-            for start, end, summer in _seoul_summers():
-                offset = pc.if_else(pc.and_(pc.greater_equal(micros, start), pc.less(micros, end)), summer, offset)
-    # Arrow writes "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat drops a zero fraction
-    text = pc.add(micros, offset).cast(pa.timestamp("us")).cast(pa.string())
-    if sep != " ":
-        text = pc.replace_substring(text, " ", sep, max_replacements=1)
-    text = pc.replace_substring(text, ".000000", "")
-    if suffix:
-        text = pc.binary_join_element_wise(text, suffix, "")
-    return text.to_pylist()
 
 
 # --- rows and styles ---

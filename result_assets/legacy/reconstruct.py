@@ -11,8 +11,10 @@ import pyarrow.compute as pc
 from .parse import copy_json, parse_written
 from .schema import CURVE_FLOAT_KEYS, SIGNAL_FLOAT_KEYS
 
-_SIGNAL_ORDER = ("type", "price", "quantity", "exit_timestamp", "exit_price", "return_pct",
-                 "pnl", "commission", "holding_bars", "reason", "indicators")
+# The keys of a rebuilt row, in the order they are written (a v1 signal's symbol first).
+SIGNAL_KEYS = ("symbol", "timestamp", "type", "price", "quantity", "exit_timestamp", "exit_price", "return_pct",
+               "pnl", "commission", "holding_bars", "reason", "indicators")
+CURVE_KEYS = ("timestamp",) + CURVE_FLOAT_KEYS
 
 
 def reconstruct(skeleton: dict, signals: pa.Table, curves: pa.Table, spell=None,
@@ -86,8 +88,7 @@ def _signal_dicts(table: pa.Table, spell, nulls: frozenset[str] = frozenset()) -
         "reason": col("reason").to_pylist(),
         "indicators": _map_dicts(col("indicators")),
     }
-    keys = ("symbol", "timestamp") + _SIGNAL_ORDER
-    out = _row_dicts(keys, [values[k] for k in keys], nulls)
+    out = _row_dicts(SIGNAL_KEYS, [values[k] for k in SIGNAL_KEYS], nulls)
     _add_extras(out, col("extras").to_pylist())
     return out
 
@@ -125,9 +126,8 @@ def _add_extras(rows: list[dict], extras: list[str | None]):
 
 def _curve_dicts(table: pa.Table, spell, nulls: frozenset[str] = frozenset()) -> list[dict]:
     col = table.column
-    keys = ("timestamp",) + CURVE_FLOAT_KEYS
     columns = [spell("performance_curve.timestamp", col("ts"))] + [col(k).to_pylist() for k in CURVE_FLOAT_KEYS]
-    out = _row_dicts(keys, columns, nulls)
+    out = _row_dicts(CURVE_KEYS, columns, nulls)
     _add_extras(out, col("extras").to_pylist())
     return out
 

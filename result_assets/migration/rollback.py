@@ -91,7 +91,7 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
         # The earlier file's exact bytes (the backups', else written again from the rows read
         # back and the earlier row's spelling), converted and proven as a migration would.
         raw = old_bytes if old_bytes is not None else exact.file_bytes(
-            prev["skeleton"], signals, curves, prev.get("spelling"), prev.get("exact_text"))
+            prev["skeleton"], signals, curves, prev.get("spelling"), prev.get("exact_text"), prev["source_sha256"])
         if sha256_hex(raw) != prev["source_sha256"]:
             raise RollbackError(f"{task_id}: the earlier version's exact bytes are neither in the backups nor "
                                 "written again from its rows (stored before spellings were kept): not rolling back")
