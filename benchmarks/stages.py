@@ -18,9 +18,10 @@ from pathlib import Path
 def convert_stages(path: Path, repeats: int = 3) -> None:
     """CPU seconds of each stage of `convert` on one file, best of `repeats`."""
     import gc
+    import hashlib
 
-    from result_assets.legacy import compare_documents, dumps_document, normalize, parse_document, reconstruct
-    from result_assets.legacy.parse import parse_written
+    from result_assets.legacy import dumps_document, exact, normalize, parse_document
+    from result_assets.migration.batch import MAX_NESTING, nesting_depth
     from result_assets.store.row_digest import rows_digest
 
     raw, task_id = path.read_bytes(), path.parent.name
@@ -37,15 +38,18 @@ def convert_stages(path: Path, repeats: int = 3) -> None:
         return value
 
     document = stage("parse", parse_document, raw)
+    stage("nesting depth", nesting_depth, document, MAX_NESTING)
     result = stage("normalize", normalize, task_id, document)
-    skeleton = stage("skeleton text", lambda: parse_written(dumps_document(result.skeleton).encode()))
-    rebuilt = stage("rebuild", reconstruct, skeleton, result.signals, result.curves)
-    differences = stage("compare", compare_documents, document, rebuilt)
+    skeleton_text = stage("skeleton text", dumps_document, result.skeleton)
+    learned = stage("learn + write", exact.learn, raw, document, skeleton_text, result.signals, result.curves)
+    digest = stage("sha-256", lambda: hashlib.sha256(learned[1] if learned else b"").hexdigest())
     stage("digests", lambda: (rows_digest(result.signals), rows_digest(result.curves)))
     megabytes = len(raw) / 1e6
     for name, seconds in [*results.items(), ("all", sum(results.values()))]:
         print(f"{name:14s} {seconds * 1000:8.1f} ms CPU  {megabytes / seconds if seconds else 0:8.1f} MB/s")
-    print(f"{result.n_signals} signals, {result.n_curve_points} curve points, differences: {differences or 'none'}")
+    proven = digest == hashlib.sha256(raw).hexdigest()
+    print(f"{result.n_signals} signals, {result.n_curve_points} curve points, "
+          f"the bytes written again hash to the source's: {proven}")
 
 
 def engine_stages(source_dir: str, batch: int = 50) -> None:

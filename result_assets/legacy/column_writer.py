@@ -1,5 +1,6 @@
 """A task's file written straight from its stored columns: the bytes that json.dumps of the
-rebuilt document would write (exact.write of exact.rebuild), without building the document.
+rebuilt document would write (exact.write of the rebuilt, patched document), without
+building the document.
 
 The rebuilt document is the skeleton with each row list filled from the tables. Here the
 skeleton is written by json.dumps with a placeholder string where each filled list goes,
@@ -7,13 +8,15 @@ and each list's text is made by Arrow, column by column: every value as its JSON
 (floats as Python's repr, timestamps in the file's spelling, strings escaped once per
 distinct value), each member as `"key": value` or nothing where the row has no such key,
 then the rows joined with the separators and indentation of the writer's style. No
-Python object is built per value, which is what makes proving a conversion, exporting a
-file and reading a document cost a fraction of the dict path.
+Python object is built per row (only per distinct string, and per float whose text
+orjson does not write as repr), which is what makes proving a conversion and exporting a
+file cheaper than the dict path (docs/performance.md, "Writing a file from its columns").
 
-`write_columns` covers what the stores hold for almost every task. Where it does not
-apply (row patches, keys kept in `extras`, a skeleton that does not hold the lists the
-rows name) it returns None and the caller takes the document path. Its output is only
-ever trusted after comparing it, or its SHA-256, with the source's.
+`write_columns` covers what the stores hold for every task seen so far, row patches and
+keys kept in `extras` included. Where it does not apply (a skeleton without the lists
+the rows name, or holding the placeholder text) it raises Unwritable and the caller takes
+the document path. Its output is only ever trusted after comparing it, or its SHA-256,
+with the source's.
 """
 from __future__ import annotations
 
@@ -67,8 +70,8 @@ class _Style:
 
 
 def write_columns(skeleton_text: str, signals: pa.Table, curves: pa.Table, spelling) -> bytes:
-    """The bytes exact.write(exact.rebuild(...), spelling) gives before its number patches,
-    for a Spelling without row patches. Raises Unwritable where it does not apply."""
+    """The bytes exact.write(exact.apply(exact.rebuild(...)), spelling) gives, before the
+    Spelling's number patches. Raises Unwritable where it does not apply."""
     if _PLACEHOLDER in skeleton_text:
         raise Unwritable("the skeleton holds the placeholder text")
     style = _Style(spelling.indent, spelling.ensure_ascii, spelling.compact)

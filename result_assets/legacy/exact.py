@@ -23,8 +23,9 @@ and a small `Spelling`:
 nothing here does (the store then keeps the file's text). `rebuild` spells the timestamps (Arrow, column by
 column), `apply` patches the rows: together the file's document (what json.loads of the
 file gives); `write` gives its bytes. `written_from_columns` gives the same bytes without
-building the document (column_writer.py): `learn` tries it first with the likeliest
-Spelling, and `file_bytes` uses it when the bytes hash to the source's. `file_document`
+building the document (column_writer.py): `learn` writes with it (a file that needs no
+row patch is learned without rebuilding its document), and `file_bytes` uses it when the
+bytes hash to the source's. `file_document`
 and `file_bytes` do it all from what the store keeps.
 """
 from __future__ import annotations
@@ -33,9 +34,9 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .column_writer import Unwritable, write_columns
 from .parse import dumps_document, parse_document, parse_written
@@ -180,18 +181,22 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
     """The Spelling under which the document rebuilt from this skeleton text and these rows
     writes exactly `raw`, whose parse is `source`, and the bytes it writes; None when
     nothing here reproduces the file. The bytes are written as readers will write them:
-    from the skeleton text, the rows and the Spelling's JSON (its row patches read back)."""
+    from the skeleton text, the rows and the Spelling's JSON (its row patches read back).
+
+    Most files need no row patch: for them the columns are written (column_writer.py) in
+    the style the bytes suggest, and no document is rebuilt. The others are rebuilt and
+    compared row by row to find their patches."""
     if type(source) is not dict:
         return None
     tables = {"signals": signals, "performance_curve": curves}
-    guessed = _first_guess(raw, source, skeleton_text, tables)
-    if guessed is not None:
-        return guessed
     spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
     uniform = _uniform_fields(source, spelling.timestamps, tables)
     spelling.row_timestamps = _row_codes(source, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
                                          skip=set(uniform))
     spelling.null_keys = _null_keys(source)
+    found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
+    if found is not None:
+        return found
     rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, uniform,
                       spelling.null_keys)
     for key, source_row, row in _row_pairs(source, rebuilt):
@@ -200,9 +205,28 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
             spelling.rows[key] = _row_patch(row, source_row)
     spelling.rows = Spelling.from_json(spelling.to_json()).rows  # what readers will apply
     apply(rebuilt, spelling)
-    for indent, ensure_ascii, compact in _styles(raw):
+    return _written_as(raw, spelling, _writer(skeleton_text, signals, curves, rebuilt), _styles(raw))
+
+
+def _writer(skeleton_text: str, signals, curves, rebuilt: dict | None):
+    """spelling -> its bytes: from the columns; where they do not apply, from the rebuilt
+    document (None without one)."""
+    def write_as(spelling: Spelling) -> bytes | None:
+        try:
+            return write_columns(skeleton_text, signals, curves, spelling)
+        except Unwritable:
+            return None if rebuilt is None else write(rebuilt, spelling)
+    return write_as
+
+
+def _written_as(raw: bytes, spelling: Spelling, writer, styles) -> tuple[Spelling, bytes] | None:
+    """(spelling, bytes) with the first of `styles` under which `writer` writes `raw` (but for
+    number patches, which the spelling then holds); None when none does."""
+    for indent, ensure_ascii, compact in styles:
         spelling.indent, spelling.ensure_ascii, spelling.compact = indent, ensure_ascii, compact
-        written = write(rebuilt, spelling)
+        written = writer(spelling)
+        if written is None:
+            return None
         if written == raw:
             return spelling, written
         numbers = _number_patches(written, raw)
@@ -210,48 +234,6 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
             spelling.numbers = numbers  # offsets and ASCII number text: JSON gives them back as they are
             return spelling, _with_numbers(written, numbers)
     return None
-
-
-def _first_guess(raw: bytes, source: dict, skeleton_text: str, tables: dict[str, pa.Table]):
-    """(Spelling, bytes) when the likeliest Spelling writes `raw` from the columns: the style the
-    bytes suggest, each timestamp field spelled as its first value, the explicit-null fields
-    that their first null row shows, no row patches (number patches allowed). Most files are
-    written so; the rest take learn's full path. None when the guess does not write `raw`."""
-    indent, ensure_ascii, compact = next(_styles(raw))
-    spelling = Spelling(indent, ensure_ascii, compact, timestamps=_timestamp_codes(source),
-                        null_keys=_guessed_null_keys(source, tables))
-    try:
-        written = write_columns(skeleton_text, tables["signals"], tables["performance_curve"], spelling)
-    except Unwritable:
-        return None
-    if written == raw:
-        return spelling, written
-    numbers = _number_patches(written, raw)
-    if numbers is None:
-        return None
-    spelling.numbers = numbers
-    return spelling, _with_numbers(written, numbers)
-
-
-def _guessed_null_keys(source: dict, tables: dict[str, pa.Table]) -> list[str]:
-    """The row fields whose first null in the tables is an explicit `"key": null` in the file
-    (learn's _null_keys asks every row; the bytes written with the guess decide here)."""
-    out = []
-    holders = dict(_holders(source))
-    for list_key, names in _ROW_FIELDS.items():
-        table = key_ordered(tables[list_key])
-        for name in names:
-            column = table.column(_COLUMNS.get(name, name))
-            if column.null_count == 0:
-                continue
-            first = pc.index(column.is_null(), True).as_py()
-            holder = holders.get(table.column("symbol_idx")[first].as_py())
-            rows = holder.get(list_key) if type(holder) is dict else None
-            seq = table.column("seq")[first].as_py()
-            row = rows[seq] if type(rows) is list and seq < len(rows) else None
-            if type(row) is dict and name in row and row[name] is None:
-                out.append(f"{list_key}.{name}")
-    return out
 
 
 # --- timestamps ---
