@@ -72,6 +72,13 @@ class _Style:
 def write_columns(skeleton_text: str, signals: pa.Table, curves: pa.Table, spelling) -> bytes:
     """The bytes exact.write(exact.apply(exact.rebuild(...)), spelling) gives, before the
     Spelling's number patches. Raises Unwritable where it does not apply."""
+    try:
+        return _write(skeleton_text, signals, curves, spelling)
+    except pa.ArrowCapacityError as exc:  # a text past Arrow's 2 GiB per array: the document path has no such limit
+        raise Unwritable(f"too large for one Arrow string array: {exc}") from exc
+
+
+def _write(skeleton_text: str, signals: pa.Table, curves: pa.Table, spelling) -> bytes:
     if _PLACEHOLDER in skeleton_text:
         raise Unwritable("the skeleton holds the placeholder text")
     style = _Style(spelling.indent, spelling.ensure_ascii, spelling.compact)
@@ -357,6 +364,8 @@ def _numpy_texts(values: np.ndarray, valid: np.ndarray | None) -> pa.Array:
     if n == 0:
         return pa.array([], pa.string())
     inner = np.frombuffer(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8)[1:-1]
+    if len(inner) >= 2**31:
+        raise Unwritable("a column's text past 2 GiB (32-bit string offsets)")
     commas = np.flatnonzero(inner == ord(","))  # n - 1 of them: numbers hold none
     offsets = np.empty(n + 1, np.int32)
     offsets[0], offsets[n] = 0, len(inner) - (n - 1)
