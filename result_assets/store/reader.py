@@ -53,8 +53,8 @@ def _document(row: dict, signals: pa.Table, curves: pa.Table) -> dict:
 
 
 def _file(row: dict, signals: pa.Table, curves: pa.Table) -> bytes:
-    """A task's file, written from the columns when they give its SHA-256 (they do, for almost
-    every task: several times faster than through the document for large or indented files)."""
+    """A task's file, written from the columns when they give its SHA-256 (faster than through
+    the document for all but the smallest one-line files: docs/performance.md)."""
     return exact.file_bytes(row["skeleton"], signals, curves, row.get("spelling"), row.get("exact_text"),
                             row.get("source_sha256"))
 
