@@ -107,7 +107,8 @@ def test_pre_1989_seoul_summer_time_is_spelled_as_the_file_did():
 def test_arrow_spells_as_render_timestamp_does():
     import pyarrow as pa
 
-    micros = [parse_timestamp("2024-01-03T09:00:00+09:00"), parse_timestamp("2024-02-29T23:59:59.5Z"), None]
+    micros = [parse_timestamp("2024-01-03T09:00:00+09:00"), parse_timestamp("2024-02-29T23:59:59.5Z"), None,
+              parse_timestamp("1969-07-20T20:17:40.25Z")]  # before 1970: Arrow for fixed offsets, else Python
     column = pa.chunked_array([pa.array(micros, pa.int64())]).cast(pa.timestamp("us", tz="UTC"))
     for code in SPELLINGS:
         assert exact.spelled_column(column, code) == [

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .parse import parse_written
-from .reconstruct import CURVE_KEYS, SIGNAL_KEYS, key_ordered
+from .reconstruct import CURVE_KEYS, SIGNAL_KEYS, key_ordered, symbol_groups
 from .spelled import render_timestamp, spelled_array
 from .timestamps import parse_timestamp
 
@@ -91,7 +91,7 @@ def _write(skeleton_text: str, signals: pa.Table, curves: pa.Table, spelling) ->
     bounds: dict[str, list[int]] = {}
     symbols_of: dict[str, list[int]] = {}
     for list_key, table in tables.items():
-        starts, symbols = _groups(table)
+        starts, symbols = symbol_groups(table)
         bounds[list_key], symbols_of[list_key] = starts, symbols
         for number, symbol_idx in enumerate(symbols):
             holder = skeleton if symbol_idx == -1 else _symbol(skeleton, symbol_idx)
@@ -130,15 +130,6 @@ def _symbol(skeleton: dict, symbol_idx: int) -> object:
     if type(symbols) is not list or not 0 <= symbol_idx < len(symbols):
         raise Unwritable(f"no symbol {symbol_idx}")
     return symbols[symbol_idx]
-
-
-def _groups(table: pa.Table) -> tuple[list[int], list[int]]:
-    """The row numbers where each symbol_idx's rows start (and the end), and those symbol_idx."""
-    if table.num_rows == 0:
-        return [0], []
-    symbol_idx = table.column("symbol_idx").to_numpy()
-    starts = [0, *(np.flatnonzero(symbol_idx[1:] != symbol_idx[:-1]) + 1).tolist()]
-    return starts + [len(symbol_idx)], [int(symbol_idx[s]) for s in starts]
 
 
 def _list_texts(list_key: str, table: pa.Table, bounds: list[int], symbols: list[int], level: int,

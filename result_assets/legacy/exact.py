@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from .column_writer import Unwritable, write_columns
 from .parse import dumps_document, parse_document, parse_written
-from .reconstruct import iso_spelling, key_ordered, reconstruct
+from .reconstruct import key_ordered, reconstruct
 from .spelled import render_timestamp, spelled_column
 from .timestamps import parse_timestamp
 
@@ -307,8 +307,7 @@ def _uniform_fields(source: dict, codes: dict[str, str], tables: dict[str, pa.Ta
         if not every_list or len(rows) != table.num_rows:
             continue
         column = table.column(_COLUMNS[name])
-        code = codes.get(key)
-        spelled = iso_spelling(key, column) if code is None else spelled_column(column, code)
+        spelled = spelled_column(column, codes.get(key, "TZ"))  # no code: ISO 8601 UTC
         if [r.get(name) for r in rows] == spelled:
             uniform[key] = spelled
     return uniform
@@ -364,8 +363,7 @@ def _spelled(codes: dict[str, str], row_codes: dict[str, list], known: dict[str,
             return [columns[int(d, 36)][i] for i, d in enumerate(digits)]
         if field in known:  # spelled already, in the same row order (learn's _uniform_fields)
             return known[field]
-        code = codes.get(field)
-        return iso_spelling(field, column) if code is None else spelled_column(column, code)
+        return spelled_column(column, codes.get(field, "TZ"))  # no code: ISO 8601 UTC
     return spell
 
 

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from .parse import copy_json, parse_written
 from .schema import CURVE_FLOAT_KEYS, SIGNAL_FLOAT_KEYS
+from .spelled import spelled_column
 
 # The keys of a rebuilt row, in the order they are written (a v1 signal's symbol first).
 SIGNAL_KEYS = ("symbol", "timestamp", "type", "price", "quantity", "exit_timestamp", "exit_price", "return_pct",
@@ -53,14 +54,23 @@ def key_ordered(table: pa.Table) -> pa.Table:
 
 
 def _grouped_rows(table: pa.Table, to_dicts):
-    """[(symbol_idx, its rows as dicts in seq order)], the groups found by numpy."""
+    """[(symbol_idx, its rows as dicts in seq order)]."""
     if table.num_rows == 0:
         return []
     table = key_ordered(table)
-    symbol_idx = table.column("symbol_idx").to_numpy()
+    bounds, symbols = symbol_groups(table)
     rows = to_dicts(table)
-    starts = [0, *(np.flatnonzero(symbol_idx[1:] != symbol_idx[:-1]) + 1).tolist(), len(rows)]
-    return [(int(symbol_idx[a]), rows[a:b]) for a, b in zip(starts, starts[1:])]
+    return [(symbol_idx, rows[a:b]) for symbol_idx, a, b in zip(symbols, bounds, bounds[1:])]
+
+
+def symbol_groups(table: pa.Table) -> tuple[list[int], list[int]]:
+    """Of a key-ordered table: the row numbers where each symbol_idx's rows start, then the
+    end; and those symbol_idx (the groups found by numpy)."""
+    if table.num_rows == 0:
+        return [0], []
+    symbol_idx = table.column("symbol_idx").to_numpy()
+    starts = [0, *(np.flatnonzero(symbol_idx[1:] != symbol_idx[:-1]) + 1).tolist()]
+    return starts + [len(symbol_idx)], [int(symbol_idx[s]) for s in starts]
 
 
 def _target_list(doc: dict, symbol_idx: int, key: str) -> list:
@@ -162,14 +172,7 @@ def _dict_builder(names: tuple[str, ...]):
 def _iso_column(column: pa.ChunkedArray) -> list[str | None]:
     """ISO 8601 UTC strings ("...Z"), formatted by Arrow; the fraction only when
     an instant has one."""
-    if len(column) == 0:
-        return []
-    # Casting the naive instant to text is ~30x faster than strftime, same digits:
-    # "YYYY-MM-DD HH:MM:SS.ffffff" (a dot appears only before the fraction).
-    text = column.cast(pa.timestamp("us")).cast(pa.string())
-    text = pc.replace_substring(text, " ", "T", max_replacements=1)
-    text = pc.replace_substring(text, ".000000", "")
-    return pc.binary_join_element_wise(text, "Z", "").to_pylist()
+    return spelled_column(column, "TZ")
 
 
 def _loads(text: str) -> object:

@@ -82,7 +82,8 @@ def spelled_column(column: pa.ChunkedArray, code: str) -> list:
 
 def spelled_array(column: pa.ChunkedArray | pa.Array, code: str) -> pa.Array:
     """A timestamp column's values spelled as `code` says (strings, or int64 for "ms"), built
-    by Arrow (render_timestamp value by value only for instants before 1970)."""
+    by Arrow (render_timestamp value by value only for instants before 1970 in Seoul wall time
+    or epoch milliseconds)."""
     if len(column) == 0:
         return pa.array([], pa.int64() if code == "ms" else pa.string())
     micros = column.cast(pa.int64())
@@ -90,7 +91,8 @@ def spelled_array(column: pa.ChunkedArray | pa.Array, code: str) -> pa.Array:
         micros = micros.combine_chunks()
     low = pc.min(micros).as_py()
     sep, suffix = code[0], code[1:]
-    if low is None or low < 0:
+    fixed_offset = code not in ("ms", "ms_str") and bool(suffix)
+    if low is None or (low < 0 and not fixed_offset):  # Seoul's zone and floor division before 1970
         return pa.array([None if us is None else render_timestamp(us, code) for us in micros.to_pylist()],
                         pa.int64() if code == "ms" else pa.string())
     if code in ("ms", "ms_str"):
@@ -104,7 +106,8 @@ def spelled_array(column: pa.ChunkedArray | pa.Array, code: str) -> pa.Array:
             for start, end, summer in _seoul_summers():
                 offset = pc.if_else(pc.and_(pc.greater_equal(micros, start), pc.less(micros, end)), summer, offset)
     # Arrow writes "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat drops a zero fraction
-    text = pc.add(micros, offset).cast(pa.timestamp("us")).cast(pa.string())
+    local = micros if isinstance(offset, int) and offset == 0 else pc.add(micros, offset)  # "Z": UTC as it is
+    text = local.cast(pa.timestamp("us")).cast(pa.string())
     if sep != " ":
         text = pc.replace_substring(text, " ", sep, max_replacements=1)
     text = pc.replace_substring(text, ".000000", "")
