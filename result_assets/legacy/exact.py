@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -41,16 +40,13 @@ import pyarrow as pa
 from .column_writer import Unwritable, write_columns
 from .parse import dumps_document, parse_document, parse_written
 from .reconstruct import key_ordered, reconstruct
-from .spelled import render_timestamp, spelled_column
+from .spelled import render_timestamp, spelled_column, timestamp_code
 from .timestamps import parse_timestamp
 
 # (row list, field): the timestamp fields of the row lists.
 TIMESTAMP_FIELDS = (("signals", "timestamp"), ("signals", "exit_timestamp"), ("performance_curve", "timestamp"))
 ROW_LISTS = ("signals", "performance_curve")
 _TIMESTAMP_NAMES = frozenset(name for _, name in TIMESTAMP_FIELDS)
-
-_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}([T ])\d{2}:\d{2}:\d{2}(?:\.\d{6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
-
 
 @dataclass
 class Spelling:
@@ -193,7 +189,7 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
     uniform = _uniform_fields(source, spelling.timestamps, tables)
     spelling.row_timestamps = _row_codes(source, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
                                          skip=set(uniform))
-    spelling.null_keys = _null_keys(source)
+    spelling.null_keys = _null_keys(source, tables)
     found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
     if found is not None:
         return found
@@ -238,18 +234,6 @@ def _written_as(raw: bytes, spelling: Spelling, writer, styles) -> tuple[Spellin
 
 # --- timestamps ---
 
-def timestamp_code(value: object) -> str | None:
-    """The spelling code of one legacy timestamp value, or None if it has no code here."""
-    if type(value) is int:
-        return "ms"
-    if type(value) is not str:
-        return None
-    if value.isascii() and value.isdigit():
-        return "ms_str"
-    m = _ISO_SHAPE.fullmatch(value)
-    return None if m is None else m.group(1) + (m.group(2) or "")
-
-
 def _timestamp_codes(source: dict) -> dict[str, str]:
     """Per timestamp field, the code of the file's first value in that field."""
     codes: dict[str, str] = {}
@@ -279,7 +263,7 @@ _ROW_FIELDS = {"signals": ("timestamp", "type", "price", "quantity", "exit_times
 _ABSENT = object()
 
 
-def _null_keys(source: dict) -> list[str]:
+def _null_keys(source: dict, tables: dict[str, pa.Table]) -> list[str]:
     """The row fields the file writes as explicit nulls wherever their value is null: some
     row holds `"key": null` and no row of that list leaves the key out. A field whose rows
     do both keeps its row patches (the tables cannot tell the two apart)."""
@@ -287,7 +271,13 @@ def _null_keys(source: dict) -> list[str]:
     for list_key, names in _ROW_FIELDS.items():
         lists = [holder.get(list_key) for _, holder in _holders(source)]
         rows = [r for rows in lists if type(rows) is list for r in rows if type(r) is dict]
+        table = tables[list_key]
+        # When the table holds every row, a column without nulls has no row that is null or
+        # absent there: most fields are skipped without walking the rows.
+        every_row_held = len(rows) == table.num_rows
         for name in names:
+            if every_row_held and table.column(_COLUMNS.get(name, name)).null_count == 0:
+                continue
             values = [r.get(name, _ABSENT) for r in rows]
             if None in values and _ABSENT not in values:
                 out.append(f"{list_key}.{name}")

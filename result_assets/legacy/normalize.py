@@ -24,6 +24,7 @@ from .schema import (
     SIGNAL_SCHEMA,
     TIMESTAMP_UTC,
 )
+from .timestamp_column import parsed_by_arrow
 from .timestamps import parse_timestamp
 
 _MISSING = object()
@@ -304,6 +305,9 @@ class _SignalRows:
         self.n += n
 
     def _timestamps(self, raw_values: list) -> list[int | None]:
+        parsed = parsed_by_arrow(raw_values)
+        if parsed is not None:
+            return parsed
         cache = self._ts_cache
         out = []
         append = out.append
@@ -383,6 +387,7 @@ class _CurveRows:
     def add_list(self, points: list, symbol_idx: int, where: str):
         ts_cache = self._ts_cache
         float_columns = (("equity", self.equity), ("drawdown", self.drawdown))
+        stamps = parsed_by_arrow([point.get("timestamp") for point in points])
         for seq, point in enumerate(points):  # all dicts: checked by _is_curve_list
             get = point.get
             kept_raw = None
@@ -391,7 +396,7 @@ class _CurveRows:
             if raw is _MISSING or raw is None:
                 self.ts.append(None)
             else:
-                us = ts_cache.get(raw) if type(raw) is str else None
+                us = stamps[seq] if stamps is not None else ts_cache.get(raw) if type(raw) is str else None
                 if us is None:
                     us = parse_timestamp(raw)
                     if us is not None and type(raw) is str:

@@ -17,9 +17,22 @@ import pyarrow.compute as pc
 from .timestamps import SEOUL
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)
-_SEOUL_FIXED_FROM_US = (datetime(1989, 1, 1) - _NAIVE_EPOCH) // timedelta(microseconds=1) - 9 * 3600 * 10**6
+SEOUL_FIXED_FROM_US = (datetime(1989, 1, 1) - _NAIVE_EPOCH) // timedelta(microseconds=1) - 9 * 3600 * 10**6
 _SEOUL_US = 9 * 3600 * 10**6
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})", re.ASCII)
+_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}([T ])\d{2}:\d{2}:\d{2}(?:\.\d{6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
+
+
+def timestamp_code(value: object) -> str | None:
+    """The spelling code of one legacy timestamp value, or None if it has no code here."""
+    if type(value) is int:
+        return "ms"
+    if type(value) is not str:
+        return None
+    if value.isascii() and value.isdigit():
+        return "ms_str"
+    m = _ISO_SHAPE.fullmatch(value)
+    return None if m is None else m.group(1) + (m.group(2) or "")
 
 
 def render_timestamp(us: int, code: str) -> object:
@@ -31,7 +44,7 @@ def render_timestamp(us: int, code: str) -> object:
     sep, suffix = code[0], code[1:]
     if suffix:
         offset = _fixed_offset_us(suffix)
-    elif us >= _SEOUL_FIXED_FROM_US:
+    elif us >= SEOUL_FIXED_FROM_US:
         offset = _SEOUL_US
     else:  # before 1989 Seoul had summer time: ask zoneinfo
         moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
@@ -55,7 +68,7 @@ def _seoul_summers() -> list[tuple[int, int, int]]:
             lo, hi = (mid, hi) if offset(mid) == before else (lo, mid)
         return hi
 
-    day, end = 86_400, (_SEOUL_FIXED_FROM_US + _SEOUL_US) // 10**6
+    day, end = 86_400, (SEOUL_FIXED_FROM_US + _SEOUL_US) // 10**6
     changes, previous = [], offset(0)
     for second in range(day, end + day, day):
         current = offset(second)
@@ -102,7 +115,7 @@ def spelled_array(column: pa.ChunkedArray | pa.Array, code: str) -> pa.Array:
         offset = _fixed_offset_us(suffix)
     else:  # Seoul wall time: +09:00, but for the summer times before 1989
         offset = pa.scalar(_SEOUL_US, pa.int64())
-        if low < _SEOUL_FIXED_FROM_US:
+        if low < SEOUL_FIXED_FROM_US:
             for start, end, summer in _seoul_summers():
                 offset = pc.if_else(pc.and_(pc.greater_equal(micros, start), pc.less(micros, end)), summer, offset)
     # Arrow writes "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat drops a zero fraction
