@@ -8,8 +8,11 @@ tasks), in a fresh home: migrate it, then count, over the valid tasks,
 - export byte-identical: `result-assets export` writes bytes whose SHA-256 is the source's;
 - get_result == json.loads(file): a postgres-only ResultManager reads the document the
   file holds, key order, int vs float, -0.0 and NaN included;
+- get_results == json.loads(file): the same, all tasks read in one call (the read cache
+  emptied first: readers of many tasks spell their timestamps together);
 - save, then get_result == what was saved (postgres-only, documents the save did not
-  auto-correct), in the hot tier and again after `maintain` moved them to Delta;
+  auto-correct), in the hot tier and again after `maintain` moved them to Delta, and
+  get_results of them all then;
 - one of four json.dumps calls: json.loads(file) written back with indent None or 2 and
   ensure_ascii True or False gives the file's bytes;
 - regenerable from the rows: the document rebuilt from the task's rows and skeleton, with
@@ -41,8 +44,10 @@ STYLES = [(indent, ascii_only) for indent in (None, 2) for ascii_only in (True, 
 ROWS = [
     ("export", "export byte-identical (SHA-256 of the file)", "all"),
     ("get", "get_result == json.loads(file), migrated tasks", "all"),
+    ("get_many", "get_results == json.loads(file), migrated tasks read together", "all"),
     ("saved_hot", "save then get_result == saved (hot tier)", "all"),
     ("saved_flushed", "save then get_result == saved (after maintain)", "all"),
+    ("saved_many", "save then get_results == saved (after maintain, read together)", "all"),
     ("styles", "file is one of four json.dumps calls", "(the corpus)"),
     ("regenerable", "regenerable from the rows + a Spelling (legacy/exact.py)", "all"),
 ]
@@ -98,6 +103,9 @@ def measure(corpus: Path) -> dict:
             and hashlib.sha256((out / f"{quote(t, safe='')}.json").read_bytes()).digest() == hashlib.sha256(raw).digest())
         reader = ResultManager("postgres-only", record_in_dagster=False)
         counts["get"] = sum(1 for t in valid if same(reader.get_result(t), documents[t]))
+        reader.stores.read_cache.clear()
+        together = reader.get_results(valid)
+        counts["get_many"] = sum(1 for t in valid if t in together and same(together[t], documents[t]))
         counts["styles"] = sum(1 for t in valid if one_of_four_styles(sources[t], documents[t]))
         spellings = {t: regenerate(t, sources[t]) for t in valid}
         counts["regenerable"] = sum(1 for ok, _ in spellings.values() if ok)
@@ -113,6 +121,9 @@ def measure(corpus: Path) -> dict:
         counts["saved_hot"] = sum(1 for t, doc in saved.items() if same(reader.get_result(t), doc))
         maintain(stores, retention_hours=0)
         counts["saved_flushed"] = sum(1 for t, doc in saved.items() if same(reader.get_result(t), doc))
+        reader.stores.read_cache.clear()
+        together = reader.get_results(list(saved))
+        counts["saved_many"] = sum(1 for t, doc in saved.items() if t in together and same(together[t], doc))
         return counts
     finally:
         os.environ.pop("RESULT_ASSETS_HOME", None)

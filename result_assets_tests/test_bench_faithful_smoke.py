@@ -25,3 +25,7 @@ def test_the_faithfulness_bench_counts_the_samples():
         assert 0 <= samples[key] <= samples["saves"]
     # a save reads back the same before and after maintenance moved it to Delta
     assert samples["saved_hot"] == samples["saved_flushed"]
+    # every valid sample exports byte for byte and reads back as json.loads of its file, alone
+    # or read together with the others; every save reads back as saved
+    assert samples["export"] == samples["get"] == samples["get_many"] == samples["valid"]
+    assert samples["saved_hot"] == samples["saved_flushed"] == samples["saved_many"] == samples["saves"]

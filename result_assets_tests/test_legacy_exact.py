@@ -221,3 +221,37 @@ def test_seoul_wall_time_before_1989_is_spelled_by_arrow_as_render_timestamp_doe
     for code in (" ", "T"):
         assert exact.spelled_column(column, code) == [
             None if us is None else exact.render_timestamp(us, code) for us in micros]
+
+
+def test_documents_spelled_in_bulk_are_the_documents_spelled_one_by_one(tmp_path):
+    """Readers of many tasks spell their timestamps together (spelled_in_bulk): each document
+    is still json.loads of its file, and what file_document gives for it alone. Samples, the
+    generated corpus (every timestamp form, pre-1970 and pre-1989 instants among them) and
+    tasks whose rows mix spellings, read in one batch."""
+    from benchmarks.corpus import generate_corpus
+
+    from result_assets.legacy.reconstruct import key_ordered
+
+    generate_corpus(tmp_path, 30, seed=5, bad_per_kind=0)
+    files = [(name, raw) for name, raw in valid_samples()]
+    files += [(p.parent.name, p.read_bytes()) for p in sorted(tmp_path.glob("*/result.json"))]
+    moments = [datetime(1987, 6, 1, 3, tzinfo=timezone.utc), datetime(2024, 1, 3, tzinfo=timezone.utc)]
+    for n, codes in enumerate([["TZ", " ", "ms", "T+09:00"], [" ", " "], ["ms_str", "TZ"]]):
+        mixed = [signal(moments[i % 2] + timedelta(hours=i), code, 1.5) for i, code in enumerate(codes)]
+        files.append((f"mixed{n}", json.dumps({"strategy": "s", "symbols": [{"symbol": "K", "signals": mixed}]}).encode()))
+    tasks, alone = {}, {}
+    for name, raw in files:
+        learned = exact.learn(raw, parse_document(raw), *stored(name, raw))
+        assert learned is not None, name
+        skeleton_text, signals, curves = stored(name, raw)
+        spelling = learned[0].to_json()
+        tasks[name] = (spelling, key_ordered(signals), key_ordered(curves))
+        alone[name] = (skeleton_text, exact.file_document(skeleton_text, signals, curves, spelling, None))
+    assert sum(1 for spelling, _, _ in tasks.values() if exact.Spelling.from_json(spelling).row_timestamps) >= 3
+    spelled = exact.spelled_in_bulk(tasks)
+    assert set(spelled) == set(tasks)
+    for name, raw in files:
+        spelling, signals, curves = tasks[name]
+        skeleton_text, document = alone[name]
+        together = exact.file_document(skeleton_text, signals, curves, spelling, None, spelled[name])
+        assert json.dumps(together) == json.dumps(document) == json.dumps(json.loads(raw)), name

@@ -11,6 +11,7 @@ import pyarrow as pa
 from deltalake.exceptions import DeltaError
 
 from result_assets.legacy import exact
+from result_assets.legacy.reconstruct import key_ordered
 from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.read_cache import version_key
@@ -37,26 +38,34 @@ def rebuild_documents(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
     """The documents of the migrated tasks among task_ids (what json.loads of each stored
     file gives): per READ_BATCH tasks, one catalog query, then each table's rows read
     where they live."""
-    return _in_passes(stores, task_ids, _document)
+    return _in_passes(stores, task_ids, _documents)
 
 
 def file_bytes(stores: Stores, task_ids: list[str]) -> dict[str, bytes]:
     """The exact bytes of the migrated tasks' files among task_ids (the source's SHA-256),
     read as rebuild_documents reads the documents."""
-    return _in_passes(stores, task_ids, _file)
+    return _in_passes(stores, task_ids, _files)
 
 
-def _document(row: dict, signals: pa.Table, curves: pa.Table) -> dict:
-    """A task's document from its catalog row and rows. Rebuilt, not parsed from bytes written
-    from the columns: rebuilding is the faster of the two at every size measured."""
-    return exact.file_document(row["skeleton"], signals, curves, row.get("spelling"), row.get("exact_text"))
+def _documents(rows: dict[str, dict], signals: dict[str, pa.Table], curves: dict[str, pa.Table]) -> dict[str, dict]:
+    """Each task's document from its catalog row and rows. Rebuilt, not parsed from bytes
+    written from the columns: rebuilding is the faster of the two at every size measured.
+    Several tasks' timestamps are spelled together (exact.spelled_in_bulk)."""
+    spelled = {}
+    if len(rows) > 1:
+        signals = {t: key_ordered(signals[t]) for t in rows}  # the row order the spelled lists follow
+        curves = {t: key_ordered(curves[t]) for t in rows}
+        spelled = exact.spelled_in_bulk({t: (r["spelling"], signals[t], curves[t]) for t, r in rows.items()
+                                         if r.get("spelling") is not None and r.get("exact_text") is None})
+    return {t: exact.file_document(r["skeleton"], signals[t], curves[t], r.get("spelling"), r.get("exact_text"),
+                                   spelled.get(t)) for t, r in rows.items()}
 
 
-def _file(row: dict, signals: pa.Table, curves: pa.Table) -> bytes:
-    """A task's file, written from the columns when they give its SHA-256 (faster than through
-    the document for all but the smallest one-line files: docs/performance.md)."""
-    return exact.file_bytes(row["skeleton"], signals, curves, row.get("spelling"), row.get("exact_text"),
-                            row.get("source_sha256"))
+def _files(rows: dict[str, dict], signals: dict[str, pa.Table], curves: dict[str, pa.Table]) -> dict[str, bytes]:
+    """Each task's file, written from the columns when they give its SHA-256 (faster than
+    through the document for all but the smallest one-line files: docs/performance.md)."""
+    return {t: exact.file_bytes(r["skeleton"], signals[t], curves[t], r.get("spelling"), r.get("exact_text"),
+                                r.get("source_sha256")) for t, r in rows.items()}
 
 
 def _in_passes(stores: Stores, task_ids: list[str], make) -> dict:
@@ -81,8 +90,8 @@ def published_rows(stores: Stores, table: str, task_ids: list[str]) -> pa.Table:
 
 
 def settled_documents(stores: Stores, catalog_rows: dict[str, dict], attempts: int = 3,
-                      make=_document) -> dict:
-    """documents_from_rows (or, with `make=_file`, the files' bytes), read again
+                      make=_documents) -> dict:
+    """documents_from_rows (or, with `make=_files`, the files' bytes), read again
     from fresh catalog rows when a file they name is gone because maintenance moved those
     tasks meanwhile (re-pointed after a compaction or a flush, then vacuumed at a short
     retention). A file gone under an unchanged catalog row raises."""
@@ -108,16 +117,17 @@ def _placement(rows: dict[str, dict]) -> dict:
 def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[str, dict]:
     """The documents of the migrated tasks among these catalog rows (Catalog.tasks): what
     json.loads of each stored file gives."""
-    return _from_rows(stores, catalog_rows, _document)
+    return _from_rows(stores, catalog_rows, _documents)
 
 
 def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
-    """{task_id: make(catalog row, signal rows, curve rows)} of the migrated tasks.
-    Documents come from the process's read cache when it holds the version the catalog row names."""
+    """make({task_id: catalog row}, {task_id: signal rows}, {task_id: curve rows}) of the
+    migrated tasks. Documents come from the process's read cache when it holds the version the
+    catalog row names."""
     rows = {t: r for t, r in catalog_rows.items() if r["status"] == "migrated"}
     if not rows:
         return {}
-    cache = stores.read_cache if make is _document and stores.read_cache.enabled else None
+    cache = stores.read_cache if make is _documents and stores.read_cache.enabled else None
     out = {}
     if cache is not None:
         for task_id, row in rows.items():
@@ -128,10 +138,11 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
     if rows:
         tables = {table: read_rows(stores, table, rows) for table in (SIGNALS, CURVES)}
         fill = cache is not None and len(catalog_rows) <= CACHE_FILL_MAX_TASKS
-        for task_id, row in rows.items():
-            out[task_id] = make(row, tables[SIGNALS][task_id], tables[CURVES][task_id])
-            if fill:
-                cache.put(version_key(task_id, row), out[task_id])
+        made = make(rows, tables[SIGNALS], tables[CURVES])
+        out.update(made)
+        if fill:
+            for task_id, row in rows.items():
+                cache.put(version_key(task_id, row), made[task_id])
     return {task_id: out[task_id] for task_id in sorted(out)}
 
 
