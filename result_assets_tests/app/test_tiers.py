@@ -255,3 +255,35 @@ def test_scans_see_hot_tasks_once_whichever_columns_are_asked(stores):
         assert store.signals(task_ids=["tier_scan"], columns=["pnl"]).num_rows == 6
     finally:
         store.close()
+
+
+def test_hot_rows_are_compressed_and_rows_saved_uncompressed_before_still_read(stores):
+    """The hot tier writes LZ4-compressed Arrow streams (smaller INSERTs); a row written by
+    an earlier release, uncompressed, reads back the same."""
+    import pyarrow as pa
+
+    from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
+    from result_assets.store import hot_rows
+
+    m = manager()
+    document = sample_document(V2_TASK)
+    m.save_result("tier_lz4", document)
+    row = stores.catalog.tasks(["tier_lz4"])["tier_lz4"]
+    signals = hot_rows.decode(row["hot_signals"], SIGNAL_SCHEMA)
+    curves = hot_rows.decode(row["hot_curves"], CURVE_SCHEMA)
+
+    def plain(table: pa.Table) -> bytes:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    old_signals, old_curves = plain(signals), plain(curves)
+    assert len(row["hot_signals"]) + len(row["hot_curves"]) < 0.8 * (len(old_signals) + len(old_curves))
+    conn = stores.catalog.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE hot_rows SET signals = %s, curves = %s WHERE task_id = 'tier_lz4'",
+                    (old_signals, old_curves))
+    reader = manager()
+    assert compare_documents(document, reader.get_result("tier_lz4")) == []
+    assert hot_rows.decode(old_signals, SIGNAL_SCHEMA).equals(signals)
