@@ -14,11 +14,10 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .timestamps import SEOUL
+from .timestamps import SEOUL, SEOUL_OFFSET_US
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)
-SEOUL_FIXED_FROM_US = (datetime(1989, 1, 1) - _NAIVE_EPOCH) // timedelta(microseconds=1) - 9 * 3600 * 10**6
-_SEOUL_US = 9 * 3600 * 10**6
+SEOUL_FIXED_FROM_US = (datetime(1989, 1, 1) - _NAIVE_EPOCH) // timedelta(microseconds=1) - SEOUL_OFFSET_US
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})", re.ASCII)
 _ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}([T ])\d{2}:\d{2}:\d{2}(?:\.\d{6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
 
@@ -45,7 +44,7 @@ def render_timestamp(us: int, code: str) -> object:
     if suffix:
         offset = _fixed_offset_us(suffix)
     elif us >= SEOUL_FIXED_FROM_US:
-        offset = _SEOUL_US
+        offset = SEOUL_OFFSET_US
     else:  # before 1989 Seoul had summer time: ask zoneinfo
         moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
         offset = moment.astimezone(SEOUL).utcoffset() // timedelta(microseconds=1)
@@ -68,7 +67,7 @@ def _seoul_summers() -> list[tuple[int, int, int]]:
             lo, hi = (mid, hi) if offset(mid) == before else (lo, mid)
         return hi
 
-    day, end = 86_400, (SEOUL_FIXED_FROM_US + _SEOUL_US) // 10**6
+    day, end = 86_400, (SEOUL_FIXED_FROM_US + SEOUL_OFFSET_US) // 10**6
     changes, previous = [], offset(0)
     for second in range(day, end + day, day):
         current = offset(second)
@@ -77,7 +76,7 @@ def _seoul_summers() -> list[tuple[int, int, int]]:
             previous = current
     spans = [(start, until) for (start, _), (until, _) in zip(changes, [*changes[1:], (end, None)])]
     return [(start * 10**6, until * 10**6, value) for (start, until), (_, value) in zip(spans, changes)
-            if value != _SEOUL_US]
+            if value != SEOUL_OFFSET_US]
 
 
 def _fixed_offset_us(suffix: str) -> int:
@@ -114,7 +113,7 @@ def spelled_array(column: pa.ChunkedArray | pa.Array, code: str) -> pa.Array:
     if suffix:
         offset = _fixed_offset_us(suffix)
     else:  # Seoul wall time: +09:00, but for the summer times before 1989
-        offset = pa.scalar(_SEOUL_US, pa.int64())
+        offset = pa.scalar(SEOUL_OFFSET_US, pa.int64())
         if low < SEOUL_FIXED_FROM_US:
             for start, end, summer in _seoul_summers():
                 offset = pc.if_else(pc.and_(pc.greater_equal(micros, start), pc.less(micros, end)), summer, offset)

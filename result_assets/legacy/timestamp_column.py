@@ -16,11 +16,10 @@ import pyarrow.compute as pc
 
 from .schema import TIMESTAMP_UTC
 from .spelled import SEOUL_FIXED_FROM_US, spelled_array, timestamp_code
-from .timestamps import MAX_US, MIN_US, parse_timestamp
+from .timestamps import MAX_US, MIN_US, SEOUL_OFFSET_US, parse_timestamp
 
 # Below this many values Arrow's fixed cost per call exceeds the per-value parse.
 _MIN_ARROW_VALUES = 512
-_SEOUL_US = 9 * 3600 * 10**6
 _STR_OR_NULL = frozenset((str, type(None)))
 
 
@@ -65,7 +64,7 @@ def _offset_us(suffix: str) -> int | None:
     """The UTC offset of a code's suffix ("" is Seoul's +09:00 from 1989), None for an
     offset parse_timestamp refuses (hours past 23, minutes past 59)."""
     if suffix == "":
-        return _SEOUL_US
+        return SEOUL_OFFSET_US
     if suffix == "Z":
         return 0
     digits = suffix[1:].replace(":", "")

@@ -27,7 +27,7 @@ MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _ONE_US
 MAX_US = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH) // _ONE_US
 # Seoul has been a fixed +09:00 since the end of 1988 DST; before that ask zoneinfo.
 _SEOUL_FIXED_FROM = datetime(1989, 1, 1)
-_SEOUL_OFFSET_US = 9 * 3600 * 1_000_000
+SEOUL_OFFSET_US = 9 * 3600 * 1_000_000
 
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
@@ -55,7 +55,7 @@ def parse_timestamp(value: object) -> int | None:
             if moment.tzinfo is not None:
                 us = (moment - _EPOCH) // _ONE_US
             elif moment >= _SEOUL_FIXED_FROM:
-                us = (moment - _NAIVE_EPOCH) // _ONE_US - _SEOUL_OFFSET_US
+                us = (moment - _NAIVE_EPOCH) // _ONE_US - SEOUL_OFFSET_US
             else:
                 us = (moment - _NAIVE_EPOCH) // _ONE_US - SEOUL.utcoffset(moment) // _ONE_US
             return us if MIN_US <= us <= MAX_US else None
@@ -111,7 +111,7 @@ def _from_iso_match(m: re.Match) -> int | None:
         if sign == "-":
             offset_us = -offset_us
     elif wall >= _SEOUL_FIXED_FROM:
-        offset_us = _SEOUL_OFFSET_US
+        offset_us = SEOUL_OFFSET_US
     else:
         # fold=0: an ambiguous wall time takes the earlier (DST) offset, a
         # skipped one is read with the offset before the gap (PEP 495).
