@@ -71,26 +71,50 @@ class RowFiles:
         return metadata
 
     def locate(self, table: str, files: list[str], task_ids: list[str]) -> dict[str, Locations]:
-        """{task_id: locations} of task_ids within files (rows sorted by task_id, as written)."""
+        """{task_id: locations} of task_ids within files: the row groups that hold their rows.
+        The task_id statistics of each row group name the candidates; the task_id column of
+        those groups (dictionary-encoded: a few bytes a group) says which really hold them.
+        A compaction interleaves its inputs' row groups, so a group's min..max can span many
+        tasks it does not hold, and every point read of those tasks decoded it for nothing."""
         wanted = sorted(set(task_ids))
         out: dict[str, Locations] = {t: [] for t in wanted}
         for relative in files:
             metadata = self.metadata(table, relative)
             column = metadata.schema.to_arrow_schema().get_field_index("task_id")
-            per_task: dict[str, list[int]] = {}
+            candidates = []
             for group in range(metadata.num_row_groups):
                 stats = metadata.row_group(group).column(column).statistics
                 if stats is None or not stats.has_min_max:
-                    candidates = wanted  # no statistics: every wanted task may be here
-                else:
-                    lo = bisect.bisect_left(wanted, stats.min)
-                    hi = bisect.bisect_right(wanted, stats.max)
-                    candidates = wanted[lo:hi]
-                for task_id in candidates:
-                    per_task.setdefault(task_id, []).append(group)
-            for task_id, groups in per_task.items():
+                    candidates.append(group)  # no statistics: every wanted task may be here
+                elif bisect.bisect_left(wanted, stats.min) < bisect.bisect_right(wanted, stats.max):
+                    candidates.append(group)
+            for task_id, groups in self._groups_holding(table, relative, metadata, candidates, set(wanted)).items():
                 out[task_id].append([relative, groups])
         return out
+
+    def _groups_holding(self, table: str, relative: str, metadata: pq.FileMetaData, groups: list[int],
+                        wanted: set[str]) -> dict[str, list[int]]:
+        """{task_id: the groups among `groups` holding rows of it}, for the wanted tasks."""
+        if not groups:
+            return {}
+        try:
+            with self._fs.open_input_file(self.path(table, relative)) as f:
+                ids = pq.ParquetFile(f, metadata=metadata).read_row_groups(groups, columns=["task_id"])["task_id"]
+        except FileNotFoundError as exc:
+            raise RowsGone(f"{table}/{relative} is gone") from exc
+        ids = ids.combine_chunks()
+        # runs of one task_id: where each starts and ends, and the group each row is in
+        ends = np.cumsum([metadata.row_group(g).num_rows for g in groups])
+        starts = np.flatnonzero(_differs_from_next(ids)) + 1 if len(ids) > 1 else np.array([], np.int64)
+        run_starts = np.concatenate(([0], starts)).astype(np.int64)
+        run_ends = np.concatenate((starts, [len(ids)])).astype(np.int64)
+        first = np.searchsorted(ends, run_starts, side="right")
+        last = np.searchsorted(ends, run_ends - 1, side="right")
+        held: dict[str, set[int]] = {}
+        for task_id, a, b in zip(ids.take(pa.array(run_starts)).to_pylist(), first.tolist(), last.tolist()):
+            if task_id in wanted:
+                held.setdefault(task_id, set()).update(groups[a:b + 1])
+        return {task_id: sorted(found) for task_id, found in held.items()}
 
     def read(self, table: str, located: dict[str, Locations], schema: pa.Schema) -> dict[str, pa.Table]:
         """{task_id: its rows} reading only the named row groups, each file opened once."""

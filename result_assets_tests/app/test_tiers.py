@@ -177,6 +177,14 @@ def test_compaction_and_vacuum_keep_every_task_readable(stores):
         for _, locations in stores.catalog.located_tasks().values():
             for path, _ in locations[table]:
                 assert any(uri.endswith(path) for uri in current), path
+    import pyarrow.parquet as pq
+
+    for task_id, (_, locations) in stores.catalog.located_tasks().items():  # every named row group holds the task
+        for table in (SIGNALS, CURVES):
+            for path, groups in locations[table]:
+                file = pq.ParquetFile(os.path.join(stores.settings.store_root, table, path))
+                for group in groups:
+                    assert task_id in file.read_row_group(group, columns=["task_id"])["task_id"].to_pylist()
 
 
 def test_a_vanished_file_is_a_clear_error_never_another_version(stores):

@@ -1,0 +1,44 @@
+"""store/row_locations.RowFiles.locate: the row groups that really hold a task's rows, also
+in a file whose row groups interleave sorted runs (as a Delta compaction writes them)."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from result_assets.store.row_locations import RowFiles
+
+
+def _rows(task_ids: list[str], per_task: int) -> pa.Table:
+    ids = [t for t in task_ids for _ in range(per_task)]
+    return pa.table({"task_id": ids, "seq": list(range(len(ids)))})
+
+
+def test_interleaved_row_groups_name_only_the_groups_holding_each_task(tmp_path):
+    # Two sorted runs, their row groups interleaved, and each run's tail in one shared group
+    # whose min..max spans tasks it does not hold (what a compaction of two files writes).
+    run_a = [f"t{i:03d}" for i in range(0, 20)]
+    run_b = [f"t{i:03d}" for i in range(100, 120)]
+    groups = [_rows(run_b[:8], 5), _rows(run_a[:8], 5), _rows(run_b[8:16], 5), _rows(run_a[8:16], 5),
+              _rows(run_a[16:] + run_b[16:], 5)]
+    (tmp_path / "t").mkdir()
+    with pq.ParquetWriter(tmp_path / "t" / "f.parquet", groups[0].schema) as writer:
+        for group in groups:
+            writer.write_table(group, row_group_size=len(group))
+    files = RowFiles(str(tmp_path))
+    wanted = ["t000", "t007", "t008", "t017", "t050", "t105", "t110", "t119"]
+    located = files.locate("t", ["f.parquet"], wanted)
+    assert located == {"t000": [["f.parquet", [1]]], "t007": [["f.parquet", [1]]], "t008": [["f.parquet", [3]]],
+                       "t017": [["f.parquet", [4]]], "t050": [], "t105": [["f.parquet", [0]]],
+                       "t110": [["f.parquet", [2]]], "t119": [["f.parquet", [4]]]}
+    # group 4's statistics span t016..t119: by them alone t050 and t105 would name it too
+    metadata = pq.read_metadata(tmp_path / "t" / "f.parquet")
+    stats = metadata.row_group(4).column(0).statistics
+    assert (stats.min, stats.max) == ("t016", "t119")
+
+
+def test_a_task_across_row_groups_names_each_of_them(tmp_path):
+    rows = _rows(["a", "b", "c"], 7)  # 21 rows in groups of 4: "b" spans groups 1..3
+    (tmp_path / "t").mkdir()
+    pq.write_table(rows, tmp_path / "t" / "f.parquet", row_group_size=4)
+    located = RowFiles(str(tmp_path)).locate("t", ["f.parquet"], ["b", "c"])
+    assert located == {"b": [["f.parquet", [1, 2, 3]]], "c": [["f.parquet", [3, 4, 5]]]}
