@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from result_assets.settings import Settings
+
+# pg advisory lock: one process at a time opens the instance (a fresh one creates its tables).
+_INSTANCE_LOCK = 7205
 
 DAGSTER_YAML = """\
 # Written by result-assets. Storage resolves its Postgres from DATABASE_URL or the
@@ -36,4 +40,25 @@ def get_instance(settings: Settings | None = None):
 
     settings = settings or Settings.from_env()
     ensure_dagster_home(settings)
-    return DagsterInstance.get()
+    # The first use of a fresh instance creates its storage's tables: two processes doing it
+    # at once fail in Dagster's own migration ("type alembic_version already exists"), as a
+    # `migrate` and a `maintain` started together on a new home did.
+    with _instance_lock(settings):
+        return DagsterInstance.get()
+
+
+@contextmanager
+def _instance_lock(settings: Settings):
+    """Held on the instance's database server, on a connection of its own."""
+    import psycopg2
+
+    from result_assets.store.postgres import dagster_url
+
+    conn = psycopg2.connect(dagster_url(settings).replace("postgresql+psycopg2://", "postgresql://", 1))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (_INSTANCE_LOCK,))
+        yield
+    finally:
+        conn.close()  # releases the lock
