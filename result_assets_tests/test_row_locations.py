@@ -42,3 +42,9 @@ def test_a_task_across_row_groups_names_each_of_them(tmp_path):
     pq.write_table(rows, tmp_path / "t" / "f.parquet", row_group_size=4)
     located = RowFiles(str(tmp_path)).locate("t", ["f.parquet"], ["b", "c"])
     assert located == {"b": [["f.parquet", [1, 2, 3]]], "c": [["f.parquet", [3, 4, 5]]]}
+
+
+def test_an_empty_file_holds_no_task(tmp_path):
+    (tmp_path / "t").mkdir()
+    pq.write_table(_rows([], 1), tmp_path / "t" / "empty.parquet")
+    assert RowFiles(str(tmp_path)).locate("t", ["empty.parquet"], ["a"]) == {"a": []}

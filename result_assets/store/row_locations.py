@@ -103,6 +103,8 @@ class RowFiles:
         except FileNotFoundError as exc:
             raise RowsGone(f"{table}/{relative} is gone") from exc
         ids = ids.combine_chunks()
+        if len(ids) == 0:
+            return {}
         # runs of one task_id: where each starts and ends, and the group each row is in
         ends = np.cumsum([metadata.row_group(g).num_rows for g in groups])
         starts = np.flatnonzero(_differs_from_next(ids)) + 1 if len(ids) > 1 else np.array([], np.int64)
