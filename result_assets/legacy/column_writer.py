@@ -30,12 +30,12 @@ import pyarrow.compute as pc
 
 from .parse import parse_written
 from .reconstruct import CURVE_KEYS, SIGNAL_KEYS, key_ordered, symbol_groups
+from .schema import TIMESTAMP_COLUMNS
 from .spelled import render_timestamp, spelled_array
 from .timestamps import parse_timestamp
 
 _PLACEHOLDER = "@@result-assets-rows:"  # a skeleton that holds this text is written the other way
 _KEYS = {"signals": SIGNAL_KEYS, "performance_curve": CURVE_KEYS}
-_TIMESTAMP_COLUMNS = {"timestamp": "ts", "exit_timestamp": "exit_ts"}
 _STRING_KEYS = ("symbol", "type", "reason")
 _BASE36_VALUE = np.full(256, 255, np.uint8)
 for _i, _c in enumerate(b"0123456789abcdefghijklmnopqrstuvwxyz"):
@@ -101,9 +101,7 @@ def _write(skeleton_text: str, signals: pa.Table, curves: pa.Table, spelling) ->
             placeholder = f"{_PLACEHOLDER}{len(groups)}"
             holder[list_key] = placeholder
             groups[placeholder] = (list_key, number)
-    separators = (",", ":") if style.compact else None
-    text = json.dumps(skeleton, indent=style.indent, ensure_ascii=style.ensure_ascii, separators=separators,
-                      allow_nan=True)
+    text = _dumps_at(skeleton, 0, style)
     spans = sorted((text.index(f'"{p}"'), p) for p in groups)
     lists: dict[tuple[str, int], list[bytes]] = {}  # (list key, the list's line indentation) -> group texts
     parts, at = [], 0
@@ -275,8 +273,8 @@ def _row_in_python(i: int, texts: dict[str, pa.Array], extras: str | None, patch
 
 def _value_texts(list_key: str, key: str, table: pa.Table, level: int, style: _Style, spelling) -> pa.Array:
     """The JSON text of each row's `key` value; null where the row has no such key."""
-    if key in _TIMESTAMP_COLUMNS:
-        texts = _timestamp_texts(f"{list_key}.{key}", table.column(_TIMESTAMP_COLUMNS[key]).chunk(0), spelling)
+    if key in TIMESTAMP_COLUMNS:
+        texts = _timestamp_texts(f"{list_key}.{key}", table.column(TIMESTAMP_COLUMNS[key]).chunk(0), spelling)
     elif key == "symbol":  # only v1 signals (the document's own list) carry their symbol
         texts = pc.if_else(pc.equal(table.column("symbol_idx").chunk(0), -1),
                            _string_texts(table.column("symbol").chunk(0), style), pa.scalar(None, pa.string()))

@@ -40,6 +40,7 @@ import pyarrow as pa
 from .column_writer import Unwritable, write_columns
 from .parse import dumps_document, parse_document, parse_written
 from .reconstruct import key_ordered, reconstruct
+from .schema import TIMESTAMP_COLUMNS
 from .spelled import render_timestamp, spelled_column, timestamp_code
 from .timestamps import parse_timestamp
 
@@ -105,11 +106,6 @@ def file_document(skeleton_text: str, signals, curves, spelling: str | None, exa
                          parsed.null_keys), parsed)
 
 
-# (timestamp field, its table, its column)
-_TIMESTAMP_COLUMNS = (("signals.timestamp", "signals", "ts"), ("signals.exit_timestamp", "signals", "exit_ts"),
-                      ("performance_curve.timestamp", "curves", "ts"))
-
-
 def spelled_in_bulk(tasks: dict[str, tuple[str, pa.Table, pa.Table]]) -> dict[str, dict[str, list]]:
     """{task_id: {field: its timestamps spelled}} for many tasks at once, from {task_id:
     (spelling JSON, key-ordered signal rows, key-ordered curve rows)}: one Arrow call per
@@ -119,9 +115,9 @@ def spelled_in_bulk(tasks: dict[str, tuple[str, pa.Table, pa.Table]]) -> dict[st
     row_codes: dict[tuple[str, str], list] = {}
     for task_id, (spelling, signals, curves) in tasks.items():
         parsed = Spelling.from_json(spelling)
-        tables = {"signals": signals, "curves": curves}
-        for field_name, table, column_name in _TIMESTAMP_COLUMNS:
-            column = tables[table].column(column_name)
+        tables = {"signals": signals, "performance_curve": curves}
+        for list_key, name in TIMESTAMP_FIELDS:
+            field_name, column = f"{list_key}.{name}", tables[list_key].column(TIMESTAMP_COLUMNS[name])
             if not len(column):
                 continue
             if field_name in parsed.row_timestamps:
@@ -146,9 +142,13 @@ def spelled_in_bulk(tasks: dict[str, tuple[str, pa.Table, pa.Table]]) -> dict[st
         if (task_id, field_name) not in row_codes:
             out[task_id][field_name] = values
     for (task_id, field_name), (codes, digits) in row_codes.items():
-        columns = [spelled_as[(task_id, field_name, code)] for code in codes]
-        out[task_id][field_name] = [columns[int(d, 36)][i] for i, d in enumerate(digits)]
+        out[task_id][field_name] = _by_row([spelled_as[(task_id, field_name, code)] for code in codes], digits)
     return out
+
+
+def _by_row(columns: list[list], digits: str) -> list:
+    """Each row's value from the column its base-36 digit names (row_timestamps)."""
+    return [columns[int(d, 36)][i] for i, d in enumerate(digits)]
 
 
 def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None,
@@ -303,7 +303,6 @@ def _timestamp_codes(source: dict) -> dict[str, str]:
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-_COLUMNS = {"timestamp": "ts", "exit_timestamp": "exit_ts"}
 # The typed fields of each row list (the ones a null in the tables can stand for).
 _ROW_FIELDS = {"signals": ("timestamp", "type", "price", "quantity", "exit_timestamp", "exit_price", "return_pct",
                            "pnl", "commission", "holding_bars", "reason", "indicators"),
@@ -324,7 +323,7 @@ def _null_keys(source: dict, tables: dict[str, pa.Table]) -> list[str]:
         # absent there: most fields are skipped without walking the rows.
         every_row_held = len(rows) == table.num_rows
         for name in names:
-            if every_row_held and table.column(_COLUMNS.get(name, name)).null_count == 0:
+            if every_row_held and table.column(TIMESTAMP_COLUMNS.get(name, name)).null_count == 0:
                 continue
             values = [r.get(name, _ABSENT) for r in rows]
             if None in values and _ABSENT not in values:
@@ -344,7 +343,7 @@ def _uniform_fields(source: dict, codes: dict[str, str], tables: dict[str, pa.Ta
         rows, every_list = _list_rows(source, list_key)
         if not every_list or len(rows) != table.num_rows:
             continue
-        column = table.column(_COLUMNS[name])
+        column = table.column(TIMESTAMP_COLUMNS[name])
         spelled = spelled_column(column, codes.get(key, "TZ"))  # no code: ISO 8601 UTC
         if [r.get(name) for r in rows] == spelled:
             uniform[key] = spelled
@@ -399,8 +398,7 @@ def _spelled(codes: dict[str, str], row_codes: dict[str, list], known: dict[str,
             spellings, digits = row_codes[field]
             if len(digits) != len(column):
                 raise ValueError(f"{field}: {len(digits)} row spellings for {len(column)} rows")
-            columns = [spelled_column(column, code) for code in spellings]
-            return [columns[int(d, 36)][i] for i, d in enumerate(digits)]
+            return _by_row([spelled_column(column, code) for code in spellings], digits)
         return spelled_column(column, codes.get(field, "TZ"))  # no code: ISO 8601 UTC
     return spell
 

@@ -41,6 +41,8 @@ CURVE_SCHEMA = pa.schema(
     ]
 )
 
+# Row keys holding instants -> their timestamp column (in both tables).
+TIMESTAMP_COLUMNS = {"timestamp": "ts", "exit_timestamp": "exit_ts"}
 # Signal JSON keys stored in float64 columns; the column has the same name.
 SIGNAL_FLOAT_KEYS = ("price", "quantity", "exit_price", "return_pct", "pnl", "commission")
 CURVE_FLOAT_KEYS = ("equity", "drawdown")

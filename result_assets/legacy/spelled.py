@@ -42,7 +42,7 @@ def render_timestamp(us: int, code: str) -> object:
         return str(us // 1000)
     sep, suffix = code[0], code[1:]
     if suffix:
-        offset = _fixed_offset_us(suffix)
+        offset = fixed_offset_us(suffix)
     elif us >= SEOUL_FIXED_FROM_US:
         offset = SEOUL_OFFSET_US
     else:  # before 1989 Seoul had summer time: ask zoneinfo
@@ -79,7 +79,7 @@ def _seoul_summers() -> list[tuple[int, int, int]]:
             if value != SEOUL_OFFSET_US]
 
 
-def _fixed_offset_us(suffix: str) -> int:
+def fixed_offset_us(suffix: str) -> int:
     """The UTC offset a code's suffix spells ("Z", "+09:00", "-0500"), in microseconds."""
     if suffix == "Z":
         return 0
@@ -111,7 +111,7 @@ def spelled_array(column: pa.ChunkedArray | pa.Array, code: str) -> pa.Array:
         millis = pc.divide(micros, 1000)  # whole milliseconds: the file spelled them so
         return millis if code == "ms" else millis.cast(pa.string())
     if suffix:
-        offset = _fixed_offset_us(suffix)
+        offset = fixed_offset_us(suffix)
     else:  # Seoul wall time: +09:00, but for the summer times before 1989
         offset = pa.scalar(SEOUL_OFFSET_US, pa.int64())
         if low < SEOUL_FIXED_FROM_US:

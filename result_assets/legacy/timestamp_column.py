@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .schema import TIMESTAMP_UTC
-from .spelled import SEOUL_FIXED_FROM_US, spelled_array, timestamp_code
+from .spelled import SEOUL_FIXED_FROM_US, fixed_offset_us, spelled_array, timestamp_code
 from .timestamps import MAX_US, MIN_US, SEOUL_OFFSET_US, parse_timestamp
 
 # Below this many values Arrow's fixed cost per call exceeds the per-value parse.
@@ -40,13 +40,13 @@ def _arrow_parsed(values: list) -> tuple[list[int | None], list[int]] | None:
     column's first spelling is not one Arrow reads here."""
     if not _STR_OR_NULL.issuperset(map(type, values)):
         return None
-    code = timestamp_code(next((v for v in values if v is not None), None))
-    if code is None or code in ("ms", "ms_str"):
+    first = next((v for v in values if v is not None), None)
+    code = timestamp_code(first)
+    # parse_timestamp reading the first value also vouches for its offset (hours to 23, minutes to 59)
+    if code is None or code in ("ms", "ms_str") or parse_timestamp(first) is None:
         return None
     sep, suffix = code[0], code[1:]
-    offset = _offset_us(suffix)
-    if offset is None:
-        return None
+    offset = fixed_offset_us(suffix) if suffix else SEOUL_OFFSET_US
     text = pa.array(values, pa.string())
     wall = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), format=f"%Y-%m-%d{sep}%H:%M:%S", unit="us",
                        error_is_null=True)
@@ -59,16 +59,3 @@ def _arrow_parsed(values: list) -> tuple[list[int | None], list[int]] | None:
     unproven = pc.indices_nonzero(pc.and_(pc.invert(same), pc.is_valid(text)))
     return micros.to_pylist(), unproven.to_pylist()
 
-
-def _offset_us(suffix: str) -> int | None:
-    """The UTC offset of a code's suffix ("" is Seoul's +09:00 from 1989), None for an
-    offset parse_timestamp refuses (hours past 23, minutes past 59)."""
-    if suffix == "":
-        return SEOUL_OFFSET_US
-    if suffix == "Z":
-        return 0
-    digits = suffix[1:].replace(":", "")
-    hours, minutes = int(digits[:2]), int(digits[2:])
-    if hours > 23 or minutes > 59:
-        return None
-    return (hours * 3600 + minutes * 60) * 10**6 * (-1 if suffix[0] == "-" else 1)
