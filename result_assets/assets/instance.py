@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 from result_assets.settings import Settings
 
@@ -42,23 +41,10 @@ def get_instance(settings: Settings | None = None):
     ensure_dagster_home(settings)
     # The first use of a fresh instance creates its storage's tables: two processes doing it
     # at once fail in Dagster's own migration ("type alembic_version already exists"), as a
-    # `migrate` and a `maintain` started together on a new home did.
-    with _instance_lock(settings):
+    # `migrate` and a `maintain` started together on a new home did. The lock is the catalog's
+    # (every process of the project opens that database).
+    from result_assets.store.catalog import Catalog
+    from result_assets.store.postgres import catalog_url
+
+    with Catalog(catalog_url(settings)).advisory_lock(_INSTANCE_LOCK, wait=True):
         return DagsterInstance.get()
-
-
-@contextmanager
-def _instance_lock(settings: Settings):
-    """Held on the instance's database server, on a connection of its own."""
-    import psycopg2
-
-    from result_assets.store.postgres import dagster_url
-
-    conn = psycopg2.connect(dagster_url(settings).replace("postgresql+psycopg2://", "postgresql://", 1))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (_INSTANCE_LOCK,))
-        yield
-    finally:
-        conn.close()  # releases the lock
