@@ -14,8 +14,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--huge", type=whole_number(0), default=3, help="tasks of 100k signals (default 3)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", default="bench-work", help="corpus, outputs and bench.json (default ./bench-work)")
-    parser.add_argument("--only", default="a,b,c,d,s",
-                        help="contenders to run, of a,b,c,d,s (s: (c) on stock dagster-postgres storage; default all)")
+    parser.add_argument("--only", default="a,b,c,d,s,t",
+                        help="contenders to run, of a,b,c,d,s,t ((c) runs on stock dagster-postgres storage; s: (c) "
+                             "with a team's own stock dagster.yaml; t: (c) on the opt-in tuned storage; default all)")
     parser.add_argument("--scale", action="store_true", help="also time 100k partitions, dry run and status")
     parser.add_argument("--scale-tasks", type=whole_number(0), default=100_000, help="tasks for --scale (default 100000)")
     parser.add_argument("--batch-size", type=whole_number(1), default=50)

@@ -91,8 +91,8 @@ def event_stages(source_dir: str) -> None:
                 events[key] += len(arg) if isinstance(arg, list) else 1
         setattr(cls, name, wrapper)
 
-    timed(PooledPostgresEventLogStorage, "store_event",
-          lambda e: e.dagster_event_type.value if e.is_dagster_event else "log message")
+    for cls in (PostgresEventLogStorage, PooledPostgresEventLogStorage):  # stock (default), tuned (opt-in)
+        timed(cls, "store_event", lambda e: e.dagster_event_type.value if e.is_dagster_event else "log message")
     timed(PostgresEventLogStorage, "store_event_batch", lambda events: "batches (materializations)")
     started = time.perf_counter()
     report = migrate(Settings.from_env(), source_dir).report

@@ -16,7 +16,8 @@ import pytest
 SAMPLES = Path(__file__).parent / "samples"
 
 HOME_VARS = ("RESULT_ASSETS_HOME", "DATABASE_URL", "RESULT_STORE_ROOT", "RESULT_BACKUP_DIR",
-             "RESULT_SOURCE_DIR", "DAGSTER_HOME", "RESULT_BATCH_SIZE", "RESULT_READ_CACHE_MB")
+             "RESULT_SOURCE_DIR", "DAGSTER_HOME", "RESULT_BATCH_SIZE", "RESULT_READ_CACHE_MB",
+             "RESULT_ASSETS_DAGSTER_URL")
 
 
 @pytest.fixture(scope="module")

@@ -69,12 +69,14 @@ def test_batch_with_a_bad_file_migrates_the_others(env):
         assert compare_documents(original, read_result(task)) == [], task
     with pytest.raises(LookupError, match="quarantined: .*no timestamp"):
         read_result(BAD)
-    evaluations = {
-        e.partition: e for e in result.get_asset_check_evaluations()
-        if e.asset_check_key == AssetCheckKey(AssetKey("validated_result"), "quarantine") and e.partition}
-    assert not evaluations[partition_key_for(BAD)].passed
-    assert evaluations[partition_key_for(BAD)].severity.value == "WARN"
-    assert all(evaluations[partition_key_for(t)].passed for t in GOOD if partition_key_for(t) in evaluations)
+    # quarantine is the run's verdict: one WARN evaluation naming the quarantined task and its reason
+    [verdict] = [e for e in result.get_asset_check_evaluations()
+                 if e.asset_check_key == AssetCheckKey(AssetKey("validated_result"), "quarantine")]
+    assert not verdict.passed and verdict.severity.value == "WARN" and verdict.partition is None
+    assert verdict.description == f"{len(GOOD)} of {len(GOOD) + 1} tasks passed"
+    assert verdict.metadata["failed"].value == 1
+    assert f"`{BAD}`: quarantined: " in verdict.metadata["failed_tasks"].value
+    assert "no timestamp" in verdict.metadata["failed_tasks"].value
     round_trip = [e for e in result.get_asset_check_evaluations()
                   if e.check_name == "lossless_round_trip" and e.partition]
     assert len(round_trip) == len(ordered) and all(e.passed for e in round_trip)
@@ -142,5 +144,8 @@ def test_a_single_partition_run_keeps_the_partitions_own_evaluation(env):
     evaluations = [e for e in result.get_asset_check_evaluations()
                    if e.asset_check_key == AssetCheckKey(AssetKey("signal_table"), "row_counts")]
     assert len(evaluations) == 1
-    assert evaluations[0].partition == key and evaluations[0].description == "34 rows found, 34 expected"
+    assert evaluations[0].description == "34 rows found, 34 expected"
     assert evaluations[0].metadata["found_rows"].value == 34
+    assert evaluations[0].metadata["task_id"].value == "grid...42"
+    proofs = [e for e in result.get_asset_check_evaluations() if e.check_name == "lossless_round_trip"]
+    assert [e.partition for e in proofs] == [key] and proofs[0].passed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import re
 import textwrap
 import uuid
@@ -230,14 +231,14 @@ def test_private_names_the_storage_uses_keep_their_shape():
 
 
 def test_dagster_yaml_path_still_names_the_storage():
-    """Existing homes' dagster.yaml name result_assets.platform.dagster_storage.ResultAssetsStorage."""
+    """An instance that opts in names result_assets.platform.dagster_storage.ResultAssetsStorage."""
     from result_assets.assets import dagster_internals
     from result_assets.platform import dagster_storage
-    from result_assets.assets.instance import DAGSTER_YAML
+    from result_assets.assets.instance import TUNED_STORAGE_YAML
 
     assert dagster_storage.ResultAssetsStorage is dagster_internals.ResultAssetsStorage
-    assert "module: result_assets.platform.dagster_storage" in DAGSTER_YAML
-    assert "class: ResultAssetsStorage" in DAGSTER_YAML
+    assert "module: result_assets.platform.dagster_storage" in TUNED_STORAGE_YAML
+    assert "class: ResultAssetsStorage" in TUNED_STORAGE_YAML
 
 
 def test_only_the_fenced_module_imports_dagster_internals():
@@ -247,11 +248,19 @@ def test_only_the_fenced_module_imports_dagster_internals():
     assert users == ["assets/dagster_internals.py"]
 
 
-def assert_round_trip(instance) -> None:
-    """Everything the tuned event log writes, read back through the public reads the UI uses."""
+def assert_round_trip(instance, tuned: bool = True) -> None:
+    """Everything the event log writes (the tuned one, or stock dagster-postgres), read back
+    through the public reads the UI uses."""
+    from dagster_postgres.event_log import PostgresEventLogStorage
+
     from result_assets.assets.dagster_internals import PooledPostgresEventLogStorage
 
     storage = instance.event_log_storage
+    if not tuned:
+        assert type(storage) is PostgresEventLogStorage
+        run_id, a, b = run_contract_step(instance, ["k1", "k2"])
+        _read_back(instance, run_id, a, b, ["k1", "k2"])
+        return
     assert type(storage) is PooledPostgresEventLogStorage
     with storage._connect() as conn:  # noqa: SLF001
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
@@ -279,7 +288,10 @@ def _read_back(instance, run_id: str, a: AssetKey, b: AssetKey, keys: list[str])
         assert instance.get_materialized_partitions(asset) == set(keys)
     (record,) = instance.get_asset_records([a])
     assert record.asset_entry.last_materialization_record.run_id == run_id
-    assert all(instance.get_latest_planned_materialization_info(a, k).run_id == run_id for k in keys)
+    if os.environ.get("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "0").lower() not in ("0", "false", ""):
+        assert instance.get_latest_planned_materialization_info(a).run_id == run_id  # one event, the subset
+    else:
+        assert all(instance.get_latest_planned_materialization_info(a, k).run_id == run_id for k in keys)
 
     # check evaluations: one per partition, each current against its partition's materialization
     check_key = AssetCheckKey(a, CHECK)
@@ -308,8 +320,15 @@ def _read_back(instance, run_id: str, a: AssetKey, b: AssetKey, keys: list[str])
     assert types[-1] == DagsterEventType.RUN_SUCCESS
 
 
-def test_the_project_instance_reads_everything_it_writes(project_home):
-    from result_assets.assets.instance import get_instance
+def test_the_tuned_instance_reads_everything_it_writes(project_home, monkeypatch):
+    from result_assets.assets.instance import TUNED_STORAGE_YAML, get_instance
+    from result_assets.settings import Settings
 
+    # one planned event per asset and partition: the writes the tuned storage batches
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "0")
+
+    dagster_home = Settings.from_env().dagster_home
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(TUNED_STORAGE_YAML)  # opted in
     with get_instance() as instance:
         assert_round_trip(instance)

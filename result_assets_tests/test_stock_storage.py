@@ -1,27 +1,27 @@
-"""The code location in an instance a team already has: stock dagster-postgres storage
-(`storage: postgres:` in dagster.yaml), nothing of the project's in the instance config."""
+"""The code location as an instance a team already has runs it: stock dagster-postgres storage
+(`storage: postgres:` in dagster.yaml), nothing of the project's in the instance config. A new
+home's instance is such an instance."""
 from __future__ import annotations
 
 import json
 
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter
+import yaml
+from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterEventType, EventRecordsFilter
 
+from result_assets.assets.metadata import TASK_ASSETS
 from result_assets.cli import main
 from result_assets.legacy import partition_key_for
+
+PER_PARTITION = (("result_backup", "backup_checksum"), ("catalog_entry", "lossless_round_trip"))
+PER_RUN = (("signal_table", "row_counts"), ("curve_table", "row_counts"), ("signal_table", "compression_goal"),
+           ("validated_result", "quarantine"))
 
 
 def test_migrate_records_every_partition_on_stock_storage(project_home, sample_source, sample_expectations, capsys):
     from dagster_postgres.event_log import PostgresEventLogStorage
 
-    from result_assets.assets.dagster_internals import PooledPostgresEventLogStorage
     from result_assets.assets.instance import get_instance
     from result_assets.settings import Settings
-    from result_assets.store.postgres import dagster_url
-
-    settings = Settings.from_env()
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    (settings.dagster_home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: {json.dumps(dagster_url(settings))}\n")
 
     assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -29,15 +29,43 @@ def test_migrate_records_every_partition_on_stock_storage(project_home, sample_s
     assert (report["migrated"], report["quarantined"], report["failed_runs"]) == (
         len(valid), len(sample_expectations) - len(valid), 0)
 
+    settings = Settings.from_env()
+    written = yaml.safe_load((settings.dagster_home / "dagster.yaml").read_text())
+    assert set(written["storage"]) == {"postgres"}
     instance = get_instance(settings)
-    storage = instance.event_log_storage
-    assert type(storage) is PostgresEventLogStorage and not isinstance(storage, PooledPostgresEventLogStorage)
+    assert type(instance.event_log_storage) is PostgresEventLogStorage
     keys = [partition_key_for(t) for t in sample_expectations]
     for asset in ("result_backup", "validated_result", "signal_table", "curve_table", "catalog_entry"):
         records = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=1000).records
         assert {r.partition_key for r in records} == set(keys), asset
-    round_trip = instance.event_log_storage.get_asset_check_execution_history(
-        AssetCheckKey(AssetKey("catalog_entry"), "lossless_round_trip"), limit=1000)
-    # per partition, plus the run's declared summary (no partition)
-    assert {e.partition for e in round_trip if e.status.value == "SUCCEEDED"} - {None} == set(keys)
+    for asset, check in PER_PARTITION:  # each partition's proof, plus the run's declared summary
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(AssetKey(asset), check), limit=1000)
+        assert {e.partition for e in history if e.status.value == "SUCCEEDED"} - {None} == set(keys), check
+    for asset, check in PER_RUN:  # one verdict for the run (22 tasks, one batch)
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(AssetKey(asset), check), limit=1000)
+        assert [e.partition for e in history] == [None], check
+    # a range run plans one materialization event per asset, not one per asset and partition
+    planned = instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION_PLANNED),
+                                         limit=1000)
+    by_asset = [r.event_log_entry.dagster_event.asset_key.to_user_string() for r in planned]
+    assert sorted(a for a in by_asset if a != "migration_report") == sorted(TASK_ASSETS)
+
+
+def test_an_unedited_earlier_default_is_brought_to_stock_and_an_edited_file_is_kept(project_home):
+    from result_assets.assets.instance import TUNED_STORAGE_YAML, ensure_dagster_home
+    from result_assets.settings import Settings
+
+    settings = Settings.from_env()
+    config = settings.dagster_home / "dagster.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    earlier = ("# Written by result-assets. Storage resolves its Postgres from DATABASE_URL or the\n"
+               "# embedded server under RESULT_ASSETS_HOME; no URL or password is kept here.\n" + TUNED_STORAGE_YAML)
+    config.write_text(earlier)
+    ensure_dagster_home(settings)
+    assert set(yaml.safe_load(config.read_text())["storage"]) == {"postgres"}
+    config.write_text(TUNED_STORAGE_YAML)  # a person's own file (opting in): left alone
+    ensure_dagster_home(settings)
+    assert config.read_text() == TUNED_STORAGE_YAML

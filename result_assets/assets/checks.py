@@ -1,7 +1,14 @@
 """The asset checks: the engine's check ids (migration/verify.py) as Dagster knows them.
 
 The engine judges each task by check id; here each id gets its asset, check name,
-severity and description. The UI, the GraphQL API and existing runs know these names.
+severity, description and scope. The UI, the GraphQL API and existing runs know these names.
+
+Scope. The two blocking checks are each partition's proof, so every partition shows them
+(one evaluation per partition and run). The other four are the run's verdict, one evaluation
+per run over all its tasks, with the tasks that failed listed: a partition's own row counts,
+status and quarantine reason are on its materializations already, and the compression goal
+is judged on the whole store. On stock dagster-postgres storage each evaluation is a write of
+its own (about 17 ms, docs/scaling.md), so six per partition would be most of a migration.
 """
 from __future__ import annotations
 
@@ -25,30 +32,32 @@ class Check:
     # A failed blocking check fails its step, so no downstream asset of the run materializes
     # over the partition (Dagster's own enforcement; the engine has not published it).
     blocking: bool = False
+    # Evaluated per partition (else once per run, over the run's tasks).
+    per_partition: bool = False
 
 
 CHECKS: dict[str, Check] = {
     verify.BACKUP_CHECKSUM: Check("result_backup", "backup_checksum", ERROR,
-                                  "The backup file's SHA-256 equals the source file's.", blocking=True),
+                                  "The backup file's SHA-256 equals the source file's.", blocking=True, per_partition=True),
     verify.SIGNAL_ROWS: Check("signal_table", "row_counts", ERROR,
-                              "Signal rows in Delta equal the signals in the source."),
+                              "Signal rows in Delta equal the signals in the source, for every task of the run."),
     verify.CURVE_ROWS: Check("curve_table", "row_counts", ERROR,
-                             "Curve rows in Delta equal the curve points in the source."),
+                             "Curve rows in Delta equal the curve points in the source, for every task of the run."),
     verify.LOSSLESS_ROUND_TRIP: Check(
         "catalog_entry", "lossless_round_trip", ERROR,
         "The bytes written again from exactly the rows, skeleton text and Spelling stored hash to the source "
         "file's SHA-256, and the Delta tables and the catalog give back exactly those rows (blocking: a failed "
-        "partition is not published and fails its step).", blocking=True),
+        "partition is not published and fails its step).", blocking=True, per_partition=True),
     verify.COMPRESSION_GOAL: Check(
         "signal_table", "compression_goal", WARN,
         "Everything the store needs to rebuild the documents (Delta data files and logs, catalog skeletons) is "
         "the goal smaller than the JSON of the tasks it holds (WARN; compacting helps)."),
     verify.QUARANTINE: Check("validated_result", "quarantine", WARN,
-                             "The source file is valid (WARN with the reason when quarantined)."),
+                             "Every source file of the run is valid (WARN, with each quarantined task and its reason)."),
 }
 
 CHECK_SPECS = [AssetCheckSpec(c.name, asset=c.asset, description=c.description, blocking=c.blocking,
-                              partitions_def=task_partitions)
+                              partitions_def=task_partitions if c.per_partition else None)
                for c in CHECKS.values()]
 
 _BY_NAME = {(c.asset, c.name): check_id for check_id, c in CHECKS.items()}

@@ -23,7 +23,7 @@ from result_assets.assets.dagster_internals import attach_partition_metadata, ta
 from result_assets.assets.metadata import TASK_ASSETS, batch_summary, partition_metadata
 from result_assets.assets.partitions import TASKS_PARTITION
 from result_assets.legacy import partition_key_for
-from result_assets.migration.verify import CheckOutcome
+from result_assets.migration.verify import COMPRESSION_GOAL, CheckOutcome
 
 _DOCUMENT_ASSETS = ("validated_result", "catalog_entry")  # where a save's or rollback's metadata goes
 _REPORT_LOCK = 7204  # pg advisory lock: one reporter of queued saves at a time
@@ -68,11 +68,12 @@ def _asset_summary(asset: str, batch, summary: dict) -> dict:
 
 
 def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
-    """{(asset, partition key): this run's materialization of it}: what each check evaluated.
+    """{(asset, partition key): this run's materialization of it}: what each per-partition check evaluated.
 
     An evaluation that names its target materialization is "current"; without one the UI's
     per-partition check status (GraphQL partitionStatuses) shows every partition as missing.
     """
+    outcomes = [o for o in outcomes if CHECKS[o.check].per_partition]
     keys = sorted({o.partition_key for o in outcomes})
     targets = {}
     for asset in sorted({CHECKS[o.check].asset for o in outcomes}):
@@ -85,41 +86,76 @@ def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
 
 
 def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None, enforce: bool = False):
-    """One evaluation per partition and check; with `declared`, also the step's declared
-    result per check. A single-partition step's declared result is that partition's
-    evaluation (Dagster attributes it to the partition), so nothing overwrites it.
+    """The per-partition checks' evaluations, one per partition, then one verdict per run-level
+    check over all the outcomes' tasks (assets/checks.py says which is which).
+
+    With `declared` (the multi-asset's step), every check spec also gets the step's declared
+    result: a run-level check's verdict, and for a per-partition check a summary of its
+    partitions. A single-partition step's declared result is that partition's evaluation
+    (Dagster attributes it to the partition), so nothing overwrites it.
     A declared result carries its check's `blocking` (a failed one fails the step that
     migrated the partitions, so nothing downstream in its run reads them); with `enforce`
     (a step without declared results) each evaluation does. A report of what happened
     elsewhere (queued saves) does not enforce: its run did not write the partition."""
     targets = targets or {}
-    partitions = {o.partition_key for o in outcomes}
-    single = declared and len(partitions) == 1
+    single = declared and len({o.partition_key for o in outcomes}) == 1
     by_check: dict[str, list[CheckOutcome]] = {}
     for o in outcomes:
         by_check.setdefault(o.check, []).append(o)
-        check = CHECKS[o.check]
-        metadata = {"task_id": o.task_id, **o.metadata}
-        if single:
-            yield AssetCheckResult(asset_key=check.asset, check_name=check.name, passed=o.passed,
-                                   severity=check.severity, description=o.description, metadata=metadata)
-            continue
-        yield AssetCheckEvaluation(
-            asset_key=AssetKey(check.asset), check_name=check.name, passed=o.passed, partition=o.partition_key,
-            severity=check.severity, description=o.description, metadata=metadata,
-            blocking=check.blocking and enforce,
-            target_materialization_data=targets.get((check.asset, o.partition_key)))
-    if not declared or single:
-        return
     for check_id, check in CHECKS.items():
         results = by_check.get(check_id, [])
-        failed = [o for o in results if not o.passed]
-        yield AssetCheckResult(
-            asset_key=check.asset, check_name=check.name, passed=not failed, severity=check.severity,
-            description=f"{len(results) - len(failed)} of {len(results)} partitions passed",
-            metadata={"partitions": len(results), "failed": len(failed),
-                      "failed_tasks": MetadataValue.md("\n".join(f"- `{o.task_id}`: {o.description}"
-                                                                  for o in failed[:50]) or "none")})
+        if not check.per_partition:
+            if results or declared:
+                yield _run_verdict(check_id, results, declared)
+            continue
+        for o in results:
+            metadata = {"task_id": o.task_id, **o.metadata}
+            if single:
+                yield AssetCheckResult(asset_key=check.asset, check_name=check.name, passed=o.passed,
+                                       severity=check.severity, description=o.description, metadata=metadata)
+                continue
+            yield AssetCheckEvaluation(
+                asset_key=AssetKey(check.asset), check_name=check.name, passed=o.passed, partition=o.partition_key,
+                severity=check.severity, description=o.description, metadata=metadata,
+                blocking=check.blocking and enforce,
+                target_materialization_data=targets.get((check.asset, o.partition_key)))
+        if declared and not single:
+            failed = [o for o in results if not o.passed]
+            yield AssetCheckResult(
+                asset_key=check.asset, check_name=check.name, passed=not failed, severity=check.severity,
+                description=f"{len(results) - len(failed)} of {len(results)} partitions passed",
+                metadata={"partitions": len(results), "failed": len(failed), "failed_tasks": _listed(failed)})
+
+
+def _run_verdict(check_id: str, results: list[CheckOutcome], declared: bool):
+    """One evaluation of a run-level check over its tasks. For one task it is that task's own
+    outcome; the compression goal, judged on the whole store, is the last outcome's figures."""
+    check = CHECKS[check_id]
+    failed = [o for o in results if not o.passed]
+    passed = not failed
+    if results and (len(results) == 1 or check_id == COMPRESSION_GOAL):
+        last = results[-1]
+        description, metadata = last.description, {"tasks": len(results), **last.metadata}
+        if len(results) == 1:
+            metadata["task_id"] = last.task_id
+    else:
+        description = f"{len(results) - len(failed)} of {len(results)} tasks passed"
+        metadata = {"tasks": len(results)}
+    if check_id != COMPRESSION_GOAL:
+        metadata.update(failed=len(failed), failed_tasks=_listed(failed))
+    if declared:
+        return AssetCheckResult(asset_key=check.asset, check_name=check.name, passed=passed,
+                                severity=check.severity, description=description, metadata=metadata)
+    return AssetCheckEvaluation(asset_key=AssetKey(check.asset), check_name=check.name, passed=passed,
+                                severity=check.severity, description=description, metadata=metadata)
+
+
+def _listed(failed: list[CheckOutcome], limit: int = 50):
+    """The failed tasks as a markdown list a person reads in the UI."""
+    lines = [f"- `{o.task_id}`: {o.description}" for o in failed[:limit]]
+    if len(failed) > limit:
+        lines.append(f"- ... and {len(failed) - limit} more")
+    return MetadataValue.md("\n".join(lines) or "none")
 
 
 # --- the application's saves, queued in the catalog ---
@@ -127,18 +163,17 @@ def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | N
 def queued_save_events(instance, catalog, batch: int = 500):
     """The events of the application's saves queued in the catalog (save_records, written in
     each save's own publishing transaction), for a run's op to yield: per save the five
-    materializations, and per task the check evaluations of its newest save, each naming the
-    materialization it judged (stored by the time this generator resumes), as a backfill
-    records them. A batch leaves the queue once all its events were taken: at least once.
+    materializations, per task the per-partition check evaluations of its newest save, each
+    naming the materialization it judged (stored by the time this generator resumes), and at
+    the end one verdict per run-level check over the reported tasks, as a backfill records
+    them. A batch leaves the queue once all its events were taken: at least once.
 
     From a run, not runless: Dagster writes a runless partitioned check evaluation with a
     plain INSERT, so a partition's second one (a task saved again) fails on the unique index
     of asset_check_executions. One reporter at a time (an advisory lock)."""
+    run_level: dict[str, list[CheckOutcome]] = {}  # task id: its newest save's run-level outcomes
     with catalog.advisory_lock(_REPORT_LOCK, wait=True):
-        while True:
-            records = catalog.queued_records(batch)
-            if not records:
-                return
+        while records := catalog.queued_records(batch):
             keys = {r["partition_key"] for r in records}
             new_keys = sorted(keys - set(instance.get_dynamic_partitions(TASKS_PARTITION)))
             if new_keys:
@@ -148,9 +183,12 @@ def queued_save_events(instance, catalog, batch: int = 500):
                 yield from _task_materializations(r["task_id"], r["partition_key"], r["metadata"], r["description"])
                 if newest[r["task_id"]] == r["record_id"] and r["checks"]:
                     checks = [outcome_from_record(c) for c in r["checks"]]
-                    yield from check_events(checks, declared=False,
-                                            targets=_latest(instance, checks, r["partition_key"]))
+                    proofs = [c for c in checks if CHECKS[c.check].per_partition]
+                    run_level[r["task_id"]] = [c for c in checks if not CHECKS[c.check].per_partition]
+                    yield from check_events(proofs, declared=False,
+                                            targets=_latest(instance, proofs, r["partition_key"]))
             catalog.forget_records([r["record_id"] for r in records])
+    yield from check_events([c for checks in run_level.values() for c in checks], declared=False)
 
 
 def _latest(instance, checks: list[CheckOutcome], key: str) -> dict:

@@ -1,6 +1,8 @@
-"""The Dagster instance at DAGSTER_HOME, created on first use."""
+"""The Dagster instance at DAGSTER_HOME, created on first use: stock dagster-postgres storage,
+as the instance of a team's existing deployment has (docs/scaling.md)."""
 from __future__ import annotations
 
+import json
 import os
 
 from result_assets.settings import Settings
@@ -8,14 +10,40 @@ from result_assets.settings import Settings
 # pg advisory lock: one process at a time opens the instance (a fresh one creates its tables).
 _INSTANCE_LOCK = 7205
 
-DAGSTER_YAML = """\
-# Written by result-assets. Storage resolves its Postgres from DATABASE_URL or the
-# embedded server under RESULT_ASSETS_HOME; no URL or password is kept here.
+# With DATABASE_URL (its URL may hold a password), the instance's URL travels in this
+# variable, which every process of the project sets from its settings.
+DAGSTER_URL_ENV = "RESULT_ASSETS_DAGSTER_URL"
+_WRITTEN_BY_US = "# Written by result-assets"
+
+
+# Opt-in, for an instance of its own only: the project's tuned storage (a pooled event log that
+# batches check evaluations; assets/dagster_internals.py). Put this `storage:` block in a
+# dagster.yaml without the first line above, so that result-assets leaves the file alone.
+TUNED_STORAGE_YAML = """\
 storage:
   custom:
     module: result_assets.platform.dagster_storage
     class: ResultAssetsStorage
     config: {}
+"""
+
+
+def dagster_yaml(settings: Settings) -> str:
+    """The instance config of a home: stock dagster-postgres storage on the embedded server's
+    `result_dagster` database (a Unix socket URL, no password, so `dagster dev` needs nothing
+    else), or on DATABASE_URL's database, read from RESULT_ASSETS_DAGSTER_URL."""
+    from result_assets.store.postgres import dagster_url
+
+    if settings.database_url:
+        url = f"\n      env: {DAGSTER_URL_ENV}"
+    else:
+        url = " " + json.dumps(dagster_url(settings))
+    return f"""\
+{_WRITTEN_BY_US} from its settings, and rewritten when they change (remove this line
+# to keep your own edits). Stock dagster-postgres storage, as an existing deployment has.
+storage:
+  postgres:
+    postgres_url:{url}
 telemetry:
   enabled: false
 nux:
@@ -24,14 +52,29 @@ nux:
 
 
 def ensure_dagster_home(settings: Settings) -> None:
-    """Point DAGSTER_HOME at the project's instance, writing its dagster.yaml if absent."""
+    """Point DAGSTER_HOME at the project's instance and write its dagster.yaml: if absent, or
+    if result-assets wrote it (an earlier release's default included) for other settings."""
+    from result_assets.store.postgres import dagster_url
+
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     config = settings.dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
+    wanted = dagster_yaml(settings)
+    if not config.exists() or (config.read_text().startswith(_WRITTEN_BY_US) and config.read_text() != wanted):
+        config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    # Batch event writes: a migration records several events per task.
+    if settings.database_url:
+        os.environ[DAGSTER_URL_ENV] = dagster_url(settings)
+    # Public Dagster settings for the runs this process creates (a team sets them on its
+    # daemon and run workers too; deploy/). A step's materializations are written in batches,
+    # and a range run plans one event per asset, not one per asset and partition.
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "100")
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+
+
+def ui_command(settings: Settings) -> str:
+    """The shell command that opens this home's instance in the Dagster UI."""
+    command = f"DAGSTER_HOME={settings.dagster_home} dagster dev"
+    return f"{DAGSTER_URL_ENV}=<the instance's URL> {command}" if settings.database_url else command
 
 
 def get_instance(settings: Settings | None = None):

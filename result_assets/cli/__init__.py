@@ -190,7 +190,9 @@ def cmd_migrate(args) -> int:
     outcome = service.migrate(settings, args.source_dir, force=args.force, only=args.task,
                               say=lambda line: _say(args, line))
     _print_report(args, outcome.report, outcome.quarantined if not args.json else [])
-    _say(args, f"\nOpen the UI: DAGSTER_HOME={settings.dagster_home} dagster dev  (then http://127.0.0.1:3000)")
+    from result_assets.assets.instance import ui_command
+
+    _say(args, f"\nOpen the UI: {ui_command(settings)}  (then http://127.0.0.1:3000)")
     for o in outcome.failed_runs:
         print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
     for task_id, reason in outcome.failed_tasks:

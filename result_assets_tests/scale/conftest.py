@@ -10,6 +10,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -105,3 +106,11 @@ def external_postgres():
         subprocess.run([*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def deploy_pg_env(url: str) -> dict[str, str]:
+    """The DAGSTER_PG_* variables deploy/dagster.yaml reads, for the database of `url`."""
+    parts = urlsplit(url)
+    return {"DAGSTER_PG_USERNAME": parts.username, "DAGSTER_PG_PASSWORD": parts.password,
+            "DAGSTER_PG_HOST": parts.hostname, "DAGSTER_PG_DB": parts.path.lstrip("/"),
+            "DAGSTER_PG_PORT": str(parts.port)}

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from result_assets.cli import main
+from result_assets_tests.scale.conftest import deploy_pg_env
 
 DEPLOY_YAML = Path(__file__).parents[2] / "deploy" / "dagster.yaml"
 
@@ -34,14 +35,23 @@ def database_url(external_postgres):
 
 @pytest.fixture(scope="module")
 def migrated(home, sample_source):
-    # The deployment's instance config, minus the Kubernetes run launcher (dagster-k8s is for the cluster).
+    # The deployment's instance config, minus the Kubernetes run launcher (dagster-k8s is for the
+    # cluster), its database given as a deployment gives it: DAGSTER_PG_* from the same server.
     config = yaml.safe_load(DEPLOY_YAML.read_text())
     del config["run_launcher"]
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True)
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    pg_env = deploy_pg_env(os.environ["DATABASE_URL"])
+    saved = {k: os.environ.get(k) for k in pg_env}
+    os.environ.update(pg_env)
     assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
-    return home
+    yield home
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def query(sql: str):
@@ -69,12 +79,13 @@ def test_instance_uses_the_deploy_configuration(migrated):
     from dagster import QueuedRunCoordinator
     from dagster_postgres import PostgresRunStorage
 
-    from result_assets.assets.dagster_internals import PooledPostgresEventLogStorage
+    from dagster_postgres.event_log import PostgresEventLogStorage
+
     from result_assets.assets.instance import get_instance
 
     instance = get_instance()
-    # the project's storage, the same as a local home's: its pooled event log
-    assert type(instance.event_log_storage) is PooledPostgresEventLogStorage
+    # stock dagster-postgres storage, as a local home's
+    assert type(instance.event_log_storage) is PostgresEventLogStorage
     assert type(instance.run_storage) is PostgresRunStorage
     coordinator = instance.run_coordinator
     assert isinstance(coordinator, QueuedRunCoordinator)

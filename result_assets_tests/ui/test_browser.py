@@ -1,7 +1,7 @@
 """The three everyday tasks, clicked through in headless Chromium against a real webserver and daemon.
 
 1. backfill the missing task partitions from the asset graph's own dialog and watch it complete;
-2. read signal_table's checks partition by partition;
+2. read catalog_entry's round-trip proof partition by partition;
 3. open one partition and materialize just it.
 
 A screenshot of each step goes to test-artifacts/ui/; docs/images/ holds copies for the README.
@@ -84,22 +84,22 @@ def test_backfill_missing_partitions_from_the_asset_graph(page, dagster_ui, arti
         assert len(partition_statuses(dagster_ui, asset)["materializedPartitions"]) == total, asset
 
 
-def test_signal_table_checks_per_partition(page, dagster_ui, artifacts_dir, sample_expectations):
+def test_round_trip_check_per_partition(page, dagster_ui, artifacts_dir, sample_expectations):
     total = len(sample_expectations)
-    page.goto("/assets/signal_table?view=checks")
-    page.get_by_text("row_counts", exact=True).first.click()
+    page.goto("/assets/catalog_entry?view=checks")
+    page.get_by_text("lossless_round_trip", exact=True).first.click()
     page.get_by_text("Partitions", exact=True).last.click()
     # The check's partition view: every task judged, every one passed.
     expect(page.get_by_text(f"Passed ({total})")).to_be_visible()
     expect(page.get_by_text("Missing (0)")).to_be_visible()
     shot(page, artifacts_dir, "04_checks_partitions")
     page.get_by_text("Execution history", exact=True).click()
-    big = "bt_20250900_600020"  # the largest sample task: its numbers are in its row
+    big = "bt_20250900_600020"  # the largest sample task: its proof is in its row
     expect(page.get_by_text(big, exact=True).first).to_be_visible()
-    want = sample_expectations[big]["signals"]
-    expect(page.get_by_text(f"{want} rows found, {want} expected").first).to_be_visible()
+    expect(page.get_by_text("the file's exact bytes come back from").first).to_be_visible()
     shot(page, artifacts_dir, "05_checks_history")
-    assert len(check_partition_statuses(dagster_ui, "signal_table")["row_counts"]["succeededPartitions"]) == total
+    statuses = check_partition_statuses(dagster_ui, "catalog_entry")["lossless_round_trip"]
+    assert len(statuses["succeededPartitions"]) == total
 
 
 def test_materialize_one_partition(page, dagster_ui, artifacts_dir, sample_expectations):

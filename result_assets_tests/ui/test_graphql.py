@@ -20,8 +20,11 @@ from result_assets_tests.ui.conftest import (
 )
 
 BACKFILL_TIMEOUT = 240  # the backfill daemon ticks every 30 s; a run starts its own process
-ERROR_CHECKS = [("result_backup", "backup_checksum"), ("signal_table", "row_counts"),
-                ("curve_table", "row_counts"), ("catalog_entry", "lossless_round_trip")]
+# Evaluated per partition: each partition's proof (blocking, ERROR).
+ERROR_CHECKS = [("result_backup", "backup_checksum"), ("catalog_entry", "lossless_round_trip")]
+# Evaluated once per run, over the run's tasks.
+RUN_CHECKS = [("signal_table", "row_counts"), ("curve_table", "row_counts"), ("signal_table", "compression_goal"),
+              ("validated_result", "quarantine")]
 ONE_TASK = "grid...42"  # an id Dagster refuses as a key: its partition key is escaped
 
 LAUNCH_BACKFILL = """
@@ -176,11 +179,10 @@ def test_every_partition_is_materialized(dagster_ui, backfill, sample_keys):
 
 
 def test_valid_partitions_pass_their_checks(dagster_ui, backfill, sample_keys, sample_expectations):
-    valid = {k for k, t in sample_keys.items() if sample_expectations[t]["valid"]}
     run_id = backfill["runs"][0]["runId"]
-    for asset, check in ERROR_CHECKS + [("validated_result", "quarantine")]:
+    for asset, check in ERROR_CHECKS:
         latest = latest_check_executions(dagster_ui, asset, check)
-        for key in valid:
+        for key in sample_keys:
             execution = latest[key]
             assert execution["runId"] == run_id
             assert execution["evaluation"]["success"], (asset, check, key, execution["evaluation"])
@@ -188,13 +190,20 @@ def test_valid_partitions_pass_their_checks(dagster_ui, backfill, sample_keys, s
     for asset, check in ERROR_CHECKS:
         statuses = check_partition_statuses(dagster_ui, asset)[check]
         assert set(statuses["succeededPartitions"]) == set(sample_keys), (asset, check, statuses)
-    quarantine = check_partition_statuses(dagster_ui, "validated_result")["quarantine"]
-    assert set(quarantine["succeededPartitions"]) == valid
-    signal_rows = latest_check_executions(dagster_ui, "signal_table", "row_counts")
-    for key in valid:
-        found = metadata(signal_rows[key]["evaluation"]["metadataEntries"])
-        want = sample_expectations[sample_keys[key]]["signals"]
-        assert (found["expected_rows"], found["found_rows"]) == (want, want), key
+    # The run-level checks: one verdict of the run over all its tasks.
+    for asset, check in (("signal_table", "row_counts"), ("curve_table", "row_counts")):
+        verdict = latest_check_executions(dagster_ui, asset, check)[None]
+        assert verdict["runId"] == run_id and verdict["evaluation"]["success"], (asset, check, verdict)
+        assert verdict["evaluation"]["description"] == f"{len(sample_keys)} of {len(sample_keys)} tasks passed"
+        numbers = metadata(verdict["evaluation"]["metadataEntries"])
+        assert (numbers["tasks"], numbers["failed"], numbers["failed_tasks"]) == (len(sample_keys), 0, "none")
+
+
+def test_run_level_checks_have_no_partitions(dagster_ui, backfill):
+    """What a person reads on the run-level checks is the run's verdict: no partition is listed."""
+    for asset, check in RUN_CHECKS:
+        executions = latest_check_executions(dagster_ui, asset, check)
+        assert set(executions) == {None}, (asset, check, set(executions))
 
 
 def test_the_ui_says_the_integrity_checks_are_blocking(dagster_ui):
@@ -208,16 +217,13 @@ def test_the_ui_says_the_integrity_checks_are_blocking(dagster_ui):
 
 
 def test_compression_goal_check_carries_ratio_and_goal(dagster_ui, backfill, sample_keys, sample_expectations):
-    latest = latest_check_executions(dagster_ui, "signal_table", "compression_goal")
-    for key, task in sample_keys.items():
-        evaluation = latest[key]["evaluation"]
-        assert evaluation["severity"] == "WARN"
-        if not sample_expectations[task]["valid"]:
-            continue
-        numbers = metadata(evaluation["metadataEntries"])
-        assert 0 < numbers["ratio"] < 1 and numbers["goal"] == pytest.approx(0.90)
-        assert evaluation["success"] == (numbers["ratio"] >= numbers["goal"])
-        assert f"goal {numbers['goal']:.0%}" in evaluation["description"]
+    evaluation = latest_check_executions(dagster_ui, "signal_table", "compression_goal")[None]["evaluation"]
+    assert evaluation["severity"] == "WARN"
+    numbers = metadata(evaluation["metadataEntries"])
+    assert 0 < numbers["ratio"] < 1 and numbers["goal"] == pytest.approx(0.90)
+    assert numbers["tasks"] == len(sample_keys)
+    assert evaluation["success"] == (numbers["ratio"] >= numbers["goal"])
+    assert f"goal {numbers['goal']:.0%}" in evaluation["description"]
 
 
 def test_bad_partitions_show_a_warn_quarantine_check_with_the_reason(dagster_ui, backfill, sample_keys,
@@ -227,12 +233,16 @@ def test_bad_partitions_show_a_warn_quarantine_check_with_the_reason(dagster_ui,
     reasons = dict(Stores.from_env().catalog.quarantined())
     bad = {k: t for k, t in sample_keys.items() if not sample_expectations[t]["valid"]}
     assert set(reasons) == set(bad.values())
-    latest = latest_check_executions(dagster_ui, "validated_result", "quarantine")
-    for key, task in bad.items():
-        evaluation = latest[key]["evaluation"]
-        assert not evaluation["success"] and evaluation["severity"] == "WARN", (key, evaluation)
-        assert evaluation["description"] == f"quarantined: {reasons[task]}"
-        assert metadata(evaluation["metadataEntries"])["reason"] == reasons[task]
+    evaluation = latest_check_executions(dagster_ui, "validated_result", "quarantine")[None]["evaluation"]
+    assert not evaluation["success"] and evaluation["severity"] == "WARN", evaluation
+    assert evaluation["description"] == f"{len(sample_keys) - len(bad)} of {len(sample_keys)} tasks passed"
+    numbers = metadata(evaluation["metadataEntries"])
+    assert numbers["failed"] == len(bad)
+    listed = numbers["failed_tasks"].splitlines()
+    assert sorted(listed) == sorted(f"- `{task}`: quarantined: {reasons[task]}" for task in bad.values())
+    for key, task in bad.items():  # each bad partition's own materialization says why
+        validated = partition_event(dagster_ui, "validated_result", key)
+        assert (validated["status"], validated["reason"]) == ("quarantined", reasons[task])
 
 
 def test_each_partition_shows_its_own_numbers(dagster_ui, backfill, sample_keys, sample_expectations):
@@ -271,6 +281,9 @@ def test_materialize_one_partition_runs_only_it(dagster_ui, backfill, sample_key
         assert after[key]["runId"] == run_id and after[key]["evaluation"]["success"], (asset, check)
         untouched = {p: e["runId"] for p, e in after.items() if p != key}
         assert untouched == {p: e["runId"] for p, e in before[(asset, check)].items() if p != key}, (asset, check)
+    verdict = latest_check_executions(dagster_ui, "signal_table", "row_counts")[None]
+    assert verdict["runId"] == run_id and verdict["evaluation"]["success"]
+    assert metadata(verdict["evaluation"]["metadataEntries"])["task_id"] == ONE_TASK  # the one task's own numbers
 
 
 def test_task_assets_describe_themselves(dagster_ui, backfill):
