@@ -20,9 +20,11 @@ that fails on a Dagster release that changes what it relies on; fix them here, n
    (AssetCheckEvaluationTargetMaterializationData) is exported from no public module in
    1.13.27, and the public AssetCheckResult fills it only for a single-partition step: a
    step over a partition range, and a runless report, get none. No public alternative.
-3. ResultAssetsStorage: the instance storage on the project's Postgres (URL from the same
-   settings as the catalog, never from YAML) whose event log keeps a connection pool, skips
-   the NOTIFY per event and writes with synchronous_commit=off. Its store_event is a copy of
+3. ResultAssetsStorage, opt-in (assets/instance.py TUNED_STORAGE_YAML; the default instance and
+   deploy/ are stock dagster-postgres, and no target depends on this): the instance storage
+   on the project's Postgres (URL from the same settings as the catalog, never from YAML)
+   whose event log keeps a connection pool, skips the NOTIFY per event and writes with
+   synchronous_commit=off. Its store_event is a copy of
    dagster-postgres' minus the NOTIFY, so it uses the private pieces that one uses
    (prepare_insert_event, SqlEventLogStorageTable, ASSET_EVENTS, ASSET_CHECK_EVENTS,
    index_transaction, _store_asset_event_tags, _store_asset_event, store_asset_check_event)
@@ -31,9 +33,9 @@ that fails on a Dagster release that changes what it relies on; fix them here, n
    `migrate` of N one-signal tasks on fresh embedded homes, 2 shared cores, load 1.5-3):
        N = 100 (2 rounds)   stock 176 / 206 ms per task   pooled 66 / 80   (sync commit 77 / 132)
        N = 200 (2 runs)     stock 180 / 197 ms per task   pooled 78 / 63   (sync commit 77 / 59)
-   i.e. stock takes 2.3-3.1x as long; synchronous_commit=off helps only under load. Deployed
-   instances use the same class (deploy/dagster.yaml), so it ships in the project image.
-   It also writes in fewer round trips what Dagster hands it one by one or row by row:
+   i.e. stock took 2.3-3.1x as long (with six check evaluations per partition then; two now:
+   README "Into a Dagster deployment you already have"); synchronous_commit=off helps only
+   under load. An instance that opts in runs the project image in every process. It also writes in fewer round trips what Dagster hands it one by one or row by row:
    a run's planned materializations (one per asset and partition: one INSERT per batch
    instead of one per event) and a run's check evaluations (held, then one INSERT and one
    UPDATE for all of them before the next event of another kind). Measured on the bench
