@@ -50,3 +50,28 @@ def test_maintain_command_runs_the_job_in_the_instance(project_home, sample_sour
     assert run.job_name == "store_maintenance_job" and run.is_success
     assert get_instance().get_runs(RunsFilter(job_name="store_maintenance_job"))
     assert main(["maintain", "--retention-hours", "-1"]) == 2  # a bad flag is one line
+
+
+def test_a_flush_is_reported_on_the_maintenance_materialization_not_per_partition(project_home, capsys):
+    """A flush moves saved rows into Delta without changing a document: the maintenance run's
+    own materialization names the tasks, and no task partition gets an event from it (on stock
+    Dagster storage each would be a write of its own)."""
+    from result_assets.app.manager import ResultManager
+    from result_assets.assets.instance import get_instance
+    from result_assets_tests.app.helpers import small_document
+
+    manager = ResultManager("postgres-only")
+    for task_id in ("flush_a", "flush_b"):
+        manager.save_result(task_id, small_document())
+    capsys.readouterr()
+    assert main(["maintain", "--json", "--retention-hours", "0"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["flushed_tasks"] == 2
+    run_events = get_instance().all_logs(figures["run_id"])
+    materialized = {e.dagster_event.asset_key.to_user_string() for e in run_events
+                    if e.is_dagster_event and e.dagster_event.is_step_materialization}
+    assert materialized == {"store_maintenance"}
+    [event] = [e for e in run_events if e.is_dagster_event and e.dagster_event.is_step_materialization]
+    report = event.dagster_event.event_specific_data.materialization.metadata["report"].value
+    assert "Flushed: `flush_a`, `flush_b`" in report
+    assert manager.get_result("flush_a") == small_document()

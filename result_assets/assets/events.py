@@ -1,10 +1,12 @@
-"""Every event the code location reports to Dagster is built here.
+"""Every event the code location reports to Dagster about task partitions is built here.
 
-The engine returns what it did (a BatchResult with check outcomes by id, a flush's
-moved tasks, a rollback); this module turns it into the events a person reads in the UI:
-per task partition, a materialization of each of the five task assets and one evaluation
-of each check, naming the materialization it judged. The assets, the save reporter, the
-maintenance asset and the rollback command only yield or report what these functions give.
+The engine returns what it did (a BatchResult with check outcomes by id, a rollback); this
+module turns it into the events a person reads in the UI: per task partition, a
+materialization of each of the five task assets and an evaluation of each per-partition
+check naming the materialization it judged, and per run one verdict of each run-level check
+(assets/checks.py). The assets, the save reporter and the rollback command only yield or
+report what these functions give. A maintenance flush rewrites no document, so it reports
+on its own materialization (assets/report.py), not per partition.
 """
 from __future__ import annotations
 
@@ -163,8 +165,8 @@ def _listed(failed: list[CheckOutcome], limit: int = 50):
 def queued_save_events(instance, catalog, batch: int = 500):
     """The events of the application's saves queued in the catalog (save_records, written in
     each save's own publishing transaction), for a run's op to yield: per save the five
-    materializations, per task the per-partition check evaluations of its newest save, each
-    naming the materialization it judged (stored by the time this generator resumes), and at
+    materializations, then per task the per-partition check evaluations of its newest save,
+    each naming the materialization it judged (stored by the time this generator resumes), and at
     the end one verdict per run-level check over the reported tasks, as a backfill records
     them. A batch leaves the queue once all its events were taken: at least once.
 
@@ -179,27 +181,31 @@ def queued_save_events(instance, catalog, batch: int = 500):
             if new_keys:
                 instance.add_dynamic_partitions(TASKS_PARTITION, new_keys)
             newest = {r["task_id"]: r["record_id"] for r in records}  # ordered by record id: the last wins
+            proofs: list[CheckOutcome] = []
             for r in records:
                 yield from _task_materializations(r["task_id"], r["partition_key"], r["metadata"], r["description"])
                 if newest[r["task_id"]] == r["record_id"] and r["checks"]:
                     checks = [outcome_from_record(c) for c in r["checks"]]
-                    proofs = [c for c in checks if CHECKS[c.check].per_partition]
+                    proofs += [c for c in checks if CHECKS[c.check].per_partition]
                     run_level[r["task_id"]] = [c for c in checks if not CHECKS[c.check].per_partition]
-                    yield from check_events(proofs, declared=False,
-                                            targets=_latest(instance, proofs, r["partition_key"]))
+            # after the batch's materializations: one lookup per asset finds what each proof judged
+            yield from check_events(proofs, declared=False, targets=_latest(instance, proofs, len(records)))
             catalog.forget_records([r["record_id"] for r in records])
     yield from check_events([c for checks in run_level.values() for c in checks], declared=False)
 
 
-def _latest(instance, checks: list[CheckOutcome], key: str) -> dict:
-    """{(asset, partition): the partition's latest materialization} of the checked assets."""
+def _latest(instance, checks: list[CheckOutcome], materialized: int) -> dict:
+    """{(asset, partition): the partition's latest materialization} of the checked assets and
+    partitions, `materialized` being how many materializations of each asset the run just
+    stored (they are the newest, so the newest that many hold every partition's latest)."""
+    keys = sorted({c.partition_key for c in checks})
     targets = {}
-    for asset in {CHECKS[c.check].asset for c in checks}:
+    for asset in sorted({CHECKS[c.check].asset for c in checks}):
         records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[key]), limit=1).records
-        if records:
-            r = records[0]
-            targets[(asset, key)] = target_materialization(r.storage_id, r.run_id, r.timestamp)
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=max(materialized, 1)).records
+        for r in records:  # newest first
+            if (asset, r.partition_key) not in targets:
+                targets[(asset, r.partition_key)] = target_materialization(r.storage_id, r.run_id, r.timestamp)
     return targets
 
 
@@ -209,16 +215,7 @@ def _task_materializations(task_id: str, key: str, metadata: dict, description: 
                                    metadata=metadata if asset in _DOCUMENT_ASSETS else {"task_id": task_id})
 
 
-# --- the store's maintenance, and a rollback outside any run ---
-
-def moved_to_delta(task_ids: list[str]):
-    """The flushed tasks now live in Delta: the UI shows it on their partitions."""
-    for task_id in task_ids:
-        key = partition_key_for(task_id)
-        for moved in ("signal_table", "curve_table", "catalog_entry"):
-            yield AssetMaterialization(asset_key=moved, partition=key,
-                                       metadata={"tier": "delta", "moved_by": "store_maintenance"})
-
+# --- a rollback outside any run ---
 
 def record_materializations(instance, task_id: str, metadata: dict, description: str) -> str:
     """Register the task's partition if new, then report the five task-level assets materialized

@@ -288,3 +288,28 @@ def test_the_seed_platforms_calling_convention(env):
         ResultManager(storage_mode="sqlite-only", data_root=env)
     with pytest.raises(TypeError, match="database URL or a Stores"):
         ResultManager(storage=42, storage_mode=ResultManager.MODE_POSTGRES_ONLY)
+
+
+def test_reported_saves_proofs_judge_each_partitions_newest_materialization(env):
+    """The save reporter finds what each proof judged with one lookup per asset per batch; a
+    task saved twice in the batch is judged against its second save's materialization."""
+    from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter
+
+    from result_assets.assets.instance import get_instance
+
+    manager = ResultManager("postgres-only")
+    manager.save_result("judged_a", small_document())
+    manager.save_result("judged_b", small_document())
+    manager.save_result("judged_a", small_document(strategy="again"))
+    assert manager.flush_records()
+    instance = get_instance()
+    keys = [partition_key_for(t) for t in ("judged_a", "judged_b")]
+    for asset, check in (("catalog_entry", "lossless_round_trip"), ("result_backup", "backup_checksum")):
+        newest = {}
+        for r in instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys),
+                                                 limit=100).records:  # newest first
+            newest.setdefault(r.partition_key, r.storage_id)
+        infos = {i.partition_key: i for i in instance.event_log_storage.get_asset_check_partition_info(
+            [AssetCheckKey(AssetKey(asset), check)]) if i.partition_key in keys}
+        assert {k: i.latest_target_materialization_storage_id for k, i in infos.items()} == newest, check
+        assert all(i.is_current for i in infos.values()), check
