@@ -15,6 +15,9 @@ from pathlib import Path
 DEFAULT_BATCH_SIZE = 50
 ONE_GIB = 1 << 30
 DEFAULT_READ_CACHE_MB = 64
+# Not read here but written: with DATABASE_URL (which may hold a password), every process of the
+# project sets this to the Dagster instance's URL, and the home's dagster.yaml reads it.
+DAGSTER_URL_ENV = "RESULT_ASSETS_DAGSTER_URL"
 
 
 class SettingsError(ValueError):

@@ -8,7 +8,7 @@ Scope. The two blocking checks are each partition's proof, so every partition sh
 per run over all its tasks, with the tasks that failed listed: a partition's own row counts,
 status and quarantine reason are on its materializations already, and the compression goal
 is judged on the whole store. On stock dagster-postgres storage each evaluation is a write of
-its own (about 17 ms, docs/scaling.md), so six per partition would be most of a migration.
+its own (about 16 ms, docs/scaling.md), so six per partition would be most of a migration.
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ class Check:
 
 CHECKS: dict[str, Check] = {
     verify.BACKUP_CHECKSUM: Check("result_backup", "backup_checksum", ERROR,
-                                  "The backup file's SHA-256 equals the source file's.", blocking=True, per_partition=True),
+                                  "The backup file's SHA-256 equals the source file's.",
+                                  blocking=True, per_partition=True),
     verify.SIGNAL_ROWS: Check("signal_table", "row_counts", ERROR,
                               "Signal rows in Delta equal the signals in the source, for every task of the run."),
     verify.CURVE_ROWS: Check("curve_table", "row_counts", ERROR,
@@ -53,7 +54,8 @@ CHECKS: dict[str, Check] = {
         "Everything the store needs to rebuild the documents (Delta data files and logs, catalog skeletons) is "
         "the goal smaller than the JSON of the tasks it holds (WARN; compacting helps)."),
     verify.QUARANTINE: Check("validated_result", "quarantine", WARN,
-                             "Every source file of the run is valid (WARN, with each quarantined task and its reason)."),
+                             "Every source file of the run is valid (WARN, naming each quarantined task and "
+                             "its reason)."),
 }
 
 CHECK_SPECS = [AssetCheckSpec(c.name, asset=c.asset, description=c.description, blocking=c.blocking,

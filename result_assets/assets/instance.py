@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import os
 
-from result_assets.settings import Settings
+from result_assets.settings import DAGSTER_URL_ENV, Settings
 
 # pg advisory lock: one process at a time opens the instance (a fresh one creates its tables).
 _INSTANCE_LOCK = 7205
 
-# With DATABASE_URL (its URL may hold a password), the instance's URL travels in this
-# variable, which every process of the project sets from its settings.
-DAGSTER_URL_ENV = "RESULT_ASSETS_DAGSTER_URL"
 _WRITTEN_BY_US = "# Written by result-assets"
 
 
@@ -59,8 +56,11 @@ def ensure_dagster_home(settings: Settings) -> None:
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     config = settings.dagster_home / "dagster.yaml"
     wanted = dagster_yaml(settings)
-    if not config.exists() or (config.read_text().startswith(_WRITTEN_BY_US) and config.read_text() != wanted):
-        config.write_text(wanted)
+    current = config.read_text() if config.exists() else None
+    if current is None or (current.startswith(_WRITTEN_BY_US) and current != wanted):
+        staged = config.with_name(f".dagster.yaml.{os.getpid()}")  # whole or not at all, for a reader
+        staged.write_text(wanted)
+        os.replace(staged, config)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     if settings.database_url:
         os.environ[DAGSTER_URL_ENV] = dagster_url(settings)
@@ -69,12 +69,6 @@ def ensure_dagster_home(settings: Settings) -> None:
     # and a range run plans one event per asset, not one per asset and partition.
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "100")
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
-
-
-def ui_command(settings: Settings) -> str:
-    """The shell command that opens this home's instance in the Dagster UI."""
-    command = f"DAGSTER_HOME={settings.dagster_home} dagster dev"
-    return f"{DAGSTER_URL_ENV}=<the instance's URL> {command}" if settings.database_url else command
 
 
 def get_instance(settings: Settings | None = None):

@@ -175,6 +175,15 @@ def _database_error(exc: BaseException) -> BaseException | None:
 
 # --- migrate ---
 
+def _ui_command(settings) -> str:
+    """The shell command that opens this home's instance in the Dagster UI (with DATABASE_URL,
+    the instance's URL travels in DAGSTER_URL_ENV: assets/instance.py)."""
+    from result_assets.settings import DAGSTER_URL_ENV
+
+    command = f"DAGSTER_HOME={settings.dagster_home} dagster dev"
+    return f"{DAGSTER_URL_ENV}=<the instance's URL> {command}" if settings.database_url else command
+
+
 def cmd_migrate(args) -> int:
     from result_assets.cli import migrate as service
     from result_assets.settings import Settings
@@ -190,9 +199,7 @@ def cmd_migrate(args) -> int:
     outcome = service.migrate(settings, args.source_dir, force=args.force, only=args.task,
                               say=lambda line: _say(args, line))
     _print_report(args, outcome.report, outcome.quarantined if not args.json else [])
-    from result_assets.assets.instance import ui_command
-
-    _say(args, f"\nOpen the UI: {ui_command(settings)}  (then http://127.0.0.1:3000)")
+    _say(args, f"\nOpen the UI: {_ui_command(settings)}  (then http://127.0.0.1:3000)")
     for o in outcome.failed_runs:
         print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
     for task_id, reason in outcome.failed_tasks:
