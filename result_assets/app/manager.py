@@ -171,24 +171,20 @@ class ResultManager:
             raise ResultValidationError(f"task {task_id!r} is not a valid result: {validated.reason}")
         if validated.failure:  # never replace the last good save with a document the store cannot keep
             raise ResultStoreError(f"task {task_id!r} was not stored: {validated.failure}")
+        # An older JSON of this task may be registered: the save points it at the bytes just
+        # stored, in its publishing transaction, so `status` does not call the task stale
+        # against a superseded file.
+        sources = {task_id: (source.partition_key, str(self.stores.backups.path(task_id)))}
         try:
             with self._lock:
                 batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
-                                   keep_source_path=False, records=self._records(validated))
+                                   keep_source_path=False, records=self._records(validated), sources=sources)
         except Exception as exc:
             raise ResultStoreError(f"task {task_id!r} was not stored: {_one_line(exc)}") from exc
         outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
         if validated.status == "failed":
             raise ResultStoreError(f"task {task_id!r} was not published: its proof failed: {validated.failure}")
         outcome.stored = validated.status
-        try:
-            with self._lock:
-                # An older JSON of this task may be registered: point at the bytes just stored,
-                # so `status` does not call the task stale against a superseded file.
-                backup = self.stores.backups.path(task_id)
-                self.stores.catalog.register_sources({task_id: (source.partition_key, str(backup))})
-        except Exception as exc:
-            self._warn(outcome, f"task {task_id!r} stored, but its source was not re-registered: {_one_line(exc)}")
         self._queued(outcome)
 
     def _records(self, validated: ValidatedResult) -> dict[str, tuple[dict, str]] | None:
@@ -322,12 +318,13 @@ class ResultManager:
 
 
 def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True,
-               records: dict[str, tuple[dict, str]] | None = None) -> BatchResult:
+               records: dict[str, tuple[dict, str]] | None = None,
+               sources: dict[str, tuple[str, str]] | None = None) -> BatchResult:
     """One converted task through the batch engine into the hot tier: backup, proof, rows,
-    catalog row (and the save's queued Dagster record) in one transaction, durable and
-    readable when this returns."""
+    catalog row (and the save's queued Dagster record and registered source) in one
+    transaction, durable and readable when this returns."""
     return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier="hot",
-                     records=records)
+                     records=records, sources=sources)
 
 
 def autocorrect(result: object) -> tuple[object, list[str]]:

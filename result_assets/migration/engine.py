@@ -94,10 +94,11 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
               compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
               raws: list[RawResult] | None = None, converted: list[ValidatedResult] | None = None,
               tier: str = "delta", records: dict[str, tuple[dict, str]] | None = None,
-              ahead: Prefetch | None = None) -> BatchResult:
+              sources: dict[str, tuple[str, str]] | None = None, ahead: Prefetch | None = None) -> BatchResult:
     """Back up, convert, prove and publish one batch. The application's save passes the
     bytes it holds (`raws`), already converted (`converted`) when it had to judge them first,
-    and `records` ({task_id: (metadata, description)}) to queue for the Dagster instance.
+    `records` ({task_id: (metadata, description)}) to queue for the Dagster instance, and
+    `sources` ({task_id: (partition_key, path)}) to register, all in the publishing transaction.
     `ahead`: conversions a launcher started before this batch (convert.Prefetch)."""
     clock = _Clock()
     limit = max_file_bytes or stores.settings.max_file_bytes
@@ -111,13 +112,15 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
         validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)
     del raws  # the largest thing held: the rows take over
     return publish_batch(stores, validated, backups, compression_goal=compression_goal,
-                         keep_source_path=keep_source_path, tier=tier, clock=clock, records=records)
+                         keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
+                         sources=sources)
 
 
 def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,
                   compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
                   tier: str = "delta", clock: _Clock | None = None,
-                  records: dict[str, tuple[dict, str]] | None = None) -> BatchResult:
+                  records: dict[str, tuple[dict, str]] | None = None,
+                  sources: dict[str, tuple[str, str]] | None = None) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
     tier in the catalog's own transaction instead of a Delta commit (application saves).
     A Delta batch holds the store write lock (shared) from its commit to its publication."""
@@ -155,7 +158,8 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
             if not keep_source_path:  # the application's save: there is no source file
                 row.source_path, row.source_mtime_ns = None, None
         with clock.stage("publish"):
-            published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records)
+            published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records,
+                                              sources=sources)
         for v in validated:
             if v.task_id in published.demoted:
                 v.failure = published.demoted[v.task_id]

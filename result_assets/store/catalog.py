@@ -134,7 +134,8 @@ class Catalog:
 
     def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow],
                hot: dict[str, tuple[bytes, bytes]] | None = None,
-               records: dict[str, tuple[dict, str]] | None = None) -> "Published":
+               records: dict[str, tuple[dict, str]] | None = None,
+               sources: dict[str, tuple[str, str]] | None = None) -> "Published":
         """Write a batch in one transaction; a task's old symbol rows are replaced.
 
         `hot`: {task_id: (signals, curves)} rows kept in the hot tier; every other task of
@@ -143,13 +144,14 @@ class Catalog:
         does not come back exactly is 'failed' instead. A failed task that has a published
         version keeps it: the attempt is recorded beside it (task_failures), never over it.
         `records`: {task_id: (metadata, description)} of application saves, queued in the same
-        transaction for the code location to report to Dagster (save_records).
+        transaction for the code location to report to Dagster (save_records); `sources`:
+        where the tasks' files now are, registered in it too (as register_sources does).
         Returns the tasks demoted by the read-back and the queued records' ids."""
         if not tasks:
             return Published({}, {})
-        return _retrying(lambda: self._upsert(tasks, symbols, dict(hot or {}), records or {}))
+        return _retrying(lambda: self._upsert(tasks, symbols, dict(hot or {}), records or {}, sources or {}))
 
-    def _upsert(self, tasks, symbols, hot, records) -> "Published":
+    def _upsert(self, tasks, symbols, hot, records, sources) -> "Published":
         conn = self.connect()
         demoted: dict[str, str] = {}
         with conn, conn.cursor() as cur:
@@ -166,6 +168,7 @@ class Catalog:
                 _write_tasks(cur, written, symbols, hot)
                 _record_failures(cur, beside, {t.task_id for t in written})
                 record_ids = _queue_records(cur, records, {t.task_id: t.partition_key for t in tasks})
+                _register_sources(cur, sources)
                 unfaithful = _unfaithful(cur, written, hot)
                 if not unfaithful:
                     return Published(demoted, record_ids)
@@ -347,14 +350,7 @@ class Catalog:
             return
         conn = self.connect()
         with conn, conn.cursor() as cur:
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS task_sources_in (LIKE task_sources INCLUDING DEFAULTS) "
-                        "ON COMMIT DELETE ROWS")
-            _copy(cur, "task_sources_in", ["task_id", "partition_key", "source_path"],
-                  ([_cell("", t), _cell("", k), _cell("", p)] for t, (k, p) in sources.items()))
-            cur.execute("INSERT INTO task_sources (task_id, partition_key, source_path) "
-                        "SELECT task_id, partition_key, source_path FROM task_sources_in ORDER BY task_id "
-                        "ON CONFLICT (task_id) DO UPDATE SET source_path = EXCLUDED.source_path, "
-                        "partition_key = EXCLUDED.partition_key")
+            _register_sources(cur, sources)
 
     def sources(self, task_ids: list[str] | None = None) -> dict[str, str]:
         """{task_id: source_path} of registered tasks."""
@@ -492,6 +488,20 @@ def _record_failures(cur, failed: list[TaskRow], written: set[str]) -> None:
              "source_bytes = EXCLUDED.source_bytes, source_mtime_ns = EXCLUDED.source_mtime_ns, failed_at = now()",
         [(t.task_id, t.partition_key, pg_text(t.reason or "proof failed"), t.source_path, t.source_sha256,
           t.source_bytes, t.source_mtime_ns) for t in failed if t.task_id not in written])
+
+
+def _register_sources(cur, sources: dict[str, tuple[str, str]]) -> None:
+    """{task_id: (partition_key, source_path)} into task_sources, rows locked in task order."""
+    if not sources:
+        return
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS task_sources_in (LIKE task_sources INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS")
+    _copy(cur, "task_sources_in", ["task_id", "partition_key", "source_path"],
+          ([_cell("", t), _cell("", k), _cell("", p)] for t, (k, p) in sources.items()))
+    cur.execute("INSERT INTO task_sources (task_id, partition_key, source_path) "
+                "SELECT task_id, partition_key, source_path FROM task_sources_in ORDER BY task_id "
+                "ON CONFLICT (task_id) DO UPDATE SET source_path = EXCLUDED.source_path, "
+                "partition_key = EXCLUDED.partition_key")
 
 
 def _queue_records(cur, records: dict[str, tuple[dict, str]], partition_keys: dict[str, str]) -> dict[str, int]:
