@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.measure import write_tuned_dagster_yaml
+
 CURVE_POINTS = 500  # the shape of the sample task the published figures were measured on
 HOUR_MS = 3_600_000
 MODES = {  # name: (opt in to the tuned storage, extra environment)
@@ -64,16 +66,13 @@ def write_tiny_tasks(source: Path, n: int) -> None:
 
 
 def migrate_seconds(source: Path, home: Path, extra_env: dict, tuned: bool = False) -> float:
-    from result_assets.assets.instance import TUNED_STORAGE_YAML
-
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME")}
     env.update(RESULT_ASSETS_HOME=str(home), **extra_env)
     cli = [sys.executable, "-m", "result_assets.cli"]
     try:
         subprocess.run(cli + ["status"], env=env, check=True, capture_output=True)  # server up before the clock
-        if tuned:  # opted in: a dagster.yaml of the home's own
-            (home / "dagster").mkdir(parents=True, exist_ok=True)
-            (home / "dagster" / "dagster.yaml").write_text(TUNED_STORAGE_YAML)
+        if tuned:
+            write_tuned_dagster_yaml(home)
         out = subprocess.run(cli + ["migrate", "--source-dir", str(source), "--batch-size", "100", "--json"],
                              env=env, check=True, capture_output=True, text=True).stdout
     finally:  # a failed run must not leave its embedded server behind

@@ -158,6 +158,16 @@ def write_stock_dagster_yaml(home: Path) -> None:
         f"storage:\n  postgres:\n    postgres_url: {json.dumps(dagster_url(settings))}\n")
 
 
+def write_tuned_dagster_yaml(home: Path) -> None:
+    """The home's instance on the project's opt-in tuned storage (a dagster.yaml of its own,
+    which result-assets leaves alone)."""
+    from result_assets.assets.instance import TUNED_STORAGE_YAML
+
+    dagster_home = home_settings(home).dagster_home
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(TUNED_STORAGE_YAML)
+
+
 def home_env(home: Path) -> dict:
     """The environment of a child that works in `home` and nowhere else."""
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}

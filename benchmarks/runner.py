@@ -28,6 +28,7 @@ from benchmarks.measure import (
     tree_bytes,
     worker_argv,
     write_stock_dagster_yaml,
+    write_tuned_dagster_yaml,
 )
 
 CONTENDERS = ("a", "b", "c", "d", "s", "t")
@@ -218,29 +219,23 @@ class Bench:
     def contender_stock(self) -> None:
         """(c) in an instance a team already has: a dagster.yaml of its own that says
         `storage: postgres:` with the URL in it (stock dagster-postgres), nothing of the project's."""
-        home = self.fresh_home("migrate_stock")
-        write_stock_dagster_yaml(home)
-        m = self.measure("c_stock", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size",
-                                             str(self.args.batch_size), "--json"), self.env_for(home))
-        report = last_json(m.stdout)
-        self.row("s", "(c) with a team's own dagster.yaml (stock dagster-postgres storage: postgres:)", m,
-                 report.get("stored_bytes"), f"{report.get('migrated', '?')} migrated, "
-                 f"{report.get('quarantined', '?')} quarantined, {report.get('runs', '?')} runs")
+        self.contender_in_instance("s", "c_stock", "(c) with a team's own dagster.yaml (stock dagster-postgres "
+                                   "storage: postgres:)", write_stock_dagster_yaml)
 
     def contender_tuned(self) -> None:
         """(c) on the project's opt-in tuned storage (pooled event log, batched check evaluations):
         what an instance of its own could gain; no target depends on it."""
-        from result_assets.assets.instance import TUNED_STORAGE_YAML
+        self.contender_in_instance("t", "c_tuned", "(c) on the opt-in tuned storage (dagster.yaml storage: "
+                                   "custom: ResultAssetsStorage)", write_tuned_dagster_yaml)
 
-        home = self.fresh_home("migrate_tuned")
-        dagster_home = home_settings(home).dagster_home
-        dagster_home.mkdir(parents=True, exist_ok=True)
-        (dagster_home / "dagster.yaml").write_text(TUNED_STORAGE_YAML)
-        m = self.measure("c_tuned", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size",
-                                             str(self.args.batch_size), "--json"), self.env_for(home))
+    def contender_in_instance(self, key: str, name: str, label: str, write_dagster_yaml) -> None:
+        """(c)'s migrate on a fresh home whose dagster.yaml write_dagster_yaml(home) wrote."""
+        home = self.fresh_home(f"migrate_{name.removeprefix('c_')}")  # homes/migrate_stock, migrate_tuned
+        write_dagster_yaml(home)
+        m = self.measure(name, self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size",
+                                        str(self.args.batch_size), "--json"), self.env_for(home))
         report = last_json(m.stdout)
-        self.row("t", "(c) on the opt-in tuned storage (dagster.yaml storage: custom: ResultAssetsStorage)", m,
-                 report.get("stored_bytes"), f"{report.get('migrated', '?')} migrated, "
+        self.row(key, label, m, report.get("stored_bytes"), f"{report.get('migrated', '?')} migrated, "
                  f"{report.get('quarantined', '?')} quarantined, {report.get('runs', '?')} runs")
 
     def one_huge_task(self) -> Path | None:
@@ -350,7 +345,6 @@ class Bench:
         if a and c and c["ok"] and a["ok"]:
             x = a["seconds"] / c["seconds"]
             target("(c) vs (a), same corpus", f"{x:.2f}x as fast", ">= 1x (no slower)", x >= 1)
-        if a and c and c["ok"] and a["ok"]:
             x = c["seconds"] / a["seconds"]
             target("(c) on stock dagster-postgres storage (the default) vs (a), same corpus", f"{x:.2f}x the time",
                    "<= 1.5x", x <= 1.5, "issue 20: an existing deployment's instance")

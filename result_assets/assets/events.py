@@ -76,13 +76,21 @@ def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
     per-partition check status (GraphQL partitionStatuses) shows every partition as missing.
     """
     outcomes = [o for o in outcomes if CHECKS[o.check].per_partition]
-    keys = sorted({o.partition_key for o in outcomes})
+    return _judged(context.instance, outcomes, len({o.partition_key for o in outcomes}), context.run.run_id)
+
+
+def _judged(instance, checks: list[CheckOutcome], materialized: int, run_id: str | None = None) -> dict:
+    """{(asset, partition): the newest materialization of it} (of run_id's only, when given) for
+    the checked assets and partitions, `materialized` being how many materializations of each
+    asset the run just stored: they are the newest, so the newest that many hold every
+    partition's latest."""
+    keys = sorted({c.partition_key for c in checks})
     targets = {}
-    for asset in sorted({CHECKS[o.check].asset for o in outcomes}):
-        records = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=len(keys)).records
-        for r in records:
-            if r.run_id == context.run.run_id:
+    for asset in sorted({CHECKS[c.check].asset for c in checks}):
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=max(materialized, 1)).records
+        for r in records:  # newest first
+            if (asset, r.partition_key) not in targets and run_id in (None, r.run_id):
                 targets[(asset, r.partition_key)] = target_materialization(r.storage_id, r.run_id, r.timestamp)
     return targets
 
@@ -189,24 +197,9 @@ def queued_save_events(instance, catalog, batch: int = 500):
                     proofs += [c for c in checks if CHECKS[c.check].per_partition]
                     run_level[r["task_id"]] = [c for c in checks if not CHECKS[c.check].per_partition]
             # after the batch's materializations: one lookup per asset finds what each proof judged
-            yield from check_events(proofs, declared=False, targets=_latest(instance, proofs, len(records)))
+            yield from check_events(proofs, declared=False, targets=_judged(instance, proofs, len(records)))
             catalog.forget_records([r["record_id"] for r in records])
     yield from check_events([c for checks in run_level.values() for c in checks], declared=False)
-
-
-def _latest(instance, checks: list[CheckOutcome], materialized: int) -> dict:
-    """{(asset, partition): the partition's latest materialization} of the checked assets and
-    partitions, `materialized` being how many materializations of each asset the run just
-    stored (they are the newest, so the newest that many hold every partition's latest)."""
-    keys = sorted({c.partition_key for c in checks})
-    targets = {}
-    for asset in sorted({CHECKS[c.check].asset for c in checks}):
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys), limit=max(materialized, 1)).records
-        for r in records:  # newest first
-            if (asset, r.partition_key) not in targets:
-                targets[(asset, r.partition_key)] = target_materialization(r.storage_id, r.run_id, r.timestamp)
-    return targets
 
 
 def _task_materializations(task_id: str, key: str, metadata: dict, description: str):

@@ -97,17 +97,12 @@ class RowFiles:
         """{task_id: the groups among `groups` holding rows of it}, for the wanted tasks."""
         if not groups:
             return {}
-        try:
-            with self._fs.open_input_file(self.path(table, relative)) as f:
-                ids = pq.ParquetFile(f, metadata=metadata).read_row_groups(groups, columns=["task_id"])["task_id"]
-        except FileNotFoundError as exc:
-            raise RowsGone(f"{table}/{relative} is gone") from exc
-        ids = ids.combine_chunks()
+        ids = self._read_groups(table, relative, metadata, groups, ["task_id"])["task_id"].combine_chunks()
         if len(ids) == 0:
             return {}
         # runs of one task_id: where each starts and ends, and the group each row is in
         ends = np.cumsum([metadata.row_group(g).num_rows for g in groups])
-        starts = np.flatnonzero(_differs_from_next(ids)) + 1 if len(ids) > 1 else np.array([], np.int64)
+        starts = np.flatnonzero(_differs_from_next(ids)) + 1
         run_starts = np.concatenate(([0], starts)).astype(np.int64)
         run_ends = np.concatenate((starts, [len(ids)])).astype(np.int64)
         first = np.searchsorted(ends, run_starts, side="right")
@@ -146,13 +141,17 @@ class RowFiles:
                 entry[0].update(groups)
                 entry[1].append(task_id)
         for relative, (groups, task_ids) in sorted(by_file.items()):
-            metadata = self.metadata(table, relative)
-            try:
-                with self._fs.open_input_file(self.path(table, relative)) as f:
-                    rows = pq.ParquetFile(f, metadata=metadata).read_row_groups(sorted(groups), columns=columns)
-            except FileNotFoundError as exc:
-                raise RowsGone(f"{table}/{relative} is gone") from exc
+            rows = self._read_groups(table, relative, self.metadata(table, relative), sorted(groups), columns)
             yield rows.filter(pc.is_in(rows["task_id"], pa.array(task_ids, pa.string())))
+
+    def _read_groups(self, table: str, relative: str, metadata: pq.FileMetaData, groups: list[int],
+                     columns: list[str] | None) -> pa.Table:
+        """These row groups of one file (`columns` only); RowsGone when the file is."""
+        try:
+            with self._fs.open_input_file(self.path(table, relative)) as f:
+                return pq.ParquetFile(f, metadata=metadata).read_row_groups(groups, columns=columns)
+        except FileNotFoundError as exc:
+            raise RowsGone(f"{table}/{relative} is gone") from exc
 
 
 def _as_schema(rows: pa.Table, schema: pa.Schema) -> pa.Table:
