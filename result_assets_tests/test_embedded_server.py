@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -144,11 +146,13 @@ def homes(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def tmp(tmp_path) -> Path:
-    """The children's TMPDIR: where pgserver would put its machine-wide lock file and socket fallback."""
-    path = tmp_path / "t"
-    path.mkdir()
-    return path
+def tmp():
+    """The children's TMPDIR: where pgserver would put its machine-wide lock file and socket fallback.
+    Short, as a system's temp directory is (under a parallel run's tmp_path the fallback socket
+    path itself would be too long)."""
+    path = Path(tempfile.mkdtemp(prefix="ra-t-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_two_homes_start_at_once_each_with_its_own_lock(homes, tmp):
@@ -230,8 +234,6 @@ def test_stop_after_another_process_restarted_the_server(homes, tmp):
 
 
 def test_long_home_path_socket_in_private_directory(homes, tmp, monkeypatch):
-    import tempfile
-
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))  # this process's fallback directory too: none in /tmp
     home = homes("h" * 80)
     assert len(os.fsencode(home / "pg" / ".s.PGSQL.5432")) > 107  # too long for a Unix socket
