@@ -2,11 +2,14 @@
 the same keys in the same order, the same values, nulls left out."""
 from __future__ import annotations
 
+import gc
+
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from result_assets.legacy.reconstruct import _map_dicts, _row_dicts
+from result_assets.legacy.acyclic import cyclic_gc_paused
+from result_assets.legacy.reconstruct import _map_dicts, _null_rows, _row_dicts
 
 KEYS = ("symbol", "timestamp", "type", "price", "it's \"quoted\"", "λ")
 
@@ -28,6 +31,33 @@ values = st.one_of(st.none(), st.floats(allow_nan=False), st.text(max_size=5), s
                                                    min_size=len(KEYS), max_size=len(KEYS))))
 def test_row_dicts_equal_the_plain_rows(columns):
     assert same(_row_dicts(KEYS, columns), plain_rows(KEYS, columns))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 30).flatmap(lambda n: st.lists(st.lists(st.one_of(st.none(), st.floats()), min_size=n, max_size=n),
+                                                   min_size=len(KEYS), max_size=len(KEYS))))
+def test_row_dicts_with_arrow_null_rows_equal_the_plain_rows(columns):
+    """The rows where each column is null, taken from Arrow's validity bitmap (as the reader
+    passes them), give the same rows as finding the Nones in the lists."""
+    null_rows = [_null_rows(pa.chunked_array([pa.array(c, pa.float64())])) for c in columns]
+    assert same(_row_dicts(KEYS, columns, null_rows=null_rows), plain_rows(KEYS, columns))
+
+
+def test_cyclic_gc_paused_restores_what_it_found():
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+        with cyclic_gc_paused():  # nested: the inner pause must not turn it back on
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()  # it was off: it stays off
+    finally:
+        gc.enable()
 
 
 def test_row_dicts_edge_cases():

@@ -88,19 +88,39 @@ def _signal_dicts(table: pa.Table, spell, nulls: frozenset[str] = frozenset()) -
         name if idx == -1 else None
         for idx, name in zip(col("symbol_idx").to_pylist(), col("symbol").to_pylist())
     ]
+    # (values, the Arrow column whose nulls are theirs): a spelled timestamp is null where its instant is
     values = {
-        "symbol": v1_symbols,
-        "timestamp": spell("signals.timestamp", col("ts")),
-        "exit_timestamp": spell("signals.exit_timestamp", col("exit_ts")),
-        "type": col("type").to_pylist(),
-        **{k: col(k).to_pylist() for k in SIGNAL_FLOAT_KEYS},
-        "holding_bars": col("holding_bars").to_pylist(),
-        "reason": col("reason").to_pylist(),
-        "indicators": _map_dicts(col("indicators")),
+        "symbol": (v1_symbols, None),
+        "timestamp": (spell("signals.timestamp", col("ts")), col("ts")),
+        "exit_timestamp": (spell("signals.exit_timestamp", col("exit_ts")), col("exit_ts")),
+        "type": (col("type").to_pylist(), col("type")),
+        **{k: (_floats(col(k)), col(k)) for k in SIGNAL_FLOAT_KEYS},
+        "holding_bars": (col("holding_bars").to_pylist(), col("holding_bars")),
+        "reason": (col("reason").to_pylist(), col("reason")),
+        "indicators": (_map_dicts(col("indicators")), col("indicators")),
     }
-    out = _row_dicts(SIGNAL_KEYS, [values[k] for k in SIGNAL_KEYS], nulls)
-    _add_extras(out, col("extras").to_pylist())
+    out = _row_dicts(SIGNAL_KEYS, [values[k][0] for k in SIGNAL_KEYS], nulls,
+                     [None if values[k][1] is None else _null_rows(values[k][1]) for k in SIGNAL_KEYS])
+    _add_extras(out, col("extras"))
     return out
+
+
+def _floats(column: pa.ChunkedArray) -> list:
+    """A float64 column's values (numpy's tolist builds them faster than Arrow's to_pylist, and
+    keeps NaN and -0.0 as they are); nulls through Arrow."""
+    if column.null_count:
+        return column.to_pylist()
+    return column.to_numpy().tolist()
+
+
+def _null_rows(column: pa.ChunkedArray) -> np.ndarray:
+    """The rows where column is null, from its validity bitmap (no walk over Python values)."""
+    if not column.null_count:
+        return _NO_ROWS
+    return np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False))
+
+
+_NO_ROWS = np.empty(0, np.int64)
 
 
 def _map_dicts(column: pa.ChunkedArray) -> list[dict | None]:
@@ -123,39 +143,46 @@ def _map_dicts(column: pa.ChunkedArray) -> list[dict | None]:
     return [None if m is None else dict(m) for m in maps.to_pylist()]
 
 
-def _add_extras(rows: list[dict], extras: list[str | None]):
-    present = [(row, extra) for row, extra in zip(rows, extras) if extra is not None]
-    if not present:
+def _add_extras(rows: list[dict], extras: pa.ChunkedArray):
+    """Each row's extras (keys kept as the file had them) added to its dict; the rows that have
+    some found by Arrow (most have none)."""
+    if extras.null_count == len(extras):
         return
+    at = np.flatnonzero(pc.is_valid(extras).to_numpy(zero_copy_only=False))
+    texts = extras.take(pa.array(at)).to_pylist()
     # one parse of them all: each is a JSON object dumps_document wrote, so "[a,b,...]" is
     # a JSON array of them (thousands of small parses cost several times one large one)
-    parsed = _loads("[" + ",".join(extra for _, extra in present) + "]")
-    for (row, _), extra in zip(present, parsed):
-        row.update(extra)
+    parsed = _loads("[" + ",".join(texts) + "]")
+    for i, extra in zip(at.tolist(), parsed):
+        rows[i].update(extra)
 
 
 def _curve_dicts(table: pa.Table, spell, nulls: frozenset[str] = frozenset()) -> list[dict]:
     col = table.column
-    columns = [spell("performance_curve.timestamp", col("ts"))] + [col(k).to_pylist() for k in CURVE_FLOAT_KEYS]
-    out = _row_dicts(CURVE_KEYS, columns, nulls)
-    _add_extras(out, col("extras").to_pylist())
+    columns = [spell("performance_curve.timestamp", col("ts"))] + [_floats(col(k)) for k in CURVE_FLOAT_KEYS]
+    out = _row_dicts(CURVE_KEYS, columns, nulls, [_null_rows(col(name)) for name in ("ts",) + CURVE_FLOAT_KEYS])
+    _add_extras(out, col("extras"))
     return out
 
 
-def _row_dicts(keys: tuple[str, ...], columns: list[list], nulls: frozenset[str] = frozenset()) -> list[dict]:
+def _row_dicts(keys: tuple[str, ...], columns: list[list], nulls: frozenset[str] = frozenset(),
+               null_rows: list[np.ndarray | None] | None = None) -> list[dict]:
     """One dict per row, keys in `keys` order, a null value left out (the file had no such
     key) unless its key is in `nulls` (the file wrote null). Built by a comprehension with a
     dict display for the columns that hold values (about 4x faster per row than filtering
-    each row's pairs); rows with a null to leave out are then built pair by pair."""
+    each row's pairs); rows with a null to leave out are then built pair by pair.
+    `null_rows`: per column, the rows where it is None when known (_null_rows), else found here."""
     n = len(columns[0]) if columns else 0
-    kept = [(k, c) for k, c in zip(keys, columns) if k in nulls or c.count(None) != n]
+    found = [where if where is not None else np.flatnonzero([v is None for v in c])
+             for c, where in zip(columns, null_rows or [None] * len(columns))]
+    kept = [(k, c, where) for k, c, where in zip(keys, columns, found) if k in nulls or len(where) != n]
     if not kept:
         return [{} for _ in range(n)]
-    names, kept_columns = tuple(k for k, _ in kept), [c for _, c in kept]
+    names, kept_columns = tuple(k for k, _, _ in kept), [c for _, c, _ in kept]
     rows = _dict_builder(names)(*kept_columns)
-    with_nulls = sorted({i for k, c in kept if k not in nulls and None in c for i, v in enumerate(c) if v is None})
-    for i in with_nulls:
-        rows[i] = {k: c[i] for k, c in kept if c[i] is not None or k in nulls}
+    holes = [where for k, _, where in kept if k not in nulls and len(where)]
+    for i in np.unique(np.concatenate(holes)).tolist() if holes else ():
+        rows[i] = {k: c[i] for k, c, _ in kept if c[i] is not None or k in nulls}
     return rows
 
 
