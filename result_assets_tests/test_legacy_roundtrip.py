@@ -164,6 +164,31 @@ def test_nonfinite_and_big_numbers_parse_exactly():
     assert dumps_document({"x": math.nan, "k": "한"}) == '{"x":NaN,"k":"한"}'
 
 
+def json_dumps_compact(doc) -> str:
+    return json.dumps(doc, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(2**70), 2**70),
+                              st.text(max_size=4), st.sampled_from(["nonfinite-", '"nan"', "NaN"])),
+                    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                            st.dictionaries(st.text(max_size=3), inner, max_size=4)),
+                    max_leaves=20))
+def test_dumps_document_writes_what_json_dumps_writes(doc):
+    """orjson's text, non-finite floats bare (through sentinel strings) and big ints included,
+    reads back to exactly what json.dumps's text reads back to."""
+    written = dumps_document(doc)
+    assert compare_documents(json.loads(written), json.loads(json_dumps_compact(doc))) == []
+
+
+def test_dumps_document_keeps_what_it_refused_and_accepted():
+    assert dumps_document([math.inf, {"a": -math.inf}, (math.nan,)]) == "[Infinity,{\"a\":-Infinity},[NaN]]"
+    with pytest.raises(TypeError):  # a lone surrogate in a finite document: refused, as callers expect
+        dumps_document({"x": "\ud800"})
+    assert dumps_document({"x": "\ud800", "n": math.nan}) == json_dumps_compact({"x": "\ud800", "n": math.nan})
+    assert dumps_document({1: math.nan}) == '{"1":NaN}'
+
+
 def test_typed_columns_and_extras():
     doc = {
         "task_id": "other",
