@@ -269,7 +269,7 @@ def exact_float(text: str, value: float) -> bool:
 
 def dumps_document(doc: object) -> str:
     """JSON text; NaN/Infinity as bare literals, non-ASCII kept as UTF-8. Written by orjson
-    whenever it writes the value exactly (json.dumps is 10-15x slower): a document with
+    whenever it writes the value exactly (json.dumps is over 10x slower): a document with
     non-finite floats, which orjson would write as null, goes in with them as sentinel
     strings that come out bare."""
     if _orjson_exact(doc, 0):
