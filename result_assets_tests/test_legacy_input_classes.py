@@ -385,3 +385,44 @@ def test_task_dir_path_is_the_exact_directory(tmp_path):
     assert os.fsencode(task_dir_path(tmp_path, CP949_ID)) == os.fsencode(tmp_path) + b"/" + CP949
     assert task_dir_path(tmp_path, "백테스트_005") == tmp_path / "백테스트_005"
     assert task_dir_path(tmp_path, "../x") is None and task_dir_path(tmp_path, "%bytes:abc") is None
+
+
+def reference_depth(value: object) -> int:
+    """Levels of lists and objects, by recursion (the shapes below stay shallow enough for it)."""
+    if type(value) is dict:
+        return 1 + max(map(reference_depth, value.values()), default=0)
+    if type(value) is list:
+        return 1 + max(map(reference_depth, value), default=0)
+    return 0
+
+
+json_shapes = st.recursive(st.one_of(st.none(), st.integers(), st.text(max_size=2)),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=2), inner, max_size=3)),
+                           max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_shapes)
+def test_nesting_depth_counts_levels_of_lists_and_objects(doc):
+    from result_assets.migration.batch import nesting_depth
+
+    assert nesting_depth(doc, 100) == max(1, reference_depth(doc))  # a bare value is one level
+
+
+def test_documents_nested_past_the_limit_are_quarantined_at_it():
+    from result_assets.migration.batch import MAX_NESTING, RawResult, validate
+    from result_assets.migration.sources import LegacyFile
+    from result_assets.store.backups import sha256_hex
+
+    def nested(levels: int) -> bytes:  # the document, "params" and its lists: `levels` levels in all
+        inner: object = 1
+        for _ in range(levels - 2):
+            inner = [inner]
+        return json.dumps({"strategy": "s", "symbols": [], "params": {"p": inner}}).encode()
+
+    def reason(raw: bytes) -> str | None:
+        return validate(RawResult(LegacyFile("t", "", len(raw), 0), raw, sha256_hex(raw))).reason
+
+    assert reason(nested(MAX_NESTING)) is None
+    assert reason(nested(MAX_NESTING + 1)) == f"nested more than {MAX_NESTING} levels deep (the limit)"

@@ -148,12 +148,10 @@ def nesting_depth(document: object, limit: int) -> int:
     depth, level = 0, [document]
     while level and depth <= limit:
         depth += 1
-        below = []
-        for value in level:
-            if type(value) is dict:
-                below.extend(v for v in value.values() if type(v) is dict or type(v) is list)
-            elif type(value) is list:
-                below.extend(v for v in value if type(v) is dict or type(v) is list)
+        # two flat comprehensions per level: a generator per container cost about as much again
+        below = [v for value in level if type(value) is dict for v in value.values()
+                 if type(v) is dict or type(v) is list]
+        below += [v for value in level if type(value) is list for v in value if type(v) is dict or type(v) is list]
         level = below
     return depth if not level else depth + 1
 
