@@ -3,6 +3,7 @@ the same keys in the same order, the same values, nulls left out."""
 from __future__ import annotations
 
 import gc
+import threading
 
 import pyarrow as pa
 from hypothesis import given, settings
@@ -58,6 +59,34 @@ def test_cyclic_gc_paused_restores_what_it_found():
         assert not gc.isenabled()  # it was off: it stays off
     finally:
         gc.enable()
+
+
+def test_cyclic_gc_pauses_of_two_threads_end_with_the_gc_on():
+    """A thread that starts pausing after another began, and ends after it ended, must not
+    leave the GC off for good (each pause reading gc.isenabled() on its own would)."""
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen_inside_second = []
+
+    def first():
+        with cyclic_gc_paused():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with cyclic_gc_paused():
+            second_in.set()
+            first_out.wait(10)
+            seen_inside_second.append(gc.isenabled())  # the first thread's end must not resume it here
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert first_out.is_set() and seen_inside_second == [False]
+    assert gc.isenabled()
 
 
 def test_row_dicts_edge_cases():

@@ -9,17 +9,29 @@ normally after.
 from __future__ import annotations
 
 import gc
+import threading
 from contextlib import contextmanager
+
+# The pause is process-wide, so the threads of a process share one count of open pauses: the
+# GC comes back when the last one ends, and only if it was on when the first one began.
+_lock = threading.Lock()
+_open = 0
+_was_enabled = False
 
 
 @contextmanager
 def cyclic_gc_paused():
-    """Pause the cyclic GC for the block (process-wide, as gc.disable is); restored after
-    only if it was on, so nested and concurrent pauses never turn it on early for long."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    """Pause the cyclic GC for the block; nested and concurrent pauses (any thread) end together."""
+    global _open, _was_enabled
+    with _lock:
+        if _open == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _open += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _lock:
+            _open -= 1
+            if _open == 0 and _was_enabled:
+                gc.enable()
