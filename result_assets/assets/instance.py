@@ -6,6 +6,7 @@ import json
 import os
 
 from result_assets.settings import DAGSTER_URL_ENV, Settings
+from result_assets.store.backups import write_atomic
 
 # pg advisory lock: one process at a time opens the instance (a fresh one creates its tables).
 _INSTANCE_LOCK = 7205
@@ -58,9 +59,7 @@ def ensure_dagster_home(settings: Settings) -> None:
     wanted = dagster_yaml(settings)
     current = config.read_text() if config.exists() else None
     if current is None or (current.startswith(_WRITTEN_BY_US) and current != wanted):
-        staged = config.with_name(f".dagster.yaml.{os.getpid()}")  # whole or not at all, for a reader
-        staged.write_text(wanted)
-        os.replace(staged, config)
+        write_atomic(config, wanted.encode())  # whole or not at all, for a process reading it
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     if settings.database_url:
         os.environ[DAGSTER_URL_ENV] = dagster_url(settings)
