@@ -132,6 +132,15 @@ def test_orjson_float_spellings_are_number_patches():
     assert regenerated("t", raw) == raw
 
 
+def test_a_number_patch_is_only_another_spelling_of_the_same_value():
+    """The conversion trusts a patched number's value (it skips the digit screen when each
+    patch spells a float64 exactly), so a patch never stands for another value."""
+    assert exact._number_patches(b'[1.5,2.0]', b'[1.50,2.0]') == [[1, 3, "1.50"]]
+    assert exact._number_patches(b'[5.9e-05]', b'[0.000059]') == [[1, 7, "0.000059"]]
+    assert exact._number_patches(b'[1.5,2.0]', b'[1.6,2.0]') is None
+    assert exact._number_patches(b'[1e+22]', b'[2e+22]') is None
+
+
 @settings(max_examples=40, deadline=None)
 @given(codes=st.lists(st.sampled_from(SPELLINGS), min_size=2, max_size=12), curve_codes=st.lists(
     st.sampled_from(SPELLINGS), min_size=0, max_size=5), style=st.sampled_from(STYLES))

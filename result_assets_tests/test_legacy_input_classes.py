@@ -28,8 +28,10 @@ from result_assets.legacy import (
     reconstruct,
     task_id_for,
 )
-from result_assets.legacy.parse import _may_lose_digits, exact_float
+from result_assets.legacy.parse import may_lose_digits, exact_float
+from result_assets.migration import convert as convert_module
 from result_assets.migration.batch import RawResult, read_source, validate
+from result_assets.migration.convert import convert
 from result_assets.migration.sources import LegacyFile, scan_source_dir, stat_legacy_file
 from result_assets.store.backups import sha256_hex
 from result_assets.store.pg_text import jsonb_text, pg_text
@@ -230,7 +232,7 @@ def test_numeric_strings_float64_holds_are_numbers(text, value):
     assert v.result.signals.column("extras").to_pylist()[3] is None
 
 
-@pytest.mark.parametrize("literal, reason", [
+ROUNDED_LITERALS = [
     ("1.0000000000000000000001",
      "number 1.0000000000000000000001 has more digits than a float64 (it would be read as 1.0)"),
     ("0.123456789012345678", "number 0.123456789012345678 has more digits than a float64 "
@@ -240,7 +242,17 @@ def test_numeric_strings_float64_holds_are_numbers(text, value):
     ("1e400", "number 1e400 is beyond the range of a float64 (it would be read as inf)"),
     ("-1E-400", "number -1E-400 is beyond the range of a float64 (it would be read as -0.0)"),
     ("1" * 5000, "an integer literal has more than 4300 digits (more than the parser reads)"),
-])
+]
+HELD_LITERALS = [
+    ("123456789012345678901234567890", 123456789012345678901234567890),  # integers are exact
+    ("1180591620717411303424", 2**70),  # beyond 64 bits: still an int, though a float64 holds its value
+    ("0.1000000000000000055511151231257827021181583404541015625", 0.1),  # the exact value of 0.1
+    ("1.5e-300", 1.5e-300), ("1.2345678901234567e+300", 1.2345678901234567e300),
+    ("0.30000000000000004", 0.30000000000000004),
+]
+
+
+@pytest.mark.parametrize("literal, reason", ROUNDED_LITERALS)
 @pytest.mark.parametrize("where", ["price", "tag", "params"])
 def test_bare_literals_float64_would_round_are_quarantined(literal, reason, where):
     doc = v2({"price": "@@"}) if where == "price" else v2({"tag": ["@@"]}) if where == "tag" else v2(params={"x": "@@"})
@@ -248,12 +260,7 @@ def test_bare_literals_float64_would_round_are_quarantined(literal, reason, wher
     assert run(raw).reason == reason
 
 
-@pytest.mark.parametrize("literal, value", [
-    ("123456789012345678901234567890", 123456789012345678901234567890),  # integers are exact
-    ("0.1000000000000000055511151231257827021181583404541015625", 0.1),  # the exact value of 0.1
-    ("1.5e-300", 1.5e-300), ("1.2345678901234567e+300", 1.2345678901234567e300),
-    ("0.30000000000000004", 0.30000000000000004),
-])
+@pytest.mark.parametrize("literal, value", HELD_LITERALS)
 def test_bare_literals_float64_holds_migrate(literal, value):
     raw = json.dumps(v2({"price": "@@"}, params={"x": "@@"})).replace('"@@"', literal).encode()
     v = run(raw)
@@ -262,6 +269,41 @@ def test_bare_literals_float64_holds_migrate(literal, value):
     assert rebuilt["symbols"][0]["signals"][3]["price"] == value and rebuilt["params"] == {"x": value}
     assert type(rebuilt["params"]["x"]) is type(value)
     assert compare_documents(parse_document(raw), rebuilt) == []
+
+
+# The conversion parses without the digit screen and relies on its proof instead (a number
+# patched in as text must be another spelling of a float64's exact value): it must read every
+# literal as validate() does, whatever writer's style the file has.
+STYLES = [{}, {"indent": 2}, {"separators": (",", ":")}]
+
+
+@pytest.mark.parametrize("literal, reason", ROUNDED_LITERALS)
+@pytest.mark.parametrize("style", STYLES)
+def test_conversion_quarantines_what_float64_would_round(literal, reason, style):
+    raw = json.dumps(v2({"price": "@@"}, params={"x": 1.5}), **style).replace('"@@"', literal).encode()
+    v = convert(RawResult(LegacyFile("t", "<test>", len(raw), 0), raw, sha256_hex(raw)))
+    assert (v.reason, v.proof) == (reason, None)
+
+
+@pytest.mark.parametrize("literal, value", HELD_LITERALS)
+@pytest.mark.parametrize("style", STYLES)
+def test_conversion_reads_what_float64_holds_exactly(literal, value, style):
+    raw = json.dumps(v2({"price": "@@"}, params={"x": "@@"}), **style).replace('"@@"', literal).encode()
+    v = convert(RawResult(LegacyFile("t", "<test>", len(raw), 0), raw, sha256_hex(raw)))
+    assert v.reason is None and v.proof is not None, (v.reason, v.failure)
+    assert v.result.params == {"x": value} and type(v.result.params["x"]) is type(value)
+    price = reconstruct(v.result.skeleton, v.result.signals, v.result.curves)["symbols"][0]["signals"][3]["price"]
+    assert price == value and type(price) is type(value)
+
+
+def test_conversion_of_proven_files_skips_the_digit_screen(monkeypatch):
+    def screen(raw):
+        raise AssertionError("screened a file its proof showed exact")
+    monkeypatch.setattr(convert_module, "may_lose_digits", screen)
+    for path in sorted((SAMPLES / "tasks").glob("bt_*/result.json")):
+        raw = path.read_bytes()
+        v = convert(RawResult(LegacyFile(path.parent.name, str(path), len(raw), 0), raw, sha256_hex(raw)))
+        assert v.reason is None and v.proof is not None, (path.parent.name, v.reason, v.failure)
 
 
 def test_exact_float_rule():
@@ -277,14 +319,14 @@ def test_the_digit_screen_lets_real_files_take_the_fast_parser():
     """Python-written files hold 17-digit floats everywhere: the screen must not send them
     to the slow exact parser (which would be correct, only slower)."""
     samples = [p.read_bytes() for p in sorted((SAMPLES / "tasks").glob("bt_*/result.json"))]
-    assert samples and not any(_may_lose_digits(raw) for raw in samples)
+    assert samples and not any(may_lose_digits(raw) for raw in samples)
     typical = json.dumps({"p": [0.45684752926073163, 123.45678901234567, 1.6281479942037436e-06, 1e16, 1704240000000,
                                 1234567890123456.0, 0.00012345678901234567]}).encode()
-    assert not _may_lose_digits(typical)
+    assert not may_lose_digits(typical)
     # a hex task id ("e" then 3 digits) is not an exponent: no slow parse for it
-    assert not _may_lose_digits(b'{"task_id": "bt_20251019_e3e706", "p": 1.5}')
+    assert not may_lose_digits(b'{"task_id": "bt_20251019_e3e706", "p": 1.5}')
     for long in [b"1.00000000000000000001", b"123456789012345678", b"0.123456789012345678", b"1e-400", b"2E+308"]:
-        assert _may_lose_digits(b'{"p": [1, ' + long + b', 2]}'), long
+        assert may_lose_digits(b'{"p": [1, ' + long + b', 2]}'), long
 
 
 # --- 5. directory names that are not UTF-8 ----------------------------------------------------

@@ -505,9 +505,20 @@ def _number_patches(written: bytes, raw: bytes) -> list[list] | None:
             end_r += 1
         if end_w == i or end_r == j:
             return None  # not inside a number
-        patches.append([i, end_w - i, raw[j:end_r].decode("ascii")])
+        text = raw[j:end_r].decode("ascii")
+        if not _same_number(written[i:end_w], text):
+            return None  # another value, not another spelling of it
+        patches.append([i, end_w - i, text])
         i, j = end_w, end_r
     return None
+
+
+def _same_number(written: bytes, text: str) -> bool:
+    """True when `text` spells the value that `written` (Python's repr of it) does."""
+    try:
+        return float(written) == float(text)
+    except ValueError:
+        return False
 
 
 def _common_prefix(a: bytes, i: int, b: bytes, j: int) -> int:

@@ -119,14 +119,16 @@ def _oversized(source: LegacyFile, size: int, limit: int) -> RawResult:
     return RawResult(source, b"", file_sha256(source.path), reason, backup_from_file=True)
 
 
-def validate(raw: RawResult) -> ValidatedResult:
+def validate(raw: RawResult, parse=parse_document) -> ValidatedResult:
+    """Parse and normalize one task (`parse`: parse_document, or the conversion's unscreened
+    parse, which it proves afterwards); a document that cannot be migrated gets its reason."""
     started = time.perf_counter()
     result = document = reason = None
     if raw.unreadable:
         reason = raw.unreadable
     else:
         try:
-            document = parse_document(raw.raw)
+            document = parse(raw.raw)
             depth = nesting_depth(document, MAX_NESTING)
             if depth > MAX_NESTING:
                 raise InvalidResult(f"nested more than {MAX_NESTING} levels deep (the limit)")

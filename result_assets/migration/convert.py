@@ -18,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from result_assets.legacy import compare_documents, dumps_document, exact, parse_document
+from result_assets.legacy.parse import exact_float, may_lose_digits, parse_unscreened
 from result_assets.legacy.acyclic import cyclic_gc_paused
 from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, read_source, validate
 from result_assets.migration.sources import LegacyFile
@@ -41,15 +42,38 @@ def convert(raw: RawResult) -> ValidatedResult:
     # measured: the cyclic GC's passes made a conversion ~1.5-2x slower (legacy/acyclic.py)
     with cyclic_gc_paused():
         try:
-            v = validate(raw)
-            if v.result is not None:
-                prove_conversion(v, raw.raw)
+            v = _validated_and_proven(raw, parse_unscreened)
+            if not _numbers_proven_exact(v) and may_lose_digits(raw.raw):
+                # a literal may have more digits than a float64 holds: read it as the spec says
+                v = _validated_and_proven(raw, parse_document)
             v.document = None
         except Exception as exc:  # one task's data must never fail its batch
             v = ValidatedResult(raw.source, raw.sha256, len(raw.raw), None, None,
                                 f"could not convert: {type(exc).__name__}: {_first_line(exc)}", 0.0)
     v.seconds = time.perf_counter() - started
     return v
+
+
+def _validated_and_proven(raw: RawResult, parse) -> ValidatedResult:
+    v = validate(raw, parse)
+    if v.result is not None:
+        prove_conversion(v, raw.raw)
+    return v
+
+
+def _numbers_proven_exact(v: ValidatedResult) -> bool:
+    """True when the proof shows that every number was read exactly. The file's bytes came
+    back written from the values read (Python's repr of each float, an int's digits), so
+    each number is spelled as its value, or is a number patch: another spelling of the same
+    float (exact.py checks that), which float64 must then hold to the patch's last digit.
+    Then the parse needed no screen for over-long numbers (parse.may_lose_digits, a fifth of
+    a large file's parse)."""
+    proof = v.proof
+    if proof is None or proof.exact_text is not None:
+        return False
+    patches = exact.Spelling.from_json(proof.spelling).numbers if proof.spelling else []
+    # an integer patch is a literal the fast parse read as a float (beyond 64 bits)
+    return all(any(c in text for c in ".eE") and exact_float(text, float(text)) for _, _, text in patches)
 
 
 def prove_conversion(v: ValidatedResult, raw: bytes) -> None:
