@@ -20,7 +20,8 @@ def convert_stages(path: Path, repeats: int = 3) -> None:
     import gc
     import hashlib
 
-    from result_assets.legacy import dumps_document, exact, normalize, parse_document
+    from result_assets.legacy import dumps_document, exact, normalize
+    from result_assets.legacy.parse import may_lose_digits, parse_unscreened
     from result_assets.migration.batch import MAX_NESTING, nesting_depth
     from result_assets.store.row_digest import rows_digest
 
@@ -37,12 +38,14 @@ def convert_stages(path: Path, repeats: int = 3) -> None:
         results[name] = best
         return value
 
-    document = stage("parse", parse_document, raw)
+    document = stage("parse", parse_unscreened, raw)  # screened only when the proof cannot show it exact
     stage("nesting depth", nesting_depth, document, MAX_NESTING)
     result = stage("normalize", normalize, task_id, document)
     skeleton_text = stage("skeleton text", dumps_document, result.skeleton)
     learned = stage("learn + write", exact.learn, raw, document, skeleton_text, result.signals, result.curves)
     digest = stage("sha-256", lambda: hashlib.sha256(learned[1] if learned else b"").hexdigest())
+    if not learned or not exact.patches_spell_exact_floats(learned[0].numbers):
+        stage("digit screen", may_lose_digits, raw)  # as convert() does: its proof did not show every number exact
     stage("digests", lambda: (rows_digest(result.signals), rows_digest(result.curves)))
     megabytes = len(raw) / 1e6
     for name, seconds in [*results.items(), ("all", sum(results.values()))]:

@@ -38,7 +38,7 @@ from itertools import islice
 import pyarrow as pa
 
 from .column_writer import Unwritable, write_columns
-from .parse import dumps_document, parse_document, parse_written
+from .parse import dumps_document, exact_float, parse_document, parse_written
 from .reconstruct import key_ordered, reconstruct
 from .schema import TIMESTAMP_COLUMNS
 from .spelled import render_timestamp, spelled_column, timestamp_code
@@ -511,6 +511,13 @@ def _number_patches(written: bytes, raw: bytes) -> list[list] | None:
         patches.append([i, end_w - i, text])
         i, j = end_w, end_r
     return None
+
+
+def patches_spell_exact_floats(numbers: list[list]) -> bool:
+    """True when each number patch spells a float64's exact value to its last digit (its
+    value is the float read, _number_patches checks that). An integer patch never does: it
+    is a literal a float parse read (beyond 64 bits), where Python reads an int."""
+    return all(any(c in text for c in ".eE") and exact_float(text, float(text)) for _, _, text in numbers)
 
 
 def _same_number(written: bytes, text: str) -> bool:

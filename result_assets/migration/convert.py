@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from result_assets.legacy import compare_documents, dumps_document, exact, parse_document
-from result_assets.legacy.parse import exact_float, may_lose_digits, parse_unscreened
+from result_assets.legacy.parse import may_lose_digits, parse_unscreened
 from result_assets.legacy.acyclic import cyclic_gc_paused
 from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, read_source, validate
 from result_assets.migration.sources import LegacyFile
@@ -71,9 +71,7 @@ def _numbers_proven_exact(v: ValidatedResult) -> bool:
     proof = v.proof
     if proof is None or proof.exact_text is not None:
         return False
-    patches = exact.Spelling.from_json(proof.spelling).numbers if proof.spelling else []
-    # an integer patch is a literal the fast parse read as a float (beyond 64 bits)
-    return all(any(c in text for c in ".eE") and exact_float(text, float(text)) for _, _, text in patches)
+    return exact.patches_spell_exact_floats(exact.Spelling.from_json(proof.spelling).numbers if proof.spelling else [])
 
 
 def prove_conversion(v: ValidatedResult, raw: bytes) -> None:
