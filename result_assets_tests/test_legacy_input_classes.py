@@ -271,6 +271,20 @@ def test_bare_literals_float64_holds_migrate(literal, value):
     assert compare_documents(parse_document(raw), rebuilt) == []
 
 
+@pytest.mark.parametrize("points, reason", [
+    ([{"equity": 1.0}, {"drawdown": "abc"}, {"equity": "xyz"}], 'performance_curve[1]: drawdown "abc" is not a number'),
+    ([{"equity": "1.5"}, {"equity": "a", "drawdown": "b"}], 'performance_curve[1]: equity "a" is not a number'),
+    ([{"drawdown": "-0.5"}, {"equity": 2.0, "drawdown": 0.1}, {"equity": "1e400x"}],
+     'performance_curve[2]: equity "1e400x" is not a number'),
+])
+def test_curve_values_that_are_not_numbers_are_reported_at_the_first_point(points, reason):
+    """The curve is read column by column; the reason still names the first point (and,
+    within it, the first field) a reading point by point would."""
+    stamped = [{"timestamp": 1704240000000 + i, **point} for i, point in enumerate(points)]
+    raw = json.dumps({"strategy": "s", "symbols": [], "performance_curve": stamped}).encode()
+    assert run(raw).reason == reason
+
+
 # The conversion parses without the digit screen and relies on its proof instead (a number
 # patched in as text must be another spelling of a float64's exact value): it must read every
 # literal as validate() does, whatever writer's style the file has.

@@ -25,7 +25,7 @@ from .schema import (
     TIMESTAMP_UTC,
 )
 from .timestamp_column import parsed_by_arrow
-from .timestamps import parse_timestamp
+from .timestamps import MAX_US, MIN_US, parse_timestamp
 
 _MISSING = object()
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -230,7 +230,7 @@ class _SignalRows:
             kept_raw.setdefault(row, []).append(key)
 
         raw_ts = [sig.get("timestamp") for sig in signals]
-        ts = self._timestamps(raw_ts)
+        ts = _timestamps(raw_ts, self._ts_cache)
         if None in ts:
             seq = ts.index(None)
             raw = raw_ts[seq]
@@ -243,7 +243,7 @@ class _SignalRows:
         self.ts.extend(ts)
 
         raw_exit = [sig.get("exit_timestamp") for sig in signals]
-        exit_ts = self._timestamps(raw_exit)
+        exit_ts = _timestamps(raw_exit, self._ts_cache)
         if exit_ts.count(None) != raw_exit.count(None):
             for seq, (raw, us) in enumerate(zip(raw_exit, exit_ts)):
                 if us is None and raw is not None:
@@ -303,27 +303,6 @@ class _SignalRows:
         self.symbol_idx.extend([symbol_idx] * n)
         self.seq.extend(range(n))
         self.n += n
-
-    def _timestamps(self, raw_values: list) -> list[int | None]:
-        parsed = parsed_by_arrow(raw_values)
-        if parsed is not None:
-            return parsed
-        cache = self._ts_cache
-        out = []
-        append = out.append
-        for raw in raw_values:
-            if type(raw) is str:
-                us = cache.get(raw)
-                if us is None:
-                    us = parse_timestamp(raw)
-                    if us is not None:
-                        cache[raw] = us
-                append(us)
-            elif raw is None:
-                append(None)
-            else:
-                append(parse_timestamp(raw))
-        return out
 
     def _add_indicators(self, column: list, keep_raw):
         offsets, keys, values, nulls = self.ind_offsets, self.ind_keys, self.ind_values, self.ind_null
@@ -385,52 +364,29 @@ class _CurveRows:
         self._ts_cache: dict[str, int] = {}
 
     def add_list(self, points: list, symbol_idx: int, where: str):
-        ts_cache = self._ts_cache
-        float_columns = (("equity", self.equity), ("drawdown", self.drawdown))
-        stamps = parsed_by_arrow([point.get("timestamp") for point in points])
-        for seq, point in enumerate(points):  # all dicts: checked by _is_curve_list
-            get = point.get
-            kept_raw = None
-            n_typed = 0
-            raw = get("timestamp", _MISSING)
-            if raw is _MISSING or raw is None:
-                self.ts.append(None)
-            else:
-                us = stamps[seq] if stamps is not None else ts_cache.get(raw) if type(raw) is str else None
-                if us is None:
-                    us = parse_timestamp(raw)
-                    if us is not None and type(raw) is str:
-                        ts_cache[raw] = us
-                self.ts.append(us)
-                if us is None:
-                    kept_raw = ["timestamp"]  # not a timestamp: keep it as written
-            if raw is not _MISSING:
-                n_typed += 1
-            for key, column in float_columns:
-                value = get(key, _MISSING)
-                if value is _MISSING:
-                    column.append(None)
-                    continue
-                n_typed += 1
-                if type(value) is float or value is None:
-                    column.append(value)
-                elif type(value) is str and (number := _numeric_string(value, f"{where}[{seq}]", key)) is not None:
-                    column.append(number)
-                else:
-                    column.append(None)
-                    kept_raw = (kept_raw or []) + [key]
-            if kept_raw is None and n_typed == len(point):
-                self.extras.append(None)
-            else:
-                self.extras.append(
-                    dumps_document(
-                        {
-                            k: v
-                            for k, v in point.items()
-                            if k not in _CURVE_TYPED_KEYS or (kept_raw and k in kept_raw)
-                        }
-                    )
-                )
+        """Column by column, as _SignalRows.add_list (all dicts: checked by _is_curve_list)."""
+        kept_raw: dict[int, list[str]] = {}  # row -> typed keys whose value stays in extras
+        raw_ts = [point.get("timestamp") for point in points]
+        ts = _timestamps(raw_ts, self._ts_cache)
+        if ts.count(None) != raw_ts.count(None):
+            for seq, (raw, us) in enumerate(zip(raw_ts, ts)):
+                if us is None and raw is not None:
+                    kept_raw.setdefault(seq, []).append("timestamp")  # not a timestamp: keep it as written
+        self.ts.extend(ts)
+        columns = {key: [point.get(key) for point in points] for key in CURVE_FLOAT_KEYS}
+        odd = [key for key, column in columns.items() if not _FLOAT_OR_NULL.issuperset(map(type, column))]
+        if odd:
+            _fix_float_columns([columns[key] for key in odd], odd, where, kept_raw)
+        self.equity.extend(columns["equity"])
+        self.drawdown.extend(columns["drawdown"])
+        extras: list[str | None] = [None] * len(points)
+        odd_rows = set(kept_raw)
+        odd_rows.update(seq for seq, point in enumerate(points) if not _CURVE_TYPED_KEYS.issuperset(point))
+        for seq in sorted(odd_rows):
+            raw_keys = kept_raw.get(seq, ())
+            extras[seq] = dumps_document(
+                {k: v for k, v in points[seq].items() if k not in _CURVE_TYPED_KEYS or k in raw_keys})
+        self.extras.extend(extras)
         n = len(points)
         self.symbol_idx.extend([symbol_idx] * n)
         self.seq.extend(range(n))
@@ -451,6 +407,30 @@ class _CurveRows:
         )
 
 
+def _timestamps(raw_values: list, cache: dict[str, int]) -> list[int | None]:
+    """[parse_timestamp(v) (None for None) for v in raw_values], a column at a time where it can."""
+    if _INT_OR_NULL.issuperset(map(type, raw_values)):  # epoch milliseconds
+        return [None if ms is None else us if MIN_US <= (us := ms * 1000) <= MAX_US else None for ms in raw_values]
+    parsed = parsed_by_arrow(raw_values)
+    if parsed is not None:
+        return parsed
+    out = []
+    append = out.append
+    for raw in raw_values:
+        if type(raw) is str:
+            us = cache.get(raw)
+            if us is None:
+                us = parse_timestamp(raw)
+                if us is not None:
+                    cache[raw] = us
+            append(us)
+        elif raw is None:
+            append(None)
+        else:
+            append(parse_timestamp(raw))
+    return out
+
+
 def _is_curve_list(value: object) -> bool:
     return type(value) is list and all(type(p) is dict for p in value)
 
@@ -467,6 +447,21 @@ def _fix_float_column(column: list, key: str, where: str, keep_raw):
         column[seq] = number
         if number is None:
             keep_raw(seq, key)
+
+
+def _fix_float_columns(columns: list[list], keys: list[str], where: str, kept_raw: dict[int, list[str]]):
+    """_fix_float_column for several columns of the same rows; a value that is not a number
+    is reported at the first row holding one, in `keys` order within the row (as a row-by-row
+    reading finds it)."""
+    bad = []  # (row, key index, the reason)
+    for index, (column, key) in enumerate(zip(columns, keys)):
+        try:
+            _fix_float_column(column, key, where, lambda seq, k: kept_raw.setdefault(seq, []).append(k))
+        except InvalidResult as exc:
+            row = next(seq for seq, v in enumerate(column) if type(v) is str)  # rows before it are fixed
+            bad.append((row, index, exc))
+    if bad:
+        raise min(bad, key=lambda b: b[:2])[2]
 
 
 def _ints_in_range(column: list) -> bool:
