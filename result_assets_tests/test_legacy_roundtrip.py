@@ -181,6 +181,14 @@ def test_dumps_document_writes_what_json_dumps_writes(doc):
     assert compare_documents(json.loads(written), json.loads(json_dumps_compact(doc))) == []
 
 
+def test_dumps_document_finds_nonfinite_floats_among_equal_branches():
+    """orjson's text is read back and compared; only the branches that differ are walked."""
+    doc = {"signals": [{"p": i + 0.5, "q": None} for i in range(1000)], "s": "NaN",
+           "perf": {"sharpe": math.nan, "w": [1.0, -math.inf, None], "x": {"y": [math.inf]}}}
+    assert dumps_document(doc) == json_dumps_compact(doc)
+    assert dumps_document([None, math.nan]) == "[null,NaN]"
+
+
 def test_dumps_document_keeps_what_it_refused_and_accepted():
     assert dumps_document([math.inf, {"a": -math.inf}, (math.nan,)]) == "[Infinity,{\"a\":-Infinity},[NaN]]"
     with pytest.raises(TypeError):  # a lone surrogate in a finite document: refused, as callers expect

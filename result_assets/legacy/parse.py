@@ -10,6 +10,8 @@ from decimal import Decimal
 import numpy as np
 import orjson
 
+from .acyclic import cyclic_gc_paused
+
 
 class InvalidResult(ValueError):
     """A legacy result file that cannot be migrated; `.reason` says why in one line."""
@@ -280,21 +282,81 @@ def exact_float(text: str, value: float) -> bool:
 
 def dumps_document(doc: object) -> str:
     """JSON text; NaN/Infinity as bare literals, non-ASCII kept as UTF-8. Written by orjson
-    whenever it writes the value exactly (json.dumps is over 10x slower): a document with
-    non-finite floats, which orjson would write as null, goes in with them as sentinel
-    strings that come out bare."""
+    whenever it writes the value exactly (json.dumps is over 10x slower). orjson writes NaN
+    and infinities as null and says nothing, so its text is read back and compared with the
+    document (both in C: faster than a walk in Python). When they differ only by non-finite
+    floats, those go in as sentinel strings that come out bare."""
+    try:
+        written = orjson.dumps(doc)
+    except orjson.JSONEncodeError:  # ints beyond 64 bits, keys that are not strings...
+        return _dumps_checked(doc)
+    with cyclic_gc_paused():  # read back: a document's worth of small containers
+        back = orjson.loads(written)
+        if back == doc:
+            return written.decode()
+        token, count = f"nonfinite-{os.urandom(12).hex()}-", [0]
+        prepared = _sentinels_for_lost_floats(doc, back, 0, token, count)
+    if prepared is _FAILED or not count[0]:
+        return _dumps_checked(doc)
+    return _with_bare_nonfinite(prepared, token, count[0]) or _dumps_checked(doc)
+
+
+def _sentinels_for_lost_floats(value: object, back: object, depth: int, token: str, count: list[int]) -> object:
+    """value with each non-finite float that orjson wrote as null (`back`: value written by
+    orjson and read again) as the string "<token><its repr>", containers copied on the way to
+    one and equal branches skipped by one comparison in C; _FAILED where value and back differ
+    otherwise."""
+    t = type(value)
+    if t is float:
+        if value - value != 0.0 and back is None:
+            count[0] += 1
+            return f"{token}{value!r}"
+        return _FAILED
+    if depth > 200 or type(back) is not t or len(value) != len(back):
+        return _FAILED
+    if t is dict:
+        copy = dict(value)
+        for key, item in value.items():
+            other = back.get(key, _FAILED)
+            if item is not other and item != other:
+                copy[key] = new = _sentinels_for_lost_floats(item, other, depth + 1, token, count)
+                if new is _FAILED:
+                    return _FAILED
+        return copy
+    if t is list:
+        copy = list(value)
+        for i, (item, other) in enumerate(zip(value, back)):
+            if item is not other and item != other:
+                copy[i] = new = _sentinels_for_lost_floats(item, other, depth + 1, token, count)
+                if new is _FAILED:
+                    return _FAILED
+        return copy
+    return _FAILED
+
+
+def _with_bare_nonfinite(prepared: object, token: str, count: int) -> str | None:
+    """orjson's text of a document whose non-finite floats are sentinel strings, with them
+    bare again; None when orjson cannot write it or a string of the document holds the token."""
+    try:
+        text = orjson.dumps(prepared).decode()
+    except orjson.JSONEncodeError:  # lone surrogates: json.dumps writes them
+        return None
+    if text.count(token) != count:
+        return None
+    for value, literal in (("nan", "NaN"), ("-inf", "-Infinity"), ("inf", "Infinity")):
+        text = text.replace(f'"{token}{value}"', literal)
+    return text
+
+
+def _dumps_checked(doc: object) -> str:
+    """dumps_document by walking the document for what orjson cannot write exactly."""
     if _orjson_exact(doc, 0):
         return orjson.dumps(doc).decode()
     token, count = f"nonfinite-{os.urandom(12).hex()}-", [0]
     prepared = _nonfinite_as_sentinels(doc, 0, token, count)
     if prepared is not _FAILED and count[0]:
-        try:
-            text = orjson.dumps(prepared).decode()
-        except orjson.JSONEncodeError:  # lone surrogates: json.dumps writes them
-            text = None
-        if text is not None and text.count(token) == count[0]:  # no string of the document holds it
-            for value, literal in (("nan", "NaN"), ("-inf", "-Infinity"), ("inf", "Infinity")):
-                text = text.replace(f'"{token}{value}"', literal)
+        text = _with_bare_nonfinite(prepared, token, count[0])
+        if text is not None:
             return text
     return json.dumps(doc, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
 
