@@ -280,6 +280,11 @@ def exact_float(text: str, value: float) -> bool:
     return Decimal(format(value, f".{len(digits)}g")) == number
 
 
+# From this many bytes of orjson's text, reading it back is cheaper than walking the document
+# (measured: 4.5 against 1.3 us for a row's extras object, 1.9 against 2.9 ms for a 120 KB save).
+_READ_BACK_FROM = 2048
+
+
 def dumps_document(doc: object) -> str:
     """JSON text; NaN/Infinity as bare literals, non-ASCII kept as UTF-8. Written by orjson
     whenever it writes the value exactly (json.dumps is over 10x slower). orjson writes NaN
@@ -290,6 +295,8 @@ def dumps_document(doc: object) -> str:
         written = orjson.dumps(doc)
     except orjson.JSONEncodeError:  # ints beyond 64 bits, keys that are not strings...
         return _dumps_checked(doc)
+    if len(written) < _READ_BACK_FROM:  # a row's extras: the walk costs less than reading back
+        return written.decode() if _orjson_exact(doc, 0) else _dumps_checked(doc)
     with cyclic_gc_paused():  # read back: a document's worth of small containers
         back = orjson.loads(written)
         if back == doc:
