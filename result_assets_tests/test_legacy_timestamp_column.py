@@ -1,4 +1,4 @@
-"""timestamp_column.parsed_by_arrow: the same instants as parse_timestamp value by value,
+"""timestamp_column.parsed_column: the same instants as parse_timestamp value by value,
 whatever a column mixes (the per-value parse is the oracle)."""
 
 from datetime import datetime, timedelta, timezone
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from result_assets.legacy.timestamp_column import parsed_by_arrow
+from result_assets.legacy.timestamp_column import parsed_column
 from result_assets.legacy.timestamps import parse_timestamp
 
 _UTC = timezone.utc
@@ -21,7 +21,9 @@ _ODD = ["2024-02-30T00:00:00Z", "2023-02-29 12:00:00", "2024-01-03T24:00:00Z", "
         "2024-01-03T09:00:00.123456+09:00", "2024-01-03T09:00:00.1234567Z", "0001-01-01T00:00:00Z",
         "0001-01-01T08:59:59+09:00", "0001-01-02T00:00:00+09:00", "9999-12-31T23:59:59Z",
         "9999-12-30T00:00:00Z", "9999-12-29T23:59:59-05:30", "1704240000000", "", "x",
-        "１９９０-01-01T00:00:00Z", "2024-01-03T09:00:00+09", "2024-01-03T09:00:00+0900 "]
+        "１９９０-01-01T00:00:00Z", "2024-01-03T09:00:00+09", "2024-01-03T09:00:00+0900 ",
+        "1900-02-29 12:00:00", "2000-02-29T00:00:00Z", "2100-02-29T00:00:00+09:00", "2024-13-01T00:00:00Z",
+        "2024-00-10T00:00:00Z", "2024-01-00T00:00:00Z", "0000-01-01T00:00:00Z", "2024-04-31 00:00:00"]
 # Seoul wall times around its summer times (1987, 1988) and the switch to a fixed +09:00.
 _SEOUL_EDGES = ["1987-05-10 02:30:00", "1987-10-11 02:30:00", "1988-05-08 02:30:00", "1988-10-09 02:30:00",
                 "1988-10-09 03:30:00", "1988-12-31 23:59:59", "1989-01-01 00:00:00", "1989-01-01T00:00:00",
@@ -49,7 +51,7 @@ def _oracle(column: list) -> list:
 @settings(max_examples=300, deadline=None)
 def test_a_mixed_column_reads_as_parse_timestamp_reads_each_value(sample, size):
     column = (sample * (size // len(sample) + 1))[:size]
-    parsed = parsed_by_arrow(column)
+    parsed = parsed_column(column)
     if parsed is not None:
         assert parsed == _oracle(column)
 
@@ -62,7 +64,7 @@ def test_a_column_spelled_like_its_first_value_is_read_by_arrow(first, odd, step
     start = datetime(2015, 1, 1, tzinfo=_UTC)
     sep, suffix = ("T" if "T" in first else " "), first[19:].lstrip(".0123456789")
     column = [_spell(start + timedelta(seconds=i * step_seconds), sep, suffix) for i in range(600)] + odd
-    parsed = parsed_by_arrow(column)
+    parsed = parsed_column(column)
     assert parsed is not None
     assert parsed == _oracle(column)
 
@@ -71,15 +73,15 @@ def test_the_odd_spellings_and_seoul_edges_are_each_read_as_parse_timestamp_read
     for value in _ODD + _SEOUL_EDGES:
         for first in ["2024-01-03T00:00:00Z", "2024-01-03 09:00:00", "2024-01-03T09:00:00+09:00"]:
             column = [first] * 600 + [value, None]
-            assert parsed_by_arrow(column) == _oracle(column), (first, value)
+            assert parsed_column(column) == _oracle(column), (first, value)
     # The hour Seoul's clocks repeated when summer time ended: the earlier instant (+10:00).
     column = ["1988-10-09 02:30:00"] * 600
-    assert parsed_by_arrow(column) == [parse_timestamp("1988-10-08T16:30:00Z")] * 600
+    assert parsed_column(column) == [parse_timestamp("1988-10-08T16:30:00Z")] * 600
 
 
 def test_short_columns_and_other_spellings_are_left_to_the_per_value_parse():
-    assert parsed_by_arrow(["2024-01-03T00:00:00Z"] * 10) is None
-    assert parsed_by_arrow(["1704240000000"] * 600) is None  # epoch milliseconds as text
-    assert parsed_by_arrow([1704240000000] * 600) is None  # an int: not a column of text
-    assert parsed_by_arrow(["2024-01-03T09:00:00+09:75"] * 600) is None  # an offset parse_timestamp refuses
-    assert parsed_by_arrow([None] * 600) is None
+    assert parsed_column(["2024-01-03T00:00:00Z"] * 10) is None
+    assert parsed_column(["1704240000000"] * 600) is None  # epoch milliseconds as text
+    assert parsed_column([1704240000000] * 600) is None  # an int: not a column of text
+    assert parsed_column(["2024-01-03T09:00:00+09:75"] * 600) is None  # an offset parse_timestamp refuses
+    assert parsed_column([None] * 600) is None

@@ -24,7 +24,7 @@ from .schema import (
     SIGNAL_SCHEMA,
     TIMESTAMP_UTC,
 )
-from .timestamp_column import parsed_by_arrow
+from .timestamp_column import parsed_column
 from .timestamps import MAX_US, MIN_US, parse_timestamp
 
 _MISSING = object()
@@ -411,7 +411,7 @@ def _timestamps(raw_values: list, cache: dict[str, int]) -> list[int | None]:
     """[parse_timestamp(v) (None for None) for v in raw_values], a column at a time where it can."""
     if _INT_OR_NULL.issuperset(map(type, raw_values)):  # epoch milliseconds
         return [None if ms is None else us if MIN_US <= (us := ms * 1000) <= MAX_US else None for ms in raw_values]
-    parsed = parsed_by_arrow(raw_values)
+    parsed = parsed_column(raw_values)
     if parsed is not None:
         return parsed
     out = []
