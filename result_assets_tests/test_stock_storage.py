@@ -69,3 +69,39 @@ def test_an_unedited_earlier_default_is_brought_to_stock_and_an_edited_file_is_k
     config.write_text(TUNED_STORAGE_YAML)  # a person's own file (opting in): left alone
     ensure_dagster_home(settings)
     assert config.read_text() == TUNED_STORAGE_YAML
+
+
+def test_a_migration_holds_its_connections_to_stock_storage(project_home):
+    """Stock dagster-postgres opens a connection per storage operation; a migration's process
+    (the CLI, a run's worker) keeps them open instead, as Dagster's webserver does: Postgres
+    counts the sessions opened on the instance's database (pg_stat_database.sessions)."""
+    import psycopg2
+
+    from result_assets.assets.instance import get_instance, hold_connections
+    from result_assets.settings import Settings
+    from result_assets.store.postgres import dagster_url
+
+    settings = Settings.from_env()
+    instance = get_instance(settings)
+    url = dagster_url(settings).replace("postgresql+psycopg2://", "postgresql://", 1)
+
+    def sessions_opened(operations) -> int:
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            before = cur.fetchone()[0]
+        operations()
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_force_next_flush()")  # this session's own count is flushed at its end
+            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            return cur.fetchone()[0] - before - 1  # the first probe's session
+
+    def twenty_reads():
+        for _ in range(20):
+            instance.get_runs(limit=1)
+            instance.get_latest_materialization_event(AssetKey("catalog_entry"))
+
+    assert sessions_opened(twenty_reads) >= 20  # stock: one per operation
+    hold_connections(instance)
+    hold_connections(instance)  # once per instance: a second call builds no new engines
+    assert sessions_opened(twenty_reads) <= 3

@@ -25,6 +25,7 @@ from dagster import (
 
 from result_assets.assets.checks import CHECK_SPECS
 from result_assets.assets.events import backfill_events, task_list_events
+from result_assets.assets.instance import hold_connections
 from result_assets.assets.io_managers import READ_ASSETS, STORE_IO_MANAGER
 from result_assets.assets.partitions import task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
@@ -91,6 +92,7 @@ def build_migrate_tasks(batch_size: int):
 def migrate_tasks(context: AssetExecutionContext, stores: StoresResource, migration: MigrationSettings,
                   prefetch: ResourceParam[Prefetch]):
     """Hand the run's partitions to the batch engine, then report what it did."""
+    hold_connections(context.instance)  # the run writes several events per task
     stores_ = stores.get()
     files = registered_sources(stores_, [task_id_for(k) for k in context.partition_keys])
     batch = run_batch(stores_, files, max_file_bytes=migration.max_file_bytes,
@@ -110,6 +112,7 @@ class TaskListConfig(Config):
 @op(out={}, description="Migrate an explicit list of tasks (scattered partitions a range backfill cannot batch).")
 def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, stores: StoresResource,
                       migration: MigrationSettings, prefetch: ResourceParam[Prefetch]):
+    hold_connections(context.instance)
     stores_ = stores.get()
     stores_.catalog.touch_mtime(config.touched_mtimes)
     if not config.task_ids:
