@@ -87,17 +87,20 @@ def get_instance(settings: Settings | None = None):
         return DagsterInstance.get()
 
 
+_holding: "weakref.WeakSet" = weakref.WeakSet()  # the instances whose storage holds its connections
+
+
 def hold_connections(instance) -> None:
     """For a process that writes many events (a migration run, `migrate`): the instance's
     storage keeps its connections open, as Dagster's webserver has it do, instead of opening
     one per operation (stock dagster-postgres' default, so that idle processes hold none): a
     132-task migrate opened about 1,500. Still the team's stock storage and config, through
-    a public instance method; the pool lives as long as the instance object (the command,
-    or the run's worker). Once per instance: each call builds new engines."""
+    a public instance method. The pool lives as long as the instance object, and
+    DagsterInstance.dispose() does not close it: only for an instance that lives as long as
+    its process (the command's, a run worker's), never for the short-lived ones an
+    application process makes to report its saves. Once per instance: each call builds new
+    engines."""
     if instance in _holding:
         return
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=20)
     _holding.add(instance)
-
-
-_holding: "weakref.WeakSet" = weakref.WeakSet()

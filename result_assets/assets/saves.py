@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from result_assets.assets.events import queued_save_events
-from result_assets.assets.instance import get_instance, hold_connections
+from result_assets.assets.instance import get_instance
 from result_assets.assets.resources import StoresResource
 
 REPORT_SAVES_JOB = "report_saves_job"
@@ -29,7 +29,6 @@ SAVES_SENSOR = "saved_results_sensor"
 
 @op(out={}, description="Yield the materializations and check evaluations of the application's queued saves.")
 def report_saves(context: OpExecutionContext, stores: StoresResource):
-    hold_connections(context.instance)  # seven events per save
     reported = 0
     for event in queued_save_events(context.instance, stores.get().catalog):
         reported += 1

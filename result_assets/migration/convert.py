@@ -18,8 +18,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from result_assets.legacy import compare_documents, dumps_document, exact, parse_document
-from result_assets.legacy.parse import may_lose_digits, parse_unscreened
 from result_assets.legacy.acyclic import cyclic_gc_paused
+from result_assets.legacy.parse import may_lose_digits, parse_unscreened
 from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, read_source, validate
 from result_assets.migration.sources import LegacyFile
 from result_assets.store.backups import sha256_hex
