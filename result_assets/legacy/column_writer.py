@@ -205,11 +205,17 @@ def _extras(extras: pa.Array, level: int, style: _Style, typed_keys) -> tuple[pa
     if extras.null_count == len(extras):
         return None, set()
     encoded = extras.dictionary_encode()
+    texts = encoded.dictionary.to_pylist()
+    objects = parse_written(("[" + ",".join(texts) + "]").encode())  # one parse for all of them
+    if type(objects) is not list or len(objects) != len(texts):
+        objects = [parse_written(text.encode()) for text in texts]
+    # a flat object's members by one JSONEncoder (json.dumps builds one per call)
+    flat = json.JSONEncoder(ensure_ascii=style.ensure_ascii, allow_nan=True,
+                            separators=(style.member_separator(level), style.key_separator)).encode
     member_texts, in_python = [], []
-    for text in encoded.dictionary.to_pylist():
-        extra = parse_written(text.encode())
+    for extra in objects:
         in_python.append(any(k in typed_keys for k in extra))
-        member_texts.append(_members_text(extra, level, style))
+        member_texts.append(_members_text(extra, level, style, flat))
     indices = encoded.indices
     texts = pa.array(member_texts, pa.string()).take(indices).fill_null("")
     resets = set()
@@ -218,15 +224,16 @@ def _extras(extras: pa.Array, level: int, style: _Style, typed_keys) -> tuple[pa
     return texts, resets
 
 
-def _members_text(extra: dict, level: int, style: _Style) -> str:
+def _members_text(extra: dict, level: int, style: _Style, flat=None) -> str:
     """The members of `extra` as they follow other members of an object whose members stand at
-    `level`: each after a member separator. One json.dumps of the object, its braces cut off."""
+    `level`: each after a member separator. One json.dumps of the object, its braces cut off
+    (`flat`: the encoder of a flat object at this level and style, when the caller has one)."""
     if not extra:
         return ""
     separator = style.member_separator(level)
     if not any(type(v) in (dict, list) for v in extra.values()):  # flat: the C encoder, with the
-        written = json.dumps(extra, ensure_ascii=style.ensure_ascii,  # members' separator as its own
-                             separators=(separator, style.key_separator), allow_nan=True)
+        written = (flat or json.JSONEncoder(  # members' separator as its own
+            ensure_ascii=style.ensure_ascii, separators=(separator, style.key_separator), allow_nan=True).encode)(extra)
         return separator + written[1:-1]
     written = _dumps_at(extra, level - (style.indent or 0), style)  # "{" members "}", closing at level - indent
     closing = 1 if style.indent is None else len(style.brackets("{", "}", level)[1])
