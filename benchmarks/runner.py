@@ -377,13 +377,15 @@ class Bench:
             v = extra_c["bookkeeping_ms_per_task_asset"]
             events = extra_c["inspect"].get("run_events", {})
             per_task = sum(events.values()) / self.n_tasks if self.n_tasks else 0
-            # Below zero the difference is inside the two runs' noise: no verdict from it.
-            target("Dagster bookkeeping per task per asset", f"{v:.2f} ms "
-                   f"(upper bound {extra_c['bookkeeping_upper_ms_per_task_asset']:.2f} ms); "
-                   f"{per_task:.1f} events per task", "<= 2 ms",
-                   None if v < 0 else v <= 2,
-                   "(sum of migrate runs' start-to-end in the run records - the same batch steps run without "
-                   "Dagster) / (tasks x 5 assets); upper bound: whole command wall instead of run time; events: "
+            # Judged on the whole command: `migrate` starts converting its first batches before
+            # its runs, so the runs' own time no longer holds all of the steps it is compared with.
+            upper = extra_c["bookkeeping_upper_ms_per_task_asset"]
+            target("Dagster bookkeeping per task per asset", f"{upper:.2f} ms by the whole command "
+                   f"(inside the runs {v:.2f} ms); {per_task:.1f} events per task", "<= 2 ms", upper <= 2,
+                   "(whole command wall - the same batch steps run without Dagster) / (tasks x 5 assets): an "
+                   "upper bound, start-up included; inside the runs: the sum of migrate runs' start-to-end in "
+                   "the run records instead of the command's wall (a lower bound; the first batches' "
+                   "conversion starts before the runs); events: "
                    "every event of the migrate runs / tasks (" + ", ".join(
                        f"{k} {n / self.n_tasks:.1f}" for k, n in sorted(events.items(), key=lambda kv: -kv[1])
                        if n >= self.n_tasks / 2) + " per task)")

@@ -50,10 +50,12 @@ def plan_runs(instance: DagsterInstance, keys: list[str], batch_size: int) -> tu
 
 
 def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFile], batch_size: int,
-                  progress: Callable[[int, int, int, float], None] | None = None) -> list[RunOutcome]:
+                  progress: Callable[[int, int, int, float], None] | None = None,
+                  ahead: "Prefetch | None" = None) -> list[RunOutcome]:
     """The runs one after the other, in this process. While one runs, the workers already
     convert the next one's tasks (convert.Prefetch, handed to every run as its `prefetch`
-    resource): the conversion of batch N+1 overlaps the writes, read-backs and events of batch N."""
+    resource): the conversion of batch N+1 overlaps the writes, read-backs and events of batch N.
+    `ahead`: conversions the caller started already (the first batches), to take over."""
     from result_assets.legacy import task_id_for
     from result_assets.migration.convert import Prefetch
 
@@ -69,7 +71,7 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
         "task_ids": [task_id_for(k) for k in keys]}}}}}) for keys in lists]
     by_key = {t.partition_key: t for t in tasks}
     settings = stores.settings
-    ahead = Prefetch(settings.max_file_bytes, settings.conversion_workers)
+    ahead = ahead or Prefetch(settings.max_file_bytes, settings.conversion_workers)
     started, done, outcomes = time.perf_counter(), 0, []
     try:
         for i, (job, keys, arguments) in enumerate(runs):
