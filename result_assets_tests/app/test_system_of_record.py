@@ -15,13 +15,15 @@ import pytest
 from result_assets import ResultManager, ResultStore, read_result
 from result_assets.app.errors import ResultStoreError
 from result_assets.cli import main
-from result_assets.legacy import compare_documents, parse_document
+from result_assets.legacy import compare_documents, dumps_document, parse_document
 from result_assets.migration import engine
+from result_assets.migration.batch import RawResult
 from result_assets.migration.maintenance import maintain
 from result_assets.migration.plan import make_plan
-from result_assets.migration.sources import scan_source_dir
+from result_assets.migration.sources import LegacyFile, scan_source_dir
 from result_assets.migration.status import task_statuses
 from result_assets.store import catalog as catalog_module
+from result_assets.store.backups import sha256_hex
 from result_assets.store.catalog import STORE_WRITE_LOCK
 from result_assets.store.delta_tables import SIGNALS
 from result_assets.store.schema import SCHEMA_VERSION, SchemaOutdated
@@ -269,6 +271,37 @@ def test_a_save_that_does_not_read_back_keeps_the_last_good_save(stores, monkeyp
     manager.save_result("keep_last_good", small_document(strategy="again", n=2))
     assert manager.get_result("keep_last_good")["strategy"] == "again"
     assert stores.catalog.failed_attempts(["keep_last_good"]) == {}
+
+
+def test_a_batch_whose_catalog_read_back_fails_for_one_task_publishes_the_others_once(stores, monkeypatch):
+    """The publishing transaction writes again, from its savepoint, with the task that did not
+    read back failed: the others are written once (no row twice in the staging tables), the
+    failed one is recorded and unreadable, and the next batch writes cleanly."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    names = ["batch_ok_a", "batch_bad", "batch_ok_b"]
+    docs = {name: small_document(strategy=name, n=3 + i) for i, name in enumerate(names)}
+    real = catalog_module._unfaithful
+    attempts = []
+
+    def spoiled(cur, tasks, hot):
+        attempts.append(sorted(t.task_id for t in tasks))
+        found = real(cur, tasks, hot)
+        return {**found, **{t.task_id: "the catalog gives back a different skeleton or spelling than was written"
+                            for t in tasks if t.task_id == "batch_bad" and t.status == "migrated"}}
+
+    raws = [RawResult(LegacyFile(n, "", len(b), 0), b, sha256_hex(b))
+            for n, b in ((n, dumps_document(docs[n]).encode()) for n in names)]
+    monkeypatch.setattr(catalog_module, "_unfaithful", spoiled)
+    batch = engine.run_batch(stores, raws=raws, keep_source_path=False)
+    monkeypatch.undo()
+    assert attempts == [sorted(names), sorted(names)]  # written again, batch_bad as failed
+    states = {n: stores.catalog.task(n)["status"] for n in names}
+    assert states == {"batch_ok_a": "migrated", "batch_bad": "failed", "batch_ok_b": "migrated"}
+    assert [v.task_id for v in batch.validated if v.failure] == ["batch_bad"]
+    for name in ("batch_ok_a", "batch_ok_b"):
+        assert compare_documents(docs[name], manager.get_result(name)) == []
+    engine.run_batch(stores, raws=raws, keep_source_path=False)  # the staging tables start empty again
+    assert {n: stores.catalog.task(n)["status"] for n in names} == dict.fromkeys(names, "migrated")
 
 
 # --- readers see only published rows ----------------------------------------------------------
