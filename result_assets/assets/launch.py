@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from dagster import DagsterInstance
 
@@ -16,6 +16,9 @@ from result_assets.assets.jobs import MIGRATE_JOB, TASK_LIST_JOB
 from result_assets.assets.partitions import TASKS_PARTITION, register_partitions
 from result_assets.assets.resources import PREFETCH
 from result_assets.migration.sources import LegacyFile
+
+if TYPE_CHECKING:
+    from result_assets.migration.convert import Prefetch
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -51,7 +54,7 @@ def plan_runs(instance: DagsterInstance, keys: list[str], batch_size: int) -> tu
 
 def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFile], batch_size: int,
                   progress: Callable[[int, int, int, float], None] | None = None,
-                  ahead: "Prefetch | None" = None) -> list[RunOutcome]:
+                  ahead: Prefetch | None = None) -> list[RunOutcome]:
     """The runs one after the other, in this process. While one runs, the workers already
     convert the next one's tasks (convert.Prefetch, handed to every run as its `prefetch`
     resource): the conversion of batch N+1 overlaps the writes, read-backs and events of batch N.
