@@ -53,14 +53,13 @@ def plan_runs(instance: DagsterInstance, keys: list[str], batch_size: int) -> tu
 
 
 def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFile], batch_size: int,
-                  progress: Callable[[int, int, int, float], None] | None = None,
-                  ahead: Prefetch | None = None) -> list[RunOutcome]:
+                  ahead: Prefetch, progress: Callable[[int, int, int, float], None] | None = None
+                  ) -> list[RunOutcome]:
     """The runs one after the other, in this process. While one runs, the workers already
-    convert the next one's tasks (convert.Prefetch, handed to every run as its `prefetch`
-    resource): the conversion of batch N+1 overlaps the writes, read-backs and events of batch N.
-    `ahead`: conversions the caller started already (the first batches), to take over."""
+    convert the next one's tasks (`ahead`, handed to every run as its `prefetch` resource): the
+    conversion of batch N+1 overlaps the writes, read-backs and events of batch N. The caller
+    owns `ahead` (it may have started the first batches already) and discards it."""
     from result_assets.legacy import task_id_for
-    from result_assets.migration.convert import Prefetch
 
     stores.catalog.register_sources({t.task_id: (t.partition_key, t.path) for t in tasks})
     register_partitions(instance, [t.partition_key for t in tasks])
@@ -73,21 +72,16 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     runs += [(list_job, keys, {"run_config": {**config, "ops": {"migrate_task_list": {"config": {
         "task_ids": [task_id_for(k) for k in keys]}}}}}) for keys in lists]
     by_key = {t.partition_key: t for t in tasks}
-    settings = stores.settings
-    ahead = ahead or Prefetch(settings.max_file_bytes, settings.conversion_workers)
     started, done, outcomes = time.perf_counter(), 0, []
-    try:
-        for i, (job, keys, arguments) in enumerate(runs):
-            for next_run in runs[i:i + 2]:  # this run's tasks first, then the next run's
-                ahead.start([by_key[k] for k in next_run[1]])
-            result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                            resources={PREFETCH: ahead}, **arguments)
-            outcomes.append(_outcome(result, len(keys)))
-            done += len(keys)
-            if progress:
-                progress(len(outcomes), len(runs), done, time.perf_counter() - started)
-    finally:
-        ahead.discard()
+    for i, (job, keys, arguments) in enumerate(runs):
+        for next_run in runs[i:i + 2]:  # this run's tasks first, then the next run's
+            ahead.start([by_key[k] for k in next_run[1]])
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        resources={PREFETCH: ahead}, **arguments)
+        outcomes.append(_outcome(result, len(keys)))
+        done += len(keys)
+        if progress:
+            progress(len(outcomes), len(runs), done, time.perf_counter() - started)
     return outcomes
 
 

@@ -224,21 +224,19 @@ def _extras(extras: pa.Array, level: int, style: _Style, typed_keys) -> tuple[pa
     return texts, resets
 
 
-def _members_text(extra: dict, level: int, style: _Style, flat=None) -> str:
+def _members_text(extra: dict, level: int, style: _Style, flat) -> str:
     """The members of `extra` as they follow other members of an object whose members stand at
     `level`: each after a member separator. One json.dumps of the object, its braces cut off
-    (`flat`: the encoder of a flat object at this level and style, when the caller has one)."""
+    (`flat`: the encoder of a flat object at this level and style, the members' separator as
+    its own)."""
     if not extra:
         return ""
-    separator = style.member_separator(level)
-    if not any(type(v) in (dict, list) for v in extra.values()):  # flat: the C encoder, with the
-        written = (flat or json.JSONEncoder(  # members' separator as its own
-            ensure_ascii=style.ensure_ascii, separators=(separator, style.key_separator), allow_nan=True).encode)(extra)
-        return separator + written[1:-1]
+    if not any(type(v) in (dict, list) for v in extra.values()):  # flat: the C encoder
+        return style.member_separator(level) + flat(extra)[1:-1]
     written = _dumps_at(extra, level - (style.indent or 0), style)  # "{" members "}", closing at level - indent
     closing = 1 if style.indent is None else len(style.brackets("{", "}", level)[1])
     between_braces = written[1:-closing]  # indented: starts with the newline and indentation
-    return ("," if style.indent is not None else separator) + between_braces
+    return ("," if style.indent is not None else style.member_separator(level)) + between_braces
 
 
 def _dumps_at(value: object, level: int, style: _Style) -> str:

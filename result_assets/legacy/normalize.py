@@ -244,10 +244,7 @@ class _SignalRows:
 
         raw_exit = [sig.get("exit_timestamp") for sig in signals]
         exit_ts = _timestamps(raw_exit, self._ts_cache)
-        if exit_ts.count(None) != raw_exit.count(None):
-            for seq, (raw, us) in enumerate(zip(raw_exit, exit_ts)):
-                if us is None and raw is not None:
-                    keep_raw(seq, "exit_timestamp")  # not a timestamp: keep it as written
+        _keep_non_timestamps(raw_exit, exit_ts, "exit_timestamp", keep_raw)
         self.exit_ts.extend(exit_ts)
 
         for key in SIGNAL_FLOAT_KEYS:
@@ -290,16 +287,7 @@ class _SignalRows:
         else:
             self.symbol.extend([symbol_name] * n)
 
-        typed_keys = _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS
-        extras: list[str | None] = [None] * n
-        odd_rows = set(kept_raw)
-        odd_rows.update(seq for seq, sig in enumerate(signals) if not typed_keys.issuperset(sig))
-        for seq in sorted(odd_rows):
-            raw_keys = kept_raw.get(seq, ())
-            extras[seq] = dumps_document(
-                {k: v for k, v in signals[seq].items() if k not in typed_keys or k in raw_keys}
-            )
-        self.extras.extend(extras)
+        self.extras.extend(_extras(signals, _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS, kept_raw))
         self.symbol_idx.extend([symbol_idx] * n)
         self.seq.extend(range(n))
         self.n += n
@@ -366,27 +354,21 @@ class _CurveRows:
     def add_list(self, points: list, symbol_idx: int, where: str):
         """Column by column, as _SignalRows.add_list (all dicts: checked by _is_curve_list)."""
         kept_raw: dict[int, list[str]] = {}  # row -> typed keys whose value stays in extras
+
+        def keep_raw(row: int, key: str):
+            kept_raw.setdefault(row, []).append(key)
+
         raw_ts = [point.get("timestamp") for point in points]
         ts = _timestamps(raw_ts, self._ts_cache)
-        if ts.count(None) != raw_ts.count(None):
-            for seq, (raw, us) in enumerate(zip(raw_ts, ts)):
-                if us is None and raw is not None:
-                    kept_raw.setdefault(seq, []).append("timestamp")  # not a timestamp: keep it as written
+        _keep_non_timestamps(raw_ts, ts, "timestamp", keep_raw)
         self.ts.extend(ts)
         columns = {key: [point.get(key) for point in points] for key in CURVE_FLOAT_KEYS}
         odd = [key for key, column in columns.items() if not _FLOAT_OR_NULL.issuperset(map(type, column))]
         if odd:
-            _fix_float_columns([columns[key] for key in odd], odd, where, kept_raw)
+            _fix_float_columns([columns[key] for key in odd], odd, where, keep_raw)
         self.equity.extend(columns["equity"])
         self.drawdown.extend(columns["drawdown"])
-        extras: list[str | None] = [None] * len(points)
-        odd_rows = set(kept_raw)
-        odd_rows.update(seq for seq, point in enumerate(points) if not _CURVE_TYPED_KEYS.issuperset(point))
-        for seq in sorted(odd_rows):
-            raw_keys = kept_raw.get(seq, ())
-            extras[seq] = dumps_document(
-                {k: v for k, v in points[seq].items() if k not in _CURVE_TYPED_KEYS or k in raw_keys})
-        self.extras.extend(extras)
+        self.extras.extend(_extras(points, _CURVE_TYPED_KEYS, kept_raw))
         n = len(points)
         self.symbol_idx.extend([symbol_idx] * n)
         self.seq.extend(range(n))
@@ -431,6 +413,26 @@ def _timestamps(raw_values: list, cache: dict[str, int]) -> list[int | None]:
     return out
 
 
+def _keep_non_timestamps(raw_values: list, instants: list, key: str, keep_raw):
+    """Rows whose `key` holds a value that is not a timestamp keep it as written."""
+    if instants.count(None) != raw_values.count(None):
+        for seq, (raw, us) in enumerate(zip(raw_values, instants)):
+            if us is None and raw is not None:
+                keep_raw(seq, key)
+
+
+def _extras(rows: list[dict], typed_keys: frozenset, kept_raw: dict[int, list[str]]) -> list[str | None]:
+    """Each row's extras JSON: its keys outside the typed columns, and the typed ones kept as
+    written (kept_raw); None for a row with neither."""
+    extras: list[str | None] = [None] * len(rows)
+    odd_rows = set(kept_raw)
+    odd_rows.update(seq for seq, row in enumerate(rows) if not typed_keys.issuperset(row))
+    for seq in sorted(odd_rows):
+        raw_keys = kept_raw.get(seq, ())
+        extras[seq] = dumps_document({k: v for k, v in rows[seq].items() if k not in typed_keys or k in raw_keys})
+    return extras
+
+
 def _is_curve_list(value: object) -> bool:
     return type(value) is list and all(type(p) is dict for p in value)
 
@@ -449,14 +451,14 @@ def _fix_float_column(column: list, key: str, where: str, keep_raw):
             keep_raw(seq, key)
 
 
-def _fix_float_columns(columns: list[list], keys: list[str], where: str, kept_raw: dict[int, list[str]]):
+def _fix_float_columns(columns: list[list], keys: list[str], where: str, keep_raw):
     """_fix_float_column for several columns of the same rows; a value that is not a number
     is reported at the first row holding one, in `keys` order within the row (as a row-by-row
     reading finds it)."""
     bad = []  # (row, key index, the reason)
     for index, (column, key) in enumerate(zip(columns, keys)):
         try:
-            _fix_float_column(column, key, where, lambda seq, k: kept_raw.setdefault(seq, []).append(k))
+            _fix_float_column(column, key, where, keep_raw)
         except InvalidResult as exc:
             row = next(seq for seq, v in enumerate(column) if type(v) is str)  # rows before it are fixed
             bad.append((row, index, exc))
