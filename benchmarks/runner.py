@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks.measure import (
     Measured,
     corpus_files,
+    create_instance,
     fresh_database,
     fresh_home,
     home_env,
@@ -173,6 +174,8 @@ class Bench:
         batch = str(self.args.batch_size)
         home = self.fresh_home("migrate")
         env = self.env_for(home)
+        # A team's instance already exists (issue 20): its tables are created before the clock starts.
+        self.extra["instance_create_seconds"] = create_instance(home)
         m = self.measure("c_migrate", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size", batch,
                                                "--json"), env)
         report = last_json(m.stdout)
@@ -232,6 +235,7 @@ class Bench:
         """(c)'s migrate on a fresh home whose dagster.yaml write_dagster_yaml(home) wrote."""
         home = self.fresh_home(f"migrate_{name.removeprefix('c_')}")  # homes/migrate_stock, migrate_tuned
         write_dagster_yaml(home)
+        create_instance(home)
         m = self.measure(name, self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size",
                                         str(self.args.batch_size), "--json"), self.env_for(home))
         report = last_json(m.stdout)
@@ -487,6 +491,10 @@ class Bench:
                          f"{info.get('after', {}).get('stored_bytes', 0):,} bytes, "
                          f"{info.get('before', {}).get('delta_files')} -> {info.get('after', {}).get('delta_files')} "
                          f"Delta files; catalog tables {info.get('catalog_bytes', 0):,} bytes")
+            if "instance_create_seconds" in self.extra:
+                lines.append(f"- (c), (s), (t) migrate in an instance that exists, as a team's does: creating a fresh "
+                             f"instance's storage tables took {self.extra['instance_create_seconds']:.2f}s "
+                             "(once per deployment), before the clock starts")
             lines.append(f"- (c) runs: {info.get('migrate_runs')} runs, {info.get('run_seconds', 0):.1f}s inside "
                          f"runs; the same steps without Dagster {c['plain_steps_seconds'] or 0:.1f}s")
         z = self.extra.get("zstd19")
