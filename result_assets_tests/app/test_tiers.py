@@ -68,6 +68,19 @@ def test_save_is_hot_and_readable_then_flushed_into_delta(stores):
     assert delta_row_counts(stores, SIGNALS)["tier_big"] == row["n_signals"]
 
 
+def test_a_task_id_beyond_ascii_keeps_its_hot_rows(stores):
+    """The hot rows go in by binary COPY, the task id as UTF-8: the catalog row and its hot
+    rows name the same task, read back whole before and after the flush."""
+    m = manager()
+    document = small_document(strategy="hangul", n=5)
+    m.save_result("저장_백테스트_7", document)
+    row = stores.catalog.tasks(["저장_백테스트_7"])["저장_백테스트_7"]
+    assert row["hot_signals"] is not None
+    assert_whole(stores, {"저장_백테스트_7": document})
+    maintain(stores, retention_hours=0)
+    assert_whole(stores, {"저장_백테스트_7": document})
+
+
 def test_saving_again_after_a_flush_replaces_the_old_rows(stores):
     m = manager()
     m.save_result("tier_again", small_document(strategy="first", n=4))
