@@ -205,36 +205,6 @@ def test_explicit_nulls_are_one_field_name_not_a_patch_per_row(kinds, style, cur
     assert len(spelling.rows) == null_rows
 
 
-def test_a_file_that_writes_each_field_one_way_is_learned_without_walking_its_rows(monkeypatch):
-    """learn first writes the file as its first row of each field says (spelling, explicit
-    nulls); only when those bytes differ does it walk every row. Both ways here: the walk is
-    refused, so a file learned at all was learned from the guess."""
-    def no_walk(*args):
-        raise AssertionError("walked every row")
-
-    start = datetime(2023, 4, 18, 5, tzinfo=timezone.utc)
-    explicit = []
-    for i in range(3):
-        row = signal(start + timedelta(hours=i), "T+09:00", 100.0 + i)
-        pnl = row.pop("pnl")
-        explicit.append({**row, "exit_price": None, "pnl": pnl})  # the keys in the tables' order
-    raw = json.dumps({"strategy": "sma", "symbols": [{"symbol": "KRW-BTC", "signals": explicit}]}).encode()
-    expected = learn("t", raw)
-    monkeypatch.setattr(exact, "_uniform_fields", no_walk)
-    monkeypatch.setattr(exact, "_null_keys", no_walk)
-    assert learn("t", raw).to_json() == expected.to_json()
-    assert "signals.exit_price" in expected.null_keys and expected.rows == {}
-
-    mixed = explicit[:2] + [{k: v for k, v in explicit[2].items() if k != "exit_price"}]  # one row leaves it out
-    raw = json.dumps({"strategy": "sma", "symbols": [{"symbol": "KRW-BTC", "signals": mixed}]}).encode()
-    try:
-        learn("t", raw)
-    except AssertionError as exc:
-        assert "walked every row" in str(exc)
-    else:
-        raise AssertionError("a file that writes a field's nulls two ways was learned from its first row")
-
-
 def test_a_spelling_without_null_keys_reads_as_before():
     old = '{"indent":2,"ensure_ascii":true,"compact":false,"timestamps":{},"rows":{},"numbers":[]}'
     spelling = exact.Spelling.from_json(old)

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .column_writer import Unwritable, write_columns
 from .parse import dumps_document, exact_float, parse_document, parse_written
@@ -234,22 +233,12 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
     if type(source) is not dict:
         return None
     tables = {"signals": signals, "performance_curve": curves}
-    codes = _timestamp_codes(source)
-    writer = _writer(skeleton_text, signals, curves, None)
-    # Most files spell each field one way and write their nulls one way: try that first, from
-    # one row per field. The bytes written are the judge; any other file is learned in full.
-    guessed = _null_keys_guessed(source, tables)
-    if guessed is not None:
-        found = _written_as(raw, Spelling(None, True, timestamps=dict(codes), null_keys=guessed), writer,
-                            islice(_styles(raw), 1))
-        if found is not None:
-            return found
-    spelling = Spelling(None, True, timestamps=codes)
+    spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
     uniform = _uniform_fields(source, spelling.timestamps, tables)
     spelling.row_timestamps = _row_codes(source, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
                                          skip=set(uniform))
     spelling.null_keys = _null_keys(source, tables)
-    found = _written_as(raw, spelling, writer, islice(_styles(raw), 1))
+    found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
     if found is not None:
         return found
     rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, uniform,
@@ -339,25 +328,6 @@ def _null_keys(source: dict, tables: dict[str, pa.Table]) -> list[str]:
             values = [r.get(name, _ABSENT) for r in rows]
             if None in values and _ABSENT not in values:
                 out.append(f"{list_key}.{name}")
-    return out
-
-
-def _null_keys_guessed(source: dict, tables: dict[str, pa.Table]) -> list[str] | None:
-    """_null_keys as the first null row of each field says (None when the tables do not hold
-    the document's rows one for one): right for a file that writes each field's nulls one way,
-    which is what its bytes, written under this guess, show."""
-    out = []
-    for list_key, names in _ROW_FIELDS.items():
-        table = tables[list_key]
-        rows, every_list = _list_rows(source, list_key)
-        if not every_list or len(rows) != table.num_rows:
-            return None
-        for name in names:
-            column = table.column(TIMESTAMP_COLUMNS.get(name, name))
-            if column.null_count:
-                first = pc.index(column.is_null(), True).as_py()
-                if rows[first].get(name, _ABSENT) is None:
-                    out.append(f"{list_key}.{name}")
     return out
 
 
