@@ -69,8 +69,9 @@ def test_save_is_hot_and_readable_then_flushed_into_delta(stores):
 
 
 def test_a_task_id_beyond_ascii_keeps_its_hot_rows(stores):
-    """The hot rows go in by binary COPY, the task id as UTF-8: the catalog row and its hot
-    rows name the same task, read back whole before and after the flush."""
+    """The hot rows go in by binary COPY, the task id in the connection's encoding: the
+    catalog row and its hot rows name the same task, read back whole before and after the
+    flush."""
     m = manager()
     document = small_document(strategy="hangul", n=5)
     m.save_result("저장_백테스트_7", document)
