@@ -592,9 +592,9 @@ def _copy_binary(cur, table: str, columns: list[str], rows: list[tuple[bytes, ..
     buf.write(_PGCOPY_HEADER)
     for row in rows:
         buf.write(_FIELD_COUNT.pack(len(row)))
-        for field in row:
-            buf.write(_FIELD_LENGTH.pack(len(field)))
-            buf.write(field)
+        for value in row:
+            buf.write(_FIELD_LENGTH.pack(len(value)))
+            buf.write(value)
     buf.write(_FIELD_COUNT.pack(-1))  # the trailer
     buf.seek(0)
     cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)", buf)
