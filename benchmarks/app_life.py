@@ -133,17 +133,27 @@ def _read_cache(manager):
     return getattr(stores, "read_cache", None)
 
 
-def cold_reads(manager, ids: list[str]) -> float:
-    """p50 of one get_result per task, the read cache emptied before each."""
+def cold_reads(manager, ids: list[str], unserved: bool = False) -> float:
+    """p50 of one get_result per task, the read cache emptied before each; `unserved`: the
+    task's serving-cache entry dropped too (the store's own path, and the fill it makes)."""
     samples = []
     for task_id in ids:
         cache = _read_cache(manager)
         if cache is not None:
             cache.clear()
+        serving = _serving_cache(manager)
+        if unserved and serving is not None:
+            serving.forget([task_id])
         started = time.perf_counter()
         manager.get_result(task_id)
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
+
+
+def _serving_cache(manager):
+    stores = manager.__dict__.get("stores")
+    cache = getattr(stores, "serving_cache", None)
+    return cache if cache is not None and cache.enabled else None
 
 
 def bulk_read(manager, ids: list[str]) -> tuple[float, str]:
@@ -233,6 +243,11 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
                 if corpus.small:
                     fig[f"{block}.get_small_cold.p50"] = cold_reads(manager, corpus.small)
                 fig[f"{block}.get_migrated_cold.p50"] = cold_reads(manager, list(corpus.migrated))
+                if _serving_cache(manager) is not None:  # and in neither cache: what a miss costs
+                    if corpus.small:
+                        fig[f"{block}.get_small_unserved.p50"] = cold_reads(manager, corpus.small, unserved=True)
+                    fig[f"{block}.get_migrated_unserved.p50"] = cold_reads(manager, list(corpus.migrated),
+                                                                           unserved=True)
                 if corpus.small:
                     for name, value in timed_reads(manager, corpus.small, params.reads).items():
                         fig[f"{block}.get_small.{name}"] = value
@@ -273,6 +288,12 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
                 stats = cache.stats()
                 fig.update({"read_cache.hits": stats.hits, "read_cache.misses": stats.misses,
                             "read_cache.mb": stats.bytes / 1e6, "read_cache.max_mb": stats.max_bytes / 1e6})
+            serving = _serving_cache(manager)
+            if serving is not None:
+                served = serving.stats()
+                fig.update({"serving_cache.entries": served.entries, "serving_cache.mb": served.stored_bytes / 1e6,
+                            "serving_cache.file_mb": served.file_bytes / 1e6,
+                            "serving_cache.max_mb": served.max_bytes / 1e6})
         finally:
             instance = manager.__dict__.get("instance")
             if instance is not None:
@@ -317,19 +338,25 @@ def rows(corpus: Corpus, params: Params) -> list[tuple[str, str, str]]:
             ("first.get_migrated.p50", f"{migrated} p50", "<= 2x json-only"),
             ("first.get_migrated.p95", f"{migrated} p95", ""),
             ("first.get_small_cold.p50", f"{small}, first read (read cache empty) p50", "<= 2x json-only"),
-            ("first.get_migrated_cold.p50", f"{migrated}, first read (read cache empty) p50", "<= 2x json-only")]
+            ("first.get_migrated_cold.p50", f"{migrated}, first read (read cache empty) p50", "<= 2x json-only"),
+            ("first.get_small_unserved.p50", f"{small}, first read, in neither cache p50", ""),
+            ("first.get_migrated_unserved.p50", f"{migrated}, first read, in neither cache p50", "")]
+    per_block = len(out) - 1
     for block, title in (("after_n", f"after {n} saves, no maintenance"),
                          ("after_maint", f"after {n} saves + maintain(), {corpus.window} more saves")):
         out.append((f"#{block}", title, ""))
         if block == "after_maint":
             out.append(("maintain.seconds", "maintain(stores) duration", ""))
-        for key, label, _ in out[1:11]:
+        for key, label, _ in out[1:1 + per_block]:
             target = "within 1.5x of after-first" if key.endswith("p50") else ""
             out.append((key.replace("first.", f"{block}.", 1), label, target))
         out.append((f"{block}.bulk", f"bulk read of {bulk} tasks (total)", "<= 1x JSON files"))
     out += [("#read_cache", "the read cache at the end (per process, RESULT_READ_CACHE_MB; not stored bytes)", ""),
             ("read_cache.hits", "hits", ""), ("read_cache.misses", "misses", ""),
             ("read_cache.mb", "MB held (pickled documents)", ""), ("read_cache.max_mb", "MB bound", "")]
+    out += [("#serving_cache", "the serving cache at the end (shared, RESULT_SERVING_CACHE_MB; not in stored bytes)", ""),
+            ("serving_cache.entries", "files held", ""), ("serving_cache.mb", "MB held (zstd)", ""),
+            ("serving_cache.file_mb", "MB as files", ""), ("serving_cache.max_mb", "MB bound", "")]
     return out
 
 
@@ -345,7 +372,7 @@ def cell(key: str, mode: str, results: dict) -> str:
             return notes["maintain"]
         return "-"
     value = fig[key]
-    if key.startswith("read_cache."):
+    if key.startswith(("read_cache.", "serving_cache.")):
         return f"{value:.1f}" if key.endswith("mb") else f"{value:,}"
     ms = value * 1000
     text = f"{value:.2f} s" if key.endswith(("bulk", "seconds")) else f"{ms:.1f} ms" if ms >= 1 else f"{ms:.2f} ms"

@@ -15,6 +15,7 @@ from pathlib import Path
 DEFAULT_BATCH_SIZE = 50
 ONE_GIB = 1 << 30
 DEFAULT_READ_CACHE_MB = 64
+DEFAULT_SERVING_CACHE_MB = 512
 # Not read here but written: with DATABASE_URL (which may hold a password), every process of the
 # project sets this to the Dagster instance's URL, and the home's dagster.yaml reads it.
 DAGSTER_URL_ENV = "RESULT_ASSETS_DAGSTER_URL"
@@ -38,6 +39,8 @@ class Settings:
     max_file_bytes: int = ONE_GIB  # a larger source is quarantined, never read whole
     # Per process, the documents read most recently (store/read_cache.py); 0 turns it off.
     read_cache_mb: int = DEFAULT_READ_CACHE_MB
+    # In the catalog's database, shared by every process: recent files (store/serving_cache.py); 0: off.
+    serving_cache_mb: int = DEFAULT_SERVING_CACHE_MB
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -59,6 +62,7 @@ class Settings:
             workers=_whole_number(env, "RESULT_WORKERS", 0, minimum=1),
             max_file_bytes=_whole_number(env, "RESULT_MAX_FILE_BYTES", ONE_GIB, minimum=1),
             read_cache_mb=_whole_number(env, "RESULT_READ_CACHE_MB", DEFAULT_READ_CACHE_MB, minimum=0),
+            serving_cache_mb=_whole_number(env, "RESULT_SERVING_CACHE_MB", DEFAULT_SERVING_CACHE_MB, minimum=0),
         )
         values.update(overrides)
         return cls(**values)

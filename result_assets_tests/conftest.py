@@ -33,6 +33,8 @@ def project_home(tmp_path_factory):
         # The read cache off: every read in the suite goes through the store's own read path
         # (hot tier, row groups, rebuild). test_read_cache.py turns it on and tests it.
         env.setenv("RESULT_READ_CACHE_MB", "0")
+        # So is the serving cache shared by processes: test_serving_cache.py turns it on.
+        env.setenv("RESULT_SERVING_CACHE_MB", "0")
         if server_url:
             test_db = f"ra_test_{uuid.uuid4().hex[:12]}"
             _admin(server_url, f'CREATE DATABASE "{test_db}"')

@@ -33,7 +33,7 @@ from result_assets.migration.engine import BatchResult, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
-from result_assets.store.reader import rebuild_documents, settled_documents
+from result_assets.store.reader import catalog_rows, rebuild_documents, settled_documents
 from result_assets.store.stores import Stores
 
 log = logging.getLogger("result_assets.app")
@@ -162,6 +162,7 @@ class ResultManager:
             self._warn(outcome, f"task {task_id!r} was not published: {validated.failure} (its JSON was written)")
         else:
             outcome.stored = validated.status
+            self._serve(validated, raw)
         self._queued(outcome)
 
     def _postgres_only_store(self, task_id: str, raw: bytes, outcome: SaveOutcome) -> None:
@@ -185,7 +186,15 @@ class ResultManager:
         if validated.status == "failed":
             raise ResultStoreError(f"task {task_id!r} was not published: its proof failed: {validated.failure}")
         outcome.stored = validated.status
+        self._serve(validated, raw)
         self._queued(outcome)
+
+    def _serve(self, validated: ValidatedResult, raw: bytes) -> None:
+        """The saved file into the serving cache: the first read of it, in any process, costs
+        about what reading the JSON did (store/serving_cache.py; a failure there only costs reads)."""
+        if validated.status == "migrated":
+            with self._lock:
+                self.stores.serving_cache.fill({validated.task_id: (validated.sha256, raw, validated.plain_numbers)})
 
     def _records(self, validated: ValidatedResult) -> dict[str, tuple[dict, str]] | None:
         """The save's record for Dagster, queued in its publishing transaction (none when
@@ -271,7 +280,7 @@ class ResultManager:
         """The stored document; None if not migrated, or (dual-write) if the JSON is newer."""
         try:
             with self._lock:
-                rows = self.stores.catalog.tasks([task_id])  # one query: the catalog row and hot rows
+                rows = catalog_rows(self.stores, [task_id])  # one query: the catalog row, hot rows, served file
                 row = rows.get(task_id)
                 if row is None or row["status"] != "migrated":
                     return None

@@ -57,6 +57,9 @@ def store_maintenance(context: AssetExecutionContext, config: MaintenanceConfig,
         before, after = facts["before"], facts.get("after", facts["before"])
         metadata[f"{table}_files"] = f"{before['files']} -> {after['files']}"
         metadata[f"{table}_bytes"] = f"{before['bytes']:,} -> {after['bytes']:,}"
+    if report.serving_cache:  # a bounded copy, not the record: beside the tables' bytes, never in them
+        metadata["serving_cache_bytes"] = f"{report.serving_cache['stored_bytes']:,} of {report.serving_cache['max_bytes']:,}"
+        metadata["serving_cache_entries"] = report.serving_cache["entries"]
     context.add_output_metadata(metadata)
 
 
@@ -72,6 +75,11 @@ def maintenance_markdown(report) -> str:
                   f"re-pointed {report.repointed} catalog row(s); located {report.located} older row(s); "
                   f"{len(report.unreadable)} unreadable{': ' + ', '.join(report.unreadable[:20]) if report.unreadable else ''}; "
                   f"vacuumed {report.vacuumed_files} file(s)."]
+    if report.serving_cache:
+        cache = report.serving_cache
+        lines += ["", f"Serving cache: {cache['entries']} file(s), {cache['stored_bytes']:,} bytes kept of a "
+                      f"{cache['max_bytes']:,}-byte bound ({cache['file_bytes']:,} bytes as files); "
+                      f"{cache['evicted']} evicted by this run."]
     if report.flushed_task_ids:  # the tasks themselves, as their partitions get no event of their own
         shown, more = sorted(report.flushed_task_ids)[:200], len(report.flushed_task_ids) - 200
         lines += ["", "Flushed: " + ", ".join(f"`{t}`" for t in shown) + (f" and {more} more" if more > 0 else "")]

@@ -41,6 +41,9 @@ class ValidatedResult:
     conversion_differences: list[str] | None = None
     proof: TaskProof | None = None  # what the conversion proof saw, for the read-back proof
     failure: str | None = None  # why a proof failed: the task is then not published
+    # Every number of the file reads exactly without parse_document's screen for long ones
+    # (parse_unscreened gives what parse_document does): what the serving cache remembers.
+    plain_numbers: bool = False
 
     @property
     def task_id(self) -> str:

@@ -43,10 +43,11 @@ def convert(raw: RawResult) -> ValidatedResult:
     with cyclic_gc_paused():
         try:
             v = _validated_and_proven(raw, parse_unscreened)
-            if not _numbers_proven_exact(v) and may_lose_digits(raw.raw):
+            plain_numbers = _numbers_proven_exact(v) or not may_lose_digits(raw.raw)
+            if not plain_numbers:
                 # a literal may have more digits than a float64 holds: read it as the spec says
                 v = _validated_and_proven(raw, parse_document)
-            v.document = None
+            v.document, v.plain_numbers = None, plain_numbers
         except Exception as exc:  # one task's data must never fail its batch
             v = ValidatedResult(raw.source, raw.sha256, len(raw.raw), None, None,
                                 f"could not convert: {type(exc).__name__}: {_first_line(exc)}", 0.0)

@@ -8,6 +8,7 @@ are the store's own (store/maintenance.py).
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 from result_assets.migration.engine import flush_hot_tier
 from result_assets.store.delta_tables import CURVES, SIGNALS
@@ -56,6 +57,8 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
         with stores.catalog.store_write_lock(exclusive=True):
             compact_repoint_vacuum(stores, report, timed, compact=compact, z_order=z_order, vacuum=vacuum,
                                    retention_hours=retention_hours)
+        if stores.serving_cache.enabled:
+            report.serving_cache = asdict(timed("serving_cache", stores.serving_cache.trim, drop_superseded=True))
     return report
 
 

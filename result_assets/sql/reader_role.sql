@@ -15,6 +15,6 @@ CREATE ROLE :"reader" LOGIN PASSWORD :'reader_password';
 
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"reader";
 GRANT USAGE ON SCHEMA public TO :"reader";
-GRANT SELECT ON tasks, task_symbols, task_sources, tasks_history, hot_rows, task_failures, result_assets_schema TO :"reader";
+GRANT SELECT ON tasks, task_symbols, task_sources, tasks_history, hot_rows, task_failures, served_files, result_assets_schema TO :"reader";
 -- Belt and braces: every transaction of this role is read-only, even if a grant slips in later.
 ALTER ROLE :"reader" SET default_transaction_read_only = on;

@@ -399,13 +399,29 @@ class Catalog:
             cur.execute("SELECT * FROM tasks WHERE task_id = %s", (task_id,))
             return cur.fetchone()
 
-    def tasks(self, task_ids: list[str]) -> dict[str, dict]:
-        """Catalog rows, with the hot tier's rows (hot_signals, hot_curves) where a task is there."""
-        conn = self.connect()
-        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves FROM tasks t "
-                        "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)", (list(task_ids),))
+    def tasks(self, task_ids: list[str], served: bool = False) -> dict[str, dict]:
+        """Catalog rows, with the hot tier's rows (hot_signals, hot_curves) where a task is there;
+        `served`: also the serving cache's entry of the published file (served_body, served_size)."""
+        with self._one_statement() as cur:
+            cur.execute(_TASKS_SERVED if served else _TASKS, (list(task_ids),))
             return {row["task_id"]: row for row in cur.fetchall()}
+
+    @contextmanager
+    def _one_statement(self):
+        """A dict cursor for one read statement, outside a transaction (autocommit): one round
+        trip instead of three (BEGIN, the statement, COMMIT), on a point read's path. One
+        statement reads one snapshot either way."""
+        conn = self.connect()
+        if conn.status != psycopg2.extensions.STATUS_READY:  # inside a transaction: stay in it
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                yield cur
+            return
+        conn.autocommit = True
+        try:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                yield cur
+        finally:
+            conn.autocommit = False
 
     def symbols(self, task_ids: list[str]) -> list[dict]:
         conn = self.connect()
@@ -455,6 +471,14 @@ class Catalog:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT task_id, reason FROM tasks WHERE status = 'quarantined' ORDER BY task_id")
             return cur.fetchall()
+
+
+_TASKS = ("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves FROM tasks t "
+          "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)")
+_TASKS_SERVED = ("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves, "
+                 "s.body AS served_body, s.file_bytes AS served_size, s.plain_numbers AS served_plain FROM tasks t "
+                 "LEFT JOIN hot_rows h USING (task_id) LEFT JOIN served_files s "
+                 "ON s.task_id = t.task_id AND s.source_sha256 = t.source_sha256 WHERE t.task_id = ANY(%s)")
 
 
 def _publish_staged() -> str:

@@ -36,6 +36,8 @@ class MaintenanceReport:
     vacuumed_files: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     flushed_task_ids: list[str] = field(default_factory=list)
+    # The serving cache after its trim: entries, stored and file bytes, bound, evicted (serving_cache.py)
+    serving_cache: dict = field(default_factory=dict)
 
 
 def compact_repoint_vacuum(stores, report: MaintenanceReport, timed, *, compact: bool, z_order: bool,

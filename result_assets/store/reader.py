@@ -4,8 +4,14 @@ Rows are read where the catalog row says they live: the hot tier (a save not flu
 yet, hot_rows.py) or a file and its row groups (row_locations.py). Rows published before locations were recorded are read by Delta
 time travel at the version the catalog row names. Either way a task is read as its
 publishing commit wrote it, never as a mix, and never at another version.
+
+A point read first asks the process's read cache (read_cache.py), then the serving cache
+shared by every process (serving_cache.py: the file's bytes, taken only when they hash to
+the published version's SHA-256), and fills both when it read the tables.
 """
 from __future__ import annotations
+
+import hashlib
 
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
@@ -17,6 +23,7 @@ from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.read_cache import version_key
 from result_assets.store.row_locations import RowsGone, split_by_task
+from result_assets.store.serving_cache import served_document, served_file
 from result_assets.store.stores import Stores
 
 
@@ -78,8 +85,16 @@ def _in_passes(stores: Stores, task_ids: list[str], make) -> dict:
     out = {}
     for start in range(0, len(task_ids), READ_BATCH):
         chunk = list(task_ids[start:start + READ_BATCH])
-        out.update(settled_documents(stores, stores.catalog.tasks(chunk), make=make))
+        out.update(settled_documents(stores, catalog_rows(stores, chunk), make=make))
     return out
+
+
+def catalog_rows(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
+    """The catalog rows of task_ids (Catalog.tasks); a point read also brings each task's
+    serving-cache entry, in the same query. A bulk read neither takes from that cache nor
+    fills it: its rebuild costs about what parsing the files would."""
+    point = len(task_ids) <= CACHE_FILL_MAX_TASKS and stores.serving_cache.enabled
+    return stores.catalog.tasks(task_ids, served=point)
 
 
 def published_rows(stores: Stores, table: str, task_ids: list[str]) -> pa.Table:
@@ -134,6 +149,7 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
     if not rows:
         return {}
     cache = stores.read_cache if make is _documents and stores.read_cache.enabled else None
+    point = len(catalog_rows) <= CACHE_FILL_MAX_TASKS
     out = {}
     if cache is not None:
         for task_id, row in rows.items():
@@ -141,15 +157,36 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
             if document is not None:
                 out[task_id] = document
         rows = {t: r for t, r in rows.items() if t not in out}
-    if rows:
-        tables = {table: read_rows(stores, table, rows) for table in (SIGNALS, CURVES)}
-        fill = cache is not None and len(catalog_rows) <= CACHE_FILL_MAX_TASKS
-        made = make(rows, tables[SIGNALS], tables[CURVES])
-        out.update(made)
-        if fill:
-            for task_id, row in rows.items():
-                cache.put(version_key(task_id, row), made[task_id])
+    made = {}
+    for task_id, row in rows.items():  # the serving cache's entries (a point read's query brought them)
+        raw = served_file(row)
+        if raw is not None:
+            made[task_id] = served_document(row, raw) if make is _documents else raw
+    missed = {t: r for t, r in rows.items() if t not in made}
+    if missed:
+        tables = {table: read_rows(stores, table, missed) for table in (SIGNALS, CURVES)}
+        made.update(make(missed, tables[SIGNALS], tables[CURVES]))
+        if point and stores.serving_cache.enabled:
+            _fill_serving_cache(stores, missed, tables, made if make is _files else None)
+    out.update(made)
+    if cache is not None and point:
+        for task_id in made:
+            cache.put(version_key(task_id, rows[task_id]), made[task_id])
     return {task_id: out[task_id] for task_id in sorted(out)}
+
+
+def _fill_serving_cache(stores: Stores, rows: dict[str, dict], tables: dict, files: dict | None) -> None:
+    """Keep the files of tasks a point read took from the tables, so the next first read of
+    them, in any process, is served: each written from the rows just read, kept only when it
+    hashes to the published version's SHA-256."""
+    keep = {}
+    for task_id, row in rows.items():
+        raw = files[task_id] if files is not None else exact.file_bytes(
+            row["skeleton"], tables[SIGNALS][task_id], tables[CURVES][task_id], row.get("spelling"),
+            row.get("exact_text"), row["source_sha256"])
+        if hashlib.sha256(raw).hexdigest() == row["source_sha256"]:
+            keep[task_id] = (row["source_sha256"], raw, None)
+    stores.serving_cache.fill(keep)
 
 
 def read_result(task_id: str, stores: Stores) -> dict:

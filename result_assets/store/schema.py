@@ -160,7 +160,33 @@ _V5 = """
 COMMENT ON COLUMN tasks.spelling IS 'legacy/exact.py Spelling as JSON (schema 5: may hold row_timestamps, null_keys)';
 """
 
-STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
+# Version 6: the serving cache (store/serving_cache.py): recently saved or read files, zstd
+# bytes, so a process's first read of a task costs about what reading its file did. UNLOGGED:
+# no WAL for a copy the tables can always give again (a crash empties it). The bytes are
+# compressed already, so Postgres stores them as they are (STORAGE EXTERNAL). Whoever may read
+# the catalog's tasks may read their files here too.
+_V6 = """
+CREATE UNLOGGED TABLE IF NOT EXISTS served_files (
+    task_id        text PRIMARY KEY,
+    source_sha256  text NOT NULL,
+    file_bytes     bigint NOT NULL,
+    stored_bytes   integer NOT NULL,
+    plain_numbers  boolean NOT NULL,
+    body           bytea NOT NULL,
+    filled_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+ALTER TABLE served_files ALTER COLUMN body SET STORAGE EXTERNAL;
+CREATE INDEX IF NOT EXISTS served_files_filled_at_idx ON served_files (filled_at);
+DO $$ DECLARE reader text; BEGIN
+  FOR reader IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
+                WHERE table_name = 'tasks' AND privilege_type = 'SELECT' AND grantee <> current_user LOOP
+    EXECUTE 'GRANT SELECT ON served_files TO '
+            || CASE WHEN reader = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(reader) END;
+  END LOOP;
+END $$;
+"""
+
+STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6)]
 SCHEMA_VERSION = STEPS[-1][0]
 UPGRADE_COMMAND = "result-assets db upgrade"
 

@@ -9,6 +9,7 @@ from result_assets.store.backups import BackupStore, open_backup_store
 from result_assets.store.catalog import Catalog
 from result_assets.store.delta_tables import DeltaStore, s3_storage_options
 from result_assets.store.read_cache import ReadCache
+from result_assets.store.serving_cache import ServingCache
 
 
 @dataclass
@@ -40,6 +41,10 @@ class Stores:
     @cached_property
     def read_cache(self) -> ReadCache:
         return ReadCache(self.settings.read_cache_mb << 20)
+
+    @cached_property
+    def serving_cache(self) -> ServingCache:
+        return ServingCache(self.catalog, self.settings.serving_cache_mb << 20, readonly=self.readonly)
 
     @cached_property
     def catalog(self) -> Catalog:

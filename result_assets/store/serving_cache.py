@@ -1,0 +1,146 @@
+"""The serving cache: recently saved or read files, shared by every process, bounded and evictable.
+
+A first read of a task from the Delta tables costs two Parquet point reads and a rebuild,
+several times reading its JSON file (docs/performance.md "The serving cache"). Here a task's
+file is kept as its exact bytes, zstd-compressed, in the catalog's database (`served_files`,
+an UNLOGGED table: no WAL, emptied by a crash). A point read asks for it in the catalog query
+it makes anyway; a hit costs that query, a decompression and the parse a JSON read costs.
+
+- Faithful by hash: an entry is taken only when its bytes hash to the SHA-256 the catalog row
+  names for the published version. A newer save, a re-migration or a rollback names another
+  hash, so an older entry is never served; a damaged one is not either.
+- Filled by the application's saves (the bytes are in hand) and by point reads that missed
+  (the file written from the rows, proven by its hash). Migrations do not fill it: years of
+  files nobody asked for would push out what the application reads.
+- Bounded by RESULT_SERVING_CACHE_MB of stored (compressed) bytes across all processes, the
+  oldest fills out first: trimmed every TRIM_EVERY fills and by each maintenance run. 0 turns
+  it off. It is a copy, not the record: stored bytes are reported without it, and beside it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import psycopg2
+import pyarrow as pa
+
+from result_assets.legacy.parse import may_lose_digits, parse_document, parse_unscreened
+
+log = logging.getLogger(__name__)
+
+_CODEC = pa.Codec("zstd", compression_level=1)  # measured: level 1 both smaller and faster than 3 here
+# A process trims the cache after this many fills of its own (maintenance trims it too).
+TRIM_EVERY = 64
+# An advisory lock key: one trim at a time (concurrent DELETEs of the same rows could deadlock).
+_TRIM_LOCK = 7203
+# A file over this share of the bound is not kept: one huge task must not push out the rest.
+LARGEST_SHARE = 8
+
+
+@dataclass
+class ServingStats:
+    entries: int = 0
+    stored_bytes: int = 0  # compressed, as kept
+    file_bytes: int = 0  # the files' own size
+    max_bytes: int = 0
+    evicted: int = 0  # by this trim
+
+
+def served_document(row: dict, raw: bytes) -> object:
+    """What parse_document(raw) gives, without its screen for long numbers when the fill found
+    none the plain parse would round (a fifth of a small read)."""
+    return parse_unscreened(raw) if row.get("served_plain") else parse_document(raw)
+
+
+def served_file(row: dict) -> bytes | None:
+    """The file's bytes from a catalog row that carries its serving-cache entry (Catalog.tasks
+    with served=True), or None when there is none or it is not the published version's."""
+    body = row.get("served_body")
+    if body is None:
+        return None
+    try:
+        raw = _CODEC.decompress(bytes(body), decompressed_size=row["served_size"], asbytes=True)
+    except (pa.ArrowException, ValueError):
+        return None
+    return raw if hashlib.sha256(raw).hexdigest() == row["source_sha256"] else None
+
+
+class ServingCache:
+    def __init__(self, catalog, max_bytes: int, readonly: bool = False):
+        self.catalog, self.max_bytes, self.readonly = catalog, max_bytes, readonly
+        self._fills = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def fill(self, files: dict[str, tuple[str, bytes, bool | None]]) -> int:
+        """Keep these files ({task_id: (source SHA-256, bytes, plain numbers)}), replacing any
+        older entry of the same task. Plain numbers: every number reads exactly without the
+        parse's screen (None: find out). Never raises: a cache that cannot be written only
+        costs later reads."""
+        if not self.enabled or self.readonly or not files:
+            return 0
+        rows = []
+        for task_id, (sha256, raw, plain_numbers) in files.items():
+            body = _CODEC.compress(raw, asbytes=True)
+            if len(body) <= self.max_bytes // LARGEST_SHARE:
+                plain = not may_lose_digits(raw) if plain_numbers is None else plain_numbers
+                rows.append((task_id, sha256, len(raw), len(body), plain, psycopg2.Binary(body)))
+        if not rows:
+            return 0
+        try:
+            conn = self.catalog.connect()
+            with conn, conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO served_files (task_id, source_sha256, file_bytes, stored_bytes, plain_numbers, body) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (task_id) DO UPDATE SET "
+                    "source_sha256 = EXCLUDED.source_sha256, file_bytes = EXCLUDED.file_bytes, "
+                    "stored_bytes = EXCLUDED.stored_bytes, plain_numbers = EXCLUDED.plain_numbers, "
+                    "body = EXCLUDED.body, filled_at = clock_timestamp()",
+                    sorted(rows))  # one order: two fills of the same tasks wait, never deadlock
+            self._fills += len(rows)
+            if self._fills >= TRIM_EVERY:
+                self._fills = 0
+                self.trim()
+        except psycopg2.Error as exc:  # e.g. a role that may only read: the reads still work
+            log.debug("serving cache not filled: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+            return 0
+        return len(rows)
+
+    def trim(self, drop_superseded: bool = False) -> ServingStats:
+        """Hold the bound: the oldest fills out first until the rest fits. `drop_superseded`
+        (maintenance) also drops entries no published version names. Skipped, returning
+        the size only, while another process trims."""
+        if not self.enabled or self.readonly:
+            return self.stats()
+        conn = self.catalog.connect()
+        evicted = 0
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (_TRIM_LOCK,))
+            if cur.fetchone()[0]:
+                if drop_superseded:
+                    cur.execute("DELETE FROM served_files s WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE "
+                                "t.task_id = s.task_id AND t.source_sha256 = s.source_sha256 AND t.status = 'migrated')")
+                    evicted += cur.rowcount
+                cur.execute("DELETE FROM served_files WHERE task_id IN (SELECT task_id FROM ("
+                            "SELECT task_id, sum(stored_bytes) OVER (ORDER BY filled_at DESC, task_id) AS kept "
+                            "FROM served_files) newest_first WHERE kept > %s)", (self.max_bytes,))
+                evicted += cur.rowcount
+        stats = self.stats()
+        stats.evicted = evicted
+        return stats
+
+    def stats(self) -> ServingStats:
+        conn = self.catalog.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*), coalesce(sum(stored_bytes), 0), coalesce(sum(file_bytes), 0) FROM served_files")
+            entries, stored, files = cur.fetchone()
+        return ServingStats(entries, int(stored), int(files), self.max_bytes)
+
+    def forget(self, task_ids: list[str]) -> None:
+        """Drop these tasks' entries (a benchmark times the reads that miss)."""
+        conn = self.catalog.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM served_files WHERE task_id = ANY(%s)", (list(task_ids),))

@@ -1,0 +1,184 @@
+"""The serving cache (store/serving_cache.py): the files of recent saves and reads, shared by every
+process, served only when they hash to the published version's SHA-256, within their bound,
+and never to a bulk read."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg2
+import pyarrow as pa
+import pytest
+
+from result_assets import ResultManager
+from result_assets.assets.report import maintenance_markdown
+from result_assets.legacy import dumps_document, parse_document
+from result_assets.migration.engine import run_batch
+from result_assets.migration.maintenance import maintain
+from result_assets.migration.sources import stat_legacy_file
+from result_assets.settings import Settings
+from result_assets.store import reader, serving_cache
+from result_assets.store.serving_cache import LARGEST_SHARE, ServingCache
+from result_assets.store.stores import Stores
+from result_assets_tests.app.helpers import SAMPLES, V1_TASK, V2_TASK, sample_document, small_document
+
+
+@pytest.fixture(scope="module")
+def serving_on(project_home):
+    with pytest.MonkeyPatch.context() as env:  # the suite runs with it off (conftest.py)
+        env.setenv("RESULT_SERVING_CACHE_MB", "64")
+        yield
+
+
+def manager(**settings) -> ResultManager:
+    return ResultManager("postgres-only", record_in_dagster=False, settings=Settings.from_env(**settings))
+
+
+def text(document) -> str:
+    """As JSON text: key order, int vs float and NaN compared too."""
+    return json.dumps(document, allow_nan=True)
+
+
+def entries(m: ResultManager) -> dict[str, tuple[str, int]]:
+    conn = m.stores.catalog.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT task_id, source_sha256, file_bytes FROM served_files")
+        return {t: (sha, size) for t, sha, size in cur.fetchall()}
+
+
+def tables_unread(*args, **kwargs):
+    """Put in place of reader.read_rows: a read that still answers was served by the cache."""
+    raise AssertionError("the tables were read")
+
+
+def test_a_saved_file_is_served_to_the_next_first_read_exactly(serving_on, monkeypatch):
+    saver, other = manager(), manager()
+    document = sample_document(V2_TASK)
+    saver.save_result("serve_a", document)
+    sha = saver.stores.catalog.task("serve_a")["source_sha256"]
+    saved = dumps_document(document).encode()
+    assert entries(saver)["serve_a"] == (sha, len(saved))
+    from_rows = text(manager(serving_cache_mb=0).get_result("serve_a"))
+    monkeypatch.setattr(reader, "read_rows", tables_unread)
+    served = other.get_result("serve_a")  # another manager: its own connection, nothing cached in it
+    assert text(served) == text(parse_document(saved)) == from_rows
+    assert reader.file_bytes(other.stores, ["serve_a"]) == {"serve_a": saved}
+    saver.close(), other.close()
+
+
+def test_an_entry_that_is_not_the_published_file_is_never_served(serving_on):
+    m = manager()
+    m.save_result("serve_b", small_document(strategy="published"))
+    forged = pa.Codec("zstd", compression_level=1).compress(dumps_document(small_document(strategy="forged")).encode(),
+                                                            asbytes=True)
+    conn = m.stores.catalog.connect()
+    with conn, conn.cursor() as cur:  # same hash column, other bytes: damaged or forged
+        cur.execute("UPDATE served_files SET body = %s, file_bytes = %s WHERE task_id = 'serve_b'",
+                    (psycopg2.Binary(forged), len(dumps_document(small_document(strategy="forged")))))
+    assert m.get_result("serve_b")["strategy"] == "published"
+    # The miss filled it again with the file written from the rows, proven by its hash.
+    assert reader.served_file(m.stores.catalog.tasks(["serve_b"], served=True)["serve_b"]) == \
+        dumps_document(small_document(strategy="published")).encode()
+    m.close()
+
+
+def test_a_newer_version_is_read_never_an_older_entry(serving_on):
+    m = manager()
+    m.save_result("serve_c", small_document(strategy="first"))
+    assert m.get_result("serve_c")["strategy"] == "first"
+    first_sha = entries(m)["serve_c"][0]
+    # Another process saves a new version and does not fill the cache: the entry is the old file.
+    new = small_document(strategy="second", n=5)
+    subprocess.run([sys.executable, "-c",
+                    "import json, sys; from result_assets import ResultManager; "
+                    "ResultManager('postgres-only', record_in_dagster=False)"
+                    ".save_result('serve_c', json.loads(sys.argv[1]))", json.dumps(new)],
+                   env={**os.environ, "RESULT_SERVING_CACHE_MB": "0"}, check=True, capture_output=True)
+    assert entries(m)["serve_c"][0] == first_sha
+    got = m.get_result("serve_c")
+    assert text(got) == text(parse_document(dumps_document(new).encode()))
+    assert entries(m)["serve_c"][0] == m.stores.catalog.task("serve_c")["source_sha256"] != first_sha
+    m.close()
+
+
+def test_a_migrated_file_read_once_is_served_byte_for_byte(serving_on, tmp_path, monkeypatch):
+    m = manager()
+    raw = (SAMPLES / V1_TASK / "result.json").read_bytes()
+    (tmp_path / V1_TASK).mkdir()
+    (tmp_path / V1_TASK / "result.json").write_bytes(raw)
+    run_batch(m.stores, [stat_legacy_file(tmp_path, V1_TASK)])
+    assert V1_TASK not in entries(m)  # a migration does not fill it
+    first = m.get_result(V1_TASK)  # from the tables; the miss fills it
+    assert entries(m)[V1_TASK][1] == len(raw)
+    monkeypatch.setattr(reader, "read_rows", tables_unread)
+    again = manager().get_result(V1_TASK)
+    assert text(again) == text(first) == text(parse_document(raw))
+    assert reader.file_bytes(m.stores, [V1_TASK]) == {V1_TASK: raw}
+    m.close()
+
+
+def test_a_bulk_read_neither_takes_from_it_nor_fills_it(serving_on):
+    m = manager()
+    ids = [f"serve_bulk_{i:02d}" for i in range(20)]
+    for i, task_id in enumerate(ids):
+        m.save_result(task_id, small_document(strategy=f"s{i}"))
+    m.stores.serving_cache.forget(ids)
+    got = m.get_results(ids)
+    assert [got[t]["strategy"] for t in ids] == [f"s{i}" for i in range(20)]
+    assert not set(ids) & set(entries(m))
+    m.close()
+
+
+def test_it_keeps_its_bound_the_oldest_fills_out_first(serving_on, monkeypatch):
+    monkeypatch.setattr(serving_cache, "TRIM_EVERY", 5)
+    m = manager()
+    files = {f"serve_bound_{i}": dumps_document(small_document(strategy=f"s{i}", n=30)).encode() for i in range(10)}
+    one = max(len(pa.Codec("zstd", compression_level=1).compress(raw, asbytes=True)) for raw in files.values())
+    cache = ServingCache(m.stores.catalog, max_bytes=one * 8 + one // 2)  # eight fit
+    cache.forget(list(entries(m)))
+    too_big = ServingCache(m.stores.catalog, max_bytes=one * LARGEST_SHARE - LARGEST_SHARE)
+    assert too_big.fill({"serve_bound_0": ("x", files["serve_bound_0"], True)}) == 0  # over its share: not kept
+    for task_id, raw in files.items():  # one at a time: each a later fill
+        cache.fill({task_id: ("sha-" + task_id, raw, True)})
+    assert len(entries(m)) == 8  # trimmed by the tenth fill itself
+    stats = cache.trim()
+    assert stats.stored_bytes <= cache.max_bytes and stats.entries == 8 and stats.evicted == 0
+    assert sorted(entries(m)) == [f"serve_bound_{i}" for i in range(2, 10)]  # the newest eight
+    m.close()
+
+
+def test_maintenance_drops_entries_no_published_version_names_and_reports_the_cache(serving_on):
+    m = manager()
+    m.save_result("serve_d", small_document(strategy="kept"))
+    m.stores.serving_cache.fill({"serve_gone": ("0" * 64, b'{"strategy": "never published"}', None)})
+    assert {"serve_d", "serve_gone"} <= set(entries(m))
+    report = maintain(m.stores)
+    assert "serve_gone" not in entries(m) and "serve_d" in entries(m)
+    assert report.serving_cache["entries"] == len(entries(m)) and report.serving_cache["evicted"] >= 1
+    assert report.serving_cache["max_bytes"] == 64 << 20
+    assert "Serving cache:" in maintenance_markdown(report)
+    m.close()
+
+
+def test_a_reader_that_may_not_write_reads_and_fills_nothing(serving_on):
+    m = manager()
+    m.save_result("serve_e", small_document(strategy="read only"))
+    m.stores.serving_cache.forget(["serve_e"])
+    readonly = Stores(m.settings, readonly=True)
+    assert reader.read_result("serve_e", readonly)["strategy"] == "read only"
+    assert "serve_e" not in entries(m)
+    m.close()
+
+
+def test_zero_turns_it_off_and_a_bad_value_is_one_line(project_home):
+    assert Settings.from_env({}).serving_cache_mb == 512
+    off = ServingCache(None, Settings.from_env({"RESULT_SERVING_CACHE_MB": "0"}).serving_cache_mb << 20)
+    assert not off.enabled and off.fill({"t": ("x", b"{}", None)}) == 0
+    env = {**os.environ, "RESULT_SERVING_CACHE_MB": "-1"}
+    done = subprocess.run([sys.executable, "-m", "result_assets.cli", "status"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "result-assets: error: RESULT_SERVING_CACHE_MB must be a whole number (0: off), not '-1'"]
