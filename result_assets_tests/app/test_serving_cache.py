@@ -119,6 +119,23 @@ def test_a_migrated_file_read_once_is_served_byte_for_byte(serving_on, tmp_path,
     m.close()
 
 
+@pytest.mark.parametrize("total_return", [1.5, float("nan"), float("-inf")])
+def test_a_saved_file_a_read_fills_again_is_the_saved_file(serving_on, monkeypatch, total_return):
+    """The fill writes a saved document again as dumps_document did (orjson's text, with bare
+    NaN and infinities put back where there are any) and keeps it only when it hashes to the file."""
+    m = manager()
+    document = small_document(strategy="refilled", total_return=total_return, n=7)
+    m.save_result("serve_f", document)
+    saved = dumps_document(document).encode()
+    m.stores.serving_cache.forget(["serve_f"])
+    first = m.get_result("serve_f")  # from the tables; the miss fills it
+    assert entries(m)["serve_f"] == (m.stores.catalog.task("serve_f")["source_sha256"], len(saved))
+    monkeypatch.setattr(reader, "read_rows", tables_unread)
+    assert reader.file_bytes(m.stores, ["serve_f"]) == {"serve_f": saved}
+    assert text(manager().get_result("serve_f")) == text(first) == text(parse_document(saved))
+    m.close()
+
+
 def test_a_bulk_read_neither_takes_from_it_nor_fills_it(serving_on):
     m = manager()
     ids = [f"serve_bulk_{i:02d}" for i in range(20)]
