@@ -164,6 +164,20 @@ def test_nonfinite_and_big_numbers_parse_exactly():
     assert dumps_document({"x": math.nan, "k": "한"}) == '{"x":NaN,"k":"한"}'
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.one_of(st.none(), st.floats(), st.sampled_from([math.nan, math.inf, -math.inf]),
+                              st.text(max_size=4), st.sampled_from(["NaN", "-Infinity", "x, NaN]"])),
+                    lambda inner: st.one_of(st.lists(inner, max_size=5),
+                                            st.dictionaries(st.text(max_size=3), inner, max_size=5)),
+                    max_leaves=30),
+       st.sampled_from([None, 2]))
+def test_bare_nonfinite_literals_anywhere_parse_as_json_loads_reads_them(doc, indent):
+    """NaN, Infinity and -Infinity found in one scan each and put back breadth first, objects
+    before lists: at any depth, beside the same words inside strings."""
+    raw = json.dumps({"rows": [doc, {"x": doc}], "perf": doc}, indent=indent, allow_nan=True).encode()
+    assert compare_documents(parse_document(raw), json.loads(raw)) == []
+
+
 def json_dumps_compact(doc) -> str:
     return json.dumps(doc, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
 

@@ -26,7 +26,6 @@ class InvalidResult(ValueError):
 # value may: after , : [ and before , ] } (spaces allowed). Inside a string the
 # inserted quotes always break the JSON, so orjson then fails and we fall back to
 # the stdlib parser: never a silent wrong parse.
-_NONFINITE_LITERALS = (b"-Infinity", b"Infinity", b"NaN")
 _JSON_SPACE = b" \t\r\n"
 # orjson turns integers beyond 64 bits into floats (lossy); the stdlib keeps them.
 # Spotting a 19+ digit integer literal: map digits to "0", "." to itself, all
@@ -34,7 +33,6 @@ _JSON_SPACE = b" \t\r\n"
 # a regex scan). A hit inside a string only costs the slower, exact parser.
 _DIGIT_SHAPES = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E if b == 0x2E else 0x20 for b in range(256))
 _LONG_INTEGER = b" " + b"0" * 19
-_NONFINITE_VALUES = {b"NaN": math.nan, b"Infinity": math.inf, b"-Infinity": -math.inf}
 
 
 def parse_document(raw: bytes) -> object:
@@ -67,13 +65,14 @@ def parse_written(raw: bytes) -> object:
 
 
 def _parse_fast(raw: bytes) -> object:
-    if b"NaN" not in raw and b"Infinity" not in raw:
+    nan_at, infinity_at = raw.find(b"NaN"), raw.find(b"Infinity")  # one scan each, reused below
+    if nan_at == -1 and infinity_at == -1:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
     else:
-        doc = _parse_with_sentinels(raw)
+        doc = _parse_with_sentinels(raw, nan_at, infinity_at)
         if doc is not _FAILED:
             return doc
     return _parse_with_stdlib(raw)
@@ -82,26 +81,33 @@ def _parse_fast(raw: bytes) -> object:
 _FAILED = object()
 
 
-def _parse_with_sentinels(raw: bytes) -> object:
-    """orjson speed for files with bare NaN/Infinity: quote them as unique
-    sentinel strings, parse, then put the floats back."""
-    token = _unique_token(raw)
-    sentinels: dict[str, float] = {}
-    spans = []  # (start, end, sentinel) of each literal standing as a value
-    for literal in _NONFINITE_LITERALS:
-        at = raw.find(literal)
-        while at != -1:
-            end = at + len(literal)
-            if _stands_as_value(raw, at, end) and not (literal == b"Infinity" and raw[at - 1 : at] == b"-"):
-                text = f"{token}{len(spans)}"
-                sentinels[text] = _NONFINITE_VALUES[literal]
-                spans.append((at, end, text))
-            at = raw.find(literal, end)
+def _parse_with_sentinels(raw: bytes, nan_at: int, infinity_at: int) -> object:
+    """orjson speed for files with bare NaN/Infinity: quote them as unique sentinel strings,
+    parse, then put the floats back. `nan_at`, `infinity_at`: the first of each (-1: none);
+    a -Infinity is an Infinity after a minus sign (one scan of the file for both)."""
+    spans = []  # (start, end, value) of each literal standing as a value
+    at = nan_at
+    while at != -1:
+        end = at + 3
+        if _stands_as_value(raw, at, end):
+            spans.append((at, end, math.nan))
+        at = raw.find(b"NaN", end)
+    at = infinity_at
+    while at != -1:
+        end = at + 8
+        start, value = (at - 1, -math.inf) if raw[at - 1:at] == b"-" else (at, math.inf)
+        if _stands_as_value(raw, start, end):
+            spans.append((start, end, value))
+        at = raw.find(b"Infinity", end)
     if not spans:
         return _FAILED
     spans.sort()
+    token = _unique_token(raw)
+    sentinels: dict[str, float] = {}
     pieces, last = [], 0
-    for start, end, text in spans:
+    for number, (start, end, value) in enumerate(spans):
+        text = f"{token}{number}"
+        sentinels[text] = value
         pieces += [raw[last:start], b'"', text.encode(), b'"']
         last = end
     pieces.append(raw[last:])
@@ -133,12 +139,13 @@ def _unique_token(raw: bytes) -> str:
 
 
 def _replace_sentinels(doc: object, sentinels: dict[str, float], expected: int) -> int:
-    """Replace sentinel strings in place, breadth first, stopping once all are
-    found: metrics (where NaN usually sits) are shallower than signals."""
+    """Replace sentinel strings in place, breadth first, each level's objects before its lists,
+    stopping once all are found: metrics (where NaN usually sits) are objects shallower than
+    the rows, so a file's 100,000 signals are not walked for its profit_factor's Infinity."""
     found = 0
     level = [doc]
-    while level and found < expected:
-        next_level = []
+    while level:
+        objects, lists = [], []
         for container in level:
             items = container.items() if type(container) is dict else enumerate(container)
             for key, value in items:
@@ -147,9 +154,13 @@ def _replace_sentinels(doc: object, sentinels: dict[str, float], expected: int) 
                     if value in sentinels:
                         container[key] = sentinels[value]
                         found += 1
-                elif t is dict or t is list:
-                    next_level.append(value)
-        level = next_level
+                        if found == expected:
+                            return found
+                elif t is dict:
+                    objects.append(value)
+                elif t is list:
+                    lists.append(value)
+        level = objects + lists
     return found
 
 
