@@ -33,7 +33,7 @@ from result_assets.migration.engine import BatchResult, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
-from result_assets.store.reader import catalog_rows, rebuild_documents, settled_documents
+from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
 from result_assets.store.stores import Stores
 
 log = logging.getLogger("result_assets.app")
@@ -240,15 +240,19 @@ class ResultManager:
 
     def get_result(self, task_id: str) -> dict:
         _check_task_id(task_id)
+        return self._get(task_id, scan=False)
+
+    def _get(self, task_id: str, scan: bool) -> dict:
+        """`scan`: one of many (get_results one task at a time): the caches are read, not filled."""
         if self.mode == JSON_ONLY:
             return self._read_json(task_id)
         if self.mode == POSTGRES_ONLY:
-            document = self._read_store(task_id, None)
+            document = self._read_store(task_id, None, scan)
             if document is None:
                 raise ResultNotFound(self._missing_reason(task_id))
             return document
         try:
-            document = self._read_store(task_id, self._json_path(task_id))
+            document = self._read_store(task_id, self._json_path(task_id), scan)
         except ResultStoreError as exc:
             log.warning("%s; reading the JSON", exc)
             document = None
@@ -261,9 +265,10 @@ class ResultManager:
             _check_task_id(task_id)
         if self.mode != POSTGRES_ONLY:
             out = {}
+            scan = len(task_ids) > CACHE_FILL_MAX_TASKS  # as a bulk read in postgres-only: no cache filled
             for task_id in task_ids:
                 try:
-                    out[task_id] = self.get_result(task_id)
+                    out[task_id] = self._get(task_id, scan)
                 except ResultNotFound:
                     pass
             return out
@@ -276,7 +281,7 @@ class ResultManager:
     async def aget_result(self, task_id: str) -> dict:
         return await asyncio.to_thread(self.get_result, task_id)
 
-    def _read_store(self, task_id: str, json_path: Path | None) -> dict | None:
+    def _read_store(self, task_id: str, json_path: Path | None, scan: bool = False) -> dict | None:
         """The stored document; None if not migrated, or (dual-write) if the JSON is newer."""
         try:
             with self._lock:
@@ -287,7 +292,7 @@ class ResultManager:
                 if json_path is not None and source_differs(json_path, row["source_bytes"], row["source_mtime_ns"],
                                                             row["source_sha256"]):
                     return None  # a newer JSON the store has not caught up with yet
-                return settled_documents(self.stores, rows).get(task_id)
+                return settled_documents(self.stores, rows, scan=scan).get(task_id)
         except Exception as exc:
             raise ResultStoreError(f"cannot read task {task_id!r} from the store: {_one_line(exc)}") from exc
 

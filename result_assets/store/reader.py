@@ -112,12 +112,14 @@ def published_rows(stores: Stores, table: str, task_ids: list[str]) -> pa.Table:
 
 
 def settled_documents(stores: Stores, catalog_rows: dict[str, dict], attempts: int = 3,
-                      make=_documents) -> dict:
+                      make=_documents, scan: bool | None = None) -> dict:
     """documents_from_rows (or, with `make=_files`, the files' bytes), read again
     from fresh catalog rows when a file they name is gone because maintenance moved those
     tasks meanwhile (re-pointed after a compaction or a flush, then vacuumed at a short
-    retention). A file gone under an unchanged catalog row raises."""
-    return _settled(stores, catalog_rows, lambda rows: _from_rows(stores, rows, make), attempts)
+    retention). A file gone under an unchanged catalog row raises. `scan`: part of a read of many
+    tasks, made one at a time (it takes from the caches and fills neither); by default a read of
+    more than CACHE_FILL_MAX_TASKS is one."""
+    return _settled(stores, catalog_rows, lambda rows: _from_rows(stores, rows, make, scan), attempts)
 
 
 def _settled(stores: Stores, catalog_rows: dict[str, dict], read, attempts: int = 3) -> dict:
@@ -142,7 +144,7 @@ def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[s
     return _from_rows(stores, catalog_rows, _documents)
 
 
-def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
+def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make, scan: bool | None = None) -> dict:
     """make({task_id: catalog row}, {task_id: signal rows}, {task_id: curve rows}) of the
     migrated tasks. Documents come from the process's read cache when it holds the version the
     catalog row names."""
@@ -150,7 +152,7 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make) -> dict:
     if not rows:
         return {}
     cache = stores.read_cache if make is _documents and stores.read_cache.enabled else None
-    point = len(catalog_rows) <= CACHE_FILL_MAX_TASKS
+    point = len(catalog_rows) <= CACHE_FILL_MAX_TASKS if scan is None else not scan
     out = {}
     if cache is not None:
         for task_id, row in rows.items():

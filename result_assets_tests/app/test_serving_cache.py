@@ -148,6 +148,23 @@ def test_a_bulk_read_neither_takes_from_it_nor_fills_it(serving_on):
     m.close()
 
 
+def test_a_dual_write_bulk_read_fills_neither_cache(serving_on, tmp_path):
+    """dual-write's get_results reads one task at a time (each against its JSON), as a scan."""
+    m = ResultManager("dual-write", source_dir=tmp_path, record_in_dagster=False,
+                      settings=Settings.from_env(read_cache_mb=64))
+    ids = [f"serve_dual_{i:02d}" for i in range(20)]
+    for i, task_id in enumerate(ids):
+        m.save_result(task_id, small_document(strategy=f"d{i}"))
+    assert set(ids) <= set(entries(m))  # a dual-write save fills it
+    m.stores.serving_cache.forget(ids)
+    got = m.get_results(ids)
+    assert [got[t]["strategy"] for t in ids] == [f"d{i}" for i in range(20)]
+    assert not set(ids) & set(entries(m)) and m.stores.read_cache.stats().entries == 0
+    assert m.get_result(ids[0])["strategy"] == "d0"  # a point read fills both
+    assert ids[0] in entries(m) and m.stores.read_cache.stats().entries == 1
+    m.close()
+
+
 def test_it_keeps_its_bound_the_oldest_fills_out_first(serving_on, monkeypatch):
     monkeypatch.setattr(serving_cache, "TRIM_EVERY", 5)
     m = manager()
