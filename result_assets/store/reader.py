@@ -12,6 +12,7 @@ the published version's SHA-256), and fills both when it read the tables.
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import orjson
 import pyarrow as pa
@@ -26,6 +27,9 @@ from result_assets.store.read_cache import version_key
 from result_assets.store.row_locations import RowsGone, split_by_task
 from result_assets.store.serving_cache import served_document, served_file
 from result_assets.store.stores import Stores
+
+
+log = logging.getLogger(__name__)
 
 
 class TaskNotMigrated(LookupError):
@@ -184,7 +188,11 @@ def _fill_serving_cache(stores: Stores, rows: dict[str, dict], tables: dict, mad
     SHA-256."""
     keep = {}
     for task_id, row in rows.items():
-        raw, plain = (made[task_id], None) if files else _file_of(row, made[task_id], tables, task_id)
+        try:
+            raw, plain = (made[task_id], None) if files else _file_of(row, made[task_id], tables, task_id)
+        except Exception:  # noqa: BLE001 - a file that cannot be written again is only not kept
+            log.debug("serving cache: %s not written again", task_id, exc_info=True)
+            continue
         if hashlib.sha256(raw).hexdigest() == row["source_sha256"]:
             keep[task_id] = (row["source_sha256"], raw, plain)
     stores.serving_cache.fill(keep)

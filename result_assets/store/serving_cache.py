@@ -10,8 +10,9 @@ it makes anyway; a hit costs that query, a decompression and the parse a JSON re
   names for the published version. A newer save, a re-migration or a rollback names another
   hash, so an older entry is never served; a damaged one is not either.
 - Filled by the application's saves (the bytes are in hand) and by point reads that missed
-  (the file written from the rows, proven by its hash). Migrations do not fill it: years of
-  files nobody asked for would push out what the application reads.
+  (the file written again from the rebuilt document or the rows, kept only when its hash is
+  the source's: store/reader.py). Migrations and bulk reads do not fill it: years of files
+  nobody asked for would push out what the application reads.
 - Bounded by RESULT_SERVING_CACHE_MB of stored (compressed) bytes across all processes, the
   oldest fills out first: trimmed every TRIM_EVERY fills and by each maintenance run. 0 turns
   it off. It is a copy, not the record: stored bytes are reported without it, and beside it.
@@ -61,7 +62,7 @@ def served_file(row: dict) -> bytes | None:
         return None
     try:
         raw = _CODEC.decompress(bytes(body), decompressed_size=row["served_size"], asbytes=True)
-    except (pa.ArrowException, ValueError):
+    except (pa.ArrowException, ValueError, OSError):  # a damaged entry is a miss
         return None
     return raw if hashlib.sha256(raw).hexdigest() == row["source_sha256"] else None
 

@@ -78,6 +78,9 @@ def test_an_entry_that_is_not_the_published_file_is_never_served(serving_on):
         cur.execute("UPDATE served_files SET body = %s, file_bytes = %s WHERE task_id = 'serve_b'",
                     (psycopg2.Binary(forged), len(dumps_document(small_document(strategy="forged")))))
     assert m.get_result("serve_b")["strategy"] == "published"
+    with conn, conn.cursor() as cur:  # not even zstd
+        cur.execute("UPDATE served_files SET body = %s WHERE task_id = 'serve_b'", (psycopg2.Binary(b"\x00" * 64),))
+    assert m.get_result("serve_b")["strategy"] == "published"
     # The miss filled it again with the file written from the rows, proven by its hash.
     assert reader.served_file(m.stores.catalog.tasks(["serve_b"], served=True)["serve_b"]) == \
         dumps_document(small_document(strategy="published")).encode()
