@@ -116,6 +116,19 @@ class BackupStore:
     def read(self, task_id: str) -> bytes:
         return self.path(task_id).read_bytes()
 
+    def read_version(self, task_id: str, sha256: str) -> bytes | None:
+        """The backup with these bytes: the task's current one, or an earlier one kept under
+        previous/ when a later attempt replaced it; None when neither holds them."""
+        current = self.path(task_id)
+        for path in (current, current.parent / "previous" / f"{sha256}.json"):
+            try:
+                raw = path.read_bytes()
+            except OSError:
+                continue
+            if sha256_hex(raw) == sha256:
+                return raw
+        return None
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write then rename, so a reader never sees half a file (a crash leaves the old one)."""

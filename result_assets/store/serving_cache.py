@@ -10,8 +10,8 @@ it makes anyway; a hit costs that query, a decompression and the parse a JSON re
   names for the published version. A newer save, a re-migration or a rollback names another
   hash, so an older entry is never served; a damaged one is not either.
 - Filled by the application's saves (the bytes are in hand) and by point reads that missed
-  (the file written again from the rebuilt document or the rows, kept only when its hash is
-  the source's: store/reader.py). Migrations and bulk reads do not fill it: years of files
+  (the file written again from the rebuilt document, read from its local JSON backup, or
+  written from the rows; kept only when its hash is the source's: store/reader.py). Migrations and bulk reads do not fill it: years of files
   nobody asked for would push out what the application reads.
 - Bounded by RESULT_SERVING_CACHE_MB of stored (compressed) bytes across all processes, the
   oldest fills out first: trimmed every TRIM_EVERY fills and by each maintenance run. 0 turns

@@ -106,12 +106,19 @@ def test_a_newer_version_is_read_never_an_older_entry(serving_on):
     m.close()
 
 
-def test_a_migrated_file_read_once_is_served_byte_for_byte(serving_on, tmp_path, monkeypatch):
+@pytest.mark.parametrize("backup", ["kept", "gone"])
+def test_a_migrated_file_read_once_is_served_byte_for_byte(serving_on, tmp_path, monkeypatch, backup):
+    """The fill reads the file's JSON backup where there is one, and writes it from the rows where not."""
     m = manager()
     raw = (SAMPLES / V1_TASK / "result.json").read_bytes()
     (tmp_path / V1_TASK).mkdir()
     (tmp_path / V1_TASK / "result.json").write_bytes(raw)
     run_batch(m.stores, [stat_legacy_file(tmp_path, V1_TASK)])
+    m.stores.serving_cache.forget([V1_TASK])  # another parameter's run filled it
+    if backup == "gone":
+        m.stores.backups.path(V1_TASK).unlink()
+    assert m.stores.backups.read_version(V1_TASK, m.stores.catalog.task(V1_TASK)["source_sha256"]) == \
+        (raw if backup == "kept" else None)
     assert V1_TASK not in entries(m)  # a migration does not fill it
     first = m.get_result(V1_TASK)  # from the tables; the miss fills it
     assert entries(m)[V1_TASK][1] == len(raw)
@@ -219,3 +226,15 @@ def test_zero_turns_it_off_and_a_bad_value_is_one_line(project_home):
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
         "result-assets: error: RESULT_SERVING_CACHE_MB must be a whole number (0: off), not '-1'"]
+
+
+def test_a_backup_is_read_by_the_version_asked_for(tmp_path):
+    from result_assets.store.backups import BackupStore, sha256_hex
+
+    backups = BackupStore(tmp_path)
+    backups.save("t", b'{"v": 1}')
+    backups.save("t", b'{"v": 2}')  # the first moves to previous/
+    assert backups.read_version("t", sha256_hex(b'{"v": 1}')) == b'{"v": 1}'
+    assert backups.read_version("t", sha256_hex(b'{"v": 2}')) == b'{"v": 2}'
+    assert backups.read_version("t", sha256_hex(b'{"v": 3}')) is None
+    assert backups.read_version("never saved", sha256_hex(b'{"v": 1}')) is None
