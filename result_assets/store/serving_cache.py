@@ -34,7 +34,8 @@ _CODEC = pa.Codec("zstd", compression_level=1)  # measured: level 1 both smaller
 # A process trims the cache after this many fills of its own (maintenance trims it too).
 TRIM_EVERY = 64
 # An advisory lock key: one trim at a time (concurrent DELETEs of the same rows could deadlock).
-_TRIM_LOCK = 7203
+# Its own key: the others are 7201-7205 (catalog.py, schema.py, maintenance.py, events.py, instance.py).
+_TRIM_LOCK = 7206
 # A file over this share of the bound is not kept: one huge task must not push out the rest.
 LARGEST_SHARE = 8
 
@@ -112,15 +113,18 @@ class ServingCache:
 
     def trim(self, drop_superseded: bool = False) -> ServingStats:
         """Hold the bound: the oldest fills out first until the rest fits. `drop_superseded`
-        (maintenance) also drops entries no published version names. Skipped, returning
-        the size only, while another process trims."""
+        (maintenance) also drops entries no published version names, and waits for a trim
+        under way; a fill's trim is skipped while another process trims (returning the size)."""
         if not self.enabled or self.readonly:
             return self.stats()
         conn = self.catalog.connect()
         evicted = 0
         with conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (_TRIM_LOCK,))
-            if cur.fetchone()[0]:
+            if drop_superseded:
+                cur.execute("SELECT pg_advisory_xact_lock(%s), true", (_TRIM_LOCK,))
+            else:
+                cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (_TRIM_LOCK,))
+            if cur.fetchone()[-1]:
                 if drop_superseded:
                     cur.execute("DELETE FROM served_files s WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE "
                                 "t.task_id = s.task_id AND t.source_sha256 = s.source_sha256 AND t.status = 'migrated')")

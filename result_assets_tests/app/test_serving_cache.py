@@ -193,6 +193,21 @@ def test_it_keeps_its_bound_the_oldest_fills_out_first(serving_on, monkeypatch):
     m.close()
 
 
+def test_a_trim_is_not_held_up_by_the_store_write_lock(serving_on):
+    """Its advisory lock is its own: a Delta batch between its commit and its publication (the
+    store write lock, shared) does not stop the cache from holding its bound."""
+    m = manager()
+    files = {f"serve_lock_{i}": dumps_document(small_document(strategy=f"l{i}", n=30)).encode() for i in range(10)}
+    one = max(len(pa.Codec("zstd", compression_level=1).compress(raw, asbytes=True)) for raw in files.values())
+    cache = ServingCache(m.stores.catalog, max_bytes=one * 8 + one // 2)
+    cache.forget(list(entries(m)))
+    for task_id, raw in files.items():
+        cache.fill({task_id: ("sha-" + task_id, raw, True)})
+    with m.stores.catalog.store_write_lock(exclusive=False):
+        assert cache.trim().evicted == 2
+    m.close()
+
+
 def test_maintenance_drops_entries_no_published_version_names_and_reports_the_cache(serving_on):
     m = manager()
     m.save_result("serve_d", small_document(strategy="kept"))
