@@ -86,7 +86,7 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
         raise RollbackError(f"{task_id}: Delta versions {versions} hold {signals.num_rows} signals and "
                             f"{curves.num_rows} curve points, the earlier row says {want}: not rolling back")
     source = LegacyFile(task_id, prev["source_path"] or "", prev["source_bytes"], prev["source_mtime_ns"] or 0)
-    old_bytes = _old_bytes(stores, task_id, prev["source_sha256"])
+    old_bytes = stores.backups.read_version(task_id, prev["source_sha256"])
     if migrated:
         # The earlier file's exact bytes (the backups', else written again from the rows read
         # back and the earlier row's spelling), converted and proven as a migration would.
@@ -127,17 +127,6 @@ def _source_differs(stores, task_id: str, prev: dict) -> bool:
             return sha256_hex(f.read()) != prev["source_sha256"]
     except (OSError, TypeError):
         return False  # no source file (archived, or written in postgres-only)
-
-
-def _old_bytes(stores, task_id: str, sha: str) -> bytes | None:
-    for path in (stores.backups.path(task_id), stores.backups.path(task_id).parent / "previous" / f"{sha}.json"):
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            continue
-        if sha256_hex(raw) == sha:
-            return raw
-    return None
 
 
 def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> str:

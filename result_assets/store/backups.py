@@ -227,6 +227,14 @@ class S3BackupStore:
             raise FileNotFoundError(f"no backup of task {task_id!r} at {self.path(task_id)}")
         return data
 
+    def read_version(self, task_id: str, sha256: str) -> bytes | None:
+        """As BackupStore.read_version: the current object, or previous/<sha256>.json."""
+        for uri in (self.path(task_id), f"{self.root}/{safe_name(task_id)}/previous/{sha256}.json"):
+            raw = self._get(uri)
+            if raw is not None and sha256_hex(raw) == sha256:
+                return raw
+        return None
+
     def _exists(self, uri: str) -> bool:
         return self._fs.get_file_info(_key(uri)).type != pafs.FileType.NotFound
 

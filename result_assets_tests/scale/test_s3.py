@@ -152,3 +152,5 @@ def test_s3_backups_stream_a_file_and_keep_the_previous_version(migrated, tmp_pa
     assert store.save_file("streamed", second, hashlib.sha256(second.read_bytes()).hexdigest())
     assert store.read("streamed") == second.read_bytes()
     assert store._sha256(f"{root}/streamed/previous/{first_sha}.json") == first_sha
+    assert store.read_version("streamed", first_sha) == first.read_bytes()  # what rollback restores
+    assert store.read_version("streamed", hashlib.sha256(b"never").hexdigest()) is None
