@@ -189,18 +189,23 @@ def _fill_serving_cache(stores: Stores, rows: dict[str, dict], tables: dict, mad
     SHA-256."""
     keep = {}
     for task_id, row in rows.items():
+        sha256 = row["source_sha256"]
         try:
-            raw, plain = (made[task_id], None) if files else _file_of(stores, row, made[task_id], tables, task_id)
+            if files:  # the bytes the read made: written from the rows
+                found = (made[task_id], None) if hashlib.sha256(made[task_id]).hexdigest() == sha256 else None
+            else:
+                found = _file_of(stores, row, made[task_id], tables, task_id)
         except Exception:  # noqa: BLE001 - a file that cannot be written again is only not kept
             log.debug("serving cache: %s not written again", task_id, exc_info=True)
             continue
-        if hashlib.sha256(raw).hexdigest() == row["source_sha256"]:
-            keep[task_id] = (row["source_sha256"], raw, plain)
+        if found is not None:
+            keep[task_id] = (sha256, *found)
     stores.serving_cache.fill(keep)
 
 
-def _file_of(stores: Stores, row: dict, document, tables: dict, task_id: str) -> tuple[bytes, bool | None]:
-    """(the task's file, whether orjson reads its numbers exactly; None: unknown). A document
+def _file_of(stores: Stores, row: dict, document, tables: dict, task_id: str) -> tuple[bytes, bool | None] | None:
+    """(the task's file, whether orjson reads its numbers exactly; None: unknown), each way
+    of getting it checked against the published version's SHA-256; None when none gave it. A document
     the application saved is dumps_document's text: orjson's, the rebuilt document written
     again in 0.2 ms against 4.4 ms from the columns (the app bench's 213 KB saves), or with
     bare NaN and infinities put back (2.2 ms). Another file is read from its JSON backup when
@@ -222,8 +227,9 @@ def _file_of(stores: Stores, row: dict, document, tables: dict, task_id: str) ->
         raw = stores.backups.read_version(task_id, sha256)
         if raw is not None:
             return raw, None
-    return exact.file_bytes(row["skeleton"], tables[SIGNALS][task_id], tables[CURVES][task_id],
-                            row.get("spelling"), row.get("exact_text"), sha256), None
+    raw = exact.file_bytes(row["skeleton"], tables[SIGNALS][task_id], tables[CURVES][task_id],
+                           row.get("spelling"), row.get("exact_text"), sha256)
+    return (raw, None) if hashlib.sha256(raw).hexdigest() == sha256 else None
 
 
 def _written_by_dumps_document(spelling: str | None) -> bool:

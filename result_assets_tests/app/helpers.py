@@ -28,6 +28,13 @@ def small_document(strategy: str = "sma_cross", symbol: str = "KRW-BTC", start: 
             "summary": summary, "metadata": {"engine_version": "1.0.0"}}
 
 
+def text(document) -> str:
+    """A document as JSON text, to compare two: key order, int vs float and NaN compared too."""
+    import json
+
+    return json.dumps(document, allow_nan=True)
+
+
 def closed_port() -> int:
     """A local port with nothing listening (bound, then released)."""
     with socket.socket() as s:

@@ -15,7 +15,7 @@ from result_assets import ResultManager
 from result_assets.migration.maintenance import maintain
 from result_assets.settings import Settings
 from result_assets.store.read_cache import LARGEST_SHARE, ReadCache
-from result_assets_tests.app.helpers import V2_TASK, sample_document, small_document
+from result_assets_tests.app.helpers import V2_TASK, sample_document, small_document, text
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +36,6 @@ def uncached(task_id: str) -> dict:
         return m.get_result(task_id)
     finally:
         m.close()
-
-
-def text(document: dict) -> str:
-    """As JSON text: key order, int vs float and NaN compared too."""
-    return json.dumps(document, allow_nan=True)
 
 
 def test_a_repeat_read_comes_from_the_cache_as_a_fresh_copy(cache_on):

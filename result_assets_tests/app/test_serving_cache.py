@@ -22,7 +22,7 @@ from result_assets.settings import Settings
 from result_assets.store import reader, serving_cache
 from result_assets.store.serving_cache import LARGEST_SHARE, ServingCache
 from result_assets.store.stores import Stores
-from result_assets_tests.app.helpers import SAMPLES, V1_TASK, V2_TASK, sample_document, small_document
+from result_assets_tests.app.helpers import SAMPLES, V1_TASK, V2_TASK, sample_document, small_document, text
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +34,6 @@ def serving_on(project_home):
 
 def manager(**settings) -> ResultManager:
     return ResultManager("postgres-only", record_in_dagster=False, settings=Settings.from_env(**settings))
-
-
-def text(document) -> str:
-    """As JSON text: key order, int vs float and NaN compared too."""
-    return json.dumps(document, allow_nan=True)
 
 
 def entries(m: ResultManager) -> dict[str, tuple[str, int]]:
