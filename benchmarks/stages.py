@@ -1,4 +1,5 @@
-"""Where the time of a migration goes, stage by stage (the figures README "Performance" quotes).
+"""Where the time of a migration goes, stage by stage (the figures docs/benchmarks.md
+"Performance: the benchmark" quotes).
 
     python -m benchmarks.stages convert FILE        # one task's conversion: parse, normalize, proof
     python -m benchmarks.stages engine SOURCE_DIR   # the batch steps, pipelined, no Dagster

@@ -144,7 +144,7 @@ def test_second_migrate_skips_everything(migrated, sample_source, sample_expecta
 
 def test_a_migrate_with_nothing_to_do_loads_no_dagster(migrated, sample_source):
     """An unchanged re-run is a catalog query: importing Dagster alone would triple its time
-    (README "Measured: the quickstart corpus")."""
+    (docs/benchmarks.md "Measured: the quickstart corpus")."""
     code = ("import sys; from result_assets.cli import main; "
             f"assert main(['migrate', '--source-dir', {str(sample_source)!r}]) == 0; "
             "print('dagster loaded' if 'dagster' in sys.modules else 'no dagster')")

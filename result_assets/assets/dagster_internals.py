@@ -34,14 +34,14 @@ that fails on a Dagster release that changes what it relies on; fix them here, n
        N = 100 (2 rounds)   stock 176 / 206 ms per task   pooled 66 / 80   (sync commit 77 / 132)
        N = 200 (2 runs)     stock 180 / 197 ms per task   pooled 78 / 63   (sync commit 77 / 59)
    i.e. stock took 2.3-3.1x as long (with six check evaluations per partition then; two now:
-   README "Into a Dagster deployment you already have"); synchronous_commit=off helps only
+   docs/scaling.md "Into a Dagster deployment you already have"); synchronous_commit=off helps only
    under load. An instance that opts in runs the project image in every process.
    It also writes in fewer round trips what Dagster hands it one by one or row by row:
    a run's planned materializations (one per asset and partition: one INSERT per batch
    instead of one per event) and a run's check evaluations (held, then one INSERT and one
    UPDATE for all of them before the next event of another kind). Measured on the bench
    corpus (312 tasks in 7 runs, 16 events a task): time inside the event log storage
-   9.4 s -> 3.7 s (README "Performance").
+   9.4 s -> 3.7 s (docs/benchmarks.md "Performance: the benchmark").
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from result_assets.store.serving_cache import ServingCache
 class Stores:
     settings: Settings
     # A reader never creates the schema (tables, indexes are the owner's `db upgrade`), so a
-    # read-only role (README: the reader role) can read.
+    # read-only role (docs/reliability.md "A read-only database role for readers") can read.
     readonly: bool = False
     # `migrate`: bring the schema up to date first (under its lock), as `result-assets db upgrade` does.
     upgrade: bool = False

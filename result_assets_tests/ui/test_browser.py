@@ -4,7 +4,7 @@
 2. read catalog_entry's round-trip proof partition by partition;
 3. open one partition and materialize just it.
 
-A screenshot of each step goes to test-artifacts/ui/; docs/images/ holds copies for the README.
+A screenshot of each step goes to test-artifacts/ui/; docs/images/ holds copies for docs/ui.md.
 """
 from __future__ import annotations
 
