@@ -15,7 +15,7 @@ import lzma
 import os
 import tarfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -62,7 +62,9 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
     from result_assets.store.stores import Stores
 
     started = time.perf_counter()
-    stores = Stores(settings)
+    # The store proves each file from its rows, never from a serving-cache copy (which a read
+    # may have filled from the JSON backup): `serving_cache_mb=0` reads the tables.
+    stores = Stores(replace(settings, serving_cache_mb=0))
     report = ArchiveReport()
     tasks = scan_source_dir(settings.source_dir, only).tasks
     states = stores.catalog.states([t.task_id for t in tasks])

@@ -14,13 +14,15 @@ it makes anyway; a hit costs that query, a decompression and the parse a JSON re
   written from the rows; kept only when its hash is the source's: store/reader.py). Migrations and bulk reads do not fill it: years of files
   nobody asked for would push out what the application reads.
 - Bounded by RESULT_SERVING_CACHE_MB of stored (compressed) bytes across all processes, the
-  oldest fills out first: trimmed every TRIM_EVERY fills and by each maintenance run. 0 turns
-  it off. It is a copy, not the record: stored bytes are reported without it, and beside it.
+  oldest fills out first: trimmed after one fill in TRIM_EVERY, whichever process made it,
+  and by each maintenance run. 0 turns it off. It is a copy, not the record: stored bytes are
+  reported without it, and beside it.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from dataclasses import dataclass
 
 import psycopg2
@@ -31,13 +33,26 @@ from result_assets.legacy.parse import may_lose_digits, parse_document, parse_un
 log = logging.getLogger(__name__)
 
 _CODEC = pa.Codec("zstd", compression_level=1)  # measured: level 1 both smaller and faster than 3 here
-# A process trims the cache after this many fills of its own (maintenance trims it too).
+# A fill trims the cache with a chance of one in this many (per entry filled; maintenance trims
+# it too). A chance, not a count: many short-lived processes (a manager per request, run
+# workers, CLI calls) fill it, and a count kept per process never reached its mark in them.
+# The bound then holds but for the fills since the last trim: more than 10 x TRIM_EVERY of
+# them without a trim has a chance of e^-10.
 TRIM_EVERY = 64
-# An advisory lock key: one trim at a time (concurrent DELETEs of the same rows could deadlock).
+_chance = random.Random()
+# An advisory lock key: one trim at a time (two trims would only repeat each other's work).
 # Its own key: the others are 7201-7205 (catalog.py, schema.py, maintenance.py, events.py, instance.py).
 _TRIM_LOCK = 7206
 # A file over this share of the bound is not kept: one huge task must not push out the rest.
 LARGEST_SHARE = 8
+
+
+# A trim deletes only the chosen rows no fill holds, locking them in one order without waiting:
+# a fill upserting several tasks holds some rows while it waits for the next, and a DELETE
+# taking rows in its scan's order then deadlocked with it (a rare miss for the fill, but a
+# failed maintenance run). A row a fill holds is fresh anyway.
+_DELETE_UNLOCKED = ("DELETE FROM served_files WHERE task_id IN (SELECT task_id FROM served_files WHERE task_id IN "
+                    "({}) ORDER BY task_id FOR UPDATE SKIP LOCKED)")
 
 
 @dataclass
@@ -71,7 +86,6 @@ def served_file(row: dict) -> bytes | None:
 class ServingCache:
     def __init__(self, catalog, max_bytes: int, readonly: bool = False):
         self.catalog, self.max_bytes, self.readonly = catalog, max_bytes, readonly
-        self._fills = 0
 
     @property
     def enabled(self) -> bool:
@@ -102,13 +116,14 @@ class ServingCache:
                     "stored_bytes = EXCLUDED.stored_bytes, plain_numbers = EXCLUDED.plain_numbers, "
                     "body = EXCLUDED.body, filled_at = clock_timestamp()",
                     sorted(rows))  # one order: two fills of the same tasks wait, never deadlock
-            self._fills += len(rows)
-            if self._fills >= TRIM_EVERY:
-                self._fills = 0
-                self.trim()
         except psycopg2.Error as exc:  # e.g. a role that may only read: the reads still work
-            log.debug("serving cache not filled: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+            log.debug("serving cache not filled: %s", _first_line(exc))
             return 0
+        if _chance.random() < len(rows) / TRIM_EVERY:
+            try:
+                self.trim()
+            except psycopg2.Error as exc:  # the next trim holds the bound
+                log.debug("serving cache not trimmed: %s", _first_line(exc))
         return len(rows)
 
     def trim(self, drop_superseded: bool = False) -> ServingStats:
@@ -126,12 +141,13 @@ class ServingCache:
                 cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (_TRIM_LOCK,))
             if cur.fetchone()[-1]:
                 if drop_superseded:
-                    cur.execute("DELETE FROM served_files s WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE "
-                                "t.task_id = s.task_id AND t.source_sha256 = s.source_sha256 AND t.status = 'migrated')")
+                    cur.execute(_DELETE_UNLOCKED.format("SELECT task_id FROM served_files s WHERE NOT EXISTS ("
+                                "SELECT 1 FROM tasks t WHERE t.task_id = s.task_id AND "
+                                "t.source_sha256 = s.source_sha256 AND t.status = 'migrated')"))
                     evicted += cur.rowcount
-                cur.execute("DELETE FROM served_files WHERE task_id IN (SELECT task_id FROM ("
-                            "SELECT task_id, sum(stored_bytes) OVER (ORDER BY filled_at DESC, task_id) AS kept "
-                            "FROM served_files) newest_first WHERE kept > %s)", (self.max_bytes,))
+                cur.execute(_DELETE_UNLOCKED.format("SELECT task_id FROM (SELECT task_id, sum(stored_bytes) OVER ("
+                            "ORDER BY filled_at DESC, task_id) AS kept FROM served_files) newest_first "
+                            "WHERE kept > %s"), (self.max_bytes,))
                 evicted += cur.rowcount
         stats = self.stats()
         stats.evicted = evicted
@@ -149,3 +165,8 @@ class ServingCache:
         conn = self.catalog.connect()
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM served_files WHERE task_id = ANY(%s)", (list(task_ids),))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+import threading
+import time
 
 import psycopg2
 import pyarrow as pa
@@ -20,6 +23,7 @@ from result_assets.migration.maintenance import maintain
 from result_assets.migration.sources import stat_legacy_file
 from result_assets.settings import Settings
 from result_assets.store import reader, serving_cache
+from result_assets.store.catalog import Catalog
 from result_assets.store.serving_cache import LARGEST_SHARE, ServingCache
 from result_assets.store.stores import Stores
 from result_assets_tests.app.helpers import SAMPLES, V1_TASK, V2_TASK, sample_document, small_document, text
@@ -124,6 +128,30 @@ def test_a_migrated_file_read_once_is_served_byte_for_byte(serving_on, tmp_path,
     m.close()
 
 
+
+
+def test_archive_proves_each_file_from_the_rows_never_from_the_cache(serving_on, tmp_path):
+    """A read fills the cache from the JSON backup; the archive must still find that the store's
+    rows cannot write this file (its spelling lost, as for a task migrated before spellings
+    were kept) and keep the JSON, not take the cached copy as the proof."""
+    from result_assets.cli.archive import archive_tasks
+
+    task = "serve_archive_v1"
+    (tmp_path / "src" / task).mkdir(parents=True)
+    source = tmp_path / "src" / task / "result.json"
+    source.write_bytes((SAMPLES / V1_TASK / "result.json").read_bytes())
+    m = manager()
+    run_batch(m.stores, [stat_legacy_file(tmp_path / "src", task)])
+    conn = m.stores.catalog.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE tasks SET spelling = NULL, exact_text = NULL WHERE task_id = %s", (task,))
+    m.get_result(task)  # the miss fills the cache from the backup
+    assert entries(m)[task][1] == len(source.read_bytes())
+    report = archive_tasks(Settings.from_env(source_dir=str(tmp_path / "src")), tmp_path / "archives", only={task})
+    assert report.verified == 0 and "byte for byte" in report.skipped[task] and source.exists()
+    m.close()
+
+
 @pytest.mark.parametrize("total_return", [1.5, float("nan"), float("-inf")])
 def test_a_saved_file_a_read_fills_again_is_the_saved_file(serving_on, monkeypatch, total_return):
     """The fill writes a saved document again as dumps_document did (orjson's text, with bare
@@ -171,7 +199,7 @@ def test_a_dual_write_bulk_read_fills_neither_cache(serving_on, tmp_path):
 
 
 def test_it_keeps_its_bound_the_oldest_fills_out_first(serving_on, monkeypatch):
-    monkeypatch.setattr(serving_cache, "TRIM_EVERY", 5)
+    monkeypatch.setattr(serving_cache, "TRIM_EVERY", 1)  # every fill trims
     m = manager()
     files = {f"serve_bound_{i}": dumps_document(small_document(strategy=f"s{i}", n=30)).encode() for i in range(10)}
     one = max(len(pa.Codec("zstd", compression_level=1).compress(raw, asbytes=True)) for raw in files.values())
@@ -185,6 +213,51 @@ def test_it_keeps_its_bound_the_oldest_fills_out_first(serving_on, monkeypatch):
     stats = cache.trim()
     assert stats.stored_bytes <= cache.max_bytes and stats.entries == 8 and stats.evicted == 0
     assert sorted(entries(m)) == [f"serve_bound_{i}" for i in range(2, 10)]  # the newest eight
+    m.close()
+
+
+def test_many_short_lived_processes_keep_the_bound_together(serving_on, monkeypatch):
+    """A fill trims by chance, not by a count kept per process: forty caches (as forty
+    managers made per request would be) filling once each still trim it."""
+    monkeypatch.setattr(serving_cache, "TRIM_EVERY", 4)
+    monkeypatch.setattr(serving_cache, "_chance", random.Random(7))
+    m = manager()
+    files = {f"serve_many_{i:02d}": dumps_document(small_document(strategy=f"m{i}", n=30)).encode() for i in range(40)}
+    one = max(len(pa.Codec("zstd", compression_level=1).compress(raw, asbytes=True)) for raw in files.values())
+    ServingCache(m.stores.catalog, max_bytes=1).forget(list(entries(m)))
+    for task_id, raw in files.items():
+        ServingCache(m.stores.catalog, max_bytes=one * 8 + one // 2).fill({task_id: ("sha-" + task_id, raw, True)})
+    assert 8 <= len(entries(m)) < 8 + 4 * 4  # a count per process never trimmed: all 40 stayed
+    m.close()
+
+
+def test_a_trim_never_deadlocks_with_fills_of_several_tasks(serving_on, monkeypatch):
+    """A fill upserts several rows in one transaction; maintenance's trim used to delete rows in
+    its scan's order and deadlock with it (3 of 3 tries within seconds), failing the run."""
+    monkeypatch.setattr(serving_cache, "TRIM_EVERY", 10 ** 9)  # only the maintenance-style trims below
+    m = manager()
+    url, ids, errors = m.stores.catalog.url, [f"serve_race_{i:02d}" for i in range(40)], []
+    stop = time.monotonic() + 8
+
+    def filler(seed: int) -> None:
+        pick, cache = random.Random(seed), ServingCache(Catalog(url), 64 << 20)
+        while time.monotonic() < stop and not errors:
+            cache.fill({t: ("0" * 64, os.urandom(200), True) for t in pick.sample(ids, pick.randint(2, 16))})
+
+    def trimmer() -> None:
+        cache = ServingCache(Catalog(url), 64 << 20)
+        while time.monotonic() < stop and not errors:
+            try:
+                cache.trim(drop_superseded=True)  # as maintain() trims
+            except psycopg2.Error as exc:
+                errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+    threads = [threading.Thread(target=filler, args=(seed,)) for seed in range(2)] + [threading.Thread(target=trimmer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
     m.close()
 
 
