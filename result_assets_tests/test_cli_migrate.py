@@ -105,6 +105,17 @@ def test_export_one_task_to_stdout_keeps_nan_literals(migrated, capsys):
     assert re.search(r'"profit_factor": ?NaN', out)
 
 
+def test_export_one_task_to_stdout_is_the_file_itself(migrated, sample_source, tmp_path, capsys):
+    task = "bt_20250901_14ceeb"
+    code, out, _ = run_cli(capsys, "export", task)
+    assert code == 0 and out.encode() == (sample_source / task / "result.json").read_bytes()  # no newline added
+    (tmp_path / "a_file").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "export", task, "--out", str(tmp_path / "a_file")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"result-assets: error: --out is not a directory: {tmp_path / 'a_file'}"]
+
+
 def test_backups_are_byte_exact(migrated, sample_source, sample_expectations):
     for task_id in sample_expectations:
         backup = migrated / "backups" / task_id / "result.json"
@@ -187,9 +198,7 @@ def test_forced_subset_runs_the_explicit_list_job(migrated, sample_source, capsy
     from result_assets.assets.instance import get_instance
 
     ids = ["grid...42", "bt_20250900_74cff6", "bad_truncated"]
-    args = ["migrate", "--source-dir", str(sample_source), "--force", "--json"]
-    for t in ids:
-        args += ["--task", t]
+    args = ["migrate", "--source-dir", str(sample_source), "--force", "--json", "--task", ids[0], "--task", *ids[1:]]
     code, out, _ = run_cli(capsys, *args)
     report = json.loads(out)
     assert code == 0 and report["tasks"] == 3 and report["migrated"] == 2 and report["quarantined"] == 1
@@ -201,7 +210,9 @@ def test_forced_subset_runs_the_explicit_list_job(migrated, sample_source, capsy
 
 
 def test_bad_flags_and_missing_dir_are_one_line_errors(project_home, tmp_path):
+    (tmp_path / "a_file").write_text("")
     for args in (["migrate", "--source-dir", str(tmp_path / "nope")],
+                 ["migrate", "--source-dir", str(tmp_path / "a_file")],
                  ["migrate", "--source-dir", str(tmp_path), "--batch-size", "zero"],
                  ["migrate", "--bogus"]):
         proc = subprocess.run([sys.executable, "-m", "result_assets.cli", *args], capture_output=True, text=True)
@@ -209,6 +220,8 @@ def test_bad_flags_and_missing_dir_are_one_line_errors(project_home, tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("result-assets: error:"), proc.stderr
         assert "Traceback" not in proc.stderr
+        if any("a_file" in a for a in args):
+            assert "is not a directory" in lines[0], lines
 
 
 def test_the_console_script_exits_fast_with_all_its_output(project_home, sample_source):
@@ -248,3 +261,20 @@ def test_backup_dir_flag_travels_to_the_runs_not_the_environment(migrated, sampl
 
     run = get_instance().get_runs(RunsFilter(job_name="migrate_task_list_job"), limit=1)[0]  # the run that wrote it
     assert run.run_config["resources"]["stores"]["config"] == {"backup_dir": str(backups)}
+
+
+def test_a_failed_run_counts_none_of_its_tasks_as_migrated(migrated, sample_source, tmp_path, capsys):
+    """A forced task whose run fails (its backup dir is a file) keeps its earlier state; the
+    report counts only what this command's completed runs did, and says a run failed."""
+    task = "bt_20250901_14ceeb"
+    (tmp_path / "not_a_dir").write_text("")
+    args = ["migrate", "--source-dir", str(sample_source), "--backup-dir", str(tmp_path / "not_a_dir"),
+            "--force", "--task", task]
+    code, out, err = run_cli(capsys, *args, "--json")
+    report = json.loads(out)
+    assert code == 1 and report["failed_runs"] == report["runs"] == 1 and report["migrated"] == 0, report
+    assert "failed:" in err and "NotADirectoryError" in err
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 1 and re.search(r"failed runs +1", out) and re.search(r"migrated +0", out), out
+    assert compare_documents(parse_document((sample_source / task / "result.json").read_bytes()),
+                             read_result(task)) == []  # its published version stays readable

@@ -33,7 +33,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     m.add_argument("--batch-size", type=_positive_int, default=None, help="tasks per run (default 50)")
     m.add_argument("--force", action="store_true", help="re-migrate unchanged tasks too")
     m.add_argument("--dry-run", action="store_true", help="validate and print the plan; write nothing")
-    m.add_argument("--task", action="append", metavar="ID", help="only this task (repeatable)")
+    m.add_argument("--task", action="extend", nargs="+", metavar="ID", help="only these tasks (repeatable)")
     m.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     s = sub.add_parser("status", help="every known task with its status")
@@ -180,7 +180,9 @@ def _ui_command(settings) -> str:
     the instance's URL travels in DAGSTER_URL_ENV: assets/instance.py)."""
     from result_assets.settings import DAGSTER_URL_ENV
 
-    command = f"DAGSTER_HOME={settings.dagster_home} dagster dev"
+    # The dagster beside this interpreter: a virtualenv's bin/ is rarely on PATH.
+    dagster = Path(sys.executable).parent / "dagster"
+    command = f"DAGSTER_HOME={settings.dagster_home} {dagster if dagster.exists() else 'dagster'} dev"
     return f"{DAGSTER_URL_ENV}=<the instance's URL> {command}" if settings.database_url else command
 
 
@@ -221,6 +223,7 @@ def _print_report(args, report: dict, quarantined: list[tuple[str, str]]) -> Non
     for key, label in [("tasks", "tasks found"), ("migrated", "migrated" if not report.get("dry_run") else "valid"),
                        ("skipped", "skipped unchanged"), ("quarantined", "quarantined"),
                        *([("failed_checks", "failed checks")] if "failed_checks" in report else []),
+                       *([("failed_runs", "failed runs")] if report.get("failed_runs") else []),
                        ("json_bytes", "JSON bytes"), ("stored_bytes", "stored bytes")]:
         print(f"  {label:<18} {report[key]:,}")
     print(f"  {'compression':<18} {'n/a' if ratio is None else f'{ratio:.1%} smaller'}")
@@ -291,6 +294,8 @@ def cmd_export(args) -> int:
         raise CliError("name exactly one task to print, or give --out DIR")
     out = Path(args.out) if args.out else None
     if out:
+        if out.exists() and not out.is_dir():
+            raise CliError(f"--out is not a directory: {out}")
         out.mkdir(parents=True, exist_ok=True)
     missing = []
     for start in range(0, len(ids), 200):
@@ -302,7 +307,8 @@ def cmd_export(args) -> int:
                 (out / f"{quote(task_id, safe='')}.json").write_bytes(data)
             else:
                 sys.stdout.flush()
-                sys.stdout.buffer.write(data + b"\n")
+                sys.stdout.buffer.write(data)  # the file itself: nothing added, not even a newline
+                sys.stdout.buffer.flush()
     for task_id in missing:
         state = stores.catalog.task(task_id)
         why = "not migrated" if state is None else f"{state['status']}: {state['reason']}"

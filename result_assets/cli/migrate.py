@@ -83,9 +83,12 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
                 gc.unfreeze()
         finally:
             ahead.discard()
-    states = stores.catalog.states([t.task_id for t in todo]) if todo else {}
-    totals = store_report(stores)
     failed_runs = [o for o in outcomes if not o.success]
+    # What this command did: the tasks of the runs that completed (a failed run's tasks keep
+    # whatever state an earlier migration left them in).
+    in_failed_runs = {t for o in failed_runs for t in o.task_ids}
+    states = stores.catalog.states([t.task_id for t in todo if t.task_id not in in_failed_runs]) if todo else {}
+    totals = store_report(stores)
     report = {
         "tasks": len(found.tasks),
         "migrated": sum(1 for s in states.values() if s.last_attempt == "migrated"),
@@ -100,7 +103,8 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
         "failed_runs": len(failed_runs),
         "not_tasks": found.not_tasks,
     }
-    return MigrateOutcome(report, stores.catalog.quarantined(), failed_runs,
+    return MigrateOutcome(report, sorted((t, s.reason) for t, s in states.items() if s.status == "quarantined"),
+                          failed_runs,
                           sorted((t, s.failed_attempt or s.reason) for t, s in states.items()
                                  if s.last_attempt == "failed"))
 

@@ -41,7 +41,7 @@ def scan_source_dir(source_dir: str | Path, only: set[str] | None = None) -> Sou
     """Every task under source_dir, sorted by task id; `only` limits it to those ids."""
     root = Path(source_dir)
     if not root.is_dir():
-        raise SourceDirError(f"source directory not found: {root}")
+        raise SourceDirError(f"source directory {'is not a directory' if root.exists() else 'not found'}: {root}")
     real_root = root.resolve()
     tasks: list[LegacyFile] = []
     not_tasks: list[str] = []
