@@ -113,14 +113,14 @@ class ResultManager:
         _check_task_id(task_id)
         outcome = SaveOutcome(task_id, self.mode)
         if self.mode == JSON_ONLY:
-            outcome.json_path = str(self._write_json(task_id, _serialize(task_id, result)))
+            outcome.json_path = str(self._write_json(task_id, _serialize(task_id, result))[0])
             return outcome
         document, outcome.corrections = autocorrect(result)
         raw = _serialize(task_id, document)
         if self.mode == DUAL_WRITE:
-            path = self._write_json(task_id, raw)
+            path, written = self._write_json(task_id, raw)
             outcome.json_path = str(path)
-            self._dual_write_store(task_id, path, raw, outcome)
+            self._dual_write_store(task_id, path, written, raw, outcome)
         else:
             self._postgres_only_store(task_id, raw, outcome)
         return outcome
@@ -128,17 +128,20 @@ class ResultManager:
     async def asave_result(self, task_id: str, result: dict) -> SaveOutcome:
         return await asyncio.to_thread(self.save_result, task_id, result)
 
-    def _write_json(self, task_id: str, raw: bytes) -> Path:
+    def _write_json(self, task_id: str, raw: bytes) -> tuple[Path, os.stat_result]:
         path = self._json_path(task_id)
         try:
-            write_atomic(path, raw)
+            written = write_atomic(path, raw)
         except OSError as exc:
             raise ResultStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        return path
+        return path, written
 
-    def _dual_write_store(self, task_id: str, path: Path, raw: bytes, outcome: SaveOutcome) -> None:
-        st = path.stat()
-        source = LegacyFile(task_id, str(path), st.st_size, st.st_mtime_ns)
+    def _dual_write_store(self, task_id: str, path: Path, written: os.stat_result, raw: bytes,
+                          outcome: SaveOutcome) -> None:
+        # The size and mtime of the file this save wrote, not of whatever is at `path` now: a
+        # concurrent save may have replaced it, and the catalog must not pair this save's
+        # SHA-256 with that file's size and mtime (a change check trusts those two).
+        source = LegacyFile(task_id, str(path), written.st_size, written.st_mtime_ns)
         validated = convert(RawResult(source, raw, sha256_hex(raw)))
         if validated.reason:
             self._warn(outcome, f"task {task_id!r} is invalid and is quarantined: {validated.reason} "
@@ -181,13 +184,33 @@ class ResultManager:
                 batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
                                    keep_source_path=False, records=self._records(validated), sources=sources)
         except Exception as exc:
+            self._keep_published_backup(task_id)
             raise ResultStoreError(f"task {task_id!r} was not stored: {_one_line(exc)}") from exc
         outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
         if validated.status == "failed":
+            self._keep_published_backup(task_id)
             raise ResultStoreError(f"task {task_id!r} was not published: its proof failed: {validated.failure}")
         outcome.stored = validated.status
         self._serve(validated, raw)
         self._queued(outcome)
+
+    def _keep_published_backup(self, task_id: str) -> None:
+        """After a save that was not published: its bytes, backed up first, must not stay the
+        task's current backup. That file is the task's registered source, which `status` checks
+        and a rematerialization of its partition would publish. The published version's bytes
+        (kept under previous/) become current again; the failed ones move to previous/."""
+        try:
+            with self._lock:
+                row = self.stores.catalog.task(task_id)
+                if row is None or row["status"] != "migrated":
+                    return  # nothing published: no version to put back
+                sha256, backups = row["source_sha256"], self.stores.backups
+                if not backups.verify(task_id, sha256):
+                    published = backups.read_version(task_id, sha256)
+                    if published is not None:
+                        backups.save(task_id, published, sha256)
+        except Exception:  # noqa: BLE001 - the caller is told the save failed either way
+            log.warning("the backup of %r may hold a save that was not published", task_id, exc_info=True)
 
     def _serve(self, validated: ValidatedResult, raw: bytes) -> None:
         """The saved file into the serving cache: the first read of it, in any process, costs

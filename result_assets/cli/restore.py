@@ -61,11 +61,12 @@ def _from_backup(stores, task_id: str, sha: str | None) -> tuple[bytes | None, s
     from result_assets.store.backups import UnsafeTaskId, sha256_hex
 
     try:
-        raw = stores.backups.read(task_id)
+        # The catalog's version, also when a later attempt replaced the current backup (kept under previous/)
+        raw = stores.backups.read(task_id) if sha is None else stores.backups.read_version(task_id, sha)
     except (OSError, UnsafeTaskId):
         return None, None
-    if sha is not None and sha256_hex(raw) != sha:
-        return None, None  # the backup holds another version; the archive may have the right one
+    if raw is None or (sha is not None and sha256_hex(raw) != sha):
+        return None, None  # no backup holds that version; the archive may have it
     return raw, "backup"
 
 

@@ -214,7 +214,12 @@ def catalog_batch(validated: list[ValidatedResult]) -> CatalogBatch:
 
 
 def _float(value) -> float | None:
-    return None if value is None else float(value)
+    """A metric as the catalog's double precision column holds it; an integer past float64's
+    range (10**400) has no such value: None there (the document keeps it exactly)."""
+    try:
+        return None if value is None else float(value)
+    except OverflowError:
+        return None
 
 
 def save_backups(stores, raws: list[RawResult]) -> None:

@@ -130,8 +130,10 @@ class BackupStore:
         return None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write then rename, so a reader never sees half a file (a crash leaves the old one)."""
+def write_atomic(path: Path, data: bytes) -> os.stat_result:
+    """Write then rename, so a reader never sees half a file (a crash leaves the old one).
+    Returns the written file's stat, taken before the rename (which keeps size and mtime): a
+    stat of `path` afterwards may see another writer's file that replaced it meanwhile."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -139,7 +141,9 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            written = os.fstat(f.fileno())
         os.replace(tmp, path)
+        return written
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -3,6 +3,7 @@ reporting and maintenance at once never deadlock, a failed attempt never hides t
 good version, scans show only published rows, maintenance never breaks an in-flight batch."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from multiprocessing import get_context
@@ -271,6 +272,66 @@ def test_a_save_that_does_not_read_back_keeps_the_last_good_save(stores, monkeyp
     manager.save_result("keep_last_good", small_document(strategy="again", n=2))
     assert manager.get_result("keep_last_good")["strategy"] == "again"
     assert stores.catalog.failed_attempts(["keep_last_good"]) == {}
+
+
+def test_a_failed_save_leaves_the_published_bytes_as_the_tasks_backup(stores, monkeypatch):
+    """A save backs its bytes up before it publishes. When it then fails, they must not stay the
+    task's current backup, which is its registered source: `status` called the task stale, and
+    a rematerialization of its partition published the save the application was told failed."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    manager.save_result("failed_save_backup", small_document(strategy="published", n=3))
+
+    def unreachable(*args, **kwargs):
+        raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(catalog_module.Catalog, "upsert", unreachable)
+    with pytest.raises(ResultStoreError, match="not stored"):
+        manager.save_result("failed_save_backup", small_document(strategy="rejected", n=7))
+    monkeypatch.undo()
+    published = stores.catalog.task("failed_save_backup")["source_sha256"]
+    assert sha256_hex(stores.backups.read("failed_save_backup")) == published
+    assert {r["task_id"]: r["status"] for r in task_statuses(stores)}["failed_save_backup"] == "migrated"
+    engine.run_batch(stores, engine.registered_sources(stores, ["failed_save_backup"]))  # a rematerialization
+    assert manager.get_result("failed_save_backup")["strategy"] == "published"
+
+
+def test_a_metric_past_float64s_range_is_kept_in_the_document_not_the_catalogs_column(stores, tmp_path):
+    """float(10**400) overflows: it failed the whole batch (and a postgres-only save with a
+    store error) when the catalog's summary column took the metric."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    huge = small_document(strategy="huge")
+    huge["summary"] = {**huge["summary"], "num_trades": 10 ** 400}
+    manager.save_result("huge_metric", huge)
+    assert manager.get_result("huge_metric")["summary"]["num_trades"] == 10 ** 400
+    assert stores.catalog.task("huge_metric")["num_trades"] is None
+    for task_id, document in (("huge_metric_file", huge), ("its_batch_mate", small_document(strategy="mate"))):
+        (tmp_path / task_id).mkdir()
+        (tmp_path / task_id / "result.json").write_text(dumps_document(document))
+    batch = engine.run_batch(stores, scan_source_dir(tmp_path).tasks)
+    assert [v.status for v in batch.validated] == ["migrated", "migrated"]
+    assert read_result("huge_metric_file")["summary"]["num_trades"] == 10 ** 400
+
+
+def test_a_dual_write_save_records_the_file_it_wrote_not_a_later_writers(stores, tmp_path, monkeypatch):
+    """Another save may replace the JSON between this save's rename and its catalog write; the
+    catalog must pair this save's SHA-256 with its own file's size and mtime, so that the
+    replaced file shows as stale (a change check trusts size and mtime when they match)."""
+    from result_assets.app import manager as manager_module
+
+    real = manager_module.write_atomic
+
+    def replaced_meanwhile(path, data):
+        written = real(path, data)
+        other = data.replace(b'"mine"', b'"your"')  # the same size, other bytes
+        real(path, other)
+        os.utime(path, ns=(written.st_mtime_ns + 10 ** 9, written.st_mtime_ns + 10 ** 9))
+        return written
+
+    manager = ResultManager("dual-write", source_dir=tmp_path, record_in_dagster=False)
+    monkeypatch.setattr(manager_module, "write_atomic", replaced_meanwhile)
+    manager.save_result("dual_race", small_document(strategy="mine"))
+    monkeypatch.undo()
+    assert {r["task_id"]: r["status"] for r in task_statuses(stores)}["dual_race"] == "stale"
 
 
 def test_a_batch_whose_catalog_read_back_fails_for_one_task_publishes_the_others_once(stores, monkeypatch):
