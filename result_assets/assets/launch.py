@@ -7,7 +7,7 @@ retried subset) run as the explicit-list job, batch-size ids each.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from dagster import DagsterInstance
@@ -34,7 +34,6 @@ class RunOutcome:
     success: bool
     tasks: int
     error: str | None = None
-    task_ids: list[str] = field(default_factory=list)
 
 
 def plan_runs(instance: DagsterInstance, keys: list[str], batch_size: int) -> tuple[list[list[str]], list[list[str]]]:
@@ -79,7 +78,7 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
             ahead.start([by_key[k] for k in next_run[1]])
         result = job.execute_in_process(instance=instance, raise_on_error=False,
                                         resources={PREFETCH: ahead}, **arguments)
-        outcomes.append(_outcome(result, [task_id_for(k) for k in keys]))
+        outcomes.append(_outcome(result, len(keys)))
         done += len(keys)
         if progress:
             progress(len(outcomes), len(runs), done, time.perf_counter() - started)
@@ -112,12 +111,12 @@ def stores_config(settings) -> dict:
     return {"stores": {"config": {k: v for k, v in fields.items() if v != defaults[k]}}}
 
 
-def _outcome(result, task_ids: list[str]) -> RunOutcome:
+def _outcome(result, tasks: int) -> RunOutcome:
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure]
         error = _failure_message(failures[0]) if failures else "run failed"
-    return RunOutcome(result.run_id, result.success, len(task_ids), error, task_ids)
+    return RunOutcome(result.run_id, result.success, tasks, error)
 
 
 def _failure_message(event) -> str:

@@ -84,10 +84,9 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
         finally:
             ahead.discard()
     failed_runs = [o for o in outcomes if not o.success]
-    # What this command did: the tasks of the runs that completed (a failed run's tasks keep
-    # whatever state an earlier migration left them in).
-    in_failed_runs = {t for o in failed_runs for t in o.task_ids}
-    states = stores.catalog.states([t.task_id for t in todo if t.task_id not in in_failed_runs]) if todo else {}
+    # The state each task of this command is in now: a failed run may have published most of
+    # its tasks (a blocking check fails the run for one), and leaves the rest as they were.
+    states = stores.catalog.states([t.task_id for t in todo]) if todo else {}
     totals = store_report(stores)
     report = {
         "tasks": len(found.tasks),
