@@ -147,7 +147,7 @@ class ResultManager:
             self._warn(outcome, f"task {task_id!r} is invalid and is quarantined: {validated.reason} "
                                 f"(its JSON was written)")
         try:
-            with self._lock:
+            with self._lock, self.stores.catalog.task_save_lock(task_id):
                 catalog = self.stores.catalog
                 # Registered first: if the store write fails the task shows as pending.
                 catalog.register_sources({task_id: (source.partition_key, str(path))})
@@ -180,16 +180,20 @@ class ResultManager:
         # against a superseded file.
         sources = {task_id: (source.partition_key, str(self.stores.backups.path(task_id)))}
         try:
-            with self._lock:
-                batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
-                                   keep_source_path=False, records=self._records(validated), sources=sources)
+            with self._lock, self.stores.catalog.task_save_lock(task_id):
+                try:
+                    batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
+                                       keep_source_path=False, records=self._records(validated), sources=sources)
+                except Exception:
+                    self._keep_published_backup(task_id)
+                    raise
+                if validated.status == "failed":
+                    self._keep_published_backup(task_id)
         except Exception as exc:
-            self._keep_published_backup(task_id)
             raise ResultStoreError(f"task {task_id!r} was not stored: {_one_line(exc)}") from exc
-        outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
         if validated.status == "failed":
-            self._keep_published_backup(task_id)
             raise ResultStoreError(f"task {task_id!r} was not published: its proof failed: {validated.failure}")
+        outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
         outcome.stored = validated.status
         self._serve(validated, raw)
         self._queued(outcome)
@@ -198,17 +202,17 @@ class ResultManager:
         """After a save that was not published: its bytes, backed up first, must not stay the
         task's current backup. That file is the task's registered source, which `status` checks
         and a rematerialization of its partition would publish. The published version's bytes
-        (kept under previous/) become current again; the failed ones move to previous/."""
+        (kept under previous/) become current again; the failed ones move to previous/. Called
+        holding the task's save lock."""
         try:
-            with self._lock:
-                row = self.stores.catalog.task(task_id)
-                if row is None or row["status"] != "migrated":
-                    return  # nothing published: no version to put back
-                sha256, backups = row["source_sha256"], self.stores.backups
-                if not backups.verify(task_id, sha256):
-                    published = backups.read_version(task_id, sha256)
-                    if published is not None:
-                        backups.save(task_id, published, sha256)
+            row = self.stores.catalog.task(task_id)
+            if row is None or row["status"] != "migrated":
+                return  # nothing published: no version to put back
+            sha256, backups = row["source_sha256"], self.stores.backups
+            if not backups.verify(task_id, sha256):
+                published = backups.read_version(task_id, sha256)
+                if published is not None:
+                    backups.save(task_id, published, sha256)
         except Exception:  # noqa: BLE001 - the caller is told the save failed either way
             log.warning("the backup of %r may hold a save that was not published", task_id, exc_info=True)
 

@@ -8,6 +8,7 @@ where its rows live (row_locations, or the hot tier).
 from __future__ import annotations
 
 import io
+import logging
 import json
 import math
 import struct
@@ -22,6 +23,11 @@ from result_assets.store import schema
 from result_assets.store.pg_text import jsonb_text, pg_text
 
 STORE_WRITE_LOCK = 7203  # pg advisory lock: Delta writers (shared) against compaction and vacuum (exclusive)
+# The first key of the two-key advisory locks of one task's saves (the second: hashtext of its
+# id). Two-key locks never conflict with the one-key locks above.
+TASK_SAVE_LOCK = 7207
+log = logging.getLogger(__name__)
+
 METRICS = ("total_return", "win_rate", "max_drawdown", "sharpe_ratio", "profit_factor", "num_trades")
 
 
@@ -252,6 +258,24 @@ class Catalog:
             yield
         finally:
             conn.close()  # releases the lock
+
+    @contextmanager
+    def task_save_lock(self, task_id: str):
+        """One save of this task at a time, across processes, on this catalog's connection (a
+        session lock: two round trips, no connection of its own). A save backs its bytes up
+        before it publishes; two saves of one task could otherwise back up in one order and
+        publish in the other, leaving as the task's backup (its registered source) bytes the
+        catalog does not publish."""
+        with self._one_statement() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
+        try:
+            yield
+        finally:
+            try:
+                with self._one_statement() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
+            except psycopg2.Error:  # the connection went away, and its locks with it
+                log.debug("task save lock of %r not released: connection gone", task_id)
 
     @contextmanager
     def advisory_lock(self, key: int, wait: bool = False):

@@ -295,6 +295,37 @@ def test_a_failed_save_leaves_the_published_bytes_as_the_tasks_backup(stores, mo
     assert manager.get_result("failed_save_backup")["strategy"] == "published"
 
 
+def test_two_saves_of_one_task_leave_as_its_backup_what_the_catalog_publishes(stores, monkeypatch):
+    """A save backs up, then publishes. Two saves of one task could back up in one order and
+    publish in the other: the catalog named one, the task's backup (its registered source) held
+    the other. One save of a task at a time (across processes: an advisory lock)."""
+    first, second = (ResultManager("postgres-only", record_in_dagster=False) for _ in range(2))
+    first.save_result("save_order", small_document(strategy="zero"))
+    second_done, real = threading.Event(), catalog_module.Catalog.upsert
+
+    def held_up(self, *args, **kwargs):
+        if threading.current_thread().name == "first":  # backed up, about to publish
+            second_done.wait(3)  # the second save runs meanwhile, unless it waits for this one
+        return real(self, *args, **kwargs)
+
+    def save_second():
+        time.sleep(0.5)  # once the first has backed up
+        second.save_result("save_order", small_document(strategy="second", n=5))
+        second_done.set()
+
+    monkeypatch.setattr(catalog_module.Catalog, "upsert", held_up)
+    threads = [threading.Thread(target=first.save_result, args=("save_order", small_document(strategy="first")),
+                                name="first"), threading.Thread(target=save_second, name="second")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.undo()
+    published = stores.catalog.task("save_order")["source_sha256"]
+    assert sha256_hex(stores.backups.read("save_order")) == published
+    assert first.get_result("save_order")["strategy"] == "second"  # the last to save is the last published
+
+
 def test_a_metric_past_float64s_range_is_kept_in_the_document_not_the_catalogs_column(stores, tmp_path):
     """float(10**400) overflows: it failed the whole batch (and a postgres-only save with a
     store error) when the catalog's summary column took the metric."""
