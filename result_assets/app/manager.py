@@ -348,8 +348,8 @@ class ResultManager:
 
     def _json_path(self, task_id: str) -> Path:
         task_dir = task_dir_path(self.settings.source_dir, task_id)  # the exact bytes of a non-UTF-8 name
-        if task_dir is None:
-            raise UnsafeTaskId(f"task id {task_id!r} is not a safe directory name")
+        if task_dir is None:  # the caller's error, as every mode reports a task id it cannot use
+            raise ResultValidationError(f"task id {task_id!r} is not a safe directory name")
         return task_dir / RESULT_FILE
 
     def close(self) -> None:

@@ -64,8 +64,8 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
     if prev["status"] == "migrated" and not prev.get("row_locations") and versions == (None, None):
         # A save that lived in the hot tier only: its rows left with it, its bytes did not.
         raise RollbackError(f"{task_id}: the earlier version was an application save replaced before it "
-                            "reached the Delta tables; its exact bytes are in the backups "
-                            "(`result-assets restore` gives them back) to save again")
+                            "reached the Delta tables; its exact bytes are in the backups, under "
+                            f"{task_id}/previous/{prev['source_sha256']}.json, to save again")
     if None in versions:  # not recorded: the versions current when that row was committed
         versions = tuple(v if v is not None else version_at(stores.delta, t, prev["migrated_at"])
                          for v, t in zip(versions, (SIGNALS, CURVES)))

@@ -41,7 +41,8 @@ _CODEC = pa.Codec("zstd", compression_level=1)  # measured: level 1 both smaller
 TRIM_EVERY = 64
 _chance = random.Random()
 # An advisory lock key: one trim at a time (two trims would only repeat each other's work).
-# Its own key: the others are 7201-7205 (catalog.py, schema.py, maintenance.py, events.py, instance.py).
+# Its own key: the others are 7201-7205 (catalog.py, schema.py, maintenance.py, events.py, instance.py)
+# and the two-key locks of one task's saves (7207, catalog.py).
 _TRIM_LOCK = 7206
 # A file over this share of the bound is not kept: one huge task must not push out the rest.
 LARGEST_SHARE = 8

@@ -88,6 +88,18 @@ def test_json_only_writes_the_json_and_nothing_else(env):
         manager.save_result("../escape", document)
 
 
+@pytest.mark.parametrize("mode", ["json-only", "dual-write"])
+def test_a_task_id_that_names_no_directory_is_a_validation_error(env, mode):
+    """`%bytes:ff` encodes no valid directory name: the caller's error, as in postgres-only,
+    not a bare UnsafeTaskId from the JSON path."""
+    manager = ResultManager(mode, source_dir=env, record_in_dagster=False)
+    for task_id in ("%bytes:ff", "a\udcff"):
+        with pytest.raises(ResultValidationError, match="not a safe directory name"):
+            manager.save_result(task_id, small_document())
+        with pytest.raises(ResultValidationError, match="not a safe directory name"):
+            manager.get_result(task_id)
+
+
 def test_dual_write_writes_json_store_and_dagster(env):
     manager = ResultManager("dual-write", source_dir=env)
     document = sample_document(V1_TASK)  # symbols given as strings
