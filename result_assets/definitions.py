@@ -2,7 +2,7 @@
 
 `defs` is built when the code location loads, not at import: the settings it needs
 (RESULT_BATCH_SIZE, RESULT_SOURCE_DIR) are read and validated then, with one clear
-error for a bad value.
+error for a bad value; the numbers only runs use are read when a run starts.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ __all__ = ["MAINTENANCE_CRON", "MAINTENANCE_JOB", "MIGRATE_JOB", "build_definiti
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.for_definitions()
     migrate_tasks = build_migrate_tasks(settings.batch_size)
     stores = stores_resource()
     return Definitions(

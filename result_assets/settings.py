@@ -21,6 +21,10 @@ DEFAULT_SERVING_CACHE_MB = 512
 DAGSTER_URL_ENV = "RESULT_ASSETS_DAGSTER_URL"
 
 
+# Read by runs (and commands) when they start, not by the code location's load.
+_RUN_TIME_NUMBERS = ("RESULT_WORKERS", "RESULT_MAX_FILE_BYTES", "RESULT_READ_CACHE_MB", "RESULT_SERVING_CACHE_MB")
+
+
 class SettingsError(ValueError):
     """A variable holds a value the project cannot use."""
 
@@ -67,6 +71,15 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    @classmethod
+    def for_definitions(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """What the code location needs when it loads (RESULT_BATCH_SIZE, RESULT_SOURCE_DIR),
+        validated. The numbers only runs use are left to the runs, which read them when they
+        start: a bad one fails those runs with its name, not the load of the whole code
+        location (its sensors, schedule and UI)."""
+        env = os.environ if environ is None else environ
+        return cls.from_env({k: v for k, v in env.items() if k not in _RUN_TIME_NUMBERS})
+
     @property
     def pg_dir(self) -> Path:
         return self.home / "pg"
@@ -80,7 +93,7 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int)
     text = (env.get(name) or "").strip()
     if not text:
         return default
-    if not text.isdigit() or int(text) < minimum:
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum:  # "²" is a digit to isdigit()
         kind = "a positive whole number" if minimum > 0 else "a whole number (0: off)"
         raise SettingsError(f"{name} must be {kind}, not {text!r}")
     return int(text)

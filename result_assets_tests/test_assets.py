@@ -149,3 +149,42 @@ def test_a_single_partition_run_keeps_the_partitions_own_evaluation(env):
     assert evaluations[0].metadata["task_id"].value == "grid...42"
     proofs = [e for e in result.get_asset_check_evaluations() if e.check_name == "lossless_round_trip"]
     assert [e.partition for e in proofs] == [key] and proofs[0].passed
+
+
+def test_a_range_run_of_one_partition_records_its_proofs_on_that_partition(env):
+    """A UI backfill runs a chunk of one partition as a range (start == end, no partition
+    tag): Dagster gives a declared check result no partition there, so the partition's own
+    evaluations must be reported, each naming the materialization it judged."""
+    instance, defs, _ = env
+    key = partition_key_for("bt_20250901_14ceeb")
+    register_partitions(instance, [key])
+    result = defs.resolve_job_def("migrate_job").execute_in_process(
+        instance=instance, tags={RANGE_START: key, RANGE_END: key})
+    assert result.success
+    for asset, check in (("catalog_entry", "lossless_round_trip"), ("result_backup", "backup_checksum")):
+        mine = [e for e in result.get_asset_check_evaluations() if e.check_name == check and e.partition == key]
+        assert len(mine) == 1 and mine[0].passed and mine[0].target_materialization_data is not None, check
+        infos = instance.event_log_storage.get_asset_check_partition_info([AssetCheckKey(AssetKey(asset), check)])
+        latest = {i.partition_key: i for i in infos}[key]
+        assert latest.latest_execution_status.value == "SUCCEEDED", (check, latest)
+
+
+def test_the_task_list_job_takes_an_id_given_twice_once_and_refuses_one_that_is_no_partition(env):
+    """From the launchpad: a duplicated id failed the publish on the catalog's unique key (and
+    the whole run with it); an id that names no partition was "materialized" as a quarantine."""
+    instance, defs, _ = env
+    ids = ["bt_20250901_14ceeb", "grid...42"]
+    register_partitions(instance, [partition_key_for(t) for t in ids])
+    job = defs.resolve_job_def("migrate_task_list_job")
+    config = {"ops": {"migrate_task_list": {"config": {"task_ids": [ids[0], ids[1], ids[0]]}}}}
+    result = job.execute_in_process(instance=instance, run_config=config)
+    assert result.success
+    materialized = [e.partition for e in result.get_asset_materialization_events()
+                    if e.asset_key == AssetKey("catalog_entry")]
+    assert sorted(materialized) == sorted(partition_key_for(t) for t in ids)
+    config = {"ops": {"migrate_task_list": {"config": {"task_ids": [ids[0], "no_such_task"]}}}}
+    result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
+    assert not result.success and not result.get_asset_materialization_events()
+    failure = [e for e in result.all_events if e.is_step_failure][0]
+    assert "not task partitions" in failure.step_failure_data.error.message
+    assert "no_such_task" in failure.step_failure_data.error.message

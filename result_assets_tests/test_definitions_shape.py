@@ -159,13 +159,20 @@ def test_loading_the_definitions_starts_no_database(case, tmp_path):
     assert not (home / "pg").exists()  # the embedded server lives there: it was never initialized
 
 
-def test_a_malformed_setting_is_one_clear_error_at_load_not_at_import(tmp_path):
+@pytest.mark.parametrize("variable, value, at_load", [
+    ("RESULT_BATCH_SIZE", "lots", True),  # the backfill policy is built from it when the location loads
+    ("RESULT_MAX_FILE_BYTES", "lots", False),  # only runs read it: they fail, the location stays up
+    ("RESULT_WORKERS", "\u00b2", False),  # a digit to str.isdigit, not a number
+])
+def test_a_malformed_setting_is_one_clear_error_at_load_not_at_import(tmp_path, variable, value, at_load):
     env = {k: v for k, v in os.environ.items() if k not in LOCATION_VARS and k != "PYTHONPATH"}
-    env.update(RESULT_ASSETS_HOME=str(tmp_path / "home"), RESULT_MAX_FILE_BYTES="lots")
+    env.update(RESULT_ASSETS_HOME=str(tmp_path / "home"), **{variable: value})
     code = ("import result_assets.definitions as d\n"  # importing reads nothing
-            "from result_assets.settings import SettingsError\n"
-            "try:\n    d.defs()\nexcept SettingsError as exc:\n    print('ERROR', exc)\n")
+            "from result_assets.settings import Settings, SettingsError\n"
+            "try:\n    d.defs()\n    print('LOADED')\nexcept SettingsError as exc:\n    print('ERROR', exc)\n"
+            "try:\n    Settings.from_env()\nexcept SettingsError as exc:\n    print('RUN', exc)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ERROR RESULT_MAX_FILE_BYTES must be a positive whole number, not 'lots'"
+    error = f"{variable} must be a positive whole number, not {value!r}"
+    assert done.stdout.strip().splitlines() == ([f"ERROR {error}"] if at_load else ["LOADED"]) + [f"RUN {error}"]

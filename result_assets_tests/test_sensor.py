@@ -88,3 +88,23 @@ def test_a_touched_source_is_recorded_by_the_run_not_the_tick(env):
     run(env, result)
     assert stores.catalog.states([TASKS[0]])[TASKS[0]].source_mtime_ns == stat.st_mtime_ns + 10**9
     assert isinstance(tick(env, result.cursor), SkipReason)
+
+
+def test_the_same_failing_work_is_retried_a_few_times_then_left_until_it_changes(env):
+    """A task that fails every catch-up run (here: its source changes, and its runs are never
+    launched) was asked for again every tick, for ever: about 2,900 failed runs a day."""
+    from result_assets.assets.sensors import CATCH_UP_RETRIES
+
+    _, _, _, source = env
+    path = source / TASKS[1] / "result.json"
+    path.write_bytes(path.read_bytes().replace(b"}", b" }", 1))  # other bytes: the store is behind on it
+    result = tick(env)
+    for attempt in range(1, CATCH_UP_RETRIES + 1):
+        result = tick(env, result.cursor)
+        assert result.run_requests[0].run_key.endswith(f"-{attempt}-0")
+    gave_up = tick(env, result.cursor)
+    assert not gave_up.run_requests and "failed 4 catch-up runs in a row" in gave_up.skip_reason.skip_message
+    again = tick(env, gave_up.cursor)
+    assert isinstance(again, SkipReason) and "catch-up runs in a row" in again.skip_message
+    path.write_bytes(path.read_bytes().replace(b" }", b"  }", 1))  # the file changes: new work
+    assert tick(env, gave_up.cursor).run_requests[0].run_key.endswith("-0-0")

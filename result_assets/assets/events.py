@@ -41,7 +41,8 @@ def backfill_events(context, stores, batch):
     for asset in TASK_ASSETS:
         attach_partition_metadata(context, asset, metadata[asset])
         yield MaterializeResult(asset_key=asset, metadata=_asset_summary(asset, batch, summary))
-    yield from check_events(batch.checks, declared=True, targets=run_materializations(context, batch.checks))
+    yield from check_events(batch.checks, declared=True, targets=run_materializations(context, batch.checks),
+                            single_partition_run=context.has_partition_key)
 
 
 def task_list_events(context, stores, batch):
@@ -95,20 +96,23 @@ def _judged(instance, checks: list[CheckOutcome], materialized: int, run_id: str
     return targets
 
 
-def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None, enforce: bool = False):
+def check_events(outcomes: list[CheckOutcome], declared: bool, targets: dict | None = None, enforce: bool = False,
+                 single_partition_run: bool = False):
     """The per-partition checks' evaluations, one per partition, then one verdict per run-level
     check over all the outcomes' tasks (assets/checks.py says which is which).
 
     With `declared` (the multi-asset's step), every check spec also gets the step's declared
     result: a run-level check's verdict, and for a per-partition check a summary of its
-    partitions. A single-partition step's declared result is that partition's evaluation
-    (Dagster attributes it to the partition), so nothing overwrites it.
+    partitions. In a single-partition run (`single_partition_run`: the run has a partition
+    key, not a range) the declared result is that partition's evaluation (Dagster attributes
+    it to the partition), so nothing overwrites it. A range run of one partition (a UI
+    backfill's chunk of one) is a range: Dagster gives its declared result no partition.
     A declared result carries its check's `blocking` (a failed one fails the step that
     migrated the partitions, so nothing downstream in its run reads them); with `enforce`
     (a step without declared results) each evaluation does. A report of what happened
     elsewhere (queued saves) does not enforce: its run did not write the partition."""
     targets = targets or {}
-    single = declared and len({o.partition_key for o in outcomes}) == 1
+    single = declared and single_partition_run
     by_check: dict[str, list[CheckOutcome]] = {}
     for o in outcomes:
         by_check.setdefault(o.check, []).append(o)

@@ -14,6 +14,7 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     Config,
+    Failure,
     OpExecutionContext,
     ResourceParam,
     TableColumn,
@@ -27,7 +28,7 @@ from result_assets.assets.checks import CHECK_SPECS
 from result_assets.assets.events import backfill_events, task_list_events
 from result_assets.assets.instance import hold_connections
 from result_assets.assets.io_managers import READ_ASSETS, STORE_IO_MANAGER
-from result_assets.assets.partitions import task_partitions
+from result_assets.assets.partitions import TASKS_PARTITION, task_partitions
 from result_assets.assets.resources import MigrationSettings, StoresResource
 from result_assets.legacy import task_id_for
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
@@ -113,11 +114,16 @@ class TaskListConfig(Config):
 def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, stores: StoresResource,
                       migration: MigrationSettings, prefetch: ResourceParam[Prefetch]):
     hold_connections(context.instance)
+    task_ids = list(dict.fromkeys(config.task_ids))  # an id given twice (from the launchpad) is one task
+    unknown = sorted(set(task_ids) - {task_id_for(k) for k in context.instance.get_dynamic_partitions(TASKS_PARTITION)})
+    if unknown:
+        raise Failure(f"not task partitions (register them first: the sensor or `result-assets migrate` "
+                      f"does): {', '.join(unknown[:20])}")
     stores_ = stores.get()
     stores_.catalog.touch_mtime(config.touched_mtimes)
-    if not config.task_ids:
+    if not task_ids:
         return
-    batch = run_batch(stores_, registered_sources(stores_, config.task_ids), max_file_bytes=migration.max_file_bytes,
+    batch = run_batch(stores_, registered_sources(stores_, task_ids), max_file_bytes=migration.max_file_bytes,
                       compression_goal=migration.compression_goal, ahead=prefetch)
     yield from task_list_events(context, stores_, batch)
 

@@ -84,11 +84,23 @@ def new_tasks(context: SensorEvaluationContext, stores: StoresResource):
         else:
             runs, cursor = migration_requests(stores, scan.tasks, context.cursor)
     if not new and not runs:
-        return SkipReason(f"no new task among {len(scan.tasks)}"
-                          + (", and the store is up to date" if settings.storage_mode == DUAL_WRITE else ""))
+        gave_up = json.loads(cursor).get("gave_up") if cursor and settings.storage_mode == DUAL_WRITE else None
+        if not gave_up:
+            return SkipReason(f"no new task among {len(scan.tasks)}"
+                              + (", and the store is up to date" if settings.storage_mode == DUAL_WRITE else ""))
+        reason = (f"no new task among {len(scan.tasks)}; {gave_up} task(s) the store is behind on failed "
+                  f"{CATCH_UP_RETRIES + 1} catch-up runs in a row (see those runs): not retried until the "
+                  "tasks behind or their files change, or `result-assets migrate` runs")
+        # the attempt count must be kept: it is what stops the retries
+        return SkipReason(reason) if cursor == context.cursor else SensorResult(cursor=cursor, skip_reason=reason)
     return SensorResult(
         run_requests=runs, cursor=cursor,
         dynamic_partitions_requests=[task_partitions_request([t.partition_key for t in new])] if new else [])
+
+
+# Catch-up runs of the same work after the first: a task that fails every time (a proof that
+# cannot pass) is not retried every 30 seconds for ever.
+CATCH_UP_RETRIES = 3
 
 
 def migration_requests(stores: Stores, tasks, cursor: str | None = None) -> tuple[list[RunRequest], str | None]:
@@ -105,6 +117,8 @@ def migration_requests(stores: Stores, tasks, cursor: str | None = None) -> tupl
                                      + sorted(plan.touched_mtimes.items())).encode()).hexdigest()[:16]
     last = json.loads(cursor) if cursor else {}
     attempt = last.get("attempt", 0) + 1 if last.get("work") == work else 0
+    if attempt > CATCH_UP_RETRIES:  # the same work failed each time: wait for it to change
+        return [], json.dumps({"work": work, "attempt": CATCH_UP_RETRIES + 1, "gave_up": len(behind)})
     size = stores.settings.batch_size
     ids = [t.task_id for t in behind]
     batches = [ids[i:i + size] for i in range(0, len(ids), size)] or [[]]
