@@ -8,9 +8,11 @@ per-partition events a backfill records. `ResultManager.flush_records()` runs th
 """
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     OpExecutionContext,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -25,6 +27,9 @@ from result_assets.assets.resources import StoresResource
 
 REPORT_SAVES_JOB = "report_saves_job"
 SAVES_SENSOR = "saved_results_sensor"
+# A report run that failed leaves its saves queued: asked for again this many times.
+REPORT_RETRIES = 3
+_ENDED_UNREPORTED = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 
 
 @op(out={}, description="Yield the materializations and check evaluations of the application's queued saves.")
@@ -46,9 +51,23 @@ def report_saves_job():
         description="Requests a report_saves_job run when the application has saved results since the last one.")
 def saved_results_sensor(context: SensorEvaluationContext, stores: StoresResource):
     newest = stores.get().catalog.newest_record_id()
-    if newest is None or str(newest) == context.cursor:
+    if newest is None:
+        return SkipReason("no save queued")
+    asked, _, attempt = (context.cursor or "").partition(":")  # "<newest record id>[:<retry>]"
+    if asked != str(newest):
+        return SensorResult(run_requests=[RunRequest(run_key=f"saves-{newest}")], cursor=str(newest))
+    # The run asked for already: if it ended without reporting the queue (failed, canceled),
+    # ask again, a few times; else it is on its way, or new saves will ask.
+    attempt = int(attempt or 0)
+    last = context.instance.get_runs(RunsFilter(job_name=REPORT_SAVES_JOB, tags={
+        "dagster/run_key": f"saves-{newest}" + (f"-{attempt}" if attempt else "")}), limit=1)
+    if not last or last[0].status not in _ENDED_UNREPORTED:
         return SkipReason("no save queued since the last report")
-    return SensorResult(run_requests=[RunRequest(run_key=f"saves-{newest}")], cursor=str(newest))
+    if attempt >= REPORT_RETRIES:
+        return SkipReason(f"the report of the saves up to record {newest} failed {attempt + 1} times (see those "
+                          "runs); a new save, or `ResultManager.flush_records()`, asks again")
+    return SensorResult(run_requests=[RunRequest(run_key=f"saves-{newest}-{attempt + 1}")],
+                        cursor=f"{newest}:{attempt + 1}")
 
 
 def report_queued_saves(settings) -> None:

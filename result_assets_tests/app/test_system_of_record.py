@@ -179,9 +179,56 @@ def test_the_saves_sensor_asks_for_a_report_and_writes_nothing(stores):
     assert [r.run_key for r in tick.run_requests] == [f"saves-{newest}"] and tick.cursor == str(newest)
     assert isinstance(tick.run_requests[0], RunRequest)
     assert stores.catalog.newest_record_id() == newest  # the tick wrote nothing
-    again = saved_results_sensor(build_sensor_context(cursor=str(newest), resources={"stores": StoresResource()}))
+    from result_assets.assets.instance import get_instance
+
+    again = saved_results_sensor(build_sensor_context(instance=get_instance(), cursor=str(newest),
+                                                      resources={"stores": StoresResource()}))
     assert isinstance(again, SkipReason)
     assert manager.flush_records() and outcome.materialized
+
+
+def test_the_saves_sensor_asks_again_when_a_report_run_failed(stores, monkeypatch):
+    """The saves of a report run that failed stay queued; the sensor used to skip them until
+    another save came (its cursor already named them)."""
+    from dagster import SkipReason, build_sensor_context
+
+    from result_assets.assets import saves
+    from result_assets.assets.resources import StoresResource
+    from result_assets.assets.saves import REPORT_RETRIES, report_saves_job, saved_results_sensor
+    from result_assets.assets.instance import get_instance
+
+    def unreachable_event_log(*args, **kwargs):
+        raise ConnectionError("the instance's event log is unreachable")
+        yield  # a generator, as the real one
+
+    def tick(cursor=None):
+        return saved_results_sensor(build_sensor_context(instance=instance, cursor=cursor,
+                                                         resources={"stores": StoresResource()}))
+
+    def launch(run_key: str, fails: bool) -> None:  # as the daemon launches the requested run
+        with monkeypatch.context() as patch:
+            if fails:
+                patch.setattr(saves, "queued_save_events", unreachable_event_log)
+            report_saves_job.execute_in_process(instance=instance, tags={"dagster/run_key": run_key},
+                                                resources={"stores": StoresResource()}, raise_on_error=False)
+
+    instance = get_instance()
+    ResultManager("postgres-only").save_result("report_failed", small_document(n=2))
+    newest = stores.catalog.newest_record_id()
+    first = tick()
+    assert [r.run_key for r in first.run_requests] == [f"saves-{newest}"]
+    assert isinstance(tick(first.cursor), SkipReason)  # asked for, not launched yet
+    launch(f"saves-{newest}", fails=True)
+    retry = tick(first.cursor)
+    assert [r.run_key for r in retry.run_requests] == [f"saves-{newest}-1"]
+    cursor = retry.cursor
+    for attempt in range(1, REPORT_RETRIES):
+        launch(f"saves-{newest}-{attempt}", fails=True)
+        cursor = tick(cursor).cursor
+    launch(f"saves-{newest}-{REPORT_RETRIES}", fails=True)
+    assert "failed 4 times" in tick(cursor).skip_message
+    launch("by hand", fails=False)
+    assert stores.catalog.newest_record_id() is None and isinstance(tick(cursor), SkipReason)
 
 
 # --- a failed attempt never hides the last good version ----------------------------------------
