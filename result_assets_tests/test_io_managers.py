@@ -109,6 +109,19 @@ def test_a_failed_blocking_check_keeps_the_downstream_asset_off_its_partition(en
     assert after.equals(before)  # the last good version, not the changed rows
 
 
+def test_a_partition_with_no_published_version_is_an_error_not_an_empty_table(env):
+    """An empty table (or {}) for a partition that was never published let a user's asset
+    materialize over nothing."""
+    from dagster import Failure
+
+    instance, defs, _ = env
+    pending = partition_key_for("registered_not_migrated")
+    register_partitions(instance, [pending])
+    for asset in ("signal_table", "curve_table", "catalog_entry"):
+        with pytest.raises(Failure, match="has no published version \\(not migrated yet\\)"):
+            defs.load_asset_value(asset, partition_key=pending, instance=instance)
+
+
 def test_the_io_manager_refuses_to_store_an_assets_output(env):
     from dagster import build_output_context
 

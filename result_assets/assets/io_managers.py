@@ -6,18 +6,24 @@ reads: `signal_table` and `curve_table` load a partition (or a range of them) as
 Arrow table, or as a pandas DataFrame when the input's type hint asks for one;
 `catalog_entry` loads `{task_id: document}`, each what json.loads of the stored file
 gives. Rows are read as their publishing commit wrote them, wherever they live (the hot
-tier, a Delta file), as the application reads them.
+tier, a Delta file), as the application reads them. A partition with no published version
+(quarantined, failed, not migrated yet) is an error when asked for alone, and left out of a
+range with a warning naming it.
 """
 from __future__ import annotations
 
+import logging
+
 import pyarrow as pa
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, DagsterInvariantViolationError, Failure, InputContext, OutputContext
 
 from result_assets.assets.partitions import TASKS_PARTITION
 from result_assets.assets.resources import StoresResource
 from result_assets.legacy import task_id_for
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.reader import published_rows, rebuild_documents
+
+log = logging.getLogger(__name__)
 
 STORE_IO_MANAGER = "store_io_manager"
 _TABLES = {"signal_table": SIGNALS, "curve_table": CURVES}
@@ -43,6 +49,7 @@ class StoreIOManager(ConfigurableIOManager):
         keys = context.asset_partition_keys if context.has_asset_partitions else self._all_partitions(context)
         task_ids = [task_id_for(k) for k in keys]
         stores = self.stores.get()
+        _unpublished(context, stores, task_ids)
         if asset == DOCUMENTS:
             return rebuild_documents(stores, task_ids)
         rows = published_rows(stores, _TABLES[asset], task_ids)
@@ -52,6 +59,27 @@ class StoreIOManager(ConfigurableIOManager):
     def _all_partitions(context: InputContext) -> list[str]:
         """An unpartitioned downstream asset reads every registered task."""
         return list(context.instance.get_dynamic_partitions(TASKS_PARTITION))
+
+
+def _unpublished(context: InputContext, stores, task_ids: list[str]) -> None:
+    """A partition with no published version has no rows to give, which an empty table would
+    hide: one partition asked for is an error naming its state; a range goes on without them
+    and says which it left out (a quarantined task's partition is materialized, as a quarantine)."""
+    states = stores.catalog.states(task_ids)
+    missing = {t: (f"{states[t].status}: {states[t].reason}" if t in states else "not migrated yet")
+               for t in task_ids if t not in states or states[t].status != "migrated"}
+    if not missing:
+        return
+    if len(task_ids) == 1:
+        raise Failure(f"{context.asset_key.to_user_string()}: task {task_ids[0]!r} has no published version "
+                      f"({missing[task_ids[0]]})")
+    listed = "; ".join(f"{t} ({why})" for t, why in list(missing.items())[:20])
+    message = (f"{context.asset_key.to_user_string()}: {len(missing)} of {len(task_ids)} partitions have no "
+               f"published version and give no rows: {listed}")
+    try:
+        context.log.warning(message)  # in a run: in its event log, beside the step
+    except DagsterInvariantViolationError:  # load_asset_value outside a run has no run log
+        log.warning(message)
 
 
 def _wants_pandas(context: InputContext) -> bool:

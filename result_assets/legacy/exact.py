@@ -35,6 +35,7 @@ import json
 from dataclasses import dataclass, field
 from itertools import count, islice
 
+import numpy as np
 import pyarrow as pa
 
 from .column_writer import Unwritable, write_columns
@@ -502,14 +503,16 @@ MAX_NUMBER_PATCHES = 10_000
 
 def _number_patches(written: bytes, raw: bytes) -> list[list] | None:
     """Where `written` and `raw` differ only in how some numbers are spelled: a patch per
-    number ([offset in written, length, raw's text]); None when they differ otherwise."""
+    number ([offset in written, length, raw's text]); None when they differ otherwise,
+    digits inside a string included ("00:00:00.000Z" against "00:00:00Z"): readers build
+    documents without the patches, so a patch may only respell a number, never a string."""
     patches: list[list] = []
     i = j = 0
     while len(patches) <= MAX_NUMBER_PATCHES:
         n = _common_prefix(written, i, raw, j)
         i, j = i + n, j + n
         if i == len(written) and j == len(raw):
-            return patches
+            return patches if not patches or _outside_strings(written, [p[0] for p in patches]) else None
         # back to the start of the number both are in, then to the end of each spelling
         start = 0
         while start < n and written[i - start - 1] in _NUMBER_BYTES:
@@ -528,6 +531,25 @@ def _number_patches(written: bytes, raw: bytes) -> list[list] | None:
         patches.append([i, end_w - i, text])
         i, j = end_w, end_r
     return None
+
+
+def _outside_strings(text: bytes, offsets: list[int]) -> bool:
+    """Whether no offset falls inside a JSON string of `text`: an odd number of unescaped
+    quotes before it says it does."""
+    data = np.frombuffer(text, np.uint8)
+    quotes = np.flatnonzero(data == 0x22)
+    after_backslash = quotes[(quotes > 0) & (data[np.maximum(quotes - 1, 0)] == 0x5C)]
+    escaped = [q for q in after_backslash.tolist() if _backslashes_before(text, q) % 2 == 1]
+    if escaped:
+        quotes = quotes[~np.isin(quotes, escaped)]
+    return not bool((np.searchsorted(quotes, np.asarray(offsets)) % 2).any())
+
+
+def _backslashes_before(text: bytes, at: int) -> int:
+    run = 0
+    while at - run - 1 >= 0 and text[at - run - 1] == 0x5C:
+        run += 1
+    return run
 
 
 def patches_spell_exact_floats(numbers: list[list]) -> bool:
