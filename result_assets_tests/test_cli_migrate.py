@@ -279,3 +279,42 @@ def test_a_failed_run_is_reported_and_its_task_keeps_its_published_version(migra
     assert code == 1 and re.search(r"failed runs +1", out), out
     assert compare_documents(parse_document((sample_source / task / "result.json").read_bytes()),
                              read_result(task)) == []  # its published version stays readable
+
+
+def test_a_result_json_that_is_no_regular_file_is_quarantined_and_the_run_completes(project_home, sample_source,
+                                                                                     tmp_path, capsys):
+    """A FIFO named result.json blocked the batch's read for ever (and `--dry-run` too); a
+    directory of that name was quarantined, but its missing backup failed the run's blocking
+    backup_checksum check."""
+    import os
+
+    source = tmp_path / "src"
+    (source / "fifo_task").mkdir(parents=True)
+    os.mkfifo(source / "fifo_task" / "result.json")
+    (source / "dir_task" / "result.json").mkdir(parents=True)
+    shutil_copy = __import__("shutil").copytree
+    shutil_copy(sample_source / "bt_no_trades", source / "bt_no_trades")
+    code, out, err = run_cli(capsys, "migrate", "--source-dir", str(source), "--dry-run", "--json")
+    assert code == 0 and json.loads(out)["quarantined"] == 2
+    code, out, err = run_cli(capsys, "migrate", "--source-dir", str(source), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["failed_runs"] == 0 and report["migrated"] == 1 and report["quarantined"] == 2, err
+    code, out, _ = run_cli(capsys, "status", "--json")
+    reasons = {r["task_id"]: r["reason"] for r in json.loads(out)["tasks"]}
+    assert "is not a regular file (a FIFO)" in reasons["fifo_task"]
+    assert "is not a regular file (a directory)" in reasons["dir_task"]
+
+
+def test_a_file_that_cannot_be_read_passes_the_backup_check_as_not_copied(project_home, tmp_path):
+    """Nothing could be read, so nothing can be copied: the task is quarantined with why, and
+    its batch's blocking backup_checksum check does not fail the run over it."""
+    from result_assets.migration.engine import run_batch
+    from result_assets.migration.sources import LegacyFile
+    from result_assets.migration.verify import BACKUP_CHECKSUM
+    from result_assets.store.stores import Stores
+
+    gone = LegacyFile("vanished_task", str(tmp_path / "vanished_task" / "result.json"), 120, 0)
+    batch = run_batch(Stores.from_env(), [gone])
+    assert batch.validated[0].status == "quarantined" and "cannot read" in batch.validated[0].reason
+    [check] = [c for c in batch.checks if c.check == BACKUP_CHECKSUM]
+    assert check.passed and check.description.startswith("not copied: cannot read")

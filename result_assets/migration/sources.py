@@ -7,6 +7,7 @@ step from a task id to a path goes through dir_name_for_task_id (task_dir_path).
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,12 +91,22 @@ def _legacy_file(real_root: Path, task_dir: Path) -> LegacyFile | None:
         return None
     task_id = task_id_for_dir_name(task_dir.name)
     refused = None
-    if task_dir.is_symlink() or path.is_symlink():
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read for ever; a directory cannot be read
+        refused = f"refused: {task_id}/{RESULT_FILE} is not a regular file ({_kind(st.st_mode)})"
+    elif task_dir.is_symlink() or path.is_symlink():
         target = path.resolve()
         if real_root not in target.parents:
             refused = (f"refused: {task_id}/{RESULT_FILE} is a link to {display_path(target)}, "
                        "outside the source directory")
     return LegacyFile(task_id, str(path), st.st_size, st.st_mtime_ns, refused)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def registered_source_file(task_id: str, registered: str | None) -> str | None:

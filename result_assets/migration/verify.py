@@ -44,6 +44,7 @@ def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_G
     # that compaction removes, so its own ratio says little.
     ratio = 1 - stored_bytes / json_bytes if json_bytes else None
     out: list[CheckOutcome] = []
+    not_copied = {b.task_id: b.reason for b in batch.backups if not b.copied}
     for v in batch.validated:
         key, tid = v.source.partition_key, v.task_id
 
@@ -52,6 +53,8 @@ def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_G
 
         if v.source.refused:  # never copy what the source dir must not hand out
             add(BACKUP_CHECKSUM, True, f"not copied: {v.source.refused}")
+        elif tid in not_copied:  # no bytes could be read: nothing to copy, the task is quarantined with why
+            add(BACKUP_CHECKSUM, True, f"not copied: {not_copied[tid]}")
         else:
             backed_up = stores.backups.verify(tid, v.sha256)
             add(BACKUP_CHECKSUM, backed_up,
