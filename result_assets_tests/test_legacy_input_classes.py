@@ -482,3 +482,16 @@ def test_documents_nested_past_the_limit_are_quarantined_at_it():
 
     assert reason(nested(MAX_NESTING)) is None
     assert reason(nested(MAX_NESTING + 1)) == f"nested more than {MAX_NESTING} levels deep (the limit)"
+
+
+def test_reasons_say_what_is_wrong_in_plain_words():
+    from result_assets.legacy.parse import InvalidResult, parse_document
+
+    def reason(raw: bytes) -> str:
+        with pytest.raises(InvalidResult) as caught:
+            parse_document(raw)
+        return caught.value.reason
+
+    assert reason(b'{"a": "x\ty"}') == "not valid JSON: Invalid control character at line 1 column 9"  # not "at at"
+    deep = reason(b"[" * 100_000 + b"]" * 100_000)  # valid JSON, far past the nesting limit
+    assert "nested too deeply" in deep and "not valid JSON" not in deep

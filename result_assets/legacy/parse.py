@@ -179,11 +179,11 @@ def _parse_with_stdlib(raw: bytes, exact_numbers: bool = False) -> object:
         hint = " (file truncated?)" if not text[e.pos:].strip() else ""
         if text.startswith("\ufeff"):
             hint = " (starts with a UTF-8 byte order mark)"
-        raise InvalidResult(
-            f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}{hint}"
+        raise InvalidResult(  # some messages end in "at" already ("Invalid control character at")
+            f"not valid JSON: {e.msg.removesuffix(' at')} at line {e.lineno} column {e.colno}{hint}"
         ) from None
-    except RecursionError:
-        raise InvalidResult("not valid JSON: nested too deeply") from None
+    except RecursionError:  # the JSON may be valid: it is nested far past the limit
+        raise InvalidResult("nested too deeply to read (far more levels than the limit)") from None
     except ValueError:  # int(): Python reads integers of at most 4300 digits
         raise InvalidResult("an integer literal has more than 4300 digits (more than the parser reads)") from None
 
