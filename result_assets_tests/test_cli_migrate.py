@@ -292,17 +292,20 @@ def test_a_result_json_that_is_no_regular_file_is_quarantined_and_the_run_comple
     (source / "fifo_task").mkdir(parents=True)
     os.mkfifo(source / "fifo_task" / "result.json")
     (source / "dir_task" / "result.json").mkdir(parents=True)
+    (source / "dangling_task").mkdir()
+    (source / "dangling_task" / "result.json").symlink_to(tmp_path / "gone.json")
     (source / "its_batch_mate").mkdir()  # a good task of its own id: the module's other tests migrated the samples
     (source / "its_batch_mate" / "result.json").write_bytes((sample_source / "bt_no_trades" / "result.json").read_bytes())
     code, out, err = run_cli(capsys, "migrate", "--source-dir", str(source), "--dry-run", "--json")
-    assert code == 0 and json.loads(out)["quarantined"] == 2
+    assert code == 0 and json.loads(out)["quarantined"] == 3
     code, out, err = run_cli(capsys, "migrate", "--source-dir", str(source), "--json")
     report = json.loads(out)
-    assert code == 0 and report["failed_runs"] == 0 and report["migrated"] == 1 and report["quarantined"] == 2, err
+    assert code == 0 and report["failed_runs"] == 0 and report["migrated"] == 1 and report["quarantined"] == 3, err
     code, out, _ = run_cli(capsys, "status", "--json")
     reasons = {r["task_id"]: r["reason"] for r in json.loads(out)["tasks"]}
     assert "is not a regular file (a FIFO)" in reasons["fifo_task"]
     assert "is not a regular file (a directory)" in reasons["dir_task"]
+    assert reasons["dangling_task"].endswith("gone.json, which cannot be read")  # not left out as "not a task"
 
 
 def test_a_file_that_cannot_be_read_passes_the_backup_check_as_not_copied(project_home, tmp_path):

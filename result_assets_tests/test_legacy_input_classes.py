@@ -495,3 +495,14 @@ def test_reasons_say_what_is_wrong_in_plain_words():
     assert reason(b'{"a": "x\ty"}') == "not valid JSON: Invalid control character at line 1 column 9"  # not "at at"
     deep = reason(b"[" * 100_000 + b"]" * 100_000)  # valid JSON, far past the nesting limit
     assert "nested too deeply" in deep and "not valid JSON" not in deep
+
+    def invalid(signal: dict) -> str:
+        doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [
+            {"timestamp": "2024-01-03T00:00:00Z", "type": "buy", "price": 1.5, **signal}]}]}
+        with pytest.raises(InvalidResult) as caught:
+            normalize("t", doc)
+        return caught.value.reason
+
+    assert invalid({"price": "\u00a01.5x"}).endswith('price "\\xa01.5x" is not a number')  # the no-break space shows
+    assert "outside the instants kept" in invalid({"timestamp": "0001-01-01T00:00:00Z"})
+    assert "is not a timestamp" in invalid({"timestamp": "2024-01-03T09:00:00+09:60"})

@@ -25,6 +25,7 @@ from .schema import (
     TIMESTAMP_UTC,
 )
 from .timestamp_column import parsed_column
+from .spelled import timestamp_code
 from .timestamps import MAX_US, MIN_US, parse_timestamp
 
 _MISSING = object()
@@ -236,6 +237,10 @@ class _SignalRows:
             raw = raw_ts[seq]
             if raw is None:
                 raise InvalidResult(f"{where}[{seq}]: " + ("timestamp is null" if "timestamp" in signals[seq] else "no timestamp"))
+            if type(raw) is str and raw[:5] in ("0001-", "9999-") and timestamp_code(raw) is not None:
+                # a timestamp's shape at the ends of the calendar, where an offset leaves the range
+                raise InvalidResult(f"{where}[{seq}]: timestamp {_show(raw)} is outside the instants kept "
+                                    "(0001-01-02 to 9999-12-30 UTC)")
             raise InvalidResult(
                 f"{where}[{seq}]: timestamp {_show(raw)} is not a timestamp "
                 "(ISO 8601, Seoul wall time or epoch milliseconds)"
@@ -528,9 +533,11 @@ def _json_type(value: object) -> str:
 
 
 def _show(value: object, limit: int = 60) -> str:
-    """value as JSON for a reason: control characters escaped, lone surrogates as \\udXXX
-    (a reason is stored as text)."""
-    text = json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+    """value as JSON for a reason: control characters escaped, and every character a reader
+    would not see (a no-break space, a zero-width space, a lone surrogate as \\udXXX: a reason
+    is stored as text) as its escape."""
+    text = json.dumps(value, ensure_ascii=False)
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
