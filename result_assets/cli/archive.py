@@ -13,6 +13,7 @@ import io
 import json
 import lzma
 import os
+import secrets
 import tarfile
 import time
 from dataclasses import dataclass, field, replace
@@ -109,7 +110,9 @@ class _ArchiveWriter:
 
     def __init__(self, to_dir: Path, max_tasks: int, max_bytes: int, report: ArchiveReport):
         self.to_dir, self.max_tasks, self.max_bytes, self.report = to_dir, max_tasks, max_bytes, report
-        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        # A run's own names: two archive runs into one folder in the same second replaced each
+        # other's archive (and deleted the originals of the one lost).
+        self.stamp = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
         self.tar = None
         self.entries: list[dict] = []
         self.bytes = 0
@@ -120,7 +123,8 @@ class _ArchiveWriter:
         if self.tar is None:
             self.name = f"results-{self.stamp}-{len(self.report.archives) + 1:04d}.tar.xz"
             self.partial = self.to_dir / f".{self.name}.partial"
-            self.tar = tarfile.open(self.partial, "w:xz", preset=6, format=tarfile.PAX_FORMAT)
+            self.file = open(self.partial, "xb")  # never another run's file
+            self.tar = tarfile.open(fileobj=self.file, mode="w:xz", preset=6, format=tarfile.PAX_FORMAT)
             self.entries, self.bytes = [], 0
         member = f"{task_id}/result.json"
         _add_bytes(self.tar, member, raw)
@@ -129,6 +133,8 @@ class _ArchiveWriter:
         self.bytes += len(raw)
 
     def close(self) -> None:
+        from result_assets.store.backups import write_atomic
+
         if self.tar is None:
             return
         manifest = {"archive": self.name, "created_at": datetime.now(timezone.utc).isoformat(),
@@ -136,11 +142,16 @@ class _ArchiveWriter:
         text = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
         _add_bytes(self.tar, MANIFEST, text)
         self.tar.close()
+        self.file.flush()
+        os.fsync(self.file.fileno())  # on disk before any original is removed
+        self.file.close()
         self.tar = None
         final = self.to_dir / self.name
-        os.replace(self.partial, final)
+        os.link(self.partial, final)  # unlike a rename, never replaces a file of that name
+        self.partial.unlink()
         _verify_archive(final, self.entries)  # raises before anything is removed
-        (self.to_dir / f"{self.name}.manifest.json").write_bytes(text)
+        write_atomic(self.to_dir / f"{self.name}.manifest.json", text)
+        _fsync_dir(self.to_dir)
         self.report.archives.append(str(final))
         self.report.archive_bytes += final.stat().st_size
         for entry in self.entries:
@@ -149,6 +160,14 @@ class _ArchiveWriter:
                 self.report.json_bytes += entry["bytes"]
             else:
                 self.report.skipped[entry["task_id"]] = "changed while archiving: kept (its archived copy stays too)"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

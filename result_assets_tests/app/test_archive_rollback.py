@@ -117,3 +117,40 @@ def test_archive_then_restore_byte_exact(source, tmp_path, capsys, monkeypatch):
     assert main(["restore", migrated[0], "--to", str(elsewhere)]) == 1
     assert "exists with other bytes" in capsys.readouterr().out
     assert main(["restore", "no_such_task", "--to", str(elsewhere)]) == 1
+
+
+def test_two_archive_runs_into_one_folder_keep_both_archives(project_home, tmp_path, monkeypatch):
+    """Two runs started in the same second named their archives alike: one replaced the
+    other's verified archive after that one had removed its originals."""
+    import threading
+
+    from result_assets.cli.archive import archive_tasks
+    from result_assets.settings import Settings
+
+    source = tmp_path / "src"
+    ids = ["archive_race_a", "archive_race_b"]
+    for task_id, sample in zip(ids, ["bt_20250900_600020", "bt_20250901_14ceeb"]):
+        (source / task_id).mkdir(parents=True)
+        (source / task_id / "result.json").write_bytes((SAMPLES / sample / "result.json").read_bytes())
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    originals = {t: (source / t / "result.json").read_bytes() for t in ids}
+    settings, to_dir = Settings.from_env(source_dir=str(source)), tmp_path / "archives"
+    reports, start = {}, threading.Barrier(2)
+
+    def archive(task_id: str) -> None:
+        start.wait()  # the same second
+        reports[task_id] = archive_tasks(settings, to_dir, only={task_id})
+
+    threads = [threading.Thread(target=archive, args=(t,)) for t in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(reports[t].archived == [t] for t in ids), reports
+    kept = {}
+    for archive_path in to_dir.glob("*.tar.xz"):
+        with tarfile.open(archive_path, "r:xz") as tar:
+            for info in tar:
+                if info.name.endswith("/result.json"):
+                    kept[info.name.split("/")[0]] = tar.extractfile(info).read()
+    assert kept == originals  # each removed original is in an archive, byte for byte
