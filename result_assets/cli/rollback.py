@@ -50,10 +50,11 @@ def run(args) -> int:
             continue
         except psycopg2.Error as exc:
             raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+        read_at = (f"Delta versions {r.from_versions[0]}/{r.from_versions[1]}" if r.from_versions != (None, None)
+                   else "its backup (its rows are gone from the tables)")
         print(f"rolled back {task_id}: {r.status}, source sha256 {r.source_sha256[:12]} "
               f"(was {r.replaced_sha256[:12]}); {r.signals} signals and {r.curve_points} curve points read at "
-              f"Delta versions {r.from_versions[0]}/{r.from_versions[1]}, written back as "
-              f"{r.to_versions[0]}/{r.to_versions[1]}")
+              f"{read_at}, written back as {r.to_versions[0]}/{r.to_versions[1]}")
         if r.source_restored:
             print(f"  source file restored: {r.source_restored}")
         if r.note:

@@ -61,32 +61,23 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
     if prev is None:
         raise RollbackError(f"{task_id}: no earlier version to roll back to (migrated once)")
     versions = (prev["signals_version"], prev["curves_version"])
-    if prev["status"] == "migrated" and not prev.get("row_locations") and versions == (None, None):
-        # A save that lived in the hot tier only: its rows left with it, its bytes did not.
-        raise RollbackError(f"{task_id}: the earlier version was an application save replaced before it "
-                            "reached the Delta tables; its exact bytes are in the backups, under "
-                            f"{task_id}/previous/{prev['source_sha256']}.json, to save again")
-    if None in versions:  # not recorded: the versions current when that row was committed
-        versions = tuple(v if v is not None else version_at(stores.delta, t, prev["migrated_at"])
-                         for v, t in zip(versions, (SIGNALS, CURVES)))
-    if None in versions:
-        raise RollbackError(f"{task_id}: no Delta version holds the earlier rows")
-    try:
-        if prev.get("row_locations"):  # exactly the files and row groups that version was published at
-            signals, curves = (read_rows(stores, t, {task_id: prev})[task_id] for t in (SIGNALS, CURVES))
-        else:
-            signals = rows_at_version(stores.delta, SIGNALS, [task_id], versions[0])
-            curves = rows_at_version(stores.delta, CURVES, [task_id], versions[1])
-    except Exception as exc:
-        raise RollbackError(f"{task_id}: Delta versions {versions} cannot be read (vacuumed?): "
-                            f"{str(exc).splitlines()[0]}") from exc
     migrated = prev["status"] == "migrated"
-    want = ((prev["n_signals"] or 0), (prev["n_curve_points"] or 0)) if migrated else (0, 0)
-    if (signals.num_rows, curves.num_rows) != want:
-        raise RollbackError(f"{task_id}: Delta versions {versions} hold {signals.num_rows} signals and "
-                            f"{curves.num_rows} curve points, the earlier row says {want}: not rolling back")
-    source = LegacyFile(task_id, prev["source_path"] or "", prev["source_bytes"], prev["source_mtime_ns"] or 0)
     old_bytes = stores.backups.read_version(task_id, prev["source_sha256"])
+    # Where its rows are gone (a save that lived in the hot tier only, files vacuumed), the
+    # earlier file's bytes in the backups are enough: they are converted and proven anew.
+    signals = curves = None
+    try:
+        signals, curves, versions = _earlier_rows(stores, task_id, prev, versions)
+    except RollbackError:
+        if not (migrated and old_bytes is not None):
+            raise
+        versions = (None, None)
+    if signals is not None:
+        want = ((prev["n_signals"] or 0), (prev["n_curve_points"] or 0)) if migrated else (0, 0)
+        if (signals.num_rows, curves.num_rows) != want:
+            raise RollbackError(f"{task_id}: Delta versions {versions} hold {signals.num_rows} signals and "
+                                f"{curves.num_rows} curve points, the earlier row says {want}: not rolling back")
+    source = LegacyFile(task_id, prev["source_path"] or "", prev["source_bytes"], prev["source_mtime_ns"] or 0)
     if migrated:
         # The earlier file's exact bytes (the backups', else written again from the rows read
         # back and the earlier row's spelling), converted and proven as a migration would.
@@ -116,8 +107,34 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
     elif _source_differs(stores, task_id, prev):
         note = ("the source file differs from the restored version: `status` shows the task stale and a "
                 "migrate (or the dual-write sensor) would re-apply it; --restore-source puts the restored bytes there")
+    counts = ((signals.num_rows, curves.num_rows) if signals is not None else
+              (earlier.result.n_signals, earlier.result.n_curve_points) if earlier.result else (0, 0))
     return RolledBack(task_id, prev["status"], prev["source_sha256"], current["source_sha256"],
-                      signals.num_rows, curves.num_rows, versions, to_versions, restored, note)
+                      *counts, versions, to_versions, restored, note)
+
+
+def _earlier_rows(stores, task_id: str, prev: dict, versions: tuple):
+    """(signal rows, curve rows, Delta versions) of the earlier version, as it was published;
+    RollbackError when they cannot be read."""
+    if prev["status"] == "migrated" and not prev.get("row_locations") and versions == (None, None):
+        # A save that lived in the hot tier only: its rows left with it, its bytes did not.
+        raise RollbackError(f"{task_id}: the earlier version was an application save replaced before it "
+                            "reached the Delta tables, and its exact bytes are not in the backups")
+    if None in versions:  # not recorded: the versions current when that row was committed
+        versions = tuple(v if v is not None else version_at(stores.delta, t, prev["migrated_at"])
+                         for v, t in zip(versions, (SIGNALS, CURVES)))
+    if None in versions:
+        raise RollbackError(f"{task_id}: no Delta version holds the earlier rows")
+    try:
+        if prev.get("row_locations"):  # exactly the files and row groups that version was published at
+            signals, curves = (read_rows(stores, t, {task_id: prev})[task_id] for t in (SIGNALS, CURVES))
+        else:
+            signals = rows_at_version(stores.delta, SIGNALS, [task_id], versions[0])
+            curves = rows_at_version(stores.delta, CURVES, [task_id], versions[1])
+    except Exception as exc:
+        raise RollbackError(f"{task_id}: Delta versions {versions} cannot be read (vacuumed?), and its exact "
+                            f"bytes are not in the backups: {str(exc).splitlines()[0]}") from exc
+    return signals, curves, versions
 
 
 def _source_differs(stores, task_id: str, prev: dict) -> bool:

@@ -154,3 +154,25 @@ def test_two_archive_runs_into_one_folder_keep_both_archives(project_home, tmp_p
                 if info.name.endswith("/result.json"):
                     kept[info.name.split("/")[0]] = tar.extractfile(info).read()
     assert kept == originals  # each removed original is in an archive, byte for byte
+
+
+def test_rollback_after_a_vacuum_takes_the_earlier_bytes_from_the_backups(project_home, tmp_path, capsys):
+    """`maintain --retention-hours 0` vacuums the files the earlier version's rows were in;
+    its exact bytes are still in the backups (previous/), and a rollback proves them anew."""
+    source = tmp_path / "src"
+    task = "rollback_after_vacuum"
+    (source / task).mkdir(parents=True)
+    path = source / task / "result.json"
+    original = (SAMPLES / "bt_20250901_14ceeb" / "result.json").read_bytes()
+    path.write_bytes(original)
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    edited = parse_document(original)
+    edited["strategy"] = "edited"
+    path.write_text(json.dumps(edited))
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    assert main(["maintain", "--retention-hours", "0", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["rollback", task]) == 0
+    out = capsys.readouterr().out
+    assert "read at its backup (its rows are gone from the tables)" in out, out
+    assert compare_documents(parse_document(original), read_result(task)) == []
