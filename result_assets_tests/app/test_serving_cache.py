@@ -261,9 +261,10 @@ def test_a_trim_never_deadlocks_with_fills_of_several_tasks(serving_on, monkeypa
     m.close()
 
 
-def test_a_trim_is_not_held_up_by_the_store_write_lock(serving_on):
+def test_a_trim_is_not_held_up_by_the_store_write_lock(serving_on, monkeypatch):
     """Its advisory lock is its own: a Delta batch between its commit and its publication (the
     store write lock, shared) does not stop the cache from holding its bound."""
+    monkeypatch.setattr(serving_cache, "TRIM_EVERY", 10 ** 9)  # no fill trims by chance: the trim below evicts
     m = manager()
     files = {f"serve_lock_{i}": dumps_document(small_document(strategy=f"l{i}", n=30)).encode() for i in range(10)}
     one = max(len(pa.Codec("zstd", compression_level=1).compress(raw, asbytes=True)) for raw in files.values())
