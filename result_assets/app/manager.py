@@ -208,11 +208,10 @@ class ResultManager:
             row = self.stores.catalog.task(task_id)
             if row is None or row["status"] != "migrated":
                 return  # nothing published: no version to put back
-            sha256, backups = row["source_sha256"], self.stores.backups
-            if not backups.verify(task_id, sha256):
-                published = backups.read_version(task_id, sha256)
-                if published is not None:
-                    backups.save(task_id, published, sha256)
+            sha256 = row["source_sha256"]
+            published = self.stores.backups.read_version(task_id, sha256)
+            if published is not None:  # save() leaves a current backup that already holds them alone
+                self.stores.backups.save(task_id, published, sha256)
         except Exception:  # noqa: BLE001 - the caller is told the save failed either way
             log.warning("the backup of %r may hold a save that was not published", task_id, exc_info=True)
 

@@ -112,7 +112,7 @@ class _ArchiveWriter:
         self.to_dir, self.max_tasks, self.max_bytes, self.report = to_dir, max_tasks, max_bytes, report
         # A run's own names: two archive runs into one folder in the same second replaced each
         # other's archive (and deleted the originals of the one lost).
-        self.stamp = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+        self.stamp = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
         self.tar = None
         self.entries: list[dict] = []
         self.bytes = 0
@@ -147,8 +147,7 @@ class _ArchiveWriter:
         self.file.close()
         self.tar = None
         final = self.to_dir / self.name
-        os.link(self.partial, final)  # unlike a rename, never replaces a file of that name
-        self.partial.unlink()
+        os.replace(self.partial, final)  # the name is this run's own (a hard link would fail on some NAS mounts)
         _verify_archive(final, self.entries)  # raises before anything is removed
         write_atomic(self.to_dir / f"{self.name}.manifest.json", text)
         _fsync_dir(self.to_dir)

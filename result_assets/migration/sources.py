@@ -85,17 +85,16 @@ def task_dir_path(source_dir: str | Path, task_id: str) -> Path | None:
 
 def _legacy_file(real_root: Path, task_dir: Path) -> LegacyFile | None:
     path = task_dir / RESULT_FILE
+    task_id = task_id_for_dir_name(task_dir.name)
     try:
         st = path.stat()
     except OSError:
         if not path.is_symlink():
             return None  # no result.json: not a task
         # a link to nothing (gone, or a loop): a task whose file cannot be read, quarantined with why
-        task_id = task_id_for_dir_name(task_dir.name)
         return LegacyFile(task_id, str(path), 0, path.lstat().st_mtime_ns,
                           f"refused: {task_id}/{RESULT_FILE} is a link to {display_path(os.readlink(path))}, "
                           "which cannot be read")
-    task_id = task_id_for_dir_name(task_dir.name)
     refused = None
     if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read for ever; a directory cannot be read
         refused = f"refused: {task_id}/{RESULT_FILE} is not a regular file ({_kind(st.st_mode)})"

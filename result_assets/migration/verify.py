@@ -51,9 +51,9 @@ def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_G
         def add(check, passed, description, **metadata):
             out.append(CheckOutcome(check, tid, key, passed, description, metadata))
 
-        if v.source.refused:  # never copy what the source dir must not hand out
-            add(BACKUP_CHECKSUM, True, f"not copied: {v.source.refused}")
-        elif tid in not_copied:  # no bytes could be read: nothing to copy, the task is quarantined with why
+        # Refused (never copy what the source dir must not hand out) or unreadable: nothing was
+        # copied, and the task is quarantined with why.
+        if tid in not_copied:
             add(BACKUP_CHECKSUM, True, f"not copied: {not_copied[tid]}")
         else:
             backed_up = stores.backups.verify(tid, v.sha256)
