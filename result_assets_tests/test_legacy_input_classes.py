@@ -15,7 +15,7 @@ import os
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from result_assets.legacy import (
@@ -464,6 +464,34 @@ def test_nesting_depth_counts_levels_of_lists_and_objects(doc):
     from result_assets.migration.batch import nesting_depth
 
     assert nesting_depth(doc, 100) == max(1, reference_depth(doc))  # a bare value is one level
+
+
+row_values = st.one_of(json_shapes, st.floats(allow_nan=False), st.dictionaries(st.text(max_size=2), st.floats(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["price", "indicators", "tag", "x"]), row_values, max_size=3), max_size=3),
+       st.lists(st.dictionaries(st.sampled_from(["equity", "tag"]), row_values, max_size=2), max_size=2),
+       json_shapes, st.booleans())
+def test_the_depth_normalize_reports_is_the_documents(signals, curve, params, v1):
+    """validate checks the depth from the skeleton and what the rows add (rows_depth), not by
+    walking the rows again: the two must be the document's depth, whatever the rows hold."""
+    from result_assets.legacy import InvalidResult, normalize
+    from result_assets.legacy.normalize import nesting_depth
+
+    rows = [{"timestamp": 1704240000000, **row} for row in signals]
+    points = [{"timestamp": 1704240000000, **point} for point in curve]
+    if v1:
+        doc = {"strategy": "s", "signals": rows, "performance_curve": points, "symbols": ["A"], "params": params}
+    else:
+        doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": rows, "performance_curve": points}, "B"],
+               "params": params}
+    doc = json.loads(json.dumps(doc))  # as a file gives it
+    try:
+        result = normalize("t", doc)
+    except InvalidResult:
+        assume(False)  # e.g. an equity that is not a number
+    assert max(nesting_depth(result.skeleton), result.rows_depth) == nesting_depth(doc)
 
 
 def test_documents_nested_past_the_limit_are_quarantined_at_it():

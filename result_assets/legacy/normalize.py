@@ -14,7 +14,7 @@ from itertools import accumulate
 import orjson
 import pyarrow as pa
 
-from .parse import InvalidResult, copy_json, dumps_document, exact_float, parse_document
+from .parse import InvalidResult, copy_json, dumps_document, exact_float, parse_document, parse_written
 from .schema import (
     CURVE_FLOAT_KEYS,
     CURVE_SCHEMA,
@@ -79,6 +79,9 @@ class NormalizedResult:
     n_signals: int
     n_curve_points: int
     warnings: list[str] = field(default_factory=list)
+    # The levels of lists and objects the extracted rows reach in the document (each row list's
+    # own level plus its rows' depth): with the skeleton's, the document's nesting depth.
+    rows_depth: int = 0
 
 
 def validate_result(task_id: str, raw: bytes) -> NormalizedResult:
@@ -192,6 +195,7 @@ def _normalize(task_id: str, doc: object) -> NormalizedResult:
         n_signals=signal_rows.n,
         n_curve_points=curve_rows.n,
         warnings=warnings,
+        rows_depth=max(signal_rows.depth, curve_rows.depth),
     )
 
 
@@ -217,6 +221,7 @@ class _SignalRows:
         self.extras: list[str | None] = []
         self.v1_symbols: list[object] = []  # the v1 signals' symbol values, for counts
         self._ts_cache: dict[str, int] = {}
+        self.depth = 0  # NormalizedResult.rows_depth
 
     def add_list(self, signals: list, symbol_idx: int, symbol_name: str | None, where: str, v1: bool):
         """Column by column: one list comprehension per key, then a type check of
@@ -278,7 +283,7 @@ class _SignalRows:
                         keep_raw(seq, key)
             target.extend(column)
 
-        self._add_indicators([sig.get("indicators") for sig in signals], keep_raw)
+        maps = self._add_indicators([sig.get("indicators") for sig in signals], keep_raw)
 
         if v1:
             column = [sig.get("symbol") for sig in signals]
@@ -292,12 +297,16 @@ class _SignalRows:
         else:
             self.symbol.extend([symbol_name] * n)
 
-        self.extras.extend(_extras(signals, _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS, kept_raw))
+        extras = _extras(signals, _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS, kept_raw)
+        self.extras.extend(extras)
+        if n:  # a row is an object; an indicators map one level more
+            self.depth = max(self.depth, _list_level(symbol_idx) + _rows_depth(extras, 2 if maps else 1))
         self.symbol_idx.extend([symbol_idx] * n)
         self.seq.extend(range(n))
         self.n += n
 
-    def _add_indicators(self, column: list, keep_raw):
+    def _add_indicators(self, column: list, keep_raw) -> bool:
+        """Whether any of these rows' indicators is kept as a map."""
         offsets, keys, values, nulls = self.ind_offsets, self.ind_keys, self.ind_values, self.ind_null
         if _DICT.issuperset(map(type, column)):
             flat_values = [v for d in column for v in d.values()]
@@ -308,17 +317,20 @@ class _SignalRows:
                 next(ends)  # the current end, already in offsets
                 offsets.extend(ends)
                 nulls.extend([False] * len(column))
-                return
+                return bool(column)
+        any_map = False
         for seq, value in enumerate(column):
             if type(value) is dict and all(type(x) is float for x in value.values()):
                 keys.extend(value)
                 values.extend(value.values())
                 nulls.append(False)
+                any_map = True
             else:
                 nulls.append(True)
                 if value is not None:
                     keep_raw(seq, "indicators")
             offsets.append(len(keys))
+        return any_map
 
     def table(self, task_id: str) -> pa.Table:
         indicators = pa.MapArray.from_arrays(
@@ -355,6 +367,7 @@ class _CurveRows:
         self.drawdown: list[float | None] = []
         self.extras: list[str | None] = []
         self._ts_cache: dict[str, int] = {}
+        self.depth = 0  # NormalizedResult.rows_depth
 
     def add_list(self, points: list, symbol_idx: int, where: str):
         """Column by column, as _SignalRows.add_list (all dicts: checked by _is_curve_list)."""
@@ -373,8 +386,11 @@ class _CurveRows:
             _fix_float_columns([columns[key] for key in odd], odd, where, keep_raw)
         self.equity.extend(columns["equity"])
         self.drawdown.extend(columns["drawdown"])
-        self.extras.extend(_extras(points, _CURVE_TYPED_KEYS, kept_raw))
+        extras = _extras(points, _CURVE_TYPED_KEYS, kept_raw)
+        self.extras.extend(extras)
         n = len(points)
+        if n:
+            self.depth = max(self.depth, _list_level(symbol_idx) + _rows_depth(extras, 1))
         self.symbol_idx.extend([symbol_idx] * n)
         self.seq.extend(range(n))
         self.n += n
@@ -436,6 +452,39 @@ def _extras(rows: list[dict], typed_keys: frozenset, kept_raw: dict[int, list[st
         raw_keys = kept_raw.get(seq, ())
         extras[seq] = dumps_document({k: v for k, v in rows[seq].items() if k not in typed_keys or k in raw_keys})
     return extras
+
+
+def _list_level(symbol_idx: int) -> int:
+    """The level of a row list in the document: the document's own (an object holding a list),
+    or a symbol's (the document, "symbols", the symbol's object, the list)."""
+    return 2 if symbol_idx == -1 else 4
+
+
+def _rows_depth(extras: list[str | None], typed_depth: int) -> int:
+    """The depth of a list's rows: `typed_depth` (an object of typed values) or more where a
+    row's extras hold lists or objects. Most extras hold scalars only: no bracket after their
+    own opening one, found without parsing them."""
+    depth = typed_depth
+    for text in extras:
+        if text is not None and (text.find("{", 1) != -1 or text.find("[", 1) != -1):
+            depth = max(depth, nesting_depth(parse_written(text.encode())))
+    return depth
+
+
+def nesting_depth(document: object, limit: int = 2**31) -> int:
+    """How many levels of lists and objects document has, counting stops past limit.
+
+    Level by level, without recursion, so any depth is measured safely.
+    """
+    depth, level = 0, [document]
+    while level and depth <= limit:
+        depth += 1
+        # two flat comprehensions per level: a generator per container cost about as much again
+        below = [v for value in level if type(value) is dict for v in value.values()
+                 if type(v) is dict or type(v) is list]
+        below += [v for value in level if type(value) is list for v in value if type(v) is dict or type(v) is list]
+        level = below
+    return depth if not level else depth + 1
 
 
 def _is_curve_list(value: object) -> bool:
