@@ -115,6 +115,27 @@ def test_arrow_spells_as_render_timestamp_does():
             None if us is None else exact.render_timestamp(us, code) for us in micros]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(SPELLINGS), st.integers(-719_000, 2_932_000), st.sampled_from([1, 60, 3600, 86_400, 86_400 * 400]),
+       st.lists(st.one_of(st.none(), st.integers(0, 3000)), min_size=1, max_size=60), st.booleans())
+def test_whole_seconds_are_spelled_from_tables_as_render_timestamp_does(code, first_day, step, steps, fraction):
+    """Columns of whole seconds take the date and time tables (spelled._whole_seconds_text);
+    one with a fraction, or whose days span more than its values, takes Arrow's cast. Both
+    give render_timestamp's text, quoted or not, nulls kept, at the ends of the calendar too."""
+    import pyarrow as pa
+
+    from result_assets.legacy.spelled import spelled_array
+
+    lowest, highest = parse_timestamp("0001-01-02T00:00:00Z"), parse_timestamp("9999-12-30T00:00:00Z")
+    micros = [None if k is None else min(max(first_day * 86_400_000_000 + k * step * 1_000_000 + fraction * 500, lowest),
+                                         highest) for k in steps]
+    column = pa.chunked_array([pa.array(micros, pa.int64())]).cast(pa.timestamp("us", tz="UTC"))
+    spelled = [None if us is None else exact.render_timestamp(us, code) for us in micros]
+    assert spelled_array(column, code).to_pylist() == spelled
+    assert spelled_array(column, code, quoted=True).to_pylist() == [
+        v if v is None or code == "ms" else f'"{v}"' for v in spelled]
+
+
 def test_a_writer_nothing_here_reproduces_gets_none():
     doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [
         {"timestamp": "2024-01-03T00:00:00Z", "type": "buy", "price": 1.5}]}]}

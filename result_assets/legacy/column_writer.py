@@ -304,16 +304,14 @@ def _timestamp_texts(field: str, column: pa.Array, spelling) -> pa.Array:
         choice = _BASE36_VALUE[np.frombuffer(digits.encode("ascii"), np.uint8)]
         if (choice >= len(codes)).any():
             raise Unwritable(f"{field}: a row spelling out of range")
-        return pc.choose(pa.array(choice, pa.uint8()), *[_json_texts(spelled_array(column, c)) for c in codes])
-    return _json_texts(spelled_array(column, spelling.timestamps.get(field, "TZ")))  # default: ISO UTC
+        return pc.choose(pa.array(choice, pa.uint8()), *[_json_texts(column, c) for c in codes])
+    return _json_texts(column, spelling.timestamps.get(field, "TZ"))  # default: ISO UTC
 
 
-def _json_texts(spelled: pa.Array) -> pa.Array:
-    """A spelled timestamp column as JSON text: ints as digits, strings quoted (ISO text and
-    digit strings need no escapes)."""
-    if pa.types.is_integer(spelled.type):
-        return _int_texts(spelled)
-    return pc.binary_join_element_wise('"', spelled, '"', "")
+def _json_texts(column: pa.Array, code: str) -> pa.Array:
+    """A timestamp column spelled as `code` says, as JSON text: ints as digits, strings quoted."""
+    spelled = spelled_array(column, code, quoted=True)
+    return _int_texts(spelled) if pa.types.is_integer(spelled.type) else spelled
 
 
 def _string_texts(column: pa.Array, style: _Style) -> pa.Array:
