@@ -568,9 +568,18 @@ def _same_number(written: bytes, text: str) -> bool:
 
 
 def _common_prefix(a: bytes, i: int, b: bytes, j: int) -> int:
-    """How many bytes a[i:] and b[j:] share from their start (C compares, halving the span)."""
-    lo, hi = 0, min(len(a) - i, len(b) - j)
-    while lo < hi:
+    """How many bytes a[i:] and b[j:] share from their start: spans doubling from 4 KB until
+    one differs, then halving within it (C compares; each byte copied a few times at most,
+    where halving the whole rest copied it again for every difference)."""
+    lo, limit, span = 0, min(len(a) - i, len(b) - j), 4096
+    while lo < limit:
+        hi = min(lo + span, limit)
+        if a[i + lo:i + hi] != b[j + lo:j + hi]:
+            break
+        lo, span = hi, span * 2
+    else:
+        return limit
+    while lo < hi:  # the first difference is in [lo, hi)
         mid = (lo + hi + 1) // 2
         if a[i + lo:i + mid] == b[j + lo:j + mid]:
             lo = mid
