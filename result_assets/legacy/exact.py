@@ -42,7 +42,7 @@ from .column_writer import Unwritable, write_columns
 from .parse import dumps_document, exact_float, parse_document, parse_written
 from .reconstruct import key_ordered, reconstruct
 from .schema import TIMESTAMP_COLUMNS
-from .spelled import render_timestamp, spelled_column, timestamp_code
+from .spelled import NO_VALUES, render_timestamp, spelled_column, timestamp_code
 from .timestamps import parse_timestamp
 
 # (row list, field): the timestamp fields of the row lists.
@@ -222,7 +222,8 @@ def apply(rebuilt: dict, spelling: Spelling) -> dict:
     return rebuilt
 
 
-def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tuple[Spelling, bytes] | None:
+def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
+          spelled_as: dict[str, str] | None = None) -> tuple[Spelling, bytes] | None:
     """The Spelling under which the document rebuilt from this skeleton text and these rows
     writes exactly `raw`, whose parse is `source`, and the bytes it writes; None when
     nothing here reproduces the file. The bytes are written as readers will write them:
@@ -230,19 +231,22 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves) -> tu
 
     Most files need no row patch: for them the columns are written (column_writer.py) in
     the style the bytes suggest, and no document is rebuilt. The others are rebuilt and
-    compared row by row to find their patches."""
+    compared row by row to find their patches. `spelled_as`: normalize's NormalizedResult.spelled_as
+    of these rows, the fields it read whole in one spelling (none looked at again here)."""
     if type(source) is not dict:
         return None
     tables = {"signals": signals, "performance_curve": curves}
     spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
     listed = {list_key: _list_rows(source, list_key) for list_key in tables}  # one walk per list
-    uniform, mixed = _uniform_fields(listed, spelling.timestamps, tables)
+    uniform, mixed = _uniform_fields(listed, spelling.timestamps, tables, spelled_as or {})
     spelling.row_timestamps = _row_codes(listed, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
                                          skip=set(uniform), mixed=mixed)
     spelling.null_keys = _null_keys(source, tables)
     found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
     if found is not None:
         return found
+    uniform = {key: _spelled_field(key, tables, spelling.timestamps) if spelled is None else spelled
+               for key, spelled in uniform.items()}
     rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, uniform,
                       spelling.null_keys)
     for key, source_row, row in _row_pairs(source, rebuilt):
@@ -333,14 +337,16 @@ def _null_keys(source: dict, tables: dict[str, pa.Table]) -> list[str]:
     return out
 
 
-def _uniform_fields(listed: dict, codes: dict[str, str],
-                    tables: dict[str, pa.Table]) -> tuple[dict[str, list], dict[str, tuple[list, list]]]:
-    """({field: its spelled column} of the timestamp fields whose rows all hold their value as
-    the field's code spells the whole column, {field: (the rows' values, that spelled column)}
-    of the fields with a code whose rows mix spellings). A uniform field needs no look at each
-    row in _row_codes (one list compare instead of a pattern match per row), and rebuild takes
-    the column as spelled here; a mixed one is looked at only where a row differs from its
-    field's spelling. Rows in the tables' (symbol_idx, seq) order; `listed`: _list_rows of each list."""
+def _uniform_fields(listed: dict, codes: dict[str, str], tables: dict[str, pa.Table],
+                    spelled_as: dict[str, str]) -> tuple[dict[str, list | None], dict[str, tuple[list, list]]]:
+    """({field: its spelled column, or None where normalize vouched for it} of the timestamp
+    fields whose rows all hold their value as the field's code spells the whole column,
+    {field: (the rows' values, that spelled column)} of the fields with a code whose rows mix
+    spellings). A uniform field needs no look at each row in _row_codes (one list compare
+    instead of a pattern match per row; none at all for a field normalize read whole in its
+    code, `spelled_as`), and rebuild takes the column as spelled here; a mixed one is looked
+    at only where a row differs from its field's spelling. Rows in the tables' (symbol_idx,
+    seq) order; `listed`: _list_rows of each list."""
     uniform, mixed = {}, {}
     ordered = {list_key: key_ordered(table) for list_key, table in tables.items()}
     for list_key, name in TIMESTAMP_FIELDS:
@@ -348,14 +354,23 @@ def _uniform_fields(listed: dict, codes: dict[str, str],
         rows, every_list = listed[list_key]
         if not every_list or len(rows) != table.num_rows:
             continue
-        column = table.column(TIMESTAMP_COLUMNS[name])
-        spelled = spelled_column(column, codes.get(key, "TZ"))  # no code: ISO 8601 UTC
+        code = codes.get(key, "TZ")  # no code: ISO 8601 UTC
+        if spelled_as.get(key) in (code, NO_VALUES):
+            uniform[key] = None  # spelled only if a rebuild needs it (_spelled_field)
+            continue
+        spelled = spelled_column(table.column(TIMESTAMP_COLUMNS[name]), code)
         values = [r.get(name) for r in rows]
         if values == spelled:
             uniform[key] = spelled
         elif key in codes:
             mixed[key] = (values, spelled)
     return uniform, mixed
+
+
+def _spelled_field(key: str, tables: dict[str, pa.Table], codes: dict[str, str]) -> list:
+    """A timestamp field's column spelled in its code, rows in the tables' order."""
+    list_key, name = key.split(".")
+    return spelled_column(key_ordered(tables[list_key]).column(TIMESTAMP_COLUMNS[name]), codes.get(key, "TZ"))
 
 
 def _list_rows(source: dict, list_key: str) -> tuple[list[dict], bool]:

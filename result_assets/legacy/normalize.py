@@ -25,7 +25,7 @@ from .schema import (
     TIMESTAMP_UTC,
 )
 from .timestamp_column import parsed_column
-from .spelled import timestamp_code
+from .spelled import NO_VALUES, timestamp_code
 from .timestamps import MAX_US, MIN_US, parse_timestamp
 
 _MISSING = object()
@@ -82,6 +82,10 @@ class NormalizedResult:
     # The levels of lists and objects the extracted rows reach in the document (each row list's
     # own level plus its rows' depth): with the skeleton's, the document's nesting depth.
     rows_depth: int = 0
+    # {"signals.timestamp"...: the spelling code every value of that field was read in (NO_VALUES
+    # for a field without any)}: each value is its instant spelled so (exact.learn needs
+    # no look at each row of such a field). A field read otherwise is not named.
+    spelled_as: dict[str, str] = field(default_factory=dict)
 
 
 def validate_result(task_id: str, raw: bytes) -> NormalizedResult:
@@ -196,6 +200,8 @@ def _normalize(task_id: str, doc: object) -> NormalizedResult:
         n_curve_points=curve_rows.n,
         warnings=warnings,
         rows_depth=max(signal_rows.depth, curve_rows.depth),
+        spelled_as={f"{list_key}.{name}": code for list_key, rows in (("signals", signal_rows), ("performance_curve", curve_rows))
+                    for name, code in rows.spelled_as.items() if code is not None},
     )
 
 
@@ -222,6 +228,7 @@ class _SignalRows:
         self.v1_symbols: list[object] = []  # the v1 signals' symbol values, for counts
         self._ts_cache: dict[str, int] = {}
         self.depth = 0  # NormalizedResult.rows_depth
+        self.spelled_as: dict[str, str | None] = {}  # NormalizedResult.spelled_as, by field
 
     def add_list(self, signals: list, symbol_idx: int, symbol_name: str | None, where: str, v1: bool):
         """Column by column: one list comprehension per key, then a type check of
@@ -236,7 +243,7 @@ class _SignalRows:
             kept_raw.setdefault(row, []).append(key)
 
         raw_ts = [sig.get("timestamp") for sig in signals]
-        ts = _timestamps(raw_ts, self._ts_cache)
+        ts = _timestamps(raw_ts, self._ts_cache, self.spelled_as, "timestamp")
         if None in ts:
             seq = ts.index(None)
             raw = raw_ts[seq]
@@ -253,7 +260,7 @@ class _SignalRows:
         self.ts.extend(ts)
 
         raw_exit = [sig.get("exit_timestamp") for sig in signals]
-        exit_ts = _timestamps(raw_exit, self._ts_cache)
+        exit_ts = _timestamps(raw_exit, self._ts_cache, self.spelled_as, "exit_timestamp")
         _keep_non_timestamps(raw_exit, exit_ts, "exit_timestamp", keep_raw)
         self.exit_ts.extend(exit_ts)
 
@@ -368,6 +375,7 @@ class _CurveRows:
         self.extras: list[str | None] = []
         self._ts_cache: dict[str, int] = {}
         self.depth = 0  # NormalizedResult.rows_depth
+        self.spelled_as: dict[str, str | None] = {}  # NormalizedResult.spelled_as, by field
 
     def add_list(self, points: list, symbol_idx: int, where: str):
         """Column by column, as _SignalRows.add_list (all dicts: checked by _is_curve_list)."""
@@ -377,7 +385,7 @@ class _CurveRows:
             kept_raw.setdefault(row, []).append(key)
 
         raw_ts = [point.get("timestamp") for point in points]
-        ts = _timestamps(raw_ts, self._ts_cache)
+        ts = _timestamps(raw_ts, self._ts_cache, self.spelled_as, "timestamp")
         _keep_non_timestamps(raw_ts, ts, "timestamp", keep_raw)
         self.ts.extend(ts)
         columns = {key: [point.get(key) for point in points] for key in CURVE_FLOAT_KEYS}
@@ -410,13 +418,21 @@ class _CurveRows:
         )
 
 
-def _timestamps(raw_values: list, cache: dict[str, int]) -> list[int | None]:
-    """[parse_timestamp(v) (None for None) for v in raw_values], a column at a time where it can."""
+def _timestamps(raw_values: list, cache: dict[str, int], spelled_as: dict[str, str | None], name: str
+                ) -> list[int | None]:
+    """[parse_timestamp(v) (None for None) for v in raw_values], a column at a time where it can.
+    spelled_as[name]: the code all of the field's lists so far were read in, or None."""
     if _INT_OR_NULL.issuperset(map(type, raw_values)):  # epoch milliseconds
-        return [None if ms is None else us if MIN_US <= (us := ms * 1000) <= MAX_US else None for ms in raw_values]
+        out = [None if ms is None else us if MIN_US <= (us := ms * 1000) <= MAX_US else None for ms in raw_values]
+        nulls = raw_values.count(None)
+        code = NO_VALUES if nulls == len(raw_values) else "ms" if out.count(None) == nulls else None
+        _spelled_so_far(spelled_as, name, code)
+        return out
     parsed = parsed_column(raw_values)
     if parsed is not None:
-        return parsed
+        _spelled_so_far(spelled_as, name, parsed[1])
+        return parsed[0]
+    _spelled_so_far(spelled_as, name, None)  # read value by value: no code vouched for
     out = []
     append = out.append
     for raw in raw_values:
@@ -432,6 +448,13 @@ def _timestamps(raw_values: list, cache: dict[str, int]) -> list[int | None]:
         else:
             append(parse_timestamp(raw))
     return out
+
+
+def _spelled_so_far(spelled_as: dict[str, str | None], name: str, code: str | None) -> None:
+    if name not in spelled_as or spelled_as[name] == NO_VALUES:
+        spelled_as[name] = code
+    elif code != NO_VALUES and spelled_as[name] != code:
+        spelled_as[name] = None
 
 
 def _keep_non_timestamps(raw_values: list, instants: list, key: str, keep_raw):

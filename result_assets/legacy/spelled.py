@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from .timestamps import SEOUL, SEOUL_OFFSET_US
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)
+NO_VALUES = ""  # the spelling "code" of a field whose rows hold no value (any code spells it)
 SEOUL_FIXED_FROM_US = (datetime(1989, 1, 1) - _NAIVE_EPOCH) // timedelta(microseconds=1) - SEOUL_OFFSET_US
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})", re.ASCII)
 _ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}([T ])\d{2}:\d{2}:\d{2}(?:\.\d{6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)

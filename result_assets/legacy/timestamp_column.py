@@ -27,21 +27,24 @@ _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _US_PER_SECOND = 1_000_000
 
 
-def parsed_column(values: list) -> list[int | None] | None:
-    """[parse_timestamp(v) (None for None) for v in values], or None when a column read would
-    not be faster: a short column, or one whose first value is not ISO 8601 text."""
+def parsed_column(values: list) -> tuple[list[int | None], str | None] | None:
+    """([parse_timestamp(v) (None for None) for v in values], the spelling code of every value
+    when each one was read here in its first value's spelling, else None), or None when a
+    column read would not be faster: a short column, or one whose first value is not ISO 8601
+    text. A value read here is the text its instant is spelled as in that code (the shape,
+    fields and offset checked position by position), so the code says the whole column."""
     parsed = _column_parsed(values) if len(values) >= _MIN_COLUMN_VALUES else None
     if parsed is None:
         return None
-    micros, unproven = parsed
+    micros, unproven, code = parsed
     for i in unproven:
         micros[i] = parse_timestamp(values[i])
-    return micros
+    return micros, None if unproven else code
 
 
-def _column_parsed(values: list) -> tuple[list[int | None], list[int]] | None:
-    """(instants, positions of the non-null values not read here), or None when the column's
-    first spelling is not one read here."""
+def _column_parsed(values: list) -> tuple[list[int | None], list[int], str] | None:
+    """(instants, positions of the non-null values not read here, the spelling read), or None
+    when the column's first spelling is not one read here."""
     if not _STR_OR_NULL.issuperset(map(type, values)):
         return None
     first = next((v for v in values if v is not None), None)
@@ -84,7 +87,7 @@ def _column_parsed(values: list) -> tuple[list[int | None], list[int]] | None:
         out[i] = None
         if values[i] is not None:
             unproven.append(i)
-    return out, unproven
+    return out, unproven, code
 
 
 def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
