@@ -32,7 +32,7 @@ from dagster import (
 from result_assets.assets.migration import migrate_task_list_job
 from result_assets.assets.partitions import TASKS_PARTITION
 from result_assets.assets.resources import StoresResource
-from result_assets.migration.plan import make_plan
+from result_assets.migration.plan import plan_migration
 from result_assets.migration.sources import SourceDirError, scan_source_dir
 from result_assets.settings import Settings
 from result_assets.store.stores import Stores
@@ -109,7 +109,7 @@ def migration_requests(stores: Stores, tasks, cursor: str | None = None) -> tupl
     mtimes of sources found unchanged go to the first run's config. The same work asked
     for again after its run finished (no run is in flight when this is called) is a retry:
     its attempt, hence its run_key, is the next one."""
-    plan = make_plan(tasks, stores.catalog.states([t.task_id for t in tasks]), force=False)
+    plan = plan_migration(stores.catalog, tasks, force=False)
     behind = (plan.new + plan.changed)[:CHUNK]
     if not behind and not plan.touched_mtimes:
         return [], cursor

@@ -69,6 +69,8 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
     report = ArchiveReport()
     tasks = scan_source_dir(settings.source_dir, only).tasks
     states = stores.catalog.states([t.task_id for t in tasks])
+    # The sources of the tasks the application saved since (postgres-only): a JSON among them is superseded.
+    earlier = stores.catalog.earlier_sources([t for t, s in states.items() if s.source_path is None])
     candidates = []
     for task in tasks:
         state = states.get(task.task_id)
@@ -88,7 +90,9 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
             raw = Path(task.path).read_bytes()
             sha = sha256_hex(raw)
             why = None
-            if sha != state.source_sha256:
+            if sha != state.source_sha256 and sha in earlier.get(task.task_id, ()) and state.source_path is None:
+                why = "superseded: the application saved a newer version to the store since (this JSON is the older one)"
+            elif sha != state.source_sha256:
                 why = "the file differs from the migrated version (stale)"
             elif not stores.backups.verify(task.task_id, sha):
                 why = "its backup is missing or differs"

@@ -40,18 +40,22 @@ def scan(source_dir: str, only: list[str] | None) -> SourceScan:
 
 def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: list[str] | None = None,
             say: Say = lambda line: None) -> MigrateOutcome:
-    from result_assets.migration.plan import make_plan
+    from result_assets.migration.plan import plan_migration
     from result_assets.migration.summary import store_report
     from result_assets.store.stores import Stores
 
     started = time.perf_counter()
     found = scan(source_dir, only)
     stores = Stores(settings, upgrade=True)  # a migration brings the catalog's schema up to date
-    plan = make_plan(found.tasks, stores.catalog.states([t.task_id for t in found.tasks]), force)
+    plan = plan_migration(stores.catalog, found.tasks, force)
     stores.catalog.touch_mtime(plan.touched_mtimes)
     todo = plan.to_migrate
     say(f"{len(found.tasks)} tasks found: {len(plan.new)} new, {len(plan.changed)} changed, "
         f"{len(plan.forced)} forced, {len(plan.unchanged)} unchanged (skipped)")
+    if plan.superseded:
+        ids = [t.task_id for t in plan.superseded]
+        say(f"{len(ids)} superseded (skipped): the application saved a newer version of each to the store, their "
+            f"JSON is the older one: {', '.join(ids[:10])}" + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else ""))
 
     def progress(batch, batches, tasks, seconds):
         say(f"  batch {batch}/{batches}: {tasks}/{len(todo)} tasks, {seconds:.1f}s")
@@ -101,6 +105,7 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
         "runs": len(outcomes),
         "failed_runs": len(failed_runs),
         "not_tasks": found.not_tasks,
+        **({"superseded": len(plan.superseded)} if plan.superseded else {}),  # listed only when there are some
     }
     return MigrateOutcome(report, sorted((t, s.reason) for t, s in states.items() if s.status == "quarantined"),
                           failed_runs,
@@ -111,12 +116,13 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
 def dry_run(settings: Settings, source_dir: str, *, force: bool = False, only: list[str] | None = None) -> MigrateOutcome:
     """Read and validate what a migrate would do; write nothing (not even start a server)."""
     from result_assets.migration.batch import read_source, validate
-    from result_assets.migration.plan import make_plan
+    from result_assets.migration.plan import make_plan, plan_migration
 
     started = time.perf_counter()
     found = scan(source_dir, only)
-    states = _existing_states(settings, [t.task_id for t in found.tasks])
-    plan = make_plan(found.tasks, states, force)
+    catalog = _existing_catalog(settings)
+    plan = plan_migration(catalog, found.tasks, force) if catalog else make_plan(found.tasks, {}, force)
+    states = catalog.states([t.task_id for t in found.tasks]) if catalog else {}
     reasons = {}
     # The basis of migrate's json_bytes: the JSON of every valid task the store will hold.
     json_bytes = sum(states[t.task_id].source_bytes for t in plan.unchanged
@@ -138,22 +144,24 @@ def dry_run(settings: Settings, source_dir: str, *, force: bool = False, only: l
         "seconds": round(time.perf_counter() - started, 3),
         "dry_run": True,
         "plan": {"new": len(plan.new), "changed": len(plan.changed), "forced": len(plan.forced),
-                 "unchanged": len(plan.unchanged)},
+                 "unchanged": len(plan.unchanged), **({"superseded": len(plan.superseded)} if plan.superseded else {})},
         "not_tasks": found.not_tasks,
     }
     return MigrateOutcome(report, sorted(reasons.items()))
 
 
-def _existing_states(settings: Settings, task_ids):
-    """Catalog states without creating anything: a dry run must write nothing."""
+def _existing_catalog(settings: Settings):
+    """The catalog when it exists, without creating anything (a dry run must write nothing)."""
     if not settings.database_url and not (settings.pg_dir / "PG_VERSION").exists():
-        return {}
+        return None
     import psycopg2
 
     from result_assets.store.postgres import catalog_url
     from result_assets.store.catalog import Catalog
 
+    catalog = Catalog(catalog_url(settings))
     try:
-        return Catalog(catalog_url(settings)).states(task_ids)
+        catalog.states([])
     except psycopg2.errors.UndefinedTable:
-        return {}
+        return None
+    return catalog

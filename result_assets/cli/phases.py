@@ -18,6 +18,7 @@ SHOWN = 10  # task ids listed per blocker
 
 
 def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
+    from result_assets.migration.plan import plan_migration
     from result_assets.migration.sources import scan_source_dir
     from result_assets.migration.status import task_statuses
     from result_assets.store.stores import Stores
@@ -25,7 +26,8 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
     mode = settings.storage_mode
     if mode not in MODES:
         raise ValueError(f"RESULT_STORAGE_MODE is {mode!r}: use one of {', '.join(MODES)}")
-    rows = {r["task_id"]: r for r in task_statuses(Stores(settings))}
+    stores = Stores(settings)
+    rows = {r["task_id"]: r for r in task_statuses(stores)}
     on_disk = scan_source_dir(settings.source_dir).tasks if settings.source_dir else []
     for task in on_disk:  # present in the source directory but never registered
         rows.setdefault(task.task_id, {"task_id": task.task_id, "status": "pending", "reason": None})
@@ -68,10 +70,19 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
             blockers.append({"what": "not migrated", "count": counts["pending"] + counts["stale"],
                              "detail": "these JSON files are not in the store; archive skips them",
                              "tasks": [_label(r) for s in ("pending", "stale") for r in by_status.get(s, [])]})
-        if on_disk:
-            steps.append(f"`result-assets archive --to DIR` packs the {len(on_disk)} JSON files still in "
-                         f"{settings.source_dir} (migrated, verified ones only) and removes them")
-        else:
+        superseded = sorted(t.task_id for t in plan_migration(stores.catalog, on_disk, force=False).superseded)
+        if superseded:  # listed only when there are some: the report's shape stays as it was
+            counts["superseded"] = len(superseded)
+        if len(on_disk) > len(superseded):
+            steps.append(f"`result-assets archive --to DIR` packs the {len(on_disk) - len(superseded)} JSON files "
+                         f"still in {settings.source_dir} (migrated, verified ones only) and removes them")
+        if superseded:
+            shown = ", ".join(superseded[:SHOWN]) + (f", ... ({len(superseded) - SHOWN} more)"
+                                                      if len(superseded) > SHOWN else "")
+            steps.append(f"{len(superseded)} JSON files are older versions of results the application has saved "
+                         f"to the store since ({shown}): archive keeps them and nothing migrates them; move or "
+                         "delete them once checked")
+        if not on_disk:
             steps.append("nothing left to archive: the store is the only record")
     return {
         "mode": mode,

@@ -7,7 +7,12 @@ import os
 import pytest
 
 from result_assets import ResultManager
+from result_assets.assets.sensors import migration_requests
 from result_assets.cli import main
+from result_assets.cli.archive import archive_tasks
+from result_assets.migration.sources import scan_source_dir
+from result_assets.settings import Settings
+from result_assets.store.stores import Stores
 from result_assets.legacy import compare_documents
 from result_assets_tests.app.helpers import V1_TASK, V2_TASK, sample_document, small_document
 
@@ -72,9 +77,31 @@ def test_walk_json_only_to_postgres_only(source, capsys, mode):
     save("walk_e", small_document(strategy="pg", n=3))
     save("walk_b", sample_document(V1_TASK) | {"note": "updated in postgres-only"})
     assert not (source / "walk_e").exists()
-    code, report, _ = phase(capsys)
+    code, report, text = phase(capsys)
     assert report["mode"] == "postgres-only" and report["next"] == "archive" and report["ready"]
     assert report["tasks"]["stale"] == 0  # walk_b's old JSON is superseded, not stale
+    assert report["tasks"]["superseded"] == 1 and "older versions" in text and "(walk_b)" in text
+    assert "packs the 3 JSON files" in text  # walk_a, walk_c, walk_d: not walk_b's
+
+    # walk_b's JSON is the version the save replaced: neither migrate (even --force) nor the
+    # sensor puts it back over the application's save.
+    stores = Stores(Settings.from_env())
+    runs, _ = migration_requests(stores, scan_source_dir(str(source)).tasks)
+    assert runs == []
+    for flags in ([], ["--force"]):
+        assert main(["migrate", "--source-dir", str(source), "--json", *flags]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["superseded"] == 1
+        assert compare_documents(written["walk_b"], ResultManager.from_env().get_result("walk_b")) == []
+    archived = archive_tasks(Settings.from_env(), source.parent / "walk_archive", only={"walk_b"})
+    assert archived.skipped["walk_b"].startswith("superseded: the application saved a newer version")
+
+    # A JSON the store never had (an instance still writing JSON after the switch) is newer:
+    # migrate takes it.
+    straggler = small_document(strategy="written_after_the_switch", n=2)
+    ResultManager("json-only", source_dir=source).save_result("walk_b", straggler)
+    written["walk_b"] = straggler
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    assert "superseded" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
     reader = ResultManager.from_env()
     for task_id, document in written.items():
