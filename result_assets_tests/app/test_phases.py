@@ -100,6 +100,8 @@ def test_walk_json_only_to_postgres_only(source, capsys, mode):
     straggler = small_document(strategy="written_after_the_switch", n=2)
     ResultManager("json-only", source_dir=source).save_result("walk_b", straggler)
     written["walk_b"] = straggler
+    code, report, text = phase(capsys, "--check")
+    assert code == 1 and report["blockers"][0]["tasks"] == ["walk_b (its JSON is newer than the store's save)"]
     assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
     assert "superseded" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
