@@ -176,3 +176,71 @@ def test_rollback_after_a_vacuum_takes_the_earlier_bytes_from_the_backups(projec
     out = capsys.readouterr().out
     assert "read at its backup (its rows are gone from the tables)" in out, out
     assert compare_documents(parse_document(original), read_result(task)) == []
+
+
+KILL_POINTS = {  # where the archiving process is killed (SIGKILL: no cleanup runs)
+    "while packing": "archive._add_bytes",  # the second file of the first archive
+    "before verifying": "archive._verify_archive",  # the archive renamed into place, not yet read back
+    "between removals": "archive._remove_original",  # one original removed, the others not
+}
+
+
+@pytest.mark.parametrize("point", sorted(KILL_POINTS))
+def test_an_archive_killed_at_any_step_loses_nothing(project_home, tmp_path, monkeypatch, point):
+    """kill -9 of `archive` mid-way: every file is still in the source directory or in an
+    archive that reads back with its SHA-256; a second run finishes the work, and then each
+    file is in an archive, byte for byte, and no original is left."""
+    import subprocess
+    import sys
+
+    from result_assets.settings import Settings
+
+    source, to_dir = tmp_path / "src", tmp_path / "archives"
+    samples = ["bt_20250900_600020", "bt_20250901_14ceeb", "grid...42", "백테스트_005"]
+    ids = [f"archive_kill_{point.replace(' ', '_')}_{n}" for n in range(len(samples))]
+    for task_id, sample in zip(ids, samples):
+        (source / task_id).mkdir(parents=True)
+        (source / task_id / "result.json").write_bytes((SAMPLES / sample / "result.json").read_bytes())
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    originals = {t: (source / t / "result.json").read_bytes() for t in ids}
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "postgres-only")
+
+    module, name = KILL_POINTS[point].split(".")
+    script = f"""
+import os, signal, sys
+from pathlib import Path
+from result_assets.cli import {module}
+from result_assets.settings import Settings
+real, calls = {module}.{name}, []
+def killed(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2 or {name!r} == "_verify_archive":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+{module}.{name} = killed
+{module}.archive_tasks(Settings.from_env(source_dir=sys.argv[1]), Path(sys.argv[2]), max_tasks=2)
+"""
+    run = subprocess.run([sys.executable, "-c", script, str(source), str(to_dir)], env=os.environ.copy())
+    assert run.returncode == -9  # killed where the test said, not finished or failed
+
+    def archived() -> dict[str, bytes]:
+        """Each task's bytes in the archives that read back whole ({} for a partial file)."""
+        kept = {}
+        for path in to_dir.glob("*.tar.xz"):
+            with tarfile.open(path, "r:xz") as tar:
+                for info in tar:
+                    if info.name.endswith("/result.json"):
+                        kept[info.name.split("/")[0]] = tar.extractfile(info).read()
+        return kept
+
+    for task_id in ids:
+        present = source / task_id / "result.json"
+        kept = present.read_bytes() if present.exists() else archived().get(task_id)
+        assert kept == originals[task_id], (point, task_id)
+
+    from result_assets.cli.archive import archive_tasks
+
+    report = archive_tasks(Settings.from_env(source_dir=str(source)), to_dir, max_tasks=2)
+    assert report.skipped == {}
+    assert archived() == originals
+    assert not any((source / t / "result.json").exists() for t in ids)
