@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from result_assets.legacy import InvalidResult, dumps_document, parse_document
 from result_assets.migration.batch import RawResult, ValidatedResult
 from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, run_batch
-from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
+from result_assets.migration.sources import RESULT_FILE, LegacyFile, older_than_store, source_differs, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
 from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
@@ -316,7 +317,8 @@ class ResultManager:
                 if row is None or row["status"] != "migrated":
                     return None
                 if json_path is not None and source_differs(json_path, row["source_bytes"], row["source_mtime_ns"],
-                                                            row["source_sha256"]):
+                                                            row["source_sha256"]) \
+                        and not _json_older_than_store(json_path, row):
                     return None  # a newer JSON the store has not caught up with yet
                 return settled_documents(self.stores, rows, scan=scan).get(task_id)
         except Exception as exc:
@@ -355,6 +357,21 @@ class ResultManager:
         stores = self.__dict__.get("stores")
         if stores is not None and "catalog" in stores.__dict__:
             stores.catalog.close()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _json_older_than_store(path: Path, row: dict) -> bool:
+    """A JSON the store's version supersedes (sources.older_than_store: a postgres-only save
+    made after it): dual-write reads the store, not that older file."""
+    try:
+        mtime_ns = os.stat(path).st_mtime_ns
+    except OSError:
+        return False
+    published = row.get("migrated_at")
+    published_ns = None if published is None else (published - _EPOCH) // timedelta(microseconds=1) * 1000
+    return older_than_store(path, mtime_ns, row.get("source_path"), published_ns)
 
 
 def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True,

@@ -57,7 +57,7 @@ def known_archive_dirs(settings: Settings) -> list[Path]:
 
 def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None,
                   max_tasks: int = MAX_TASKS, max_bytes: int = MAX_BYTES) -> ArchiveReport:
-    from result_assets.migration.sources import scan_source_dir
+    from result_assets.migration.sources import older_than_store, scan_source_dir
     from result_assets.store.backups import sha256_hex
     from result_assets.store.reader import file_bytes
     from result_assets.store.stores import Stores
@@ -69,8 +69,6 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
     report = ArchiveReport()
     tasks = scan_source_dir(settings.source_dir, only).tasks
     states = stores.catalog.states([t.task_id for t in tasks])
-    # The sources of the tasks the application saved since (postgres-only): a JSON among them is superseded.
-    earlier = stores.catalog.earlier_sources([t for t, s in states.items() if s.source_path is None])
     candidates = []
     for task in tasks:
         state = states.get(task.task_id)
@@ -90,7 +88,8 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
             raw = Path(task.path).read_bytes()
             sha = sha256_hex(raw)
             why = None
-            if sha != state.source_sha256 and sha in earlier.get(task.task_id, ()) and state.source_path is None:
+            if sha != state.source_sha256 and older_than_store(task.path, task.mtime_ns, state.source_path,
+                                                               state.published_at_ns):
                 why = "superseded: the application saved a newer version to the store since (this JSON is the older one)"
             elif sha != state.source_sha256:
                 why = "the file differs from the migrated version (stale)"

@@ -18,8 +18,8 @@ SHOWN = 10  # task ids listed per blocker
 
 
 def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
-    from result_assets.migration.plan import plan_migration
-    from result_assets.migration.sources import scan_source_dir
+    from result_assets.migration.plan import make_plan
+    from result_assets.migration.sources import same_file, scan_source_dir
     from result_assets.migration.status import task_statuses
     from result_assets.store.stores import Stores
 
@@ -66,13 +66,14 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
         steps += ["set RESULT_STORAGE_MODE=postgres-only for the application and restart it",
                   "keep new_task_sensor on until `result-assets phase` shows nothing pending"]
     else:
-        plan = plan_migration(stores.catalog, on_disk, force=False)
+        states = stores.catalog.states([t.task_id for t in on_disk])
+        plan = make_plan(on_disk, states, force=False)
         behind = [_label(r) for s in ("pending", "stale") for r in by_status.get(s, [])]
         listed = {r["task_id"] for s in ("pending", "stale", "failed") for r in by_status.get(s, [])}
         # A JSON written after the task's postgres-only save (an instance still writing JSON):
-        # not stale by its registration (the save's), but bytes the store never had.
+        # not stale by its registration (the save's), but newer than the store's version.
         behind += sorted(f"{t.task_id} (its JSON is newer than the store's save)" for t in plan.changed
-                         if t.task_id not in listed)
+                         if t.task_id not in listed and not same_file(states[t.task_id].source_path, t.path))
         if behind:
             blockers.append({"what": "not migrated", "count": len(behind),
                              "detail": "these JSON files are not in the store; archive skips them",

@@ -4,17 +4,18 @@ Unchanged is decided without parsing: same size and mtime as recorded (fast path
 else the same SHA-256.
 
 Superseded: in postgres-only the application saves to the store and writes no JSON, so a
-task's JSON left in the source directory is the version its save replaced. Migrating it
-would put the older result back over the application's save (the sensor would do so
-within a minute): such a file, whose bytes the store already had, is left alone even by
---force (`result-assets rollback` returns to an earlier version). A file whose bytes the
-store never had (an instance still writing JSON after the switch) is changed, as before.
+task's JSON left in the source directory is older than its save. Migrating it would put
+the older result back over the application's save: a file that differs from the store's
+version, which did not come from it and was published after the file was last written
+(sources.older_than_store), is left alone even by --force (`result-assets rollback`
+returns to an earlier version). A file written after the store's version (an instance
+still writing JSON after the switch) is changed, as before: the last write wins.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from result_assets.migration.sources import LegacyFile
+from result_assets.migration.sources import LegacyFile, older_than_store
 from result_assets.store.backups import sha256_hex
 from result_assets.store.catalog import CatalogState
 
@@ -34,22 +35,17 @@ class Plan:
 
 
 def plan_migration(catalog, tasks: list[LegacyFile], force: bool) -> Plan:
-    """make_plan with the catalog's states, and the earlier sources of the tasks the
-    application saved (the only ones a file can be superseded for)."""
-    states = catalog.states([t.task_id for t in tasks])
-    saved = [t.task_id for t in tasks if _saved_by_application(states.get(t.task_id))]
-    return make_plan(tasks, states, force, catalog.earlier_sources(saved))
+    """make_plan with the catalog's states of these tasks."""
+    return make_plan(tasks, catalog.states([t.task_id for t in tasks]), force)
 
 
-def make_plan(tasks: list[LegacyFile], states: dict[str, CatalogState], force: bool,
-              earlier_sources: dict[str, set[str]] | None = None) -> Plan:
-    """`earlier_sources`: Catalog.earlier_sources of the tasks the application saved."""
+def make_plan(tasks: list[LegacyFile], states: dict[str, CatalogState], force: bool) -> Plan:
     plan = Plan()
     for task in tasks:
         state = states.get(task.task_id)
         if state is None:
             plan.new.append(task)
-        elif _superseded(task, state, earlier_sources or {}):
+        elif superseded(task, state):
             plan.superseded.append(task)
         elif force:
             plan.forced.append(task)
@@ -60,22 +56,20 @@ def make_plan(tasks: list[LegacyFile], states: dict[str, CatalogState], force: b
     return plan
 
 
-def _saved_by_application(state: CatalogState | None) -> bool:
-    """Published from a postgres-only save: the store's version has no file of its own."""
-    return state is not None and state.status == "migrated" and state.source_path is None
-
-
-def _superseded(task: LegacyFile, state: CatalogState, earlier_sources: dict[str, set[str]]) -> bool:
-    """The file holds a version of the task that the application's save replaced."""
-    earlier = earlier_sources.get(task.task_id)
-    if not earlier or task.refused or not _saved_by_application(state):
+def superseded(task: LegacyFile, state: CatalogState) -> bool:
+    """The file holds other bytes than the store's version, and is older than it
+    (sources.older_than_store): an earlier version of the task, left alone."""
+    if state.status != "migrated" or task.refused:
         return False
+    if not older_than_store(task.path, task.mtime_ns, state.source_path, state.published_at_ns):
+        return False
+    if task.size != state.source_bytes:
+        return True
     try:
         with open(task.path, "rb") as f:
-            sha = sha256_hex(f.read())
+            return sha256_hex(f.read()) != state.source_sha256
     except OSError:
         return False
-    return sha in earlier and sha != state.source_sha256
 
 
 def _unchanged(task: LegacyFile, state: CatalogState, touched: dict[str, int]) -> bool:

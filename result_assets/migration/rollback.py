@@ -105,8 +105,12 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
     if restore_source:
         restored = _restore_source(stores, task_id, prev, old_bytes)
     elif _source_differs(stores, task_id, prev):
-        note = ("the source file differs from the restored version: `status` shows the task stale and a "
-                "migrate (or the dual-write sensor) would re-apply it; --restore-source puts the restored bytes there")
+        if _superseded_now(stores, task_id, prev):  # the restored version is an application save
+            note = ("the source file holds another version, older than this rollback: it stays superseded "
+                    "(migrate leaves it alone); --restore-source puts the restored bytes there")
+        else:
+            note = ("the source file differs from the restored version: `status` shows the task stale and a "
+                    "migrate (or the dual-write sensor) would re-apply it; --restore-source puts the restored bytes there")
     counts = ((signals.num_rows, curves.num_rows) if signals is not None else
               (earlier.result.n_signals, earlier.result.n_curve_points) if earlier.result else (0, 0))
     return RolledBack(task_id, prev["status"], prev["source_sha256"], current["source_sha256"],
@@ -144,6 +148,22 @@ def _source_differs(stores, task_id: str, prev: dict) -> bool:
             return sha256_hex(f.read()) != prev["source_sha256"]
     except (OSError, TypeError):
         return False  # no source file (archived, or written in postgres-only)
+
+
+def _superseded_now(stores, task_id: str, prev: dict) -> bool:
+    """Whether the source file is older than the version just restored, which did not come
+    from it (sources.older_than_store): migrate and status then leave it alone."""
+    import os
+
+    from result_assets.migration.sources import older_than_store
+
+    path = _source_file(stores, task_id, prev)
+    state = stores.catalog.states([task_id]).get(task_id)
+    try:
+        mtime_ns = os.stat(path).st_mtime_ns
+    except (OSError, TypeError):
+        return False
+    return state is not None and older_than_store(path, mtime_ns, state.source_path, state.published_at_ns)
 
 
 def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> str:

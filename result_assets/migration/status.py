@@ -3,7 +3,9 @@ pending (registered, not migrated) or stale; and, beside a published version, th
 last attempt failed (`failed_attempt`: the published version stays readable, the next run retries)."""
 from __future__ import annotations
 
-from result_assets.migration.sources import registered_source_file, source_differs
+import os
+
+from result_assets.migration.sources import older_than_store, registered_source_file, source_differs
 
 
 def task_statuses(stores) -> list[dict]:
@@ -18,9 +20,19 @@ def task_statuses(stores) -> list[dict]:
             rows.append({"task_id": task_id, "status": "pending", "reason": None})
             continue
         status = state.status
-        if path and source_differs(path, state.source_bytes, state.source_mtime_ns, state.source_sha256):
+        if path and source_differs(path, state.source_bytes, state.source_mtime_ns, state.source_sha256) \
+                and not _older_than_store(path, state):
             status = "stale"
         rows.append({"task_id": task_id, "status": status,
                      "reason": state.reason if state.status in ("quarantined", "failed") else None,
                      "failed_attempt": state.failed_attempt})
     return rows
+
+
+def _older_than_store(path: str, state) -> bool:
+    """A superseded file (plan.superseded) is not stale: the store's version is the newer one."""
+    try:
+        mtime_ns = os.stat(path).st_mtime_ns
+    except OSError:
+        return False
+    return older_than_store(path, mtime_ns, state.source_path, state.published_at_ns)

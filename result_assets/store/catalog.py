@@ -103,6 +103,7 @@ class CatalogState:
     source_mtime_ns: int | None
     source_path: str | None
     failed_attempt: str | None = None  # a later attempt failed; the published version stays readable
+    published_at_ns: int | None = None  # when this version was published (tasks.migrated_at)
 
     @property
     def last_attempt(self) -> str:
@@ -400,22 +401,13 @@ class Catalog:
         conn = self.connect()
         with conn, conn.cursor() as cur:
             query = ("SELECT t.task_id, t.status, t.reason, t.source_sha256, t.source_bytes, t.source_mtime_ns, "
-                     "t.source_path, f.reason FROM tasks t LEFT JOIN task_failures f USING (task_id)")
+                     "t.source_path, f.reason, (extract(epoch FROM t.migrated_at) * 1000000)::bigint * 1000 "
+                     "FROM tasks t LEFT JOIN task_failures f USING (task_id)")
             if task_ids is None:
                 cur.execute(query)
             else:
                 cur.execute(query + " WHERE t.task_id = ANY(%s)", (list(task_ids),))
             return {row[0]: CatalogState(*row) for row in cur.fetchall()}
-
-    def earlier_sources(self, task_ids: list[str]) -> dict[str, set[str]]:
-        """{task_id: the SHA-256s of the sources its replaced versions were published from}."""
-        if not task_ids:
-            return {}
-        conn = self.connect()
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT task_id, array_agg(DISTINCT source_sha256) FROM tasks_history "
-                        "WHERE task_id = ANY(%s) GROUP BY task_id", (list(task_ids),))
-            return {task_id: set(hashes) for task_id, hashes in cur.fetchall()}
 
     def touch_mtime(self, mtimes: dict[str, int]) -> None:
         """Record a new mtime for sources whose bytes were found unchanged."""
