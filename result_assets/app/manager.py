@@ -31,9 +31,10 @@ from result_assets.legacy import InvalidResult, dumps_document, parse_document
 from result_assets.migration.batch import RawResult, ValidatedResult
 from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, run_batch
-from result_assets.migration.sources import RESULT_FILE, LegacyFile, older_than_store, source_differs, task_dir_path
+from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
+from result_assets.store.last_write import older_than_store
 from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
 from result_assets.store.stores import Stores
 

@@ -57,7 +57,8 @@ def known_archive_dirs(settings: Settings) -> list[Path]:
 
 def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None,
                   max_tasks: int = MAX_TASKS, max_bytes: int = MAX_BYTES) -> ArchiveReport:
-    from result_assets.migration.sources import older_than_store, scan_source_dir
+    from result_assets.migration.sources import scan_source_dir
+    from result_assets.store.last_write import older_than_store
     from result_assets.store.backups import sha256_hex
     from result_assets.store.reader import file_bytes
     from result_assets.store.stores import Stores

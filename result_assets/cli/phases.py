@@ -19,7 +19,8 @@ SHOWN = 10  # task ids listed per blocker
 
 def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
     from result_assets.migration.plan import make_plan
-    from result_assets.migration.sources import same_file, scan_source_dir
+    from result_assets.migration.sources import scan_source_dir
+    from result_assets.store.last_write import same_file
     from result_assets.migration.status import task_statuses
     from result_assets.store.stores import Stores
 

@@ -111,19 +111,22 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
     with clock.stage("convert"):
         validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)
     del raws  # the largest thing held: the rows take over
+    # A migration publishes a file only over an older version: an application save published
+    # while this batch converted stays (store.last_write). An application's own save always wins.
     return publish_batch(stores, validated, backups, compression_goal=compression_goal,
                          keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
-                         sources=sources)
+                         sources=sources, newer_only=tier != "hot")
 
 
 def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,
                   compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
                   tier: str = "delta", clock: _Clock | None = None,
                   records: dict[str, tuple[dict, str]] | None = None,
-                  sources: dict[str, tuple[str, str]] | None = None) -> BatchResult:
+                  sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
     tier in the catalog's own transaction instead of a Delta commit (application saves).
-    A Delta batch holds the store write lock (shared) from its commit to its publication."""
+    A Delta batch holds the store write lock (shared) from its commit to its publication.
+    `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose)."""
     clock = clock or _Clock()
     lock = nullcontext() if tier == "hot" else stores.catalog.store_write_lock(exclusive=False)
     with lock:
@@ -159,7 +162,7 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 row.source_path, row.source_mtime_ns = None, None
         with clock.stage("publish"):
             published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records,
-                                              sources=sources)
+                                              sources=sources, newer_only=newer_only)
         for v in validated:
             if v.task_id in published.demoted:
                 v.failure = published.demoted[v.task_id]

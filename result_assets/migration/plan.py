@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from result_assets.migration.sources import LegacyFile, older_than_store
+from result_assets.migration.sources import LegacyFile
 from result_assets.store.backups import sha256_hex
 from result_assets.store.catalog import CatalogState
+from result_assets.store.last_write import older_than_store
 
 
 @dataclass

@@ -155,7 +155,7 @@ def _superseded_now(stores, task_id: str, prev: dict) -> bool:
     from it (sources.older_than_store): migrate and status then leave it alone."""
     import os
 
-    from result_assets.migration.sources import older_than_store
+    from result_assets.store.last_write import older_than_store
 
     path = _source_file(stores, task_id, prev)
     state = stores.catalog.states([task_id]).get(task_id)

@@ -138,30 +138,6 @@ def source_differs(path: str | Path, size: int, mtime_ns: int | None, sha256: st
     return file_sha256(path) != sha256
 
 
-def older_than_store(path: str | Path, mtime_ns: int, store_source: str | None, published_at_ns: int | None) -> bool:
-    """Whether a file that differs from the store's version of its task is an earlier one:
-    that version did not come from this file (an application save in postgres-only has no
-    file; a re-run from the backups names the backup) and was published after the file was
-    last written. Such a file is superseded: neither migrated nor read over the store. A
-    file written after the store's version is newer, whatever its bytes (the last write
-    wins: a json-only instance still running, or a result saved again as it once was)."""
-    if published_at_ns is None or same_file(store_source, path):
-        return False
-    return mtime_ns <= published_at_ns
-
-
-def same_file(a: str | Path | None, b: str | Path) -> bool:
-    """Whether two paths name one file (the store's version came from this file)."""
-    if a is None:
-        return False
-    if str(a) == str(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def display_path(path: str | Path) -> str:
     """path as valid text for a reason or a log: bytes that are not UTF-8 as \\xNN."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from result_assets.migration.sources import older_than_store, registered_source_file, source_differs
+from result_assets.migration.sources import registered_source_file, source_differs
+from result_assets.store.last_write import older_than_store
 
 
 def task_statuses(stores) -> list[dict]:

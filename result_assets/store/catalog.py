@@ -20,6 +20,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from result_assets.store import schema
+from result_assets.store.last_write import older_than_store
 from result_assets.store.pg_text import jsonb_text, pg_text
 
 STORE_WRITE_LOCK = 7203  # pg advisory lock: Delta writers (shared) against compaction and vacuum (exclusive)
@@ -113,7 +114,7 @@ class CatalogState:
 
 @dataclass
 class Published:
-    demoted: dict[str, str]  # {task_id: reason}: read back differently, so not published
+    demoted: dict[str, str]  # {task_id: reason}: not published (read back differently, or older than a version published meanwhile)
     record_ids: dict[str, int]  # {task_id: save record id} queued for Dagster
 
 
@@ -144,7 +145,7 @@ class Catalog:
     def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow],
                hot: dict[str, tuple[bytes, bytes]] | None = None,
                records: dict[str, tuple[dict, str]] | None = None,
-               sources: dict[str, tuple[str, str]] | None = None) -> "Published":
+               sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False) -> "Published":
         """Write a batch in one transaction; a task's old symbol rows are replaced.
 
         `hot`: {task_id: (signals, curves)} rows kept in the hot tier; every other task of
@@ -155,12 +156,17 @@ class Catalog:
         `records`: {task_id: (metadata, description)} of application saves, queued in the same
         transaction for the code location to report to Dagster (save_records); `sources`:
         where the tasks' files now are, registered in it too (as register_sources does).
-        Returns the tasks demoted by the read-back and the queued records' ids."""
+        `newer_only`: a task's file is not published over a version that did not come from it
+        and was published after the file was last written (last_write.older_than_store: an
+        application save that landed while a migration converted the file); the task is
+        demoted like a failed proof, and that version stays.
+        Returns the tasks demoted and the queued records' ids."""
         if not tasks:
             return Published({}, {})
-        return _retrying(lambda: self._upsert(tasks, symbols, dict(hot or {}), records or {}, sources or {}))
+        return _retrying(lambda: self._upsert(tasks, symbols, dict(hot or {}), records or {}, sources or {},
+                                              newer_only))
 
-    def _upsert(self, tasks, symbols, hot, records, sources) -> "Published":
+    def _upsert(self, tasks, symbols, hot, records, sources, newer_only) -> "Published":
         conn = self.connect()
         demoted: dict[str, str] = {}
         with conn, conn.cursor() as cur:
@@ -168,9 +174,17 @@ class Catalog:
             # batches that share tasks wait for each other, never deadlock.
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS tasks_in (LIKE tasks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;"
                         "CREATE TEMP TABLE IF NOT EXISTS task_symbols_in (LIKE task_symbols) ON COMMIT DELETE ROWS;"
-                        "SELECT task_id, status FROM tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
+                        "SELECT task_id, status, source_path, source_sha256, "
+                        "(extract(epoch FROM migrated_at) * 1000000)::bigint * 1000 "
+                        "FROM tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
                         (sorted(t.task_id for t in tasks),))
-            published = {t for t, status in cur.fetchall() if status == "migrated"}
+            current = {row[0]: row[1:] for row in cur.fetchall()}
+            published = {t for t, (status, *_) in current.items() if status == "migrated"}
+            if newer_only:
+                demoted.update(_overtaken(tasks, current))
+                tasks = [replace(t, status="failed", reason=demoted[t.task_id], row_locations=None)
+                         if t.task_id in demoted else t for t in tasks]
+                hot = {t: rows for t, rows in hot.items() if t not in demoted}
             while True:
                 # Rows staged after the savepoint go with it when it is rolled back, and the staging
                 # tables empty at commit (ON COMMIT DELETE ROWS): no TRUNCATE, which swaps their files
@@ -580,6 +594,21 @@ def _queue_records(cur, records: dict[str, tuple[dict, str]], partition_keys: di
         [(t, partition_keys[t], jsonb_text(metadata), description)
          for t, (metadata, description) in records.items() if t in partition_keys], fetch=True)
     return dict(rows)
+
+
+def _overtaken(tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str, str]:
+    """{task_id: reason} of the files to publish that are older than the task's current
+    version, which did not come from them ({task_id: (status, source_path, source_sha256,
+    published at, ns)}, read under the rows' locks)."""
+    out = {}
+    for t in tasks:
+        status, source_path, sha256, published_at_ns = current.get(t.task_id, (None, None, None, None))
+        if (t.status == "migrated" and status == "migrated" and t.source_path and t.source_mtime_ns is not None
+                and t.source_sha256 != sha256 and older_than_store(t.source_path, t.source_mtime_ns, source_path,
+                                                                   published_at_ns)):
+            out[t.task_id] = ("a newer version (an application save) was published while this file was converted: "
+                              "the file is older, not published over it")
+    return out
 
 
 def _unfaithful(cur, tasks: list[TaskRow], hot: dict[str, tuple[bytes, bytes]]) -> dict[str, str]:

@@ -134,3 +134,25 @@ def test_after_a_rollback_to_a_save_the_newer_json_is_older_than_the_rollback(so
     assert statuses["sup_rollback"] == "migrated"
     code, report = phase(capsys, mode)
     assert not any("sup_rollback" in task for blocker in report["blockers"] for task in blocker["tasks"])
+
+
+def test_a_save_that_lands_while_migrate_converts_the_older_json_stays(source, capsys, monkeypatch):
+    """migrate plans a newer JSON (a lagging instance's); the application saves again while the
+    run converts it: the publish finds that save under the row lock and does not go over it."""
+    import result_assets.assets.launch as launch
+
+    ResultManager("postgres-only").save_result("sup_race", doc(1.5))
+    time.sleep(0.01)
+    ResultManager("json-only").save_result("sup_race", doc(2.5))
+    planned_run = launch.run_migration
+
+    def save_meanwhile(*args, **kwargs):
+        ResultManager("postgres-only").save_result("sup_race", doc(3.5))
+        return planned_run(*args, **kwargs)
+
+    monkeypatch.setattr(launch, "run_migration", save_meanwhile)
+    assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_race"]) == 1
+    assert "older, not published over it" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert price("sup_race") == 3.5
+    assert migrate(source, capsys, "--task", "sup_race")["superseded"] == 1 and price("sup_race") == 3.5

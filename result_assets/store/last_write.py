@@ -1,0 +1,35 @@
+"""Which is newer, a task's file or the store's version of it: the last write wins.
+
+In postgres-only the application saves to the store and writes no JSON, so a task's JSON
+may be older than the store's version (superseded) or written after it (an instance still
+writing JSON). The migration plan, statuses, phase, archive, rollback, the dual-write read
+and the catalog's publish all ask this one rule.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def older_than_store(path: str | Path, mtime_ns: int, store_source: str | None, published_at_ns: int | None) -> bool:
+    """Whether a file that differs from the store's version of its task is an earlier one:
+    that version did not come from this file (an application save in postgres-only has no
+    file; a re-run from the backups names the backup) and was published after the file was
+    last written. Such a file is superseded: neither migrated nor read over the store. A
+    file written after the store's version is newer, whatever its bytes (the last write
+    wins: a json-only instance still running, or a result saved again as it once was)."""
+    if published_at_ns is None or same_file(store_source, path):
+        return False
+    return mtime_ns <= published_at_ns
+
+
+def same_file(a: str | Path | None, b: str | Path) -> bool:
+    """Whether two paths name one file (the store's version came from this file)."""
+    if a is None:
+        return False
+    if str(a) == str(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
