@@ -319,7 +319,7 @@ class ResultManager:
                     return None
                 if json_path is not None and source_differs(json_path, row["source_bytes"], row["source_mtime_ns"],
                                                             row["source_sha256"]) \
-                        and not _json_older_than_store(json_path, row):
+                        and not _json_older_than_store(json_path, row, self.stores.catalog):
                     return None  # a newer JSON the store has not caught up with yet
                 return settled_documents(self.stores, rows, scan=scan).get(task_id)
         except Exception as exc:
@@ -363,7 +363,7 @@ class ResultManager:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _json_older_than_store(path: Path, row: dict) -> bool:
+def _json_older_than_store(path: Path, row: dict, catalog) -> bool:
     """A JSON the store's version supersedes (sources.older_than_store: a postgres-only save
     made after it): dual-write reads the store, not that older file."""
     try:
@@ -372,7 +372,9 @@ def _json_older_than_store(path: Path, row: dict) -> bool:
         return False
     published = row.get("migrated_at")
     published_ns = None if published is None else (published - _EPOCH) // timedelta(microseconds=1) * 1000
-    return older_than_store(path, mtime_ns, row.get("source_path"), published_ns)
+    task_id = row["task_id"]
+    return older_than_store(path, mtime_ns, row.get("source_path"), published_ns,
+                            lambda: catalog.earlier_sources([task_id]).get(task_id, set()))
 
 
 def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True,

@@ -89,8 +89,9 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
             raw = Path(task.path).read_bytes()
             sha = sha256_hex(raw)
             why = None
-            if sha != state.source_sha256 and older_than_store(task.path, task.mtime_ns, state.source_path,
-                                                               state.published_at_ns):
+            if sha != state.source_sha256 and older_than_store(
+                    task.path, task.mtime_ns, state.source_path, state.published_at_ns,
+                    lambda: stores.catalog.earlier_sources([task.task_id]).get(task.task_id, set())):
                 why = "superseded: the application saved a newer version to the store since (this JSON is the older one)"
             elif sha != state.source_sha256:
                 why = "the file differs from the migrated version (stale)"

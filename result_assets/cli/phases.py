@@ -18,7 +18,7 @@ SHOWN = 10  # task ids listed per blocker
 
 
 def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
-    from result_assets.migration.plan import make_plan
+    from result_assets.migration.plan import plan_migration
     from result_assets.migration.sources import scan_source_dir
     from result_assets.store.last_write import same_file
     from result_assets.migration.status import task_statuses
@@ -68,7 +68,7 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
                   "keep new_task_sensor on until `result-assets phase` shows nothing pending"]
     else:
         states = stores.catalog.states([t.task_id for t in on_disk])
-        plan = make_plan(on_disk, states, force=False)
+        plan = plan_migration(stores.catalog, on_disk, False, states)
         behind = [_label(r) for s in ("pending", "stale") for r in by_status.get(s, [])]
         listed = {r["task_id"] for s in ("pending", "stale", "failed") for r in by_status.get(s, [])}
         # A JSON written after the task's postgres-only save (an instance still writing JSON):

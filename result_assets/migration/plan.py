@@ -6,10 +6,11 @@ else the same SHA-256.
 Superseded: in postgres-only the application saves to the store and writes no JSON, so a
 task's JSON left in the source directory is older than its save. Migrating it would put
 the older result back over the application's save: a file that differs from the store's
-version, which did not come from it and was published after the file was last written
-(sources.older_than_store), is left alone even by --force (`result-assets rollback`
-returns to an earlier version). A file written after the store's version (an instance
-still writing JSON after the switch) is changed, as before: the last write wins.
+version, which did not come from it and was published after the file was last written,
+or whose bytes are a version the store replaced (store/last_write.py), is left alone even
+by --force (`result-assets rollback` returns to an earlier version). Any other file
+written after the store's version (an instance still writing JSON after the switch) is
+changed, as before: the last write wins.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from result_assets.migration.sources import LegacyFile
 from result_assets.store.backups import sha256_hex
 from result_assets.store.catalog import CatalogState
-from result_assets.store.last_write import older_than_store
+from result_assets.store.last_write import older_than_store, same_file
 
 
 @dataclass
@@ -35,18 +36,27 @@ class Plan:
         return self.new + self.changed + self.forced
 
 
-def plan_migration(catalog, tasks: list[LegacyFile], force: bool) -> Plan:
-    """make_plan with the catalog's states of these tasks."""
-    return make_plan(tasks, catalog.states([t.task_id for t in tasks]), force)
+def plan_migration(catalog, tasks: list[LegacyFile], force: bool,
+                   states: dict[str, CatalogState] | None = None) -> Plan:
+    """make_plan with the catalog's states of these tasks (`states`, when the caller has
+    them), and the versions it replaced of those whose file is newer than a version that did
+    not come from it."""
+    states = catalog.states([t.task_id for t in tasks]) if states is None else states
+    renewed = [t.task_id for t in tasks if (s := states.get(t.task_id)) is not None and s.published_at_ns
+               and t.mtime_ns > s.published_at_ns and not same_file(s.source_path, t.path)]
+    return make_plan(tasks, states, force, catalog.earlier_sources(renewed))
 
 
-def make_plan(tasks: list[LegacyFile], states: dict[str, CatalogState], force: bool) -> Plan:
+def make_plan(tasks: list[LegacyFile], states: dict[str, CatalogState], force: bool,
+              replaced: dict[str, set[str]] | None = None) -> Plan:
+    """`replaced`: Catalog.earlier_sources of tasks whose file is newer than the store's
+    version (a copy of a replaced version is still superseded)."""
     plan = Plan()
     for task in tasks:
         state = states.get(task.task_id)
         if state is None:
             plan.new.append(task)
-        elif superseded(task, state):
+        elif superseded(task, state, (replaced or {}).get(task.task_id, set())):
             plan.superseded.append(task)
         elif force:
             plan.forced.append(task)
@@ -57,12 +67,12 @@ def make_plan(tasks: list[LegacyFile], states: dict[str, CatalogState], force: b
     return plan
 
 
-def superseded(task: LegacyFile, state: CatalogState) -> bool:
+def superseded(task: LegacyFile, state: CatalogState, replaced: set[str] = frozenset()) -> bool:
     """The file holds other bytes than the store's version, and is older than it
-    (sources.older_than_store): an earlier version of the task, left alone."""
+    (last_write.older_than_store): an earlier version of the task, left alone."""
     if state.status != "migrated" or task.refused:
         return False
-    if not older_than_store(task.path, task.mtime_ns, state.source_path, state.published_at_ns):
+    if not older_than_store(task.path, task.mtime_ns, state.source_path, state.published_at_ns, lambda: replaced):
         return False
     if task.size != state.source_bytes:
         return True

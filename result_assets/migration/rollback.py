@@ -163,7 +163,9 @@ def _superseded_now(stores, task_id: str, prev: dict) -> bool:
         mtime_ns = os.stat(path).st_mtime_ns
     except (OSError, TypeError):
         return False
-    return state is not None and older_than_store(path, mtime_ns, state.source_path, state.published_at_ns)
+    return state is not None and older_than_store(
+        path, mtime_ns, state.source_path, state.published_at_ns,
+        lambda: stores.catalog.earlier_sources([task_id]).get(task_id, set()))
 
 
 def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> str:

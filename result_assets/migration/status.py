@@ -22,7 +22,7 @@ def task_statuses(stores) -> list[dict]:
             continue
         status = state.status
         if path and source_differs(path, state.source_bytes, state.source_mtime_ns, state.source_sha256) \
-                and not _older_than_store(path, state):
+                and not _older_than_store(path, state, catalog):
             status = "stale"
         rows.append({"task_id": task_id, "status": status,
                      "reason": state.reason if state.status in ("quarantined", "failed") else None,
@@ -30,10 +30,11 @@ def task_statuses(stores) -> list[dict]:
     return rows
 
 
-def _older_than_store(path: str, state) -> bool:
+def _older_than_store(path: str, state, catalog) -> bool:
     """A superseded file (plan.superseded) is not stale: the store's version is the newer one."""
     try:
         mtime_ns = os.stat(path).st_mtime_ns
     except OSError:
         return False
-    return older_than_store(path, mtime_ns, state.source_path, state.published_at_ns)
+    return older_than_store(path, mtime_ns, state.source_path, state.published_at_ns,
+                            lambda: catalog.earlier_sources([state.task_id]).get(state.task_id, set()))

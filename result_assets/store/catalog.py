@@ -423,6 +423,16 @@ class Catalog:
                 cur.execute(query + " WHERE t.task_id = ANY(%s)", (list(task_ids),))
             return {row[0]: CatalogState(*row) for row in cur.fetchall()}
 
+    def earlier_sources(self, task_ids: list[str]) -> dict[str, set[str]]:
+        """{task_id: the SHA-256s of the sources its replaced versions were published from}."""
+        if not task_ids:
+            return {}
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT task_id, array_agg(DISTINCT source_sha256) FROM tasks_history "
+                        "WHERE task_id = ANY(%s) GROUP BY task_id", (list(task_ids),))
+            return {task_id: set(hashes) for task_id, hashes in cur.fetchall()}
+
     def touch_mtime(self, mtimes: dict[str, int]) -> None:
         """Record a new mtime for sources whose bytes were found unchanged."""
         if not mtimes:

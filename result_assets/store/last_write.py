@@ -7,20 +7,36 @@ and the catalog's publish all ask this one rule.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
-def older_than_store(path: str | Path, mtime_ns: int, store_source: str | None, published_at_ns: int | None) -> bool:
+def older_than_store(path: str | Path, mtime_ns: int, store_source: str | None, published_at_ns: int | None,
+                     replaced: Callable[[], set[str]] | None = None) -> bool:
     """Whether a file that differs from the store's version of its task is an earlier one:
     that version did not come from this file (an application save in postgres-only has no
     file; a re-run from the backups names the backup) and was published after the file was
-    last written. Such a file is superseded: neither migrated nor read over the store. A
-    file written after the store's version is newer, whatever its bytes (the last write
-    wins: a json-only instance still running, or a result saved again as it once was)."""
+    last written, or the file's bytes are a version the store already had and replaced
+    (`replaced`: those versions' SHA-256s, asked only when the mtime says newer: a copy or a
+    `touch` renews an old file's mtime, its bytes still say which version it is). Such a
+    file is superseded: neither migrated nor read over the store. Any other file written
+    after the store's version is newer (the last write wins: an instance still writing JSON)."""
     if published_at_ns is None or same_file(store_source, path):
         return False
-    return mtime_ns <= published_at_ns
+    if mtime_ns <= published_at_ns:
+        return True
+    if replaced is None:
+        return False
+    earlier = replaced()
+    if not earlier:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest() in earlier
+    except OSError:
+        return False
 
 
 def same_file(a: str | Path | None, b: str | Path) -> bool:

@@ -64,15 +64,21 @@ def test_a_json_older_than_a_postgres_only_save_is_read_and_migrated_as_the_olde
     assert code == 0 and report["tasks"]["superseded"] == 2 and report["blockers"] == []
 
 
-def test_a_json_written_after_the_save_is_newer_even_with_an_earlier_versions_bytes(source, capsys, mode):
-    ResultManager("dual-write").save_result("sup_again", doc(1.5))
-    ResultManager("postgres-only").save_result("sup_again", doc(2.5))
+def test_a_json_written_after_the_save_is_newer_unless_its_bytes_are_a_replaced_version(source, capsys, mode):
+    """The last write wins, but an old file copied or touched after the save (its mtime
+    renewed) is still the version it holds: one the store already replaced."""
+    for task_id in ("sup_newer", "sup_touched"):
+        ResultManager("dual-write").save_result(task_id, doc(1.5))
+        ResultManager("postgres-only").save_result(task_id, doc(2.5))
     time.sleep(0.01)
-    ResultManager("json-only").save_result("sup_again", doc(1.5))  # the first result saved again, later
+    ResultManager("json-only").save_result("sup_newer", doc(3.5))  # an instance still writing JSON
+    os.utime(source / "sup_touched" / "result.json")  # `touch`, or a copy that does not keep mtimes
     code, report = phase(capsys, mode)
-    assert code == 1 and "sup_again (its JSON is newer than the store's save)" in report["blockers"][0]["tasks"]
-    assert "superseded" not in migrate(source, capsys, "--task", "sup_again")
-    assert price("sup_again") == 1.5
+    assert code == 1 and report["blockers"][0]["tasks"] == ["sup_newer (its JSON is newer than the store's save)"]
+    report = migrate(source, capsys, "--task", "sup_newer", "--task", "sup_touched")
+    assert report["superseded"] == 1
+    assert price("sup_newer") == 3.5 and price("sup_touched") == 2.5
+    assert price("sup_touched", "dual-write") == 2.5
 
 
 def test_a_partition_re_run_from_the_backup_keeps_the_older_json_superseded(source, capsys):
