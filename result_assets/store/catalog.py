@@ -301,9 +301,17 @@ class Catalog:
             conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_lock(%s), true" if wait else "SELECT pg_try_advisory_lock(%s)", (key,))
-                yield cur.fetchone()[-1]
+                held = cur.fetchone()[-1]
+                try:
+                    yield held
+                finally:
+                    if held and not conn.closed:
+                        # Released now: closing alone frees it only when the server process has
+                        # exited, after the next caller may already have asked (a clean-clone CI
+                        # saw maintain() refused right after a maintenance had ended).
+                        cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
         finally:
-            conn.close()  # releases the lock
+            conn.close()
 
     def unlocated_tasks(self) -> dict[str, tuple[int, int | None, int | None]]:
         """{task_id: (version, signals_version, curves_version)} of published rows read from
