@@ -222,22 +222,29 @@ def _backup_fact(stores, raw: RawResult) -> BackupFact:
 
 
 def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
-    """The legacy files of task_ids, found where they were registered (else in the source dir);
-    a task whose file is gone is quarantined with that reason."""
+    """The newest version of each task as a file to migrate: its JSON, found where it was
+    registered (sources.task_source_file); or, when the store's version is newer than that
+    JSON or the JSON is gone (archived), the store's version from its backup, so a partition
+    re-run republishes what the store serves instead of an older file or a quarantine. A
+    task with neither is quarantined with that reason."""
     from pathlib import Path
 
-    from result_assets.migration.sources import stat_legacy_file
+    from result_assets.migration.plan import superseded
+    from result_assets.migration.sources import stat_legacy_file, task_source_file
+    from result_assets.store.backups import BackupStore
 
     registered = stores.catalog.sources(task_ids)
-    source_dir = stores.settings.source_dir
+    states = stores.catalog.states(task_ids)
+    replaced = stores.catalog.earlier_sources([t for t in task_ids if t in states])
     files = []
     for task_id in task_ids:
-        path = registered.get(task_id)
-        found = None
-        if path is not None:
-            found = stat_legacy_file(Path(path).parent.parent, task_id)
-        elif source_dir:
-            found = stat_legacy_file(source_dir, task_id)
+        path = task_source_file(stores, task_id, registered.get(task_id))
+        found = stat_legacy_file(Path(path).parent.parent, task_id) if path else None
+        state = states.get(task_id)
+        published = state is not None and state.status == "migrated"
+        if published and isinstance(stores.backups, BackupStore) and (
+                found is None or superseded(found, state, replaced.get(task_id, set()))):
+            found = stat_legacy_file(stores.backups.root, task_id) or found
         files.append(found or LegacyFile(task_id, path or "", 0, 0, refused="source file not found"))
     return files
 

@@ -185,7 +185,7 @@ def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -
 
 
 def _source_file(stores, task_id: str, prev: dict) -> str | None:
-    """The task's source file, under the directory it was registered in (else the catalog row's)."""
-    from result_assets.migration.sources import registered_source_file
+    """The task's JSON in its source directory (sources.task_source_file), never its backup."""
+    from result_assets.migration.sources import task_source_file
 
-    return registered_source_file(task_id, stores.catalog.sources([task_id]).get(task_id) or prev["source_path"])
+    return task_source_file(stores, task_id, stores.catalog.sources([task_id]).get(task_id) or prev["source_path"])

@@ -123,6 +123,17 @@ def registered_source_file(task_id: str, registered: str | None) -> str | None:
     return str(task_dir / RESULT_FILE) if task_dir else registered
 
 
+def task_source_file(stores, task_id: str, registered: str | None) -> str | None:
+    """The task's JSON in its source directory: where it was registered, or in
+    RESULT_SOURCE_DIR when it was registered nowhere or at its backup (a postgres-only save
+    points the registration there). The file may be missing (archived) or older than the
+    store's version (store/last_write.py): callers ask."""
+    if registered and registered != stores.backups.uri(task_id):
+        return registered_source_file(task_id, registered)
+    task_dir = task_dir_path(stores.settings.source_dir, task_id) if stores.settings.source_dir else None
+    return str(task_dir / RESULT_FILE) if task_dir else None
+
+
 def source_differs(path: str | Path, size: int, mtime_ns: int | None, sha256: str) -> bool:
     """Whether the file holds other bytes than those recorded: a different size says so at
     once, the same mtime says it did not change, else its SHA-256 decides. A file that is

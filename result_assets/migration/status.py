@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from result_assets.migration.sources import registered_source_file, source_differs
+from result_assets.migration.sources import source_differs, task_source_file
 from result_assets.store.last_write import older_than_store
 
 
@@ -16,7 +16,7 @@ def task_statuses(stores) -> list[dict]:
     rows = []
     for task_id in sorted(set(states) | set(sources)):
         state = states.get(task_id)
-        path = registered_source_file(task_id, sources.get(task_id) or (state.source_path if state else None))
+        path = task_source_file(stores, task_id, sources.get(task_id) or (state.source_path if state else None))
         if state is None:
             rows.append({"task_id": task_id, "status": "pending", "reason": None})
             continue

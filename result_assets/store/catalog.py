@@ -20,7 +20,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from result_assets.store import schema
-from result_assets.store.last_write import older_than_store
+from result_assets.store.last_write import older_than_store, same_file
 from result_assets.store.pg_text import jsonb_text, pg_text
 
 STORE_WRITE_LOCK = 7203  # pg advisory lock: Delta writers (shared) against compaction and vacuum (exclusive)
@@ -181,7 +181,7 @@ class Catalog:
             current = {row[0]: row[1:] for row in cur.fetchall()}
             published = {t for t, (status, *_) in current.items() if status == "migrated"}
             if newer_only:
-                demoted.update(_overtaken(tasks, current))
+                demoted.update(_overtaken(cur, tasks, current))
                 tasks = [replace(t, status="failed", reason=demoted[t.task_id], row_locations=None)
                          if t.task_id in demoted else t for t in tasks]
                 hot = {t: rows for t, rows in hot.items() if t not in demoted}
@@ -614,18 +614,30 @@ def _queue_records(cur, records: dict[str, tuple[dict, str]], partition_keys: di
     return dict(rows)
 
 
-def _overtaken(tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str, str]:
+def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str, str]:
     """{task_id: reason} of the files to publish that are older than the task's current
-    version, which did not come from them ({task_id: (status, source_path, source_sha256,
-    published at, ns)}, read under the rows' locks)."""
-    out = {}
+    version, which did not come from them (last_write.older_than_store: by time, or a copy of
+    a version it replaced). `current`: {task_id: (status, source_path, source_sha256,
+    published at, ns)}, read under the rows' locks."""
+    candidates = {}
     for t in tasks:
         status, source_path, sha256, published_at_ns = current.get(t.task_id, (None, None, None, None))
-        if (t.status == "migrated" and status == "migrated" and t.source_path and t.source_mtime_ns is not None
-                and t.source_sha256 != sha256 and older_than_store(t.source_path, t.source_mtime_ns, source_path,
-                                                                   published_at_ns)):
-            out[t.task_id] = ("a newer version (an application save) was published while this file was converted: "
-                              "the file is older, not published over it")
+        if t.status == "migrated" and status == "migrated" and t.source_path and t.source_mtime_ns is not None \
+                and t.source_sha256 != sha256:
+            candidates[t.task_id] = (t, source_path, published_at_ns)
+    replaced: dict[str, set[str]] = {}
+    if candidates:
+        cur.execute("SELECT task_id, array_agg(DISTINCT source_sha256) FROM tasks_history "
+                    "WHERE task_id = ANY(%s) GROUP BY task_id", (list(candidates),))
+        replaced = {task_id: set(hashes) for task_id, hashes in cur.fetchall()}
+    out = {}
+    for task_id, (t, source_path, published_at_ns) in candidates.items():
+        if older_than_store(t.source_path, t.source_mtime_ns, source_path, published_at_ns):
+            out[task_id] = ("a newer version (an application save) was published while this file was converted: "
+                            "the file is older, not published over it")
+        elif not same_file(source_path, t.source_path) and t.source_sha256 in replaced.get(task_id, ()):
+            out[task_id] = ("the file holds a version the store already replaced (an old copy, its mtime renewed): "
+                            "not published over the newer one")
     return out
 
 
