@@ -6,6 +6,8 @@ line, exit 2).
 """
 from __future__ import annotations
 
+import os
+
 import gc
 import time
 from dataclasses import dataclass, field
@@ -28,7 +30,8 @@ class MigrateOutcome:
 
 def scan(source_dir: str, only: list[str] | None) -> SourceScan:
     try:
-        found = scan_source_dir(source_dir, set(only) if only else None)
+        # Absolute: the paths registered are read by runs in other working directories.
+        found = scan_source_dir(os.path.abspath(source_dir), set(only) if only else None)
     except SourceDirError as exc:
         raise UsageError(str(exc)) from None
     if only:

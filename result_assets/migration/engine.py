@@ -243,10 +243,23 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
         state = states.get(task_id)
         published = state is not None and state.status == "migrated"
         if published and isinstance(stores.backups, BackupStore) and (
-                found is None or superseded(found, state, replaced.get(task_id, set()))):
+                found is None or superseded(found, state, replaced.get(task_id, set()))) \
+                and _backup_holds(stores, task_id, state.source_sha256):
             found = stat_legacy_file(stores.backups.root, task_id) or found
         files.append(found or LegacyFile(task_id, path or "", 0, 0, refused="source file not found"))
     return files
+
+
+def _backup_holds(stores, task_id: str, sha256: str) -> bool:
+    """Whether the task's current backup is the store's version; made so from previous/ when an
+    attempt the publish refused left its own bytes there."""
+    if stores.backups.verify(task_id, sha256):
+        return True
+    raw = stores.backups.read_version(task_id, sha256)
+    if raw is None:
+        return False
+    stores.backups.save(task_id, raw, sha256)
+    return True
 
 
 @dataclass

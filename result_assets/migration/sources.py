@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from result_assets.legacy import dir_name_for_task_id, partition_key_for, task_id_for_dir_name
+from result_assets.store.last_write import same_file
 from result_assets.store.backups import file_sha256
 
 RESULT_FILE = "result.json"
@@ -128,7 +129,8 @@ def task_source_file(stores, task_id: str, registered: str | None) -> str | None
     RESULT_SOURCE_DIR when it was registered nowhere or at its backup (a postgres-only save
     points the registration there). The file may be missing (archived) or older than the
     store's version (store/last_write.py): callers ask."""
-    if registered and registered != stores.backups.uri(task_id):
+    # A relative path (a migrate run from another working directory) names nothing here.
+    if registered and os.path.isabs(registered) and not same_file(registered, stores.backups.uri(task_id)):
         return registered_source_file(task_id, registered)
     task_dir = task_dir_path(stores.settings.source_dir, task_id) if stores.settings.source_dir else None
     return str(task_dir / RESULT_FILE) if task_dir else None

@@ -549,7 +549,12 @@ def _publish_staged() -> str:
         f"SELECT {cols}, version, migrated_at FROM tasks WHERE task_id IN (SELECT task_id FROM tasks_in)",
         # New rows in task_id order too: two batches inserting the same new tasks never deadlock.
         f"INSERT INTO tasks ({cols}) SELECT {cols} FROM tasks_in ORDER BY task_id "
-        f"ON CONFLICT (task_id) DO UPDATE SET {updates}, version = tasks.version + 1, migrated_at = now()",
+        # migrated_at: when these bytes were first published. Publishing the same bytes again (a
+        # re-run, --force) keeps it, so a JSON written in between is not made to look older
+        # than the store's version (store/last_write.py).
+        f"ON CONFLICT (task_id) DO UPDATE SET {updates}, version = tasks.version + 1, migrated_at = "
+        f"CASE WHEN tasks.source_sha256 = EXCLUDED.source_sha256 AND tasks.status = EXCLUDED.status "
+        f"THEN tasks.migrated_at ELSE now() END",
         "DELETE FROM task_symbols WHERE task_id IN (SELECT task_id FROM tasks_in)",
         "INSERT INTO task_symbols SELECT * FROM task_symbols_in",
         "DELETE FROM hot_rows WHERE task_id IN (SELECT task_id FROM tasks_in)",

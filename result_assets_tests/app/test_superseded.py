@@ -245,3 +245,53 @@ def test_rollback_restore_source_writes_the_source_directory_not_the_backup(sour
     assert json.loads((source / "sup_restore" / "result.json").read_bytes()) == doc(1.5)
     migrate(source, capsys, "--task", "sup_restore")
     assert price("sup_restore") == 1.5
+
+
+def test_a_republish_of_the_same_bytes_keeps_its_publish_time_and_sources_are_absolute(source, capsys,
+                                                                                       monkeypatch):
+    """A re-run or --force of unchanged bytes does not make a JSON written in between look older
+    than the store's version; a migrate given a relative folder registers absolute paths, which
+    runs in other working directories can read."""
+    from result_assets.settings import Settings
+    from result_assets.store.stores import Stores
+
+    ResultManager("json-only").save_result("sup_same", doc(1.5))
+    monkeypatch.chdir(source.parent)
+    migrate(source.name, capsys, "--task", "sup_same")
+    catalog = Stores(Settings.from_env()).catalog
+    assert os.path.isabs(catalog.sources(["sup_same"])["sup_same"])
+    first = catalog.states(["sup_same"])["sup_same"].published_at_ns
+    migrate(source.name, capsys, "--task", "sup_same", "--force")
+    assert catalog.states(["sup_same"])["sup_same"].published_at_ns == first
+
+
+def test_a_re_run_after_a_refused_attempt_republishes_the_stores_version(source, capsys, monkeypatch):
+    """A save landed after migrate chose a lagging JSON and before it backed it up: the publish
+    refused the JSON, whose bytes the backup then held. A partition re-run takes the store's
+    version (restored as the backup from previous/), not those bytes."""
+    from result_assets.assets.instance import get_instance
+    from result_assets.assets.jobs import MIGRATE_JOB
+    from result_assets.assets.partitions import register_partitions
+    from result_assets.definitions import build_definitions
+    from result_assets.settings import Settings
+
+    ResultManager("postgres-only").save_result("sup_refused", doc(1.5))
+    time.sleep(0.01)
+    ResultManager("json-only").save_result("sup_refused", doc(2.5))
+    back_up = engine.save_backups
+
+    def save_first(stores, raws):
+        if any(r.source.task_id == "sup_refused" and r.source.path for r in raws):
+            ResultManager("postgres-only", record_in_dagster=False).save_result("sup_refused", doc(3.5))
+        return back_up(stores, raws)
+
+    monkeypatch.setattr(engine, "save_backups", save_first)
+    assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_refused"]) == 1
+    capsys.readouterr()
+    monkeypatch.undo()
+    assert price("sup_refused") == 3.5
+    instance = get_instance(Settings.from_env())
+    register_partitions(instance, ["sup_refused"])
+    run = build_definitions().resolve_job_def(MIGRATE_JOB).execute_in_process(
+        instance=instance, partition_key="sup_refused", raise_on_error=False)
+    assert run.success and price("sup_refused") == 3.5
