@@ -364,7 +364,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _json_older_than_store(path: Path, row: dict, catalog) -> bool:
-    """A JSON the store's version supersedes (sources.older_than_store: a postgres-only save
+    """A JSON the store's version supersedes (last_write.older_than_store: a postgres-only save
     made after it): dual-write reads the store, not that older file."""
     try:
         mtime_ns = os.stat(path).st_mtime_ns

@@ -152,7 +152,7 @@ def _source_differs(stores, task_id: str, prev: dict) -> bool:
 
 def _superseded_now(stores, task_id: str, prev: dict) -> bool:
     """Whether the source file is older than the version just restored, which did not come
-    from it (sources.older_than_store): migrate and status then leave it alone."""
+    from it (last_write.older_than_store): migrate and status then leave it alone."""
     import os
 
     from result_assets.store.last_write import older_than_store
