@@ -34,7 +34,7 @@ from result_assets.migration.engine import BatchResult, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
-from result_assets.store.last_write import older_than_store
+from result_assets.store.last_write import file_older_than_store
 from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
 from result_assets.store.stores import Stores
 
@@ -366,15 +366,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def _json_older_than_store(path: Path, row: dict, catalog) -> bool:
     """A JSON the store's version supersedes (last_write.older_than_store: a postgres-only save
     made after it): dual-write reads the store, not that older file."""
-    try:
-        mtime_ns = os.stat(path).st_mtime_ns
-    except OSError:
-        return False
     published = row.get("migrated_at")
     published_ns = None if published is None else (published - _EPOCH) // timedelta(microseconds=1) * 1000
-    task_id = row["task_id"]
-    return older_than_store(path, mtime_ns, row.get("source_path"), published_ns,
-                            lambda: catalog.earlier_sources([task_id]).get(task_id, set()))
+    return file_older_than_store(catalog, row["task_id"], path, row.get("source_path"), published_ns)
 
 
 def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_source_path: bool = True,

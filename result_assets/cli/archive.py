@@ -58,7 +58,7 @@ def known_archive_dirs(settings: Settings) -> list[Path]:
 def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None,
                   max_tasks: int = MAX_TASKS, max_bytes: int = MAX_BYTES) -> ArchiveReport:
     from result_assets.migration.sources import scan_source_dir
-    from result_assets.store.last_write import older_than_store
+    from result_assets.store.last_write import file_older_than_store
     from result_assets.store.backups import sha256_hex
     from result_assets.store.reader import file_bytes
     from result_assets.store.stores import Stores
@@ -89,12 +89,11 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
             raw = Path(task.path).read_bytes()
             sha = sha256_hex(raw)
             why = None
-            if sha != state.source_sha256 and older_than_store(
-                    task.path, task.mtime_ns, state.source_path, state.published_at_ns,
-                    lambda: stores.catalog.earlier_sources([task.task_id]).get(task.task_id, set())):
-                why = "superseded: the application saved a newer version to the store since (this JSON is the older one)"
-            elif sha != state.source_sha256:
-                why = "the file differs from the migrated version (stale)"
+            if sha != state.source_sha256:
+                why = ("superseded: the application saved a newer version to the store since (this JSON is the "
+                       "older one)" if file_older_than_store(stores.catalog, task.task_id, task.path, state.source_path,
+                                                              state.published_at_ns, task.mtime_ns)
+                       else "the file differs from the migrated version (stale)")
             elif not stores.backups.verify(task.task_id, sha):
                 why = "its backup is missing or differs"
             elif task.task_id not in stored or sha256_hex(stored[task.task_id]) != sha:

@@ -124,8 +124,8 @@ def dry_run(settings: Settings, source_dir: str, *, force: bool = False, only: l
     started = time.perf_counter()
     found = scan(source_dir, only)
     catalog = _existing_catalog(settings)
-    plan = plan_migration(catalog, found.tasks, force) if catalog else make_plan(found.tasks, {}, force)
     states = catalog.states([t.task_id for t in found.tasks]) if catalog else {}
+    plan = plan_migration(catalog, found.tasks, force, states) if catalog else make_plan(found.tasks, {}, force)
     reasons = {}
     # The basis of migrate's json_bytes: the JSON of every valid task the store will hold.
     json_bytes = sum(states[t.task_id].source_bytes for t in plan.unchanged

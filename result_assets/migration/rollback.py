@@ -153,19 +153,11 @@ def _source_differs(stores, task_id: str, prev: dict) -> bool:
 def _superseded_now(stores, task_id: str, prev: dict) -> bool:
     """Whether the source file is older than the version just restored, which did not come
     from it (last_write.older_than_store): migrate and status then leave it alone."""
-    import os
+    from result_assets.store.last_write import file_older_than_store
 
-    from result_assets.store.last_write import older_than_store
-
-    path = _source_file(stores, task_id, prev)
     state = stores.catalog.states([task_id]).get(task_id)
-    try:
-        mtime_ns = os.stat(path).st_mtime_ns
-    except (OSError, TypeError):
-        return False
-    return state is not None and older_than_store(
-        path, mtime_ns, state.source_path, state.published_at_ns,
-        lambda: stores.catalog.earlier_sources([task_id]).get(task_id, set()))
+    return state is not None and file_older_than_store(stores.catalog, task_id, _source_file(stores, task_id, prev),
+                                                       state.source_path, state.published_at_ns)
 
 
 def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> str:

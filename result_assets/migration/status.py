@@ -3,10 +3,8 @@ pending (registered, not migrated) or stale; and, beside a published version, th
 last attempt failed (`failed_attempt`: the published version stays readable, the next run retries)."""
 from __future__ import annotations
 
-import os
-
 from result_assets.migration.sources import source_differs, task_source_file
-from result_assets.store.last_write import older_than_store
+from result_assets.store.last_write import file_older_than_store
 
 
 def task_statuses(stores) -> list[dict]:
@@ -21,20 +19,12 @@ def task_statuses(stores) -> list[dict]:
             rows.append({"task_id": task_id, "status": "pending", "reason": None})
             continue
         status = state.status
+        # A superseded file (plan.superseded) is not stale: the store's version is the newer one.
         if path and source_differs(path, state.source_bytes, state.source_mtime_ns, state.source_sha256) \
-                and not _older_than_store(path, state, catalog):
+                and not file_older_than_store(catalog, task_id, path, state.source_path, state.published_at_ns):
             status = "stale"
         rows.append({"task_id": task_id, "status": status,
                      "reason": state.reason if state.status in ("quarantined", "failed") else None,
                      "failed_attempt": state.failed_attempt})
     return rows
 
-
-def _older_than_store(path: str, state, catalog) -> bool:
-    """A superseded file (plan.superseded) is not stale: the store's version is the newer one."""
-    try:
-        mtime_ns = os.stat(path).st_mtime_ns
-    except OSError:
-        return False
-    return older_than_store(path, mtime_ns, state.source_path, state.published_at_ns,
-                            lambda: catalog.earlier_sources([state.task_id]).get(state.task_id, set()))

@@ -39,6 +39,19 @@ def older_than_store(path: str | Path, mtime_ns: int, store_source: str | None, 
         return False
 
 
+def file_older_than_store(catalog, task_id: str, path: str | Path | None, store_source: str | None,
+                          published_at_ns: int | None, mtime_ns: int | None = None) -> bool:
+    """older_than_store of a task's file on disk: its mtime read when not given (False for no
+    file), the versions its store replaced asked of the catalog only when the mtime says newer."""
+    if mtime_ns is None:
+        try:
+            mtime_ns = os.stat(path).st_mtime_ns
+        except (OSError, TypeError):
+            return False
+    return older_than_store(path, mtime_ns, store_source, published_at_ns,
+                            lambda: catalog.earlier_sources([task_id]).get(task_id, set()))
+
+
 def same_file(a: str | Path | None, b: str | Path) -> bool:
     """Whether two paths name one file (the store's version came from this file)."""
     if a is None:

@@ -22,6 +22,17 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def archived_files(to_dir: Path) -> dict[str, bytes]:
+    """{task_id: its bytes} in the finished archives of a folder (a .partial file is not one)."""
+    kept = {}
+    for path in to_dir.glob("*.tar.xz"):
+        with tarfile.open(path, "r:xz") as tar:
+            for info in tar:
+                if info.name.endswith("/result.json"):
+                    kept[info.name.split("/")[0]] = tar.extractfile(info).read()
+    return kept
+
+
 @pytest.fixture(scope="module")
 def source(project_home, tmp_path_factory):
     path = tmp_path_factory.mktemp("archive_source")
@@ -147,13 +158,7 @@ def test_two_archive_runs_into_one_folder_keep_both_archives(project_home, tmp_p
     for t in threads:
         t.join()
     assert all(reports[t].archived == [t] for t in ids), reports
-    kept = {}
-    for archive_path in to_dir.glob("*.tar.xz"):
-        with tarfile.open(archive_path, "r:xz") as tar:
-            for info in tar:
-                if info.name.endswith("/result.json"):
-                    kept[info.name.split("/")[0]] = tar.extractfile(info).read()
-    assert kept == originals  # each removed original is in an archive, byte for byte
+    assert archived_files(to_dir) == originals  # each removed original is in an archive, byte for byte
 
 
 def test_rollback_after_a_vacuum_takes_the_earlier_bytes_from_the_backups(project_home, tmp_path, capsys):
@@ -223,24 +228,14 @@ def killed(*args, **kwargs):
     run = subprocess.run([sys.executable, "-c", script, str(source), str(to_dir)], env=os.environ.copy())
     assert run.returncode == -9  # killed where the test said, not finished or failed
 
-    def archived() -> dict[str, bytes]:
-        """Each task's bytes in the archives that read back whole ({} for a partial file)."""
-        kept = {}
-        for path in to_dir.glob("*.tar.xz"):
-            with tarfile.open(path, "r:xz") as tar:
-                for info in tar:
-                    if info.name.endswith("/result.json"):
-                        kept[info.name.split("/")[0]] = tar.extractfile(info).read()
-        return kept
-
     for task_id in ids:
         present = source / task_id / "result.json"
-        kept = present.read_bytes() if present.exists() else archived().get(task_id)
+        kept = present.read_bytes() if present.exists() else archived_files(to_dir).get(task_id)
         assert kept == originals[task_id], (point, task_id)
 
     from result_assets.cli.archive import archive_tasks
 
     report = archive_tasks(Settings.from_env(source_dir=str(source)), to_dir, max_tasks=2)
     assert report.skipped == {}
-    assert archived() == originals
+    assert archived_files(to_dir) == originals
     assert not any((source / t / "result.json").exists() for t in ids)
