@@ -348,17 +348,15 @@ def _uniform_fields(listed: dict, codes: dict[str, str], tables: dict[str, pa.Ta
     at only where a row differs from its field's spelling. Rows in the tables' (symbol_idx,
     seq) order; `listed`: _list_rows of each list."""
     uniform, mixed = {}, {}
-    ordered = {list_key: key_ordered(table) for list_key, table in tables.items()}
     for list_key, name in TIMESTAMP_FIELDS:
-        key, table = f"{list_key}.{name}", ordered[list_key]
+        key = f"{list_key}.{name}"
         rows, every_list = listed[list_key]
-        if not every_list or len(rows) != table.num_rows:
+        if not every_list or len(rows) != tables[list_key].num_rows:
             continue
-        code = codes.get(key, "TZ")  # no code: ISO 8601 UTC
-        if spelled_as.get(key) in (code, NO_VALUES):
+        if spelled_as.get(key) in (codes.get(key, "TZ"), NO_VALUES):
             uniform[key] = None  # spelled only if a rebuild needs it (_spelled_field)
             continue
-        spelled = spelled_column(table.column(TIMESTAMP_COLUMNS[name]), code)
+        spelled = _spelled_field(key, tables, codes)
         values = [r.get(name) for r in rows]
         if values == spelled:
             uniform[key] = spelled
@@ -368,7 +366,8 @@ def _uniform_fields(listed: dict, codes: dict[str, str], tables: dict[str, pa.Ta
 
 
 def _spelled_field(key: str, tables: dict[str, pa.Table], codes: dict[str, str]) -> list:
-    """A timestamp field's column spelled in its code, rows in the tables' order."""
+    """A timestamp field's column spelled in its code (none: ISO 8601 UTC), rows in the
+    tables' (symbol_idx, seq) order."""
     list_key, name = key.split(".")
     return spelled_column(key_ordered(tables[list_key]).column(TIMESTAMP_COLUMNS[name]), codes.get(key, "TZ"))
 
