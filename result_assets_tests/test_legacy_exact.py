@@ -167,6 +167,31 @@ def test_a_number_patch_is_only_another_spelling_of_the_same_value():
     assert exact._number_patches(b'[1e+22]', b'[2e+22]') is None
 
 
+def _inside_a_string(text: bytes) -> list[bool]:
+    """The oracle: a JSON scanner's state at each offset of `text`."""
+    inside, escaped, out = False, False, []
+    for byte in text:
+        out.append(inside)
+        if escaped:
+            escaped = False
+        elif inside and byte == 0x5C:
+            escaped = True
+        elif byte == 0x22:
+            inside = not inside
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet='a"\\0', max_size=6), st.floats(allow_nan=False)), max_size=8))
+def test_outside_strings_agrees_with_a_scanner(values):
+    """Both ways of telling a number patch's offset from one inside a string (the quote count
+    in C when no quote is escaped, the numpy scan otherwise) agree with a scanner."""
+    text = json.dumps(values).encode()
+    inside = _inside_a_string(text)
+    for offset in range(len(text)):
+        assert exact._outside_strings(text, [offset]) == (not inside[offset])
+
+
 def test_a_number_patch_never_respells_digits_inside_a_string():
     """Readers build documents without the number patches: one inside a string (a timestamp
     "00:00:00.000Z" written as "00:00:00Z") gave them another string than the file's, though the

@@ -304,7 +304,16 @@ def _timestamp_texts(field: str, column: pa.Array, spelling) -> pa.Array:
         choice = _BASE36_VALUE[np.frombuffer(digits.encode("ascii"), np.uint8)]
         if (choice >= len(codes)).any():
             raise Unwritable(f"{field}: a row spelling out of range")
-        return pc.choose(pa.array(choice, pa.uint8()), *[_json_texts(column, c) for c in codes])
+        # The commonest code spells the column, each other one only its own rows (a few, as a
+        # rule: a mixed field spelling every row in every code was 15% of writing a 40 MB file).
+        rows_of = np.bincount(choice, minlength=len(codes))
+        commonest = int(rows_of.argmax())
+        texts = _json_texts(column, codes[commonest])
+        for k, code in enumerate(codes):
+            if k != commonest and rows_of[k]:
+                mask = pa.array(choice == k)
+                texts = pc.replace_with_mask(texts, mask, _json_texts(column.filter(mask), code))
+        return texts
     return _json_texts(column, spelling.timestamps.get(field, "TZ"))  # default: ISO UTC
 
 
