@@ -70,3 +70,12 @@ def test_a_small_batch_is_not_converted_ahead(tmp_path, ahead):
     shutil.copytree(SAMPLES / "bt_20250900_600020", tmp_path / "bt_20250900_600020")
     ahead.start(scan_source_dir(tmp_path).tasks)
     assert ahead.pending == {}  # in-process with its batch: no worker round trip
+
+
+def test_conversion_workers_run_below_their_clients_priority():
+    """The client's own work (events, writes, read-backs) is a migration's critical path:
+    the workers take the CPU it leaves."""
+    import os
+
+    mine = os.nice(0)
+    assert convert._get_pool(2).submit(os.nice, 0).result() == min(mine + 10, 19)

@@ -209,9 +209,14 @@ def _get_pool(n: int) -> ProcessPoolExecutor:
     if _pool is None or _pool_workers != n:
         # forkserver: never fork a process holding Dagster's threads and database connections.
         _pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver"),
-                                    initializer=_exit_with, initargs=(os.getpid(),))
+                                    initializer=_start_worker, initargs=(os.getpid(),))
         _pool_workers = n
     return _pool
+
+
+def _start_worker(client_pid: int) -> None:
+    _yield_to_client()
+    _exit_with(client_pid)
 
 
 def _exit_with(client_pid: int) -> None:
@@ -225,6 +230,17 @@ def _exit_with(client_pid: int) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch, name="result-assets-exit-with-client", daemon=True).start()
+
+
+def _yield_to_client() -> None:
+    """Run below the client's CPU priority (nice +10). The client's own work (Dagster's
+    import and events, the writes and read-backs) is a migration's critical path; the
+    conversions ahead of it take whatever CPU it leaves (measured: `migrate` of the bench
+    corpus 7.8-7.9 s against 8.1-8.3 s, with the first batches started batch by batch)."""
+    try:
+        os.nice(10)
+    except OSError:
+        pass
 
 
 def _running(pid: int) -> bool:
