@@ -398,3 +398,28 @@ def test_documents_spelled_in_bulk_are_the_documents_spelled_one_by_one(tmp_path
         skeleton_text, document = alone[name]
         together = exact.file_document(skeleton_text, signals, curves, spelling, None, spelled[name])
         assert json.dumps(together) == json.dumps(document) == json.dumps(json.loads(raw)), name
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_numbers_written_as_strings_are_patched_without_rebuilding_the_document(style, monkeypatch):
+    """The rows whose prices are numeric strings get the patches the row-by-row comparison
+    gives them, found without rebuilding the document; the file comes back byte for byte."""
+    start = datetime(2023, 4, 18, 5, tzinfo=timezone.utc)
+    signals = [signal(start + timedelta(hours=i), "T+09:00", 100.5 + i) for i in range(6)]
+    signals[1]["price"], signals[4]["price"], signals[4]["pnl"] = "101.5", "0.005477104418944712", "-3.25"
+    signals[2]["price"] = "1.50"  # not repr's spelling: the string keeps it
+    doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": signals}],
+           "performance_curve": [{"timestamp": "2023-04-18T05:00:00Z", "equity": "1000000.0", "drawdown": 0.0}]}
+    raw = json.dumps(doc, **style).encode()
+    with monkeypatch.context() as m:  # the row-by-row comparison of the rebuilt document
+        m.setattr(exact, "_numeric_string_patches", lambda source: {})
+        compared = learn("t", raw)
+    assert len(compared.rows) == 4
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the document was rebuilt")
+
+    with monkeypatch.context() as m:
+        m.setattr(exact, "rebuild", no_rebuild)
+        assert learn("t", raw).to_json() == compared.to_json()
+    assert regenerated("t", raw) == raw

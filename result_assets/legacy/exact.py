@@ -39,9 +39,10 @@ import numpy as np
 import pyarrow as pa
 
 from .column_writer import Unwritable, write_columns
+from .normalize import stored_as_float
 from .parse import dumps_document, exact_float, parse_document, parse_written
 from .reconstruct import key_ordered, reconstruct
-from .schema import TIMESTAMP_COLUMNS
+from .schema import CURVE_FLOAT_KEYS, SIGNAL_FLOAT_KEYS, TIMESTAMP_COLUMNS
 from .spelled import NO_VALUES, render_timestamp, spelled_column, timestamp_code
 from .timestamps import parse_timestamp
 
@@ -245,6 +246,15 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
     if found is not None:
         return found
+    # The commonest reason a file needs row patches: numbers written as strings. Their
+    # patches are known without rebuilding the document (measured: a 312 KB file with 33
+    # such rows, 30 -> 20 ms); the bytes still decide.
+    spelling.rows = _numeric_string_patches(source)
+    if spelling.rows:
+        found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
+        if found is not None:
+            return found
+        spelling.rows = {}
     uniform = {key: _spelled_field(key, tables, spelling.timestamps) if spelled is None else spelled
                for key, spelled in uniform.items()}
     rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, uniform,
@@ -461,6 +471,28 @@ def _row_pairs(source: dict, rebuilt: dict):
             if type(rows) is list and type(others) is list and len(rows) == len(others):
                 for seq, (row, rebuilt_row) in enumerate(zip(rows, others)):
                     yield f"{list_key}:{idx}:{seq}", row, rebuilt_row
+
+
+def _numeric_string_patches(source: dict) -> dict[str, list]:
+    """The row patches of the rows whose float fields hold numeric strings stored as floats
+    ({"signals:<symbol_idx>:<seq>": ["set", {key: the string}]}), as _row_patch gives them
+    for a row that differs from its rebuilt one in those values alone."""
+    patches = {}  # in _row_pairs' order, as the comparison lists them
+    for idx, holder in _holders(source):
+        for list_key, keys in (("signals", SIGNAL_FLOAT_KEYS), ("performance_curve", CURVE_FLOAT_KEYS)):
+            rows = holder.get(list_key)
+            if type(rows) is not list:
+                continue
+            odd: dict[int, set[str]] = {}
+            for key in keys:
+                column = [row.get(key) if type(row) is dict else None for row in rows]
+                if str in set(map(type, column)):
+                    for seq, value in enumerate(column):
+                        if type(value) is str and stored_as_float(value):
+                            odd.setdefault(seq, set()).add(key)
+            for seq, found in odd.items():
+                patches[f"{list_key}:{idx}:{seq}"] = ["set", {k: v for k, v in rows[seq].items() if k in found}]
+    return patches
 
 
 def _same(a: object, b: object) -> bool:

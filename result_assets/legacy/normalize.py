@@ -557,6 +557,15 @@ def _numeric_string(text: str, where: str, key: str) -> float | None:
     return value if exact_float(text.strip(), value) else None
 
 
+def stored_as_float(text: str) -> bool:
+    """Whether a numeric string in a float field is stored as the float it spells (its text
+    is then not in the rows: the file's Spelling keeps it), not kept as written."""
+    try:
+        return _numeric_string(text, "", "") is not None
+    except InvalidResult:
+        return False
+
+
 def _read_metrics(block: dict, where: str) -> dict:
     """The six summary metrics as float (num_trades: int), None when absent or not
     a number; a non-numeric string is invalid (spec: "Numbers")."""
