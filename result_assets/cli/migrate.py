@@ -70,7 +70,7 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
         # The workers convert the first two batches while Dagster is imported and the instance
         # and definitions are built (about 1.5 s of the main process).
         ahead = Prefetch(settings.max_file_bytes, settings.conversion_workers)
-        for first in range(0, 2 * settings.batch_size, settings.batch_size):  # batch by batch: the first one done first
+        for first in range(0, 2 * settings.batch_size, settings.batch_size):  # the first batch done first
             ahead.start(todo[first:first + settings.batch_size])
 
         from result_assets.assets.launch import materialize_report, run_migration

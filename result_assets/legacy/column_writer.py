@@ -305,7 +305,7 @@ def _timestamp_texts(field: str, column: pa.Array, spelling) -> pa.Array:
         if (choice >= len(codes)).any():
             raise Unwritable(f"{field}: a row spelling out of range")
         # The commonest code spells the column, each other one only its own rows (a few, as a
-        # rule: a mixed field spelling every row in every code was 15% of writing a 40 MB file).
+        # rule; measured on a 40 MB file whose fields mix 3 spellings: learning it 615 -> 585 ms).
         rows_of = np.bincount(choice, minlength=len(codes))
         commonest = int(rows_of.argmax())
         texts = _json_texts(column, codes[commonest])

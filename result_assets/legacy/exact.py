@@ -9,8 +9,9 @@ and a small `Spelling`:
 
 - the writer's style (indent, ensure_ascii, compact separators);
 - per timestamp field (signals' timestamp and exit_timestamp, curve points' timestamp)
-  the spelling of the file's first timestamp in it (nulls skipped): ISO with "T" or a space and its offset ("Z",
-  "+09:00", "+0900", or none: Seoul wall time), or epoch milliseconds as an int or a string;
+  the spelling of the file's first timestamp in it (nulls skipped): ISO with "T" or a
+  space and its offset ("Z", "+09:00", "+0900", or none: Seoul wall time), or epoch
+  milliseconds as an int or a string;
 - for a field whose rows mix spellings, each row's spelling (one base-36 digit);
 - the row fields whose nulls the file writes out (`"exit_timestamp": null` of an open
   position) rather than leaving the key out;
@@ -243,7 +244,8 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     spelling.row_timestamps = _row_codes(listed, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
                                          skip=set(uniform), mixed=mixed)
     spelling.null_keys = _null_keys(source, tables)
-    found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
+    from_columns = _writer(skeleton_text, signals, curves, None)
+    found = _written_as(raw, spelling, from_columns, islice(_styles(raw), 1))
     if found is not None:
         return found
     # The commonest reason a file needs row patches: numbers written as strings. Their
@@ -251,7 +253,7 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     # such rows, 30 -> 20 ms); the bytes still decide.
     spelling.rows = _numeric_string_patches(source)
     if spelling.rows:
-        found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
+        found = _written_as(raw, spelling, from_columns, islice(_styles(raw), 1))
         if found is not None:
             return found
         spelling.rows = {}
