@@ -423,3 +423,20 @@ def test_numbers_written_as_strings_are_patched_without_rebuilding_the_document(
         m.setattr(exact, "rebuild", no_rebuild)
         assert learn("t", raw).to_json() == compared.to_json()
     assert regenerated("t", raw) == raw
+
+
+def test_normalize_says_whether_a_float_field_held_a_numeric_string_it_stored_as_a_float():
+    """exact.learn writes those rows' patches in its first attempt, and looks for none in a
+    file without them."""
+    start = datetime(2023, 4, 18, 5, tzinfo=timezone.utc)
+
+    def flag(signals, curve=()):
+        doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": signals}], "performance_curve": list(curve)}
+        return normalize("t", parse_document(json.dumps(doc).encode())).numbers_as_strings
+
+    plain = [signal(start + timedelta(hours=i), "TZ", 1.5 + i) for i in range(3)]
+    assert flag(plain) is False
+    assert flag([*plain[:2], {**plain[2], "pnl": "-3.25"}]) is True
+    assert flag(plain, [{"timestamp": "2023-04-18T05:00:00Z", "equity": "1000000.0"}]) is True
+    # more digits than a float64 holds: kept as written (in extras), no patch needed
+    assert flag([*plain[:2], {**plain[2], "price": "1.00000000000000000001"}]) is False

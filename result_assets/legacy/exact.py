@@ -225,7 +225,7 @@ def apply(rebuilt: dict, spelling: Spelling) -> dict:
 
 
 def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
-          spelled_as: dict[str, str] | None = None) -> tuple[Spelling, bytes] | None:
+          spelled_as: dict[str, str] | None = None, numbers_as_strings: bool = True) -> tuple[Spelling, bytes] | None:
     """The Spelling under which the document rebuilt from this skeleton text and these rows
     writes exactly `raw`, whose parse is `source`, and the bytes it writes; None when
     nothing here reproduces the file. The bytes are written as readers will write them:
@@ -234,7 +234,9 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     Most files need no row patch: for them the columns are written (column_writer.py) in
     the style the bytes suggest, and no document is rebuilt. The others are rebuilt and
     compared row by row to find their patches. `spelled_as`: normalize's NormalizedResult.spelled_as
-    of these rows, the fields it read whole in one spelling (none looked at again here)."""
+    of these rows, the fields it read whole in one spelling (none looked at again here);
+    `numbers_as_strings`: its NormalizedResult.numbers_as_strings (False: no float field held
+    a numeric string it stored as a float, so no row needs a patch for one)."""
     if type(source) is not dict:
         return None
     tables = {"signals": signals, "performance_curve": curves}
@@ -244,19 +246,14 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     spelling.row_timestamps = _row_codes(listed, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
                                          skip=set(uniform), mixed=mixed)
     spelling.null_keys = _null_keys(source, tables)
-    from_columns = _writer(skeleton_text, signals, curves, None)
-    found = _written_as(raw, spelling, from_columns, islice(_styles(raw), 1))
-    if found is not None:
-        return found
     # The commonest reason a file needs row patches: numbers written as strings. Their
     # patches are known without rebuilding the document (measured: a 312 KB file with 33
     # such rows, 30 -> 20 ms); the bytes still decide.
-    spelling.rows = _numeric_string_patches(source)
-    if spelling.rows:
-        found = _written_as(raw, spelling, from_columns, islice(_styles(raw), 1))
-        if found is not None:
-            return found
-        spelling.rows = {}
+    spelling.rows = _numeric_string_patches(source) if numbers_as_strings else {}
+    found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
+    if found is not None:
+        return found
+    spelling.rows = {}
     uniform = {key: _spelled_field(key, tables, spelling.timestamps) if spelled is None else spelled
                for key, spelled in uniform.items()}
     rebuilt = rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, uniform,

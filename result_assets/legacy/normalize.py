@@ -86,6 +86,9 @@ class NormalizedResult:
     # for a field without any)}: each value is its instant spelled so (exact.learn needs
     # no look at each row of such a field). A field read otherwise is not named.
     spelled_as: dict[str, str] = field(default_factory=dict)
+    # Whether a float field of a row held a numeric string, stored as the float it spells: the
+    # file then needs a row patch for it (exact.learn writes those first).
+    numbers_as_strings: bool = False
 
 
 def validate_result(task_id: str, raw: bytes) -> NormalizedResult:
@@ -200,6 +203,7 @@ def _normalize(task_id: str, doc: object) -> NormalizedResult:
         n_curve_points=curve_rows.n,
         warnings=warnings,
         rows_depth=max(signal_rows.depth, curve_rows.depth),
+        numbers_as_strings=signal_rows.numbers_as_strings or curve_rows.numbers_as_strings,
         spelled_as={f"{list_key}.{name}": code for list_key, rows in (("signals", signal_rows), ("performance_curve", curve_rows))
                     for name, code in rows.spelled_as.items() if code is not None},
     )
@@ -228,6 +232,7 @@ class _SignalRows:
         self.v1_symbols: list[object] = []  # the v1 signals' symbol values, for counts
         self._ts_cache: dict[str, int] = {}
         self.depth = 0  # NormalizedResult.rows_depth
+        self.numbers_as_strings = False  # NormalizedResult.numbers_as_strings
         self.spelled_as: dict[str, str | None] = {}  # NormalizedResult.spelled_as, by field
 
     def add_list(self, signals: list, symbol_idx: int, symbol_name: str | None, where: str, v1: bool):
@@ -267,7 +272,7 @@ class _SignalRows:
         for key in SIGNAL_FLOAT_KEYS:
             column = [sig.get(key) for sig in signals]
             if not _FLOAT_OR_NULL.issuperset(map(type, column)):
-                _fix_float_column(column, key, f"{where}", keep_raw)
+                self.numbers_as_strings |= _fix_float_column(column, key, f"{where}", keep_raw)
             self.floats[key].extend(column)
 
         column = [sig.get("holding_bars") for sig in signals]
@@ -375,6 +380,7 @@ class _CurveRows:
         self.extras: list[str | None] = []
         self._ts_cache: dict[str, int] = {}
         self.depth = 0  # NormalizedResult.rows_depth
+        self.numbers_as_strings = False  # NormalizedResult.numbers_as_strings
         self.spelled_as: dict[str, str | None] = {}  # NormalizedResult.spelled_as, by field
 
     def add_list(self, points: list, symbol_idx: int, where: str):
@@ -391,7 +397,7 @@ class _CurveRows:
         columns = {key: [point.get(key) for point in points] for key in CURVE_FLOAT_KEYS}
         odd = [key for key, column in columns.items() if not _FLOAT_OR_NULL.issuperset(map(type, column))]
         if odd:
-            _fix_float_columns([columns[key] for key in odd], odd, where, keep_raw)
+            self.numbers_as_strings |= _fix_float_columns([columns[key] for key in odd], odd, where, keep_raw)
         self.equity.extend(columns["equity"])
         self.drawdown.extend(columns["drawdown"])
         extras = _extras(points, _CURVE_TYPED_KEYS, kept_raw)
@@ -514,10 +520,11 @@ def _is_curve_list(value: object) -> bool:
     return type(value) is list and all(type(p) is dict for p in value)
 
 
-def _fix_float_column(column: list, key: str, where: str, keep_raw):
+def _fix_float_column(column: list, key: str, where: str, keep_raw) -> bool:
     """Numeric strings become floats; values a float64 cannot hold exactly (ints,
     bools, objects, numeric strings with more digits than a float64...) become null
-    here and stay raw in extras."""
+    here and stay raw in extras. Whether a numeric string became a float."""
+    respelled = False
     for seq, value in enumerate(column):
         t = type(value)
         if t is float or value is None:
@@ -526,21 +533,26 @@ def _fix_float_column(column: list, key: str, where: str, keep_raw):
         column[seq] = number
         if number is None:
             keep_raw(seq, key)
+        else:
+            respelled = True
+    return respelled
 
 
-def _fix_float_columns(columns: list[list], keys: list[str], where: str, keep_raw):
+def _fix_float_columns(columns: list[list], keys: list[str], where: str, keep_raw) -> bool:
     """_fix_float_column for several columns of the same rows; a value that is not a number
     is reported at the first row holding one, in `keys` order within the row (as a row-by-row
     reading finds it)."""
     bad = []  # (row, key index, the reason)
+    respelled = False
     for index, (column, key) in enumerate(zip(columns, keys)):
         try:
-            _fix_float_column(column, key, where, keep_raw)
+            respelled |= _fix_float_column(column, key, where, keep_raw)
         except InvalidResult as exc:
             row = next(seq for seq, v in enumerate(column) if type(v) is str)  # rows before it are fixed
             bad.append((row, index, exc))
     if bad:
         raise min(bad, key=lambda b: b[:2])[2]
+    return respelled
 
 
 def _ints_in_range(column: list) -> bool:
