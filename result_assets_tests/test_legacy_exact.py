@@ -408,13 +408,14 @@ def test_numbers_written_as_strings_are_patched_without_rebuilding_the_document(
     signals = [signal(start + timedelta(hours=i), "T+09:00", 100.5 + i) for i in range(6)]
     signals[1]["price"], signals[4]["price"], signals[4]["pnl"] = "101.5", "0.005477104418944712", "-3.25"
     signals[2]["price"] = "1.50"  # not repr's spelling: the string keeps it
+    signals[0]["pnl"] = "-1.5"  # a later field on an earlier row: the patches stay in row order
     doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": signals}],
            "performance_curve": [{"timestamp": "2023-04-18T05:00:00Z", "equity": "1000000.0", "drawdown": 0.0}]}
     raw = json.dumps(doc, **style).encode()
     with monkeypatch.context() as m:  # the row-by-row comparison of the rebuilt document
         m.setattr(exact, "_numeric_string_patches", lambda source: {})
         compared = learn("t", raw)
-    assert len(compared.rows) == 4
+    assert len(compared.rows) == 5
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the document was rebuilt")
@@ -440,3 +441,23 @@ def test_normalize_says_whether_a_float_field_held_a_numeric_string_it_stored_as
     assert flag(plain, [{"timestamp": "2023-04-18T05:00:00Z", "equity": "1000000.0"}]) is True
     # more digits than a float64 holds: kept as written (in extras), no patch needed
     assert flag([*plain[:2], {**plain[2], "price": "1.00000000000000000001"}]) is False
+
+
+def test_a_timestamp_shaped_value_that_is_no_timestamp_gives_its_field_no_code():
+    start = datetime(2023, 4, 18, 5, tzinfo=timezone.utc)
+    signals = [signal(start + timedelta(hours=i), "TZ", 1.5 + i) for i in range(4)]
+    signals[0]["exit_timestamp"], signals[1]["exit_timestamp"] = None, "2023-02-30 00:00:00"  # no such day
+    raw = json.dumps({"strategy": "s", "symbols": [{"symbol": "A", "signals": signals}]}).encode()
+    assert learn("t", raw).timestamps["signals.exit_timestamp"] == "TZ"
+    assert regenerated("t", raw) == raw
+
+
+def test_a_curve_list_kept_whole_in_the_skeleton_gets_no_numeric_string_patch():
+    """normalize keeps a curve list holding anything but objects as written: its rows are not
+    in the tables, so no row patch names them."""
+    start = datetime(2023, 4, 18, 5, tzinfo=timezone.utc)
+    doc = {"strategy": "s", "performance_curve": [{"timestamp": "2023-04-18T00:00:00Z", "equity": "1000.5"}, 7],
+           "symbols": [{"symbol": "A", "signals": [signal(start, "TZ", 1.5), signal(start, "TZ", "2.5")]}]}
+    raw = json.dumps(doc).encode()
+    assert list(learn("t", raw).rows) == ["signals:0:1"]
+    assert regenerated("t", raw) == raw
