@@ -6,9 +6,8 @@ line, exit 2).
 """
 from __future__ import annotations
 
-import os
-
 import gc
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable

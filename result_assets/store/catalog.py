@@ -437,9 +437,7 @@ class Catalog:
             return {}
         conn = self.connect()
         with conn, conn.cursor() as cur:
-            cur.execute("SELECT task_id, array_agg(DISTINCT source_sha256) FROM tasks_history "
-                        "WHERE task_id = ANY(%s) GROUP BY task_id", (list(task_ids),))
-            return {task_id: set(hashes) for task_id, hashes in cur.fetchall()}
+            return _earlier_sources(cur, task_ids)
 
     def touch_mtime(self, mtimes: dict[str, int]) -> None:
         """Record a new mtime for sources whose bytes were found unchanged."""
@@ -619,6 +617,13 @@ def _queue_records(cur, records: dict[str, tuple[dict, str]], partition_keys: di
     return dict(rows)
 
 
+def _earlier_sources(cur, task_ids: list[str]) -> dict[str, set[str]]:
+    """Catalog.earlier_sources, on a cursor (the publish asks under its rows' locks)."""
+    cur.execute("SELECT task_id, array_agg(DISTINCT source_sha256) FROM tasks_history "
+                "WHERE task_id = ANY(%s) GROUP BY task_id", (list(task_ids),))
+    return {task_id: set(hashes) for task_id, hashes in cur.fetchall()}
+
+
 def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str, str]:
     """{task_id: reason} of the files to publish that are older than the task's current
     version, which did not come from them (last_write.older_than_store: by time, or a copy of
@@ -630,11 +635,7 @@ def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str
         if t.status == "migrated" and status == "migrated" and t.source_path and t.source_mtime_ns is not None \
                 and t.source_sha256 != sha256:
             candidates[t.task_id] = (t, source_path, published_at_ns)
-    replaced: dict[str, set[str]] = {}
-    if candidates:
-        cur.execute("SELECT task_id, array_agg(DISTINCT source_sha256) FROM tasks_history "
-                    "WHERE task_id = ANY(%s) GROUP BY task_id", (list(candidates),))
-        replaced = {task_id: set(hashes) for task_id, hashes in cur.fetchall()}
+    replaced = _earlier_sources(cur, list(candidates)) if candidates else {}
     out = {}
     for task_id, (t, source_path, published_at_ns) in candidates.items():
         if older_than_store(t.source_path, t.source_mtime_ns, source_path, published_at_ns):

@@ -7,10 +7,11 @@ and the catalog's publish all ask this one rule.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+from result_assets.store.backups import file_sha256
 
 
 def older_than_store(path: str | Path, mtime_ns: int, store_source: str | None, published_at_ns: int | None,
@@ -33,8 +34,7 @@ def older_than_store(path: str | Path, mtime_ns: int, store_source: str | None, 
     if not earlier:
         return False
     try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest() in earlier
+        return file_sha256(path) in earlier
     except OSError:
         return False
 
