@@ -9,6 +9,7 @@ from pathlib import Path
 
 def add_arguments(parser) -> None:
     from result_assets.cli import whole_number
+    from result_assets.settings import DEFAULT_BATCH_SIZE
 
     parser.add_argument("--tasks", type=whole_number(0), default=2000, help="ordinary tasks in the corpus (default 2000)")
     parser.add_argument("--huge", type=whole_number(0), default=3, help="tasks of 100k signals (default 3)")
@@ -19,7 +20,8 @@ def add_arguments(parser) -> None:
                              "with a team's own stock dagster.yaml; t: (c) on the opt-in tuned storage; default all)")
     parser.add_argument("--scale", action="store_true", help="also time 100k partitions, dry run and status")
     parser.add_argument("--scale-tasks", type=whole_number(0), default=100_000, help="tasks for --scale (default 100000)")
-    parser.add_argument("--batch-size", type=whole_number(1), default=50)
+    parser.add_argument("--batch-size", type=whole_number(1), default=DEFAULT_BATCH_SIZE,
+                        help=f"tasks per run of (c) and of the same steps without Dagster (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--baseline", metavar="BENCH_JSON",
                         help="a smaller corpus's bench.json: judge (c)'s throughput and peak memory against it")
     parser.add_argument("--num-signals", action="append", nargs="?", const="1000,10000,100000", metavar="N[,N...]",

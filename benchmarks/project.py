@@ -71,7 +71,7 @@ def _largest_task_speed(files: list[tuple[str, Path]], repeats: int = 3) -> dict
             "largest_task_mb_s": len(raw) / best_wall / 1e6, "largest_task_mb_s_per_core": len(raw) / best_cpu / 1e6}
 
 
-def plain_steps(corpus: Path, batch: int = 50) -> dict:
+def plain_steps(corpus: Path, batch: int) -> dict:
     """The migration's own steps, batch by batch, exactly as the task-list op calls them, with no Dagster.
 
     Timed against `migrate`'s runs this isolates what Dagster adds (events, checks

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     elif name == "plain_steps":
         from benchmarks.project import plain_steps
 
-        emit(plain_steps(corpus))
+        emit(plain_steps(corpus, config["batch"]))
     elif name == "inspect":
         from benchmarks.project import inspect_migration
 

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-DEFAULT_BATCH_SIZE = 50
+# Partitions per run. A run costs stock Dagster about 0.2-0.35 s whatever its size (creating it,
+# planned events, data-version lookups): 100 per run migrated 1,012 tasks in 31.6-31.9 s against
+# 35.3 s at 50, for 8% more peak memory (docs/benchmarks.md).
+DEFAULT_BATCH_SIZE = 100
 ONE_GIB = 1 << 30
 DEFAULT_READ_CACHE_MB = 64
 DEFAULT_SERVING_CACHE_MB = 512

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from result_assets.errors import UsageError
-from result_assets.settings import SettingsError
+from result_assets.settings import DEFAULT_BATCH_SIZE, SettingsError
 from result_assets.store.schema import SchemaOutdated
 
 CliError = UsageError  # the name other tools import
@@ -30,7 +30,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="migrate a legacy task tree through Dagster")
     m.add_argument("--source-dir", required=True, help="folder of <task_id>/result.json")
     m.add_argument("--backup-dir", help="where to keep byte-exact backups (default RESULT_BACKUP_DIR)")
-    m.add_argument("--batch-size", type=_positive_int, default=None, help="tasks per run (default 50)")
+    m.add_argument("--batch-size", type=_positive_int, default=None,
+                   help=f"tasks per run (default {DEFAULT_BATCH_SIZE}, RESULT_BATCH_SIZE)")
     m.add_argument("--force", action="store_true", help="re-migrate unchanged tasks too")
     m.add_argument("--dry-run", action="store_true", help="validate and print the plan; write nothing")
     m.add_argument("--task", action="extend", nargs="+", metavar="ID", help="only these tasks (repeatable)")
