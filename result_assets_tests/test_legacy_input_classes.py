@@ -28,7 +28,7 @@ from result_assets.legacy import (
     reconstruct,
     task_id_for,
 )
-from result_assets.legacy.parse import may_lose_digits, exact_float
+from result_assets.legacy.parse import dumps_read_back, exact_float, may_lose_digits, parse_unscreened
 from result_assets.migration import convert as convert_module
 from result_assets.migration.batch import RawResult, read_source, validate
 from result_assets.migration.convert import convert
@@ -319,6 +319,30 @@ def test_conversion_of_proven_files_skips_the_digit_screen(monkeypatch):
         v = convert(RawResult(LegacyFile(path.parent.name, str(path), len(raw), 0), raw, sha256_hex(raw)))
         assert v.reason is None and v.proof is not None, (path.parent.name, v.reason, v.failure)
 
+
+def test_a_save_converts_the_parse_its_write_made(monkeypatch):
+    """An application save's write reads its text back whole (parse.dumps_read_back): the
+    conversion takes that parse instead of parsing again, and its proof judges it as it
+    judges a parse: rows that do not write the bytes again are not proven as rows (the file
+    is then kept whole as text)."""
+    doc = v2({"price": 40713.12, "quantity": 0.25}, params={"window": 20, "name": "한"})
+    doc["symbols"][0]["signals"] *= 40  # past the size from which the write reads back
+    text, parsed = dumps_read_back(doc)
+    raw = text.encode()
+    assert parsed == parse_unscreened(raw) and parsed is not doc
+    assert dumps_read_back({**doc, "nan": math.nan})[1] is None  # written through sentinels: not read back whole
+    assert dumps_read_back({"strategy": "s"})[1] is None  # small: not read back
+
+    def no_parse(raw):
+        raise AssertionError("parsed again")
+    monkeypatch.setattr(convert_module, "parse_unscreened", no_parse)
+    source = LegacyFile("t", "", len(raw), 0)
+    v = convert(RawResult(source, raw, sha256_hex(raw)), parsed)
+    assert v.reason is None and v.proven and v.proof.exact_text is None, v.failure
+    wrong = orjson.loads(raw)
+    wrong["symbols"][0]["signals"][7]["price"] = 1.5  # 40713.12 in the bytes
+    v = convert(RawResult(source, raw, sha256_hex(raw)), wrong)
+    assert v.proof.exact_text == text and v.proof.regenerated_sha256 == sha256_hex(raw)
 
 def test_exact_float_rule():
     for text in ["1.07219", "0.1", "1e-05", "0.30000000000000004", "0.10000000000000001", "1.5", "-0.0", "5e-324",

@@ -27,7 +27,8 @@ from functools import cached_property
 from pathlib import Path
 
 from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
-from result_assets.legacy import InvalidResult, dumps_document, parse_document
+from result_assets.legacy import InvalidResult, parse_document
+from result_assets.legacy.parse import dumps_read_back
 from result_assets.migration.batch import RawResult, ValidatedResult
 from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, run_batch
@@ -115,16 +116,16 @@ class ResultManager:
         _check_task_id(task_id)
         outcome = SaveOutcome(task_id, self.mode)
         if self.mode == JSON_ONLY:
-            outcome.json_path = str(self._write_json(task_id, _serialize(task_id, result))[0])
+            outcome.json_path = str(self._write_json(task_id, _serialize(task_id, result)[0])[0])
             return outcome
         document, outcome.corrections = autocorrect(result)
-        raw = _serialize(task_id, document)
+        raw, parsed = _serialize(task_id, document)
         if self.mode == DUAL_WRITE:
             path, written = self._write_json(task_id, raw)
             outcome.json_path = str(path)
-            self._dual_write_store(task_id, path, written, raw, outcome)
+            self._dual_write_store(task_id, path, written, raw, parsed, outcome)
         else:
-            self._postgres_only_store(task_id, raw, outcome)
+            self._postgres_only_store(task_id, raw, parsed, outcome)
         return outcome
 
     async def asave_result(self, task_id: str, result: dict) -> SaveOutcome:
@@ -138,13 +139,13 @@ class ResultManager:
             raise ResultStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
         return path, written
 
-    def _dual_write_store(self, task_id: str, path: Path, written: os.stat_result, raw: bytes,
+    def _dual_write_store(self, task_id: str, path: Path, written: os.stat_result, raw: bytes, parsed: object,
                           outcome: SaveOutcome) -> None:
         # The size and mtime of the file this save wrote, not of whatever is at `path` now: a
         # concurrent save may have replaced it, and the catalog must not pair this save's
         # SHA-256 with that file's size and mtime (a change check trusts those two).
         source = LegacyFile(task_id, str(path), written.st_size, written.st_mtime_ns)
-        validated = convert(RawResult(source, raw, sha256_hex(raw)))
+        validated = convert(RawResult(source, raw, sha256_hex(raw)), parsed)
         if validated.reason:
             self._warn(outcome, f"task {task_id!r} is invalid and is quarantined: {validated.reason} "
                                 f"(its JSON was written)")
@@ -170,9 +171,9 @@ class ResultManager:
             self._serve(validated, raw)
         self._queued(outcome)
 
-    def _postgres_only_store(self, task_id: str, raw: bytes, outcome: SaveOutcome) -> None:
+    def _postgres_only_store(self, task_id: str, raw: bytes, parsed: object, outcome: SaveOutcome) -> None:
         source = LegacyFile(task_id, "", len(raw), 0)
-        validated = convert(RawResult(source, raw, sha256_hex(raw)))
+        validated = convert(RawResult(source, raw, sha256_hex(raw)), parsed)
         if validated.reason:
             raise ResultValidationError(f"task {task_id!r} is not a valid result: {validated.reason}")
         if validated.failure:  # never replace the last good save with a document the store cannot keep
@@ -395,9 +396,11 @@ def autocorrect(result: object) -> tuple[object, list[str]]:
     return fixed, [f"{named} symbol(s) given as strings stored as objects"]
 
 
-def _serialize(task_id: str, result: object) -> bytes:
+def _serialize(task_id: str, result: object) -> tuple[bytes, object | None]:
+    """The file's bytes, and those bytes parsed when writing them parsed them (else None)."""
     try:
-        return dumps_document(result).encode()
+        text, parsed = dumps_read_back(result)
+        return text.encode(), parsed
     except (TypeError, ValueError) as exc:
         raise ResultValidationError(f"task {task_id!r}: result is not JSON: {exc}") from None
 

@@ -300,21 +300,29 @@ def dumps_document(doc: object) -> str:
     and infinities as null and says nothing, so its text is read back and compared with the
     document (both in C: faster than a walk in Python). When they differ only by non-finite
     floats, those go in as sentinel strings that come out bare."""
+    return dumps_read_back(doc)[0]
+
+
+def dumps_read_back(doc: object) -> tuple[str, object | None]:
+    """dumps_document's text, and that text parsed when the write read it back whole (what
+    parse_unscreened gives for it: orjson's own parse of orjson's text, equal to the
+    document); None when it did not (a small value, non-finite numbers, orjson's fallbacks).
+    An application save converts the text next: its parse is then already done."""
     try:
         written = orjson.dumps(doc)
     except orjson.JSONEncodeError:  # ints beyond 64 bits, keys that are not strings...
-        return _dumps_checked(doc)
+        return _dumps_checked(doc), None
     if len(written) < _READ_BACK_FROM:  # a row's extras: the walk costs less than reading back
-        return written.decode() if _orjson_exact(doc, 0) else _dumps_checked(doc)
+        return (written.decode() if _orjson_exact(doc, 0) else _dumps_checked(doc)), None
     with cyclic_gc_paused():  # read back: a document's worth of small containers
         back = orjson.loads(written)
         if back == doc:
-            return written.decode()
+            return written.decode(), back
         token, count = f"nonfinite-{os.urandom(12).hex()}-", [0]
         prepared = _sentinels_for_lost_floats(doc, back, 0, token, count)
     if prepared is _FAILED or not count[0]:
-        return _dumps_checked(doc)
-    return _with_bare_nonfinite(prepared, token, count[0]) or _dumps_checked(doc)
+        return _dumps_checked(doc), None
+    return (_with_bare_nonfinite(prepared, token, count[0]) or _dumps_checked(doc)), None
 
 
 def _sentinels_for_lost_floats(value: object, back: object, depth: int, token: str, count: list[int]) -> object:

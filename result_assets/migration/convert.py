@@ -35,14 +35,16 @@ _pool: ProcessPoolExecutor | None = None
 _pool_workers = 0
 
 
-def convert(raw: RawResult) -> ValidatedResult:
+def convert(raw: RawResult, parsed: object = None) -> ValidatedResult:
     """Validate, convert and prove one task; whatever goes wrong with its data quarantines
-    it alone, with a reason that names what failed."""
+    it alone, with a reason that names what failed. `parsed`: the bytes already parsed as
+    parse_unscreened reads them (an application save's write read them back: parse.dumps_read_back),
+    so the first attempt does not parse them again; the proof judges it as it judges a parse."""
     started = time.perf_counter()
     # measured: the cyclic GC's passes made a conversion ~1.5-2x slower (legacy/acyclic.py)
     with cyclic_gc_paused():
         try:
-            v = _validated_and_proven(raw, parse_unscreened)
+            v = _validated_and_proven(raw, parse_unscreened if parsed is None else lambda _raw: parsed)
             plain_numbers = _numbers_proven_exact(v) or not may_lose_digits(raw.raw)
             if not plain_numbers:
                 # a literal may have more digits than a float64 holds: read it as the spec says
