@@ -188,7 +188,8 @@ class Bench:
             "corpus": str(self.corpus), "export_dir": str(export_dir), "expect": str(self.workdir / "corpus.json")}),
             env)
         plain_home = self.fresh_home("plain_steps")
-        plain = self.measure("c_plain_steps", worker_argv("plain_steps", {"corpus": str(self.corpus), "batch": self.args.batch_size}),
+        plain = self.measure("c_plain_steps",
+                             worker_argv("plain_steps", {"corpus": str(self.corpus), "batch": self.args.batch_size}),
                              self.env_for(plain_home))
         one = self.one_huge_task()
         one_m = None

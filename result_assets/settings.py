@@ -14,7 +14,7 @@ from pathlib import Path
 
 # Partitions per run. A run costs stock Dagster about 0.2-0.35 s whatever its size (creating it,
 # planned events, data-version lookups): 100 per run migrated 1,012 tasks in 31.6-31.9 s against
-# 35.3 s at 50, for 8% more peak memory (docs/benchmarks.md).
+# 35.3 s at 50, for 8-12% more peak memory (docs/benchmarks.md "Runs of 100 tasks").
 DEFAULT_BATCH_SIZE = 100
 ONE_GIB = 1 << 30
 DEFAULT_READ_CACHE_MB = 64
