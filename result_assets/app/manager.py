@@ -292,20 +292,42 @@ class ResultManager:
         one catalog query and one read per file per 1,000 tasks)."""
         for task_id in task_ids:
             _check_task_id(task_id)
+        if self.mode == DUAL_WRITE:
+            return self._dual_write_results(task_ids)
         if self.mode != POSTGRES_ONLY:
-            out = {}
-            scan = len(task_ids) > CACHE_FILL_MAX_TASKS  # as a bulk read in postgres-only: no cache filled
-            for task_id in task_ids:
-                try:
-                    out[task_id] = self._get(task_id, scan)
-                except ResultNotFound:
-                    pass
-            return out
+            return self._one_at_a_time(task_ids)
         try:
             with self._lock:
                 return rebuild_documents(self.stores, list(task_ids))
         except Exception as exc:
             raise ResultStoreError(f"cannot read tasks from the store: {_one_line(exc)}") from exc
+
+    def _dual_write_results(self, task_ids: list[str]) -> dict[str, dict]:
+        """The store's documents where it has caught up with the JSON, read in one pass as
+        postgres-only reads many (a catalog query and a read per file, not a query and a read
+        per task); the JSON of the others. Should that pass fail, each task is read on its own,
+        as get_result reads it (the JSON where the store cannot give it)."""
+        try:
+            with self._lock:
+                stored = rebuild_documents(self.stores, list(task_ids), only=self._store_caught_up)
+        except Exception as exc:
+            log.warning("cannot read tasks from the store in one pass: %s; reading them one at a time",
+                        _one_line(exc))
+            return self._one_at_a_time(task_ids)
+        rest = self._one_at_a_time([t for t in task_ids if t not in stored], store=False)
+        return {t: stored[t] if t in stored else rest[t] for t in task_ids if t in stored or t in rest}
+
+    def _one_at_a_time(self, task_ids: list[str], store: bool = True) -> dict[str, dict]:
+        """{task_id: document} of those found, each read as get_result reads it (`store`: else
+        from its JSON only); a read of many fills no cache (as postgres-only's bulk read)."""
+        out = {}
+        scan = len(task_ids) > CACHE_FILL_MAX_TASKS
+        for task_id in task_ids:
+            try:
+                out[task_id] = self._get(task_id, scan) if store else self._read_json(task_id)
+            except ResultNotFound:
+                pass
+        return out
 
     async def aget_result(self, task_id: str) -> dict:
         return await asyncio.to_thread(self.get_result, task_id)
@@ -318,13 +340,19 @@ class ResultManager:
                 row = rows.get(task_id)
                 if row is None or row["status"] != "migrated":
                     return None
-                if json_path is not None and source_differs(json_path, row["source_bytes"], row["source_mtime_ns"],
-                                                            row["source_sha256"]) \
-                        and not _json_older_than_store(json_path, row, self.stores.catalog):
+                if json_path is not None and not self._store_caught_up(row, json_path):
                     return None  # a newer JSON the store has not caught up with yet
                 return settled_documents(self.stores, rows, scan=scan).get(task_id)
         except Exception as exc:
             raise ResultStoreError(f"cannot read task {task_id!r} from the store: {_one_line(exc)}") from exc
+
+    def _store_caught_up(self, row: dict, path: Path | None = None) -> bool:
+        """dual-write: the store's version is the one to read: its JSON (`path`, else the task's)
+        holds the same bytes, is gone, or is older than a postgres-only save (not a newer write
+        the store lacks)."""
+        path = self._json_path(row["task_id"]) if path is None else path
+        return not source_differs(path, row["source_bytes"], row["source_mtime_ns"], row["source_sha256"]) \
+            or _json_older_than_store(path, row, self.stores.catalog)
 
     def _missing_reason(self, task_id: str) -> str:
         try:

@@ -281,13 +281,13 @@ class Catalog:
         before it publishes; two saves of one task could otherwise back up in one order and
         publish in the other, leaving as the task's backup (its registered source) bytes the
         catalog does not publish."""
-        with self._one_statement() as cur:
+        with self.one_statement() as cur:
             cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
         try:
             yield
         finally:
             try:
-                with self._one_statement() as cur:
+                with self.one_statement() as cur:
                     cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
             except psycopg2.Error:  # the connection went away, and its locks with it
                 log.debug("task save lock of %r not released: connection gone", task_id)
@@ -458,15 +458,15 @@ class Catalog:
     def tasks(self, task_ids: list[str], served: bool = False) -> dict[str, dict]:
         """Catalog rows, with the hot tier's rows (hot_signals, hot_curves) where a task is there;
         `served`: also the serving cache's entry of the published file (served_body, served_size)."""
-        with self._one_statement() as cur:
+        with self.one_statement() as cur:
             cur.execute(_TASKS_SERVED if served else _TASKS, (list(task_ids),))
             return {row["task_id"]: row for row in cur.fetchall()}
 
     @contextmanager
-    def _one_statement(self):
-        """A dict cursor for one read statement, outside a transaction (autocommit): one round
-        trip instead of three (BEGIN, the statement, COMMIT), on a point read's path. One
-        statement reads one snapshot either way."""
+    def one_statement(self):
+        """A dict cursor for one statement, outside a transaction (autocommit): one round trip
+        instead of three (BEGIN, the statement, COMMIT), on a point read's path. One statement
+        reads one snapshot, and writes all or nothing, either way."""
         conn = self.connect()
         if conn.status != psycopg2.extensions.STATUS_READY:  # inside a transaction: stay in it
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:

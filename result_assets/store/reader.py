@@ -48,11 +48,12 @@ READ_BATCH = 1000
 CACHE_FILL_MAX_TASKS = 16
 
 
-def rebuild_documents(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
+def rebuild_documents(stores: Stores, task_ids: list[str], only=None) -> dict[str, dict]:
     """The documents of the migrated tasks among task_ids (what json.loads of each stored
     file gives): per READ_BATCH tasks, one catalog query, then each table's rows read
-    where they live."""
-    return _in_passes(stores, task_ids, _documents)
+    where they live. `only(catalog row)`: read just the tasks it accepts (dual-write: those
+    whose JSON the store has caught up with)."""
+    return _in_passes(stores, task_ids, _documents, only)
 
 
 def file_bytes(stores: Stores, task_ids: list[str]) -> dict[str, bytes]:
@@ -87,11 +88,14 @@ def _files(rows: dict[str, dict], signals: dict[str, pa.Table], curves: dict[str
                                 r.get("source_sha256")) for t, r in rows.items()}
 
 
-def _in_passes(stores: Stores, task_ids: list[str], make) -> dict:
+def _in_passes(stores: Stores, task_ids: list[str], make, only=None) -> dict:
     out = {}
+    scan = len(task_ids) > CACHE_FILL_MAX_TASKS  # decided by the tasks asked for, as catalog_rows decides
     for start in range(0, len(task_ids), READ_BATCH):
-        chunk = list(task_ids[start:start + READ_BATCH])
-        out.update(settled_documents(stores, catalog_rows(stores, chunk), make=make))
+        rows = catalog_rows(stores, list(task_ids[start:start + READ_BATCH]))
+        if only is not None:
+            rows = {t: r for t, r in rows.items() if r["status"] == "migrated" and only(r)}
+        out.update(settled_documents(stores, rows, make=make, scan=scan))
     return out
 
 

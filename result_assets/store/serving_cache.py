@@ -26,6 +26,7 @@ import random
 from dataclasses import dataclass
 
 import psycopg2
+import psycopg2.extras
 import pyarrow as pa
 
 from result_assets.legacy.parse import may_lose_digits, parse_document, parse_unscreened
@@ -108,15 +109,14 @@ class ServingCache:
         if not rows:
             return 0
         try:
-            conn = self.catalog.connect()
-            with conn, conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO served_files (task_id, source_sha256, file_bytes, stored_bytes, plain_numbers, body) "
-                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (task_id) DO UPDATE SET "
+            with self.catalog.one_statement() as cur:  # one round trip: a miss's read waits for it
+                psycopg2.extras.execute_values(
+                    cur, "INSERT INTO served_files (task_id, source_sha256, file_bytes, stored_bytes, plain_numbers, "
+                    "body) VALUES %s ON CONFLICT (task_id) DO UPDATE SET "
                     "source_sha256 = EXCLUDED.source_sha256, file_bytes = EXCLUDED.file_bytes, "
                     "stored_bytes = EXCLUDED.stored_bytes, plain_numbers = EXCLUDED.plain_numbers, "
                     "body = EXCLUDED.body, filled_at = clock_timestamp()",
-                    sorted(rows))  # one order: two fills of the same tasks wait, never deadlock
+                    sorted(rows), page_size=len(rows))  # one order: two fills of the same tasks wait, never deadlock
         except psycopg2.Error as exc:  # e.g. a role that may only read: the reads still work
             log.debug("serving cache not filled: %s", _first_line(exc))
             return 0

@@ -136,6 +136,35 @@ def test_dual_write_reads_json_of_a_task_not_migrated_yet(env):
     assert ResultManager("dual-write", source_dir=env).get_result("written_before_dual") == document
 
 
+def test_dual_write_get_results_reads_the_store_in_one_pass_and_the_json_where_get_result_does(
+        env, monkeypatch, tmp_path):
+    # a source dir of its own: the sensor test below scans the module's for files not migrated
+    dual, json_only = ResultManager("dual-write", source_dir=tmp_path), ResultManager("json-only", source_dir=tmp_path)
+    stored = small_document(strategy="bulk_stored", n=3)
+    dual.save_result("bulk_stored", stored)
+    json_only.save_result("bulk_json_only", small_document(strategy="bulk_json_only", n=2))  # never migrated
+    dual.save_result("bulk_rewritten", small_document(strategy="bulk_old", n=2))
+    json_only.save_result("bulk_rewritten", small_document(strategy="bulk_new", n=2))  # newer than the store's
+    dual.save_result("bulk_invalid", INVALID)  # quarantined: its JSON
+    ids = ["bulk_rewritten", "bulk_missing", "bulk_stored", "bulk_json_only", "bulk_invalid"]
+    one_by_one = {t: dual.get_result(t) for t in ids if t != "bulk_missing"}
+    assert one_by_one["bulk_stored"] == stored and one_by_one["bulk_rewritten"]["strategy"] == "bulk_new"
+
+    def one_task_at_a_time(*args):
+        raise AssertionError("a task read from the store on its own")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ResultManager, "_get", one_task_at_a_time)
+        got = dual.get_results(ids)
+    assert got == one_by_one and list(got) == list(one_by_one)  # the order asked for, the missing one left out
+
+    def store_fails(*args, **kwargs):
+        raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("result_assets.app.manager.rebuild_documents", store_fails)
+    assert dual.get_results(ids) == one_by_one  # the pass failed: each task read as get_result reads it
+
+
 def test_dual_write_store_down_keeps_json_then_sensor_migrates(env, store_down, mode):
     mode("dual-write")
     document = small_document(strategy="while_down", n=5)
