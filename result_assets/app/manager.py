@@ -222,8 +222,8 @@ class ResultManager:
         """The saved file into the serving cache: the first read of it, in any process, costs
         about what reading the JSON did (store/serving_cache.py; a failure there only costs reads)."""
         if validated.status == "migrated":
-            with self._lock:
-                self.stores.serving_cache.fill({validated.task_id: (validated.sha256, raw, validated.plain_numbers)})
+            entry = {validated.task_id: (validated.sha256, raw, validated.plain_numbers)}
+            self.stores.serving_cache.fill_later(lambda: entry)
 
     def _records(self, validated: ValidatedResult) -> dict[str, tuple[dict, str]] | None:
         """The save's record for Dagster, queued in its publishing transaction (none when

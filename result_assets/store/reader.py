@@ -179,7 +179,8 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make, scan: bool |
         tables = {table: read_rows(stores, table, missed) for table in (SIGNALS, CURVES)}
         made.update(make(missed, tables[SIGNALS], tables[CURVES]))
         if point and stores.serving_cache.enabled:
-            _fill_serving_cache(stores, missed, tables, made, files=make is _files)
+            files = make is _files
+            stores.serving_cache.fill_later(lambda: _files_to_keep(stores, missed, tables, made, files))
     out.update(made)
     if cache is not None and point:
         for task_id in made:
@@ -187,10 +188,10 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make, scan: bool |
     return {task_id: out[task_id] for task_id in sorted(out)}
 
 
-def _fill_serving_cache(stores: Stores, rows: dict[str, dict], tables: dict, made: dict, files: bool) -> None:
-    """Keep the files of tasks a point read took from the tables, so the next first read of
-    them, in any process, is served; each kept only when it hashes to the published version's
-    SHA-256."""
+def _files_to_keep(stores: Stores, rows: dict[str, dict], tables: dict, made: dict, files: bool) -> dict:
+    """The files of tasks a point read took from the tables, for the serving cache (so the next
+    first read of them, in any process, is served): {task_id: (SHA-256, bytes, plain numbers)},
+    each kept only when it hashes to the published version's SHA-256."""
     keep = {}
     for task_id, row in rows.items():
         sha256 = row["source_sha256"]
@@ -204,7 +205,7 @@ def _fill_serving_cache(stores: Stores, rows: dict[str, dict], tables: dict, mad
             continue
         if found is not None:
             keep[task_id] = (sha256, *found)
-    stores.serving_cache.fill(keep)
+    return keep
 
 
 def _file_of(stores: Stores, row: dict, document, tables: dict, task_id: str) -> tuple[bytes, bool | None] | None:

@@ -11,8 +11,9 @@ it makes anyway; a hit costs that query, a decompression and the parse a JSON re
   hash, so an older entry is never served; a damaged one is not either.
 - Filled by the application's saves (the bytes are in hand) and by point reads that missed
   (the file written again from the rebuilt document, read from its local JSON backup, or
-  written from the rows; kept only when its hash is the source's: store/reader.py). Migrations and bulk reads do not fill it: years of files
-  nobody asked for would push out what the application reads.
+  written from the rows; kept only when its hash is the source's: store/reader.py), on a
+  thread of the process's own (fill_later), so neither waits for it. Migrations and bulk
+  reads do not fill it: years of files nobody asked for would push out what the application reads.
 - Bounded by RESULT_SERVING_CACHE_MB of stored (compressed) bytes across all processes, the
   oldest fills out first: trimmed after one fill in TRIM_EVERY, whichever process made it,
   and by each maintenance run. 0 turns it off. It is a copy, not the record: stored bytes are
@@ -22,7 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import queue
 import random
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2
@@ -30,6 +35,7 @@ import psycopg2.extras
 import pyarrow as pa
 
 from result_assets.legacy.parse import may_lose_digits, parse_document, parse_unscreened
+from result_assets.store.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,11 @@ _chance = random.Random()
 _TRIM_LOCK = 7206
 # A file over this share of the bound is not kept: one huge task must not push out the rest.
 LARGEST_SHARE = 8
+# Fills queued for the process's filler thread, at most (fill_later): one past them is dropped,
+# as a cache may (the next miss fills it again), so a burst of saves or reads holds little.
+PENDING_FILLS = 64
+# A filler idle this long closes its connection (the next fill opens one).
+IDLE_SECONDS = 30.0
 
 
 # A trim deletes only the chosen rows no fill holds, locking them in one order without waiting:
@@ -127,6 +138,25 @@ class ServingCache:
                 log.debug("serving cache not trimmed: %s", _first_line(exc))
         return len(rows)
 
+    def fill_later(self, files: Callable[[], dict[str, tuple[str, bytes, bool | None]]]) -> None:
+        """fill(files()) on the process's filler thread, on a connection of its own: a save or
+        a read that missed does not wait for the files' hashing, compression and INSERT (1.5-2.5
+        ms of a 90-280 KB file's miss, docs/performance.md "The serving cache filled behind").
+        A fill is dropped when PENDING_FILLS wait already. Never raises."""
+        if not self.enabled or self.readonly:
+            return
+        max_bytes = self.max_bytes
+        try:
+            _filler(self.catalog.url).pending.put_nowait(lambda catalog: ServingCache(catalog, max_bytes).fill(files()))
+        except queue.Full:
+            log.debug("serving cache: %d fills pending, one dropped", PENDING_FILLS)
+
+    def settle(self) -> None:
+        """Wait until the fills this process queued have landed (or failed)."""
+        filler = _fillers.get((os.getpid(), self.catalog.url))
+        if filler is not None:
+            filler.pending.join()
+
     def trim(self, drop_superseded: bool = False) -> ServingStats:
         """Hold the bound: the oldest fills out first until the rest fits. `drop_superseded`
         (maintenance) also drops entries no published version names, and waits for a trim
@@ -162,10 +192,52 @@ class ServingCache:
         return ServingStats(entries, int(stored), int(files), self.max_bytes)
 
     def forget(self, task_ids: list[str]) -> None:
-        """Drop these tasks' entries (a benchmark times the reads that miss)."""
+        """Drop these tasks' entries, fills this process queued included (a benchmark times
+        the reads that miss)."""
+        self.settle()
         conn = self.catalog.connect()
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM served_files WHERE task_id = ANY(%s)", (list(task_ids),))
+
+
+class _Filler:
+    """A daemon thread filling one catalog's serving cache, in the order fills were queued, on
+    a connection of its own (a catalog's connection serves one thread)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.pending: queue.Queue = queue.Queue(PENDING_FILLS)
+        threading.Thread(target=self._run, name="serving-cache-filler", daemon=True).start()
+
+    def _run(self) -> None:
+        catalog = Catalog(self.url)
+        while True:
+            try:
+                work = self.pending.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                catalog.close()
+                continue
+            try:
+                work(catalog)
+            except Exception:  # noqa: BLE001 - a fill that fails only costs later reads
+                log.debug("serving cache: a fill failed", exc_info=True)
+            finally:
+                self.pending.task_done()
+
+
+_fillers: dict[tuple[int, str], _Filler] = {}
+_fillers_lock = threading.Lock()
+
+
+def _filler(url: str) -> _Filler:
+    """This process's filler of the catalog at url (a forked child starts its own: threads do
+    not survive a fork)."""
+    key = (os.getpid(), url)
+    with _fillers_lock:
+        filler = _fillers.get(key)
+        if filler is None:
+            filler = _fillers[key] = _Filler(url)
+        return filler
 
 
 def _first_line(exc: BaseException) -> str:

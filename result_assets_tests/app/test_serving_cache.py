@@ -41,6 +41,7 @@ def manager(**settings) -> ResultManager:
 
 
 def entries(m: ResultManager) -> dict[str, tuple[str, int]]:
+    m.stores.serving_cache.settle()  # saves and reads fill it on a thread of their own
     conn = m.stores.catalog.connect()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT task_id, source_sha256, file_bytes FROM served_files")
@@ -70,6 +71,7 @@ def test_a_saved_file_is_served_to_the_next_first_read_exactly(serving_on, monke
 def test_an_entry_that_is_not_the_published_file_is_never_served(serving_on):
     m = manager()
     m.save_result("serve_b", small_document(strategy="published"))
+    m.stores.serving_cache.settle()
     forged = pa.Codec("zstd", compression_level=1).compress(dumps_document(small_document(strategy="forged")).encode(),
                                                             asbytes=True)
     conn = m.stores.catalog.connect()
@@ -81,6 +83,7 @@ def test_an_entry_that_is_not_the_published_file_is_never_served(serving_on):
         cur.execute("UPDATE served_files SET body = %s WHERE task_id = 'serve_b'", (psycopg2.Binary(b"\x00" * 64),))
     assert m.get_result("serve_b")["strategy"] == "published"
     # The miss filled it again with the file written from the rows, proven by its hash.
+    m.stores.serving_cache.settle()
     assert reader.served_file(m.stores.catalog.tasks(["serve_b"], served=True)["serve_b"]) == \
         dumps_document(small_document(strategy="published")).encode()
     m.close()
@@ -287,6 +290,33 @@ def test_maintenance_drops_entries_no_published_version_names_and_reports_the_ca
     assert report.serving_cache["entries"] == len(entries(m)) and report.serving_cache["evicted"] >= 1
     assert report.serving_cache["max_bytes"] == 64 << 20
     assert "Serving cache:" in maintenance_markdown(report)
+    m.close()
+
+
+def test_fills_land_behind_the_caller_in_order_and_one_past_the_bound_is_dropped(serving_on):
+    m = manager()
+    cache = m.stores.serving_cache
+    filler = serving_cache._filler(m.stores.catalog.url)
+    gate = threading.Event()
+    cache.fill_later(lambda: gate.wait(30) and {})  # holds the filler thread until set
+    deadline = time.monotonic() + 30
+    while filler.pending.qsize() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ids = [f"serve_queued_{i:02d}" for i in range(serving_cache.PENDING_FILLS + 1)]
+    for task_id in ids:
+        cache.fill_later(lambda t=task_id: {t: ("sha-" + t, t.encode(), True)})
+    conn = m.stores.catalog.connect()
+    with conn, conn.cursor() as cur:  # nothing landed yet: the caller did not wait for it
+        cur.execute("SELECT count(*) FROM served_files WHERE task_id LIKE 'serve_queued_%%'")
+        assert cur.fetchone()[0] == 0
+    cache.fill_later(lambda: {ids[0]: ("sha-newer", b"newer", True)})  # past the bound: dropped
+    gate.set()
+    held = entries(m)
+    assert [t for t in ids if t in held] == ids[:-1]  # the one past the bound dropped, never raised
+    assert held[ids[0]][0] == "sha-" + ids[0]
+    cache.fill_later(lambda: {ids[0]: ("sha-newer", b"newer", True)})
+    assert entries(m)[ids[0]][0] == "sha-newer"  # in the order queued: a later fill replaces
+    cache.forget(ids)
     m.close()
 
 
