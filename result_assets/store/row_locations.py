@@ -25,7 +25,7 @@ from result_assets.store.backups import s3_filesystem
 Locations = list[list]
 # A read of this many row groups or fewer decodes them on the calling thread: a point read's
 # one or two groups cost more handed to Arrow's thread pool (1.59 -> 1.39 ms for a signals
-# group of 3,600 rows, docs/performance.md "A point read's own costs"); reads of many groups
+# group of 3,600 rows, docs/performance.md "Reads and saves"); reads of many groups
 # (a batch's read-back, a scan) keep the pool.
 THREADED_MIN_GROUPS = 3
 

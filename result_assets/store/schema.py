@@ -189,7 +189,7 @@ END $$;
 # Version 7: the hot tier's rows are Arrow IPC, LZ4-compressed already, so Postgres stores
 # them as they are (STORAGE EXTERNAL). Its own compression tried every value and kept none
 # (stored bytes equal to the values'), and cost a save's COPY of them 2.0 ms against 0.34 ms
-# (docs/performance.md "The hot tier's rows stored as they are").
+# (docs/performance.md "Reads and saves").
 _V7 = """
 ALTER TABLE hot_rows ALTER COLUMN signals SET STORAGE EXTERNAL, ALTER COLUMN curves SET STORAGE EXTERNAL;
 """

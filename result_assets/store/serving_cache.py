@@ -120,7 +120,7 @@ class ServingCache:
         if not rows:
             return 0
         try:
-            with self.catalog.one_statement() as cur:  # one round trip: a miss's read waits for it
+            with self.catalog.one_statement() as cur:  # one round trip, not three (BEGIN, COMMIT)
                 psycopg2.extras.execute_values(
                     cur, "INSERT INTO served_files (task_id, source_sha256, file_bytes, stored_bytes, plain_numbers, "
                     "body) VALUES %s ON CONFLICT (task_id) DO UPDATE SET "
@@ -141,7 +141,7 @@ class ServingCache:
     def fill_later(self, files: Callable[[], dict[str, tuple[str, bytes, bool | None]]]) -> None:
         """fill(files()) on the process's filler thread, on a connection of its own: a save or
         a read that missed does not wait for the files' hashing, compression and INSERT (1.5-2.5
-        ms of a 90-280 KB file's miss, docs/performance.md "The serving cache filled behind").
+        ms of a 90-280 KB file's miss, docs/performance.md "Reads and saves").
         A fill is dropped when PENDING_FILLS wait already. Never raises."""
         if not self.enabled or self.readonly:
             return
