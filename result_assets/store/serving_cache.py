@@ -153,7 +153,7 @@ class ServingCache:
 
     def settle(self) -> None:
         """Wait until the fills this process queued have landed (or failed)."""
-        filler = _fillers.get((os.getpid(), self.catalog.url))
+        filler = _fillers.get(self.catalog.url)
         if filler is not None:
             filler.pending.join()
 
@@ -225,19 +225,28 @@ class _Filler:
                 self.pending.task_done()
 
 
-_fillers: dict[tuple[int, str], _Filler] = {}
+_fillers: dict[str, _Filler] = {}  # by catalog URL
 _fillers_lock = threading.Lock()
 
 
 def _filler(url: str) -> _Filler:
-    """This process's filler of the catalog at url (a forked child starts its own: threads do
-    not survive a fork)."""
-    key = (os.getpid(), url)
+    """This process's filler of the catalog at url, started on its first fill."""
     with _fillers_lock:
-        filler = _fillers.get(key)
+        filler = _fillers.get(url)
         if filler is None:
-            filler = _fillers[key] = _Filler(url)
+            filler = _fillers[url] = _Filler(url)
         return filler
+
+
+def _forget_fillers_in_child() -> None:
+    """A forked child has none of its parent's threads, and may have copied the lock held: it
+    starts afresh (its first fill starts its own filler)."""
+    global _fillers_lock
+    _fillers_lock = threading.Lock()
+    _fillers.clear()
+
+
+os.register_at_fork(after_in_child=_forget_fillers_in_child)
 
 
 def _first_line(exc: BaseException) -> str:

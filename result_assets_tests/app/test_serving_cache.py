@@ -320,6 +320,59 @@ def test_fills_land_behind_the_caller_in_order_and_one_past_the_bound_is_dropped
     m.close()
 
 
+def test_a_forked_child_fills_on_a_filler_of_its_own(serving_on):
+    """Threads do not survive a fork: a child (a worker forked by a web server) that found its
+    parent's filler would queue fills nobody takes, and one forked while another thread held
+    the fillers' lock would wait on it for ever."""
+    m = manager()
+    cache, url = m.stores.serving_cache, m.stores.catalog.url
+    cache.fill_later(lambda: {"serve_parent": ("sha-parent", b"parent", True)})  # the parent's filler runs
+    cache.settle()
+    held, release = threading.Event(), threading.Event()
+
+    def starting_a_filler():  # another thread inside _filler at the moment of the fork
+        with serving_cache._fillers_lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=starting_a_filler)
+    holder.start()
+    held.wait(30)
+    pid = os.fork()
+    if pid == 0:  # the child: its own connections only, and out by os._exit
+        code = 2
+        try:
+            child = ServingCache(Catalog(url), cache.max_bytes)
+            queued = threading.Thread(target=child.fill_later,
+                                      args=(lambda: {"serve_child": ("sha-child", b"c", True)},), daemon=True)
+            queued.start()
+            queued.join(10)
+            for _ in range(500 if not queued.is_alive() else 0):  # up to 10 s for the fill to land
+                if "serve_child" in _served(url):
+                    code = 0
+                    break
+                time.sleep(0.02)
+        finally:
+            os._exit(code)
+    release.set()
+    holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # the child's fill landed
+    assert {"serve_parent", "serve_child"} <= set(entries(m))
+    cache.forget(["serve_parent", "serve_child"])
+    m.close()
+
+
+def _served(url: str) -> set[str]:
+    conn = psycopg2.connect(url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT task_id FROM served_files")
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
 def test_a_reader_that_may_not_write_reads_and_fills_nothing(serving_on):
     m = manager()
     m.save_result("serve_e", small_document(strategy="read only"))
