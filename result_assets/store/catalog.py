@@ -401,6 +401,13 @@ class Catalog:
         """Remember where each task's file is: {task_id: (partition_key, source_path)}."""
         if not sources:
             return
+        if len(sources) <= _ONE_STATEMENT_SOURCES:  # a dual-write save's one task: one round trip
+            rows = [(pg_text(t), pg_text(k), pg_text(p)) for t, (k, p) in sorted(sources.items())]  # task order
+            with self.one_statement() as cur:
+                psycopg2.extras.execute_values(
+                    cur, "INSERT INTO task_sources (task_id, partition_key, source_path) VALUES %s " + _SOURCE_UPSERT,
+                    rows, page_size=len(rows))
+            return
         conn = self.connect()
         with conn, conn.cursor() as cur:
             _register_sources(cur, sources)
@@ -600,9 +607,14 @@ def _register_sources(cur, sources: dict[str, tuple[str, str]]) -> None:
     _copy(cur, "task_sources_in", ["task_id", "partition_key", "source_path"],
           ([_cell("", t), _cell("", k), _cell("", p)] for t, (k, p) in sources.items()))
     cur.execute("INSERT INTO task_sources (task_id, partition_key, source_path) "
-                "SELECT task_id, partition_key, source_path FROM task_sources_in ORDER BY task_id "
-                "ON CONFLICT (task_id) DO UPDATE SET source_path = EXCLUDED.source_path, "
-                "partition_key = EXCLUDED.partition_key")
+                "SELECT task_id, partition_key, source_path FROM task_sources_in ORDER BY task_id " + _SOURCE_UPSERT)
+
+
+# Up to this many sources are registered by one INSERT ... VALUES (one round trip; a dual-write
+# save registers its one task before it publishes); more, through COPY and a staging table.
+_ONE_STATEMENT_SOURCES = 16
+_SOURCE_UPSERT = ("ON CONFLICT (task_id) DO UPDATE SET source_path = EXCLUDED.source_path, "
+                  "partition_key = EXCLUDED.partition_key")
 
 
 def _queue_records(cur, records: dict[str, tuple[dict, str]], partition_keys: dict[str, str]) -> dict[str, int]:

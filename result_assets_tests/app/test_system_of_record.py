@@ -27,6 +27,7 @@ from result_assets.store import catalog as catalog_module
 from result_assets.store.backups import sha256_hex
 from result_assets.store.catalog import STORE_WRITE_LOCK
 from result_assets.store.delta_tables import SIGNALS
+from result_assets.store.pg_text import pg_text
 from result_assets.store.schema import SCHEMA_VERSION, SchemaOutdated
 from result_assets.store.stores import Stores
 from result_assets_tests.app.helpers import small_document
@@ -511,6 +512,20 @@ def test_maintenance_waits_for_a_batch_between_commit_and_publish(stores, sample
 
 
 # --- the schema: one explicit, versioned step ---------------------------------------------------
+
+def test_sources_registered_in_one_statement_or_through_copy_read_back_the_same(stores):
+    """A dual-write save registers its one task by one INSERT (one round trip), a migration its
+    thousands through COPY: the rows, hostile paths included, are the same either way."""
+    catalog = stores.catalog
+    paths = ["/data/a b/result.json", "/data/\udcb9/result.json", '/data/"q",x\\y/result.json', "/data/\x00/r.json"]
+    few = {f"src_few_{i}": (f"src_few_{i}", path) for i, path in enumerate(paths)}
+    many = {f"src_many_{i:02d}": (f"src_many_{i:02d}", paths[i % len(paths)]) for i in range(40)}
+    for sources in (few, many):
+        catalog.register_sources(sources)
+    assert catalog.sources(list(few) + list(many)) == {t: pg_text(p) for t, (_, p) in {**few, **many}.items()}
+    catalog.register_sources({"src_few_0": ("src_few_0", "/moved/result.json")})  # a later write moved it
+    assert catalog.sources(["src_few_0"]) == {"src_few_0": "/moved/result.json"}
+
 
 def test_the_hot_tiers_compressed_rows_are_stored_as_they_are(stores):
     """Postgres's own compression of the hot tier's LZ4 rows kept nothing and cost a save's COPY 1.7 ms."""
