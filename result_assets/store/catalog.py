@@ -402,10 +402,11 @@ class Catalog:
         if not sources:
             return
         if len(sources) <= _ONE_STATEMENT_SOURCES:  # a dual-write save's one task: one round trip
-            rows = [(pg_text(t), pg_text(k), pg_text(p)) for t, (k, p) in sorted(sources.items())]  # task order
-            with self.one_statement() as cur:
+            rows = [(pg_text(t), pg_text(k), pg_text(p)) for t, (k, p) in sources.items()]
+            with self.one_statement() as cur:  # rows locked in task order, the database's, as through COPY
                 psycopg2.extras.execute_values(
-                    cur, "INSERT INTO task_sources (task_id, partition_key, source_path) VALUES %s " + _SOURCE_UPSERT,
+                    cur, "INSERT INTO task_sources (task_id, partition_key, source_path) SELECT * FROM (VALUES %s) "
+                         "AS v(task_id, partition_key, source_path) ORDER BY task_id " + _SOURCE_UPSERT,
                     rows, page_size=len(rows))
             return
         conn = self.connect()
