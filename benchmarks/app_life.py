@@ -135,7 +135,8 @@ def _read_cache(manager):
 
 def cold_reads(manager, ids: list[str], unserved: bool = False) -> float:
     """p50 of one get_result per task, the read cache emptied before each; `unserved`: the
-    task's serving-cache entry dropped too (the store's own path, and the fill it makes)."""
+    task's serving-cache entry dropped too (the store's own path; the fill it queues lands on
+    the process's filler thread, and the next forget waits for it)."""
     samples = []
     for task_id in ids:
         cache = _read_cache(manager)
