@@ -292,10 +292,10 @@ class ResultManager:
         one catalog query and one read per file per 1,000 tasks)."""
         for task_id in task_ids:
             _check_task_id(task_id)
+        if self.mode == JSON_ONLY:
+            return _found(task_ids, self._read_json)
         if self.mode == DUAL_WRITE:
             return self._dual_write_results(task_ids)
-        if self.mode != POSTGRES_ONLY:
-            return self._one_at_a_time(task_ids)
         try:
             with self._lock:
                 return rebuild_documents(self.stores, list(task_ids))
@@ -313,21 +313,10 @@ class ResultManager:
         except Exception as exc:
             log.warning("cannot read tasks from the store in one pass: %s; reading them one at a time",
                         _one_line(exc))
-            return self._one_at_a_time(task_ids)
-        rest = self._one_at_a_time([t for t in task_ids if t not in stored], store=False)
+            scan = len(task_ids) > CACHE_FILL_MAX_TASKS  # as postgres-only's bulk read: no cache filled
+            return _found(task_ids, lambda task_id: self._get(task_id, scan))
+        rest = _found([t for t in task_ids if t not in stored], self._read_json)
         return {t: stored[t] if t in stored else rest[t] for t in task_ids if t in stored or t in rest}
-
-    def _one_at_a_time(self, task_ids: list[str], store: bool = True) -> dict[str, dict]:
-        """{task_id: document} of those found, each read as get_result reads it (`store`: else
-        from its JSON only); a read of many fills no cache (as postgres-only's bulk read)."""
-        out = {}
-        scan = len(task_ids) > CACHE_FILL_MAX_TASKS
-        for task_id in task_ids:
-            try:
-                out[task_id] = self._get(task_id, scan) if store else self._read_json(task_id)
-            except ResultNotFound:
-                pass
-        return out
 
     async def aget_result(self, task_id: str) -> dict:
         return await asyncio.to_thread(self.get_result, task_id)
@@ -408,6 +397,17 @@ def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_
     transaction, durable and readable when this returns."""
     return run_batch(stores, raws=[raw], converted=[validated], keep_source_path=keep_source_path, tier="hot",
                      records=records, sources=sources)
+
+
+def _found(task_ids: list[str], read) -> dict[str, dict]:
+    """{task_id: read(task_id)} of the tasks `read` finds (the others raise ResultNotFound)."""
+    out = {}
+    for task_id in task_ids:
+        try:
+            out[task_id] = read(task_id)
+        except ResultNotFound:
+            pass
+    return out
 
 
 def autocorrect(result: object) -> tuple[object, list[str]]:
