@@ -43,7 +43,8 @@ def convert_stages(path: Path, repeats: int = 3) -> None:
     stage("nesting depth", nesting_depth, document, MAX_NESTING)
     result = stage("normalize", normalize, task_id, document)
     skeleton_text = stage("skeleton text", dumps_document, result.skeleton)
-    learned = stage("learn + write", exact.learn, raw, document, skeleton_text, result.signals, result.curves)
+    learned = stage("learn + write", exact.learn, raw, document, skeleton_text, result.signals, result.curves,
+                    result.spelled_as, result.numbers_as_strings, result.row_spellings)
     digest = stage("sha-256", lambda: hashlib.sha256(learned[1] if learned else b"").hexdigest())
     if not learned or not exact.patches_spell_exact_floats(learned[0].numbers):
         stage("digit screen", may_lose_digits, raw)  # as convert() does: its proof did not show every number exact

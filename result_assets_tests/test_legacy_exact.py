@@ -26,19 +26,21 @@ def stored(task_id: str, raw: bytes) -> tuple:
 
 
 def learn(task_id: str, raw: bytes) -> exact.Spelling | None:
-    learned = exact.learn(raw, parse_document(raw), *stored(task_id, raw), spelled_as(task_id, raw))
+    learned = exact.learn(raw, parse_document(raw), *stored(task_id, raw), **read_as(task_id, raw))
     return None if learned is None else learned[0]
 
 
-def spelled_as(task_id: str, raw: bytes) -> dict[str, str]:
-    """The timestamp fields normalize read whole in one spelling (learn skips looking at them)."""
-    return normalize(task_id, parse_document(raw)).spelled_as
+def read_as(task_id: str, raw: bytes) -> dict:
+    """The timestamp fields normalize read whole in one spelling (learn skips looking at them),
+    and the rows' codes it read of the fields that mix spellings, as convert passes them."""
+    result = normalize(task_id, parse_document(raw))
+    return {"spelled_as": result.spelled_as, "row_spellings": result.row_spellings}
 
 
 def regenerated(task_id: str, raw: bytes) -> bytes | None:
     """Learn the Spelling, then write the bytes from what is stored and the Spelling's JSON,
     as readers do; they are the bytes learn wrote (the proof's)."""
-    learned = exact.learn(raw, parse_document(raw), *stored(task_id, raw), spelled_as(task_id, raw))
+    learned = exact.learn(raw, parse_document(raw), *stored(task_id, raw), **read_as(task_id, raw))
     if learned is None:
         return None
     spelling, written = learned
@@ -296,6 +298,12 @@ def test_fields_normalize_reads_whole_are_the_ones_spelled_whole(code, odd, styl
     listed = {key: exact._list_rows(source, key) for key in tables}
     checked, _ = exact._uniform_fields(listed, exact._timestamp_codes(source), tables, {})
     assert set(result.spelled_as) <= set(checked), (result.spelled_as, set(checked))
+    # the rows' codes normalize names for the fields that mix spellings are their values' own
+    for key, codes in result.row_spellings.items():
+        list_key, name = key.split(".")
+        values = [row.get(name) for row in listed[list_key][0]]
+        assert len(codes) == len(values) and len(set(codes) - {None}) > 1
+        assert all(code is None or exact.timestamp_code(v) == code for v, code in zip(values, codes))
     assert regenerated("t", raw) == raw
 
 

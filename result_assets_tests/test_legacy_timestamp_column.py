@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from result_assets.legacy.spelled import render_timestamp
+from result_assets.legacy.spelled import render_timestamp, timestamp_code
 from result_assets.legacy.timestamp_column import parsed_column
 from result_assets.legacy.timestamps import parse_timestamp
 
@@ -41,7 +41,7 @@ def _spell(moment: datetime, sep: str, suffix: str) -> str:
 spelled = st.builds(_spell, st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)),
                     st.sampled_from(["T", " "]), st.sampled_from(_SUFFIXES))
 values = st.one_of(spelled, st.sampled_from(_ODD + _SEOUL_EDGES), st.none(),
-                   st.integers(-10**16, 10**16).map(str))
+                   st.integers(-10**16, 10**16).map(str), st.integers(-10**16, 10**16))
 
 
 def _oracle(column: list) -> list:
@@ -51,10 +51,13 @@ def _oracle(column: list) -> list:
 def _read_as_oracle(column: list) -> bool:
     """parsed_column's instants are parse_timestamp's; when it names a spelling code (the
     column read whole in it), every value is its instant spelled in that code."""
-    instants, code = parsed_column(column)
-    assert instants == _oracle(column)
-    if code is not None:
-        assert all(v is None or render_timestamp(us, code) == v for v, us in zip(column, instants))
+    read = parsed_column(column)
+    assert read.instants == _oracle(column)
+    if read.code is not None:
+        assert all(v is None or render_timestamp(us, read.code) == v for v, us in zip(column, read.instants))
+    # each value read in a code is its instant spelled so, and has the code timestamp_code names
+    assert all(code is None or (render_timestamp(us, code) == v and timestamp_code(v) == code)
+               for v, us, code in zip(column, read.instants, read.codes))
     return True
 
 
@@ -77,7 +80,7 @@ def test_a_column_spelled_like_its_first_value_is_read_by_arrow(first, odd, step
     assert parsed_column(column) is not None
     assert _read_as_oracle(column)
     if not odd and "." not in first:  # every value in the first one's spelling: the code is named
-        assert parsed_column(column)[1] is not None
+        assert parsed_column(column).code is not None
 
 
 def test_the_odd_spellings_and_seoul_edges_are_each_read_as_parse_timestamp_reads_them():
@@ -86,8 +89,9 @@ def test_the_odd_spellings_and_seoul_edges_are_each_read_as_parse_timestamp_read
             column = [first] * 600 + [value, None]
             assert _read_as_oracle(column), (first, value)
     # The hour Seoul's clocks repeated when summer time ended: the earlier instant (+10:00).
-    column = ["1988-10-09 02:30:00"] * 600
-    assert parsed_column(column) == ([parse_timestamp("1988-10-08T16:30:00Z")] * 600, None)
+    column = ["1988-10-09 02:30:00"] * 600 + ["1989-01-01 00:00:00"]
+    read = parsed_column(column)
+    assert (read.instants[:600], read.code) == ([parse_timestamp("1988-10-08T16:30:00Z")] * 600, None)
 
 
 def test_short_columns_and_other_spellings_are_left_to_the_per_value_parse():
@@ -96,3 +100,29 @@ def test_short_columns_and_other_spellings_are_left_to_the_per_value_parse():
     assert parsed_column([1704240000000] * 600) is None  # an int: not a column of text
     assert parsed_column(["2024-01-03T09:00:00+09:75"] * 600) is None  # an offset parse_timestamp refuses
     assert parsed_column([None] * 600) is None
+
+
+def test_a_column_mixing_spellings_is_read_in_each_and_says_each_values_code():
+    """A years-old file mixes epoch milliseconds, "T" and " " wall times and offsets in one
+    column: each value read in a block names its code (exact.learn takes it instead of
+    matching each value's pattern); a null or a value left to the parse names none."""
+    base = datetime(2021, 3, 1, tzinfo=_UTC)
+    spellings = [("T", ""), (" ", ""), ("T", "Z"), ("T", "+09:00"), (" ", "+0900"), ("T", "-05:30")]
+    column: list = []
+    for i in range(700):
+        moment = base + timedelta(minutes=7 * i)
+        if i % 7 == 6:
+            column.append(int(moment.timestamp() * 1000))
+        elif i % 11 == 10:
+            column.append(None)
+        else:
+            sep, suffix = spellings[i % len(spellings)]
+            column.append(_spell(moment.astimezone(timezone(timedelta(hours=9))).replace(tzinfo=None)
+                                 if not suffix else moment, sep, suffix))
+    column.append("2021-03-01T09:00:00.5+09:00")  # a fraction: left to the parse
+    read = parsed_column(column)
+    assert read is not None and read.code is None
+    assert _read_as_oracle(column)
+    assert [c for v, c in zip(column, read.codes) if v is None or "." in str(v)] == [None] * (column.count(None) + 1)
+    assert {timestamp_code(v) for v, c in zip(column, read.codes) if c is not None} == \
+        {"ms", "T", " ", "TZ", "T+09:00", " +0900", "T-05:30"}

@@ -51,6 +51,7 @@ from .timestamps import parse_timestamp
 TIMESTAMP_FIELDS = (("signals", "timestamp"), ("signals", "exit_timestamp"), ("performance_curve", "timestamp"))
 ROW_LISTS = ("signals", "performance_curve")
 _TIMESTAMP_NAMES = frozenset(name for _, name in TIMESTAMP_FIELDS)
+_DICT = frozenset((dict,))
 
 @dataclass
 class Spelling:
@@ -225,7 +226,8 @@ def apply(rebuilt: dict, spelling: Spelling) -> dict:
 
 
 def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
-          spelled_as: dict[str, str] | None = None, numbers_as_strings: bool = True) -> tuple[Spelling, bytes] | None:
+          spelled_as: dict[str, str] | None = None, numbers_as_strings: bool = True,
+          row_spellings: dict[str, list] | None = None) -> tuple[Spelling, bytes] | None:
     """The Spelling under which the document rebuilt from this skeleton text and these rows
     writes exactly `raw`, whose parse is `source`, and the bytes it writes; None when
     nothing here reproduces the file. The bytes are written as readers will write them:
@@ -236,15 +238,17 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     compared row by row to find their patches. `spelled_as`: normalize's NormalizedResult.spelled_as
     of these rows, the fields it read whole in one spelling (none looked at again here);
     `numbers_as_strings`: its NormalizedResult.numbers_as_strings (False: no float field held
-    a numeric string it stored as a float, so no row needs a patch for one)."""
+    a numeric string it stored as a float, so no row needs a patch for one); `row_spellings`:
+    its NormalizedResult.row_spellings, the rows' codes it read of the fields that mix them."""
     if type(source) is not dict:
         return None
     tables = {"signals": signals, "performance_curve": curves}
     spelling = Spelling(None, True, timestamps=_timestamp_codes(source))
     listed = {list_key: _list_rows(source, list_key) for list_key in tables}  # one walk per list
-    uniform, mixed = _uniform_fields(listed, spelling.timestamps, tables, spelled_as or {})
+    row_spellings = row_spellings or {}
+    uniform, mixed = _uniform_fields(listed, spelling.timestamps, tables, spelled_as or {}, set(row_spellings))
     spelling.row_timestamps = _row_codes(listed, spelling.timestamps, {k: t.num_rows for k, t in tables.items()},
-                                         skip=set(uniform), mixed=mixed)
+                                         skip=set(uniform), mixed=mixed, known=row_spellings)
     spelling.null_keys = _null_keys(source, tables)
     # The commonest reason a file needs row patches: numbers written as strings. Their
     # patches are known without rebuilding the document (measured: a 312 KB file with 33
@@ -350,8 +354,8 @@ def _null_keys(source: dict, tables: dict[str, pa.Table]) -> list[str]:
     return out
 
 
-def _uniform_fields(listed: dict, codes: dict[str, str], tables: dict[str, pa.Table],
-                    spelled_as: dict[str, str]) -> tuple[dict[str, list | None], dict[str, tuple[list, list]]]:
+def _uniform_fields(listed: dict, codes: dict[str, str], tables: dict[str, pa.Table], spelled_as: dict[str, str],
+                    mixing: set[str] = frozenset()) -> tuple[dict[str, list | None], dict[str, tuple[list, list]]]:
     """({field: its spelled column, or None where normalize vouched for it} of the timestamp
     fields whose rows all hold their value as the field's code spells the whole column,
     {field: (the rows' values, that spelled column)} of the fields with a code whose rows mix
@@ -359,12 +363,13 @@ def _uniform_fields(listed: dict, codes: dict[str, str], tables: dict[str, pa.Ta
     instead of a pattern match per row; none at all for a field normalize read whole in its
     code, `spelled_as`), and rebuild takes the column as spelled here; a mixed one is looked
     at only where a row differs from its field's spelling. Rows in the tables' (symbol_idx,
-    seq) order; `listed`: _list_rows of each list."""
+    seq) order; `listed`: _list_rows of each list; `mixing`: fields normalize read in several
+    spellings (neither uniform nor needing a look here)."""
     uniform, mixed = {}, {}
     for list_key, name in TIMESTAMP_FIELDS:
         key = f"{list_key}.{name}"
         rows, every_list = listed[list_key]
-        if not every_list or len(rows) != tables[list_key].num_rows:
+        if not every_list or len(rows) != tables[list_key].num_rows or key in mixing:
             continue
         if spelled_as.get(key) in (codes.get(key, "TZ"), NO_VALUES):
             uniform[key] = None  # spelled only if a rebuild needs it (_spelled_field)
@@ -392,7 +397,7 @@ def _list_rows(source: dict, list_key: str) -> tuple[list[dict], bool]:
     for _, holder in _holders(source):
         found = holder.get(list_key)
         if type(found) is list:
-            if all(type(r) is dict for r in found):
+            if _DICT.issuperset(map(type, found)):
                 rows += found
             else:
                 every_list = False
@@ -400,7 +405,8 @@ def _list_rows(source: dict, list_key: str) -> tuple[list[dict], bool]:
 
 
 def _row_codes(listed: dict, codes: dict[str, str], table_rows: dict[str, int],
-               skip: set[str] = frozenset(), mixed: dict[str, tuple[list, list]] | None = None) -> dict[str, list]:
+               skip: set[str] = frozenset(), mixed: dict[str, tuple[list, list]] | None = None,
+               known: dict[str, list] | None = None) -> dict[str, list]:
     """{field: [codes, one base-36 digit per row]} of the fields whose rows mix spellings, rows
     in the order the tables sort them ((symbol_idx, seq): the document's own list, then each
     symbol's). A row without a code (null, absent, not a timestamp) takes its field's; a field
@@ -408,7 +414,8 @@ def _row_codes(listed: dict, codes: dict[str, str], table_rows: dict[str, int],
     row patches instead. `mixed` (_uniform_fields): a row whose value is its field's spelling
     of the stored instant takes the field's code without a pattern match (measured: 200,000
     matches were a third of learning a 40 MB file that spells 6 timestamps another way); it is
-    the same text either way, and the proof hashes the bytes."""
+    the same text either way, and the proof hashes the bytes. `known` (normalize's
+    row_spellings): a row whose code normalize read needs no pattern match either."""
     out = {}
     for list_key, name in TIMESTAMP_FIELDS:
         key = f"{list_key}.{name}"
@@ -416,7 +423,14 @@ def _row_codes(listed: dict, codes: dict[str, str], table_rows: dict[str, int],
             continue
         default = codes.get(key)
         rows, _ = listed[list_key]
-        if mixed and key in mixed:
+        read = known.get(key) if known else None
+        if read is not None and len(read) == len(rows):
+            row_codes = [code or default for code in read]
+            for i in [i for i, code in enumerate(read) if code is None]:
+                value = rows[i].get(name)
+                if value is not None:  # a value normalize did not read in a code
+                    row_codes[i] = timestamp_code(value) or default
+        elif mixed and key in mixed:
             values, spelled = mixed[key]
             row_codes = [default] * len(rows)
             for i in [i for i, v, s in zip(count(), values, spelled) if v != s or type(v) is not type(s)]:
@@ -424,12 +438,12 @@ def _row_codes(listed: dict, codes: dict[str, str], table_rows: dict[str, int],
                 row_codes[i] = (timestamp_code(row[name]) if name in row else None) or default
         else:
             row_codes = [(timestamp_code(r[name]) if name in r else None) or default for r in rows]
-        distinct = list(dict.fromkeys(c for c in row_codes if c is not None))
+        distinct = [c for c in dict.fromkeys(row_codes) if c is not None]
         if len(distinct) < 2 or len(distinct) > len(_BASE36) or len(row_codes) != table_rows[list_key] \
                 or None in row_codes:
             continue
         digit = {c: _BASE36[i] for i, c in enumerate(distinct)}
-        out[key] = [distinct, "".join(digit[c] for c in row_codes)]
+        out[key] = [distinct, "".join(map(digit.__getitem__, row_codes))]
     return out
 
 

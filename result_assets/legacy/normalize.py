@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from itertools import accumulate
+from operator import itemgetter
 
 import orjson
 import pyarrow as pa
@@ -41,6 +42,10 @@ _SIGNAL_TYPED_KEYS = frozenset(
 )
 _V1_SIGNAL_TYPED_KEYS = _SIGNAL_TYPED_KEYS | {"symbol"}
 _CURVE_TYPED_KEYS = frozenset(("timestamp",) + CURVE_FLOAT_KEYS)
+# The typed keys in the order add_list reads their columns.
+_SIGNAL_COLUMN_KEYS = ("timestamp", "exit_timestamp", *SIGNAL_FLOAT_KEYS, "holding_bars", "type", "reason", "indicators")
+_V1_SIGNAL_COLUMN_KEYS = (*_SIGNAL_COLUMN_KEYS, "symbol")
+_CURVE_COLUMN_KEYS = ("timestamp", *CURVE_FLOAT_KEYS)
 _NONE = type(None)
 _FLOAT = frozenset((float,))
 _DICT = frozenset((dict,))
@@ -89,6 +94,10 @@ class NormalizedResult:
     # Whether a float field of a row held a numeric string, stored as the float it spells: the
     # file then needs a row patch for it (exact.learn writes those first).
     numbers_as_strings: bool = False
+    # {"signals.timestamp"...: each row's spelling code where it was read in one (None elsewhere),
+    # rows in the tables' order} of the fields whose rows mix spellings: exact.learn looks
+    # only at the other rows.
+    row_spellings: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 def validate_result(task_id: str, raw: bytes) -> NormalizedResult:
@@ -206,6 +215,9 @@ def _normalize(task_id: str, doc: object) -> NormalizedResult:
         numbers_as_strings=signal_rows.numbers_as_strings or curve_rows.numbers_as_strings,
         spelled_as={f"{list_key}.{name}": code for list_key, rows in (("signals", signal_rows), ("performance_curve", curve_rows))
                     for name, code in rows.spelled_as.items() if code is not None},
+        row_spellings={f"{list_key}.{name}": codes
+                       for list_key, rows in (("signals", signal_rows), ("performance_curve", curve_rows))
+                       for name, codes in rows.row_codes.items() if _mixed(codes, rows.spelled_as[name])},
     )
 
 
@@ -234,6 +246,7 @@ class _SignalRows:
         self.depth = 0  # NormalizedResult.rows_depth
         self.numbers_as_strings = False  # NormalizedResult.numbers_as_strings
         self.spelled_as: dict[str, str | None] = {}  # NormalizedResult.spelled_as, by field
+        self.row_codes: dict[str, list[str | None]] = {}  # NormalizedResult.row_spellings, by field
 
     def add_list(self, signals: list, symbol_idx: int, symbol_name: str | None, where: str, v1: bool):
         """Column by column: one list comprehension per key, then a type check of
@@ -247,8 +260,10 @@ class _SignalRows:
         def keep_raw(row: int, key: str):
             kept_raw.setdefault(row, []).append(key)
 
-        raw_ts = [sig.get("timestamp") for sig in signals]
-        ts = _timestamps(raw_ts, self._ts_cache, self.spelled_as, "timestamp")
+        typed_keys = _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS
+        columns, every_row_holds_them = _columns(signals, _V1_SIGNAL_COLUMN_KEYS if v1 else _SIGNAL_COLUMN_KEYS)
+        raw_ts = columns["timestamp"]
+        ts = _timestamps(raw_ts, self._ts_cache, self.spelled_as, self.row_codes, "timestamp")
         if None in ts:
             seq = ts.index(None)
             raw = raw_ts[seq]
@@ -264,18 +279,18 @@ class _SignalRows:
             )
         self.ts.extend(ts)
 
-        raw_exit = [sig.get("exit_timestamp") for sig in signals]
-        exit_ts = _timestamps(raw_exit, self._ts_cache, self.spelled_as, "exit_timestamp")
+        raw_exit = columns["exit_timestamp"]
+        exit_ts = _timestamps(raw_exit, self._ts_cache, self.spelled_as, self.row_codes, "exit_timestamp")
         _keep_non_timestamps(raw_exit, exit_ts, "exit_timestamp", keep_raw)
         self.exit_ts.extend(exit_ts)
 
         for key in SIGNAL_FLOAT_KEYS:
-            column = [sig.get(key) for sig in signals]
+            column = columns[key]
             if not _FLOAT_OR_NULL.issuperset(map(type, column)):
                 self.numbers_as_strings |= _fix_float_column(column, key, f"{where}", keep_raw)
             self.floats[key].extend(column)
 
-        column = [sig.get("holding_bars") for sig in signals]
+        column = columns["holding_bars"]
         if not _INT_OR_NULL.issuperset(map(type, column)) or not _ints_in_range(column):
             for seq, value in enumerate(column):
                 if value is None or (type(value) is int and _INT64_MIN <= value <= _INT64_MAX):
@@ -287,7 +302,7 @@ class _SignalRows:
         self.holding_bars.extend(column)
 
         for key, target in (("type", self.type), ("reason", self.reason)):
-            column = [sig.get(key) for sig in signals]
+            column = columns[key]
             if not _STR_OR_NULL.issuperset(map(type, column)):
                 for seq, value in enumerate(column):
                     if value is not None and type(value) is not str:
@@ -295,10 +310,10 @@ class _SignalRows:
                         keep_raw(seq, key)
             target.extend(column)
 
-        maps = self._add_indicators([sig.get("indicators") for sig in signals], keep_raw)
+        maps = self._add_indicators(columns["indicators"], keep_raw)
 
         if v1:
-            column = [sig.get("symbol") for sig in signals]
+            column = columns["symbol"]
             self.v1_symbols.extend(column)
             if not _STR_OR_NULL.issuperset(map(type, column)):
                 for seq, value in enumerate(column):
@@ -309,7 +324,7 @@ class _SignalRows:
         else:
             self.symbol.extend([symbol_name] * n)
 
-        extras = _extras(signals, _V1_SIGNAL_TYPED_KEYS if v1 else _SIGNAL_TYPED_KEYS, kept_raw)
+        extras = _extras(signals, typed_keys, kept_raw, every_row_holds_them)
         self.extras.extend(extras)
         if n:  # a row is an object; an indicators map one level more
             self.depth = max(self.depth, _list_level(symbol_idx) + _rows_depth(extras, 2 if maps else 1))
@@ -382,6 +397,7 @@ class _CurveRows:
         self.depth = 0  # NormalizedResult.rows_depth
         self.numbers_as_strings = False  # NormalizedResult.numbers_as_strings
         self.spelled_as: dict[str, str | None] = {}  # NormalizedResult.spelled_as, by field
+        self.row_codes: dict[str, list[str | None]] = {}  # NormalizedResult.row_spellings, by field
 
     def add_list(self, points: list, symbol_idx: int, where: str):
         """Column by column, as _SignalRows.add_list (all dicts: checked by _is_curve_list)."""
@@ -390,17 +406,17 @@ class _CurveRows:
         def keep_raw(row: int, key: str):
             kept_raw.setdefault(row, []).append(key)
 
-        raw_ts = [point.get("timestamp") for point in points]
-        ts = _timestamps(raw_ts, self._ts_cache, self.spelled_as, "timestamp")
+        columns, every_row_holds_them = _columns(points, _CURVE_COLUMN_KEYS)
+        raw_ts = columns.pop("timestamp")
+        ts = _timestamps(raw_ts, self._ts_cache, self.spelled_as, self.row_codes, "timestamp")
         _keep_non_timestamps(raw_ts, ts, "timestamp", keep_raw)
         self.ts.extend(ts)
-        columns = {key: [point.get(key) for point in points] for key in CURVE_FLOAT_KEYS}
         odd = [key for key, column in columns.items() if not _FLOAT_OR_NULL.issuperset(map(type, column))]
         if odd:
             self.numbers_as_strings |= _fix_float_columns([columns[key] for key in odd], odd, where, keep_raw)
         self.equity.extend(columns["equity"])
         self.drawdown.extend(columns["drawdown"])
-        extras = _extras(points, _CURVE_TYPED_KEYS, kept_raw)
+        extras = _extras(points, _CURVE_TYPED_KEYS, kept_raw, every_row_holds_them)
         self.extras.extend(extras)
         n = len(points)
         if n:
@@ -424,21 +440,26 @@ class _CurveRows:
         )
 
 
-def _timestamps(raw_values: list, cache: dict[str, int], spelled_as: dict[str, str | None], name: str
-                ) -> list[int | None]:
+def _timestamps(raw_values: list, cache: dict[str, int], spelled_as: dict[str, str | None],
+                row_codes: dict[str, list[str | None]], name: str) -> list[int | None]:
     """[parse_timestamp(v) (None for None) for v in raw_values], a column at a time where it can.
-    spelled_as[name]: the code all of the field's lists so far were read in, or None."""
+    spelled_as[name]: the code all of the field's lists so far were read in, or None;
+    row_codes[name]: each row's code so far where it was read in one."""
+    codes = row_codes.setdefault(name, [])
     if _INT_OR_NULL.issuperset(map(type, raw_values)):  # epoch milliseconds
         out = [None if ms is None else us if MIN_US <= (us := ms * 1000) <= MAX_US else None for ms in raw_values]
         nulls = raw_values.count(None)
         code = NO_VALUES if nulls == len(raw_values) else "ms" if out.count(None) == nulls else None
         _spelled_so_far(spelled_as, name, code)
+        codes += [None if us is None else "ms" for us in out]
         return out
-    parsed = parsed_column(raw_values)
-    if parsed is not None:
-        _spelled_so_far(spelled_as, name, parsed[1])
-        return parsed[0]
+    read = parsed_column(raw_values)
+    if read is not None:
+        _spelled_so_far(spelled_as, name, read.code)
+        codes += read.codes
+        return read.instants
     _spelled_so_far(spelled_as, name, None)  # read value by value: no code vouched for
+    codes += [None] * len(raw_values)
     out = []
     append = out.append
     for raw in raw_values:
@@ -463,6 +484,11 @@ def _spelled_so_far(spelled_as: dict[str, str | None], name: str, code: str | No
         spelled_as[name] = None
 
 
+def _mixed(codes: list[str | None], field_code: str | None) -> bool:
+    """Whether a field's rows were read in more than one spelling (none vouched for the whole field)."""
+    return field_code is None and len(set(codes) - {None}) > 1
+
+
 def _keep_non_timestamps(raw_values: list, instants: list, key: str, keep_raw):
     """Rows whose `key` holds a value that is not a timestamp keep it as written."""
     if instants.count(None) != raw_values.count(None):
@@ -471,12 +497,31 @@ def _keep_non_timestamps(raw_values: list, instants: list, key: str, keep_raw):
                 keep_raw(seq, key)
 
 
-def _extras(rows: list[dict], typed_keys: frozenset, kept_raw: dict[int, list[str]]) -> list[str | None]:
+def _columns(rows: list[dict], keys: tuple[str, ...]) -> tuple[dict[str, list], bool]:
+    """({key: [row.get(key) for row in rows]}, whether every row holds every key): one C call
+    per row where every row holds them (the common case; a get per key and row was a quarter
+    of normalizing a 38 MB file)."""
+    try:
+        values = list(map(itemgetter(*keys), rows))
+    except KeyError:
+        return {key: [row.get(key) for row in rows] for key in keys}, False
+    if not values:
+        return {key: [] for key in keys}, True
+    return dict(zip(keys, map(list, zip(*values)))), True
+
+
+def _extras(rows: list[dict], typed_keys: frozenset, kept_raw: dict[int, list[str]],
+            every_row_holds_them: bool = False) -> list[str | None]:
     """Each row's extras JSON: its keys outside the typed columns, and the typed ones kept as
-    written (kept_raw); None for a row with neither."""
+    written (kept_raw); None for a row with neither. `every_row_holds_them`: each row holds
+    every typed key, so a row with more keys than that holds others."""
     extras: list[str | None] = [None] * len(rows)
     odd_rows = set(kept_raw)
-    odd_rows.update(seq for seq, row in enumerate(rows) if not typed_keys.issuperset(row))
+    if every_row_holds_them:
+        n_typed = len(typed_keys)
+        odd_rows.update(seq for seq, size in enumerate(map(len, rows)) if size != n_typed)
+    else:
+        odd_rows.update(seq for seq, row in enumerate(rows) if not typed_keys.issuperset(row))
     for seq in sorted(odd_rows):
         raw_keys = kept_raw.get(seq, ())
         extras[seq] = dumps_document({k: v for k, v in rows[seq].items() if k not in typed_keys or k in raw_keys})
@@ -517,7 +562,7 @@ def nesting_depth(document: object, limit: int = 2**31) -> int:
 
 
 def _is_curve_list(value: object) -> bool:
-    return type(value) is list and all(type(p) is dict for p in value)
+    return type(value) is list and _DICT.issuperset(map(type, value))
 
 
 def _fix_float_column(column: list, key: str, where: str, keep_raw) -> bool:

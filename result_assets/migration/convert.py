@@ -84,7 +84,7 @@ def prove_conversion(v: ValidatedResult, raw: bytes) -> None:
     When the hash differs, the rules comparison (compare.py) names the first difference."""
     skeleton_text = dumps_document(v.result.skeleton)
     learned = exact.learn(raw, v.document, skeleton_text, v.result.signals, v.result.curves,
-                          v.result.spelled_as, v.result.numbers_as_strings)
+                          v.result.spelled_as, v.result.numbers_as_strings, v.result.row_spellings)
     spelling_text = exact_text = None
     if learned is not None:
         spelling, regenerated = learned  # written from exactly the skeleton text, rows and Spelling stored
