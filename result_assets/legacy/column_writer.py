@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import orjson
@@ -168,7 +169,12 @@ def _row_texts(list_key: str, table: pa.Table, level: int, style: _Style, spelli
         return rows
     mask = np.zeros(table.num_rows, bool)
     mask[special] = True
-    replacements = [_row_in_python(i, texts, extras[i].as_py(), patches.get(i), key_level, style) for i in special]
+    at = pa.array(special, pa.int64())
+    # each special row's member texts, one Arrow call per column (a scalar per key and row cost more)
+    picked = {key: values.take(at).to_pylist() for key, values in texts.items()}
+    row_extras = extras.take(at).to_pylist()
+    replacements = [_row_in_python({key: column[n] for key, column in picked.items() if column[n] is not None},
+                                   row_extras[n], patches.get(i), key_level, style) for n, i in enumerate(special)]
     return pc.replace_with_mask(rows, pa.array(mask), pa.array(replacements, pa.string()))
 
 
@@ -247,11 +253,10 @@ def _dumps_at(value: object, level: int, style: _Style) -> str:
     return text.replace("\n", "\n" + " " * level) if style.indent is not None and level else text
 
 
-def _row_in_python(i: int, texts: dict[str, pa.Array], extras: str | None, patch: list | None, level: int,
+def _row_in_python(row: dict[str, str], extras: str | None, patch: list | None, level: int,
                    style: _Style) -> str:
-    """Row i written as exact.apply leaves it: the rebuilt row's members (texts), updated by its
-    extras, then its patch applied (a new row, changed values, or the file's keys)."""
-    row = {key: values[i].as_py() for key, values in texts.items() if values[i].is_valid}
+    """A row written as exact.apply leaves it: the rebuilt row's members ({key: value text}),
+    updated by its extras, then its patch applied (a new row, changed values, or the file's keys)."""
     for key, value in (parse_written(extras.encode()) if extras is not None else {}).items():
         row[key] = _dumps_at(value, level, style)
     if patch is not None:
@@ -273,7 +278,13 @@ def _row_in_python(i: int, texts: dict[str, pa.Array], extras: str | None, patch
         return "{}"
     open_, close = style.brackets("{", "}", level)
     return open_ + style.member_separator(level).join(
-        json.dumps(k, ensure_ascii=style.ensure_ascii) + style.key_separator + v for k, v in row.items()) + close
+        _key_text(k, style.ensure_ascii) + style.key_separator + v for k, v in row.items()) + close
+
+
+@lru_cache(maxsize=4096)
+def _key_text(key: str, ensure_ascii: bool) -> str:
+    """A key's JSON text (rows repeat a few keys)."""
+    return json.dumps(key, ensure_ascii=ensure_ascii)
 
 
 def _value_texts(list_key: str, key: str, table: pa.Table, level: int, style: _Style, spelling) -> pa.Array:
