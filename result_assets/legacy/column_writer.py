@@ -382,7 +382,7 @@ def _numpy_texts(values: np.ndarray, valid: np.ndarray | None) -> pa.Array:
     offsets = np.empty(n + 1, np.int32)
     offsets[0], offsets[n] = 0, len(inner) - (n - 1)
     offsets[1:n] = commas - np.arange(n - 1)
-    data = np.delete(inner, commas)
+    data = inner[inner != ord(",")]
     validity = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
     null_count = 0 if valid is None else int(n - valid.sum())
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), validity, null_count)
