@@ -65,7 +65,9 @@ def parse_written(raw: bytes) -> object:
 
 
 def _parse_fast(raw: bytes) -> object:
-    nan_at, infinity_at = raw.find(b"NaN"), raw.find(b"Infinity")  # one scan each, reused below
+    # One scan each, reused below; each starts at its capital letter, found by a one-byte
+    # search (memchr: several times faster, and most files hold neither literal).
+    nan_at, infinity_at = _find_from_first(raw, b"NaN"), _find_from_first(raw, b"Infinity")
     if nan_at == -1 and infinity_at == -1:
         try:
             return orjson.loads(raw)
@@ -79,6 +81,12 @@ def _parse_fast(raw: bytes) -> object:
 
 
 _FAILED = object()
+
+
+def _find_from_first(raw: bytes, literal: bytes) -> int:
+    """raw.find(literal), searching from the first byte the literal starts with."""
+    start = raw.find(literal[:1])
+    return -1 if start == -1 else raw.find(literal, start)
 
 
 def _parse_with_sentinels(raw: bytes, nan_at: int, infinity_at: int) -> object:
