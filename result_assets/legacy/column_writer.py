@@ -281,9 +281,14 @@ def _row_in_python(row: dict[str, str], extras: str | None, patch: list | None, 
         _key_text(k, style.ensure_ascii) + style.key_separator + v for k, v in row.items()) + close
 
 
-@lru_cache(maxsize=4096)
 def _key_text(key: str, ensure_ascii: bool) -> str:
-    """A key's JSON text (rows repeat a few keys)."""
+    """A key's JSON text; short ones cached (rows repeat a few keys; a hostile file's long
+    ones must not stay in a worker's memory)."""
+    return _short_key_text(key, ensure_ascii) if len(key) <= 64 else json.dumps(key, ensure_ascii=ensure_ascii)
+
+
+@lru_cache(maxsize=1024)
+def _short_key_text(key: str, ensure_ascii: bool) -> str:
     return json.dumps(key, ensure_ascii=ensure_ascii)
 
 

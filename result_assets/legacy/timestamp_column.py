@@ -85,8 +85,8 @@ def parsed_column(values: list) -> ColumnRead | None:
             codes[i] = None
     else:
         codes = np.array([*names, None], object)[code_at].tolist()  # -1: the None at the end
-    one_code = len(names) == 1 or len(np.unique(code_at[code_at >= 0])) == 1
-    return ColumnRead(micros, names[code_at.max()] if one_code and not unread else None, codes)
+    # `names` holds the codes of the values read, each read for at least one
+    return ColumnRead(micros, names[0] if len(names) == 1 and not unread else None, codes)
 
 
 def _read_epoch_ms(values: list, at: np.ndarray, instants: np.ndarray, code_at: np.ndarray,
