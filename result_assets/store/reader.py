@@ -238,11 +238,12 @@ def _file_of(stores: Stores, row: dict, document, tables: dict, task_id: str) ->
 
 
 def _written_by_dumps_document(spelling: str | None) -> bool:
-    """The Spelling says dumps_document's style: one line, no spaces, UTF-8 as it is."""
+    """The Spelling says dumps_document's style: one line, no spaces, UTF-8 as it is, or
+    orjson's text (by_orjson: the same, ASCII or not)."""
     if spelling is None:
         return False
     style = exact.Spelling.from_json(spelling)
-    return style.indent is None and style.compact and not style.ensure_ascii
+    return style.by_orjson or (style.indent is None and style.compact and not style.ensure_ascii)
 
 
 def read_result(task_id: str, stores: Stores) -> dict:

@@ -3,6 +3,7 @@ maintenance flushes them into Delta, compacts, re-points and vacuums, losing not
 showing nothing twice, also when saves and a flush run at once or a flush is killed."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -80,6 +81,27 @@ def test_a_task_id_beyond_ascii_keeps_its_hot_rows(stores):
     assert_whole(stores, {"저장_백테스트_7": document})
     maintain(stores, retention_hours=0)
     assert_whole(stores, {"저장_백테스트_7": document})
+
+
+def test_a_save_whose_floats_orjson_spells_its_own_way_exports_as_saved(stores):
+    """A save is orjson's text of its document; orjson writes 5.96e-05 as 0.0000596 and 1e-07
+    as 1e-7, unlike repr. The store marks such a file as orjson's (exact.Spelling.by_orjson)
+    and writes it again by orjson: the export hashes to the save's bytes, hot and after a
+    flush, and reads give the document back."""
+    from result_assets.store.reader import file_bytes
+
+    m = manager()
+    document = small_document(strategy="tiny_floats", n=4)
+    document["symbols"][0]["signals"][1]["pnl"] = 5.96e-05
+    document["symbols"][0]["signals"][2]["quantity"] = 1e-07
+    m.save_result("tier_orjson_floats", document)
+    row = stores.catalog.task("tier_orjson_floats")
+    assert '"by_orjson":true' in row["spelling"]
+    for _ in range(2):
+        written = file_bytes(stores, ["tier_orjson_floats"])["tier_orjson_floats"]
+        assert b"0.0000596" in written and hashlib.sha256(written).hexdigest() == row["source_sha256"]
+        assert compare_documents(document, m.get_result("tier_orjson_floats")) == []
+        maintain(stores, retention_hours=0)
 
 
 def test_saving_again_after_a_flush_replaces_the_old_rows(stores):
