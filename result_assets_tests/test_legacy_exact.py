@@ -184,6 +184,12 @@ def test_orjsons_own_text_is_written_by_orjson_again():
     spelling = learn("t", plain)
     assert spelling.by_orjson and spelling.numbers == [] and spelling.rows == {}
     assert regenerated("t", plain) == plain
+    # a number written as a string: its row patch is known before the rebuild, and applied to it
+    as_string = orjson.dumps({**doc, "symbols": [{"symbol": "A", "signals": [
+        {**doc["symbols"][0]["signals"][0], "quantity": "0.5"}]}]})
+    spelling = learn("t", as_string)
+    assert spelling.by_orjson and list(spelling.rows) == ["signals:0:0"]
+    assert regenerated("t", as_string) == as_string
     with_nan = dumps_document({**doc, "summary": {"sharpe_ratio": math.nan}}).encode()
     spelling = learn("t", with_nan)
     assert spelling is not None and not spelling.by_orjson and "by_orjson" not in spelling.to_json()

@@ -282,6 +282,8 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     rebuilt = None  # the document rebuilt for orjson's text, kept for the row patches below if unpatched
     found = None
     if orjsons:
+        if spelling.rows:
+            spelling.rows = Spelling.from_json(spelling.to_json()).rows  # what readers will apply
         document = apply(rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps,
                                  {k: v for k, v in uniform.items() if v is not None}, spelling.null_keys), spelling)
         found = _written_by_orjson(raw, spelling, document)
