@@ -312,7 +312,9 @@ def _maybe_orjsons_text(raw: bytes) -> bool:
     """Whether raw may be orjson's text of its document: one line, no spaces, no bare NaN or
     Infinity (orjson writes those as null; dumps_document puts them back itself)."""
     indent, _, compact = next(_styles(raw))
-    return indent is None and compact and b"NaN" not in raw and b"Infinity" not in raw
+    # each literal looked for only past a one-byte search for its capital letter (memchr)
+    return indent is None and compact and (b"N" not in raw or b"NaN" not in raw) and \
+        (b"I" not in raw or b"Infinity" not in raw)
 
 
 def _written_by_orjson(raw: bytes, spelling: Spelling, document: dict) -> tuple[Spelling, bytes] | None:
