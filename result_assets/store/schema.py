@@ -194,7 +194,14 @@ _V7 = """
 ALTER TABLE hot_rows ALTER COLUMN signals SET STORAGE EXTERNAL, ALTER COLUMN curves SET STORAGE EXTERNAL;
 """
 
-STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7)]
+# Version 8: a Spelling may say its file is orjson's own text (`by_orjson`: an application's
+# save, written again by orjson from the rebuilt document), which code of version 7 cannot
+# read. No table changes, as for version 4.
+_V8 = """
+COMMENT ON COLUMN tasks.spelling IS 'legacy/exact.py Spelling as JSON (schema 8: may hold row_timestamps, null_keys, by_orjson)';
+"""
+
+STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8)]
 SCHEMA_VERSION = STEPS[-1][0]
 UPGRADE_COMMAND = "result-assets db upgrade"
 
