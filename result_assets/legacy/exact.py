@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from .column_writer import Unwritable, write_columns
 from .normalize import stored_as_float
-from .parse import dumps_document, exact_float, parse_document, parse_written
+from .parse import dumps_document, exact_float, find_from_first, parse_document, parse_written
 from .reconstruct import key_ordered, reconstruct
 from .schema import CURVE_FLOAT_KEYS, SIGNAL_FLOAT_KEYS, TIMESTAMP_COLUMNS
 from .spelled import NO_VALUES, render_timestamp, spelled_column, timestamp_code
@@ -312,9 +312,8 @@ def _maybe_orjsons_text(raw: bytes) -> bool:
     """Whether raw may be orjson's text of its document: one line, no spaces, no bare NaN or
     Infinity (orjson writes those as null; dumps_document puts them back itself)."""
     indent, _, compact = next(_styles(raw))
-    # each literal looked for only past a one-byte search for its capital letter (memchr)
-    return indent is None and compact and (b"N" not in raw or b"NaN" not in raw) and \
-        (b"I" not in raw or b"Infinity" not in raw)
+    return indent is None and compact and find_from_first(raw, b"NaN") == -1 and \
+        find_from_first(raw, b"Infinity") == -1
 
 
 def _written_by_orjson(raw: bytes, spelling: Spelling, document: dict) -> tuple[Spelling, bytes] | None:

@@ -37,15 +37,13 @@ _NUMERIC_STRING = re.compile(
     r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)\s*",
     re.ASCII | re.IGNORECASE,
 )
-_SIGNAL_TYPED_KEYS = frozenset(
-    ("timestamp", "exit_timestamp", "type", "holding_bars", "reason", "indicators") + SIGNAL_FLOAT_KEYS
-)
-_V1_SIGNAL_TYPED_KEYS = _SIGNAL_TYPED_KEYS | {"symbol"}
-_CURVE_TYPED_KEYS = frozenset(("timestamp",) + CURVE_FLOAT_KEYS)
-# The typed keys in the order add_list reads their columns.
+# The typed keys of each row list, in the order add_list reads their columns.
 _SIGNAL_COLUMN_KEYS = ("timestamp", "exit_timestamp", *SIGNAL_FLOAT_KEYS, "holding_bars", "type", "reason", "indicators")
 _V1_SIGNAL_COLUMN_KEYS = (*_SIGNAL_COLUMN_KEYS, "symbol")
 _CURVE_COLUMN_KEYS = ("timestamp", *CURVE_FLOAT_KEYS)
+_SIGNAL_TYPED_KEYS = frozenset(_SIGNAL_COLUMN_KEYS)
+_V1_SIGNAL_TYPED_KEYS = frozenset(_V1_SIGNAL_COLUMN_KEYS)
+_CURVE_TYPED_KEYS = frozenset(_CURVE_COLUMN_KEYS)
 _NONE = type(None)
 _FLOAT = frozenset((float,))
 _DICT = frozenset((dict,))

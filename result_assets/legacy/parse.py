@@ -67,7 +67,7 @@ def parse_written(raw: bytes) -> object:
 def _parse_fast(raw: bytes) -> object:
     # One scan each, reused below; each starts at its capital letter, found by a one-byte
     # search (memchr: several times faster, and most files hold neither literal).
-    nan_at, infinity_at = _find_from_first(raw, b"NaN"), _find_from_first(raw, b"Infinity")
+    nan_at, infinity_at = find_from_first(raw, b"NaN"), find_from_first(raw, b"Infinity")
     if nan_at == -1 and infinity_at == -1:
         try:
             return orjson.loads(raw)
@@ -83,8 +83,9 @@ def _parse_fast(raw: bytes) -> object:
 _FAILED = object()
 
 
-def _find_from_first(raw: bytes, literal: bytes) -> int:
-    """raw.find(literal), searching from the first byte the literal starts with."""
+def find_from_first(raw: bytes, literal: bytes) -> int:
+    """raw.find(literal), searching from the first byte the literal starts with (a one-byte
+    search, memchr, answers most files alone)."""
     start = raw.find(literal[:1])
     return -1 if start == -1 else raw.find(literal, start)
 
