@@ -196,6 +196,22 @@ def test_orjsons_own_text_is_written_by_orjson_again():
     assert regenerated("t", with_nan) == with_nan
 
 
+def test_a_compact_file_with_ascii_escapes_is_not_taken_for_orjsons_text():
+    """orjson escapes only control characters: a one-line compact file with \\u escapes of
+    other characters (json.dumps's ensure_ascii) skips the rebuild that orjson's route costs,
+    and the columns still write it byte for byte. A string holding a backslash and "u" is
+    not an escape."""
+    doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [
+        {"timestamp": "2024-01-03T00:00:00Z", "type": "buy", "price": 1.5, "reason": "익절"}]}]}
+    escaped = json.dumps(doc, separators=(",", ":")).encode()
+    assert b"\\uc775" in escaped and not exact._maybe_orjsons_text(escaped)
+    assert regenerated("t", escaped) == escaped and not learn("t", escaped).by_orjson
+    for text in ("\x01 bell", "a \\u1234 b", "익절"):
+        own = orjson.dumps({**doc, "strategy": text})
+        assert exact._maybe_orjsons_text(own)
+        assert learn("t", own).by_orjson and regenerated("t", own) == own
+
+
 def test_a_number_patch_is_only_another_spelling_of_the_same_value():
     """The conversion trusts a patched number's value (it skips the digit screen when each
     patch spells a float64 exactly), so a patch never stands for another value."""
