@@ -79,3 +79,19 @@ def test_conversion_workers_run_below_their_clients_priority():
 
     mine = os.nice(0)
     assert convert._get_pool(2).submit(os.nice, 0).result() == min(mine + 10, 19)
+
+
+def _converted_without_pandas(source) -> tuple[bool, bool]:
+    """In a worker: (proven, whether pandas got imported)."""
+    import sys
+
+    v = convert._read_and_convert(source, LIMIT)
+    return v.proven, "pandas" in sys.modules
+
+
+def test_the_workers_convert_without_importing_pandas(tree):
+    """pyarrow imports pandas at a process's first pa.array of a list when it can (0.43 s of
+    a worker's CPU); no conversion uses it, so a worker never loads it."""
+    files = scan_source_dir(tree).tasks
+    results = [convert._get_pool(2).submit(_converted_without_pandas, f).result() for f in files]
+    assert results == [(True, False)] * len(files)
