@@ -463,11 +463,21 @@ class Catalog:
             cur.execute("SELECT * FROM tasks WHERE task_id = %s", (task_id,))
             return cur.fetchone()
 
-    def tasks(self, task_ids: list[str], served: bool = False) -> dict[str, dict]:
+    def tasks(self, task_ids: list[str], served: bool = False,
+              held: dict[str, tuple[int, str]] | None = None) -> dict[str, dict]:
         """Catalog rows, with the hot tier's rows (hot_signals, hot_curves) where a task is there;
-        `served`: also the serving cache's entry of the published file (served_body, served_size)."""
+        `served`: also the serving cache's entry of the published file (served_body, served_size),
+        and then the hot rows only of a task without one (hot_left_out says they were left out).
+        `held`: {task_id: (catalog version, source SHA-256)} of documents the caller holds (its
+        read cache): a row still at that version comes without either, and says held_version.
+        Measured: a 1.5 MB save's hot rows and file were 11 of a cached read's 18 ms (bytea
+        travels as hex text)."""
+        asked = set(task_ids)
+        held = {t: v for t, v in (held or {}).items() if t in asked}
+        params = {"ids": list(task_ids), "held_ids": list(held), "held_versions": [v for v, _ in held.values()],
+                  "held_sha256": [sha256 for _, sha256 in held.values()]}
         with self.one_statement() as cur:
-            cur.execute(_TASKS_SERVED if served else _TASKS, (list(task_ids),))
+            cur.execute(_TASKS[served, bool(held)], params)
             return {row["task_id"]: row for row in cur.fetchall()}
 
     @contextmanager
@@ -537,12 +547,31 @@ class Catalog:
             return cur.fetchall()
 
 
-_TASKS = ("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves FROM tasks t "
-          "LEFT JOIN hot_rows h USING (task_id) WHERE t.task_id = ANY(%s)")
-_TASKS_SERVED = ("SELECT t.*, h.signals AS hot_signals, h.curves AS hot_curves, "
-                 "s.body AS served_body, s.file_bytes AS served_size, s.plain_numbers AS served_plain FROM tasks t "
-                 "LEFT JOIN hot_rows h USING (task_id) LEFT JOIN served_files s "
-                 "ON s.task_id = t.task_id AND s.source_sha256 = t.source_sha256 WHERE t.task_id = ANY(%s)")
+def _tasks_query(served: bool, held: bool) -> str:
+    """Catalog rows with the hot tier's rows; `served`: with the serving cache's file too;
+    `held`: those bytes left out of each row whose version the caller already holds (matched
+    on task, catalog version and SHA-256; the row says held_version). A row whose file the
+    serving cache holds comes without its hot rows (the file is read instead). A row that
+    left out hot rows says hot_left_out."""
+    needs_file = "c.task_id IS NULL" if held else "TRUE"
+    needs_rows = f"{needs_file} AND s.body IS NULL" if served else needs_file
+    select = [f"CASE WHEN {needs_rows} THEN h.signals END AS hot_signals",
+              f"CASE WHEN {needs_rows} THEN h.curves END AS hot_curves",
+              f"h.task_id IS NOT NULL AND NOT ({needs_rows}) AS hot_left_out"]
+    joins = ["LEFT JOIN hot_rows h ON h.task_id = t.task_id"]
+    if served:
+        select += [f"CASE WHEN {needs_file} THEN s.body END AS served_body", "s.file_bytes AS served_size",
+                   "s.plain_numbers AS served_plain"]
+        joins.append("LEFT JOIN served_files s ON s.task_id = t.task_id AND s.source_sha256 = t.source_sha256")
+    if held:
+        select.append("c.task_id IS NOT NULL AS held_version")
+        joins.append("LEFT JOIN unnest(%(held_ids)s::text[], %(held_versions)s::integer[], %(held_sha256)s::text[]) "
+                     "AS c(task_id, version, sha256) "
+                     "ON c.task_id = t.task_id AND c.version = t.version AND c.sha256 = t.source_sha256")
+    return f"SELECT t.*, {', '.join(select)} FROM tasks t {' '.join(joins)} WHERE t.task_id = ANY(%(ids)s)"
+
+
+_TASKS = {(served, held): _tasks_query(served, held) for served in (False, True) for held in (False, True)}
 
 
 def _publish_staged() -> str:

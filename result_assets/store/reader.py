@@ -92,19 +92,22 @@ def _in_passes(stores: Stores, task_ids: list[str], make, only=None) -> dict:
     out = {}
     scan = len(task_ids) > CACHE_FILL_MAX_TASKS  # decided by the tasks asked for, as catalog_rows decides
     for start in range(0, len(task_ids), READ_BATCH):
-        rows = catalog_rows(stores, list(task_ids[start:start + READ_BATCH]))
+        rows = catalog_rows(stores, list(task_ids[start:start + READ_BATCH]), documents=make is _documents)
         if only is not None:
             rows = {t: r for t, r in rows.items() if r["status"] == "migrated" and only(r)}
         out.update(settled_documents(stores, rows, make=make, scan=scan))
     return out
 
 
-def catalog_rows(stores: Stores, task_ids: list[str]) -> dict[str, dict]:
+def catalog_rows(stores: Stores, task_ids: list[str], documents: bool = True) -> dict[str, dict]:
     """The catalog rows of task_ids (Catalog.tasks); a point read also brings each task's
     serving-cache entry, in the same query. A bulk read neither takes from that cache nor
-    fills it: its rebuild costs about what parsing the files would."""
+    fills it: its rebuild costs about what parsing the files would. `documents`: a read of
+    documents, which the read cache may hold: their rows come without the bytes a rebuild
+    would need (held_version; _from_rows asks again for any not in the cache by then)."""
     point = len(task_ids) <= CACHE_FILL_MAX_TASKS and stores.serving_cache.enabled
-    return stores.catalog.tasks(task_ids, served=point)
+    held = stores.read_cache.held(task_ids) if documents else None
+    return stores.catalog.tasks(task_ids, served=point, held=held)
 
 
 def published_rows(stores: Stores, table: str, task_ids: list[str]) -> pa.Table:
@@ -144,7 +147,8 @@ def _settled(stores: Stores, catalog_rows: dict[str, dict], read, attempts: int 
 
 
 def _placement(rows: dict[str, dict]) -> dict:
-    return {t: (r["version"], r["row_locations"], r.get("hot_signals") is not None) for t, r in rows.items()}
+    return {t: (r["version"], r["row_locations"], r.get("hot_signals") is not None or bool(r.get("hot_left_out")))
+            for t, r in rows.items()}
 
 
 def documents_from_rows(stores: Stores, catalog_rows: dict[str, dict]) -> dict[str, dict]:
@@ -169,12 +173,18 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make, scan: bool |
             if document is not None:
                 out[task_id] = document
         rows = {t: r for t, r in rows.items() if t not in out}
+    # held by the read cache when the catalog was asked, not now: their rows whole
+    rows = _whole(stores, rows, {t for t, r in rows.items() if r.get("held_version")},
+                  served=point and stores.serving_cache.enabled)
     made = {}
     for task_id, row in rows.items():  # the serving cache's entries (a point read's query brought them)
         raw = served_file(row)
         if raw is not None:
             made[task_id] = served_document(row, raw) if make is _documents else raw
     missed = {t: r for t, r in rows.items() if t not in made}
+    # a serving-cache entry that did not give the file: the hot rows it left out
+    missed = _whole(stores, missed, {t for t, r in missed.items() if r.get("hot_left_out")}, served=False)
+    rows.update(missed)
     if missed:
         tables = {table: read_rows(stores, table, missed) for table in (SIGNALS, CURVES)}
         made.update(make(missed, tables[SIGNALS], tables[CURVES]))
@@ -186,6 +196,16 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make, scan: bool |
         for task_id in made:
             cache.put(version_key(task_id, rows[task_id]), made[task_id])
     return {task_id: out[task_id] for task_id in sorted(out)}
+
+
+def _whole(stores: Stores, rows: dict[str, dict], ids: set[str], served: bool) -> dict[str, dict]:
+    """rows, those of `ids` (which the catalog's query sent without some of their bytes:
+    Catalog.tasks) asked for again whole; a task no longer migrated is left out."""
+    if not ids:
+        return rows
+    fresh = stores.catalog.tasks(sorted(ids), served=served)
+    rows = {t: fresh.get(t) if t in ids else r for t, r in rows.items()}
+    return {t: r for t, r in rows.items() if r is not None and r["status"] == "migrated"}
 
 
 def _files_to_keep(stores: Stores, rows: dict[str, dict], tables: dict, made: dict, files: bool) -> dict:

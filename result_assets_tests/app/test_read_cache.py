@@ -131,3 +131,24 @@ def test_zero_turns_it_off_and_a_bad_value_is_one_line(project_home):
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
         "result-assets: error: RESULT_READ_CACHE_MB must be a whole number (0: off), not 'lots'"]
+
+
+def test_a_cached_read_is_not_sent_the_bytes_of_the_version_it_holds(cache_on):
+    """The catalog's query leaves out a held version's hot rows and file (a large save's
+    were half of a cached read's time); a task the cache dropped between that query and its
+    lookup is asked for again, whole, and read as any other."""
+    from result_assets.store.reader import catalog_rows, settled_documents
+
+    m = manager()
+    m.save_result("cache_held", sample_document(V2_TASK))
+    expected = text(m.get_result("cache_held"))  # cached now
+    rows = catalog_rows(m.stores, ["cache_held"])
+    assert rows["cache_held"]["held_version"] and rows["cache_held"]["hot_signals"] is None
+    assert text(settled_documents(m.stores, rows)["cache_held"]) == expected
+    m.stores.read_cache.put(("cache_held", 0, "", ""), {})  # another version replaces it
+    assert text(settled_documents(m.stores, rows)["cache_held"]) == expected
+    m.save_result("cache_held", small_document(strategy="moved on"))  # a version it does not hold
+    rows = catalog_rows(m.stores, ["cache_held"])
+    assert not rows["cache_held"]["held_version"] and rows["cache_held"]["hot_signals"] is not None
+    assert m.get_result("cache_held")["strategy"] == "moved on"
+    m.close()

@@ -89,6 +89,23 @@ def test_an_entry_that_is_not_the_published_file_is_never_served(serving_on):
     m.close()
 
 
+def test_a_served_save_comes_without_its_hot_rows_until_its_entry_fails(serving_on):
+    """A point read's query leaves out the hot rows of a task whose file the serving cache
+    holds (the file is read instead); when that entry does not give the published file, the
+    rows are asked for again and the document is read whole from them."""
+    m = manager()
+    saved = sample_document(V2_TASK)
+    m.save_result("serve_hot", saved)
+    m.stores.serving_cache.settle()
+    row = reader.catalog_rows(m.stores, ["serve_hot"])["serve_hot"]
+    assert row["served_body"] is not None and row["hot_signals"] is None and row["hot_left_out"]
+    conn = m.stores.catalog.connect()
+    with conn, conn.cursor() as cur:  # not the file: a damaged entry
+        cur.execute("UPDATE served_files SET body = %s WHERE task_id = 'serve_hot'", (psycopg2.Binary(b"\x00" * 64),))
+    assert text(m.get_result("serve_hot")) == text(saved)
+    m.close()
+
+
 def test_a_newer_version_is_read_never_an_older_entry(serving_on):
     m = manager()
     m.save_result("serve_c", small_document(strategy="first"))
