@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -121,9 +122,13 @@ class ResultManager:
         document, outcome.corrections = autocorrect(result)
         raw, parsed = _serialize(task_id, document)
         if self.mode == DUAL_WRITE:
-            path, written = self._write_json(task_id, raw)
+            # The file's write (mostly its fsync, a wait) runs beside the conversion (CPU).
+            writing = _in_thread(self._write_json, task_id, raw)
+            planned = LegacyFile(task_id, str(self._json_path(task_id)), len(raw), 0)
+            validated = convert(RawResult(planned, raw, sha256_hex(raw)), parsed)
+            path, written = writing.result()
             outcome.json_path = str(path)
-            self._dual_write_store(task_id, path, written, raw, parsed, outcome)
+            self._dual_write_store(task_id, path, written, raw, validated, outcome)
         else:
             self._postgres_only_store(task_id, raw, parsed, outcome)
         return outcome
@@ -139,13 +144,13 @@ class ResultManager:
             raise ResultStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
         return path, written
 
-    def _dual_write_store(self, task_id: str, path: Path, written: os.stat_result, raw: bytes, parsed: object,
-                          outcome: SaveOutcome) -> None:
+    def _dual_write_store(self, task_id: str, path: Path, written: os.stat_result, raw: bytes,
+                          validated: ValidatedResult, outcome: SaveOutcome) -> None:
         # The size and mtime of the file this save wrote, not of whatever is at `path` now: a
         # concurrent save may have replaced it, and the catalog must not pair this save's
         # SHA-256 with that file's size and mtime (a change check trusts those two).
         source = LegacyFile(task_id, str(path), written.st_size, written.st_mtime_ns)
-        validated = convert(RawResult(source, raw, sha256_hex(raw)), parsed)
+        validated.source = source
         if validated.reason:
             self._warn(outcome, f"task {task_id!r} is invalid and is quarantined: {validated.reason} "
                                 f"(its JSON was written)")
@@ -431,6 +436,21 @@ def _serialize(task_id: str, result: object) -> tuple[bytes, object | None]:
         return text.encode(), parsed
     except (TypeError, ValueError) as exc:
         raise ResultValidationError(f"task {task_id!r}: result is not JSON: {exc}") from None
+
+
+def _in_thread(work, *args) -> Future:
+    """work(*args) on a thread of its own (a thread per call: nothing to restart in a forked
+    child); its result or exception through the Future."""
+    future: Future = Future()
+
+    def run():
+        try:
+            future.set_result(work(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="result-assets-write", daemon=True).start()
+    return future
 
 
 def _check_task_id(task_id: str) -> None:

@@ -118,6 +118,15 @@ def test_dual_write_writes_json_store_and_dagster(env):
     assert {r["task_id"]: r["status"] for r in task_statuses(Stores.from_env())}["dual_task"] == "migrated"
 
 
+def test_dual_write_whose_json_cannot_be_written_raises_and_stores_nothing(env):
+    """The JSON is written beside the conversion; when it cannot be, the save raises and the
+    store is not written (in this phase the JSON is the record)."""
+    (env / "dual_blocked").write_text("a file where the task's directory goes")
+    with pytest.raises(ResultStoreError, match="cannot write"):
+        ResultManager("dual-write", source_dir=env).save_result("dual_blocked", small_document())
+    assert catalog_row("dual_blocked") is None
+
+
 def test_dual_write_invalid_document_is_quarantined_and_returns(env, caplog):
     manager = ResultManager("dual-write", source_dir=env)
     outcome = manager.save_result("dual_invalid", INVALID)
