@@ -96,19 +96,19 @@ def spelled_column(column: pa.ChunkedArray, code: str) -> list:
 
 def spelled_array(column: pa.ChunkedArray | pa.Array, code: str, quoted: bool = False) -> pa.Array:
     """A timestamp column's values spelled as `code` says (strings, or int64 for "ms"), built
-    by Arrow and numpy (render_timestamp value by value only for instants before 1970 in Seoul
+    by numpy and Arrow (render_timestamp value by value only for instants before 1970 in Seoul
     wall time or epoch milliseconds). `quoted`: each string as JSON text (ISO text and digit
     strings need no escapes)."""
     if len(column) == 0:
         return pa.array([], pa.int64() if code == "ms" else pa.string())
-    micros = column.cast(pa.int64())
-    if isinstance(micros, pa.ChunkedArray):
-        micros = micros.combine_chunks()
-    low = pc.min(micros).as_py()
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    micros = array.view(pa.int64())  # the instants' microseconds, without a cast's copy
+    us = micros.to_numpy() if micros.null_count == 0 else None
+    low = int(us.min()) if us is not None else pc.min(micros).as_py()
     sep, suffix = code[0], code[1:]
     fixed_offset = code not in ("ms", "ms_str") and bool(suffix)
     if low is None or (low < 0 and not fixed_offset):  # Seoul's zone and floor division before 1970
-        text = pa.array([None if us is None else render_timestamp(us, code) for us in micros.to_pylist()],
+        text = pa.array([None if v is None else render_timestamp(v, code) for v in micros.to_pylist()],
                         pa.int64() if code == "ms" else pa.string())
         return _quoted(text) if quoted and code != "ms" else text
     if code in ("ms", "ms_str"):
@@ -116,19 +116,21 @@ def spelled_array(column: pa.ChunkedArray | pa.Array, code: str, quoted: bool = 
         if code == "ms":
             return millis
         return _quoted(millis.cast(pa.string())) if quoted else millis.cast(pa.string())
+    if us is None:  # a null: any instant the column holds (its text is not kept)
+        us = micros.fill_null(low).to_numpy()
     if suffix:
-        offset = fixed_offset_us(suffix)
+        local = us + fixed_offset_us(suffix) if suffix != "Z" else us  # "Z": UTC as it is
     else:  # Seoul wall time: +09:00, but for the summer times before 1989
-        offset = pa.scalar(SEOUL_OFFSET_US, pa.int64())
+        offset = np.full(len(us), SEOUL_OFFSET_US, np.int64)
         if low < SEOUL_FIXED_FROM_US:
             for start, end, summer in _seoul_summers():
-                offset = pc.if_else(pc.and_(pc.greater_equal(micros, start), pc.less(micros, end)), summer, offset)
-    local = micros if isinstance(offset, int) and offset == 0 else pc.add(micros, offset)  # "Z": UTC as it is
-    text = _whole_seconds_text(local, sep, suffix, quoted)
+                offset[(us >= start) & (us < end)] = summer
+        local = us + offset
+    text = _whole_seconds_text(local, micros, sep, suffix, quoted)
     if text is not None:
         return text
     # Arrow writes "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat drops a zero fraction
-    text = local.cast(pa.timestamp("us")).cast(pa.string())
+    text = pc.if_else(micros.is_valid(), pa.array(local, pa.timestamp("us")), None).cast(pa.string())
     if sep != " ":
         text = pc.replace_substring(text, " ", sep, max_replacements=1)
     text = pc.replace_substring(text, ".000000", "")
@@ -145,19 +147,19 @@ _DAY_US = 86_400 * 10**6
 _FIRST_DAY, _LAST_DAY = -719_162, 2_932_896  # 0001-01-01 and 9999-12-31: isoformat's four-digit years
 
 
-def _whole_seconds_text(local: pa.Array, sep: str, suffix: str, quoted: bool) -> pa.Array | None:
+def _whole_seconds_text(local: np.ndarray, nulls_of: pa.Array, sep: str, suffix: str,
+                        quoted: bool) -> pa.Array | None:
     """Wall-clock microseconds as isoformat(sep) + suffix writes them, when every value is a
     whole second: one fixed-width row of bytes per value, its date and its time of day taken
     from tables (measured: 2.6x faster than Arrow's cast to text and the replaces after it, on
-    100,000 values). None where a value has a fraction of a second (isoformat then writes
-    one) or the days span more than the column has values (a table would cost more)."""
-    valid = local.null_count == 0
-    us = local.to_numpy() if valid else local.fill_null(pc.min(local)).to_numpy()  # a null: any day held
-    days, of_day = np.divmod(us, _DAY_US)
+    100,000 values); null where `nulls_of` is. None where a value has a fraction of a second
+    (isoformat then writes one) or the days span more than the column has values (a table
+    would cost more)."""
+    days, of_day = np.divmod(local, _DAY_US)
     if (of_day % 10**6).any():
         return None
     first, last = int(days.min()), int(days.max())
-    if last - first > max(len(us), 1024) or first < _FIRST_DAY or last > _LAST_DAY:
+    if last - first > max(len(local), 1024) or first < _FIRST_DAY or last > _LAST_DAY:
         return None
     if _TABLE_FIRST <= first and last <= _TABLE_LAST:
         dates, first = _common_dates(), _TABLE_FIRST
@@ -165,7 +167,7 @@ def _whole_seconds_text(local: pa.Array, sep: str, suffix: str, quoted: bool) ->
         dates = _date_texts(first, last)
     quote = 1 if quoted else 0
     width = quote + 19 + len(suffix) + quote
-    rows = np.empty((len(us), width), np.uint8)
+    rows = np.empty((len(local), width), np.uint8)
     rows[:, quote:quote + 10] = dates[days - first]
     rows[:, quote + 10] = ord(sep)
     rows[:, quote + 11:quote + 19] = _time_texts()[of_day // 10**6]
@@ -173,10 +175,10 @@ def _whole_seconds_text(local: pa.Array, sep: str, suffix: str, quoted: bool) ->
         rows[:, quote + 19:quote + 19 + len(suffix)] = np.frombuffer(suffix.encode("ascii"), np.uint8)
     if quoted:
         rows[:, 0] = rows[:, -1] = ord('"')
-    offsets = np.arange(0, (len(us) + 1) * width, width, dtype=np.int32)
-    validity = None if valid else local.is_valid().buffers()[1]
-    return pa.StringArray.from_buffers(len(us), pa.py_buffer(offsets), pa.py_buffer(rows), validity,
-                                       local.null_count)
+    offsets = np.arange(0, (len(local) + 1) * width, width, dtype=np.int32)
+    validity = None if nulls_of.null_count == 0 else nulls_of.is_valid().buffers()[1]
+    return pa.StringArray.from_buffers(len(local), pa.py_buffer(offsets), pa.py_buffer(rows), validity,
+                                       nulls_of.null_count)
 
 
 def _date_texts(first: int, last: int) -> np.ndarray:
