@@ -226,9 +226,9 @@ def _start_worker(client_pid: int) -> None:
 
 def _without_pandas() -> None:
     """pyarrow imports pandas, when installed, at a worker's first pa.array of a list (to ask
-    whether the list is a pandas object): 0.43 s of each worker's CPU at the start of every
-    migration, for a library no conversion uses. In a worker its import fails, so pyarrow
-    takes pandas for absent."""
+    whether the list is a pandas object): about 0.2 s of each worker's CPU at the start of
+    every migration, while the main process imports Dagster, for a library no conversion
+    uses. In a worker its import fails, so pyarrow takes pandas for absent."""
     if "pandas" not in sys.modules:
         sys.meta_path.insert(0, _NoPandas())
 
