@@ -322,6 +322,29 @@ def test_a_save_that_does_not_read_back_keeps_the_last_good_save(stores, monkeyp
     assert stores.catalog.failed_attempts(["keep_last_good"]) == {}
 
 
+def test_hot_rows_the_server_stores_otherwise_are_caught_and_the_last_good_save_kept(stores):
+    """The publish reads each save's hot rows back before it commits: rows that Postgres stores
+    otherwise than sent (here a trigger appends a byte) fail the save, and the last good one
+    stays readable."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    good = small_document(strategy="good", n=3)
+    manager.save_result("hot_spoiled", good)
+    conn = stores.catalog.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE FUNCTION spoil_hot_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "IF NEW.task_id = 'hot_spoiled' THEN NEW.signals := NEW.signals || '\\x00'::bytea; END IF; "
+                    "RETURN NEW; END $$;"
+                    "CREATE TRIGGER spoil_hot_rows BEFORE INSERT ON hot_rows FOR EACH ROW EXECUTE FUNCTION spoil_hot_rows()")
+    try:
+        with pytest.raises(ResultStoreError, match="different rows"):
+            manager.save_result("hot_spoiled", small_document(strategy="spoiled", n=5))
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("DROP TRIGGER spoil_hot_rows ON hot_rows; DROP FUNCTION spoil_hot_rows()")
+    assert compare_documents(good, manager.get_result("hot_spoiled")) == []
+    manager.close()
+
+
 def test_a_failed_save_leaves_the_published_bytes_as_the_tasks_backup(stores, monkeypatch):
     """A save backs its bytes up before it publishes. When it then fails, they must not stay the
     task's current backup, which is its registered source: `status` called the task stale, and
