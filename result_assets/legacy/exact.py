@@ -47,7 +47,7 @@ from .normalize import stored_as_float
 from .parse import dumps_document, exact_float, find_from_first, parse_document, parse_written
 from .reconstruct import key_ordered, reconstruct
 from .schema import CURVE_FLOAT_KEYS, SIGNAL_FLOAT_KEYS, TIMESTAMP_COLUMNS
-from .spelled import NO_VALUES, render_timestamp, spelled_column, timestamp_code
+from .spelled import NO_VALUES, render_timestamp, spelled_by_row, spelled_column, timestamp_code
 from .timestamps import parse_timestamp
 
 # (row list, field): the timestamp fields of the row lists.
@@ -519,7 +519,7 @@ def _row_codes(listed: dict, codes: dict[str, str], table_rows: dict[str, int],
 
 def _spelled(codes: dict[str, str], row_codes: dict[str, list], known: dict[str, list]):
     """reconstruct's `spell`: each field's column in its code's spelling, or row by row in
-    each row's code (each code's spelling built for the whole column, then picked)."""
+    each row's code (spelled.spelled_by_row)."""
     def spell(field: str, column: pa.ChunkedArray) -> list:
         if field in known:  # spelled already, in the same row order (spelled_in_bulk, learn's _uniform_fields)
             return known[field]
@@ -527,7 +527,7 @@ def _spelled(codes: dict[str, str], row_codes: dict[str, list], known: dict[str,
             spellings, digits = row_codes[field]
             if len(digits) != len(column):
                 raise ValueError(f"{field}: {len(digits)} row spellings for {len(column)} rows")
-            return _by_row([spelled_column(column, code) for code in spellings], digits)
+            return spelled_by_row(column, spellings, digits)
         return spelled_column(column, codes.get(field, "TZ"))  # no code: ISO 8601 UTC
     return spell
 

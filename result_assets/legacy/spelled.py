@@ -94,6 +94,37 @@ def spelled_column(column: pa.ChunkedArray, code: str) -> list:
     return spelled_array(column, code).to_pylist()
 
 
+_BASE36_VALUE = np.full(256, 255, np.uint8)
+for _i, _c in enumerate(b"0123456789abcdefghijklmnopqrstuvwxyz"):
+    _BASE36_VALUE[_c] = _i
+
+
+def rows_by_code(digits: str, n_codes: int) -> tuple[int, dict[int, np.ndarray]] | None:
+    """Of a field whose rows mix spellings (row_timestamps: a base-36 digit per row naming one
+    of n_codes codes): (the code most rows take, {each other code taken: its row numbers});
+    None when a digit names no code. The commonest code spells the whole column and each
+    other one only its own rows (a few, as a rule)."""
+    choice = _BASE36_VALUE[np.frombuffer(digits.encode("ascii"), np.uint8)]
+    if (choice >= n_codes).any():
+        return None
+    rows_of = np.bincount(choice, minlength=n_codes)
+    commonest = int(rows_of.argmax())
+    return commonest, {k: np.flatnonzero(choice == k) for k in range(n_codes) if k != commonest and rows_of[k]}
+
+
+def spelled_by_row(column: pa.ChunkedArray, codes: list[str], digits: str) -> list:
+    """spelled_column with each row in its own code (rows_by_code's digits, one per row)."""
+    found = rows_by_code(digits, len(codes))
+    if found is None:
+        raise ValueError("a row spelling names no code")
+    commonest, others = found
+    values = spelled_column(column, codes[commonest])
+    for k, rows in others.items():
+        for i, value in zip(rows.tolist(), spelled_column(column.take(rows), codes[k])):
+            values[i] = value
+    return values
+
+
 def spelled_array(column: pa.ChunkedArray | pa.Array, code: str, quoted: bool = False) -> pa.Array:
     """A timestamp column's values spelled as `code` says (strings, or int64 for "ms"), built
     by numpy and Arrow (render_timestamp value by value only for instants before 1970 in Seoul
