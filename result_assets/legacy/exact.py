@@ -113,9 +113,7 @@ def file_document(skeleton_text: str, signals, curves, spelling: str | None, exa
         return parse_document(exact_text.encode("utf-8"))
     if spelling is None:
         return rebuild(skeleton_text, signals, curves)
-    parsed = Spelling.from_json(spelling)
-    return apply(rebuild(skeleton_text, signals, curves, parsed.timestamps, parsed.row_timestamps, spelled,
-                         parsed.null_keys), parsed)
+    return rebuilt_file(skeleton_text, signals, curves, Spelling.from_json(spelling), spelled)
 
 
 def spelled_in_bulk(tasks: dict[str, tuple[str, pa.Table, pa.Table]]) -> dict[str, dict[str, list]]:
@@ -173,22 +171,25 @@ def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_
         return dumps_document(rebuild(skeleton_text, signals, curves)).encode()
     parsed = Spelling.from_json(spelling)
     if parsed.by_orjson:
-        written = _orjson_text(_rebuilt_file(skeleton_text, signals, curves, parsed))
+        written = orjson_text(rebuilt_file(skeleton_text, signals, curves, parsed))
         if written is not None and (sha256 is None or hashlib.sha256(written).hexdigest() == sha256):
             return written
     written = _from_columns(skeleton_text, signals, curves, parsed, sha256)
     if written is not None:
         return written
-    return write(_rebuilt_file(skeleton_text, signals, curves, parsed), parsed)
+    return write(rebuilt_file(skeleton_text, signals, curves, parsed), parsed)
 
 
-def _rebuilt_file(skeleton_text: str, signals, curves, spelling: Spelling) -> dict:
-    """The file's document, rebuilt and patched as its Spelling says."""
-    return apply(rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps,
-                         null_keys=spelling.null_keys), spelling)
+def rebuilt_file(skeleton_text: str, signals, curves, spelling: Spelling,
+                 spelled: dict[str, list] | None = None) -> dict:
+    """The file's document, rebuilt and patched as its Spelling says (`spelled`: timestamp
+    fields already spelled, as rebuild takes them)."""
+    return apply(rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, spelled,
+                         spelling.null_keys), spelling)
 
 
-def _orjson_text(document: object) -> bytes | None:
+def orjson_text(document: object) -> bytes | None:
+    """orjson's text of document; None where orjson cannot write it."""
     try:
         return orjson.dumps(document)
     except orjson.JSONEncodeError:  # ints beyond 64 bits, lone surrogates: not orjson's file
@@ -284,8 +285,8 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     if orjsons:
         if spelling.rows:
             spelling.rows = Spelling.from_json(spelling.to_json()).rows  # what readers will apply
-        document = apply(rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps,
-                                 {k: v for k, v in uniform.items() if v is not None}, spelling.null_keys), spelling)
+        document = rebuilt_file(skeleton_text, signals, curves, spelling,
+                                {k: v for k, v in uniform.items() if v is not None})
         found = _written_by_orjson(raw, spelling, document)
         rebuilt = None if spelling.rows else document
     if found is None:
@@ -334,7 +335,7 @@ def _written_by_orjson(raw: bytes, spelling: Spelling, document: dict) -> tuple[
     otherwise. The rebuild and one orjson call prove such a file in less time than the column
     writer (a save's 219 KB document: about 2.5 against 3.9 ms), and orjson writes its floats
     as it wrote them (the column writer needs a number patch where repr differs)."""
-    if _orjson_text(document) != raw:
+    if orjson_text(document) != raw:
         return None
     spelling.indent, spelling.ensure_ascii, spelling.compact, spelling.by_orjson = None, raw.isascii(), True, True
     spelling.numbers = []

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 
-import orjson
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
 
@@ -239,10 +238,7 @@ def _file_of(stores: Stores, row: dict, document, tables: dict, task_id: str) ->
     is written from the rows."""
     sha256 = row["source_sha256"]
     if _written_by_dumps_document(row.get("spelling")):
-        try:
-            raw = orjson.dumps(document)
-        except orjson.JSONEncodeError:
-            raw = None
+        raw = exact.orjson_text(document)
         if raw is not None and hashlib.sha256(raw).hexdigest() == sha256:
             return raw, True  # orjson reads its own numbers exactly
         raw = dumps_document(document).encode()
