@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
@@ -45,6 +48,11 @@ READ_BATCH = 1000
 # A read of more tasks than this (a bulk read, a scan) takes from the read cache but does not
 # fill it: one pass over thousands of tasks would evict what the point reads keep coming back to.
 CACHE_FILL_MAX_TASKS = 16
+# A point read decodes its curves on a thread of these while the caller decodes its signals:
+# Parquet decodes without the GIL, and each table's row groups cost about 1 ms, most of it
+# a fixed cost per column whatever the group's size (docs/performance.md "Row groups for
+# point reads"). Several, so that callers reading at once do not queue behind each other.
+BESIDE_THREADS = 4
 
 
 def rebuild_documents(stores: Stores, task_ids: list[str], only=None) -> dict[str, dict]:
@@ -185,7 +193,7 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make, scan: bool |
     missed = _whole(stores, missed, {t for t, r in missed.items() if r.get("hot_left_out")}, served=False)
     rows.update(missed)
     if missed:
-        tables = {table: read_rows(stores, table, missed) for table in (SIGNALS, CURVES)}
+        tables = _both_tables(stores, missed, beside=point)
         made.update(make(missed, tables[SIGNALS], tables[CURVES]))
         if point and stores.serving_cache.enabled:
             files = make is _files
@@ -270,6 +278,48 @@ def read_result(task_id: str, stores: Stores) -> dict:
             raise TaskNotMigrated(f"task {task_id!r} is not in the catalog (not migrated yet?)")
         raise TaskNotMigrated(f"task {task_id!r} is {state['status']}: {state['reason']}")
     return documents[task_id]
+
+
+def _both_tables(stores: Stores, rows: dict[str, dict], beside: bool) -> dict[str, dict[str, pa.Table]]:
+    """{table: read_rows(table)} of the signals and curves; with `beside` (a point read), the
+    curves read on another thread meanwhile when both tables are read from files. (A bulk read's
+    many row groups already decode on Arrow's threads.)"""
+    from_files = {table for row in rows.values() for table in (SIGNALS, CURVES) if _from_files(row, table)}
+    if not beside or len(from_files) < 2:
+        return {table: read_rows(stores, table, rows) for table in (SIGNALS, CURVES)}
+    curves = _beside_reads().submit(read_rows, stores, CURVES, rows)
+    try:
+        signals = read_rows(stores, SIGNALS, rows)
+    except BaseException:
+        wait([curves])  # not left running past a caller that raised
+        raise
+    return {SIGNALS: signals, CURVES: curves.result()}
+
+
+def _from_files(row: dict, table: str) -> bool:
+    """The catalog row names files holding the task's rows in `table` (not the hot tier)."""
+    return row.get(f"hot_{table}") is None and bool((row.get("row_locations") or {}).get(table))
+
+
+_beside_pool: ThreadPoolExecutor | None = None
+_beside_lock = threading.Lock()
+
+
+def _beside_reads() -> ThreadPoolExecutor:
+    global _beside_pool
+    with _beside_lock:
+        if _beside_pool is None:
+            _beside_pool = ThreadPoolExecutor(BESIDE_THREADS, thread_name_prefix="result-assets-read")
+        return _beside_pool
+
+
+def _forget_beside_reads_in_child() -> None:
+    """A forked child has none of its parent's threads (nor a lock one of them held)."""
+    global _beside_pool, _beside_lock
+    _beside_pool, _beside_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_beside_reads_in_child)
 
 
 def read_rows(stores: Stores, table: str, rows: dict[str, dict]) -> dict[str, pa.Table]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from result_assets import ResultManager
 from result_assets.legacy import compare_documents
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.migration.maintenance import maintain
+from result_assets.settings import Settings
 from result_assets.store.stores import Stores
-from result_assets_tests.app.helpers import V2_TASK, sample_document, small_document
+from result_assets_tests.app.helpers import V2_TASK, sample_document, small_document, text
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +239,82 @@ def test_a_vanished_file_is_a_clear_error_never_another_version(stores):
         fresh.get_result("tier_gone")
     assert isinstance(info.value.__cause__, TaskUnreadable)
     os.rename(os.path.join(stores.settings.store_root, "moved"), os.path.join(stores.settings.store_root, SIGNALS, path))
+
+
+def _with_curves(stores, task_id: str) -> dict:
+    """A save with signals and curve points, flushed into Delta: a point read reads both tables' files."""
+    document = sample_document(V2_TASK)
+    document["performance_curve"] = [{"timestamp": f"2024-01-{d:02d} 09:00:00", "equity": 1000.0 + d}
+                                     for d in range(1, 29)]
+    manager().save_result(task_id, document)
+    maintain(stores, compact=False, vacuum=False)
+    row = stores.catalog.task(task_id)
+    assert row["row_locations"][SIGNALS] and row["row_locations"][CURVES]
+    return document
+
+
+def test_a_point_read_decodes_the_curves_beside_the_signals(stores, monkeypatch):
+    from result_assets.store import reader
+
+    document = _with_curves(stores, "tier_beside")
+    threads = {}
+    read_rows = reader.read_rows
+
+    def recording(stores_, table, rows):
+        threads[table] = threading.current_thread().name
+        return read_rows(stores_, table, rows)
+
+    monkeypatch.setattr(reader, "read_rows", recording)
+    fresh = ResultManager("postgres-only", record_in_dagster=False,
+                          settings=Settings.from_env(read_cache_mb=0, serving_cache_mb=0))
+    assert text(fresh.get_result("tier_beside")) == text(document)
+    assert threads[SIGNALS] == threading.current_thread().name
+    assert threads[CURVES].startswith("result-assets-read")
+    fresh.close()
+
+
+def test_a_vanished_curves_file_is_the_same_clear_error_from_the_reading_thread(stores):
+    from result_assets.store.reader import TaskUnreadable
+
+    _with_curves(stores, "tier_curves_gone")
+    path, _ = stores.catalog.task("tier_curves_gone")["row_locations"][CURVES][0]
+    where = os.path.join(stores.settings.store_root, CURVES, path)
+    os.rename(where, where + ".moved")
+    try:
+        fresh = ResultManager("postgres-only", record_in_dagster=False)  # no footer cached
+        with pytest.raises(Exception, match="as published") as info:
+            fresh.get_result("tier_curves_gone")
+        assert isinstance(info.value.__cause__, TaskUnreadable)
+    finally:
+        os.rename(where + ".moved", where)
+
+
+def test_a_forked_child_reads_after_its_parent_did(stores):
+    """The reading threads are the parent's: a child forked after a read starts its own
+    (else its first read would wait for a thread that does not exist)."""
+    document = _with_curves(stores, "tier_forked")
+    settings = Settings.from_env(read_cache_mb=0, serving_cache_mb=0)
+    parent = ResultManager("postgres-only", record_in_dagster=False, settings=settings)
+    assert text(parent.get_result("tier_forked")) == text(document)
+    parent.close()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read, report, leave without running the parent's exit handlers
+        code = 1
+        try:
+            child = ResultManager("postgres-only", record_in_dagster=False, settings=settings)
+            code = 0 if text(child.get_result("tier_forked")) == text(document) else 2
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(code)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 60)
+    code = os.read(read, 1) if ready else b"timed out"
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert code == bytes([0]), f"the forked child did not read the task ({code!r})"
 
 
 def test_rows_published_before_locations_get_them_and_survive_vacuum(stores):
