@@ -144,7 +144,7 @@ class Catalog:
 
     def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow],
                hot: dict[str, tuple[bytes, bytes]] | None = None,
-               records: dict[str, tuple[dict, str]] | None = None,
+               records: dict[str, tuple[dict, str, list[dict] | None]] | None = None,
                sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False) -> "Published":
         """Write a batch in one transaction; a task's old symbol rows are replaced.
 
@@ -153,8 +153,8 @@ class Catalog:
         skeleton and hot row is read back and compared with what was written: a task that
         does not come back exactly is 'failed' instead. A failed task that has a published
         version keeps it: the attempt is recorded beside it (task_failures), never over it.
-        `records`: {task_id: (metadata, description)} of application saves, queued in the same
-        transaction for the code location to report to Dagster (save_records); `sources`:
+        `records`: {task_id: (metadata, description, check outcomes)} of application saves,
+        queued in the same transaction for the code location to report to Dagster (save_records); `sources`:
         where the tasks' files now are, registered in it too (as register_sources does).
         `newer_only`: a task's file is not published over a version that did not come from it
         and was published after the file was last written (last_write.older_than_store: an
@@ -194,7 +194,9 @@ class Catalog:
                 written = [t for t in tasks if not (t.status == "failed" and t.task_id in published)]
                 _write_tasks(cur, written, symbols, hot)
                 _record_failures(cur, beside, {t.task_id for t in written})
-                record_ids = _queue_records(cur, records, {t.task_id: t.partition_key for t in tasks})
+                # a demoted task's record waits for the checks judged after it (attach_checks)
+                queued = {t: (*r[:2], None) if t in demoted else r for t, r in records.items()}
+                record_ids = _queue_records(cur, queued, {t.task_id: t.partition_key for t in tasks})
                 _register_sources(cur, sources)
                 unfaithful = _unfaithful(cur, written, hot)
                 if not unfaithful:
@@ -647,15 +649,17 @@ _SOURCE_UPSERT = ("ON CONFLICT (task_id) DO UPDATE SET source_path = EXCLUDED.so
                   "partition_key = EXCLUDED.partition_key")
 
 
-def _queue_records(cur, records: dict[str, tuple[dict, str]], partition_keys: dict[str, str]) -> dict[str, int]:
+def _queue_records(cur, records: dict[str, tuple[dict, str, list[dict] | None]],
+                   partition_keys: dict[str, str]) -> dict[str, int]:
     """{task_id: record_id} of the save records queued."""
     if not records:
         return {}
     rows = psycopg2.extras.execute_values(
-        cur, "INSERT INTO save_records (task_id, partition_key, metadata, description) VALUES %s "
+        cur, "INSERT INTO save_records (task_id, partition_key, metadata, description, checks) VALUES %s "
              "RETURNING task_id, record_id",
-        [(t, partition_keys[t], jsonb_text(metadata), description)
-         for t, (metadata, description) in records.items() if t in partition_keys], fetch=True)
+        [(t, partition_keys[t], jsonb_text(metadata), description, None if checks is None else json.dumps(checks))
+         for t, (metadata, description, checks) in records.items() if t in partition_keys],
+        template="(%s, %s, %s, %s, %s::jsonb)", fetch=True)
     return dict(rows)
 
 

@@ -17,7 +17,7 @@ from result_assets import ResultManager, ResultStore, read_result
 from result_assets.app.errors import ResultStoreError
 from result_assets.cli import main
 from result_assets.legacy import compare_documents, dumps_document, parse_document
-from result_assets.migration import engine
+from result_assets.migration import engine, verify
 from result_assets.migration.batch import RawResult
 from result_assets.migration.maintenance import maintain
 from result_assets.migration.plan import make_plan
@@ -320,6 +320,46 @@ def test_a_save_that_does_not_read_back_keeps_the_last_good_save(stores, monkeyp
     manager.save_result("keep_last_good", small_document(strategy="again", n=2))
     assert manager.get_result("keep_last_good")["strategy"] == "again"
     assert stores.catalog.failed_attempts(["keep_last_good"]) == {}
+
+
+def _newest_record_checks(stores, task_id: str) -> dict[str, bool]:
+    """{check id: passed} of the task's newest save record queued for Dagster."""
+    records = [r for r in stores.catalog.queued_records(10_000) if r["task_id"] == task_id]
+    return {c["check"]: c["passed"] for c in records[-1]["checks"] or []}
+
+
+def test_a_saves_record_is_queued_with_its_checks_and_a_demoted_one_with_its_failure(stores, monkeypatch):
+    """The save record carries its checks from its publishing transaction (no second one); a
+    save the publish demotes is queued with checks that say so, never the ones judged before."""
+    manager = ResultManager("postgres-only", record_in_dagster=True)
+
+    def no_second_transaction(*args, **kwargs):
+        raise AssertionError("a published save's checks were written in a transaction of their own")
+
+    monkeypatch.setattr(catalog_module.Catalog, "attach_checks", no_second_transaction)
+    manager.save_result("record_checks", small_document(strategy="good", n=4))
+    checks = _newest_record_checks(stores, "record_checks")
+    assert checks[verify.LOSSLESS_ROUND_TRIP] is True and checks[verify.BACKUP_CHECKSUM] is True
+    monkeypatch.undo()
+
+    real = catalog_module._unfaithful
+
+    def spoiled(cur, tasks, hot):
+        return {**real(cur, tasks, hot), **{t.task_id: "the hot tier gives back different rows than were written"
+                                           for t in tasks if t.task_id == "record_checks"}}
+
+    held, attach = [], catalog_module.Catalog.attach_checks
+    monkeypatch.setattr(catalog_module, "_unfaithful", spoiled)
+    monkeypatch.setattr(catalog_module.Catalog, "attach_checks", lambda *args: held.append(args))
+    with pytest.raises(ResultStoreError, match="not published"):
+        manager.save_result("record_checks", small_document(strategy="bad", n=9))
+    monkeypatch.undo()
+    # what a reporter finds between the publish and the checks judged after it: no verdict yet
+    assert verify.LOSSLESS_ROUND_TRIP not in _newest_record_checks(stores, "record_checks")
+    for args in held:
+        attach(*args)
+    assert _newest_record_checks(stores, "record_checks")[verify.LOSSLESS_ROUND_TRIP] is False
+    manager.close()
 
 
 def test_hot_rows_the_server_stores_otherwise_are_caught_and_the_last_good_save_kept(stores):
