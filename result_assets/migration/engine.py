@@ -170,7 +170,7 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
         report = recent_store_report(stores) if tier == "hot" else None
         if records:
             # The queued save records carry the checks the UI will show, judged before they are
-            # written: the same transaction, not a second one (a commit, about 1.5 ms of a save).
+            # written: the same transaction, not a second one (an UPDATE and a commit, about 1 ms).
             with clock.stage("checks"):
                 result.checks = judge(stores, result, compression_goal, report)
                 records = {t: (*record, [asdict(o) for o in result.checks if o.task_id == t])

@@ -33,7 +33,8 @@ class CheckOutcome:
 
 def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_GOAL,
           report: dict | None = None) -> list[CheckOutcome]:
-    """Each check's outcome for each task of a published batch (engine.BatchResult), the
+    """Each check's outcome for each task of a batch (engine.BatchResult: published, or for
+    an application save about to be, its record queued with them), the
     compression goal against `report` (store_report: the bytes the migrate report counts)."""
     from result_assets.migration.summary import store_report
 

@@ -154,8 +154,10 @@ class Catalog:
         does not come back exactly is 'failed' instead. A failed task that has a published
         version keeps it: the attempt is recorded beside it (task_failures), never over it.
         `records`: {task_id: (metadata, description, check outcomes)} of application saves,
-        queued in the same transaction for the code location to report to Dagster (save_records); `sources`:
-        where the tasks' files now are, registered in it too (as register_sources does).
+        queued in the same transaction for the code location to report to Dagster
+        (save_records; a task demoted here is queued without its checks: the caller judges
+        them again and attaches them); `sources`: where the tasks' files now are, registered
+        in it too (as register_sources does).
         `newer_only`: a task's file is not published over a version that did not come from it
         and was published after the file was last written (last_write.older_than_store: an
         application save that landed while a migration converted the file); the task is
