@@ -12,7 +12,8 @@ it makes anyway; a hit costs that query, a decompression and the parse a JSON re
 - Filled by the application's saves (the bytes are in hand) and by point reads that missed
   (the file written again from the rebuilt document, read from its local JSON backup, or
   written from the rows; kept only when its hash is the source's: store/reader.py), on a
-  thread of the process's own (fill_later), so neither waits for it. Migrations and bulk
+  thread of the process's own (fill_later), so neither waits for it; the thread waits for
+  a burst of reads or saves to pause before it fills (QUIET_SECONDS). Migrations and bulk
   reads do not fill it: years of files nobody asked for would push out what the application reads.
 - Bounded by RESULT_SERVING_CACHE_MB of stored (compressed) bytes across all processes, the
   oldest fills out first: trimmed after one fill in TRIM_EVERY, whichever process made it,
@@ -27,6 +28,7 @@ import os
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,6 +60,12 @@ LARGEST_SHARE = 8
 PENDING_FILLS = 64
 # A filler idle this long closes its connection (the next fill opens one).
 IDLE_SECONDS = 30.0
+# The first fill of a batch waits until no fill was queued for this long (at most
+# FILL_DELAY_MAX), then the filler takes every fill queued: their hashing, compression and
+# INSERTs share the two cores and the GIL with the reads and saves of a burst, each of which
+# queues one; after the burst they cost those nothing (docs/performance.md "Fills after the burst").
+QUIET_SECONDS = 0.02
+FILL_DELAY_MAX = 2.0
 
 
 # A trim deletes only the chosen rows no fill holds, locking them in one order without waiting:
@@ -147,7 +155,9 @@ class ServingCache:
             return
         max_bytes = self.max_bytes
         try:
-            _filler(self.catalog.url).pending.put_nowait(lambda catalog: ServingCache(catalog, max_bytes).fill(files()))
+            filler = _filler(self.catalog.url)
+            filler.queued_at = time.monotonic()
+            filler.pending.put_nowait(lambda catalog: ServingCache(catalog, max_bytes).fill(files()))
         except queue.Full:
             log.debug("serving cache: %d fills pending, one dropped", PENDING_FILLS)
 
@@ -207,10 +217,18 @@ class _Filler:
     def __init__(self, url: str):
         self.url = url
         self.pending: queue.Queue = queue.Queue(PENDING_FILLS)
+        self.queued_at = 0.0  # time.monotonic() of the last fill queued
         threading.Thread(target=self._run, name="serving-cache-filler", daemon=True).start()
+
+    def _wait_for_quiet(self) -> None:
+        """Until no fill was queued for QUIET_SECONDS, or FILL_DELAY_MAX has passed."""
+        deadline = time.monotonic() + FILL_DELAY_MAX
+        while (now := time.monotonic()) < deadline and (left := self.queued_at + QUIET_SECONDS - now) > 0:
+            time.sleep(min(left, deadline - now))
 
     def _run(self) -> None:
         catalog = Catalog(self.url)
+        caught_up = True  # the next fill starts a batch: it waits for quiet first
         while True:
             try:
                 work = self.pending.get(timeout=IDLE_SECONDS)
@@ -218,10 +236,13 @@ class _Filler:
                 catalog.close()
                 continue
             try:
+                if caught_up:  # the fills queued meanwhile follow without waiting: none is starved
+                    self._wait_for_quiet()
                 work(catalog)
             except Exception:  # noqa: BLE001 - a fill that fails only costs later reads
                 log.debug("serving cache: a fill failed", exc_info=True)
             finally:
+                caught_up = self.pending.empty()
                 self.pending.task_done()
 
 

@@ -337,6 +337,32 @@ def test_fills_land_behind_the_caller_in_order_and_one_past_the_bound_is_dropped
     m.close()
 
 
+def test_a_fill_waits_for_a_burst_to_end_and_no_longer_than_its_bound(serving_on, monkeypatch):
+    """A fill shares the cores and the GIL with the reads queueing fills: it starts once none
+    was queued for QUIET_SECONDS, or FILL_DELAY_MAX after it was taken up, whichever is first."""
+    m = manager()
+    cache = m.stores.serving_cache
+    started: list[float] = []
+
+    def burst(quiet: float, delay_max: float, pause: float) -> tuple[float, float]:
+        monkeypatch.setattr(serving_cache, "QUIET_SECONDS", quiet)
+        monkeypatch.setattr(serving_cache, "FILL_DELAY_MAX", delay_max)
+        started.clear()
+        first = last = time.monotonic()
+        for _ in range(3):  # a burst: each "read" queues a fill
+            last = time.monotonic()  # at most the time the fill is queued at
+            cache.fill_later(lambda: started.append(time.monotonic()) or {})
+            time.sleep(pause)
+        cache.settle()
+        return first, last
+
+    first, last = burst(quiet=0.5, delay_max=30, pause=0.05)
+    assert len(started) == 3 and started[0] >= last + 0.5  # nothing ran during the burst
+    first, last = burst(quiet=30, delay_max=0.3, pause=0)
+    assert len(started) == 3 and started[0] - first < 10  # bounded: not the 30 s of quiet
+    m.close()
+
+
 def test_a_forked_child_fills_on_a_filler_of_its_own(serving_on):
     """Threads do not survive a fork: a child (a worker forked by a web server) that found its
     parent's filler would queue fills nobody takes, and one forked while another thread held
