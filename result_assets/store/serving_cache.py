@@ -12,8 +12,8 @@ it makes anyway; a hit costs that query, a decompression and the parse a JSON re
 - Filled by the application's saves (the bytes are in hand) and by point reads that missed
   (the file written again from the rebuilt document, read from its local JSON backup, or
   written from the rows; kept only when its hash is the source's: store/reader.py), on a
-  thread of the process's own (fill_later), so neither waits for it; the thread waits for
-  a burst of reads or saves to pause before it fills (QUIET_SECONDS). Migrations and bulk
+  thread of the process's own (fill_later), so neither waits for it; a read's fill waits
+  for a burst of reads to pause (QUIET_SECONDS). Migrations and bulk
   reads do not fill it: years of files nobody asked for would push out what the application reads.
 - Bounded by RESULT_SERVING_CACHE_MB of stored (compressed) bytes across all processes, the
   oldest fills out first: trimmed after one fill in TRIM_EVERY, whichever process made it,
@@ -60,10 +60,11 @@ LARGEST_SHARE = 8
 PENDING_FILLS = 64
 # A filler idle this long closes its connection (the next fill opens one).
 IDLE_SECONDS = 30.0
-# The first fill of a batch waits until no fill was queued for this long (at most
-# FILL_DELAY_MAX), then the filler takes every fill queued: their hashing, compression and
-# INSERTs share the two cores and the GIL with the reads and saves of a burst, each of which
-# queues one; after the burst they cost those nothing (docs/performance.md "Fills after the burst").
+# A read's fill that starts a batch waits until no fill was queued for this long (at most
+# FILL_DELAY_MAX), then the filler takes every fill queued: the file's hashing, compression
+# and INSERT (for a migrated file, its backup read and screen too) share the two cores and the
+# GIL with the reads of a burst, each of which queues one; after the burst they cost those
+# nothing (docs/performance.md "A point read's two tables at once; fills after the burst").
 QUIET_SECONDS = 0.02
 FILL_DELAY_MAX = 2.0
 
@@ -146,10 +147,14 @@ class ServingCache:
                 log.debug("serving cache not trimmed: %s", _first_line(exc))
         return len(rows)
 
-    def fill_later(self, files: Callable[[], dict[str, tuple[str, bytes, bool | None]]]) -> None:
+    def fill_later(self, files: Callable[[], dict[str, tuple[str, bytes, bool | None]]],
+                   after_burst: bool = False) -> None:
         """fill(files()) on the process's filler thread, on a connection of its own: a save or
         a read that missed does not wait for the files' hashing, compression and INSERT (1.5-2.5
-        ms of a 90-280 KB file's miss, docs/performance.md "Reads and saves").
+        ms of a 90-280 KB file's miss, docs/performance.md "Reads and saves"). `after_burst` (a
+        read's miss, whose fill writes or reads the file again): the fill waits for the burst
+        of reads to pause (QUIET_SECONDS); a save's, with its bytes in hand, goes at once, so
+        other processes are served the save as soon as may be.
         A fill is dropped when PENDING_FILLS wait already. Never raises."""
         if not self.enabled or self.readonly:
             return
@@ -157,7 +162,7 @@ class ServingCache:
         try:
             filler = _filler(self.catalog.url)
             filler.queued_at = time.monotonic()
-            filler.pending.put_nowait(lambda catalog: ServingCache(catalog, max_bytes).fill(files()))
+            filler.pending.put_nowait((after_burst, lambda catalog: ServingCache(catalog, max_bytes).fill(files())))
         except queue.Full:
             log.debug("serving cache: %d fills pending, one dropped", PENDING_FILLS)
 
@@ -231,12 +236,12 @@ class _Filler:
         caught_up = True  # the next fill starts a batch: it waits for quiet first
         while True:
             try:
-                work = self.pending.get(timeout=IDLE_SECONDS)
+                after_burst, work = self.pending.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 catalog.close()
                 continue
             try:
-                if caught_up:  # the fills queued meanwhile follow without waiting: none is starved
+                if after_burst and caught_up:  # the fills queued meanwhile follow without waiting
                     self._wait_for_quiet()
                 work(catalog)
             except Exception:  # noqa: BLE001 - a fill that fails only costs later reads

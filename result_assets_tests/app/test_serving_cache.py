@@ -337,21 +337,22 @@ def test_fills_land_behind_the_caller_in_order_and_one_past_the_bound_is_dropped
     m.close()
 
 
-def test_a_fill_waits_for_a_burst_to_end_and_no_longer_than_its_bound(serving_on, monkeypatch):
-    """A fill shares the cores and the GIL with the reads queueing fills: it starts once none
-    was queued for QUIET_SECONDS, or FILL_DELAY_MAX after it was taken up, whichever is first."""
+def test_a_reads_fill_waits_for_the_burst_to_end_a_saves_goes_at_once(serving_on, monkeypatch):
+    """A read's fill shares the cores and the GIL with the reads queueing fills: it starts once
+    none was queued for QUIET_SECONDS, or FILL_DELAY_MAX after it was taken up, whichever is
+    first. A save's fill (its bytes in hand) does not wait: other processes are served it."""
     m = manager()
     cache = m.stores.serving_cache
     started: list[float] = []
 
-    def burst(quiet: float, delay_max: float, pause: float) -> tuple[float, float]:
+    def burst(quiet: float, delay_max: float, pause: float, after_burst: bool = True) -> tuple[float, float]:
         monkeypatch.setattr(serving_cache, "QUIET_SECONDS", quiet)
         monkeypatch.setattr(serving_cache, "FILL_DELAY_MAX", delay_max)
         started.clear()
         first = last = time.monotonic()
         for _ in range(3):  # a burst: each "read" queues a fill
             last = time.monotonic()  # at most the time the fill is queued at
-            cache.fill_later(lambda: started.append(time.monotonic()) or {})
+            cache.fill_later(lambda: started.append(time.monotonic()) or {}, after_burst=after_burst)
             time.sleep(pause)
         cache.settle()
         return first, last
@@ -360,6 +361,8 @@ def test_a_fill_waits_for_a_burst_to_end_and_no_longer_than_its_bound(serving_on
     assert len(started) == 3 and started[0] >= last + 0.5  # nothing ran during the burst
     first, last = burst(quiet=30, delay_max=0.3, pause=0)
     assert len(started) == 3 and started[0] - first < 10  # bounded: not the 30 s of quiet
+    first, last = burst(quiet=30, delay_max=30, pause=0, after_burst=False)
+    assert len(started) == 3 and started[-1] - first < 10  # a save's fills: no wait at all
     m.close()
 
 
