@@ -64,7 +64,8 @@ IDLE_SECONDS = 30.0
 # FILL_DELAY_MAX), then the filler takes every fill queued: the file's hashing, compression
 # and INSERT (for a migrated file, its backup read and screen too) share the two cores and the
 # GIL with the reads of a burst, each of which queues one; after the burst they cost those
-# nothing (docs/performance.md "A point read's two tables at once; fills after the burst").
+# nothing (docs/performance.md "A point read's two tables at once; fills after the burst; a
+# save's checks in its record").
 QUIET_SECONDS = 0.02
 FILL_DELAY_MAX = 2.0
 
