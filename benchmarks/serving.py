@@ -36,14 +36,9 @@ def first_reads(manager, ids: list[str], before=lambda task_id: None) -> float:
 
 def repeat_reads(manager, ids: list[str]) -> float:
     """Median ms of one read of each task, read once before (in the read cache, if it has one)."""
-    for task_id in ids:
-        manager.get_result(task_id)
-    took = []
-    for task_id in ids:
-        started = time.perf_counter()
-        manager.get_result(task_id)
-        took.append(time.perf_counter() - started)
-    return statistics.median(took) * 1000
+    from benchmarks.app_life import timed_reads
+
+    return timed_reads(manager, ids, len(ids))["p50"] * 1000
 
 
 def main(argv: list[str] | None = None) -> None:

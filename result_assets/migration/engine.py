@@ -173,8 +173,8 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
             # written: the same transaction, not a second one (an UPDATE and a commit, about 1 ms).
             with clock.stage("checks"):
                 result.checks = judge(stores, result, compression_goal, report)
-                records = {t: (*record, [asdict(o) for o in result.checks if o.task_id == t])
-                           for t, record in records.items()}
+                checks = _checks_by_task(result.checks, records)
+                records = {t: (*record, checks[t]) for t, record in records.items()}
         with clock.stage("publish"):
             published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records,
                                               sources=sources, newer_only=newer_only)
@@ -186,10 +186,14 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 result.checks = judge(stores, result, compression_goal, report)
                 demoted = {t: r for t, r in published.record_ids.items() if t in published.demoted}
                 if demoted:  # a record queued with checks judged before its task was demoted
-                    stores.catalog.attach_checks(demoted, {
-                        t: [asdict(o) for o in result.checks if o.task_id == t] for t in demoted})
+                    stores.catalog.attach_checks(demoted, _checks_by_task(result.checks, demoted))
         result.seconds = clock.seconds
         return result
+
+
+def _checks_by_task(checks: list, task_ids) -> dict[str, list[dict]]:
+    """{task_id: its check outcomes as a save record holds them} of task_ids."""
+    return {t: [asdict(o) for o in checks if o.task_id == t] for t in task_ids}
 
 
 def commit_rows(stores, task_ids: list[str], signals, curves):
