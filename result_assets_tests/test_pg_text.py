@@ -1,6 +1,7 @@
 """pg_text / jsonb_text against the real PostgreSQL: hostile strings (NUL, lone
 surrogates, text that looks like escapes), NaN/Infinity and huge integers go through a
-text and a jsonb column by COPY, as the catalog writes them, and read back as expected."""
+text and a jsonb column by COPY (as the catalog registers many sources) and through the
+catalog's own publish (its rows as JSON), and read back as expected."""
 from __future__ import annotations
 
 import io
@@ -82,6 +83,42 @@ def test_hostile_strings_round_trip_through_text_and_jsonb(conn):
     # text without NUL or surrogates comes back exactly, the literal backslash-u0000 included
     assert texts[HOSTILE.index("\\u0000")] == "\\u0000"
     assert back[HOSTILE.index("\\\\u0000")] == {"params": {"\\\\u0000": ["\\\\u0000", 1]}}
+
+
+def test_the_catalogs_publish_keeps_hostile_texts_and_every_float(conn):
+    """A batch's catalog rows go to Postgres as JSON (json_populate_recordset): texts and the
+    jsonb query copies come back as pg_text and jsonb_text say, every float metric bit for bit
+    (NaN, the infinities, -0.0, the smallest subnormal), integers past 32 bits exactly."""
+    import struct
+
+    from result_assets.store.catalog import SymbolRow, TaskRow
+    from result_assets.store.stores import Stores
+
+    catalog = Stores.from_env().catalog
+    floats = [math.nan, math.inf, -math.inf, -0.0, 5e-324, 0.1 + 0.2, 1.7976931348623157e308]
+    rows = [TaskRow(f"pg-text-{i}", f"pg-text-{i}", "quarantined", "0" * 64, 2**40 + i, source_mtime_ns=2**62 + i,
+                    reason=text, strategy=text, params={text: [text, 1, floats[i % len(floats)]]},
+                    total_return=floats[i % len(floats)], warnings=[text])
+            for i, text in enumerate(HOSTILE)]
+    symbols = [SymbolRow(r.task_id, 0, r.strategy, 7, sharpe_ratio=r.total_return) for r in rows]
+    try:
+        catalog.upsert(rows, symbols)
+        connection = catalog.connect()
+        with connection, connection.cursor() as cur:
+            cur.execute("SELECT t.task_id, t.reason, t.strategy, t.params, t.warnings, t.total_return, t.source_bytes, "
+                        "t.source_mtime_ns, s.symbol, s.sharpe_ratio FROM tasks t JOIN task_symbols s USING (task_id) "
+                        "WHERE t.task_id LIKE 'pg-text-%' ORDER BY t.source_bytes")
+            back = cur.fetchall()
+    finally:
+        catalog.close()
+    bits = struct.Struct("<d").pack
+    assert [b[0] for b in back] == [r.task_id for r in rows]
+    for row, (_, reason, strategy, params, warnings, total, size, mtime, symbol, sharpe) in zip(rows, back):
+        text = row.strategy
+        assert reason == strategy == symbol == expected_text(text)
+        assert same(expected_json(row.params), params) and warnings == [expected_text(text)]
+        assert bits(total) == bits(sharpe) == bits(row.total_return)
+        assert (size, mtime) == (row.source_bytes, row.source_mtime_ns)
 
 
 def test_numbers_in_jsonb(conn):

@@ -26,10 +26,11 @@ def jsonb_text(value: object) -> str:
     """JSON text that jsonb accepts, for any value parse_document can produce: NaN and
     infinities as the strings "NaN", "Infinity", "-Infinity"; strings and keys through
     pg_text; integers of any size (jsonb numbers are exact)."""
-    return json.dumps(_jsonb_safe(value), ensure_ascii=False, allow_nan=False)
+    return json.dumps(jsonb_safe(value), ensure_ascii=False, allow_nan=False)
 
 
-def _jsonb_safe(value: object) -> object:
+def jsonb_safe(value: object) -> object:
+    """value with what jsonb cannot hold made as jsonb_text says (for a JSON text built around it)."""
     t = type(value)
     if t is str:
         return pg_text(value)
@@ -38,7 +39,7 @@ def _jsonb_safe(value: object) -> object:
             return value
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if t is dict:
-        return {pg_text(k): _jsonb_safe(v) for k, v in value.items()}
+        return {pg_text(k): jsonb_safe(v) for k, v in value.items()}
     if t is list:
-        return [_jsonb_safe(v) for v in value]
+        return [jsonb_safe(v) for v in value]
     return value

@@ -322,6 +322,23 @@ def test_a_save_that_does_not_read_back_keeps_the_last_good_save(stores, monkeyp
     assert stores.catalog.failed_attempts(["keep_last_good"]) == {}
 
 
+def test_a_saves_transaction_touches_no_temporary_table(stores):
+    """A transaction that touches a temporary table truncates every ON COMMIT DELETE ROWS table
+    of its session at commit (about a millisecond of a save's commit): the publish sends its
+    rows as JSON parameters instead of staging them, so its session has none."""
+    manager = ResultManager("postgres-only", record_in_dagster=True)
+    try:
+        manager.save_result("no_staging", small_document(strategy="first", n=3))
+        manager.save_result("no_staging", small_document(strategy="second", n=5))
+        assert manager.get_result("no_staging")["strategy"] == "second"
+        connection = manager.stores.catalog.connect()
+        with connection, connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()")
+            assert cur.fetchone()[0] == 0
+    finally:
+        manager.close()
+
+
 def _newest_record_checks(stores, task_id: str) -> dict[str, bool]:
     """{check id: passed} of the task's newest save record queued for Dagster."""
     records = [r for r in stores.catalog.queued_records(10_000) if r["task_id"] == task_id]
