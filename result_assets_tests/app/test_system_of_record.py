@@ -423,6 +423,33 @@ def test_a_failed_save_leaves_the_published_bytes_as_the_tasks_backup(stores, mo
     assert manager.get_result("failed_save_backup")["strategy"] == "published"
 
 
+def test_a_save_failing_while_its_backup_is_written_waits_for_it_before_putting_back_the_published(
+        stores, monkeypatch):
+    """A save's backup is written on a thread beside the check of its hot rows. A save that fails
+    before the backup is done must wait for it: otherwise the published bytes, put back as the
+    task's backup, would be overwritten by the failed save's a moment later."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    manager.save_result("slow_backup", small_document(strategy="published", n=3))
+    real_save = type(stores.backups).save
+
+    def slow_save(self, *args, **kwargs):
+        time.sleep(0.5)
+        return real_save(self, *args, **kwargs)
+
+    def broken(*args, **kwargs):
+        raise OSError("encoding failed")
+
+    monkeypatch.setattr(type(stores.backups), "save", slow_save)
+    monkeypatch.setattr(engine.hot_rows, "encode", broken)
+    with pytest.raises(ResultStoreError, match="not stored"):
+        manager.save_result("slow_backup", small_document(strategy="rejected", n=7))
+    monkeypatch.undo()
+    published = stores.catalog.task("slow_backup")["source_sha256"]
+    assert sha256_hex(stores.backups.read("slow_backup")) == published
+    assert manager.get_result("slow_backup")["strategy"] == "published"
+    manager.close()
+
+
 def test_two_saves_of_one_task_leave_as_its_backup_what_the_catalog_publishes(stores, monkeypatch):
     """A save backs up, then publishes. Two saves of one task could back up in one order and
     publish in the other: the catalog named one, the task's backup (its registered source) held
