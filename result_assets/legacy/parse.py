@@ -315,8 +315,9 @@ def dumps_document(doc: object) -> str:
 def dumps_read_back(doc: object) -> tuple[str, object | None]:
     """dumps_document's text, and that text parsed when the write read it back whole (what
     parse_unscreened gives for it: orjson's own parse of orjson's text, equal to the
-    document); None when it did not (a small value, non-finite numbers, orjson's fallbacks).
-    An application save converts the text next: its parse is then already done."""
+    document, its non-finite floats put back where orjson wrote null); None when it did not
+    (a small value, orjson's fallbacks). An application save converts the text next: its
+    parse is then already done."""
     try:
         written = orjson.dumps(doc)
     except orjson.JSONEncodeError:  # ints beyond 64 bits, keys that are not strings...
@@ -331,14 +332,20 @@ def dumps_read_back(doc: object) -> tuple[str, object | None]:
         prepared = _sentinels_for_lost_floats(doc, back, 0, token, count)
     if prepared is _FAILED or not count[0]:
         return _dumps_checked(doc), None
-    return (_with_bare_nonfinite(prepared, token, count[0]) or _dumps_checked(doc)), None
+    text = _with_bare_nonfinite(prepared, token, count[0])
+    if text is None:
+        return _dumps_checked(doc), None
+    # `back` now holds the floats the parse of `text` reads (measured: a save's second parse,
+    # with its sentinels, was a tenth of a document's conversion); a bare float has no holder
+    return text, (back if type(back) in (dict, list) else None)
 
 
 def _sentinels_for_lost_floats(value: object, back: object, depth: int, token: str, count: list[int]) -> object:
     """value with each non-finite float that orjson wrote as null (`back`: value written by
     orjson and read again) as the string "<token><its repr>", containers copied on the way to
     one and equal branches skipped by one comparison in C; _FAILED where value and back differ
-    otherwise."""
+    otherwise. Each such null in `back` (orjson's fresh containers) becomes the float a parse
+    of the bare literal gives."""
     t = type(value)
     if t is float:
         if value - value != 0.0 and back is None:
@@ -355,6 +362,8 @@ def _sentinels_for_lost_floats(value: object, back: object, depth: int, token: s
                 copy[key] = new = _sentinels_for_lost_floats(item, other, depth + 1, token, count)
                 if new is _FAILED:
                     return _FAILED
+                if type(item) is float:
+                    back[key] = _parsed_nonfinite(item)
         return copy
     if t is list:
         copy = list(value)
@@ -363,8 +372,15 @@ def _sentinels_for_lost_floats(value: object, back: object, depth: int, token: s
                 copy[i] = new = _sentinels_for_lost_floats(item, other, depth + 1, token, count)
                 if new is _FAILED:
                     return _FAILED
+                if type(item) is float:
+                    back[i] = _parsed_nonfinite(item)
         return copy
     return _FAILED
+
+
+def _parsed_nonfinite(value: float) -> float:
+    """What a parse gives for the bare literal a non-finite float is written as."""
+    return math.nan if value != value else (math.inf if value > 0 else -math.inf)
 
 
 def _with_bare_nonfinite(prepared: object, token: str, count: int) -> str | None:
