@@ -157,7 +157,7 @@ def spelled_array(column: pa.ChunkedArray | pa.Array, code: str, quoted: bool = 
             for start, end, summer in _seoul_summers():
                 offset[(us >= start) & (us < end)] = summer
         local = us + offset
-    text = _whole_seconds_text(local, micros, sep, suffix, quoted)
+    text = _text_from_tables(local, micros, sep, suffix, quoted)
     if text is not None:
         return text
     # Arrow writes "YYYY-MM-DD HH:MM:SS.ffffff"; isoformat drops a zero fraction
@@ -178,35 +178,48 @@ _DAY_US = 86_400 * 10**6
 _FIRST_DAY, _LAST_DAY = -719_162, 2_932_896  # 0001-01-01 and 9999-12-31: isoformat's four-digit years
 
 
-def _whole_seconds_text(local: np.ndarray, nulls_of: pa.Array, sep: str, suffix: str,
-                        quoted: bool) -> pa.Array | None:
-    """Wall-clock microseconds as isoformat(sep) + suffix writes them, when every value is a
-    whole second: one fixed-width row of bytes per value, its date and its time of day taken
-    from tables (measured: 2.6x faster than Arrow's cast to text and the replaces after it, on
-    100,000 values); null where `nulls_of` is. None where a value has a fraction of a second
-    (isoformat then writes one) or the days span more than the column has values (a table
-    would cost more)."""
+def _text_from_tables(local: np.ndarray, nulls_of: pa.Array, sep: str, suffix: str,
+                      quoted: bool) -> pa.Array | None:
+    """Wall-clock microseconds as isoformat(sep) + suffix writes them: a row of bytes per
+    value, its date and its time of day taken from tables, its fraction of a second (".ffffff",
+    written only where it is not zero) from its digits (measured: 2.6x faster than Arrow's cast
+    to text and the replaces after it, on 100,000 whole seconds); null where `nulls_of` is.
+    None where, outside 1900-2100 (whose table is built once), the days span more than the
+    column has values (a table of them would cost more)."""
     days, of_day = np.divmod(local, _DAY_US)
-    if (of_day % 10**6).any():
-        return None
+    seconds, micro = np.divmod(of_day, 10**6)
     first, last = int(days.min()), int(days.max())
-    if last - first > max(len(local), 1024) or first < _FIRST_DAY or last > _LAST_DAY:
-        return None
-    if _TABLE_FIRST <= first and last <= _TABLE_LAST:
+    if _TABLE_FIRST <= first and last <= _TABLE_LAST:  # however far apart: the table is built once
         dates, first = _common_dates(), _TABLE_FIRST
+    elif last - first > max(len(local), 1024) or first < _FIRST_DAY or last > _LAST_DAY:
+        return None
     else:
         dates = _date_texts(first, last)
+    fraction = micro != 0
+    fraction_width = 7 if fraction.any() else 0
     quote = 1 if quoted else 0
-    width = quote + 19 + len(suffix) + quote
+    width = quote + 19 + fraction_width + len(suffix) + quote
     rows = np.empty((len(local), width), np.uint8)
     rows[:, quote:quote + 10] = dates[days - first]
     rows[:, quote + 10] = ord(sep)
-    rows[:, quote + 11:quote + 19] = _time_texts()[of_day // 10**6]
+    rows[:, quote + 11:quote + 19] = _time_texts()[seconds]
+    at = quote + 19
+    if fraction_width:
+        rows[:, at] = ord(".")
+        for k in range(6):
+            rows[:, at + 1 + k] = ord("0") + micro // 10 ** (5 - k) % 10
     if suffix:
-        rows[:, quote + 19:quote + 19 + len(suffix)] = np.frombuffer(suffix.encode("ascii"), np.uint8)
+        rows[:, at + fraction_width:at + fraction_width + len(suffix)] = np.frombuffer(suffix.encode("ascii"), np.uint8)
     if quoted:
         rows[:, 0] = rows[:, -1] = ord('"')
-    offsets = np.arange(0, (len(local) + 1) * width, width, dtype=np.int32)
+    lengths = np.full(len(local), width, np.int64)
+    if fraction_width and not fraction.all():  # rows of whole seconds leave their fraction's place out
+        kept = np.ones(rows.shape, np.bool_)
+        kept[~fraction, at:at + fraction_width] = False
+        rows = rows[kept]  # row by row, in order
+        lengths[~fraction] -= fraction_width
+    offsets = np.zeros(len(local) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
     validity = None if nulls_of.null_count == 0 else nulls_of.is_valid().buffers()[1]
     return pa.StringArray.from_buffers(len(local), pa.py_buffer(offsets), pa.py_buffer(rows), validity,
                                        nulls_of.null_count)
