@@ -48,3 +48,27 @@ def test_an_empty_file_holds_no_task(tmp_path):
     (tmp_path / "t").mkdir()
     pq.write_table(_rows([], 1), tmp_path / "t" / "empty.parquet")
     assert RowFiles(str(tmp_path)).locate("t", ["empty.parquet"], ["a"]) == {"a": []}
+
+
+def test_a_point_reads_rows_are_split_as_any_reads_are():
+    """One task's rows take a shorter check (numpy on the int keys, one Arrow call on the ids)
+    than several tasks' do; both give each task its rows in (symbol_idx, seq) order, and never
+    another task's rows."""
+    from result_assets.store.row_locations import split_by_task
+
+    schema = pa.schema([("task_id", pa.string()), ("symbol_idx", pa.int32()), ("seq", pa.int32()), ("v", pa.int64())])
+
+    def rows(ids, keys):
+        return pa.table({"task_id": ids, "symbol_idx": [k[0] for k in keys], "seq": [k[1] for k in keys],
+                         "v": list(range(len(ids)))}, schema=schema)
+
+    def keys_of(table):
+        return list(zip(table["symbol_idx"].to_pylist(), table["seq"].to_pylist()))
+
+    in_order = rows(["a"] * 4, [(-1, 0), (0, 0), (0, 1), (1, 0)])
+    assert split_by_task(in_order, ["a"], schema)["a"].equals(in_order)
+    shuffled = rows(["a"] * 4, [(0, 1), (-1, 0), (1, 0), (0, 0)])
+    assert keys_of(split_by_task(shuffled, ["a"], schema)["a"]) == [(-1, 0), (0, 0), (0, 1), (1, 0)]
+    mixed = rows(["a", "b", "a"], [(0, 0), (0, 0), (0, 1)])
+    assert split_by_task(mixed, ["a"], schema)["a"]["task_id"].to_pylist() == ["a", "a"]
+    assert split_by_task(rows(["b", "b"], [(0, 0), (0, 1)]), ["a"], schema)["a"].num_rows == 0
