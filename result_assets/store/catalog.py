@@ -2,8 +2,8 @@
 symbol, plus the hot tier (application saves not flushed into Delta yet).
 
 A batch is published in one transaction (its rows sent as JSON with the upserts, one
-round trip), after its rows were proven: the catalog row is what makes a task visible to readers, and it names
-where its rows live (row_locations, or the hot tier).
+round trip), after its rows were proven: the catalog row is what makes a task visible to
+readers, and it names where its rows live (row_locations, or the hot tier).
 """
 from __future__ import annotations
 
@@ -186,6 +186,7 @@ class Catalog:
                          if t.task_id in demoted else t for t in tasks]
                 hot = {t: rows for t, rows in hot.items() if t not in demoted}
             while True:
+                # What is written after the savepoint is undone together when a task does not read back.
                 cur.execute("SAVEPOINT publish")
                 beside = [t for t in tasks if t.status == "failed" and t.task_id in published]
                 written = [t for t in tasks if not (t.status == "failed" and t.task_id in published)]

@@ -402,6 +402,10 @@ def test_hot_rows_the_server_stores_otherwise_are_caught_and_the_last_good_save_
     manager.close()
 
 
+def _backup_is_the_published_version(stores, task_id: str) -> bool:
+    return sha256_hex(stores.backups.read(task_id)) == stores.catalog.task(task_id)["source_sha256"]
+
+
 def test_a_failed_save_leaves_the_published_bytes_as_the_tasks_backup(stores, monkeypatch):
     """A save backs its bytes up before it publishes. When it then fails, they must not stay the
     task's current backup, which is its registered source: `status` called the task stale, and
@@ -416,8 +420,7 @@ def test_a_failed_save_leaves_the_published_bytes_as_the_tasks_backup(stores, mo
     with pytest.raises(ResultStoreError, match="not stored"):
         manager.save_result("failed_save_backup", small_document(strategy="rejected", n=7))
     monkeypatch.undo()
-    published = stores.catalog.task("failed_save_backup")["source_sha256"]
-    assert sha256_hex(stores.backups.read("failed_save_backup")) == published
+    assert _backup_is_the_published_version(stores, "failed_save_backup")
     assert {r["task_id"]: r["status"] for r in task_statuses(stores)}["failed_save_backup"] == "migrated"
     engine.run_batch(stores, engine.registered_sources(stores, ["failed_save_backup"]))  # a rematerialization
     assert manager.get_result("failed_save_backup")["strategy"] == "published"
@@ -444,8 +447,7 @@ def test_a_save_failing_while_its_backup_is_written_waits_for_it_before_putting_
     with pytest.raises(ResultStoreError, match="not stored"):
         manager.save_result("slow_backup", small_document(strategy="rejected", n=7))
     monkeypatch.undo()
-    published = stores.catalog.task("slow_backup")["source_sha256"]
-    assert sha256_hex(stores.backups.read("slow_backup")) == published
+    assert _backup_is_the_published_version(stores, "slow_backup")
     assert manager.get_result("slow_backup")["strategy"] == "published"
     manager.close()
 
