@@ -166,6 +166,24 @@ def test_fractions_of_a_second_are_spelled_from_the_tables_row_by_row(code, firs
         v if v is None or code == "ms" else f'"{v}"' for v in spelled]
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(SPELLINGS), min_size=2, max_size=4, unique=True),
+       st.lists(st.tuples(st.one_of(st.none(), st.integers(-2 * 10**9, 4 * 10**9)), st.integers(0, 3),
+                          st.sampled_from([0, 0, 250_000])), min_size=1, max_size=120))
+def test_a_field_mixing_spellings_is_spelled_row_by_row_as_render_timestamp_does(codes, rows):
+    """spelled_by_row: the commonest code spells the column, another code's rows are spelled
+    one by one when few and as a column when many; each row as render_timestamp writes it."""
+    import pyarrow as pa
+
+    from result_assets.legacy.spelled import spelled_by_row
+
+    micros = [None if second is None else second * 1_000_000 + fraction for second, _, fraction in rows]
+    digits = "".join(str(code % len(codes)) for _, code, _ in rows)
+    column = pa.chunked_array([pa.array(micros, pa.int64())]).cast(pa.timestamp("us", tz="UTC"))
+    assert spelled_by_row(column, codes, digits) == [
+        None if us is None else exact.render_timestamp(us, codes[int(d)]) for us, d in zip(micros, digits)]
+
+
 def test_a_writer_nothing_here_reproduces_gets_none():
     doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [
         {"timestamp": "2024-01-03T00:00:00Z", "type": "buy", "price": 1.5}]}]}
