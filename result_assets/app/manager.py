@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -38,7 +39,6 @@ from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, wr
 from result_assets.store.last_write import file_older_than_store
 from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
 from result_assets.store.stores import Stores
-from result_assets.threads import in_thread
 
 log = logging.getLogger("result_assets.app")
 
@@ -123,7 +123,7 @@ class ResultManager:
         raw, parsed = _serialize(task_id, document)
         if self.mode == DUAL_WRITE:
             # The file's write (mostly its fsync, a wait) runs beside the conversion (CPU).
-            writing = in_thread(self._write_json, task_id, raw)
+            writing = _in_thread(self._write_json, task_id, raw)
             planned = LegacyFile(task_id, str(self._json_path(task_id)), len(raw), 0)
             validated = convert(RawResult(planned, raw, sha256_hex(raw)), parsed)
             path, written = writing.result()
@@ -436,6 +436,21 @@ def _serialize(task_id: str, result: object) -> tuple[bytes, object | None]:
         return text.encode(), parsed
     except (TypeError, ValueError) as exc:
         raise ResultValidationError(f"task {task_id!r}: result is not JSON: {exc}") from None
+
+
+def _in_thread(work, *args) -> Future:
+    """work(*args) on a thread of its own (a thread per call: nothing to restart in a forked
+    child); its result or exception through the Future."""
+    future: Future = Future()
+
+    def run():
+        try:
+            future.set_result(work(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="result-assets-write", daemon=True).start()
+    return future
 
 
 def _check_task_id(task_id: str) -> None:

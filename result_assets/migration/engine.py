@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 
@@ -51,7 +50,6 @@ from result_assets.migration.verify import DEFAULT_COMPRESSION_GOAL, CheckOutcom
 from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.row_digest import rows_digest
-from result_assets.threads import in_thread
 
 
 
@@ -107,43 +105,28 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
     with clock.stage("read"):
         if raws is None:
             raws = [read_source(f, limit) for f in files]
-    backing_up = None
     with clock.stage("backup"):
-        if tier == "hot":
-            # An application's save: its backup (mostly the fsync, a wait) is written beside the
-            # encoding and check of its hot rows (CPU), and is whole before anything is judged or
-            # published. Its bytes are in hand (never streamed), so its facts need not wait.
-            backing_up = in_thread(save_backups, stores, raws)
-        else:
-            save_backups(stores, raws)
+        save_backups(stores, raws)
         backups = [_backup_fact(stores, r) for r in raws]
-    try:
-        with clock.stage("convert"):
-            validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)
-        del raws  # the largest thing held: the rows take over
-        # A migration publishes a file only over an older version: an application save published
-        # while this batch converted stays (store.last_write). An application's own save always wins.
-        return publish_batch(stores, validated, backups, compression_goal=compression_goal,
-                             keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
-                             sources=sources, newer_only=tier != "hot", backing_up=backing_up)
-    finally:
-        if backing_up is not None:
-            # Never return or raise with the backup still being written: a failed save's caller
-            # puts the published version's bytes back as the task's backup (manager.py).
-            backing_up.exception()
+    with clock.stage("convert"):
+        validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)
+    del raws  # the largest thing held: the rows take over
+    # A migration publishes a file only over an older version: an application save published
+    # while this batch converted stays (store.last_write). An application's own save always wins.
+    return publish_batch(stores, validated, backups, compression_goal=compression_goal,
+                         keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
+                         sources=sources, newer_only=tier != "hot")
 
 
 def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,
                   compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
                   tier: str = "delta", clock: _Clock | None = None,
                   records: dict[str, tuple[dict, str]] | None = None,
-                  sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False,
-                  backing_up: Future | None = None) -> BatchResult:
+                  sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
     tier in the catalog's own transaction instead of a Delta commit (application saves).
     A Delta batch holds the store write lock (shared) from its commit to its publication.
-    `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose).
-    `backing_up`: the batch's backups being written (run_batch), waited for before the checks."""
+    `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose)."""
     clock = clock or _Clock()
     lock = nullcontext() if tier == "hot" else stores.catalog.store_write_lock(exclusive=False)
     with lock:
@@ -161,9 +144,6 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 taken_out = _prove_read_back(validated, stored)
                 for task_id in taken_out:
                     hot.pop(task_id)
-            if backing_up is not None:
-                with clock.stage("backup"):
-                    backing_up.result()  # a backup that could not be written fails the save here
         else:
             with clock.stage("write"):
                 signals.commit, curves.commit = commit_rows(stores, ids, signals.table, curves.table)

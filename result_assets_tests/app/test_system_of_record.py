@@ -402,10 +402,6 @@ def test_hot_rows_the_server_stores_otherwise_are_caught_and_the_last_good_save_
     manager.close()
 
 
-def _backup_is_the_published_version(stores, task_id: str) -> bool:
-    return sha256_hex(stores.backups.read(task_id)) == stores.catalog.task(task_id)["source_sha256"]
-
-
 def test_a_failed_save_leaves_the_published_bytes_as_the_tasks_backup(stores, monkeypatch):
     """A save backs its bytes up before it publishes. When it then fails, they must not stay the
     task's current backup, which is its registered source: `status` called the task stale, and
@@ -420,36 +416,11 @@ def test_a_failed_save_leaves_the_published_bytes_as_the_tasks_backup(stores, mo
     with pytest.raises(ResultStoreError, match="not stored"):
         manager.save_result("failed_save_backup", small_document(strategy="rejected", n=7))
     monkeypatch.undo()
-    assert _backup_is_the_published_version(stores, "failed_save_backup")
+    published = stores.catalog.task("failed_save_backup")["source_sha256"]
+    assert sha256_hex(stores.backups.read("failed_save_backup")) == published
     assert {r["task_id"]: r["status"] for r in task_statuses(stores)}["failed_save_backup"] == "migrated"
     engine.run_batch(stores, engine.registered_sources(stores, ["failed_save_backup"]))  # a rematerialization
     assert manager.get_result("failed_save_backup")["strategy"] == "published"
-
-
-def test_a_save_failing_while_its_backup_is_written_waits_for_it_before_putting_back_the_published(
-        stores, monkeypatch):
-    """A save's backup is written on a thread beside the check of its hot rows. A save that fails
-    before the backup is done must wait for it: otherwise the published bytes, put back as the
-    task's backup, would be overwritten by the failed save's a moment later."""
-    manager = ResultManager("postgres-only", record_in_dagster=False)
-    manager.save_result("slow_backup", small_document(strategy="published", n=3))
-    real_save = type(stores.backups).save
-
-    def slow_save(self, *args, **kwargs):
-        time.sleep(0.5)
-        return real_save(self, *args, **kwargs)
-
-    def broken(*args, **kwargs):
-        raise OSError("encoding failed")
-
-    monkeypatch.setattr(type(stores.backups), "save", slow_save)
-    monkeypatch.setattr(engine.hot_rows, "encode", broken)
-    with pytest.raises(ResultStoreError, match="not stored"):
-        manager.save_result("slow_backup", small_document(strategy="rejected", n=7))
-    monkeypatch.undo()
-    assert _backup_is_the_published_version(stores, "slow_backup")
-    assert manager.get_result("slow_backup")["strategy"] == "published"
-    manager.close()
 
 
 def test_two_saves_of_one_task_leave_as_its_backup_what_the_catalog_publishes(stores, monkeypatch):
