@@ -126,6 +126,19 @@ def test_arrow_spells_as_render_timestamp_does():
             None if us is None else exact.render_timestamp(us, code) for us in micros]
 
 
+def _assert_spelled_as_render_timestamp(micros: list[int | None], code: str) -> None:
+    """spelled_array of a column of these instants gives render_timestamp's text, quoted or not."""
+    import pyarrow as pa
+
+    from result_assets.legacy.spelled import spelled_array
+
+    column = pa.chunked_array([pa.array(micros, pa.int64())]).cast(pa.timestamp("us", tz="UTC"))
+    spelled = [None if us is None else exact.render_timestamp(us, code) for us in micros]
+    assert spelled_array(column, code).to_pylist() == spelled
+    assert spelled_array(column, code, quoted=True).to_pylist() == [
+        v if v is None or code == "ms" else f'"{v}"' for v in spelled]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(SPELLINGS), st.integers(-719_000, 2_932_000), st.sampled_from([1, 60, 3600, 86_400, 86_400 * 400]),
        st.lists(st.one_of(st.none(), st.integers(0, 3000)), min_size=1, max_size=60), st.booleans())
@@ -133,18 +146,10 @@ def test_whole_seconds_are_spelled_from_tables_as_render_timestamp_does(code, fi
     """Columns take the date and time tables (spelled._text_from_tables); one whose days,
     outside 1900-2100, span more than its values takes Arrow's cast. Both give
     render_timestamp's text, quoted or not, nulls kept, at the ends of the calendar too."""
-    import pyarrow as pa
-
-    from result_assets.legacy.spelled import spelled_array
-
     lowest, highest = parse_timestamp("0001-01-02T00:00:00Z"), parse_timestamp("9999-12-30T00:00:00Z")
     micros = [None if k is None else min(max(first_day * 86_400_000_000 + k * step * 1_000_000 + fraction * 500, lowest),
                                          highest) for k in steps]
-    column = pa.chunked_array([pa.array(micros, pa.int64())]).cast(pa.timestamp("us", tz="UTC"))
-    spelled = [None if us is None else exact.render_timestamp(us, code) for us in micros]
-    assert spelled_array(column, code).to_pylist() == spelled
-    assert spelled_array(column, code, quoted=True).to_pylist() == [
-        v if v is None or code == "ms" else f'"{v}"' for v in spelled]
+    _assert_spelled_as_render_timestamp(micros, code)
 
 
 @settings(max_examples=200, deadline=None)
@@ -154,16 +159,8 @@ def test_whole_seconds_are_spelled_from_tables_as_render_timestamp_does(code, fi
 def test_fractions_of_a_second_are_spelled_from_the_tables_row_by_row(code, first_day, values):
     """A column mixing whole seconds and fractions: the tables write ".ffffff" only where a
     value has one, as isoformat does, quoted or not, nulls kept; over a century of days too."""
-    import pyarrow as pa
-
-    from result_assets.legacy.spelled import spelled_array
-
     micros = [None if v is None else first_day * 86_400_000_000 + v[0] * 3_700_000_000 + v[1] for v in values]
-    column = pa.chunked_array([pa.array(micros, pa.int64())]).cast(pa.timestamp("us", tz="UTC"))
-    spelled = [None if us is None else exact.render_timestamp(us, code) for us in micros]
-    assert spelled_array(column, code).to_pylist() == spelled
-    assert spelled_array(column, code, quoted=True).to_pylist() == [
-        v if v is None or code == "ms" else f'"{v}"' for v in spelled]
+    _assert_spelled_as_render_timestamp(micros, code)
 
 
 @settings(max_examples=150, deadline=None)

@@ -44,13 +44,19 @@ def iso_spelling(field: str, column: pa.ChunkedArray) -> list[str | None]:
 def key_ordered(table: pa.Table) -> pa.Table:
     """table in (symbol_idx, seq) order, the order rows go back to their lists in; sorted only
     when it is not already (the store reads a task's rows in that order)."""
-    if table.num_rows < 2:
-        return table
-    symbol_idx, seq = (table.column(name).to_numpy() for name in ("symbol_idx", "seq"))  # never null
-    a, b = symbol_idx[:-1], symbol_idx[1:]
-    if np.all((a < b) | ((a == b) & (seq[:-1] <= seq[1:]))):  # what a stable sort would keep as it is
+    if in_key_order(table):
         return table
     return table.take(pc.sort_indices(table, sort_keys=[("symbol_idx", "ascending"), ("seq", "ascending")]))
+
+
+def in_key_order(table: pa.Table) -> bool:
+    """Whether table's rows are in (symbol_idx, seq) order already, ties as a stable sort keeps
+    them (numpy on the two int columns, never null)."""
+    if table.num_rows < 2:
+        return True
+    symbol_idx, seq = (table.column(name).to_numpy() for name in ("symbol_idx", "seq"))
+    a, b = symbol_idx[:-1], symbol_idx[1:]
+    return bool(np.all((a < b) | ((a == b) & (seq[:-1] <= seq[1:]))))
 
 
 def _grouped_rows(table: pa.Table, to_dicts):

@@ -125,11 +125,12 @@ def spelled_by_row(column: pa.ChunkedArray, codes: list[str], digits: str) -> li
     commonest, others = found
     values = spelled_column(column, codes[commonest])
     for k, rows in others.items():
+        taken = column.take(rows)
         if len(rows) <= _FEW_ROWS:
-            instants = column.take(rows).cast(pa.int64()).to_pylist()
+            instants = taken.cast(pa.int64()).to_pylist()
             spelled = [None if us is None else render_timestamp(us, codes[k]) for us in instants]
         else:
-            spelled = spelled_column(column.take(rows), codes[k])
+            spelled = spelled_column(taken, codes[k])
         for i, value in zip(rows.tolist(), spelled):
             values[i] = value
     return values

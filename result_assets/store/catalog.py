@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import json
-import math
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -89,7 +88,6 @@ class SymbolRow:
 
 TASK_COLUMNS = [f.name for f in fields(TaskRow)]
 SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
-_JSONB = {"params", "warnings", "row_locations"}
 
 
 @dataclass(frozen=True)
@@ -614,23 +612,12 @@ _PUBLISH = _publish_statement()
 
 
 def _json_rows(rows: list, columns: list[str]) -> str:
-    """rows as a JSON array of objects, for json_populate_recordset: each value as the column
-    can hold it (jsonb columns as JSON, text through pg_text, non-finite floats as their
+    """rows as a JSON array of objects, for json_populate_recordset: each value as jsonb_safe
+    makes it, which is what each column can hold (jsonb columns as JSON, text through pg_text
+    since Postgres text holds neither NUL nor lone surrogates, non-finite floats as their
     names, which float8 reads)."""
-    return json.dumps([{c: _json_cell(c, getattr(row, c)) for c in columns} for row in rows],
+    return json.dumps([{c: jsonb_safe(getattr(row, c)) for c in columns} for row in rows],
                       ensure_ascii=False, allow_nan=False)
-
-
-def _json_cell(column: str, value):
-    if value is None:
-        return None
-    if column in _JSONB:
-        return jsonb_safe(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, str):
-        return pg_text(value)  # Postgres text holds neither NUL nor lone surrogates
-    return value
 
 
 def _record_failures(cur, failed: list[TaskRow], written: set[str]) -> None:
