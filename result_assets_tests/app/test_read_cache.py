@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
+import marshal
+import math
 import subprocess
 import sys
 
@@ -101,7 +102,7 @@ def test_a_bulk_read_takes_from_the_cache_but_does_not_fill_it(cache_on):
 
 def test_the_cache_stays_within_its_bound_least_recently_used_out_first():
     documents = {f"t{i}": small_document(strategy=f"s{i}", n=40) for i in range(10)}
-    one = max(len(pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)) for d in documents.values())
+    one = max(len(marshal.dumps(d)) for d in documents.values())
     too_small = ReadCache(max_bytes=one * LARGEST_SHARE - LARGEST_SHARE)  # an entry over its share
     too_small.put(("t0", 1), documents["t0"])
     assert too_small.stats().entries == 0
@@ -120,6 +121,23 @@ def test_the_cache_stays_within_its_bound_least_recently_used_out_first():
     cache.put(("t0", 2), documents["t3"])  # replaces t0's old version
     assert cache.stats().entries == 8 and cache.get(("t0", 1)) is None
     assert cache.get(("t0", 2))["strategy"] == "s3"
+
+
+def test_a_cached_document_keeps_what_json_keeps_and_one_it_cannot_hold_is_not_kept():
+    """NaN, -0.0, an int past 64 bits, int against float and key order come back as they went
+    in; a document nested past what the cache writes is simply not kept."""
+    document = {"z": [math.nan, -0.0, 10**30, 1, 1.0, True, None], "a": {"é": "\u2028", "b": [{}]}}
+    cache = ReadCache(max_bytes=1 << 20)
+    cache.put(("t", 1), document)
+    got = cache.get(("t", 1))
+    assert json.dumps(got) == json.dumps(document) and list(got) == ["z", "a"]
+    assert [type(v) for v in got["z"]] == [float, float, int, int, float, bool, type(None)]
+    assert math.copysign(1, got["z"][1]) == -1 and got is not cache.get(("t", 1))
+    deep: list = []
+    for _ in range(3000):
+        deep = [deep]
+    cache.put(("deep", 1), {"nested": deep})
+    assert cache.get(("deep", 1)) is None and cache.stats().entries == 1
 
 
 def test_zero_turns_it_off_and_a_bad_value_is_one_line(project_home):
