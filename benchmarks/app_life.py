@@ -6,7 +6,9 @@ Dagster instance), then N saves of 100-signal tasks. Figures are taken after the
 100 saves, after all N, and after a maintain() run plus 100 more saves. Reads repeat a
 fixed set of small (<200 KB) and large (>1 MB) tasks, each read once untimed first (so,
 in the store's modes, from the process's read cache); the same small and migrated tasks are
-also read once each with the cache emptied first ("first read"); the bulk read, after N saves (so
+also read once each with the cache emptied first ("first read"), and the migrated ones in
+neither cache alternated with json-only's read of the same file (a ratio taken in one
+moment, not across phases minutes apart on a noisy machine); the bulk read, after N saves (so
 there are 1,000 to read), is the first 1,000 saved tasks in one get_results call (a loop
 of get_result where the manager has none). Prints a markdown table (ratios against
 json-only, targets beside) and writes the figures to <workdir>/app_life.json. Judges
@@ -151,6 +153,26 @@ def cold_reads(manager, ids: list[str], unserved: bool = False) -> float:
     return statistics.median(samples)
 
 
+def paired_cold_reads(manager, files, ids: list[str], rounds: int = 3) -> tuple[float, float]:
+    """(p50 of json-only's read of each task's legacy file, p50 of the store's first read of
+    it in neither cache), the two read one right after the other, in turns which goes first:
+    both move with this machine's noise alike, which separate phases minutes apart do not.
+    `files`: a json-only ResultManager over the folder the files were migrated from."""
+    from_file, from_store = [], []
+    for k in range(rounds):
+        for task_id in ids:
+            cache, serving = _read_cache(manager), _serving_cache(manager)
+            if cache is not None:
+                cache.clear()
+            if serving is not None:
+                serving.forget([task_id])
+            for which in ((files, manager) if k % 2 == 0 else (manager, files)):
+                started = time.perf_counter()
+                which.get_result(task_id)
+                (from_file if which is files else from_store).append(time.perf_counter() - started)
+    return statistics.median(from_file), statistics.median(from_store)
+
+
 def _serving_cache(manager):
     stores = manager.__dict__.get("stores")
     cache = getattr(stores, "serving_cache", None)
@@ -215,7 +237,8 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
         manager = ResultManager(mode, source_dir=None if mode == "postgres-only" else home / "source",
                                 record_in_dagster=params.record_in_dagster)
         try:
-            migrate_legacy(manager, mode, home, corpus.migrated)
+            folder = migrate_legacy(manager, mode, home, corpus.migrated)
+            files = ResultManager("json-only", source_dir=folder, record_in_dagster=False)  # never opens a store
             started = time.perf_counter()
             for tid, doc in corpus.large.items():
                 manager.save_result(tid, doc)
@@ -249,6 +272,10 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
                         fig[f"{block}.get_small_unserved.p50"] = cold_reads(manager, corpus.small, unserved=True)
                     fig[f"{block}.get_migrated_unserved.p50"] = cold_reads(manager, list(corpus.migrated),
                                                                            unserved=True)
+                if mode != "json-only":  # the same files, read by json-only in the same moment
+                    file_p50, store_p50 = paired_cold_reads(manager, files, list(corpus.migrated))
+                    fig[f"{block}.get_migrated_paired.file"], fig[f"{block}.get_migrated_paired.store"] = \
+                        file_p50, store_p50
                 if corpus.small:
                     for name, value in timed_reads(manager, corpus.small, params.reads).items():
                         fig[f"{block}.get_small.{name}"] = value
@@ -303,10 +330,11 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
     return {"figures": fig, "notes": notes}
 
 
-def migrate_legacy(manager, mode: str, home: Path, files: dict[str, bytes]) -> None:
+def migrate_legacy(manager, mode: str, home: Path, files: dict[str, bytes]) -> Path:
     """The legacy files under the mode's JSON folder (where json-only reads them); in the
     other modes also migrated into the store, through the engine a `migrate` run uses (its
-    proofs and publication; the Dagster events of a run are not what is measured here)."""
+    proofs and publication; the Dagster events of a run are not what is measured here).
+    Returns the folder."""
     from result_assets.migration.engine import run_batch
     from result_assets.migration.sources import stat_legacy_file
 
@@ -319,6 +347,7 @@ def migrate_legacy(manager, mode: str, home: Path, files: dict[str, bytes]) -> N
         failed = [v.task_id for v in batch.validated if v.status != "migrated"]
         if failed:
             raise RuntimeError(f"migrating the legacy files failed for {failed[:3]}")
+    return folder
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -341,7 +370,9 @@ def rows(corpus: Corpus, params: Params) -> list[tuple[str, str, str]]:
             ("first.get_small_cold.p50", f"{small}, first read (read cache empty) p50", "<= 2x json-only"),
             ("first.get_migrated_cold.p50", f"{migrated}, first read (read cache empty) p50", "<= 2x json-only"),
             ("first.get_small_unserved.p50", f"{small}, first read, in neither cache p50", ""),
-            ("first.get_migrated_unserved.p50", f"{migrated}, first read, in neither cache p50", "")]
+            ("first.get_migrated_unserved.p50", f"{migrated}, first read, in neither cache p50", ""),
+            ("first.get_migrated_paired.store", f"{migrated}, first read in neither cache, alternated with "
+             f"json-only's read of the file (p50; ratio to that read)", "<= 2x json-only")]
     per_block = len(out) - 1
     for block, title in (("after_n", f"after {n} saves, no maintenance"),
                          ("after_maint", f"after {n} saves + maintain(), {corpus.window} more saves")):
@@ -354,7 +385,7 @@ def rows(corpus: Corpus, params: Params) -> list[tuple[str, str, str]]:
         out.append((f"{block}.bulk", f"bulk read of {bulk} tasks (total)", "<= 1x JSON files"))
     out += [("#read_cache", "the read cache at the end (per process, RESULT_READ_CACHE_MB; not stored bytes)", ""),
             ("read_cache.hits", "hits", ""), ("read_cache.misses", "misses", ""),
-            ("read_cache.mb", "MB held (pickled documents)", ""), ("read_cache.max_mb", "MB bound", "")]
+            ("read_cache.mb", "MB held (marshalled documents)", ""), ("read_cache.max_mb", "MB bound", "")]
     out += [("#serving_cache", "the serving cache at the end (shared, RESULT_SERVING_CACHE_MB; not in stored bytes)", ""),
             ("serving_cache.entries", "files held", ""), ("serving_cache.mb", "MB held (zstd)", ""),
             ("serving_cache.file_mb", "MB as files", ""), ("serving_cache.max_mb", "MB bound", "")]
@@ -373,6 +404,9 @@ def cell(key: str, mode: str, results: dict) -> str:
             return notes["maintain"]
         return "-"
     value = fig[key]
+    if key.endswith("_paired.store"):  # its own baseline, read in the same moment
+        base = fig[key.removesuffix("store") + "file"]
+        return f"{value * 1000:.1f} ms ({value / base:.1f}x of {base * 1000:.1f} ms)"
     if key.startswith(("read_cache.", "serving_cache.")):
         return f"{value:.1f}" if key.endswith("mb") else f"{value:,}"
     ms = value * 1000
