@@ -203,8 +203,9 @@ def test_orjson_float_spellings_are_number_patches():
 def test_orjsons_own_text_is_written_by_orjson_again():
     """An application's save is orjson's text of its document (dumps_document): the Spelling
     says so, the file is written again by orjson from the rebuilt document, and needs no
-    number patch for the floats orjson spells otherwise than repr. Not with a bare NaN
-    (dumps_document puts those back itself): the columns write that file."""
+    number patch for the floats orjson spells otherwise than repr; NaN and infinities in the
+    skeleton written bare (dumps_document puts them back itself). Not with one in the rows:
+    the columns write that file."""
     doc = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [
         {"timestamp": "2024-01-03T00:00:00Z", "type": "buy", "price": 5.9664421070415585e-05, "reason": "익절"},
         {"timestamp": "2024-01-03T01:00:00Z", "type": "sell", "price": 1e-07, "exit_timestamp": None}]}]}
@@ -224,10 +225,22 @@ def test_orjsons_own_text_is_written_by_orjson_again():
     spelling = learn("t", as_string)
     assert spelling.by_orjson and list(spelling.rows) == ["signals:0:0"]
     assert regenerated("t", as_string) == as_string
-    with_nan = dumps_document({**doc, "summary": {"sharpe_ratio": math.nan}}).encode()
+    # NaN and infinities in the skeleton (an application's metrics) are written bare by orjson
+    # from the rebuilt document, as dumps_document puts them back; readers get floats
+    with_nan = dumps_document({**doc, "summary": {"sharpe_ratio": math.nan, "profit_factor": -math.inf,
+                                                  "sortino": [math.inf, 1.5]}}).encode()
+    assert b":NaN" in with_nan and b":-Infinity" in with_nan and b"[Infinity," in with_nan
     spelling = learn("t", with_nan)
-    assert spelling is not None and not spelling.by_orjson and "by_orjson" not in spelling.to_json()
+    assert spelling.by_orjson and spelling.numbers == []
     assert regenerated("t", with_nan) == with_nan
+    read = exact.file_document(*stored("t", with_nan), spelling.to_json(), None)
+    assert json.dumps(read) == json.dumps(parse_document(with_nan)) and type(read["summary"]["sharpe_ratio"]) is float
+    # one in the rows: the columns write that file
+    in_row = dumps_document({**doc, "symbols": [{"symbol": "A", "signals": [
+        {**doc["symbols"][0]["signals"][0], "quantity": math.inf}]}]}).encode()
+    spelling = learn("t", in_row)
+    assert spelling is not None and not spelling.by_orjson and "by_orjson" not in spelling.to_json()
+    assert regenerated("t", in_row) == in_row
 
 
 def test_a_compact_file_with_ascii_escapes_is_not_taken_for_orjsons_text():

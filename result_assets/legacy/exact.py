@@ -95,13 +95,40 @@ class Spelling:
 
 def rebuild(skeleton_text: str, signals, curves, timestamps: dict[str, str] | None = None,
             row_timestamps: dict[str, list] | None = None, spelled: dict[str, list] | None = None,
-            null_keys: list[str] | None = None) -> dict:
+            null_keys: list[str] | None = None, bare_nonfinite: bool = False) -> dict:
     """The document rebuilt from a skeleton's stored text and rows, its timestamps spelled
     as `timestamps` says (default ISO 8601 UTC), row by row where `row_timestamps` says,
-    the nulls of the `null_keys` fields written out."""
+    the nulls of the `null_keys` fields written out. `bare_nonfinite`: for writing it with
+    orjson, the skeleton's NaN and infinities as their bare literals (orjson.Fragment)."""
     spell = None if not timestamps and not row_timestamps and not spelled else \
         _spelled(timestamps or {}, row_timestamps or {}, spelled or {})
-    return reconstruct(parse_written(skeleton_text.encode()), signals, curves, spell, frozenset(null_keys or ()))
+    skeleton = parse_written(skeleton_text.encode())
+    if bare_nonfinite and _nonfinite_literals(skeleton_text.encode()):
+        skeleton = _as_fragments(skeleton)
+    return reconstruct(skeleton, signals, curves, spell, frozenset(null_keys or ()))
+
+
+def _as_fragments(value: object) -> object:
+    """value (a parsed skeleton) with each non-finite float as the literal JSON text
+    dumps_document writes for it: orjson writes a Fragment as it is, and a float NaN as null."""
+    t = type(value)
+    if t is float:
+        return value if value - value == 0.0 else _FRAGMENT_OF[repr(value)]
+    if t is dict:
+        return {k: _as_fragments(v) for k, v in value.items()}
+    if t is list:
+        return [_as_fragments(v) for v in value]
+    return value
+
+
+_FRAGMENT_OF = {"nan": orjson.Fragment(b"NaN"), "inf": orjson.Fragment(b"Infinity"),
+                "-inf": orjson.Fragment(b"-Infinity")}
+
+
+def _nonfinite_literals(text: bytes) -> int:
+    """How many times NaN or Infinity is spelled in text (as a value or not)."""
+    return (0 if find_from_first(text, b"NaN") == -1 else text.count(b"NaN")) + \
+        (0 if find_from_first(text, b"Infinity") == -1 else text.count(b"Infinity"))
 
 
 def file_document(skeleton_text: str, signals, curves, spelling: str | None, exact_text: str | None,
@@ -171,7 +198,7 @@ def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_
         return dumps_document(rebuild(skeleton_text, signals, curves)).encode()
     parsed = Spelling.from_json(spelling)
     if parsed.by_orjson:
-        written = orjson_text(rebuilt_file(skeleton_text, signals, curves, parsed))
+        written = orjson_text(rebuilt_file(skeleton_text, signals, curves, parsed, bare_nonfinite=True))
         if written is not None and (sha256 is None or hashlib.sha256(written).hexdigest() == sha256):
             return written
     written = _from_columns(skeleton_text, signals, curves, parsed, sha256)
@@ -181,11 +208,11 @@ def file_bytes(skeleton_text: str, signals, curves, spelling: str | None, exact_
 
 
 def rebuilt_file(skeleton_text: str, signals, curves, spelling: Spelling,
-                 spelled: dict[str, list] | None = None) -> dict:
+                 spelled: dict[str, list] | None = None, bare_nonfinite: bool = False) -> dict:
     """The file's document, rebuilt and patched as its Spelling says (`spelled`: timestamp
-    fields already spelled, as rebuild takes them)."""
+    fields already spelled, as rebuild takes them; `bare_nonfinite`: as rebuild takes it)."""
     return apply(rebuild(skeleton_text, signals, curves, spelling.timestamps, spelling.row_timestamps, spelled,
-                         spelling.null_keys), spelling)
+                         spelling.null_keys, bare_nonfinite), spelling)
 
 
 def orjson_text(document: object) -> bytes | None:
@@ -279,16 +306,17 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     # patches are known without rebuilding the document (measured: a 312 KB file with 33
     # such rows, 30 -> 20 ms); the bytes still decide.
     spelling.rows = _numeric_string_patches(source) if numbers_as_strings else {}
-    orjsons = _maybe_orjsons_text(raw)
+    orjsons = _maybe_orjsons_text(raw, skeleton_text)
+    bare = orjsons and _nonfinite_literals(skeleton_text.encode()) > 0  # orjson's text needs Fragments
     rebuilt = None  # the document rebuilt for orjson's text, kept for the row patches below if unpatched
     found = None
     if orjsons:
         if spelling.rows:
             spelling.rows = Spelling.from_json(spelling.to_json()).rows  # what readers will apply
         document = rebuilt_file(skeleton_text, signals, curves, spelling,
-                                {k: v for k, v in uniform.items() if v is not None})
+                                {k: v for k, v in uniform.items() if v is not None}, bare_nonfinite=True)
         found = _written_by_orjson(raw, spelling, document)
-        rebuilt = None if spelling.rows else document
+        rebuilt = None if spelling.rows or bare else document  # a Fragment is no float to compare or dump
     if found is None:
         found = _written_as(raw, spelling, _writer(skeleton_text, signals, curves, None), islice(_styles(raw), 1))
     if found is not None:
@@ -305,16 +333,22 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
             spelling.rows[key] = _row_patch(row, source_row)
     spelling.rows = Spelling.from_json(spelling.to_json()).rows  # what readers will apply
     apply(rebuilt, spelling)
-    found = _written_by_orjson(raw, spelling, rebuilt) if orjsons else None
+    if orjsons:  # written as file_bytes writes it (the Fragments in a rebuild of their own)
+        found = _written_by_orjson(raw, spelling, rebuilt_file(skeleton_text, signals, curves, spelling,
+                                                               bare_nonfinite=True) if bare else rebuilt)
     return found or _written_as(raw, spelling, _writer(skeleton_text, signals, curves, rebuilt), _styles(raw))
 
 
-def _maybe_orjsons_text(raw: bytes) -> bool:
-    """Whether raw may be orjson's text of its document: one line, no spaces, no bare NaN or
-    Infinity (orjson writes those as null; dumps_document puts them back itself)."""
+def _maybe_orjsons_text(raw: bytes, skeleton_text: str = "{}") -> bool:
+    """Whether raw may be orjson's text of its document, as dumps_document writes it: one
+    line, no spaces, and any NaN or Infinity in the skeleton (orjson writes those as null;
+    dumps_document puts them back bare, and the rebuild can do the same for the skeleton's
+    own: an application's metrics, where its non-finite floats sit). A NaN in the rows is
+    left to the column writer: counted here as one NaN or Infinity more in raw than in the
+    skeleton's text (a string holding the word counts too; that only costs the try)."""
     indent, _, compact = next(_styles(raw))
-    return indent is None and compact and find_from_first(raw, b"NaN") == -1 and \
-        find_from_first(raw, b"Infinity") == -1 and not _escapes_orjson_never_writes(raw)
+    return indent is None and compact and not _escapes_orjson_never_writes(raw) and \
+        _nonfinite_literals(raw) == _nonfinite_literals(skeleton_text.encode())
 
 
 def _escapes_orjson_never_writes(raw: bytes) -> bool:

@@ -201,7 +201,16 @@ _V8 = """
 COMMENT ON COLUMN tasks.spelling IS 'legacy/exact.py Spelling as JSON (schema 8: may hold row_timestamps, null_keys, by_orjson)';
 """
 
-STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8)]
+# Version 9: a `by_orjson` file may hold bare NaN and infinities in its skeleton (an
+# application's metrics), which orjson writes as null unless the rebuild hands it their
+# literals; code of version 8 would export such a file with null in their place. No table
+# changes, as for version 4.
+_V9 = """
+COMMENT ON COLUMN tasks.spelling IS 'legacy/exact.py Spelling as JSON (schema 9: may hold row_timestamps, null_keys, by_orjson, whose skeleton may hold NaN)';
+"""
+
+STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8),
+                                (9, _V9)]
 SCHEMA_VERSION = STEPS[-1][0]
 UPGRADE_COMMAND = "result-assets db upgrade"
 

@@ -17,7 +17,7 @@ import pytest
 
 from result_assets import ResultManager
 from result_assets.assets.report import maintenance_markdown
-from result_assets.legacy import dumps_document, parse_document
+from result_assets.legacy import dumps_document, exact, parse_document
 from result_assets.migration.engine import run_batch
 from result_assets.migration.maintenance import maintain
 from result_assets.migration.sources import stat_legacy_file
@@ -186,6 +186,11 @@ def test_a_saved_file_a_read_fills_again_is_the_saved_file(serving_on, monkeypat
     monkeypatch.setattr(reader, "read_rows", tables_unread)
     assert reader.file_bytes(m.stores, ["serve_f"]) == {"serve_f": saved}
     assert text(manager().get_result("serve_f")) == text(first) == text(parse_document(saved))
+    # and from the rows: orjson's text (the proof's writer), a non-finite metric written bare
+    monkeypatch.undo()
+    m.stores.serving_cache.forget(["serve_f"])
+    assert reader.file_bytes(m.stores, ["serve_f"]) == {"serve_f": saved}
+    assert exact.Spelling.from_json(m.stores.catalog.task("serve_f")["spelling"]).by_orjson
     m.close()
 
 
