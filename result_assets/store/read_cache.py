@@ -5,10 +5,11 @@ times json.loads of its file); a cached one costs marshal.loads, about a fifth o
 of the same file (measured: docs/performance.md "The read cache"). marshal, not pickle: a
 document holds only JSON's types, which marshal writes in half pickle's time (a put is on a
 first read's path: 0.34 against 0.67 ms for a 279 KB file's document) and reads 15% faster.
-Its format changes between Python versions, which a cache inside one process never sees. Every read still asks
-the catalog first, and an entry is keyed by what that row says of the published version
-(task, catalog version, publication time, the source's SHA-256), so a new save, a
-re-migration or a rollback is never answered from the cache, whichever process wrote it.
+Its format changes between Python versions, which a cache inside one process never sees.
+
+Every read still asks the catalog first, and an entry is keyed by what that row says of the
+published version (task, catalog version, publication time, the source's SHA-256), so a new
+save, a re-migration or a rollback is never answered from the cache, whichever process wrote it.
 Maintenance moves rows without changing a document, so cached entries outlive it.
 
 Bounded by RESULT_READ_CACHE_MB (marshalled bytes, per process; 0 turns it off), least
@@ -66,7 +67,7 @@ class ReadCache:
                 return None
             self._entries.move_to_end(key[0])
             self._stats.hits += 1
-        with cyclic_gc_paused():  # measured: a 3 MB document's pickle.loads 10.4 -> 8.8 ms
+        with cyclic_gc_paused():  # measured with pickle.loads: a 3 MB document 10.4 -> 8.8 ms
             return marshal.loads(entry[1])  # noqa: S302 - marshalled by this process, never read from outside
 
     def held(self, task_ids: list[str]) -> dict[str, tuple[int, str]]:
