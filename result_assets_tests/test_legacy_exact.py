@@ -243,6 +243,27 @@ def test_orjsons_own_text_is_written_by_orjson_again():
     assert regenerated("t", in_row) == in_row
 
 
+_METRIC = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(metrics=st.dictionaries(st.sampled_from(["sharpe_ratio", "profit_factor", "sortino", "calmar"]),
+                               st.one_of(_METRIC, st.lists(_METRIC, max_size=3)), max_size=4),
+       row_value=st.sampled_from([1.5, math.nan, -math.inf]), word=st.booleans())
+def test_a_saves_text_with_nonfinite_floats_anywhere_comes_back_byte_for_byte(metrics, row_value, word):
+    """dumps_document's text of a save whose non-finite floats stand anywhere in its skeleton
+    (and maybe in a row, and maybe the word NaN in a string): written again byte for byte; by
+    orjson whenever the rows hold none, by the columns otherwise."""
+    doc = {"strategy": "NaN hunter" if word else "s", "metrics": metrics, "symbols": [{"symbol": "A", "signals": [
+        {"timestamp": "2024-01-03T00:00:00Z", "type": "buy", "price": row_value},
+        {"timestamp": "2024-01-03T01:00:00Z", "type": "sell", "price": 2.5, "exit_timestamp": None}]}]}
+    raw = dumps_document(doc).encode()
+    assert regenerated("t", raw) == raw
+    assert learn("t", raw).by_orjson == math.isfinite(row_value)
+    read = exact.file_document(*stored("t", raw), learn("t", raw).to_json(), None)
+    assert json.dumps(read) == json.dumps(parse_document(raw))
+
+
 def test_a_compact_file_with_ascii_escapes_is_not_taken_for_orjsons_text():
     """orjson escapes only control characters: a one-line compact file with \\u escapes of
     other characters (json.dumps's ensure_ascii) skips the rebuild that orjson's route costs,
