@@ -306,15 +306,16 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     # patches are known without rebuilding the document (measured: a 312 KB file with 33
     # such rows, 30 -> 20 ms); the bytes still decide.
     spelling.rows = _numeric_string_patches(source) if numbers_as_strings else {}
-    orjsons = _maybe_orjsons_text(raw, skeleton_text)
-    bare = orjsons and _nonfinite_literals(skeleton_text.encode()) > 0  # orjson's text needs Fragments
+    in_skeleton = _nonfinite_literals(skeleton_text.encode())
+    orjsons = _maybe_orjsons_text(raw, in_skeleton)
+    bare = orjsons and in_skeleton > 0  # orjson's text needs Fragments
     rebuilt = None  # the document rebuilt for orjson's text, kept for the row patches below if unpatched
     found = None
     if orjsons:
         if spelling.rows:
             spelling.rows = Spelling.from_json(spelling.to_json()).rows  # what readers will apply
         document = rebuilt_file(skeleton_text, signals, curves, spelling,
-                                {k: v for k, v in uniform.items() if v is not None}, bare_nonfinite=True)
+                                {k: v for k, v in uniform.items() if v is not None}, bare_nonfinite=bare)
         found = _written_by_orjson(raw, spelling, document)
         rebuilt = None if spelling.rows or bare else document  # a Fragment is no float to compare or dump
     if found is None:
@@ -339,16 +340,17 @@ def learn(raw: bytes, source: object, skeleton_text: str, signals, curves,
     return found or _written_as(raw, spelling, _writer(skeleton_text, signals, curves, rebuilt), _styles(raw))
 
 
-def _maybe_orjsons_text(raw: bytes, skeleton_text: str = "{}") -> bool:
+def _maybe_orjsons_text(raw: bytes, skeleton_nonfinite: int = 0) -> bool:
     """Whether raw may be orjson's text of its document, as dumps_document writes it: one
     line, no spaces, and any NaN or Infinity in the skeleton (orjson writes those as null;
     dumps_document puts them back bare, and the rebuild can do the same for the skeleton's
     own: an application's metrics, where its non-finite floats sit). A NaN in the rows is
     left to the column writer: counted here as one NaN or Infinity more in raw than in the
-    skeleton's text (a string holding the word counts too; that only costs the try)."""
+    skeleton's text, whose count is `skeleton_nonfinite` (_nonfinite_literals; a string
+    holding the word counts too: that only costs the try)."""
     indent, _, compact = next(_styles(raw))
     return indent is None and compact and not _escapes_orjson_never_writes(raw) and \
-        _nonfinite_literals(raw) == _nonfinite_literals(skeleton_text.encode())
+        _nonfinite_literals(raw) == skeleton_nonfinite
 
 
 def _escapes_orjson_never_writes(raw: bytes) -> bool:
