@@ -141,12 +141,7 @@ def cold_reads(manager, ids: list[str], unserved: bool = False) -> float:
     the process's filler thread, and the next forget waits for it)."""
     samples = []
     for task_id in ids:
-        cache = _read_cache(manager)
-        if cache is not None:
-            cache.clear()
-        serving = _serving_cache(manager)
-        if unserved and serving is not None:
-            serving.forget([task_id])
+        _empty_caches(manager, task_id, unserved)
         started = time.perf_counter()
         manager.get_result(task_id)
         samples.append(time.perf_counter() - started)
@@ -161,16 +156,21 @@ def paired_cold_reads(manager, files, ids: list[str], rounds: int = 3) -> tuple[
     from_file, from_store = [], []
     for k in range(rounds):
         for task_id in ids:
-            cache, serving = _read_cache(manager), _serving_cache(manager)
-            if cache is not None:
-                cache.clear()
-            if serving is not None:
-                serving.forget([task_id])
+            _empty_caches(manager, task_id, unserved=True)
             for which in ((files, manager) if k % 2 == 0 else (manager, files)):
                 started = time.perf_counter()
                 which.get_result(task_id)
                 (from_file if which is files else from_store).append(time.perf_counter() - started)
     return statistics.median(from_file), statistics.median(from_store)
+
+
+def _empty_caches(manager, task_id: str, unserved: bool) -> None:
+    """The read cache emptied; `unserved`: the task's serving-cache entry dropped too."""
+    cache, serving = _read_cache(manager), _serving_cache(manager)
+    if cache is not None:
+        cache.clear()
+    if unserved and serving is not None:
+        serving.forget([task_id])
 
 
 def _serving_cache(manager):
