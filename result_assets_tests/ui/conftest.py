@@ -75,7 +75,20 @@ def _start(args: list[str], log: Path, env: dict) -> subprocess.Popen:
     with log.open("wb") as out:
         # A process group of its own: the webserver and daemon start code servers we must stop too.
         return subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_terminated_with_parent)
+
+
+def _terminated_with_parent() -> None:
+    """In the child, before exec: killed when the test process dies. A run killed mid-test
+    (a timeout, a second Ctrl-C) skips the fixture's stop, and a daemon of a session of its
+    own would otherwise poll the test home's Postgres for ever (found: one left an hour).
+    SIGKILL, not SIGTERM: the webserver takes a first SIGTERM as a graceful shutdown that
+    did not end (measured: still up a minute later). Their code servers stop by themselves
+    when no heartbeat comes (`dagster api grpc --heartbeat`)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _group_alive(pgid: int) -> bool:
