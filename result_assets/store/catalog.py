@@ -7,6 +7,7 @@ readers, and it names where its rows live (row_locations, or the hot tier).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import json
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
 
@@ -120,6 +122,7 @@ class Catalog:
     def __init__(self, url: str):
         self.url = url
         self._conn = None
+        self._prepared_on, self._prepared = None, set()  # the connection, and what it has prepared
 
     def connect(self):
         if self._conn is None or self._conn.closed:
@@ -468,11 +471,38 @@ class Catalog:
         travels as hex text)."""
         asked = set(task_ids)
         held = {t: v for t, v in (held or {}).items() if t in asked}
-        params = {"ids": list(task_ids), "held_ids": list(held), "held_versions": [v for v, _ in held.values()],
-                  "held_sha256": [sha256 for _, sha256 in held.values()]}
         with self.one_statement() as cur:
-            cur.execute(_TASKS[served, bool(held)], params)
+            if len(asked) == 1 and cur.connection.autocommit:  # a point read: planned once per session
+                (task_id,) = asked
+                self._execute_prepared(cur, _ONE_TASK[served, bool(held)], (task_id, *held.get(task_id, ())))
+            else:
+                cur.execute(_TASKS[served, bool(held)], {
+                    "ids": list(task_ids), "held_ids": list(held), "held_versions": [v for v, _ in held.values()],
+                    "held_sha256": [sha256 for _, sha256 in held.values()]})
             return {row["task_id"]: row for row in cur.fetchall()}
+
+    def _execute_prepared(self, cur, statement: "Prepared", args: tuple) -> None:
+        """EXECUTE `statement`, prepared on this connection the first time (outside a transaction:
+        `cur` autocommits). Measured: Postgres spent about half of a point read's catalog query
+        planning its three-table join again each time (docs/performance.md)."""
+        if self._prepared_on is not cur.connection:
+            self._prepared_on, self._prepared = cur.connection, set()
+        execute = f"EXECUTE {statement.name}({', '.join(['%s'] * len(args))})"
+        if statement.name not in self._prepared:
+            self._prepare(cur, statement)
+        try:
+            cur.execute(execute, args)
+        except psycopg2.errors.InvalidSqlStatementName:  # the session lost it (a pooler's reset): again
+            self._prepared.discard(statement.name)
+            self._prepare(cur, statement)
+            cur.execute(execute, args)
+
+    def _prepare(self, cur, statement: "Prepared") -> None:
+        try:
+            cur.execute(f"PREPARE {statement.name} AS {statement.text}")
+        except psycopg2.errors.DuplicatePreparedStatement:
+            pass  # this session has it already
+        self._prepared.add(statement.name)
 
     @contextmanager
     def one_statement(self):
@@ -541,12 +571,14 @@ class Catalog:
             return cur.fetchall()
 
 
-def _tasks_query(served: bool, held: bool) -> str:
+def _tasks_query(served: bool, held: bool, one: bool = False) -> str:
     """Catalog rows with the hot tier's rows; `served`: with the serving cache's file too;
     `held`: those bytes left out of each row whose version the caller already holds (matched
     on task, catalog version and SHA-256; the row says held_version). A row whose file the
     serving cache holds comes without its hot rows (the file is read instead). A row that
-    left out hot rows says hot_left_out."""
+    left out hot rows says hot_left_out. `one`: one task's, to be prepared ($1 its id; $2 and
+    $3 the version and SHA-256 held), its columns named so that a later column cannot change
+    what a prepared plan returns."""
     needs_file = "c.task_id IS NULL" if held else "TRUE"
     needs_rows = f"{needs_file} AND s.body IS NULL" if served else needs_file
     select = [f"CASE WHEN {needs_rows} THEN h.signals END AS hot_signals",
@@ -559,13 +591,32 @@ def _tasks_query(served: bool, held: bool) -> str:
         joins.append("LEFT JOIN served_files s ON s.task_id = t.task_id AND s.source_sha256 = t.source_sha256")
     if held:
         select.append("c.task_id IS NOT NULL AS held_version")
-        joins.append("LEFT JOIN unnest(%(held_ids)s::text[], %(held_versions)s::integer[], %(held_sha256)s::text[]) "
-                     "AS c(task_id, version, sha256) "
+        given = ("(VALUES ($1::text, $2::integer, $3::text))" if one else
+                 "unnest(%(held_ids)s::text[], %(held_versions)s::integer[], %(held_sha256)s::text[])")
+        joins.append(f"LEFT JOIN {given} AS c(task_id, version, sha256) "
                      "ON c.task_id = t.task_id AND c.version = t.version AND c.sha256 = t.source_sha256")
-    return f"SELECT t.*, {', '.join(select)} FROM tasks t {' '.join(joins)} WHERE t.task_id = ANY(%(ids)s)"
+    columns = ", ".join(f"t.{c}" for c in (*TASK_COLUMNS, "version", "migrated_at")) if one else "t.*"
+    where = "t.task_id = $1::text" if one else "t.task_id = ANY(%(ids)s)"
+    return f"SELECT {columns}, {', '.join(select)} FROM tasks t {' '.join(joins)} WHERE {where}"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement prepared by its name: named after its text, so that a session another version
+    of this code prepared (a pooler hands sessions on) never runs other text under the name."""
+
+    text: str
+
+    @property
+    def name(self) -> str:
+        return "result_assets_" + hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
 
 _TASKS = {(served, held): _tasks_query(served, held) for served in (False, True) for held in (False, True)}
+# A point read's: a parameter compared by `=` (not ANY of an array) lets Postgres keep the
+# generic plan it made once, where an array's length made it plan each call again.
+_ONE_TASK = {(served, held): Prepared(_tasks_query(served, held, one=True))
+             for served in (False, True) for held in (False, True)}
 
 
 def _publish_statement() -> str:
