@@ -239,6 +239,7 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
         try:
             folder = migrate_legacy(manager, mode, home, corpus.migrated)
             files = ResultManager("json-only", source_dir=folder, record_in_dagster=False)  # never opens a store
+            small_files = saved_by_json_only(home, corpus) if mode != "json-only" else None
             started = time.perf_counter()
             for tid, doc in corpus.large.items():
                 manager.save_result(tid, doc)
@@ -273,9 +274,12 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
                     fig[f"{block}.get_migrated_unserved.p50"] = cold_reads(manager, list(corpus.migrated),
                                                                            unserved=True)
                 if mode != "json-only":  # the same files, read by json-only in the same moment
-                    file_p50, store_p50 = paired_cold_reads(manager, files, list(corpus.migrated))
-                    fig[f"{block}.get_migrated_paired.file"], fig[f"{block}.get_migrated_paired.store"] = \
-                        file_p50, store_p50
+                    for name, json_files, ids in (("migrated", files, list(corpus.migrated)),
+                                                  ("small", small_files, corpus.small)):
+                        if ids:
+                            file_p50, store_p50 = paired_cold_reads(manager, json_files, ids)
+                            fig[f"{block}.get_{name}_paired.file"], fig[f"{block}.get_{name}_paired.store"] = \
+                                file_p50, store_p50
                 if corpus.small:
                     for name, value in timed_reads(manager, corpus.small, params.reads).items():
                         fig[f"{block}.get_small.{name}"] = value
@@ -330,6 +334,18 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
     return {"figures": fig, "notes": notes}
 
 
+def saved_by_json_only(home: Path, corpus: Corpus):
+    """A json-only ResultManager over the small saves' documents, saved by json-only itself:
+    the files phase 1 would read them from, read beside the store's first read of each save."""
+    from result_assets.app.manager import ResultManager
+
+    files = ResultManager("json-only", source_dir=home / "small_json", record_in_dagster=False)
+    for i, document in enumerate(corpus.first):
+        if task_id(i) in corpus.small:
+            files.save_result(task_id(i), document)
+    return files
+
+
 def migrate_legacy(manager, mode: str, home: Path, files: dict[str, bytes]) -> Path:
     """The legacy files under the mode's JSON folder (where json-only reads them); in the
     other modes also migrated into the store, through the engine a `migrate` run uses (its
@@ -372,7 +388,9 @@ def rows(corpus: Corpus, params: Params) -> list[tuple[str, str, str]]:
             ("first.get_small_unserved.p50", f"{small}, first read, in neither cache p50", ""),
             ("first.get_migrated_unserved.p50", f"{migrated}, first read, in neither cache p50", ""),
             ("first.get_migrated_paired.store", f"{migrated}, first read in neither cache, alternated with "
-             f"json-only's read of the file (p50; ratio to that read)", "<= 2x json-only")]
+             f"json-only's read of the file (p50; ratio to that read)", "<= 2x json-only"),
+            ("first.get_small_paired.store", f"{small}, first read in neither cache, alternated with "
+             f"json-only's read of the same document saved by json-only (p50; ratio to that read)", "<= 2x json-only")]
     per_block = len(out) - 1
     for block, title in (("after_n", f"after {n} saves, no maintenance"),
                          ("after_maint", f"after {n} saves + maintain(), {corpus.window} more saves")):

@@ -23,7 +23,8 @@ def test_app_bench_smoke(project_home, tmp_path):
     for label in ("after the first 5 saves", "after 5 saves, no maintenance", "after 5 saves + maintain()",
                   "save_result, 100-signal task", "get_result, small (<200 KB", "get_result, large (>1 MB",
                   "get_result, migrated legacy file (20 tasks",
-                  "bulk read of 3 tasks", "proof stage", "alternated with json-only's read of the file"):
+                  "bulk read of 3 tasks", "proof stage", "alternated with json-only's read of the file",
+                  "alternated with json-only's read of the same document saved by json-only"):
         assert label in text, label
     assert "maintain(stores) duration" in text or NOT_YET in text
     for line in lines[2:]:
@@ -43,3 +44,5 @@ def test_app_bench_smoke(project_home, tmp_path):
         for block in ("first", "after_n"):
             assert figures[f"{block}.get_migrated_paired.file"] > 0, (mode, block)
             assert figures[f"{block}.get_migrated_paired.store"] > 0, (mode, block)
+            assert figures[f"{block}.get_small_paired.file"] > 0, (mode, block)
+            assert figures[f"{block}.get_small_paired.store"] > 0, (mode, block)
