@@ -14,6 +14,7 @@ import json
 import struct
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
+from typing import NamedTuple
 
 import psycopg2
 import psycopg2.errors
@@ -600,22 +601,21 @@ def _tasks_query(served: bool, held: bool, one: bool = False) -> str:
     return f"SELECT {columns}, {', '.join(select)} FROM tasks t {' '.join(joins)} WHERE {where}"
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A statement prepared by its name: named after its text, so that a session another version
-    of this code prepared (a pooler hands sessions on) never runs other text under the name."""
-
+class Prepared(NamedTuple):
+    name: str
     text: str
 
-    @property
-    def name(self) -> str:
-        return "result_assets_" + hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+def _prepared(text: str) -> Prepared:
+    """The statement named after its text: a session another version of this code prepared (a
+    pooler hands sessions on) never runs other text under the name."""
+    return Prepared("result_assets_" + hashlib.sha256(text.encode()).hexdigest()[:16], text)
 
 
 _TASKS = {(served, held): _tasks_query(served, held) for served in (False, True) for held in (False, True)}
 # A point read's: a parameter compared by `=` (not ANY of an array) lets Postgres keep the
 # generic plan it made once, where an array's length made it plan each call again.
-_ONE_TASK = {(served, held): Prepared(_tasks_query(served, held, one=True))
+_ONE_TASK = {(served, held): _prepared(_tasks_query(served, held, one=True))
              for served in (False, True) for held in (False, True)}
 
 
