@@ -9,7 +9,7 @@ from result_assets import ResultManager
 from result_assets.migration.maintenance import maintain
 from result_assets.settings import Settings
 from result_assets.store.catalog import _ONE_TASK
-from result_assets_tests.app.helpers import V2_TASK, sample_document, small_document
+from result_assets_tests.app.helpers import V2_TASK, sample_document, small_document, text
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +74,14 @@ def test_a_served_file_and_a_held_version_come_as_the_several_query_says(served)
 
 def test_a_session_that_lost_its_prepared_statements_prepares_them_again(served):
     catalog = served.stores.catalog
-    expected, document = catalog.tasks(["point_flushed"], served=True), served.get_result("point_flushed")
+    expected, document = catalog.tasks(["point_flushed"], served=True), text(served.get_result("point_flushed"))
     conn = catalog.connect()
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("DEALLOCATE ALL")  # what a pooler's reset of the session does
     conn.autocommit = False
     assert plain(catalog.tasks(["point_flushed"], served=True)) == plain(expected)
-    assert served.get_result("point_flushed") == document
+    assert text(served.get_result("point_flushed")) == document
     assert _ONE_TASK[True, False].name in prepared_names(served)
 
 
