@@ -6,9 +6,10 @@ Dagster instance), then N saves of 100-signal tasks. Figures are taken after the
 100 saves, after all N, and after a maintain() run plus 100 more saves. Reads repeat a
 fixed set of small (<200 KB) and large (>1 MB) tasks, each read once untimed first (so,
 in the store's modes, from the process's read cache); the same small and migrated tasks are
-also read once each with the cache emptied first ("first read"), and the migrated ones in
-neither cache alternated with json-only's read of the same file (a ratio taken in one
-moment, not across phases minutes apart on a noisy machine); the bulk read, after N saves (so
+also read once each with the cache emptied first ("first read"), and in neither cache
+alternated with json-only's read of the same document's file (the legacy file; a small
+save's document as json-only saved it): a ratio taken in one moment, not across phases
+minutes apart on a noisy machine; the bulk read, after N saves (so
 there are 1,000 to read), is the first 1,000 saved tasks in one get_results call (a loop
 of get_result where the manager has none). Prints a markdown table (ratios against
 json-only, targets beside) and writes the figures to <workdir>/app_life.json. Judges
@@ -149,10 +150,11 @@ def cold_reads(manager, ids: list[str], unserved: bool = False) -> float:
 
 
 def paired_cold_reads(manager, files, ids: list[str], rounds: int = 3) -> tuple[float, float]:
-    """(p50 of json-only's read of each task's legacy file, p50 of the store's first read of
-    it in neither cache), the two read one right after the other, in turns which goes first:
-    both move with this machine's noise alike, which separate phases minutes apart do not.
-    `files`: a json-only ResultManager over the folder the files were migrated from."""
+    """(p50 of json-only's read of each task's file, p50 of the store's first read of it in
+    neither cache), the two read one right after the other, in turns which goes first: both
+    move with this machine's noise alike, which separate phases minutes apart do not.
+    `files`: a json-only ResultManager over a folder holding the tasks' files (the one the
+    legacy files were migrated from, or saved_by_json_only's)."""
     from_file, from_store = [], []
     for k in range(rounds):
         for task_id in ids:

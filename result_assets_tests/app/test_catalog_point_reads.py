@@ -38,9 +38,7 @@ def prepared_names(m: ResultManager) -> set[str]:
     conn = m.stores.catalog.connect()
     conn.autocommit = True
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT name FROM pg_prepared_statements")
-            return {name for (name,) in cur.fetchall()}
+        return prepared_names_in(conn)
     finally:
         conn.autocommit = False
 
