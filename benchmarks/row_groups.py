@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                 ids = sorted(set(data.column("task_id").to_pylist()))[::15]
                 for rows in (int(s) for s in args.sizes.split(",")):
                     out = os.path.join(work, f"{table}-{rows}")
-                    original, delta_tables.ROW_GROUP_ROWS = delta_tables.ROW_GROUP_ROWS, rows
+                    original = delta_tables.ROW_GROUP_ROWS
+                    delta_tables.ROW_GROUP_ROWS = {**original, table: rows}
                     try:
-                        write_deltalake(out, data, writer_properties=delta_tables.writer_properties(data.schema))
+                        write_deltalake(out, data, writer_properties=delta_tables.writer_properties(table, data.schema))
                     finally:
                         delta_tables.ROW_GROUP_ROWS = original
                     [path] = glob.glob(out + "/*.parquet")
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _point_read_ms(path: str, ids: list[str]) -> float:
+    from result_assets.store.row_locations import THREADED_MIN_GROUPS
+
     metadata = pq.ParquetFile(path).metadata  # cached, as the reader caches footers
     task_column = metadata.schema.names.index("task_id")
     spans = [(metadata.row_group(g).column(task_column).statistics.min,
@@ -73,8 +76,9 @@ def _point_read_ms(path: str, ids: list[str]) -> float:
     for task in ids * 3:
         started = time.perf_counter()
         groups = [g for g, (low, high) in enumerate(spans) if low <= task <= high]
-        with open(path, "rb") as f:
-            rows = pq.ParquetFile(f, metadata=metadata).read_row_groups(groups)
+        with open(path, "rb") as f:  # threads as the reader uses them (row_locations.THREADED_MIN_GROUPS)
+            rows = pq.ParquetFile(f, metadata=metadata).read_row_groups(
+                groups, use_threads=len(groups) >= THREADED_MIN_GROUPS)
         rows.filter(pc.equal(rows["task_id"], task))
         samples.append(time.perf_counter() - started)
     return statistics.median(samples) * 1000

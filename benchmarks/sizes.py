@@ -304,19 +304,18 @@ def encoding_sweep(store_root: str, scratch: str) -> str:
 
     ints = ("ts", "exit_ts", "seq", "holding_bars")
     strings = ("task_id", "symbol", "type", "reason", "extras")
-    variants = {  # name: (column overrides, map leaves' dictionary, zstd level, row group rows)
-        "chosen": ({}, False, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        "floats plain": ({c: enc("PLAIN") for c in dtm._FLOAT_COLUMNS}, False, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        "floats dictionary": ({c: enc("dictionary") for c in dtm._FLOAT_COLUMNS}, False, dtm.ZSTD_LEVEL,
-                              dtm.ROW_GROUP_ROWS),
-        "ints plain": ({c: enc("PLAIN") for c in ints}, False, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        "ints delta": ({c: enc("DELTA_BINARY_PACKED") for c in ints}, False, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        "ints BSS": ({c: enc("BYTE_STREAM_SPLIT") for c in ints}, False, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        "ints dictionary": ({c: enc("dictionary") for c in ints}, False, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        "strings plain": ({c: enc("PLAIN") for c in strings}, False, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        "strings delta": ({c: enc("DELTA_BYTE_ARRAY") for c in strings}, False, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        "map dictionary": ({}, True, dtm.ZSTD_LEVEL, dtm.ROW_GROUP_ROWS),
-        **{f"zstd {level}": ({}, False, level, dtm.ROW_GROUP_ROWS) for level in (3, 12, 15, 19)},
+    variants = {  # name: (column overrides, map leaves' dictionary, zstd level, row group rows: None, the table's)
+        "chosen": ({}, False, dtm.ZSTD_LEVEL, None),
+        "floats plain": ({c: enc("PLAIN") for c in dtm._FLOAT_COLUMNS}, False, dtm.ZSTD_LEVEL, None),
+        "floats dictionary": ({c: enc("dictionary") for c in dtm._FLOAT_COLUMNS}, False, dtm.ZSTD_LEVEL, None),
+        "ints plain": ({c: enc("PLAIN") for c in ints}, False, dtm.ZSTD_LEVEL, None),
+        "ints delta": ({c: enc("DELTA_BINARY_PACKED") for c in ints}, False, dtm.ZSTD_LEVEL, None),
+        "ints BSS": ({c: enc("BYTE_STREAM_SPLIT") for c in ints}, False, dtm.ZSTD_LEVEL, None),
+        "ints dictionary": ({c: enc("dictionary") for c in ints}, False, dtm.ZSTD_LEVEL, None),
+        "strings plain": ({c: enc("PLAIN") for c in strings}, False, dtm.ZSTD_LEVEL, None),
+        "strings delta": ({c: enc("DELTA_BYTE_ARRAY") for c in strings}, False, dtm.ZSTD_LEVEL, None),
+        "map dictionary": ({}, True, dtm.ZSTD_LEVEL, None),
+        **{f"zstd {level}": ({}, False, level, None) for level in (3, 12, 15, 19)},
         "row groups 64k": ({}, False, dtm.ZSTD_LEVEL, 64 * 1024),
     }
     out = []
@@ -328,9 +327,10 @@ def encoding_sweep(store_root: str, scratch: str) -> str:
                                               ("seq", "ascending")])
         results = {}
         for name, (overrides, map_dictionary, level, group_rows) in variants.items():
-            columns = dict(dtm.writer_properties(rows.schema).column_properties or {})
+            columns = dict(dtm.writer_properties(table, rows.schema).column_properties or {})
             columns.update({c: p for c, p in overrides.items() if c in rows.schema.names})
-            properties = WriterProperties(compression="ZSTD", compression_level=level, max_row_group_size=group_rows,
+            properties = WriterProperties(compression="ZSTD", compression_level=level,
+                                          max_row_group_size=group_rows or dtm.ROW_GROUP_ROWS[table],
                                           column_properties=columns,
                                           default_column_properties=ColumnProperties(dictionary_enabled=map_dictionary))
             path = os.path.join(scratch, table)

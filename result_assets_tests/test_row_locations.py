@@ -72,3 +72,27 @@ def test_a_point_reads_rows_are_split_as_any_reads_are():
     mixed = rows(["a", "b", "a"], [(0, 0), (0, 0), (0, 1)])
     assert split_by_task(mixed, ["a"], schema)["a"]["task_id"].to_pylist() == ["a", "a"]
     assert split_by_task(rows(["b", "b"], [(0, 0), (0, 1)]), ["a"], schema)["a"].num_rows == 0
+
+
+def test_a_point_read_gives_its_task_only_its_rows_in_key_order(tmp_path):
+    """RowFiles.read of one task takes the rows it found in the named groups as they are,
+    ordered by (symbol_idx, seq): never a neighbour's rows, also where the task's rows are
+    not together in a group or lie in two files; the same rows a read of several tasks gives."""
+    schema = pa.schema([("task_id", pa.string()), ("symbol_idx", pa.int32()), ("seq", pa.int32()), ("v", pa.int64())])
+
+    def write(name, ids, keys):
+        table = pa.table({"task_id": ids, "symbol_idx": [k[0] for k in keys], "seq": [k[1] for k in keys],
+                          "v": list(range(len(ids)))}, schema=schema)
+        pq.write_table(table, tmp_path / "t" / name, row_group_size=3)
+
+    (tmp_path / "t").mkdir()
+    write("one.parquet", ["a", "b", "a", "b", "b", "c"], [(0, 0), (0, 2), (0, 1), (-1, 0), (0, 0), (0, 0)])
+    write("two.parquet", ["b", "c"], [(1, 0), (0, 1)])
+    files = RowFiles(str(tmp_path))
+    located = {"b": [["one.parquet", [0, 1]], ["two.parquet", [0]]]}
+    alone = files.read("t", located, schema)["b"]
+    assert alone["task_id"].to_pylist() == ["b"] * 4
+    assert list(zip(alone["symbol_idx"].to_pylist(), alone["seq"].to_pylist())) == [(-1, 0), (0, 0), (0, 2), (1, 0)]
+    together = files.read("t", {**located, "a": [["one.parquet", [0]]]}, schema)
+    assert together["b"].equals(alone)
+    assert together["a"]["seq"].to_pylist() == [0, 1]

@@ -41,19 +41,22 @@ SCHEMAS = {SIGNALS: SIGNAL_SCHEMA, CURVES: CURVE_SCHEMA}  # each table's Arrow s
 #   columns only): no dictionary. Its float values are unique and a 32k row group's dictionary never
 #   overflows: 6.11 MB with it, 4.84 MB plain. BSS cannot be the default: the map's key leaf is a string.
 # zstd level 9: 15 is 1.6% smaller for 5x the write CPU, 19 is 1.9% smaller for 10x (0.56 s -> 2.8 s
-# -> 5.4 s for the corpus's 840k rows). Row groups of 4k rows: a point read (one task, by its
-# row locations) decodes a few thousand rows instead of 32k. `python -m benchmarks.row_groups`
-# (300 application saves after maintain; docs/performance.md "Row groups for point reads"):
-# one task's rows 5.22 -> 1.33 ms (signals) and 2.10 -> 0.77 ms (curves), for files 2.3% and
-# 3.7% larger than with 32k rows.
+# -> 5.4 s for the corpus's 840k rows). Row groups of a few thousand rows: a point read (one task,
+# by its row locations) decodes its whole groups. `python -m benchmarks.row_groups` (300
+# application saves after maintain; docs/performance.md "Row groups for point reads"): one
+# task's curves 2.10 -> 0.77 ms at 4k rows instead of 32k, for a file 3.7% larger; its signals
+# 2.18 -> 1.29 ms at 2k rows instead of 4k (a task has about 20 times fewer signals than curve
+# points). Signals at 2k rows: the bench corpus stored 1.7% larger; at 1k, 5.0% larger for
+# about 0.3 ms more off a first read.
 _FLOAT_COLUMNS = ("price", "quantity", "exit_price", "return_pct", "pnl", "commission", "equity", "drawdown")
 _DELTA_COLUMNS = ("ts", "exit_ts", "seq")
 _DICTIONARY_COLUMNS = ("task_id", "symbol_idx", "symbol", "type", "reason", "extras", "holding_bars")
 ZSTD_LEVEL = 9
-ROW_GROUP_ROWS = 4 * 1024
+ROW_GROUP_ROWS = {SIGNALS: 2 * 1024, CURVES: 4 * 1024}  # any other table: the curves'
 
 
-def writer_properties(schema: pa.Schema) -> WriterProperties:
+def writer_properties(table: str, schema: pa.Schema) -> WriterProperties:
+    """How `table`'s files are written (its rows in `schema`): every write and compaction."""
     columns = {}
     for name in schema.names:
         if name in _FLOAT_COLUMNS:
@@ -65,7 +68,7 @@ def writer_properties(schema: pa.Schema) -> WriterProperties:
     return WriterProperties(
         compression="ZSTD",
         compression_level=ZSTD_LEVEL,
-        max_row_group_size=ROW_GROUP_ROWS,
+        max_row_group_size=ROW_GROUP_ROWS.get(table, ROW_GROUP_ROWS[CURVES]),
         column_properties=columns,
         default_column_properties=ColumnProperties(dictionary_enabled=False),
     )
@@ -186,7 +189,7 @@ class DeltaStore:
                             storage_options=self.storage_options)
             existing = self.open(table)
         write_deltalake(existing, rows, mode="overwrite", predicate=task_predicate(task_ids),
-                        writer_properties=writer_properties(rows.schema), storage_options=self.storage_options)
+                        writer_properties=writer_properties(table, rows.schema), storage_options=self.storage_options)
         # The handle now stands at the version it committed. (Not a fresh load or its history:
         # other writers may have committed since.)
         return existing.version()

@@ -47,7 +47,7 @@ def compact_repoint_vacuum(stores, report: MaintenanceReport, timed, *, compact:
         if dt is None:
             continue
         # The table's own writer settings, or compaction would undo the encodings and row groups.
-        properties = writer_properties(dt.schema().to_arrow())
+        properties = writer_properties(table, dt.schema().to_arrow())
         if z_order:
             timed("compact", dt.optimize.z_order, ["task_id"], writer_properties=properties)
         elif compact:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from result_assets.legacy.reconstruct import in_key_order
+from result_assets.legacy.reconstruct import in_key_order, key_ordered
 from result_assets.store.backups import s3_filesystem
 
 # [[relative file path, [row group, ...]], ...] per table, as stored in tasks.row_locations
@@ -124,6 +124,9 @@ class RowFiles:
         pieces = [_as_schema(rows, schema) for rows in self._named_rows(table, located, None)]
         if not pieces:
             return {t: schema.empty_table() for t in located}
+        if len(located) == 1:  # a point read: _rows_of kept this task's rows and no other's
+            (task_id,) = located
+            return {task_id: key_ordered(pa.concat_tables(pieces))}
         return split_by_task(pa.concat_tables(pieces), list(located), schema)
 
     def scan(self, table: str, located: dict[str, Locations], schema: pa.Schema, columns: list[str] | None,
@@ -164,7 +167,8 @@ class RowFiles:
 def _rows_of(rows: pa.Table, task_ids: list[str]) -> pa.Table:
     """The rows of task_ids: a slice where they lie together (a point read's task, in the
     groups that hold it), not a filter's copy of every column."""
-    held = pc.is_in(rows["task_id"], pa.array(task_ids, pa.string()))
+    ids = rows["task_id"]
+    held = pc.equal(ids, task_ids[0]) if len(task_ids) == 1 else pc.is_in(ids, pa.array(task_ids, pa.string()))
     at = np.flatnonzero(held.to_numpy(zero_copy_only=False))
     if at.size and at[-1] - at[0] + 1 == at.size:
         return rows.slice(int(at[0]), int(at.size))
