@@ -124,10 +124,11 @@ class RowFiles:
         pieces = [_as_schema(rows, schema) for rows in self._named_rows(table, located, None)]
         if not pieces:
             return {t: schema.empty_table() for t in located}
+        rows = pa.concat_tables(pieces)
         if len(located) == 1:  # a point read: _rows_of kept this task's rows and no other's
             (task_id,) = located
-            return {task_id: key_ordered(pa.concat_tables(pieces))}
-        return split_by_task(pa.concat_tables(pieces), list(located), schema)
+            return {task_id: key_ordered(rows)}
+        return split_by_task(rows, list(located), schema)
 
     def scan(self, table: str, located: dict[str, Locations], schema: pa.Schema, columns: list[str] | None,
              expression=None, filter_columns: tuple[str, ...] = ()) -> pa.Table:
