@@ -21,7 +21,6 @@ import asyncio
 import logging
 import os
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -30,7 +29,7 @@ from pathlib import Path
 from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
 from result_assets.legacy import InvalidResult, parse_document
 from result_assets.legacy.parse import dumps_read_back
-from result_assets.migration.batch import RawResult, ValidatedResult
+from result_assets.migration.batch import RawResult, ValidatedResult, in_thread
 from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
@@ -123,7 +122,7 @@ class ResultManager:
         raw, parsed = _serialize(task_id, document)
         if self.mode == DUAL_WRITE:
             # The file's write (mostly its fsync, a wait) runs beside the conversion (CPU).
-            writing = _in_thread(self._write_json, task_id, raw)
+            writing = in_thread(self._write_json, task_id, raw)
             planned = LegacyFile(task_id, str(self._json_path(task_id)), len(raw), 0)
             validated = convert(RawResult(planned, raw, sha256_hex(raw)), parsed)
             path, written = writing.result()
@@ -436,21 +435,6 @@ def _serialize(task_id: str, result: object) -> tuple[bytes, object | None]:
         return text.encode(), parsed
     except (TypeError, ValueError) as exc:
         raise ResultValidationError(f"task {task_id!r}: result is not JSON: {exc}") from None
-
-
-def _in_thread(work, *args) -> Future:
-    """work(*args) on a thread of its own (a thread per call: nothing to restart in a forked
-    child); its result or exception through the Future."""
-    future: Future = Future()
-
-    def run():
-        try:
-            future.set_result(work(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="result-assets-write", daemon=True).start()
-    return future
 
 
 def _check_task_id(task_id: str) -> None:

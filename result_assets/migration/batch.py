@@ -4,7 +4,9 @@ in order for every writer."""
 from __future__ import annotations
 
 import os
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -231,3 +233,19 @@ def save_backups(stores, raws: list[RawResult]) -> None:
             continue  # nothing was read (refused or unreadable): nothing to copy
         # Read back once, by the batch's backup_checksum check (verify.judge), not here too.
         stores.backups.save(raw.source.task_id, raw.raw, raw.sha256, verify=False)
+
+
+def in_thread(work, *args) -> Future:
+    """work(*args) on a thread of its own (a thread per call: nothing to restart in a forked
+    child); its result or exception through the Future. For a write (mostly a wait on the
+    disk or the network) beside CPU work."""
+    future: Future = Future()
+
+    def run():
+        try:
+            future.set_result(work(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="result-assets-write", daemon=True).start()
+    return future

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 
@@ -39,6 +40,7 @@ from result_assets.migration.batch import (
     ValidatedResult,
     catalog_batch,
     curve_rows,
+    in_thread,
     read_source,
     save_backups,
     signal_rows,
@@ -105,28 +107,40 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
     with clock.stage("read"):
         if raws is None:
             raws = [read_source(f, limit) for f in files]
+    # An application's save comes converted, its bytes in memory: they are backed up (mostly a
+    # wait on the disk's flush, or on S3) while its rows are read back, which is CPU.
+    beside = converted is not None and not any(r.backup_from_file for r in raws)
     with clock.stage("backup"):
-        save_backups(stores, raws)
+        backing_up = in_thread(save_backups, stores, raws) if beside else None
+        if not beside:
+            save_backups(stores, raws)
         backups = [_backup_fact(stores, r) for r in raws]
     with clock.stage("convert"):
         validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)
     del raws  # the largest thing held: the rows take over
-    # A migration publishes a file only over an older version: an application save published
-    # while this batch converted stays (store.last_write). An application's own save always wins.
-    return publish_batch(stores, validated, backups, compression_goal=compression_goal,
-                         keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
-                         sources=sources, newer_only=tier != "hot")
+    try:
+        # A migration publishes a file only over an older version: an application save published
+        # while this batch converted stays (store.last_write). An application's own save always wins.
+        return publish_batch(stores, validated, backups, compression_goal=compression_goal,
+                             keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
+                             sources=sources, newer_only=tier != "hot", backing_up=backing_up)
+    finally:
+        if backing_up is not None:  # whatever failed, nothing writes the backup once this returns
+            wait([backing_up])
 
 
 def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,
                   compression_goal: float = DEFAULT_COMPRESSION_GOAL, keep_source_path: bool = True,
                   tier: str = "delta", clock: _Clock | None = None,
                   records: dict[str, tuple[dict, str]] | None = None,
-                  sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False) -> BatchResult:
+                  sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False,
+                  backing_up: Future | None = None) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
     tier in the catalog's own transaction instead of a Delta commit (application saves).
     A Delta batch holds the store write lock (shared) from its commit to its publication.
-    `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose)."""
+    `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose).
+    `backing_up`: the backups still being written, waited for (their error raised) after the
+    read-back and before the checks, which read them, and the publication."""
     clock = clock or _Clock()
     lock = nullcontext() if tier == "hot" else stores.catalog.store_write_lock(exclusive=False)
     with lock:
@@ -152,6 +166,9 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 taken_out = _prove_read_back(validated, stored)
                 if taken_out:  # their rows must not stay in the tables under a name readers could find
                     commit_rows(stores, taken_out, SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table())
+        if backing_up is not None:
+            with clock.stage("backup"):
+                backing_up.result()
         catalog = catalog_batch(validated)
         for row in catalog.tasks:
             if row.status == "migrated" and tier != "hot":

@@ -24,7 +24,7 @@ from result_assets.migration.plan import make_plan
 from result_assets.migration.sources import LegacyFile, scan_source_dir
 from result_assets.migration.status import task_statuses
 from result_assets.store import catalog as catalog_module
-from result_assets.store.backups import sha256_hex
+from result_assets.store.backups import BackupStore, sha256_hex
 from result_assets.store.catalog import STORE_WRITE_LOCK
 from result_assets.store.delta_tables import SIGNALS
 from result_assets.store.pg_text import pg_text
@@ -452,6 +452,67 @@ def test_two_saves_of_one_task_leave_as_its_backup_what_the_catalog_publishes(st
     published = stores.catalog.task("save_order")["source_sha256"]
     assert sha256_hex(stores.backups.read("save_order")) == published
     assert first.get_result("save_order")["strategy"] == "second"  # the last to save is the last published
+
+
+def test_a_save_publishes_only_after_its_backup_written_beside_its_read_back(stores, monkeypatch):
+    """A save writes its backup on a thread of its own while its rows are read back (a wait on
+    the disk beside CPU); its checks and its publication still come after the backup is whole."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    document = small_document(strategy="backed_up_first", n=4)
+    real_save, real_upsert = BackupStore.save, catalog_module.Catalog.upsert
+    writers, seen_at_publish = [], []
+
+    def slow_save(self, task_id, raw, *args, **kwargs):
+        writers.append(threading.current_thread())
+        time.sleep(0.3)  # a slow disk: the read-back finishes first
+        return real_save(self, task_id, raw, *args, **kwargs)
+
+    def upsert(self, *args, **kwargs):
+        seen_at_publish.append(sha256_hex(stores.backups.read("backed_up_first")))
+        return real_upsert(self, *args, **kwargs)
+
+    monkeypatch.setattr(BackupStore, "save", slow_save)
+    monkeypatch.setattr(catalog_module.Catalog, "upsert", upsert)
+    manager.save_result("backed_up_first", document)
+    monkeypatch.undo()
+    published = stores.catalog.task("backed_up_first")["source_sha256"]
+    assert writers and threading.current_thread() not in writers
+    assert seen_at_publish == [published]
+    assert compare_documents(document, manager.get_result("backed_up_first")) == []
+    manager.close()
+
+
+def test_a_save_that_fails_returns_only_once_its_backup_is_written(stores, monkeypatch):
+    """Its read-back fails while the backup is still being written: the caller hears of the
+    failure only after that write ended, so that putting back the published version's bytes
+    (ResultManager._keep_published_backup) never races a write still under way."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    manager.save_result("failed_while_backing_up", small_document(strategy="published", n=3))
+    real_save, written = BackupStore.save, threading.Event()
+    caller = threading.current_thread()
+
+    def slow_save(self, *args, **kwargs):
+        if threading.current_thread() is caller:  # putting the published bytes back
+            return real_save(self, *args, **kwargs)
+        time.sleep(0.5)  # the save's own backup, on its thread
+        try:
+            return real_save(self, *args, **kwargs)
+        finally:
+            written.set()
+
+    def broken_encode(table):
+        raise pa.ArrowInvalid("no room to encode the rows")
+
+    monkeypatch.setattr(BackupStore, "save", slow_save)
+    monkeypatch.setattr(engine.hot_rows, "encode", broken_encode)
+    with pytest.raises(ResultStoreError, match="no room to encode"):
+        manager.save_result("failed_while_backing_up", small_document(strategy="rejected", n=7))
+    assert written.is_set()
+    monkeypatch.undo()
+    published = stores.catalog.task("failed_while_backing_up")["source_sha256"]
+    assert sha256_hex(stores.backups.read("failed_while_backing_up")) == published
+    assert manager.get_result("failed_while_backing_up")["strategy"] == "published"
+    manager.close()
 
 
 def test_a_metric_past_float64s_range_is_kept_in_the_document_not_the_catalogs_column(stores, tmp_path):
