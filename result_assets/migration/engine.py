@@ -6,7 +6,8 @@ job, the application's saves, the hot-tier flush (migration/maintenance.py), rol
 wrote, and each check's outcome by check id (verify.py); the code location names them.
 Per batch:
 
-1. read the sources and back up their exact bytes;
+1. read the sources and back up their exact bytes (an application's save, converted
+   already, writes its backup beside step 4 and waits for it before its checks and step 5);
 2. convert and prove each task in the workers: the bytes written again from exactly the
    rows, skeleton text and Spelling to be stored hash to the source's SHA-256; a task
    whose data cannot be read, parsed or converted is quarantined alone, with a reason;
