@@ -29,6 +29,7 @@ class Measured:
     stdout: str = ""
     cpu_seconds: float = 0.0  # user + system CPU of the child and every process below it (sampled)
     machine_busy: float | None = None  # share of all cores' time not idle meanwhile (/proc/stat), servers included
+    started_at: float = 0.0  # time.time() when the child was started (to place its runs' records in its span)
 
     @property
     def cpu_utilisation(self) -> float:
@@ -40,7 +41,7 @@ def run_measured(argv: list[str], log_path: Path, env: dict | None = None, stdou
     """Run argv to completion; wait4 gives this child's own rusage, not the whole bench's."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log, open(stdout_path or log_path.with_suffix(".out"), "wb") as out:
-        started, busy_before = time.perf_counter(), _cpu_ticks()
+        started, started_at, busy_before = time.perf_counter(), time.time(), _cpu_ticks()
         proc = subprocess.Popen(argv, stdout=out, stderr=log, env=child_env(env))
         tree = _TreeCpu(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -57,7 +58,7 @@ def run_measured(argv: list[str], log_path: Path, env: dict | None = None, stdou
         busy = (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1])
     return Measured(seconds, usage.ru_maxrss / 1024, proc.returncode, result,
                     log_path.read_text(errors="replace"), text,
-                    max(usage.ru_utime + usage.ru_stime, tree.seconds), busy)
+                    max(usage.ru_utime + usage.ru_stime, tree.seconds), busy, started_at)
 
 
 class _TreeCpu:

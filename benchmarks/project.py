@@ -121,6 +121,7 @@ def inspect_migration(corpus: Path, export_dir: Path, valid_ids: list[str]) -> d
     records = instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]))
     migrate_runs = [r for r in records if r.dagster_run.job_name in ("migrate_job", "migrate_task_list_job")]
     run_seconds = sum((r.end_time or 0) - (r.start_time or 0) for r in migrate_runs)
+    starts, ends = [r.start_time for r in migrate_runs if r.start_time], [r.end_time for r in migrate_runs if r.end_time]
     events: dict[str, int] = {}
     for r in migrate_runs:
         for entry in instance.all_logs(r.dagster_run.run_id):
@@ -135,6 +136,7 @@ def inspect_migration(corpus: Path, export_dir: Path, valid_ids: list[str]) -> d
     after = store_report(stores)
     return {
         "migrate_runs": len(migrate_runs), "run_seconds": run_seconds, "run_events": events,
+        "first_run_started_at": min(starts, default=None), "last_run_ended_at": max(ends, default=None),
         "maintenance_ok": result.success, "maintenance_seconds": maintenance_seconds,
         "before": _store_figures(before), "after": _store_figures(after),
         "catalog_bytes": _catalog_bytes(stores),
