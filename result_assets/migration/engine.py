@@ -111,9 +111,11 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
     # An application's save comes converted, its bytes in memory: they are backed up (mostly a
     # wait on the disk's flush, or on S3) while its rows are read back, which is CPU.
     beside = converted is not None and not any(r.backup_from_file for r in raws)
+    backing_up: Future | None = None
     with clock.stage("backup"):
-        backing_up = in_thread(save_backups, stores, raws) if beside else None
-        if not beside:
+        if beside:
+            backing_up = in_thread(save_backups, stores, raws)
+        else:
             save_backups(stores, raws)
         backups = [_backup_fact(stores, r) for r in raws]
     with clock.stage("convert"):
