@@ -247,5 +247,8 @@ def in_thread(work, *args) -> Future:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
             future.set_exception(exc)
 
-    threading.Thread(target=run, name="result-assets-write", daemon=True).start()
+    try:
+        threading.Thread(target=run, name="result-assets-write", daemon=True).start()
+    except RuntimeError:  # no new thread now (the interpreter is shutting down): written here
+        run()
     return future

@@ -25,6 +25,7 @@ It returns what it wrote, the versions, the check outcomes and per-stage timings
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, wait
@@ -54,6 +55,7 @@ from result_assets.store import hot_rows
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.row_digest import rows_digest
 
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -112,24 +114,31 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
     # wait on the disk's flush, or on S3) while its rows are read back, which is CPU.
     beside = converted is not None and not any(r.backup_from_file for r in raws)
     backing_up: Future | None = None
-    with clock.stage("backup"):
-        if beside:
-            backing_up = in_thread(save_backups, stores, raws)
-        else:
-            save_backups(stores, raws)
-        backups = [_backup_fact(stores, r) for r in raws]
-    with clock.stage("convert"):
-        validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)
-    del raws  # the largest thing held: the rows take over
     try:
+        with clock.stage("backup"):
+            if beside:
+                backing_up = in_thread(save_backups, stores, raws)
+            else:
+                save_backups(stores, raws)
+            backups = [_backup_fact(stores, r) for r in raws]
+        with clock.stage("convert"):
+            validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)
+        del raws  # the largest thing held: the rows take over
         # A migration publishes a file only over an older version: an application save published
         # while this batch converted stays (store.last_write). An application's own save always wins.
         return publish_batch(stores, validated, backups, compression_goal=compression_goal,
                              keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
                              sources=sources, newer_only=tier != "hot", backing_up=backing_up)
-    finally:
-        if backing_up is not None:  # whatever failed, nothing writes the backup once this returns
+    except BaseException as failure:
+        # Whatever failed, nothing writes the backup once this returns (publish_batch waits for
+        # it on success). Its own error, when another came first, is logged, not lost.
+        if backing_up is not None:
             wait([backing_up])
+            also = backing_up.exception()
+            if also is not None and also is not failure:
+                log.warning("the backup of %s failed as well: %s: %s",
+                            ", ".join(r.task_id for r in converted or []), type(also).__name__, also)
+        raise
 
 
 def publish_batch(stores, validated: list[ValidatedResult], backups: list[BackupFact], *,

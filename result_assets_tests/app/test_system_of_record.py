@@ -3,6 +3,7 @@ reporting and maintenance at once never deadlock, a failed attempt never hides t
 good version, scans show only published rows, maintenance never breaks an in-flight batch."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -454,13 +455,17 @@ def test_two_saves_of_one_task_leave_as_its_backup_what_the_catalog_publishes(st
     assert first.get_result("save_order")["strategy"] == "second"  # the last to save is the last published
 
 
-def test_a_save_publishes_only_after_its_backup_written_beside_its_read_back(stores, monkeypatch):
+@pytest.mark.parametrize("record_in_dagster", [False, True], ids=["checks after the publish", "checks before it"])
+def test_a_save_publishes_only_after_its_backup_written_beside_its_read_back(stores, monkeypatch, record_in_dagster):
     """A save writes its backup on a thread of its own while its rows are read back (a wait on
-    the disk beside CPU); its checks and its publication still come after the backup is whole."""
-    manager = ResultManager("postgres-only", record_in_dagster=False)
+    the disk beside CPU); its checks (which read the backup: backup_checksum) and its
+    publication still come after the backup is whole. A save queued for Dagster judges its
+    checks before it publishes, to queue them in the same transaction; one that is not, after."""
+    task_id = f"backed_up_first_{record_in_dagster}"
+    manager = ResultManager("postgres-only", record_in_dagster=record_in_dagster)
     document = small_document(strategy="backed_up_first", n=4)
-    real_save, real_upsert = BackupStore.save, catalog_module.Catalog.upsert
-    writers, seen_at_publish = [], []
+    real_save, real_upsert, real_judge = BackupStore.save, catalog_module.Catalog.upsert, engine.judge
+    writers, seen_at_publish, seen_by_checks = [], [], []
 
     def slow_save(self, task_id, raw, *args, **kwargs):
         writers.append(threading.current_thread())
@@ -468,17 +473,95 @@ def test_a_save_publishes_only_after_its_backup_written_beside_its_read_back(sto
         return real_save(self, task_id, raw, *args, **kwargs)
 
     def upsert(self, *args, **kwargs):
-        seen_at_publish.append(sha256_hex(stores.backups.read("backed_up_first")))
+        seen_at_publish.append(sha256_hex(stores.backups.read(task_id)))
         return real_upsert(self, *args, **kwargs)
+
+    def judge(*args, **kwargs):
+        seen_by_checks.append(sha256_hex(stores.backups.read(task_id)))
+        return real_judge(*args, **kwargs)
 
     monkeypatch.setattr(BackupStore, "save", slow_save)
     monkeypatch.setattr(catalog_module.Catalog, "upsert", upsert)
-    manager.save_result("backed_up_first", document)
+    monkeypatch.setattr(engine, "judge", judge)
+    manager.save_result(task_id, document)
     monkeypatch.undo()
-    published = stores.catalog.task("backed_up_first")["source_sha256"]
+    published = stores.catalog.task(task_id)["source_sha256"]
     assert writers and threading.current_thread() not in writers
     assert seen_at_publish == [published]
-    assert compare_documents(document, manager.get_result("backed_up_first")) == []
+    assert seen_by_checks == [published]
+    assert compare_documents(document, manager.get_result(task_id)) == []
+    manager.close()
+
+
+def test_a_save_whose_backup_fails_on_its_thread_is_not_published(stores, monkeypatch):
+    """The backup written beside the read-back fails (a full disk): the save fails with that
+    error, nothing of it is published, and the version published before stays, its backup whole."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    manager.save_result("backup_fails", small_document(strategy="published", n=3))
+    real_save, caller = BackupStore.save, threading.current_thread()
+
+    def full_disk(self, *args, **kwargs):
+        if threading.current_thread() is caller:  # putting the published version's bytes back
+            return real_save(self, *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(BackupStore, "save", full_disk)
+    with pytest.raises(ResultStoreError, match="No space left on device"):
+        manager.save_result("backup_fails", small_document(strategy="rejected", n=7))
+    monkeypatch.undo()
+    published = stores.catalog.task("backup_fails")["source_sha256"]
+    assert sha256_hex(stores.backups.read("backup_fails")) == published
+    assert manager.get_result("backup_fails")["strategy"] == "published"
+    manager.close()
+
+
+def test_a_save_backs_up_in_line_when_no_thread_can_start(stores, monkeypatch):
+    """At interpreter shutdown (a save from an atexit handler) Thread.start raises RuntimeError:
+    the save writes its backup on the caller's thread, as it did before the thread, and succeeds."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    real_save, writers = BackupStore.save, []
+
+    def no_threads(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    def recording_save(self, *args, **kwargs):
+        writers.append(threading.current_thread())
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(threading.Thread, "start", no_threads)
+    monkeypatch.setattr(BackupStore, "save", recording_save)
+    outcome = manager.save_result("no_threads", small_document(strategy="in_line", n=3))
+    monkeypatch.undo()
+    assert outcome.stored == "migrated"
+    assert writers == [threading.current_thread()]
+    assert sha256_hex(stores.backups.read("no_threads")) == stores.catalog.task("no_threads")["source_sha256"]
+    manager.close()
+
+
+def test_a_backup_that_fails_beside_another_failure_is_logged(stores, monkeypatch, caplog):
+    """The read-back fails first, and the backup on its thread fails too: the caller hears of
+    the first, and the second is in the log, not lost (a full disk may be behind both)."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    caller = threading.current_thread()
+    real_save = BackupStore.save
+
+    def full_disk(self, *args, **kwargs):
+        if threading.current_thread() is caller:
+            return real_save(self, *args, **kwargs)
+        time.sleep(0.2)  # still writing when the read-back fails
+        raise OSError(28, "No space left on device")
+
+    def broken_encode(table):
+        raise pa.ArrowInvalid("no room to encode the rows")
+
+    monkeypatch.setattr(BackupStore, "save", full_disk)
+    monkeypatch.setattr(engine.hot_rows, "encode", broken_encode)
+    with caplog.at_level(logging.WARNING, logger=engine.__name__):
+        with pytest.raises(ResultStoreError, match="no room to encode"):
+            manager.save_result("both_fail", small_document(strategy="rejected", n=2))
+    monkeypatch.undo()
+    assert any("both_fail" in r.getMessage() and "No space left on device" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
     manager.close()
 
 
