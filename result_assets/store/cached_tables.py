@@ -1,6 +1,7 @@
 """The stores with the Delta tables kept open between queries: what ResultStore reads through."""
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 
 import pyarrow as pa
@@ -17,38 +18,49 @@ class CachedDeltaStore(DeltaStore):
         super().__init__(root, storage_options)
         self._tables = {}
         self._datasets = {}
+        # A handle is refreshed in place: what is read from it is taken under this lock, so that
+        # the version looked at is the snapshot read (a query may run on several threads).
+        self._lock = threading.RLock()
 
     def open(self, table: str):
-        dt = self._tables.get(table)
-        if dt is None:
-            dt = super().open(table)
-            if dt is not None:
-                self._tables[table] = dt
-        else:
-            dt.update_incremental()
-        return dt
+        with self._lock:
+            dt = self._tables.get(table)
+            if dt is None:
+                dt = super().open(table)
+                if dt is not None:
+                    self._tables[table] = dt
+            else:
+                dt.update_incremental()
+            return dt
 
     def dataset(self, table: str, file_predicate: str | None = None):
         """A pyarrow dataset of the table's current files; with a predicate, only the files
         whose Delta statistics may hold matching rows."""
-        dt = self.open(table)
-        if dt is None:
-            return None
-        if file_predicate is not None:
-            return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate)
-        cached = self._datasets.get(table)
-        if cached is None or cached[0] != dt.version():
-            cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())
-        return cached[1]
+        with self._lock:
+            dt = self.open(table)
+            if dt is None:
+                return None
+            if file_predicate is not None:
+                return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate)
+            cached = self._datasets.get(table)
+            if cached is None or cached[0] != dt.version():
+                cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())
+            return cached[1]
 
     def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None,
                    version: int | None = None) -> pa.Table | None:
-        current = self.open(table)
-        if version is not None and current is not None and version != current.version():
-            return super().read_tasks(table, task_ids, columns, version)  # time travel: not cached
-        dataset = self.dataset(table, in_predicate("task_id", task_ids))
+        with self._lock:
+            current = self.open(table)
+            if current is None:
+                return None
+            if version is not None and version != current.version():
+                dataset = None  # time travel: not cached
+            else:
+                # Built from the handle whose version was just compared: opening the table again
+                # here would refresh it, and read a commit that landed since (never published).
+                dataset = current.to_pyarrow_dataset(file_pruning_predicate=in_predicate("task_id", task_ids))
         if dataset is None:
-            return None
+            return super().read_tasks(table, task_ids, columns, version)
         return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(pa.array(task_ids, pa.string())))
 
 
