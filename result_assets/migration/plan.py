@@ -69,9 +69,14 @@ def make_plan(tasks: list[LegacyFile], states: dict[str, CatalogState], force: b
 
 def superseded(task: LegacyFile, state: CatalogState, replaced: set[str] = frozenset()) -> bool:
     """The file holds other bytes than the store's version, and is older than it
-    (last_write.older_than_store): an earlier version of the task, left alone."""
-    if state.status != "migrated" or task.refused:
+    (last_write.older_than_store): an earlier version of the task, left alone. A file refused
+    unread (a link, a FIFO) is judged by its mtime alone: older, it is left alone too, never
+    quarantined over the store's version."""
+    if state.status != "migrated":
         return False
+    if task.refused:
+        return task.mtime_ns is not None and older_than_store(task.path, task.mtime_ns, state.source_path,
+                                                              state.published_at_ns)
     if not older_than_store(task.path, task.mtime_ns, state.source_path, state.published_at_ns, lambda: replaced):
         return False
     if task.size != state.source_bytes:

@@ -29,6 +29,8 @@ STORE_WRITE_LOCK = 7203  # pg advisory lock: Delta writers (shared) against comp
 # The first key of the two-key advisory locks of one task's saves (the second: hashtext of its
 # id). Two-key locks never conflict with the one-key locks above.
 TASK_SAVE_LOCK = 7207
+# The same, around one publishing transaction (Catalog.upsert): held until its commit.
+TASK_PUBLISH_LOCK = 7208
 log = logging.getLogger(__name__)
 
 METRICS = ("total_return", "win_rate", "max_drawdown", "sharpe_ratio", "profit_factor", "num_trades")
@@ -174,12 +176,18 @@ class Catalog:
         conn = self.connect()
         demoted: dict[str, str] = {}
         with conn, conn.cursor() as cur:
-            # The row locks, taken in one order: batches that share tasks wait for each other,
-            # never deadlock.
-            cur.execute("SELECT task_id, status, source_path, source_sha256, "
+            # Each task's publish lock, then its row lock, each kind taken in one order: batches
+            # that share tasks wait for each other, never deadlock. The publish locks first: a row
+            # lock locks only a row that exists, and a first save of a task committing between it
+            # and this batch's write would be written over unseen (newer_only could not compare).
+            # One round trip for both.
+            ids = sorted(t.task_id for t in tasks)
+            cur.execute("SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(t) AS h "
+                        "FROM unnest(%s::text[]) AS t) AS k ORDER BY h; "
+                        "SELECT task_id, status, source_path, source_sha256, "
                         "(extract(epoch FROM migrated_at) * 1000000)::bigint * 1000 "
                         "FROM tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
-                        (sorted(t.task_id for t in tasks),))
+                        (TASK_PUBLISH_LOCK, ids, ids))
             current = {row[0]: row[1:] for row in cur.fetchall()}
             published = {t for t, (status, *_) in current.items() if status == "migrated"}
             if newer_only:
@@ -742,8 +750,9 @@ def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str
     candidates = {}
     for t in tasks:
         status, source_path, sha256, published_at_ns = current.get(t.task_id, (None, None, None, None))
-        if t.status == "migrated" and status == "migrated" and t.source_path and t.source_mtime_ns is not None \
-                and t.source_sha256 != sha256:
+        # a quarantine too: an older file, valid or not, is never published over a newer version
+        if t.status in ("migrated", "quarantined") and status == "migrated" and t.source_path \
+                and t.source_mtime_ns is not None and t.source_sha256 != sha256:
             candidates[t.task_id] = (t, source_path, published_at_ns)
     replaced = _earlier_sources(cur, list(candidates)) if candidates else {}
     out = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pyarrow as pa
@@ -16,6 +17,8 @@ import pytest
 from result_assets import ResultManager
 from result_assets.cli import main
 from result_assets.migration import engine
+from result_assets.store import catalog as catalog_module
+from result_assets.store.stores import Stores
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +165,71 @@ def test_a_save_that_lands_while_migrate_converts_the_older_json_stays(source, c
     monkeypatch.undo()
     assert price("sup_race") == 3.5
     assert migrate(source, capsys, "--task", "sup_race")["superseded"] == 1 and price("sup_race") == 3.5
+
+
+def test_an_older_file_that_is_not_valid_is_not_quarantined_over_a_save_that_landed_meanwhile(
+        source, capsys, monkeypatch):
+    """The file migrate chose is older than a save that lands while it converts, and is not
+    valid (truncated): its quarantine is an attempt kept beside the save, as an older valid
+    file's is, never a record written over it (the save was gone from every read)."""
+    (source / "sup_bad_race").mkdir()
+    (source / "sup_bad_race" / "result.json").write_bytes(b'{"strategy": "s", "symbols": [')
+    time.sleep(0.01)
+    publish = engine.publish_batch
+
+    def save_meanwhile(*args, **kwargs):
+        if kwargs.get("tier") != "hot":
+            ResultManager("postgres-only", record_in_dagster=False).save_result("sup_bad_race", doc(3.5))
+        return publish(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "publish_batch", save_meanwhile)
+    assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_bad_race"]) == 1
+    assert "older, not published over it" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert price("sup_bad_race") == 3.5
+    assert migrate(source, capsys, "--task", "sup_bad_race")["superseded"] == 1 and price("sup_bad_race") == 3.5
+
+
+def test_an_older_file_refused_unread_is_superseded_not_quarantined_over_the_save(source, capsys, tmp_path):
+    """A result.json that is a link (refused unread) and older than the application's save is
+    an earlier version, left alone: it was quarantined over the save, and migrate said 0."""
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps(doc(1.0)))
+    (source / "sup_link").mkdir()
+    os.symlink(target, source / "sup_link" / "result.json")
+    time.sleep(0.01)
+    ResultManager("postgres-only").save_result("sup_link", doc(3.5))
+    assert migrate(source, capsys, "--task", "sup_link")["superseded"] == 1
+    assert price("sup_link") == 3.5
+
+
+def test_a_first_save_that_lands_while_migrate_publishes_an_older_file_stays(source, capsys, monkeypatch):
+    """A task never stored: migrate takes its older JSON, and the application saves it for the
+    first time just as migrate's publishing transaction has looked for the task's row (none
+    yet: a row lock locks only rows that exist). The save waits for that publish (each task's
+    publish lock), then publishes over it: it is the newer. It was written over unseen."""
+    ResultManager("json-only").save_result("sup_first", doc(2.5))
+    time.sleep(0.01)
+    overtaken, saving = catalog_module._overtaken, []
+
+    def save_in_the_window(cur, tasks, current):
+        if not saving and any(t.task_id == "sup_first" for t in tasks):
+            saving.append(threading.Thread(target=ResultManager("postgres-only", record_in_dagster=False).save_result,
+                                           args=("sup_first", doc(3.5))))
+            saving[0].start()
+            saving[0].join(timeout=2)  # the old code's save committed here, inside migrate's window
+        return overtaken(cur, tasks, current)
+
+    monkeypatch.setattr(catalog_module, "_overtaken", save_in_the_window)
+    # (the run may fail its backup_checksum check: the save's backup, written before it waited,
+    # is the newer version's; backups follow the task save lock, which migrate does not take)
+    main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_first"])
+    capsys.readouterr()
+    monkeypatch.undo()
+    saving[0].join()
+    assert price("sup_first") == 3.5
+    stores = Stores.from_env()
+    assert stores.backups.verify("sup_first", stores.catalog.task("sup_first")["source_sha256"])
 
 
 def run_sensor_catch_up(source) -> int:
