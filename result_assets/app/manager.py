@@ -31,7 +31,7 @@ from result_assets.legacy import InvalidResult, parse_document
 from result_assets.legacy.parse import dumps_read_back
 from result_assets.migration.batch import RawResult, ValidatedResult, in_thread
 from result_assets.migration.convert import convert
-from result_assets.migration.engine import BatchResult, run_batch
+from result_assets.migration.engine import BatchResult, keep_published_backup, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
 from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
@@ -206,21 +206,9 @@ class ResultManager:
         self._queued(outcome)
 
     def _keep_published_backup(self, task_id: str) -> None:
-        """After a save that was not published: its bytes, backed up first, must not stay the
-        task's current backup. That file is the task's registered source, which `status` checks
-        and a rematerialization of its partition would publish. The published version's bytes
-        (kept under previous/) become current again; the failed ones move to previous/. Called
-        holding the task's save lock."""
-        try:
-            row = self.stores.catalog.task(task_id)
-            if row is None or row["status"] != "migrated":
-                return  # nothing published: no version to put back
-            sha256 = row["source_sha256"]
-            published = self.stores.backups.read_version(task_id, sha256)
-            if published is not None:  # save() leaves a current backup that already holds them alone
-                self.stores.backups.save(task_id, published, sha256)
-        except Exception:  # noqa: BLE001 - the caller is told the save failed either way
-            log.warning("the backup of %r may hold a save that was not published", task_id, exc_info=True)
+        """After a save that was not published: the published version's bytes become the task's
+        current backup again (engine.keep_published_backup). Called holding the task's save lock."""
+        keep_published_backup(self.stores, task_id)
 
     def _serve(self, validated: ValidatedResult, raw: bytes) -> None:
         """The saved file into the serving cache: the first read of it, in any process, costs

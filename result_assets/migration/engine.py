@@ -216,6 +216,10 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 demoted = {t: r for t, r in published.record_ids.items() if t in published.demoted}
                 if demoted:  # a record queued with checks judged before its task was demoted
                     stores.catalog.attach_checks(demoted, _checks_by_task(result.checks, demoted))
+        if tier != "hot":  # an application's save puts its own back (ResultManager, under its lock)
+            for task_id in published.demoted:
+                with stores.catalog.task_save_lock(task_id):  # not while a save of it backs up
+                    keep_published_backup(stores, task_id)
         result.seconds = clock.seconds
         return result
 
@@ -290,6 +294,21 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
             found = stat_legacy_file(stores.backups.root, task_id) or found
         files.append(found or LegacyFile(task_id, path or "", 0, 0, refused="source file not found"))
     return files
+
+
+def keep_published_backup(stores, task_id: str) -> None:
+    """After an attempt that was not published (a failed proof, a file older than a save that
+    landed meanwhile): its bytes, backed up first, must not stay the task's current backup over
+    the version still published. That file is the registered source of a task an application
+    saved, which `status` checks and a re-run of its partition would publish. The published
+    version's bytes (kept under previous/) become current again. For a caller that holds the
+    task's save lock."""
+    try:
+        row = stores.catalog.task(task_id)
+        if row is not None and row["status"] == "migrated":
+            _backup_holds(stores, task_id, row["source_sha256"])
+    except Exception:  # noqa: BLE001 - the attempt is refused either way; a re-run's registered_sources heals it
+        log.warning("the backup of %r may hold an attempt that was not published", task_id, exc_info=True)
 
 
 def _backup_holds(stores, task_id: str, sha256: str) -> bool:

@@ -232,6 +232,30 @@ def test_a_first_save_that_lands_while_migrate_publishes_an_older_file_stays(sou
     assert stores.backups.verify("sup_first", stores.catalog.task("sup_first")["source_sha256"])
 
 
+def test_a_migration_turned_away_leaves_the_published_versions_bytes_as_the_backup(source, capsys, monkeypatch):
+    """migrate backs up the JSON it chose; a save lands before migrate publishes, so the JSON
+    is older and not published. The task's backup (a save's registered source, which a re-run of
+    its partition publishes) held that JSON's bytes until a re-run; it holds the save's now."""
+    ResultManager("postgres-only").save_result("sup_backup", doc(1.5))
+    time.sleep(0.01)
+    ResultManager("json-only").save_result("sup_backup", doc(2.5))  # newer: migrate takes it
+    save_backups, saved = engine.save_backups, []
+
+    def save_then_back_up(stores, raws):
+        if not saved and any(r.source.task_id == "sup_backup" and r.source.path for r in raws):  # migrate's
+            saved.append("sup_backup")  # first: the save backs up through this function too
+            ResultManager("postgres-only", record_in_dagster=False).save_result("sup_backup", doc(3.5))
+        return save_backups(stores, raws)
+
+    monkeypatch.setattr(engine, "save_backups", save_then_back_up)
+    assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_backup"]) == 1
+    assert "older, not published over it" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert price("sup_backup") == 3.5
+    stores = Stores.from_env()
+    assert stores.backups.verify("sup_backup", stores.catalog.task("sup_backup")["source_sha256"])
+
+
 def run_sensor_catch_up(source) -> int:
     """One tick of new_task_sensor in a dual-write code location, and the runs it asks for."""
     from result_assets.assets.instance import get_instance
