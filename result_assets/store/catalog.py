@@ -454,14 +454,21 @@ class Catalog:
             return _earlier_sources(cur, task_ids)
 
     def touch_mtime(self, mtimes: dict[str, int]) -> None:
-        """Record a new mtime for sources whose bytes were found unchanged."""
+        """Record a new mtime for sources whose bytes were found unchanged. The rows are locked
+        in task_id order first, as every writer of task rows locks them (an UPDATE locks them in
+        the order it finds them, and could deadlock with a batch's publish)."""
         if not mtimes:
             return
-        conn = self.connect()
-        with conn, conn.cursor() as cur:
-            psycopg2.extras.execute_values(
-                cur, "UPDATE tasks SET source_mtime_ns = v.m FROM (VALUES %s) AS v(t, m) WHERE tasks.task_id = v.t",
-                list(mtimes.items()))
+
+        def write():
+            conn = self.connect()
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE", (sorted(mtimes),))
+                psycopg2.extras.execute_values(
+                    cur, "UPDATE tasks SET source_mtime_ns = v.m FROM (VALUES %s) AS v(t, m) WHERE tasks.task_id = v.t",
+                    sorted(mtimes.items()), page_size=len(mtimes))
+
+        _retrying(write)
 
     def task(self, task_id: str) -> dict | None:
         conn = self.connect()

@@ -515,6 +515,44 @@ def test_a_save_whose_backup_fails_on_its_thread_is_not_published(stores, monkey
     manager.close()
 
 
+def test_recording_unchanged_files_mtimes_never_fails_on_a_deadlock(stores):
+    """touch_mtime (migrate and the sensor record the mtime of a file found unchanged) against
+    another transaction that holds one of its rows and then asks for another: it locked its rows
+    in the order its UPDATE found them, and failed as the deadlock's victim. It now locks them in
+    task_id order, as every writer of task rows does, and is run again when chosen as a victim."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    for task_id in ("mtime_a", "mtime_b"):
+        manager.save_result(task_id, small_document(strategy=task_id, n=2))
+    manager.close()
+    other = psycopg2.connect(stores.catalog.url)
+    errors = []
+    try:
+        with other.cursor() as cur:  # another writer, holding mtime_b's row
+            cur.execute("SELECT 1 FROM tasks WHERE task_id = 'mtime_b' FOR UPDATE")
+
+        def touch():
+            try:
+                Stores.from_env().catalog.touch_mtime({"mtime_a": 111, "mtime_b": 222})
+            except Exception as exc:  # noqa: BLE001 - the assertion below names it
+                errors.append(exc)
+
+        toucher = threading.Thread(target=touch)
+        toucher.start()
+        time.sleep(0.5)  # touch_mtime holds mtime_a and waits for mtime_b
+        with other.cursor() as cur:  # the other writer now asks for mtime_a: a deadlock
+            try:
+                cur.execute("UPDATE tasks SET source_mtime_ns = 5 WHERE task_id = 'mtime_a'")
+                other.commit()
+            except psycopg2.errors.DeadlockDetected:
+                other.rollback()
+        toucher.join(timeout=30)
+    finally:
+        other.close()
+    assert not toucher.is_alive() and errors == []
+    rows = {t: stores.catalog.task(t)["source_mtime_ns"] for t in ("mtime_a", "mtime_b")}
+    assert rows == {"mtime_a": 111, "mtime_b": 222}
+
+
 def test_a_save_backs_up_in_line_when_no_thread_can_start(stores, monkeypatch):
     """At interpreter shutdown (a save from an atexit handler) Thread.start raises RuntimeError:
     the save writes its backup on the caller's thread, as it did before the thread, and succeeds."""
