@@ -49,6 +49,19 @@ def phase(capsys, mode) -> tuple[int, dict]:
     return code, json.loads(capsys.readouterr().out)
 
 
+def save_before_migrate_publishes(monkeypatch, task_id: str, document: dict) -> None:
+    """Each migration publish is preceded by an application save of task_id: one that lands
+    while migrate converts the task's file (the save's own publish goes through untouched)."""
+    publish = engine.publish_batch
+
+    def save_meanwhile(*args, **kwargs):
+        if kwargs.get("tier") != "hot":  # the migration's publish, not the save's own
+            ResultManager("postgres-only", record_in_dagster=False).save_result(task_id, document)
+        return publish(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "publish_batch", save_meanwhile)
+
+
 def test_a_json_older_than_a_postgres_only_save_is_read_and_migrated_as_the_older_one(source, capsys, mode):
     ResultManager("dual-write").save_result("sup_dual", doc(1.5))  # JSON and store, before the switch
     ResultManager("json-only").save_result("sup_lagging", doc(1.5))  # an instance not switched yet
@@ -152,14 +165,7 @@ def test_a_save_that_lands_while_migrate_converts_the_older_json_stays(source, c
     ResultManager("postgres-only").save_result("sup_race", doc(1.5))
     time.sleep(0.01)
     ResultManager("json-only").save_result("sup_race", doc(2.5))
-    publish = engine.publish_batch
-
-    def save_meanwhile(*args, **kwargs):
-        if kwargs.get("tier") != "hot":  # the migration's publish, not the save's own
-            ResultManager("postgres-only", record_in_dagster=False).save_result("sup_race", doc(3.5))
-        return publish(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "publish_batch", save_meanwhile)
+    save_before_migrate_publishes(monkeypatch, "sup_race", doc(3.5))
     assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_race"]) == 1
     assert "older, not published over it" in capsys.readouterr().err
     monkeypatch.undo()
@@ -175,14 +181,7 @@ def test_an_older_file_that_is_not_valid_is_not_quarantined_over_a_save_that_lan
     (source / "sup_bad_race").mkdir()
     (source / "sup_bad_race" / "result.json").write_bytes(b'{"strategy": "s", "symbols": [')
     time.sleep(0.01)
-    publish = engine.publish_batch
-
-    def save_meanwhile(*args, **kwargs):
-        if kwargs.get("tier") != "hot":
-            ResultManager("postgres-only", record_in_dagster=False).save_result("sup_bad_race", doc(3.5))
-        return publish(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "publish_batch", save_meanwhile)
+    save_before_migrate_publishes(monkeypatch, "sup_bad_race", doc(3.5))
     assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_bad_race"]) == 1
     assert "older, not published over it" in capsys.readouterr().err
     monkeypatch.undo()
