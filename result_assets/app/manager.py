@@ -192,10 +192,10 @@ class ResultManager:
                     batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
                                        keep_source_path=False, records=self._records(validated), sources=sources)
                 except Exception:
-                    self._keep_published_backup(task_id)
+                    keep_published_backup(self.stores, task_id)
                     raise
                 if validated.status == "failed":
-                    self._keep_published_backup(task_id)
+                    keep_published_backup(self.stores, task_id)
         except Exception as exc:
             raise ResultStoreError(f"task {task_id!r} was not stored: {_one_line(exc)}") from exc
         if validated.status == "failed":
@@ -204,11 +204,6 @@ class ResultManager:
         outcome.stored = validated.status
         self._serve(validated, raw)
         self._queued(outcome)
-
-    def _keep_published_backup(self, task_id: str) -> None:
-        """After a save that was not published: the published version's bytes become the task's
-        current backup again (engine.keep_published_backup). Called holding the task's save lock."""
-        keep_published_backup(self.stores, task_id)
 
     def _serve(self, validated: ValidatedResult, raw: bytes) -> None:
         """The saved file into the serving cache: the first read of it, in any process, costs

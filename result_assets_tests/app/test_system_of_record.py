@@ -606,7 +606,7 @@ def test_a_backup_that_fails_beside_another_failure_is_logged(stores, monkeypatc
 def test_a_save_that_fails_returns_only_once_its_backup_is_written(stores, monkeypatch):
     """Its read-back fails while the backup is still being written: the caller hears of the
     failure only after that write ended, so that putting back the published version's bytes
-    (ResultManager._keep_published_backup) never races a write still under way."""
+    (engine.keep_published_backup) never races a write still under way."""
     manager = ResultManager("postgres-only", record_in_dagster=False)
     manager.save_result("failed_while_backing_up", small_document(strategy="published", n=3))
     real_save, written = BackupStore.save, threading.Event()
