@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -217,22 +218,30 @@ def _float(value) -> float | None:
         return None
 
 
-def save_backups(stores, raws: list[RawResult]) -> None:
+def save_backups(stores, raws: list[RawResult], lock=None) -> None:
+    """Each task's exact bytes into the backups. `lock`: a migration's task_save_lock, held
+    around each task's write so that it never lands between an application save's own backup
+    and the checks that read that backup back (the save holds the lock throughout)."""
     for raw in raws:
-        if raw.backup_from_file:  # over the size limit: streamed, never held whole
-            try:
-                stores.backups.save_file(raw.source.task_id, raw.source.path, raw.sha256)
-            except FileNotFoundError as exc:
-                if exc.filename != raw.source.path:
-                    raise  # the backup store's own problem: the batch's
-                # This task's source vanished after it was hashed: quarantined alone.
-                raw.unreadable = f"cannot read {display_path(raw.source.path)}: it vanished while being backed up"
-                raw.backup_from_file = False
-            continue
-        if raw.unreadable:
+        if raw.unreadable and not raw.backup_from_file:
             continue  # nothing was read (refused or unreadable): nothing to copy
-        # Read back once, by the batch's backup_checksum check (verify.judge), not here too.
-        stores.backups.save(raw.source.task_id, raw.raw, raw.sha256, verify=False)
+        with lock(raw.source.task_id) if lock else nullcontext():
+            _save_backup(stores, raw)
+
+
+def _save_backup(stores, raw: RawResult) -> None:
+    if raw.backup_from_file:  # over the size limit: streamed, never held whole
+        try:
+            stores.backups.save_file(raw.source.task_id, raw.source.path, raw.sha256)
+        except FileNotFoundError as exc:
+            if exc.filename != raw.source.path:
+                raise  # the backup store's own problem: the batch's
+            # This task's source vanished after it was hashed: quarantined alone.
+            raw.unreadable = f"cannot read {display_path(raw.source.path)}: it vanished while being backed up"
+            raw.backup_from_file = False
+        return
+    # Read back once, by the batch's backup_checksum check (verify.judge), not here too.
+    stores.backups.save(raw.source.task_id, raw.raw, raw.sha256, verify=False)
 
 
 def in_thread(work, *args) -> Future:

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 
+import psycopg2
 import pyarrow as pa
 import pytest
 
@@ -18,6 +19,8 @@ from result_assets import ResultManager
 from result_assets.cli import main
 from result_assets.migration import engine
 from result_assets.store import catalog as catalog_module
+from result_assets.store.backups import BackupStore
+from result_assets.store.catalog import TASK_SAVE_LOCK
 from result_assets.store.stores import Stores
 
 
@@ -240,11 +243,11 @@ def test_a_migration_turned_away_leaves_the_published_versions_bytes_as_the_back
     ResultManager("json-only").save_result("sup_backup", doc(2.5))  # newer: migrate takes it
     save_backups, saved = engine.save_backups, []
 
-    def save_then_back_up(stores, raws):
+    def save_then_back_up(stores, raws, **kwargs):
         if not saved and any(r.source.task_id == "sup_backup" and r.source.path for r in raws):  # migrate's
             saved.append("sup_backup")  # first: the save backs up through this function too
             ResultManager("postgres-only", record_in_dagster=False).save_result("sup_backup", doc(3.5))
-        return save_backups(stores, raws)
+        return save_backups(stores, raws, **kwargs)
 
     monkeypatch.setattr(engine, "save_backups", save_then_back_up)
     assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_backup"]) == 1
@@ -253,6 +256,29 @@ def test_a_migration_turned_away_leaves_the_published_versions_bytes_as_the_back
     assert price("sup_backup") == 3.5
     stores = Stores.from_env()
     assert stores.backups.verify("sup_backup", stores.catalog.task("sup_backup")["source_sha256"])
+
+
+def test_a_migration_backs_up_a_file_under_its_task_save_lock(source, capsys, monkeypatch):
+    """An application save holds its task's save lock from its backup to its checks, which read
+    that backup back: migrate's backup of the task's file waits for the lock, never lands inside."""
+    ResultManager("json-only").save_result("sup_locked", doc(1.5))
+    url, lock_free, save = Stores.from_env().catalog.url, [], BackupStore.save
+
+    def probe_then_save(self, task_id, raw, *args, **kwargs):
+        if task_id == "sup_locked":
+            conn = psycopg2.connect(url)  # another session, as an application's save would be
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
+                    lock_free.append(cur.fetchone()[0])
+            finally:
+                conn.close()  # and the lock with it, had it been free
+        return save(self, task_id, raw, *args, **kwargs)
+
+    monkeypatch.setattr(BackupStore, "save", probe_then_save)
+    migrate(source, capsys, "--task", "sup_locked")
+    assert lock_free == [False]
+    assert price("sup_locked") == 1.5
 
 
 def run_sensor_catch_up(source) -> int:
@@ -371,10 +397,10 @@ def test_a_re_run_after_a_refused_attempt_republishes_the_stores_version(source,
     ResultManager("json-only").save_result("sup_refused", doc(2.5))
     back_up = engine.save_backups
 
-    def save_first(stores, raws):
+    def save_first(stores, raws, **kwargs):
         if any(r.source.task_id == "sup_refused" and r.source.path for r in raws):
             ResultManager("postgres-only", record_in_dagster=False).save_result("sup_refused", doc(3.5))
-        return back_up(stores, raws)
+        return back_up(stores, raws, **kwargs)
 
     monkeypatch.setattr(engine, "save_backups", save_first)
     assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_refused"]) == 1
