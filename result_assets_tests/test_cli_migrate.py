@@ -338,3 +338,35 @@ def test_a_file_that_cannot_be_read_passes_the_backup_check_as_not_copied(projec
     assert batch.validated[0].status == "quarantined" and "cannot read" in batch.validated[0].reason
     [check] = [c for c in batch.checks if c.check == BACKUP_CHECKSUM]
     assert check.passed and check.description.startswith("not copied: cannot read")
+
+
+@pytest.mark.parametrize("how", ["vanished", "registered file gone"])
+def test_a_file_gone_when_read_never_replaces_the_published_version(project_home, tmp_path, how):
+    """A published task's file that is gone (archived, or an I/O error) when a re-run reads it
+    says nothing of the task's data: the attempt is kept beside the published version, which
+    stays readable, and the next run tries the file again."""
+    from result_assets import ResultManager
+    from result_assets.migration.engine import run_batch
+    from result_assets.migration.plan import plan_migration
+    from result_assets.migration.sources import SOURCE_NOT_FOUND, LegacyFile, stat_legacy_file
+    from result_assets.store.stores import Stores
+
+    task_id = f"gone_{how.split()[0]}"
+    document = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [{"timestamp": 1704240000000, "price": 1.5}]}]}
+    path = tmp_path / task_id / "result.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(document))
+    stores, found = Stores.from_env(), stat_legacy_file(tmp_path, task_id)
+    assert run_batch(stores, [found]).validated[0].status == "migrated"
+    raw = path.read_bytes()
+    path.unlink()
+    gone = found if how == "vanished" else LegacyFile(task_id, str(path), 0, 0, refused=SOURCE_NOT_FOUND)
+
+    attempt = run_batch(stores, [gone]).validated[0]
+    assert "the published version stays" in attempt.failure
+    state = stores.catalog.states([task_id])[task_id]
+    assert state.status == "migrated" and state.source_sha256 == hashlib.sha256(raw).hexdigest()
+    assert state.failed_attempt and state.source_mtime_ns == found.mtime_ns
+    assert ResultManager("postgres-only").get_result(task_id) == document
+    path.write_bytes(raw)  # back, as it was: tried again, not judged unchanged
+    assert [t.task_id for t in plan_migration(stores.catalog, [stat_legacy_file(tmp_path, task_id)], False).to_migrate] == [task_id]

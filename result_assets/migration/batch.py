@@ -15,7 +15,7 @@ import pyarrow as pa
 from result_assets.legacy import InvalidResult, NormalizedResult, dumps_document, normalize, parse_document
 from result_assets.legacy.normalize import nesting_depth
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from result_assets.migration.sources import LegacyFile, display_path, outside_source_dir
+from result_assets.migration.sources import SOURCE_NOT_FOUND, LegacyFile, display_path, outside_source_dir
 from result_assets.store.backups import file_sha256, sha256_hex
 from result_assets.store.catalog import METRICS, SymbolRow, TaskRow
 from result_assets.store.delta_tables import CommitInfo
@@ -30,6 +30,7 @@ class RawResult:
     sha256: str
     unreadable: str | None = None
     backup_from_file: bool = False  # too big to hold: the backup is streamed from the source file
+    unread: bool = False  # not read at all (gone, an I/O error): says nothing of the task's data
 
 
 @dataclass
@@ -48,6 +49,7 @@ class ValidatedResult:
     # Every number of the file reads exactly without parse_document's screen for long ones
     # (parse_unscreened gives what parse_document does): what the serving cache remembers.
     plain_numbers: bool = False
+    unread: bool = False  # RawResult.unread: quarantined, but never over a published version
 
     @property
     def task_id(self) -> str:
@@ -105,7 +107,7 @@ def read_source(source: LegacyFile, limit: int) -> RawResult:
     """The file's bytes, or why not: refused (a link out of the source dir), over the size
     limit (hashed and later backed up by streaming, never held whole), or unreadable."""
     if source.refused:
-        return RawResult(source, b"", sha256_hex(b""), source.refused)
+        return RawResult(source, b"", sha256_hex(b""), source.refused, unread=source.refused == SOURCE_NOT_FOUND)
     try:
         if outside_source_dir(source.path):
             return RawResult(source, b"", sha256_hex(b""),
@@ -118,7 +120,8 @@ def read_source(source: LegacyFile, limit: int) -> RawResult:
             del raw
             return _oversized(source, os.stat(source.path).st_size, limit)
     except OSError as exc:
-        return RawResult(source, b"", sha256_hex(b""), f"cannot read {display_path(source.path)}: {exc.strerror}")
+        return RawResult(source, b"", sha256_hex(b""), f"cannot read {display_path(source.path)}: {exc.strerror}",
+                         unread=True)
     return RawResult(source, raw, sha256_hex(raw))
 
 
@@ -154,7 +157,7 @@ def validate(raw: RawResult, parse=parse_document) -> ValidatedResult:
             result, reason, document = None, _TOO_DEEP, None
     size = len(raw.raw) if not raw.unreadable else raw.source.size
     return ValidatedResult(raw.source, raw.sha256, size, result, document, reason,
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, unread=raw.unread)
 
 
 def signal_rows(validated: list[ValidatedResult]) -> TaskRows:
@@ -181,8 +184,9 @@ def catalog_batch(validated: list[ValidatedResult]) -> CatalogBatch:
             source_path=v.source.path,
             source_sha256=v.sha256,
             source_bytes=v.json_bytes,
-            source_mtime_ns=v.source.mtime_ns,
+            source_mtime_ns=None if v.unread else v.source.mtime_ns,  # unread: the next run tries again
             convert_seconds=round(v.seconds, 6),
+            unread=v.unread,
         )
         r = v.result
         if r is not None:
@@ -238,7 +242,7 @@ def _save_backup(stores, raw: RawResult) -> None:
                 raise  # the backup store's own problem: the batch's
             # This task's source vanished after it was hashed: quarantined alone.
             raw.unreadable = f"cannot read {display_path(raw.source.path)}: it vanished while being backed up"
-            raw.backup_from_file = False
+            raw.backup_from_file, raw.unread = False, True
         return
     # Read back once, by the batch's backup_checksum check (verify.judge), not here too.
     stores.backups.save(raw.source.task_id, raw.raw, raw.sha256, verify=False)

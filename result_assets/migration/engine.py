@@ -276,7 +276,7 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
     from pathlib import Path
 
     from result_assets.migration.plan import superseded
-    from result_assets.migration.sources import stat_legacy_file, task_source_file
+    from result_assets.migration.sources import SOURCE_NOT_FOUND, stat_legacy_file, task_source_file
     from result_assets.store.backups import BackupStore
 
     registered = stores.catalog.sources(task_ids)
@@ -292,7 +292,7 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
                 found is None or superseded(found, state, replaced.get(task_id, set()))) \
                 and _backup_holds(stores, task_id, state.source_sha256):
             found = stat_legacy_file(stores.backups.root, task_id) or found
-        files.append(found or LegacyFile(task_id, path or "", 0, 0, refused="source file not found"))
+        files.append(found or LegacyFile(task_id, path or "", 0, 0, refused=SOURCE_NOT_FOUND))
     return files
 
 

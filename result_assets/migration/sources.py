@@ -16,6 +16,10 @@ from result_assets.store.last_write import same_file
 from result_assets.store.backups import file_sha256
 
 RESULT_FILE = "result.json"
+# The refusal of a task whose registered file is gone and that has no backup to read instead.
+SOURCE_NOT_FOUND = "source file not found"
+
+
 @dataclass(frozen=True)
 class LegacyFile:
     task_id: str

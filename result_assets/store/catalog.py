@@ -75,6 +75,9 @@ class TaskRow:
     # skeleton (legacy/exact.py), or the file's text when no Spelling reproduces it.
     spelling: str | None = None
     exact_text: str | None = None
+    # Not a column: the file could not be read (gone, an I/O error). Such an attempt says
+    # nothing of the task's data: never published over a version the store has (_overtaken).
+    unread: bool = field(default=False, metadata={"column": False})
 
 
 @dataclass
@@ -91,7 +94,7 @@ class SymbolRow:
     num_trades: float | None = None
 
 
-TASK_COLUMNS = [f.name for f in fields(TaskRow)]
+TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.metadata.get("column", True)]
 SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
 
 
@@ -752,17 +755,19 @@ def _earlier_sources(cur, task_ids: list[str]) -> dict[str, set[str]]:
 def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str, str]:
     """{task_id: reason} of the files to publish that are older than the task's current
     version, which did not come from them (last_write.older_than_store: by time, or a copy of
-    a version it replaced). `current`: {task_id: (status, source_path, source_sha256,
+    a version it replaced), and of those that could not be read at all (TaskRow.unread). `current`: {task_id: (status, source_path, source_sha256,
     published at, ns)}, read under the rows' locks."""
-    candidates = {}
+    candidates, out = {}, {}
     for t in tasks:
         status, source_path, sha256, published_at_ns = current.get(t.task_id, (None, None, None, None))
+        if t.unread and status == "migrated":  # a file gone or unreadable now, whatever its age
+            out[t.task_id] = f"{t.reason}: the published version stays"
+            continue
         # a quarantine too: an older file, valid or not, is never published over a newer version
         if t.status in ("migrated", "quarantined") and status == "migrated" and t.source_path \
                 and t.source_mtime_ns is not None and t.source_sha256 != sha256:
             candidates[t.task_id] = (t, source_path, published_at_ns)
     replaced = _earlier_sources(cur, list(candidates)) if candidates else {}
-    out = {}
     for task_id, (t, source_path, published_at_ns) in candidates.items():
         if older_than_store(t.source_path, t.source_mtime_ns, source_path, published_at_ns):
             out[task_id] = ("a newer version (an application save) was published while this file was converted: "
