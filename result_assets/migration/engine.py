@@ -146,11 +146,12 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                   tier: str = "delta", clock: _Clock | None = None,
                   records: dict[str, tuple[dict, str]] | None = None,
                   sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False,
-                  backing_up: Future | None = None) -> BatchResult:
+                  backing_up: Future | None = None, expected_versions: dict[str, int] | None = None) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
     tier in the catalog's own transaction instead of a Delta commit (application saves).
     A Delta batch holds the store write lock (shared) from its commit to its publication.
-    `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose).
+    `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose, and
+    passes `expected_versions`, Catalog.upsert's too: the version it decided to replace).
     `backing_up`: the backups still being written, waited for (their error raised) after the
     read-back and before the checks, which read them, and the publication."""
     clock = clock or _Clock()
@@ -206,7 +207,8 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 records = {t: (*record, checks[t]) for t, record in records.items()}
         with clock.stage("publish"):
             published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records,
-                                              sources=sources, newer_only=newer_only)
+                                              sources=sources, newer_only=newer_only,
+                                              expected_versions=expected_versions)
         for v in validated:
             if v.task_id in published.demoted:
                 v.failure = published.demoted[v.task_id]

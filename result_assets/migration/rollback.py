@@ -8,6 +8,10 @@ them through the batch engine like any other write: converted and proven (the by
 written again from what is stored hash to the earlier SHA-256), committed, read back and
 published in one catalog transaction, or not at all, the current version staying
 readable. The replaced row goes to history as always: a rollback can be rolled back.
+
+A rollback holds the task's save lock throughout (no application save of the task runs
+inside it), and publishes only over the version it read (a migration that published the
+task meanwhile stays: the rollback is refused and can be run again).
 """
 from __future__ import annotations
 
@@ -43,21 +47,29 @@ class RolledBack:
     note: str | None = None
 
 
-def previous_row(stores, task_id: str) -> dict | None:
-    """The task's catalog row as it was before its last replacement."""
+def previous_row(stores, task_id: str, current: dict) -> dict | None:
+    """The task's catalog row as it was before its last replacement by another version (the
+    same bytes published again, by a re-run or a retried save, are not a version to go back to)."""
     conn = stores.catalog.connect()
     with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         # A 'failed' row was never published: not a version to go back to.
         cur.execute("SELECT * FROM tasks_history WHERE task_id = %s AND status <> 'failed' "
-                    "ORDER BY replaced_at DESC, version DESC LIMIT 1", (task_id,))
+                    "AND (source_sha256, status) IS DISTINCT FROM (%s, %s) "
+                    "ORDER BY replaced_at DESC, version DESC LIMIT 1",
+                    (task_id, current["source_sha256"], current["status"]))
         return cur.fetchone()
 
 
 def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledBack:
+    with stores.catalog.task_save_lock(task_id):
+        return _rollback(stores, task_id, restore_source)
+
+
+def _rollback(stores, task_id: str, restore_source: bool) -> RolledBack:
     current = stores.catalog.task(task_id)
     if current is None:
         raise RollbackError(f"{task_id}: not in the catalog")
-    prev = previous_row(stores, task_id)
+    prev = previous_row(stores, task_id, current)
     if prev is None:
         raise RollbackError(f"{task_id}: no earlier version to roll back to (migrated once)")
     versions = (prev["signals_version"], prev["curves_version"])
@@ -91,12 +103,15 @@ def rollback_task(stores, task_id: str, restore_source: bool = False) -> RolledB
         earlier = ValidatedResult(source, prev["source_sha256"], prev["source_bytes"], None, None,
                                   prev["reason"], 0.0)
     # A version saved by the application has no source file: its row keeps naming none.
-    batch = publish_batch(stores, [earlier], [], keep_source_path=bool(prev["source_path"]))
+    batch = publish_batch(stores, [earlier], [], keep_source_path=bool(prev["source_path"]),
+                          expected_versions={task_id: current["version"]})
     if earlier.status == "failed":
         raise RollbackError(f"{task_id}: the earlier version was not published, the current one stays: "
                             f"{earlier.failure}")
     to_versions = tuple(rows.commit.version if rows.commit else None for rows in (batch.signals, batch.curves))
     note = None
+    if migrated:  # its exact bytes, proven above (read from the backups or written again from its rows)
+        old_bytes = raw
     if old_bytes is not None:
         stores.backups.save(task_id, old_bytes, prev["source_sha256"])  # the newer bytes move to previous/
     else:
@@ -170,9 +185,8 @@ def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -
         raise RollbackError(f"{task_id}: rolled back, but no source path is known to restore")
     if old_bytes is None:
         raise RollbackError(f"{task_id}: rolled back, but the earlier bytes are not in the backups")
-    write_atomic(Path(path), old_bytes)
-    st = Path(path).stat()
-    stores.catalog.touch_mtime({task_id: st.st_mtime_ns})  # unchanged bytes: not stale
+    written = write_atomic(Path(path), old_bytes)  # its own stat, not a later writer's file
+    stores.catalog.touch_mtime({task_id: written.st_mtime_ns})  # unchanged bytes: not stale
     return path
 
 

@@ -152,7 +152,8 @@ class Catalog:
     def upsert(self, tasks: list[TaskRow], symbols: list[SymbolRow],
                hot: dict[str, tuple[bytes, bytes]] | None = None,
                records: dict[str, tuple[dict, str, list[dict] | None]] | None = None,
-               sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False) -> "Published":
+               sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False,
+               expected_versions: dict[str, int] | None = None) -> "Published":
         """Write a batch in one transaction; a task's old symbol rows are replaced.
 
         `hot`: {task_id: (signals, curves)} rows kept in the hot tier; every other task of
@@ -169,13 +170,15 @@ class Catalog:
         and was published after the file was last written (last_write.older_than_store: an
         application save that landed while a migration converted the file); the task is
         demoted like a failed proof, and that version stays.
+        `expected_versions`: {task_id: tasks.version} the caller's change was decided against
+        (a rollback); a task published again since is demoted the same way.
         Returns the tasks demoted and the queued records' ids."""
         if not tasks:
             return Published({}, {})
         return _retrying(lambda: self._upsert(tasks, symbols, dict(hot or {}), records or {}, sources or {},
-                                              newer_only))
+                                              newer_only, expected_versions or {}))
 
-    def _upsert(self, tasks, symbols, hot, records, sources, newer_only) -> "Published":
+    def _upsert(self, tasks, symbols, hot, records, sources, newer_only, expected_versions) -> "Published":
         conn = self.connect()
         demoted: dict[str, str] = {}
         with conn, conn.cursor() as cur:
@@ -188,13 +191,17 @@ class Catalog:
             cur.execute("SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(t) AS h "
                         "FROM unnest(%s::text[]) AS t) AS k ORDER BY h; "
                         "SELECT task_id, status, source_path, source_sha256, "
-                        "(extract(epoch FROM migrated_at) * 1000000)::bigint * 1000 "
+                        "(extract(epoch FROM migrated_at) * 1000000)::bigint * 1000, version "
                         "FROM tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
                         (TASK_PUBLISH_LOCK, ids, ids))
-            current = {row[0]: row[1:] for row in cur.fetchall()}
+            locked = cur.fetchall()
+            current = {row[0]: row[1:5] for row in locked}
             published = {t for t, (status, *_) in current.items() if status == "migrated"}
+            demoted.update({t: f"the task was published again meanwhile (version {version}): that version stays"
+                            for t, *_, version in locked if expected_versions.get(t, version) != version})
             if newer_only:
                 demoted.update(_overtaken(cur, tasks, current))
+            if demoted:
                 tasks = [replace(t, status="failed", reason=demoted[t.task_id], row_locations=None)
                          if t.task_id in demoted else t for t in tasks]
                 hot = {t: rows for t, rows in hot.items() if t not in demoted}

@@ -183,6 +183,84 @@ def test_rollback_after_a_vacuum_takes_the_earlier_bytes_from_the_backups(projec
     assert compare_documents(parse_document(original), read_result(task)) == []
 
 
+def three_versions(root: Path, task: str) -> tuple[Path, list[bytes]]:
+    """A task migrated as A, then B (--force of an edit): its file and [A, B]."""
+    path = root / task / "result.json"
+    path.parent.mkdir(parents=True)
+    versions = [(SAMPLES / "bt_20250901_14ceeb" / "result.json").read_bytes()]
+    edited = parse_document(versions[0])
+    edited["strategy"] = "edited"
+    versions.append(json.dumps(edited).encode())
+    for raw in versions:
+        path.write_bytes(raw)
+        assert main(["migrate", "--source-dir", str(root), "--task", task, "--force", "--json"]) == 0
+    return path, versions
+
+
+def test_a_rollback_after_the_same_bytes_were_published_again_goes_back_a_version(project_home, tmp_path, capsys):
+    """A, then B, then B again (a partition re-run, a --force, a retried save): the version
+    before is A, not B; every rollback had republished B."""
+    path, (a, b) = three_versions(tmp_path, "rollback_same_again")
+    assert main(["migrate", "--source-dir", str(tmp_path), "--task", "rollback_same_again", "--force", "--json"]) == 0
+    assert main(["rollback", "rollback_same_again"]) == 0
+    capsys.readouterr()
+    assert read_result("rollback_same_again") == parse_document(a)
+
+
+def test_a_rollback_is_refused_over_a_version_published_meanwhile(project_home, tmp_path, capsys, monkeypatch):
+    """A migration publishes the task while a rollback converts the earlier version: the
+    rollback publishes only over the version it read, so the migration's stays. It held the
+    task's save lock throughout: no application save of the task runs inside it."""
+    import psycopg2
+
+    from result_assets.migration import rollback
+    from result_assets.migration.engine import run_batch
+    from result_assets.migration.sources import stat_legacy_file
+    from result_assets.store.catalog import TASK_SAVE_LOCK
+
+    task = "rollback_overtaken"
+    path, (a, b) = three_versions(tmp_path, task)
+    newer = parse_document(b)
+    newer["strategy"] = "newer"
+    path.write_text(json.dumps(newer))
+    publish, lock_free = rollback.publish_batch, []
+
+    def migrate_meanwhile(stores, *args, **kwargs):
+        conn = psycopg2.connect(stores.catalog.url)  # another session: an application save's view
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task))
+                lock_free.append(cur.fetchone()[0])
+        finally:
+            conn.close()
+        assert run_batch(stores, [stat_legacy_file(tmp_path, task)]).validated[0].status == "migrated"
+        return publish(stores, *args, **kwargs)
+
+    monkeypatch.setattr(rollback, "publish_batch", migrate_meanwhile)
+    assert main(["rollback", task]) == 1
+    assert "published again meanwhile" in capsys.readouterr().out
+    assert lock_free == [False]
+    assert read_result(task) == newer
+
+
+def test_a_rollback_rebuilt_from_its_rows_leaves_its_bytes_as_the_backup(project_home, tmp_path, capsys):
+    """The earlier bytes are gone from the backups; the rollback writes them again from the
+    rows (proven by their SHA-256) and keeps them as the task's backup, which `archive`
+    checks against the store and a re-run reads when the JSON is gone."""
+    from result_assets.store.stores import Stores
+
+    task = "rollback_rebuilt"
+    path, (a, b) = three_versions(tmp_path, task)
+    stores = Stores.from_env()
+    for kept in (stores.backups.root / task / "previous").glob("*.json"):
+        kept.unlink()
+    assert stores.backups.read_version(task, sha(a)) is None
+    assert main(["rollback", task, "--restore-source"]) == 0
+    capsys.readouterr()
+    assert read_result(task) == parse_document(a)
+    assert stores.backups.read(task) == a and path.read_bytes() == a
+
+
 KILL_POINTS = {  # where the archiving process is killed (SIGKILL: no cleanup runs)
     "while packing": "archive._add_bytes",  # the second file of the first archive
     "before verifying": "archive._verify_archive",  # the archive renamed into place, not yet read back
