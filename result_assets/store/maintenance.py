@@ -119,9 +119,17 @@ def repoint_moved_rows(stores, table: str) -> tuple[int, list[str]]:
 
 def vacuum_unnamed(stores, table: str, retention_hours: int) -> int:
     """Delete the files Delta's vacuum would (out of the snapshot longer than the retention),
-    except those a catalog row still names. Returns how many were deleted."""
+    except those a catalog row still names. Returns how many were deleted.
+
+    A full vacuum: it lists the table's files. The lite one learns what to delete only from the
+    log's remove records, and a checkpoint (this maintenance's own, or the one delta-rs writes
+    every 100 commits) leaves out those older than the table's deleted-file retention (a week):
+    at the default 168-hour retention it deleted nothing, ever. Nor does the log name a file
+    whose commit never happened (a writer killed mid-commit, a full disk). Safe here: the
+    exclusive store write lock keeps every other Delta writer out."""
     dt = stores.delta.open(table)
-    candidates = dt.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False)
+    candidates = dt.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False,
+                           full=True)
     named = {path for _, locs in stores.catalog.located_tasks().values() for path, _ in locs.get(table, [])}
     files = stores.delta.files
     deleted = 0
