@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+from pyarrow import fs as pafs
 
 from result_assets.store.row_locations import RowFiles
 
@@ -96,3 +98,62 @@ def test_a_point_read_gives_its_task_only_its_rows_in_key_order(tmp_path):
     together = files.read("t", {**located, "a": [["one.parquet", [0]]]}, schema)
     assert together["b"].equals(alone)
     assert together["a"]["seq"].to_pylist() == [0, 1]
+
+
+class _S3LikeHandler(pafs.FileSystemHandler):
+    """The local filesystem, reporting a missing file to a read as S3 reports an object deleted
+    after it was opened: a plain OSError."""
+
+    def __init__(self):
+        self.local = pafs.LocalFileSystem()
+
+    def open_input_file(self, path):
+        if self.local.get_file_info(path).type == pafs.FileType.NotFound:
+            raise OSError(f"AWS Error NO_SUCH_KEY during GetObject operation: {path}")
+        return self.local.open_input_file(path)
+
+    def get_file_info(self, paths):
+        return self.local.get_file_info(paths)
+
+    def get_type_name(self):
+        return "s3-like"
+
+    def normalize_path(self, path):
+        return path
+
+    def equals(self, other):
+        return self is other
+
+
+
+def _not_called(self, *args):  # by a read
+    raise NotImplementedError
+
+
+for _name in _S3LikeHandler.__abstractmethods__:
+    setattr(_S3LikeHandler, _name, _not_called)
+_S3LikeHandler.__abstractmethods__ = frozenset()
+
+
+def test_a_file_gone_on_s3_is_rows_gone_whatever_oserror_says_so(tmp_path):
+    """A vacuum deleting a file between a read's open and its ranges: on S3 a plain OSError,
+    which must reach readers as RowsGone (their retry on a new placement), not as an error
+    of the store. Another OSError of a file that is there stays what it is."""
+    from result_assets.store.row_locations import RowsGone
+
+    (tmp_path / "t").mkdir()
+    rows = pa.table({"task_id": ["a"] * 3 + ["b"] * 3, "symbol_idx": [0] * 6, "seq": [0, 1, 2] * 2})
+    pq.write_table(rows, tmp_path / "t" / "f.parquet")
+    files = RowFiles(str(tmp_path))
+    located = files.locate("t", ["f.parquet"], ["a"])  # its footer cached
+    files._fs = pafs.PyFileSystem(_S3LikeHandler())
+    assert files.read("t", located, rows.schema)["a"].num_rows == 3
+    (tmp_path / "t" / "f.parquet").unlink()
+    with pytest.raises(RowsGone):
+        files.read("t", located, rows.schema)
+    with pytest.raises(RowsGone):
+        files.metadata("t", "f.parquet")
+    (tmp_path / "t" / "g.parquet").mkdir()  # there, and not a file a read can open: not gone
+    with pytest.raises(OSError) as raised:
+        files.metadata("t", "g.parquet")
+    assert not isinstance(raised.value, RowsGone)

@@ -68,8 +68,8 @@ class RowFiles:
         try:
             with self._fs.open_input_file(self.path(table, relative)) as f:
                 metadata = pq.read_metadata(f)
-        except FileNotFoundError as exc:
-            raise RowsGone(f"{table}/{relative} is gone") from exc
+        except OSError as exc:
+            raise self._gone(table, relative, exc) from exc
         with self._lock:
             self._footers[key] = metadata
             while len(self._footers) > self._limit:
@@ -161,8 +161,22 @@ class RowFiles:
             with self._fs.open_input_file(self.path(table, relative)) as f:
                 return pq.ParquetFile(f, metadata=metadata).read_row_groups(
                     groups, columns=columns, use_threads=len(groups) >= THREADED_MIN_GROUPS)
-        except FileNotFoundError as exc:
-            raise RowsGone(f"{table}/{relative} is gone") from exc
+        except OSError as exc:
+            raise self._gone(table, relative, exc) from exc
+
+    def _gone(self, table: str, relative: str, error: OSError) -> OSError:
+        """RowsGone when the file is gone, else `error`. On S3 an object deleted after it was
+        opened (a vacuum between a read's open and its ranges) fails the read with a plain
+        OSError ("NO_SUCH_KEY"), not FileNotFoundError: the file's absence is asked for then."""
+        if not isinstance(error, FileNotFoundError):
+            try:
+                if self._fs.get_file_info(self.path(table, relative)).type != pafs.FileType.NotFound:
+                    return error
+            except OSError:
+                return error
+        with self._lock:
+            self._footers.pop(f"{table}/{relative}", None)
+        return RowsGone(f"{table}/{relative} is gone")
 
 
 def _rows_of(rows: pa.Table, task_ids: list[str]) -> pa.Table:
