@@ -370,3 +370,44 @@ def test_a_file_gone_when_read_never_replaces_the_published_version(project_home
     assert ResultManager("postgres-only").get_result(task_id) == document
     path.write_bytes(raw)  # back, as it was: tried again, not judged unchanged
     assert [t.task_id for t in plan_migration(stores.catalog, [stat_legacy_file(tmp_path, task_id)], False).to_migrate] == [task_id]
+
+
+def test_a_batch_whose_store_write_lock_was_lost_does_not_publish(project_home, tmp_path, monkeypatch):
+    """The shared store write lock lives as long as its connection, idle while the batch writes
+    and reads back; when that connection is cut (an idle timeout, a proxy), maintenance may have
+    compacted or vacuumed the batch's files: the batch fails before its catalog rows name them,
+    and the published version stays."""
+    import psycopg2
+
+    from result_assets import ResultManager
+    from result_assets.migration import engine
+    from result_assets.migration.sources import stat_legacy_file
+    from result_assets.store.catalog import STORE_WRITE_LOCK, StoreLockLost
+    from result_assets.store.stores import Stores
+
+    def document(price):
+        return {"strategy": "s", "symbols": [{"symbol": "A", "signals": [{"timestamp": 1704240000000, "price": price}]}]}
+
+    path = tmp_path / "lock_lost" / "result.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(document(1.5)))
+    stores = Stores.from_env()
+    engine.run_batch(stores, [stat_legacy_file(tmp_path, "lock_lost")])
+    path.write_text(json.dumps(document(2.5)))
+    read_back = engine.read_back
+
+    def cut_the_lock_then_read_back(*args):
+        conn = psycopg2.connect(stores.catalog.url)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND classid = 0 AND objid = %s AND objsubid = 1", (STORE_WRITE_LOCK,))
+                assert cur.fetchall() == [(True,)]
+        finally:
+            conn.close()
+        return read_back(*args)
+
+    monkeypatch.setattr(engine, "read_back", cut_the_lock_then_read_back)
+    with pytest.raises(StoreLockLost):
+        engine.run_batch(stores, [stat_legacy_file(tmp_path, "lock_lost")])
+    assert ResultManager("postgres-only").get_result("lock_lost") == document(1.5)

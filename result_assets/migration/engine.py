@@ -156,7 +156,7 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
     read-back and before the checks, which read them, and the publication."""
     clock = clock or _Clock()
     lock = nullcontext() if tier == "hot" else stores.catalog.store_write_lock(exclusive=False)
-    with lock:
+    with lock as held:
         ids = [v.task_id for v in validated]
         signals, curves = signal_rows(validated), curve_rows(validated)
         located = {SIGNALS: {}, CURVES: {}}
@@ -206,6 +206,8 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 checks = _checks_by_task(result.checks, records)
                 records = {t: (*record, checks[t]) for t, record in records.items()}
         with clock.stage("publish"):
+            if held is not None:  # never publish rows whose files maintenance may have taken
+                held.confirm()
             published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records,
                                               sources=sources, newer_only=newer_only,
                                               expected_versions=expected_versions)
@@ -331,6 +333,7 @@ class FlushResult:
     kept: list[str]  # saved again meanwhile, or their rows did not read back: still in the hot tier
     seconds: dict[str, float]
     commits: dict[str, int | None]  # Delta version written per table
+    listed: int = 0  # hot tasks this flush took up (`limit` of them when there may be more)
 
 
 def flush_hot_tier(stores, limit: int = 1000) -> FlushResult:
@@ -343,9 +346,10 @@ def flush_hot_tier(stores, limit: int = 1000) -> FlushResult:
         # Only tasks still hot at the version read: one published from its file meanwhile
         # must not have its rows replaced by its older hot copy.
         hot = stores.catalog.hot_tasks(limit)
+        listed = len(hot)
         hot = stores.catalog.still_hot(hot) if hot else []
     if not hot:
-        return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None})
+        return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None}, listed)
     ids = [h["task_id"] for h in hot]
     tables = {t: {h["task_id"]: hot_rows.decode(h[t], SCHEMAS[t]) for h in hot} for t in (SIGNALS, CURVES)}
     with clock.stage("write"):
@@ -359,4 +363,4 @@ def flush_hot_tier(stores, limit: int = 1000) -> FlushResult:
         moves = {t: {"row_locations": {table: located[table][t] for table in (SIGNALS, CURVES)},
                      "signals_version": versions[SIGNALS], "curves_version": versions[CURVES]} for t in proven}
         moved = stores.catalog.repoint(moves, expected_versions={h["task_id"]: h["version"] for h in hot})
-    return FlushResult(moved, sorted(set(ids) - set(moved)), clock.seconds, versions)
+    return FlushResult(moved, sorted(set(ids) - set(moved)), clock.seconds, versions, listed)

@@ -44,12 +44,14 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
             raise MaintenanceBusy("another maintenance run is in progress")
         for table in (SIGNALS, CURVES):
             report.tables[table] = {"before": table_facts(stores, table)}
-        report.located = timed("locate", locate_unlocated_rows, stores)
+        report.located, report.unreadable = timed("locate", locate_unlocated_rows, stores)
         while max_flush is None or report.flushed < max_flush:
             flushed = timed("flush", flush_hot_tier, stores, flush_batch)
             report.flushed += len(flushed.moved)
             report.flushed_task_ids += flushed.moved
-            if len(flushed.moved) + len(flushed.kept) < flush_batch or not flushed.moved:
+            # Another round while a full batch was listed: a task saved again meanwhile is not
+            # moved, and counted out, but the tasks after it are still waiting.
+            if flushed.listed < flush_batch or not flushed.moved:
                 break
         report.still_hot = stores.catalog.hot_count()
         # Exclusive against Delta batches between commit and publication: compaction and

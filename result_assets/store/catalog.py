@@ -98,6 +98,31 @@ TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.metadata.get("column", True
 SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
 
 
+class StoreLockLost(RuntimeError):
+    """The store write lock's connection went away: maintenance may have compacted or vacuumed."""
+
+
+@dataclass(frozen=True)
+class StoreWriteLock:
+    conn: object
+
+    def confirm(self) -> None:
+        """Raise StoreLockLost unless this session still holds the lock. The lock lives as long
+        as its connection, which sits idle while the batch writes and reads back: an idle-session
+        timeout, a proxy or a dropped TCP connection ends it silently, and then maintenance may
+        have compacted or vacuumed the batch's files before its catalog rows name them."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                            "AND pid = pg_backend_pid() AND classid = 0 AND objid = %s AND objsubid = 1",
+                            (STORE_WRITE_LOCK,))
+                held = cur.fetchone()[0] > 0
+        except psycopg2.Error as exc:
+            raise StoreLockLost(f"the store write lock's connection is gone: {str(exc).strip().splitlines()[0]}") from exc
+        if not held:
+            raise StoreLockLost("the store write lock is no longer held")
+
+
 @dataclass(frozen=True)
 class CatalogState:
     """What the catalog knows of a task, enough to decide whether to re-migrate it."""
@@ -283,14 +308,15 @@ class Catalog:
     def store_write_lock(self, exclusive: bool):
         """Between a batch's Delta commit and its publication (shared: batches run side by side)
         and around compaction and vacuum (exclusive): maintenance never rewrites or deletes a
-        file that a batch committed and has not published yet. A connection of its own."""
+        file that a batch committed and has not published yet. A connection of its own; yields
+        a StoreWriteLock, which a batch asks before it publishes whether it still holds."""
         conn = psycopg2.connect(self.url)
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_lock(%s)" if exclusive else "SELECT pg_advisory_lock_shared(%s)",
                             (STORE_WRITE_LOCK,))
-            yield
+            yield StoreWriteLock(conn)
         finally:
             conn.close()  # releases the lock
 

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from deltalake.exceptions import DeltaError
+
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS, writer_properties
 from result_assets.store.row_digest import rows_digest
+from result_assets.store.row_locations import RowsGone
 
 
 @dataclass
@@ -76,23 +79,33 @@ def current_files(stores, table: str, version: int | None = None) -> set[str]:
     return set() if dt is None else set(pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist())
 
 
-def locate_unlocated_rows(stores) -> int:
-    """Give every published row without locations (written before they were recorded) the
-    file and row groups of the Delta version it names (the current one when it names none)."""
+def locate_unlocated_rows(stores) -> tuple[int, list[str]]:
+    """(located, unreadable): every published row without locations (written before they were
+    recorded) given the file and row groups of the Delta version it names (the current one
+    when it names none). A version whose log or files are gone is left, its tasks named as
+    unreadable (as repoint_moved_rows names them): one old task must not stop maintenance,
+    whose flush keeps the hot tier small."""
     unlocated = stores.catalog.unlocated_tasks()  # {task_id: (catalog version, signals_version, curves_version)}
     if not unlocated:
-        return 0
+        return 0, []
     found: dict[str, dict] = {t: {} for t in unlocated}
+    unreadable: set[str] = set()
     for table, column in ((SIGNALS, 1), (CURVES, 2)):
         by_version: dict[int | None, list[str]] = {}
         for task_id, row in unlocated.items():
             by_version.setdefault(row[column], []).append(task_id)
         for version, ids in by_version.items():
-            files = sorted(current_files(stores, table, version)) if stores.delta.open(table) else []
-            for task_id, locations in stores.delta.files.locate(table, files, ids).items():
+            try:
+                files = sorted(current_files(stores, table, version)) if stores.delta.open(table) else []
+                located = stores.delta.files.locate(table, files, ids)
+            except (RowsGone, DeltaError, OSError):
+                unreadable.update(ids)
+                continue
+            for task_id, locations in located.items():
                 found[task_id][table] = locations
-    moves = {t: {"row_locations": locs} for t, locs in found.items()}
-    return len(stores.catalog.repoint(moves, expected_versions={t: r[0] for t, r in unlocated.items()}))
+    moves = {t: {"row_locations": locs} for t, locs in found.items() if t not in unreadable}
+    located = stores.catalog.repoint(moves, expected_versions={t: r[0] for t, r in unlocated.items()})
+    return len(located), sorted(unreadable)
 
 
 def repoint_moved_rows(stores, table: str) -> tuple[int, list[str]]:

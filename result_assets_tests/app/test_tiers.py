@@ -335,6 +335,51 @@ def test_rows_published_before_locations_get_them_and_survive_vacuum(stores):
     assert_whole(stores, documents)
 
 
+def test_a_row_whose_delta_version_is_gone_does_not_stop_maintenance(stores):
+    """A row published before locations were recorded, at a Delta version whose log was cleaned
+    up since: named unreadable, and maintenance goes on (it raised before the flush, every
+    hour, and the hot tier grew). Saving the task again heals it."""
+    m = manager()
+    m.save_result("tier_lost_old", small_document(strategy="lost", n=2))
+    maintain(stores, compact=False, vacuum=False)
+    conn = stores.catalog.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE tasks SET row_locations = NULL, signals_version = 999999 WHERE task_id = 'tier_lost_old'")
+    saved = {"tier_after_lost": small_document(strategy="after", n=3)}
+    m.save_result("tier_after_lost", saved["tier_after_lost"])
+    report = maintain(stores, retention_hours=0)
+    assert report.unreadable == ["tier_lost_old"] and "tier_after_lost" in report.flushed_task_ids
+    assert_whole(stores, saved)
+    healed = {"tier_lost_old": small_document(strategy="lost again", n=2)}
+    m.save_result("tier_lost_old", healed["tier_lost_old"])
+    assert maintain(stores, retention_hours=0).unreadable == [] and stores.catalog.unlocated_tasks() == {}
+    assert_whole(stores, healed)
+
+
+def test_a_task_saved_again_during_a_flush_does_not_end_the_flush_early(stores, monkeypatch):
+    """A flush takes up the oldest hot tasks a batch at a time, leaving out one saved again
+    since it listed them: the batch is short by that task, and the tasks after it still wait.
+    Maintenance stopped there, and they stayed hot until the next hour."""
+    from result_assets.store.catalog import Catalog
+
+    m = manager()
+    documents = {f"tier_flush_{i}": small_document(strategy=f"f{i}", n=2) for i in range(5)}
+    for task_id, document in documents.items():
+        m.save_result(task_id, document)
+    still_hot, dropped = Catalog.still_hot, []
+
+    def one_saved_again(self, hot):
+        kept = still_hot(self, hot)
+        if not dropped:  # the first batch: as if its first task had been saved again meanwhile
+            dropped.append(kept.pop(0)["task_id"])
+        return kept
+
+    monkeypatch.setattr(Catalog, "still_hot", one_saved_again)
+    report = maintain(stores, flush_batch=2, compact=False, vacuum=False)
+    assert dropped and report.still_hot == 0 and set(documents) <= set(report.flushed_task_ids)
+    assert_whole(stores, documents)
+
+
 def test_vacuum_never_deletes_a_file_a_catalog_row_names(stores):
     """Rows replaced in Delta by a write that was never published keep their published file."""
     from result_assets.store.delta_tables import SCHEMAS
