@@ -275,19 +275,23 @@ class ResultManager:
         return document if document is not None else self._read_json(task_id)
 
     def get_results(self, task_ids: list[str]) -> dict[str, dict]:
-        """Many documents in one pass: {task_id: document} of those found (in postgres-only,
-        one catalog query and one read per file per 1,000 tasks)."""
+        """Many documents in one pass: {task_id: document} of those found, in the order asked
+        (in postgres-only, one catalog query and one read per file per 1,000 tasks). A task
+        that cannot be read (its file invalid or unreadable, its stored rows gone) is left out
+        with a warning in the log, as a quarantined one is: it never fails the others."""
         for task_id in task_ids:
             _check_task_id(task_id)
         if self.mode == JSON_ONLY:
-            return _found(task_ids, self._read_json)
-        if self.mode == DUAL_WRITE:
-            return self._dual_write_results(task_ids)
-        try:
-            with self._lock:
-                return rebuild_documents(self.stores, list(task_ids))
-        except Exception as exc:
-            raise ResultStoreError(f"cannot read tasks from the store: {_one_line(exc)}") from exc
+            found = _found(task_ids, self._read_json)
+        elif self.mode == DUAL_WRITE:
+            found = self._dual_write_results(task_ids)
+        else:
+            try:
+                with self._lock:
+                    found = rebuild_documents(self.stores, list(task_ids), unreadable={})
+            except Exception as exc:
+                raise ResultStoreError(f"cannot read tasks from the store: {_one_line(exc)}") from exc
+        return {t: found[t] for t in dict.fromkeys(task_ids) if t in found}
 
     def _dual_write_results(self, task_ids: list[str]) -> dict[str, dict]:
         """The store's documents where it has caught up with the JSON, read in one pass as
@@ -295,8 +299,9 @@ class ResultManager:
         per task); the JSON of the others. Should that pass fail, each task is read on its own,
         as get_result reads it (the JSON where the store cannot give it)."""
         try:
-            with self._lock:
-                stored = rebuild_documents(self.stores, list(task_ids), only=self._store_caught_up)
+            with self._lock:  # a task whose stored rows are gone: its JSON, as get_result reads it
+                stored = rebuild_documents(self.stores, list(task_ids), only=self._store_caught_up,
+                                           unreadable={})
         except Exception as exc:
             log.warning("cannot read tasks from the store in one pass: %s; reading them one at a time",
                         _one_line(exc))
@@ -387,13 +392,17 @@ def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_
 
 
 def _found(task_ids: list[str], read) -> dict[str, dict]:
-    """{task_id: read(task_id)} of the tasks `read` finds (the others raise ResultNotFound)."""
+    """{task_id: read(task_id)} of the tasks `read` finds (the others raise ResultNotFound);
+    one whose file is invalid or cannot be read is left out with a warning, as the store
+    leaves out a quarantined task."""
     out = {}
     for task_id in task_ids:
         try:
             out[task_id] = read(task_id)
         except ResultNotFound:
             pass
+        except (ResultValidationError, ResultStoreError) as exc:
+            log.warning("task %r left out of a read of many: %s", task_id, exc)
     return out
 
 

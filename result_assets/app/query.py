@@ -25,7 +25,7 @@ from result_assets.store.catalog import METRICS, TASK_COLUMNS
 from result_assets.store.cached_tables import QueryStores, in_predicate
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store import hot_rows
-from result_assets.store.reader import TaskNotMigrated, read_result, rebuild_documents
+from result_assets.store.reader import TaskNotMigrated, TaskUnreadable, read_result, rebuild_documents
 from result_assets.store.row_locations import RowsGone
 from result_assets.store.stores import Stores
 
@@ -175,11 +175,15 @@ class ResultStore:
             raise ResultNotFound(str(exc)) from None
         except psycopg2.Error as exc:
             raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+        except TaskUnreadable as exc:
+            raise ResultStoreError(str(exc)) from exc
 
     def read_results(self, task_ids: list[str]) -> dict[str, dict]:
-        """{task_id: document} of the migrated tasks among task_ids, in one pass per 1,000."""
+        """{task_id: document} of the migrated tasks among task_ids, in one pass per 1,000. A
+        task whose stored rows are gone is left out with a warning in the log, never failing
+        the others (ResultManager.get_results does the same)."""
         try:
-            return rebuild_documents(self.stores, list(task_ids))
+            return rebuild_documents(self.stores, list(task_ids), unreadable={})
         except psycopg2.Error as exc:
             raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
 

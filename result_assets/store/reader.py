@@ -42,6 +42,10 @@ class TaskNotMigrated(LookupError):
 class TaskUnreadable(RuntimeError):
     """The rows a catalog row names are gone (vacuumed): the task cannot be read as published."""
 
+    def __init__(self, message: str, task_ids: list[str]):
+        super().__init__(message)
+        self.task_ids = task_ids  # the tasks whose catalog rows name what is gone
+
 
 # Tasks read per pass: one catalog query and one read per file each (bounds a pass's memory).
 READ_BATCH = 1000
@@ -55,12 +59,14 @@ CACHE_FILL_MAX_TASKS = 16
 BESIDE_THREADS = 4
 
 
-def rebuild_documents(stores: Stores, task_ids: list[str], only=None) -> dict[str, dict]:
+def rebuild_documents(stores: Stores, task_ids: list[str], only=None,
+                      unreadable: dict[str, str] | None = None) -> dict[str, dict]:
     """The documents of the migrated tasks among task_ids (what json.loads of each stored
     file gives): per READ_BATCH tasks, one catalog query, then each table's rows read
     where they live. `only(catalog row)`: read just the tasks it accepts (dual-write: those
-    whose JSON the store has caught up with)."""
-    return _in_passes(stores, task_ids, _documents, only)
+    whose JSON the store has caught up with). `unreadable`: a task whose rows are gone is
+    left out (a warning logged) and named there ({task_id: why}) instead of failing the whole read."""
+    return _in_passes(stores, task_ids, _documents, only, unreadable)
 
 
 def file_bytes(stores: Stores, task_ids: list[str]) -> dict[str, bytes]:
@@ -95,14 +101,14 @@ def _files(rows: dict[str, dict], signals: dict[str, pa.Table], curves: dict[str
                                 r.get("source_sha256")) for t, r in rows.items()}
 
 
-def _in_passes(stores: Stores, task_ids: list[str], make, only=None) -> dict:
+def _in_passes(stores: Stores, task_ids: list[str], make, only=None, unreadable: dict | None = None) -> dict:
     out = {}
     scan = len(task_ids) > CACHE_FILL_MAX_TASKS  # decided by the tasks asked for, as catalog_rows decides
     for start in range(0, len(task_ids), READ_BATCH):
         rows = catalog_rows(stores, list(task_ids[start:start + READ_BATCH]), documents=make is _documents)
         if only is not None:
             rows = {t: r for t, r in rows.items() if r["status"] == "migrated" and only(r)}
-        out.update(settled_documents(stores, rows, make=make, scan=scan))
+        out.update(settled_documents(stores, rows, make=make, scan=scan, unreadable=unreadable))
     return out
 
 
@@ -131,26 +137,35 @@ def published_rows(stores: Stores, table: str, task_ids: list[str]) -> pa.Table:
 
 
 def settled_documents(stores: Stores, catalog_rows: dict[str, dict], attempts: int = 3,
-                      make=_documents, scan: bool | None = None) -> dict:
+                      make=_documents, scan: bool | None = None, unreadable: dict | None = None) -> dict:
     """documents_from_rows (or, with `make=_files`, the files' bytes), read again
     from fresh catalog rows when a file they name is gone because maintenance moved those
     tasks meanwhile (re-pointed after a compaction or a flush, then vacuumed at a short
     retention). A file gone under an unchanged catalog row raises. `scan`: part of a read of many
     tasks, made one at a time (it takes from the caches and fills neither); by default a read of
-    more than CACHE_FILL_MAX_TASKS is one."""
-    return _settled(stores, catalog_rows, lambda rows: _from_rows(stores, rows, make, scan), attempts)
+    more than CACHE_FILL_MAX_TASKS is one. `unreadable`: as rebuild_documents'."""
+    return _settled(stores, catalog_rows, lambda rows: _from_rows(stores, rows, make, scan), attempts, unreadable)
 
 
-def _settled(stores: Stores, catalog_rows: dict[str, dict], read, attempts: int = 3) -> dict:
-    for attempt in range(attempts):
+def _settled(stores: Stores, catalog_rows: dict[str, dict], read, attempts: int = 3,
+             unreadable: dict | None = None) -> dict:
+    retried = 0
+    while True:
         try:
             return read(catalog_rows)
-        except TaskUnreadable:
+        except TaskUnreadable as exc:
             fresh = stores.catalog.tasks(list(catalog_rows))
-            if attempt == attempts - 1 or _placement(fresh) == _placement(catalog_rows):
+            if retried < attempts - 1 and _placement(fresh) != _placement(catalog_rows):
+                retried += 1  # moved meanwhile: read again where the catalog says now
+                catalog_rows = fresh
+                continue
+            gone = set(exc.task_ids) & set(catalog_rows)
+            if unreadable is None or not gone:
                 raise
-            catalog_rows = fresh
-    raise AssertionError("unreachable")
+            # Each round leaves out at least one task: the loop ends.
+            unreadable.update(dict.fromkeys(gone, str(exc)))
+            log.warning("left out of a read of many: %s", exc)
+            catalog_rows = {t: r for t, r in fresh.items() if t not in gone}
 
 
 def _placement(rows: dict[str, dict]) -> dict:
@@ -335,8 +350,9 @@ def read_rows(stores: Stores, table: str, rows: dict[str, dict]) -> dict[str, pa
         try:
             out.update(stores.delta.files.read(table, located, schema))
         except RowsGone as exc:
-            raise TaskUnreadable(f"cannot read {sorted(located)[:5]} as published: {exc} "
-                                 "(vacuumed past its retention?)") from exc
+            gone = sorted(t for t, locations in located.items() if any(f == exc.relative for f, _ in locations))
+            raise TaskUnreadable(f"cannot read {', '.join(map(repr, gone[:5]))} as published: {exc} "
+                                 "(vacuumed past its retention?)", gone) from exc
     by_version: dict[int | None, list[str]] = {}
     for task_id, row in rows.items():
         if task_id not in located and task_id not in out:
@@ -352,8 +368,8 @@ def _read_at_version(stores: Stores, table: str, ids: list[str], version: int | 
     try:
         found = stores.delta.read_tasks(table, ids, version=version)
     except (OSError, DeltaError) as exc:
-        raise TaskUnreadable(f"cannot read {ids[:5]} at {table} version {version}, the version their "
-                             f"catalog rows name: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+        raise TaskUnreadable(f"cannot read {', '.join(map(repr, ids[:5]))} at {table} version {version}, the version "
+                             f"their catalog rows name: {str(exc).splitlines()[0] if str(exc) else exc}", ids) from exc
     if found is None:
         return {t: schema.empty_table() for t in ids}
     return split_by_task(found.select(schema.names).cast(schema), ids, schema)

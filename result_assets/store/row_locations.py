@@ -34,6 +34,10 @@ THREADED_MIN_GROUPS = 3
 class RowsGone(LookupError):
     """A file a catalog row names is gone (vacuumed or deleted): the task cannot be read as published."""
 
+    def __init__(self, table: str, relative: str):
+        super().__init__(f"{table}/{relative} is gone")
+        self.table, self.relative = table, relative
+
 
 class RowFiles:
     """Opens Parquet files under one Delta table root, with their footers cached."""
@@ -176,7 +180,7 @@ class RowFiles:
                 return error
         with self._lock:
             self._footers.pop(f"{table}/{relative}", None)
-        return RowsGone(f"{table}/{relative} is gone")
+        return RowsGone(table, relative)
 
 
 def _rows_of(rows: pa.Table, task_ids: list[str]) -> pa.Table:

@@ -174,6 +174,23 @@ def test_dual_write_get_results_reads_the_store_in_one_pass_and_the_json_where_g
     assert dual.get_results(ids) == one_by_one  # the pass failed: each task read as get_result reads it
 
 
+def test_a_bad_json_file_is_left_out_of_a_read_of_many_not_failing_it(tmp_path, caplog):
+    """json-only and dual-write read many tasks' files: one truncated, or not a file, is left
+    out with a warning (postgres-only leaves its quarantine out the same way)."""
+    json_only = ResultManager("json-only", source_dir=tmp_path)
+    good = {t: small_document(strategy=t, n=2) for t in ("bad_neighbour_a", "bad_neighbour_b")}
+    for task_id, document in good.items():
+        json_only.save_result(task_id, document)
+    (tmp_path / "bad_truncated_file").mkdir()
+    (tmp_path / "bad_truncated_file" / "result.json").write_bytes(b'{"strategy": "x", "symbols": [')
+    (tmp_path / "bad_a_directory" / "result.json").mkdir(parents=True)
+    asked = ["bad_neighbour_b", "bad_truncated_file", "bad_a_directory", "bad_neighbour_a"]
+    for mode in ("json-only", "dual-write"):
+        got = ResultManager(mode, source_dir=tmp_path).get_results(asked)
+        assert got == good and list(got) == ["bad_neighbour_b", "bad_neighbour_a"], mode
+    assert "bad_truncated_file" in caplog.text and "bad_a_directory" in caplog.text
+
+
 def test_dual_write_store_down_keeps_json_then_sensor_migrates(env, store_down, mode):
     mode("dual-write")
     document = small_document(strategy="while_down", n=5)

@@ -241,6 +241,41 @@ def test_a_vanished_file_is_a_clear_error_never_another_version(stores):
     os.rename(os.path.join(stores.settings.store_root, "moved"), os.path.join(stores.settings.store_root, SIGNALS, path))
 
 
+def test_a_task_whose_rows_are_gone_is_left_out_of_a_read_of_many(stores, caplog):
+    """One task's file gone (deleted, a vacuum past its retention): a point read of it is a
+    clear error that names it alone, and a read of many leaves it out with a warning, as it
+    leaves out a quarantined task; the others, in Delta or in the hot tier, are read in the
+    order asked. One such task failed every bulk read that included it."""
+    from result_assets import ResultStore
+    from result_assets.app.errors import ResultStoreError
+
+    m = manager()
+    m.save_result("tier_many_gone", small_document(strategy="gone", n=3))
+    maintain(stores, compact=False, vacuum=False)  # in a file of its own flush
+    kept = {f"tier_many_{i}": small_document(strategy=f"m{i}", n=2 + i) for i in range(2)}
+    for task_id, document in kept.items():
+        m.save_result(task_id, document)
+    maintain(stores, compact=False, vacuum=False)
+    kept["tier_many_hot"] = small_document(strategy="hot", n=2)
+    m.save_result("tier_many_hot", kept["tier_many_hot"])
+    path, _ = stores.catalog.task("tier_many_gone")["row_locations"][SIGNALS][0]
+    where = os.path.join(stores.settings.store_root, SIGNALS, path)
+    os.rename(where, where + ".moved")
+    try:
+        asked = ["tier_many_hot", "tier_many_gone", "tier_many_1", "tier_many_0"]
+        fresh = ResultManager("postgres-only", record_in_dagster=False)  # no footer cached
+        got = fresh.get_results(asked)
+        assert got == kept and list(got) == ["tier_many_hot", "tier_many_1", "tier_many_0"]
+        assert "tier_many_gone" in caplog.text and "left out" in caplog.text
+        store = ResultStore.from_env()
+        assert store.read_results(asked) == kept
+        with pytest.raises(ResultStoreError, match="as published") as info:
+            store.read_result("tier_many_gone")
+        assert "tier_many_gone" in str(info.value) and "tier_many_0" not in str(info.value)
+    finally:
+        os.rename(where + ".moved", where)
+
+
 def _with_curves(stores, task_id: str) -> dict:
     """A save with signals and curve points, flushed into Delta: a point read reads both tables' files."""
     document = sample_document(V2_TASK)
