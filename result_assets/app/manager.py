@@ -28,7 +28,7 @@ from pathlib import Path
 
 from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
 from result_assets.legacy import InvalidResult, parse_document
-from result_assets.legacy.parse import dumps_read_back
+from result_assets.legacy.parse import NonStringKeys, dumps_read_back, with_string_keys
 from result_assets.migration.batch import RawResult, ValidatedResult, in_thread
 from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, keep_published_backup, run_batch
@@ -116,10 +116,12 @@ class ResultManager:
         _check_task_id(task_id)
         outcome = SaveOutcome(task_id, self.mode)
         if self.mode == JSON_ONLY:
-            outcome.json_path = str(self._write_json(task_id, _serialize(task_id, result)[0])[0])
+            raw, _, outcome.corrections = _serialize(task_id, result)
+            outcome.json_path = str(self._write_json(task_id, raw)[0])
             return outcome
         document, outcome.corrections = autocorrect(result)
-        raw, parsed = _serialize(task_id, document)
+        raw, parsed, keys = _serialize(task_id, document)
+        outcome.corrections += keys
         if self.mode == DUAL_WRITE:
             # The file's write (mostly its fsync, a wait) runs beside the conversion (CPU).
             writing = in_thread(self._write_json, task_id, raw)
@@ -420,22 +422,41 @@ def autocorrect(result: object) -> tuple[object, list[str]]:
     return fixed, [f"{named} symbol(s) given as strings stored as objects"]
 
 
-def _serialize(task_id: str, result: object) -> tuple[bytes, object | None]:
-    """The file's bytes, and those bytes parsed when writing them parsed them (else None)."""
+def _serialize(task_id: str, result: object) -> tuple[bytes, object | None, list[str]]:
+    """(the file's bytes; those bytes parsed when writing them parsed them, else None; the
+    corrections made to write them). Keys that are not strings are written as JSON writes
+    them ("1", "true", "null"), said in the corrections; two that become one key are refused."""
+    corrections = []
     try:
-        text, parsed = dumps_read_back(result)
-        return text.encode(), parsed
+        try:
+            text, parsed = dumps_read_back(result)
+        except NonStringKeys:  # only where orjson refused the document: a walk is rare
+            result, changed = with_string_keys(result)
+            corrections.append(f"{len(changed)} object key(s) that were not strings written as JSON strings "
+                               f"({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})")
+            text, parsed = dumps_read_back(result)
+        return text.encode(), parsed, corrections
+    except RecursionError:
+        raise ResultValidationError(f"task {task_id!r}: result is nested too deeply to write as JSON") from None
     except (TypeError, ValueError) as exc:
         raise ResultValidationError(f"task {task_id!r}: result is not JSON: {exc}") from None
 
 
 def _check_task_id(task_id: str) -> None:
+    """The same ids in every mode: one that names a directory of its own (which json-only and
+    dual-write write and read) and that Postgres can hold as text."""
     if not isinstance(task_id, str):
         raise ResultValidationError(f"task id must be a string, not {type(task_id).__name__}")
     try:
         safe_child(Path("."), task_id)
     except UnsafeTaskId as exc:
         raise ResultValidationError(str(exc)) from None
+    if task_dir_path(".", task_id) is None:
+        raise ResultValidationError(f"task id {task_id!r} is not a safe directory name")
+    try:
+        task_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ResultValidationError(f"task id {task_id!r} is not valid Unicode text (a lone surrogate)") from None
 
 
 def _one_line(exc: BaseException) -> str:

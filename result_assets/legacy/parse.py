@@ -407,7 +407,64 @@ def _dumps_checked(doc: object) -> str:
         text = _with_bare_nonfinite(prepared, token, count[0])
         if text is not None:
             return text
+    if _has_key_not_a_string(doc, 0):
+        raise NonStringKeys("the document has object keys that are not strings")
     return json.dumps(doc, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+
+
+class NonStringKeys(TypeError):
+    """Object keys that are not strings: JSON text holds only strings, so a reader would get
+    other keys back than the document had (with_string_keys says which)."""
+
+
+def _has_key_not_a_string(value: object, depth: int) -> bool:
+    if depth > 200:
+        return False  # json.dumps refuses it on its own
+    if type(value) is dict:
+        return any(type(k) is not str or _has_key_not_a_string(v, depth + 1) for k, v in value.items())
+    if type(value) is list:
+        return any(_has_key_not_a_string(v, depth + 1) for v in value)
+    return False
+
+
+def with_string_keys(value: object, path: str = "") -> tuple[object, list[str]]:
+    """(value with every object key as json.dumps writes it: 1 -> "1", True -> "true", None ->
+    "null", 1.5 -> "1.5"; the paths of the keys it changed). ValueError when two keys of one
+    object become one string (json.loads would keep one of them only); TypeError for a key
+    JSON has no spelling for."""
+    if type(value) is list:
+        items, changed = [], []
+        for i, item in enumerate(value):
+            new, more = with_string_keys(item, f"{path}[{i}]")
+            items.append(new)
+            changed += more
+        return items, changed
+    if type(value) is not dict:
+        return value, []
+    out, changed = {}, []
+    for key, item in value.items():
+        name = key if type(key) is str else _json_key(key)
+        where = f"{path}.{name}" if path else name
+        if name in out:
+            raise ValueError(f"two keys at {path or 'the top level'} are both {name!r} in JSON: one would be lost")
+        if name is not key:
+            changed.append(where)
+        out[name], more = with_string_keys(item, where)
+        changed += more
+    return out, changed
+
+
+def _json_key(key: object) -> str:
+    """A key that is not a str, as json.dumps writes it."""
+    if isinstance(key, str):
+        return str(key)
+    if key is True or key is False or key is None:
+        return json.dumps(key)
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return json.dumps(float(key))  # repr, NaN, Infinity
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 def _orjson_exact(value: object, depth: int) -> bool:

@@ -88,16 +88,42 @@ def test_json_only_writes_the_json_and_nothing_else(env):
         manager.save_result("../escape", document)
 
 
-@pytest.mark.parametrize("mode", ["json-only", "dual-write"])
+@pytest.mark.parametrize("mode", ["json-only", "dual-write", "postgres-only"])
 def test_a_task_id_that_names_no_directory_is_a_validation_error(env, mode):
     """`%bytes:ff` encodes no valid directory name: the caller's error, as in postgres-only,
-    not a bare UnsafeTaskId from the JSON path."""
+    not a bare UnsafeTaskId from the JSON path. The same ids in every mode: postgres-only
+    saved `%bytes:%ZZ`, which dual-write (after a switch back) then could not read."""
     manager = ResultManager(mode, source_dir=env, record_in_dagster=False)
-    for task_id in ("%bytes:ff", "a\udcff"):
+    for task_id in ("%bytes:ff", "a\udcff", "%bytes:%ZZ"):
         with pytest.raises(ResultValidationError, match="not a safe directory name"):
             manager.save_result(task_id, small_document())
         with pytest.raises(ResultValidationError, match="not a safe directory name"):
             manager.get_result(task_id)
+
+
+@pytest.mark.parametrize("mode", ["json-only", "dual-write", "postgres-only"])
+def test_keys_that_are_not_strings_are_a_listed_correction_and_never_lost(env, mode, tmp_path):
+    """JSON keys are strings: a key 1, None or 2.5 comes back as "1", "null" or "2.5", and the
+    outcome says so; two keys that would become one are refused (a reader got one of them
+    only, and nothing said so). Nesting too deep to write is a validation error, not a
+    RecursionError."""
+    # a source dir of its own: the sensor test below scans the module's for files not migrated
+    manager = ResultManager(mode, source_dir=tmp_path, record_in_dagster=False)
+    document = small_document(strategy=f"keys_{mode}")
+    document["params"] = {"n1": 5, 1: "a", None: "b", 2.5: "c"}
+    outcome = manager.save_result(f"keys_{mode}", document)
+    assert any("params.1, params.null, params.2.5" in c for c in outcome.corrections), outcome.corrections
+    assert manager.get_result(f"keys_{mode}")["params"] == {"n1": 5, "1": "a", "null": "b", "2.5": "c"}
+    document["params"] = {1: "a", "1": "b"}
+    with pytest.raises(ResultValidationError, match="both '1'"):
+        manager.save_result(f"keys_{mode}", document)
+    nested: dict = {}
+    for _ in range(5000):
+        nested = {"a": nested}
+    document["params"] = nested
+    with pytest.raises(ResultValidationError, match="nested too deeply"):
+        manager.save_result(f"keys_{mode}", document)
+    assert manager.get_result(f"keys_{mode}")["params"]["null"] == "b"  # the refused saves left the last one
 
 
 def test_dual_write_writes_json_store_and_dagster(env):
