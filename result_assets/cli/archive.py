@@ -79,7 +79,12 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
             report.skipped[task.task_id] = f"{state.status}: its JSON is the readable copy"
         else:
             candidates.append((task, state))
-    to_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        to_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchiveError(f"cannot use {to_dir} as the archive folder: {exc.strerror or exc}") from None
+    if not os.access(to_dir, os.W_OK | os.X_OK):
+        raise ArchiveError(f"cannot write archives into {to_dir}: permission denied")
     _remember(settings, to_dir)
     writer = _ArchiveWriter(to_dir, max_tasks, max_bytes, report)
     for start in range(0, len(candidates), VERIFY_CHUNK):
@@ -204,16 +209,26 @@ def _verify_archive(path: Path, entries: list[dict]) -> None:
 
 
 def _remove_original(entry: dict) -> bool:
-    """Remove the source file if it still has the archived bytes; its folder too if left empty."""
+    """Remove the source file if it still has the archived bytes; its folder too if left empty.
+    The file is first renamed to a name of this run's, then hashed: a writer replacing it from
+    then on (an instance still writing JSON) writes a new file, never removed, and a file
+    replaced before the rename is put back unless a newer one is there."""
     from result_assets.store.backups import sha256_hex
 
     path = Path(entry["source_path"])
+    taken = path.with_name(f".{path.name}.archiving-{os.getpid()}")
     try:
-        if sha256_hex(path.read_bytes()) != entry["sha256"]:
-            return False
-        path.unlink()
+        os.rename(path, taken)
     except FileNotFoundError:
         return True
+    if sha256_hex(taken.read_bytes()) != entry["sha256"]:
+        try:
+            os.link(taken, path)  # back, never over a newer file
+        except FileExistsError:
+            return False  # a newer file is there: this one stays beside it, under its taken name
+        taken.unlink()
+        return False
+    taken.unlink()
     try:
         path.parent.rmdir()  # only when nothing else (manifests, logs) sits beside it
     except OSError:

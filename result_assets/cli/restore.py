@@ -24,7 +24,6 @@ class Restored:
 
 def restore_tasks(settings: Settings, task_ids: list[str], to_dir: Path, archive_dirs: list[Path],
                   overwrite: bool = False) -> list[Restored]:
-    from result_assets.store.backups import write_atomic
     from result_assets.migration.sources import task_dir_path
     from result_assets.store.backups import sha256_hex
     from result_assets.store.stores import Stores
@@ -46,15 +45,36 @@ def restore_tasks(settings: Settings, task_ids: list[str], to_dir: Path, archive
             why = "no backup or archived copy" + (" with the catalog's SHA-256" if task_id in expected else "")
             out.append(Restored(task_id, None, None, why))
             continue
-        if target.exists() and target.read_bytes() != raw and not overwrite:
-            out.append(Restored(task_id, str(target), source, f"{target} exists with other bytes (use --overwrite)"))
+        error = _write(target, raw, overwrite)
+        if error:
+            out.append(Restored(task_id, str(target), source, error))
             continue
-        write_atomic(target, raw)
         if sha256_hex(target.read_bytes()) != sha256_hex(raw):
             out.append(Restored(task_id, str(target), source, "written file does not read back identical"))
             continue
         out.append(Restored(task_id, str(target), source))
     return out
+
+
+def _write(target: Path, raw: bytes, overwrite: bool) -> str | None:
+    """Put raw at target; why not, or None. Without --overwrite the file is only created where
+    none is (a file created after any check would be written over), and one already there
+    with the same bytes is left as it is."""
+    from result_assets.store.backups import write_atomic
+
+    try:
+        write_atomic(target, raw, replace=overwrite)
+        return None
+    except FileExistsError:
+        if overwrite or not target.is_file():
+            return f"cannot write {target}: a file is in the way"
+        try:
+            same = target.read_bytes() == raw
+        except OSError as exc:
+            return f"cannot read {target}: {exc.strerror or exc}"
+        return None if same else f"{target} exists with other bytes (use --overwrite)"
+    except OSError as exc:
+        return f"cannot write {target}: {exc.strerror or exc}"
 
 
 def _from_backup(stores, task_id: str, sha: str | None) -> tuple[bytes | None, str | None]:

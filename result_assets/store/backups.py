@@ -130,10 +130,12 @@ class BackupStore:
         return None
 
 
-def write_atomic(path: Path, data: bytes) -> os.stat_result:
+def write_atomic(path: Path, data: bytes, replace: bool = True) -> os.stat_result:
     """Write then rename, so a reader never sees half a file (a crash leaves the old one).
     Returns the written file's stat, taken before the rename (which keeps size and mtime): a
-    stat of `path` afterwards may see another writer's file that replaced it meanwhile."""
+    stat of `path` afterwards may see another writer's file that replaced it meanwhile.
+    replace=False: never over a file, FileExistsError when `path` exists, also when another
+    writer creates it meanwhile (a hard link of the written file, which fails then)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -142,7 +144,10 @@ def write_atomic(path: Path, data: bytes) -> os.stat_result:
             f.flush()
             os.fsync(f.fileno())
             written = os.fstat(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
         return written
     finally:
         if tmp.exists():

@@ -130,6 +130,37 @@ def test_archive_then_restore_byte_exact(source, tmp_path, capsys, monkeypatch):
     assert main(["restore", "no_such_task", "--to", str(elsewhere)]) == 1
 
 
+def test_a_file_given_as_the_folder_is_a_one_line_error(source, tmp_path, capsys, monkeypatch):
+    """`archive --to` or `restore --to` naming a file, not a folder: one line and a non-zero
+    exit, nothing removed or written (it was a FileExistsError / NotADirectoryError traceback)."""
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "postgres-only")
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x")
+    before = {t: (source / t / "result.json").exists() for t in TASKS}
+    assert main(["archive", "--to", str(a_file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot use" in err and len(err.splitlines()) == 1
+    assert {t: (source / t / "result.json").exists() for t in TASKS} == before
+    assert main(["restore", "bt_20250901_14ceeb", "--to", str(a_file)]) == 1
+    out = capsys.readouterr().out.strip()
+    assert "cannot write" in out and len(out.splitlines()) == 1 and a_file.read_text() == "x"
+
+
+def test_an_original_changed_since_it_was_archived_stays(tmp_path):
+    """The file is taken aside before it is hashed and removed: one written since the archive
+    was made (another version) is put back, never removed; the archived bytes are removed."""
+    from result_assets.cli.archive import _remove_original
+
+    path = tmp_path / "task" / "result.json"
+    path.parent.mkdir()
+    path.write_bytes(b"newer")
+    assert _remove_original({"source_path": str(path), "sha256": sha(b"archived")}) is False
+    assert path.read_bytes() == b"newer" and [p.name for p in path.parent.iterdir()] == ["result.json"]
+    path.write_bytes(b"archived")
+    assert _remove_original({"source_path": str(path), "sha256": sha(b"archived")}) is True
+    assert not path.parent.exists()
+
+
 def test_two_archive_runs_into_one_folder_keep_both_archives(project_home, tmp_path, monkeypatch):
     """Two runs started in the same second named their archives alike: one replaced the
     other's verified archive after that one had removed its originals."""
