@@ -220,12 +220,15 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 demoted = {t: r for t, r in published.record_ids.items() if t in published.demoted}
                 if demoted:  # a record queued with checks judged before its task was demoted
                     stores.catalog.attach_checks(demoted, _checks_by_task(result.checks, demoted))
-        if tier != "hot":  # an application's save puts its own back (ResultManager, under its lock)
-            for task_id in published.demoted:
-                with stores.catalog.task_save_lock(task_id):  # not while a save of it backs up
-                    keep_published_backup(stores, task_id)
-        result.seconds = clock.seconds
-        return result
+    # After the store write lock is let go: a rollback holds a task's save lock and then asks for
+    # that lock, so asking for the save lock while holding it could wait for good (maintenance
+    # queued for the exclusive lock between them; three connections, no cycle Postgres sees).
+    if tier != "hot":  # an application's save puts its own back (ResultManager, under its lock)
+        for task_id in published.demoted:
+            with stores.catalog.task_save_lock(task_id):  # not while a save of it backs up
+                keep_published_backup(stores, task_id)
+    result.seconds = clock.seconds
+    return result
 
 
 def _checks_by_task(checks: list, task_ids) -> dict[str, list[dict]]:

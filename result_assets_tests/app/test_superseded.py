@@ -176,6 +176,39 @@ def test_a_save_that_lands_while_migrate_converts_the_older_json_stays(source, c
     assert migrate(source, capsys, "--task", "sup_race")["superseded"] == 1 and price("sup_race") == 3.5
 
 
+def test_a_turned_away_migration_asks_for_a_save_lock_only_after_the_store_lock(source, capsys, monkeypatch):
+    """A rollback holds a task's save lock and then asks for the shared store write lock; a
+    migration the publish turned away puts the published backup back under that save lock. Had
+    it asked while still holding the store lock, the two (and a maintenance queued for the
+    exclusive lock between them) waited for each other for good, on three connections: no
+    cycle Postgres could see."""
+    from result_assets.store.catalog import STORE_WRITE_LOCK, Catalog
+
+    ResultManager("postgres-only").save_result("sup_order", doc(1.5))
+    time.sleep(0.01)
+    ResultManager("json-only").save_result("sup_order", doc(2.5))
+    save_before_migrate_publishes(monkeypatch, "sup_order", doc(3.5))
+    url, asked, lock = Stores.from_env().catalog.url, [], Catalog.task_save_lock
+
+    def probe(self, task_id):
+        conn = psycopg2.connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
+                            "AND objid = %s AND objsubid = 1", (STORE_WRITE_LOCK,))
+                asked.append((task_id, cur.fetchone()[0]))
+        finally:
+            conn.close()
+        return lock(self, task_id)
+
+    monkeypatch.setattr(Catalog, "task_save_lock", probe)
+    assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_order"]) == 1
+    assert "older, not published over it" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert asked and all(held == 0 for _, held in asked), asked
+    assert price("sup_order") == 3.5
+
+
 def test_an_older_file_that_is_not_valid_is_not_quarantined_over_a_save_that_landed_meanwhile(
         source, capsys, monkeypatch):
     """The file migrate chose is older than a save that lands while it converts, and is not

@@ -3,6 +3,7 @@ reporting and maintenance at once never deadlock, a failed attempt never hides t
 good version, scans show only published rows, maintenance never breaks an in-flight batch."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -282,10 +283,16 @@ def test_a_rollback_is_proven_and_published_like_any_write(stores, sample_source
     not published, and the current version stays readable; without the fault it goes through."""
     from result_assets.migration.rollback import RollbackError, rollback_task
 
-    files = [f for f in scan_source_dir(sample_source).tasks if f.task_id == VICTIM]
-    engine.run_batch(stores, files)
-    engine.run_batch(stores, files)  # a forced re-migration: the first version is in history
-    source = parse_document((sample_source / VICTIM / "result.json").read_bytes())
+    path = sample_source / VICTIM / "result.json"
+    original = path.read_bytes()
+    source, edited = parse_document(original), parse_document(original)
+    edited["strategy"] = "edited"
+    engine.run_batch(stores, [f for f in scan_source_dir(sample_source).tasks if f.task_id == VICTIM])
+    try:  # a forced re-migration of an edit: the first version is in history
+        path.write_text(json.dumps(edited))
+        engine.run_batch(stores, [f for f in scan_source_dir(sample_source).tasks if f.task_id == VICTIM])
+    finally:
+        path.write_bytes(original)
     version = stores.catalog.task(VICTIM)["version"]
 
     corrupt_victim(monkeypatch)
@@ -293,7 +300,7 @@ def test_a_rollback_is_proven_and_published_like_any_write(stores, sample_source
         rollback_task(stores, VICTIM)
     monkeypatch.undo()
     assert stores.catalog.task(VICTIM)["status"] == "migrated"
-    assert compare_documents(source, read_result(VICTIM)) == []  # the current version, still readable
+    assert compare_documents(edited, read_result(VICTIM)) == []  # the current version, still readable
 
     rolled = rollback_task(stores, VICTIM)
     assert rolled.status == "migrated" and stores.catalog.task(VICTIM)["version"] > version
