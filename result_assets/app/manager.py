@@ -257,7 +257,7 @@ class ResultManager:
     # --- reading ---
 
     def get_result(self, task_id: str) -> dict:
-        _check_task_id(task_id)
+        _check_task_id(task_id, as_directory=self.mode != POSTGRES_ONLY)
         return self._get(task_id, scan=False)
 
     def _get(self, task_id: str, scan: bool) -> dict:
@@ -279,10 +279,10 @@ class ResultManager:
     def get_results(self, task_ids: list[str]) -> dict[str, dict]:
         """Many documents in one pass: {task_id: document} of those found, in the order asked
         (in postgres-only, one catalog query and one read per file per 1,000 tasks). A task
-        that cannot be read (its file invalid or unreadable, its stored rows gone) is left out
-        with a warning in the log, as a quarantined one is: it never fails the others."""
+        that cannot be read (its file invalid, its stored rows gone) is left out with a warning
+        in the log, as a quarantined one is: it never fails the others."""
         for task_id in task_ids:
-            _check_task_id(task_id)
+            _check_task_id(task_id, as_directory=self.mode != POSTGRES_ONLY)
         if self.mode == JSON_ONLY:
             found = _found(task_ids, self._read_json)
         elif self.mode == DUAL_WRITE:
@@ -353,6 +353,8 @@ class ResultManager:
             raw = path.read_bytes()
         except FileNotFoundError:
             raise ResultNotFound(f"no result for task {task_id!r} at {path}") from None
+        except IsADirectoryError:  # the task's file is not a file: invalid, as migrate quarantines it
+            raise ResultValidationError(f"{path} is not a regular file") from None
         except OSError as exc:
             raise ResultStoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
         try:
@@ -395,7 +397,7 @@ def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_
 
 def _found(task_ids: list[str], read) -> dict[str, dict]:
     """{task_id: read(task_id)} of the tasks `read` finds (the others raise ResultNotFound);
-    one whose file is invalid or cannot be read is left out with a warning, as the store
+    one whose file is invalid (truncated, not a file) is left out with a warning, as the store
     leaves out a quarantined task."""
     out = {}
     for task_id in task_ids:
@@ -403,7 +405,7 @@ def _found(task_ids: list[str], read) -> dict[str, dict]:
             out[task_id] = read(task_id)
         except ResultNotFound:
             pass
-        except (ResultValidationError, ResultStoreError) as exc:
+        except ResultValidationError as exc:  # not an error of the share (EIO, ESTALE): those raise
             log.warning("task %r left out of a read of many: %s", task_id, exc)
     return out
 
@@ -442,21 +444,23 @@ def _serialize(task_id: str, result: object) -> tuple[bytes, object | None, list
         raise ResultValidationError(f"task {task_id!r}: result is not JSON: {exc}") from None
 
 
-def _check_task_id(task_id: str) -> None:
-    """The same ids in every mode: one that names a directory of its own (which json-only and
-    dual-write write and read) and that Postgres can hold as text."""
+def _check_task_id(task_id: str, as_directory: bool = True) -> None:
+    """A save takes the same ids in every mode: one that names a directory of its own, which
+    json-only and dual-write write and read (and which Postgres can hold as text: a lone
+    surrogate names none). postgres-only reads (as_directory=False) any id it once saved."""
     if not isinstance(task_id, str):
         raise ResultValidationError(f"task id must be a string, not {type(task_id).__name__}")
     try:
         safe_child(Path("."), task_id)
     except UnsafeTaskId as exc:
         raise ResultValidationError(str(exc)) from None
-    if task_dir_path(".", task_id) is None:
+    if as_directory and task_dir_path(".", task_id) is None:
         raise ResultValidationError(f"task id {task_id!r} is not a safe directory name")
-    try:
-        task_id.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ResultValidationError(f"task id {task_id!r} is not valid Unicode text (a lone surrogate)") from None
+    if not as_directory and not task_id.isascii():
+        try:
+            task_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ResultValidationError(f"task id {task_id!r} is not valid Unicode text (a lone surrogate)") from None
 
 
 def _one_line(exc: BaseException) -> str:
