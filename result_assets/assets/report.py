@@ -53,6 +53,8 @@ def store_maintenance(context: AssetExecutionContext, config: MaintenanceConfig,
                 "located": report.located, "unreadable": len(report.unreadable),
                 "vacuumed_files": report.vacuumed_files,
                 "report": MetadataValue.md(maintenance_markdown(report))}
+    if report.vacuum_held:
+        context.log.warning(f"vacuum held: {report.vacuum_held}")
     for table, facts in report.tables.items():
         before, after = facts["before"], facts.get("after", facts["before"])
         metadata[f"{table}_files"] = f"{before['files']} -> {after['files']}"
@@ -75,6 +77,8 @@ def maintenance_markdown(report) -> str:
                   f"re-pointed {report.repointed} catalog row(s); located {report.located} older row(s); "
                   f"{len(report.unreadable)} unreadable{': ' + ', '.join(report.unreadable[:20]) if report.unreadable else ''}; "
                   f"vacuumed {report.vacuumed_files} file(s)."]
+    if report.vacuum_held:
+        lines += ["", f"**Vacuum held:** {report.vacuum_held}."]
     if report.serving_cache:
         cache = report.serving_cache
         lines += ["", f"Serving cache: {cache['entries']} file(s), {cache['stored_bytes']:,} bytes kept of a "

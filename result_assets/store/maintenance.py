@@ -37,6 +37,7 @@ class MaintenanceReport:
     repointed: int = 0
     unreadable: list[str] = field(default_factory=list)  # tasks whose named files are gone
     vacuumed_files: int = 0
+    vacuum_held: str | None = None  # why vacuum did not run though asked to
     seconds: dict[str, float] = field(default_factory=dict)
     flushed_task_ids: list[str] = field(default_factory=list)
     # The serving cache after its trim: entries, stored and file bytes, bound, evicted (serving_cache.py)
@@ -45,6 +46,7 @@ class MaintenanceReport:
 
 def compact_repoint_vacuum(stores, report: MaintenanceReport, timed, *, compact: bool, z_order: bool,
                            vacuum: bool, retention_hours: int) -> None:
+    unlocated_left = stores.catalog.unlocated_tasks() if vacuum else {}
     for table in (SIGNALS, CURVES):
         dt = stores.delta.open(table)
         if dt is None:
@@ -61,7 +63,13 @@ def compact_repoint_vacuum(stores, report: MaintenanceReport, timed, *, compact:
         dt = stores.delta.open(table)
         timed("checkpoint", dt.create_checkpoint)
         timed("checkpoint", dt.cleanup_metadata)
-        if vacuum:
+        if vacuum and unlocated_left:
+            # Rows without locations name no file, only a version: vacuum would take the files
+            # those of them that are still readable are read from. Held until they are located.
+            report.vacuum_held = (f"{len(unlocated_left)} row(s) published before locations were recorded could "
+                                  "not be located (their Delta version or a file of it is gone): vacuum waits "
+                                  "until they are saved again, rolled back or migrated with --force")
+        elif vacuum:
             report.vacuumed_files += timed("vacuum", vacuum_unnamed, stores, table, retention_hours)
         report.tables[table]["after"] = table_facts(stores, table)
 
