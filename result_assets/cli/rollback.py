@@ -36,6 +36,7 @@ def run(args) -> int:
     import psycopg2
 
     from result_assets.errors import UsageError
+    from result_assets.store.catalog import StoreLockLost
     from result_assets.store.stores import Stores
 
     settings = Settings.from_env()
@@ -46,6 +47,10 @@ def run(args) -> int:
             r = rollback_task(stores, task_id, args.restore_source)
         except RollbackError as exc:
             print(f"result-assets: {exc}")
+            failed += 1
+            continue
+        except StoreLockLost as exc:  # nothing published: the current version stays
+            print(f"result-assets: {task_id}: not rolled back: {exc}")
             failed += 1
             continue
         except psycopg2.Error as exc:

@@ -196,7 +196,7 @@ class Catalog:
         application save that landed while a migration converted the file); the task is
         demoted like a failed proof, and that version stays.
         `expected_versions`: {task_id: tasks.version} the caller's change was decided against
-        (a rollback); a task published again since is demoted the same way.
+        (a rollback); a task published again since is demoted and nothing is written for it.
         Returns the tasks demoted and the queued records' ids."""
         if not tasks:
             return Published({}, {})
@@ -222,8 +222,16 @@ class Catalog:
             locked = cur.fetchall()
             current = {row[0]: row[1:5] for row in locked}
             published = {t for t, (status, *_) in current.items() if status == "migrated"}
-            demoted.update({t: f"the task was published again meanwhile (version {version}): that version stays"
-                            for t, *_, version in locked if expected_versions.get(t, version) != version})
+            # Decided against a version since replaced: nothing written for it, not even a failed
+            # attempt (the version there is whatever it is, a quarantine too, and stays as it is).
+            stale = {t: f"the task was published again meanwhile (version {version}): that version stays"
+                     for t, *_, version in locked if expected_versions.get(t, version) != version}
+            if stale:
+                demoted.update(stale)
+                tasks = [t for t in tasks if t.task_id not in stale]
+                hot = {t: rows for t, rows in hot.items() if t not in stale}
+                records = {t: r for t, r in records.items() if t not in stale}
+                sources = {t: r for t, r in sources.items() if t not in stale}
             if newer_only:
                 demoted.update(_overtaken(cur, tasks, current))
             if demoted:

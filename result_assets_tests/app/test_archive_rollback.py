@@ -272,6 +272,9 @@ def test_a_rollback_is_refused_over_a_version_published_meanwhile(project_home, 
     assert "published again meanwhile" in capsys.readouterr().out
     assert lock_free == [False]
     assert read_result(task) == newer
+    from result_assets.store.stores import Stores
+
+    assert Stores.from_env().catalog.failed_attempts([task]) == {}  # nothing failed: nothing for migrate to retry
 
 
 def test_a_rollback_rebuilt_from_its_rows_leaves_its_bytes_as_the_backup(project_home, tmp_path, capsys):
