@@ -222,15 +222,21 @@ def _float(value) -> float | None:
         return None
 
 
+# A migration's backups take their tasks' save locks this many at a time: two round trips a
+# chunk, not a task, and no save waits longer than a chunk's writes.
+BACKUP_LOCK_CHUNK = 64
+
+
 def save_backups(stores, raws: list[RawResult], lock=None) -> None:
-    """Each task's exact bytes into the backups. `lock`: a migration's task_save_lock, held
-    around each task's write so that it never lands between an application save's own backup
-    and the checks that read that backup back (the save holds the lock throughout)."""
-    for raw in raws:
-        if raw.unreadable and not raw.backup_from_file:
-            continue  # nothing was read (refused or unreadable): nothing to copy
-        with lock(raw.source.task_id) if lock else nullcontext():
-            _save_backup(stores, raw)
+    """Each task's exact bytes into the backups. `lock`: a migration's task_save_locks, held
+    around its tasks' writes so that none lands between an application save's own backup and
+    the checks that read that backup back (the save holds its task's lock throughout)."""
+    copied = [raw for raw in raws if raw.backup_from_file or not raw.unreadable]  # else nothing was read
+    for start in range(0, len(copied), BACKUP_LOCK_CHUNK):
+        chunk = copied[start:start + BACKUP_LOCK_CHUNK]
+        with lock([raw.source.task_id for raw in chunk]) if lock else nullcontext():
+            for raw in chunk:
+                _save_backup(stores, raw)
 
 
 def _save_backup(stores, raw: RawResult) -> None:

@@ -119,7 +119,7 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
             if beside:
                 backing_up = in_thread(save_backups, stores, raws)
             else:  # each under its task's save lock: never inside an application save of it
-                save_backups(stores, raws, lock=stores.catalog.task_save_lock)
+                save_backups(stores, raws, lock=stores.catalog.task_save_locks)
             backups = [_backup_fact(stores, r) for r in raws]
         with clock.stage("convert"):
             validated = converted if converted is not None else convert_batch(raws, stores.settings.conversion_workers, ahead)

@@ -328,23 +328,29 @@ class Catalog:
         finally:
             conn.close()  # releases the lock
 
-    @contextmanager
     def task_save_lock(self, task_id: str):
         """One save of this task at a time, across processes, on this catalog's connection (a
         session lock: two round trips, no connection of its own). A save backs its bytes up
         before it publishes; two saves of one task could otherwise back up in one order and
         publish in the other, leaving as the task's backup (its registered source) bytes the
         catalog does not publish."""
+        return self.task_save_locks([task_id])
+
+    @contextmanager
+    def task_save_locks(self, task_ids: list[str]):
+        """task_save_lock of many tasks (a migration's backups): taken in one statement, in hash
+        order (two callers sharing tasks wait, never deadlock), let go in one."""
+        keys = "FROM (SELECT DISTINCT hashtext(t) AS h FROM unnest(%s::text[]) AS t) AS k ORDER BY h"
         with self.one_statement() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
+            cur.execute(f"SELECT pg_advisory_lock(%s, h) {keys}", (TASK_SAVE_LOCK, list(task_ids)))
         try:
             yield
         finally:
             try:
                 with self.one_statement() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
+                    cur.execute(f"SELECT pg_advisory_unlock(%s, h) {keys}", (TASK_SAVE_LOCK, list(task_ids)))
             except psycopg2.Error:  # the connection went away, and its locks with it
-                log.debug("task save lock of %r not released: connection gone", task_id)
+                log.debug("task save locks of %r not released: connection gone", task_ids[:5])
 
     @contextmanager
     def advisory_lock(self, key: int, wait: bool = False):
