@@ -221,12 +221,12 @@ def _remove_original(entry: dict) -> bool:
         os.rename(path, taken)
     except FileNotFoundError:
         return True
-    if sha256_hex(taken.read_bytes()) != entry["sha256"]:
-        try:
-            os.link(taken, path)  # back, never over a newer file
-        except FileExistsError:
-            return False  # a newer file is there: this one stays beside it, under its taken name
-        taken.unlink()
+    try:
+        archived = sha256_hex(taken.read_bytes()) == entry["sha256"]
+    except OSError:
+        archived = False  # cannot tell: it goes back
+    if not archived:
+        _put_back(taken, path)
         return False
     taken.unlink()
     try:
@@ -234,6 +234,20 @@ def _remove_original(entry: dict) -> bool:
     except OSError:
         pass
     return True
+
+
+def _put_back(taken: Path, path: Path) -> None:
+    """A file taken aside returns to its name, never over a newer file there (which it then
+    stays beside, under its taken name)."""
+    try:
+        os.link(taken, path)
+    except FileExistsError:
+        return
+    except OSError:  # a filesystem without hard links
+        if not path.exists():
+            os.rename(taken, path)
+        return
+    taken.unlink()
 
 
 def _remember(settings: Settings, to_dir: Path) -> None:

@@ -6,6 +6,7 @@ The backup dir is a local folder or an s3:// URI (S3BackupStore, same methods).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -147,11 +148,29 @@ def write_atomic(path: Path, data: bytes, replace: bool = True) -> os.stat_resul
         if replace:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)
+            _create(tmp, path, data)
         return written
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _create(tmp: Path, path: Path, data: bytes) -> None:
+    """The written file `tmp` at `path`, never over a file there (FileExistsError): a hard link,
+    or on a filesystem without them (some SMB and FUSE mounts) an exclusive create written in
+    place, which a reader may see half written for that moment."""
+    try:
+        os.link(tmp, path)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _atomic_copy(source: str | Path, path: Path) -> None:

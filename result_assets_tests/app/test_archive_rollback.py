@@ -161,6 +161,30 @@ def test_an_original_changed_since_it_was_archived_stays(tmp_path):
     assert not path.parent.exists()
 
 
+def test_a_file_is_created_only_where_none_is_also_without_hard_links(tmp_path, monkeypatch):
+    """restore without --overwrite creates the file only where none is; on a filesystem
+    without hard links (some SMB and FUSE mounts) by an exclusive create instead."""
+    import errno
+
+    from result_assets.store.backups import write_atomic
+
+    first = tmp_path / "a" / "result.json"
+    write_atomic(first, b"one", replace=False)
+    with pytest.raises(FileExistsError):
+        write_atomic(first, b"two", replace=False)
+
+    def no_hard_links(*args):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    second = tmp_path / "b" / "result.json"
+    write_atomic(second, b"three", replace=False)
+    with pytest.raises(FileExistsError):
+        write_atomic(second, b"four", replace=False)
+    assert first.read_bytes() == b"one" and second.read_bytes() == b"three"
+    assert [p.name for p in second.parent.iterdir()] == ["result.json"]  # no temporary file left
+
+
 def test_two_archive_runs_into_one_folder_keep_both_archives(project_home, tmp_path, monkeypatch):
     """Two runs started in the same second named their archives alike: one replaced the
     other's verified archive after that one had removed its originals."""
