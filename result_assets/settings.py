@@ -28,6 +28,9 @@ DAGSTER_URL_ENV = "RESULT_ASSETS_DAGSTER_URL"
 _RUN_TIME_NUMBERS = ("RESULT_WORKERS", "RESULT_MAX_FILE_BYTES", "RESULT_READ_CACHE_MB", "RESULT_SERVING_CACHE_MB")
 
 
+STORAGE_MODES = ("json-only", "dual-write", "postgres-only")  # RESULT_STORAGE_MODE, in switch-over order
+
+
 class SettingsError(ValueError):
     """A variable holds a value the project cannot use."""
 
@@ -60,9 +63,11 @@ class Settings:
         values = dict(
             home=home,
             database_url=env.get("DATABASE_URL") or None,
-            store_root=env.get("RESULT_STORE_ROOT") or str(home / "store"),
-            backup_dir=env.get("RESULT_BACKUP_DIR") or str(home / "backups"),
-            source_dir=env.get("RESULT_SOURCE_DIR") or None,
+            # Absolute: a command run from another folder finds the same store (a relative root
+            # read there as "the files are gone").
+            store_root=_location(env.get("RESULT_STORE_ROOT")) or str(home / "store"),
+            backup_dir=_location(env.get("RESULT_BACKUP_DIR")) or str(home / "backups"),
+            source_dir=_location(env.get("RESULT_SOURCE_DIR")),
             storage_mode=env.get("RESULT_STORAGE_MODE") or "json-only",
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").absolute(),
             batch_size=_whole_number(env, "RESULT_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1),
@@ -72,6 +77,9 @@ class Settings:
             serving_cache_mb=_whole_number(env, "RESULT_SERVING_CACHE_MB", DEFAULT_SERVING_CACHE_MB, minimum=0),
         )
         values.update(overrides)
+        if values["storage_mode"] not in STORAGE_MODES:
+            raise SettingsError(f"RESULT_STORAGE_MODE is {values['storage_mode']!r}: use one of "
+                                f"{', '.join(STORAGE_MODES)}")
         return cls(**values)
 
     @classmethod
@@ -90,6 +98,13 @@ class Settings:
     @property
     def conversion_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+
+def _location(value: str | None) -> str | None:
+    """A folder as an absolute path; an s3:// (or other scheme's) URI as it is."""
+    if not value:
+        return None
+    return value if "://" in value else str(Path(value).absolute())
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:

@@ -262,6 +262,89 @@ def test_unreachable_database_is_a_one_line_error_without_the_password(tmp_path)
     assert "s3cr3t-pw" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.parametrize("command", [["status"], ["restore", "some_task", "--to", "restored"], ["phase"],
+                                     ["rollback", "some_task"], ["export", "some_task"]])
+def test_a_malformed_database_url_is_one_line_without_the_password(tmp_path, command):
+    """psycopg2 quotes a DSN it cannot parse whole, password and all: some commands printed it
+    in their one line, others in a traceback."""
+    import os
+
+    env = {**os.environ, "RESULT_ASSETS_HOME": str(tmp_path / "home"), "RESULT_SOURCE_DIR": str(tmp_path),
+           "DATABASE_URL": "pg://reader:s3cr3t-pw@db.example/catalog"}
+    proc = subprocess.run([sys.executable, "-m", "result_assets.cli", *command], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "s3cr3t-pw" not in proc.stderr + proc.stdout
+    assert len((proc.stderr + proc.stdout).strip().splitlines()) == 1, proc.stderr + proc.stdout
+
+
+def test_a_folder_that_cannot_be_made_or_read_is_a_one_line_error(project_home, tmp_path, capsys):
+    """An output under a file, a DAGSTER_HOME that is a file: one line naming the path, exit 1."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert main(["export", "--out", str(a_file / "sub")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(a_file) in err, err
+
+
+def test_a_task_folder_that_cannot_be_entered_is_quarantined_not_the_whole_scan(tmp_path, monkeypatch):
+    from result_assets.migration.sources import scan_source_dir
+
+    for name in ("locked", "open"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text("{}")
+    stat, lstat = Path.stat, Path.lstat
+
+    def denied(real):
+        def check(self, *args, **kwargs):
+            if self.parent.name == "locked":  # as a folder without the x bit is to anyone but root
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *args, **kwargs)
+        return check
+
+    monkeypatch.setattr(Path, "stat", denied(stat))
+    monkeypatch.setattr(Path, "lstat", denied(lstat))
+    scan = scan_source_dir(tmp_path)
+    assert [t.task_id for t in scan.tasks] == ["locked", "open"]
+    assert scan.tasks[0].refused == "refused: locked/ cannot be read (Permission denied)" and not scan.tasks[1].refused
+
+
+def test_settings_make_folders_absolute_and_refuse_a_mistyped_mode(tmp_path, monkeypatch):
+    """A relative RESULT_STORE_ROOT was read against each command's working folder: `export`
+    from another folder said the files were gone. A mode spelled dual_write ran as nothing."""
+    from result_assets.settings import Settings, SettingsError
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"RESULT_STORE_ROOT": "rel_store", "RESULT_BACKUP_DIR": "s3://bucket/backups",
+                                  "RESULT_SOURCE_DIR": "src"})
+    assert settings.store_root == str(tmp_path / "rel_store") and settings.source_dir == str(tmp_path / "src")
+    assert settings.backup_dir == "s3://bucket/backups"
+    with pytest.raises(SettingsError, match="RESULT_STORAGE_MODE is 'dual_write': use one of json-only, dual-write, postgres-only"):
+        Settings.from_env({"RESULT_STORAGE_MODE": "dual_write"})
+
+
+def test_a_broken_dagster_yaml_is_one_line_naming_it(tmp_path):
+    import os
+
+    from result_assets.settings import Settings
+    from result_assets.store.postgres import stop_embedded
+
+    home = tmp_path / "home"
+    (home / "dagster").mkdir(parents=True)
+    (home / "dagster" / "dagster.yaml").write_bytes(b"storage: [\n")
+    env = {**os.environ, "RESULT_ASSETS_HOME": str(home)}
+    env.pop("DATABASE_URL", None)
+    env.pop("DAGSTER_HOME", None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "maintain", "--json"], capture_output=True,
+                              text=True, env=env, timeout=300)
+    finally:
+        stop_embedded(Settings.from_env({"RESULT_ASSETS_HOME": str(home)}))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "dagster.yaml" in lines[0], proc.stderr
+
+
 def test_backup_dir_flag_travels_to_the_runs_not_the_environment(migrated, sample_source, tmp_path, capsys):
     import os
 

@@ -17,6 +17,7 @@ import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from result_assets.store.postgres import error_line
 from result_assets.app.errors import ResultNotFound, ResultStoreError
 from result_assets.legacy import parse_timestamp
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA, TIMESTAMP_UTC
@@ -52,7 +53,7 @@ class ResultStore:
         try:
             return self.stores.catalog.connect()
         except psycopg2.Error as exc:
-            raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+            raise ResultStoreError(f"catalog unreachable: {error_line(exc)}") from exc
 
     def find_tasks(self, strategy: str | list[str] | None = None, symbol: str | list[str] | None = None,
                    since: date | datetime | str | None = None, until: date | datetime | str | None = None,
@@ -150,7 +151,7 @@ class ResultStore:
             if unlocated:  # published before locations were recorded: the current snapshot holds them
                 pieces.append(self._unlocated_rows(table, schema, unlocated, predicates, expression, columns))
         except psycopg2.Error as exc:
-            raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+            raise ResultStoreError(f"catalog unreachable: {error_line(exc)}") from exc
         except Exception as exc:
             raise ResultStoreError(f"cannot read the {table} table: {exc}") from exc
         for data in hot.values():
@@ -174,7 +175,7 @@ class ResultStore:
         except TaskNotMigrated as exc:
             raise ResultNotFound(str(exc)) from None
         except psycopg2.Error as exc:
-            raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+            raise ResultStoreError(f"catalog unreachable: {error_line(exc)}") from exc
         except TaskUnreadable as exc:
             raise ResultStoreError(str(exc)) from exc
 
@@ -185,7 +186,7 @@ class ResultStore:
         try:
             return rebuild_documents(self.stores, list(task_ids), unreadable={})
         except psycopg2.Error as exc:
-            raise ResultStoreError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}") from exc
+            raise ResultStoreError(f"catalog unreachable: {error_line(exc)}") from exc
 
     def close(self) -> None:
         if "catalog" in self.stores.__dict__:

@@ -6,7 +6,7 @@ import json
 import os
 import weakref
 
-from result_assets.settings import DAGSTER_URL_ENV, Settings
+from result_assets.settings import DAGSTER_URL_ENV, Settings, SettingsError
 from result_assets.store.backups import write_atomic
 
 # pg advisory lock: one process at a time opens the instance (a fresh one creates its tables).
@@ -58,7 +58,7 @@ def ensure_dagster_home(settings: Settings) -> None:
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     config = settings.dagster_home / "dagster.yaml"
     wanted = dagster_yaml(settings)
-    current = config.read_text() if config.exists() else None
+    current = config.read_text(errors="replace") if config.exists() else None  # ours or not: not YAML is the user's
     if current is None or (current.startswith(_WRITTEN_BY_US) and current != wanted):
         write_atomic(config, wanted.encode())  # whole or not at all, for a process reading it
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
@@ -84,7 +84,21 @@ def get_instance(settings: Settings | None = None):
     from result_assets.store.postgres import catalog_url
 
     with Catalog(catalog_url(settings)).advisory_lock(_INSTANCE_LOCK, wait=True):
-        return DagsterInstance.get()
+        try:
+            return DagsterInstance.get()
+        except Exception as exc:
+            if not _config_error(exc):
+                raise
+            raise SettingsError(f"{settings.dagster_home / 'dagster.yaml'}: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def _config_error(exc: BaseException) -> bool:
+    """The instance's dagster.yaml cannot be read (not YAML, not text, not a config Dagster
+    takes): the user's file to fix, said in one line, not a traceback of Dagster's."""
+    import yaml
+    from dagster import DagsterInvalidConfigError
+
+    return isinstance(exc, (yaml.YAMLError, DagsterInvalidConfigError, UnicodeDecodeError))
 
 
 _holding: "weakref.WeakSet" = weakref.WeakSet()  # the instances whose storage holds its connections

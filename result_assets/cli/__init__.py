@@ -145,19 +145,23 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("result-assets: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a database outage is the user's to fix, not a traceback
-        cause = _database_error(exc)
-        if cause is None:
-            raise
-        from result_assets.store.postgres import redact
+    except Exception as exc:  # a database outage or a folder is the user's to fix, not a traceback
+        from result_assets.store.postgres import error_line
 
-        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        print(f"result-assets: error: database unavailable: {redact(first_line)}", file=sys.stderr)
-        return 1
+        cause = _database_error(exc)
+        if cause is not None:
+            print(f"result-assets: error: database unavailable: {error_line(cause)}", file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError):  # a folder unreadable, a file where a folder should be, ...
+            where = f": {exc.filename}" if exc.filename else ""
+            print(f"result-assets: error: {exc.strerror or error_line(exc)}{where}", file=sys.stderr)
+            return 1
+        raise
 
 
 def _database_error(exc: BaseException) -> BaseException | None:
-    """The connection failure somewhere in exc's chain (psycopg2 or SQLAlchemy), if any."""
+    """The connection failure somewhere in exc's chain (psycopg2 or SQLAlchemy), if any; a
+    malformed DATABASE_URL is one too (psycopg2's ProgrammingError "invalid dsn")."""
     import psycopg2
 
     try:
@@ -168,7 +172,7 @@ def _database_error(exc: BaseException) -> BaseException | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, kinds):
+        if isinstance(exc, kinds) or (isinstance(exc, psycopg2.ProgrammingError) and "invalid dsn" in str(exc)):
             return exc
         exc = exc.__cause__ or exc.__context__
     return None

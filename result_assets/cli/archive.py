@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from result_assets.store.postgres import error_line
 from result_assets.settings import Settings
 
 MANIFEST = "MANIFEST.json"
@@ -293,7 +294,7 @@ def run(args) -> int:
     except (SourceDirError, ArchiveError) as exc:
         raise UsageError(str(exc))
     except psycopg2.Error as exc:
-        raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+        raise UsageError(f"catalog unreachable: {error_line(exc)}")
     if args.json:
         print(json.dumps(asdict(report), ensure_ascii=False))
         return 0

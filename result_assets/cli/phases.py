@@ -10,7 +10,8 @@ import json
 import os
 from pathlib import Path
 
-from result_assets.app.manager import DUAL_WRITE, JSON_ONLY, MODES, POSTGRES_ONLY
+from result_assets.store.postgres import error_line
+from result_assets.app.manager import DUAL_WRITE, JSON_ONLY, POSTGRES_ONLY
 from result_assets.settings import Settings
 
 NEXT = {JSON_ONLY: DUAL_WRITE, DUAL_WRITE: POSTGRES_ONLY, POSTGRES_ONLY: "archive"}
@@ -24,9 +25,7 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
     from result_assets.migration.status import task_statuses
     from result_assets.store.stores import Stores
 
-    mode = settings.storage_mode
-    if mode not in MODES:
-        raise ValueError(f"RESULT_STORAGE_MODE is {mode!r}: use one of {', '.join(MODES)}")
+    mode = settings.storage_mode  # Settings.from_env refuses a mode it does not know
     stores = Stores(settings)
     rows = {r["task_id"]: r for r in task_statuses(stores)}
     on_disk = scan_source_dir(settings.source_dir).tasks if settings.source_dir else []
@@ -168,6 +167,6 @@ def run(args) -> int:
     except (ValueError, SourceDirError) as exc:
         raise UsageError(str(exc))
     except psycopg2.Error as exc:
-        raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+        raise UsageError(f"catalog unreachable: {error_line(exc)}")
     print(json.dumps(report, ensure_ascii=False) if args.json else format_report(report))
     return 1 if args.check and not report["ready"] else 0

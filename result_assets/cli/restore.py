@@ -11,6 +11,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from result_assets.store.postgres import error_line
 from result_assets.settings import Settings
 
 
@@ -142,7 +143,7 @@ def run(args) -> int:
     try:
         results = restore_tasks(settings, args.task_ids, Path(to_dir).absolute(), dirs, args.overwrite)
     except psycopg2.Error as exc:
-        raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+        raise UsageError(f"catalog unreachable: {error_line(exc)}")
     for r in results:
         if r.error:
             print(f"result-assets: {r.task_id}: {r.error}")

@@ -5,6 +5,7 @@ engine); this prints it and records the partitions' new materializations in Dags
 """
 from __future__ import annotations
 
+from result_assets.store.postgres import error_line
 from result_assets.migration.rollback import RollbackError, RolledBack, rollback_task
 from result_assets.settings import Settings
 
@@ -54,7 +55,7 @@ def run(args) -> int:
             failed += 1
             continue
         except psycopg2.Error as exc:
-            raise UsageError(f"catalog unreachable: {str(exc).strip().splitlines()[0]}")
+            raise UsageError(f"catalog unreachable: {error_line(exc)}")
         read_at = (f"Delta versions {r.from_versions[0]}/{r.from_versions[1]}" if r.from_versions != (None, None)
                    else "its backup (its rows are gone from the tables)")
         print(f"rolled back {task_id}: {r.status}, source sha256 {r.source_sha256[:12]} "

@@ -93,8 +93,13 @@ def _legacy_file(real_root: Path, task_dir: Path) -> LegacyFile | None:
     task_id = task_id_for_dir_name(task_dir.name)
     try:
         st = path.stat()
-    except OSError:
-        if not path.is_symlink():
+    except OSError as exc:
+        try:
+            link = path.is_symlink()
+        except OSError:  # its folder cannot be entered (permissions): a task that cannot be read
+            return LegacyFile(task_id, str(path), 0, task_dir.lstat().st_mtime_ns,
+                              f"refused: {task_id}/ cannot be read ({exc.strerror})")
+        if not link:
             return None  # no result.json: not a task
         # a link to nothing (gone, or a loop): a task whose file cannot be read, quarantined with why
         return LegacyFile(task_id, str(path), 0, path.lstat().st_mtime_ns,
@@ -143,7 +148,8 @@ def task_source_file(stores, task_id: str, registered: str | None) -> str | None
 def source_differs(path: str | Path, size: int, mtime_ns: int | None, sha256: str) -> bool:
     """Whether the file holds other bytes than those recorded: a different size says so at
     once, the same mtime says it did not change, else its SHA-256 decides. A file that is
-    gone does not differ (archived or moved: the store is now the record)."""
+    gone does not differ (archived or moved: the store is now the record); one that cannot
+    be read does."""
     try:
         st = os.stat(path)
     except OSError:
@@ -152,7 +158,10 @@ def source_differs(path: str | Path, size: int, mtime_ns: int | None, sha256: st
         return True
     if st.st_mtime_ns == mtime_ns:
         return False
-    return file_sha256(path) != sha256
+    try:
+        return file_sha256(path) != sha256
+    except OSError:  # there but unreadable: not the bytes recorded, as far as anyone can tell
+        return True
 
 
 def display_path(path: str | Path) -> str:

@@ -33,6 +33,12 @@ def redact(url: str) -> str:
     return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url, flags=re.I)
 
 
+def error_line(exc: BaseException) -> str:
+    """An error's first line, any URL or password in it redacted (psycopg2 quotes a malformed
+    DSN whole: "invalid dsn: missing "=" after "postgresql://user:secret@..."")."""
+    return redact((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+
+
 def _pgserver():
     import warnings
 
