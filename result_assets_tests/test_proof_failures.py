@@ -71,3 +71,32 @@ def test_a_failed_proof_is_counted_hidden_blocking_and_retried(project_home, sam
     assert report["failed_checks"] == 0 and report["skipped"] == 21
     original = parse_document((sample_source / VICTIM / "result.json").read_bytes())
     assert compare_documents(original, read_result(VICTIM)) == []
+
+
+def test_a_backup_that_does_not_read_back_keeps_its_task_unpublished(project_home, tmp_path, monkeypatch):
+    """backup_checksum is judged before the publish, not after it: a task whose backup does not
+    read back with the source's SHA-256 is not published (its check fails), while the task
+    beside it is; the next run, the fault gone, publishes it."""
+    from result_assets.migration.sources import scan_source_dir
+    from result_assets.migration.verify import BACKUP_CHECKSUM
+    from result_assets.store.backups import BackupStore
+    from result_assets.store.stores import Stores
+
+    for task_id in ("backup_bad", "backup_good"):
+        (tmp_path / task_id).mkdir()
+        (tmp_path / task_id / "result.json").write_text(json.dumps(
+            {"strategy": task_id, "symbols": [{"symbol": "A", "signals": [{"timestamp": 1704240000000, "price": 1.5}]}]}))
+    holds = BackupStore.holds
+    monkeypatch.setattr(BackupStore, "holds", lambda self, task_id, sha: task_id != "backup_bad" and holds(self, task_id, sha))
+    stores = Stores.from_env()
+    batch = engine.run_batch(stores, scan_source_dir(tmp_path).tasks)
+    status = {v.task_id: v.status for v in batch.validated}
+    assert status == {"backup_bad": "failed", "backup_good": "migrated"}
+    [check] = [c for c in batch.checks if c.check == BACKUP_CHECKSUM and c.task_id == "backup_bad"]
+    assert not check.passed
+    assert stores.catalog.task("backup_bad")["status"] == "failed" and read_result("backup_good")["strategy"] == "backup_good"
+    with pytest.raises(LookupError):
+        read_result("backup_bad")
+    monkeypatch.undo()
+    assert engine.run_batch(stores, scan_source_dir(tmp_path, {"backup_bad"}).tasks).validated[0].status == "migrated"
+    assert read_result("backup_bad")["strategy"] == "backup_bad"

@@ -158,6 +158,10 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
     lock = nullcontext() if tier == "hot" else stores.catalog.store_write_lock(exclusive=False)
     with lock as held:
         ids = [v.task_id for v in validated]
+        # Proven before published: a task whose backup does not read back with the source's
+        # SHA-256 is not published (its backup_checksum check fails on it). A backup already
+        # written (a migration's) is read back before anything is committed.
+        verified = _verify_backups(stores, validated, backups, clock) if backing_up is None else {}
         signals, curves = signal_rows(validated), curve_rows(validated)
         located = {SIGNALS: {}, CURVES: {}}
         hot: dict[str, tuple[bytes, bytes]] = {}
@@ -182,6 +186,10 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
         if backing_up is not None:
             with clock.stage("backup"):
                 backing_up.result()
+            verified = _verify_backups(stores, validated, backups, clock)
+            for task_id, good in verified.items():
+                if not good:
+                    hot.pop(task_id, None)
         catalog = catalog_batch(validated)
         for row in catalog.tasks:
             if row.status == "migrated" and tier != "hot":
@@ -202,7 +210,7 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
             # The queued save records carry the checks the UI will show, judged before they are
             # written: the same transaction, not a second one (an UPDATE and a commit, about 1 ms).
             with clock.stage("checks"):
-                result.checks = judge(stores, result, compression_goal, report)
+                result.checks = judge(stores, result, compression_goal, report, verified)
                 checks = _checks_by_task(result.checks, records)
                 records = {t: (*record, checks[t]) for t, record in records.items()}
         with clock.stage("publish"):
@@ -216,7 +224,7 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 v.failure = published.demoted[v.task_id]
         if not records or published.demoted:
             with clock.stage("checks"):
-                result.checks = judge(stores, result, compression_goal, report)
+                result.checks = judge(stores, result, compression_goal, report, verified)
                 demoted = {t: r for t, r in published.record_ids.items() if t in published.demoted}
                 if demoted:  # a record queued with checks judged before its task was demoted
                     stores.catalog.attach_checks(demoted, _checks_by_task(result.checks, demoted))
@@ -229,6 +237,20 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 keep_published_backup(stores, task_id)
     result.seconds = clock.seconds
     return result
+
+
+def _verify_backups(stores, validated: list[ValidatedResult], backups: list[BackupFact], clock: _Clock) -> dict[str, bool]:
+    """{task_id: its backup reads back with the source's SHA-256} of the tasks backed up (as the
+    current backup, or under previous/ when a newer version, an application save say, replaced
+    it meanwhile); a proven task whose backup does not is failed, never published (the last
+    good version stays). The backup_checksum check takes these outcomes instead of reading again."""
+    copied = {b.task_id for b in backups if b.copied}
+    with clock.stage("backup_verify"):
+        verified = {v.task_id: stores.backups.holds(v.task_id, v.sha256) for v in validated if v.task_id in copied}
+    for v in validated:
+        if v.proven and not verified.get(v.task_id, True):
+            v.failure = "its backup does not read back with the source's SHA-256: not published"
+    return verified
 
 
 def _checks_by_task(checks: list, task_ids) -> dict[str, list[dict]]:

@@ -32,10 +32,11 @@ class CheckOutcome:
 
 
 def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_GOAL,
-          report: dict | None = None) -> list[CheckOutcome]:
+          report: dict | None = None, verified: dict[str, bool] | None = None) -> list[CheckOutcome]:
     """Each check's outcome for each task of a batch (engine.BatchResult: published, or for
     an application save about to be, its record queued with them), the
-    compression goal against `report` (store_report: the bytes the migrate report counts)."""
+    compression goal against `report` (store_report: the bytes the migrate report counts).
+    `verified`: {task_id: backup reads back} as the engine found it before publishing."""
     from result_assets.migration.summary import store_report
 
     signal_counts, curve_counts = batch.stored_rows[SIGNALS], batch.stored_rows[CURVES]
@@ -57,7 +58,7 @@ def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_G
         if tid in not_copied:
             add(BACKUP_CHECKSUM, True, f"not copied: {not_copied[tid]}")
         else:
-            backed_up = stores.backups.verify(tid, v.sha256)
+            backed_up = verified[tid] if verified and tid in verified else stores.backups.verify(tid, v.sha256)
             add(BACKUP_CHECKSUM, backed_up,
                 "backup matches the source" if backed_up else "backup missing or its SHA-256 differs",
                 sha256=v.sha256, bytes=v.json_bytes)

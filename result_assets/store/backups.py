@@ -114,6 +114,16 @@ class BackupStore:
         except OSError:
             return False
 
+    def holds(self, task_id: str, sha256: str) -> bool:
+        """These bytes are kept: as the task's backup, or under previous/ (a later version, an
+        application save, say, replaced it meanwhile)."""
+        if self.verify(task_id, sha256):
+            return True
+        try:
+            return file_sha256(self.path(task_id).parent / "previous" / f"{sha256}.json") == sha256
+        except OSError:
+            return False
+
     def read(self, task_id: str) -> bytes:
         return self.path(task_id).read_bytes()
 
@@ -242,6 +252,11 @@ class S3BackupStore:
 
     def verify(self, task_id: str, sha256: str) -> bool:
         return self._sha256(self.path(task_id)) == sha256
+
+    def holds(self, task_id: str, sha256: str) -> bool:
+        """As BackupStore.holds."""
+        return self.verify(task_id, sha256) or \
+            self._sha256(f"{self.root}/{safe_name(task_id)}/previous/{sha256}.json") == sha256
 
     def _sha256(self, uri: str) -> str | None:
         try:
