@@ -494,3 +494,23 @@ def test_a_batch_whose_store_write_lock_was_lost_does_not_publish(project_home, 
     with pytest.raises(StoreLockLost):
         engine.run_batch(stores, [stat_legacy_file(tmp_path, "lock_lost")])
     assert ResultManager("postgres-only").get_result("lock_lost") == document(1.5)
+
+
+def test_a_source_registered_where_this_process_sees_no_file_is_read_from_its_source_dir(project_home, tmp_path):
+    """`migrate` ran on a host that mounts the task tree elsewhere than the run pods: the path
+    it registered names nothing in a pod, whose RESULT_SOURCE_DIR holds the file. A re-run of
+    the partition there read "source file not found"."""
+    from dataclasses import replace
+
+    from result_assets.migration.sources import task_source_file
+    from result_assets.settings import Settings
+    from result_assets.store.stores import Stores
+
+    (tmp_path / "pod" / "mounted_task").mkdir(parents=True)
+    (tmp_path / "pod" / "mounted_task" / "result.json").write_text("{}")
+    stores = Stores(replace(Settings.from_env(), source_dir=str(tmp_path / "pod")))
+    elsewhere = str(tmp_path / "host" / "mounted_task" / "result.json")
+    assert task_source_file(stores, "mounted_task", elsewhere) == str(tmp_path / "pod" / "mounted_task" / "result.json")
+    (tmp_path / "host" / "mounted_task").mkdir(parents=True)
+    (tmp_path / "host" / "mounted_task" / "result.json").write_text("{}")
+    assert task_source_file(stores, "mounted_task", elsewhere) == elsewhere  # where it was registered, when there

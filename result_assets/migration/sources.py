@@ -135,14 +135,20 @@ def registered_source_file(task_id: str, registered: str | None) -> str | None:
 
 def task_source_file(stores, task_id: str, registered: str | None) -> str | None:
     """The task's JSON in its source directory: where it was registered, or in
-    RESULT_SOURCE_DIR when it was registered nowhere or at its backup (a postgres-only save
-    points the registration there). The file may be missing (archived) or older than the
+    RESULT_SOURCE_DIR when it was registered nowhere, at its backup (a postgres-only save
+    points the registration there) or where this process finds no file. The file may be missing (archived) or older than the
     store's version (store/last_write.py): callers ask."""
+    task_dir = task_dir_path(stores.settings.source_dir, task_id) if stores.settings.source_dir else None
+    configured = str(task_dir / RESULT_FILE) if task_dir else None
     # A relative path (a migrate run from another working directory) names nothing here.
     if registered and os.path.isabs(registered) and not same_file(registered, stores.backups.uri(task_id)):
-        return registered_source_file(task_id, registered)
-    task_dir = task_dir_path(stores.settings.source_dir, task_id) if stores.settings.source_dir else None
-    return str(task_dir / RESULT_FILE) if task_dir else None
+        found = registered_source_file(task_id, registered)
+        # Registered where this process does not see the tree (a host that mounts it elsewhere
+        # than the run pods do): RESULT_SOURCE_DIR's file, when that one is there.
+        if configured and not os.path.exists(found) and os.path.exists(configured):
+            return configured
+        return found
+    return configured
 
 
 def source_differs(path: str | Path, size: int, mtime_ns: int | None, sha256: str) -> bool:
