@@ -514,3 +514,30 @@ def test_a_source_registered_where_this_process_sees_no_file_is_read_from_its_so
     (tmp_path / "host" / "mounted_task").mkdir(parents=True)
     (tmp_path / "host" / "mounted_task" / "result.json").write_text("{}")
     assert task_source_file(stores, "mounted_task", elsewhere) == elsewhere  # where it was registered, when there
+
+
+def test_ctrl_c_during_migrate_stops_it_at_once_and_a_re_run_finishes(project_home, tmp_path, capsys, monkeypatch):
+    """Dagster ends a run on KeyboardInterrupt and returns: migrate went on with every batch after
+    it and exited 1. It stops there now (exit 130, "interrupted"), and the next run finishes."""
+    from result_assets.assets import migration as migration_assets
+
+    for i in range(6):
+        (tmp_path / f"ctrl_c_{i}").mkdir()
+        (tmp_path / f"ctrl_c_{i}" / "result.json").write_text(json.dumps(
+            {"strategy": "s", "symbols": [{"symbol": "A", "signals": [{"timestamp": 1704240000000, "price": i}]}]}))
+    run_batch, calls = migration_assets.run_batch, []
+
+    def interrupted_in_the_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run_batch(*args, **kwargs)
+
+    monkeypatch.setattr(migration_assets, "run_batch", interrupted_in_the_second_run)
+    assert main(["migrate", "--source-dir", str(tmp_path), "--batch-size", "2"]) == 130
+    assert "result-assets: interrupted" in capsys.readouterr().err and len(calls) == 2
+    monkeypatch.undo()
+    assert main(["migrate", "--source-dir", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["migrated"] + report["skipped"] == 6 and report["failed_checks"] == 0
+    assert read_result("ctrl_c_5")["symbols"][0]["signals"][0]["price"] == 5

@@ -78,6 +78,8 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
             ahead.start([by_key[k] for k in next_run[1]])
         result = job.execute_in_process(instance=instance, raise_on_error=False,
                                         resources={PREFETCH: ahead}, **arguments)
+        if _interrupted(result):  # Dagster ends the run on Ctrl-C and returns: the batches after it do not run
+            raise KeyboardInterrupt
         outcomes.append(_outcome(result, len(keys)))
         done += len(keys)
         if progress:
@@ -117,6 +119,17 @@ def _outcome(result, tasks: int) -> RunOutcome:
         failures = [e for e in result.all_events if e.is_failure]
         error = _failure_message(failures[0]) if failures else "run failed"
     return RunOutcome(result.run_id, result.success, tasks, error)
+
+
+def _interrupted(result) -> bool:
+    """The run ended because the process was interrupted (Ctrl-C, SIGTERM)."""
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            if error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+                return True
+            error = error.cause
+    return False
 
 
 def _failure_message(event) -> str:

@@ -13,6 +13,7 @@ import importlib.abc
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -219,6 +220,9 @@ def _get_pool(n: int) -> ProcessPoolExecutor:
 
 
 def _start_worker(client_pid: int) -> None:
+    # Ctrl-C reaches the whole process group: the client stops and shuts its pool down; a
+    # worker printed a KeyboardInterrupt traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _yield_to_client()
     _exit_with(client_pid)
     _without_pandas()
