@@ -47,7 +47,7 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
         problem = _store_root_problem(settings.store_root)
         if problem:
             blockers.append({"what": "store", "count": 1, "detail": problem, "tasks": []})
-        steps += ([f"run `result-assets migrate --source-dir {settings.source_dir}` for the "
+        steps += ([f"run `result-assets migrate --source-dir {settings.source_dir or '<the JSON folder>'}` for the "
                    f"{counts['pending'] + counts['stale']} tasks not migrated yet"]
                   if counts["pending"] + counts["stale"] else [])
         steps += ["set RESULT_STORAGE_MODE=dual-write for the application and restart it",
@@ -114,6 +114,8 @@ def _store_root_problem(root: str) -> str | None:
     path = Path(root)
     while not path.exists():
         path = path.parent
+    if not path.is_dir():  # a file on the way: nothing can be made under it
+        return f"RESULT_STORE_ROOT {root} cannot be made: {path} is a file"
     if not os.access(path, os.W_OK):
         return f"RESULT_STORE_ROOT {root} is not writable"
     return None

@@ -114,3 +114,14 @@ def test_phase_refuses_an_unknown_mode(source, capsys, mode):
     mode("postgres")
     assert main(["phase"]) == 2
     assert "RESULT_STORAGE_MODE is 'postgres'" in capsys.readouterr().err
+
+
+def test_a_store_root_under_a_file_blocks_the_first_phase(tmp_path):
+    """phase said READY for dual-write with RESULT_STORE_ROOT under a regular file (the file was
+    writable), and migrate then failed with NotADirectoryError."""
+    from result_assets.cli.phases import _store_root_problem
+
+    (tmp_path / "a_file").write_text("x")
+    assert _store_root_problem(str(tmp_path / "a_file" / "store")) == \
+        f"RESULT_STORE_ROOT {tmp_path / 'a_file' / 'store'} cannot be made: {tmp_path / 'a_file'} is a file"
+    assert _store_root_problem(str(tmp_path / "new" / "store")) is None
