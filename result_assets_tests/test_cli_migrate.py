@@ -541,3 +541,13 @@ def test_ctrl_c_during_migrate_stops_it_at_once_and_a_re_run_finishes(project_ho
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["migrated"] + report["skipped"] == 6 and report["failed_checks"] == 0
     assert read_result("ctrl_c_5")["symbols"][0]["signals"][0]["price"] == 5
+
+
+@pytest.mark.parametrize("command", [["status"], ["export", "some_task"], ["db", "version"]])
+def test_a_read_of_a_home_that_is_not_there_makes_none(tmp_path, command, capsys, monkeypatch):
+    """A typo in RESULT_ASSETS_HOME: status said "no tasks" (and export "not migrated") after
+    making a new store there, its server left running."""
+    monkeypatch.setenv("RESULT_ASSETS_HOME", str(tmp_path / "typo"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(command) == 2
+    assert "no store at" in capsys.readouterr().err and not (tmp_path / "typo").exists()

@@ -178,6 +178,19 @@ def _database_error(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _existing_home():
+    """The settings of a home that exists. A command that only reads (status, export, db
+    version) given a home that is not there (a typo in RESULT_ASSETS_HOME, another working
+    folder than usual) made a new store and said it held nothing."""
+    from result_assets.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.database_url and not settings.home.exists():
+        raise CliError(f"no store at {settings.home} (RESULT_ASSETS_HOME, default ./.result_assets): "
+                       "nothing was migrated there")
+    return settings
+
+
 # --- migrate ---
 
 def _ui_command(settings) -> str:
@@ -245,7 +258,7 @@ def cmd_status(args) -> int:
     from result_assets.migration.status import task_statuses
     from result_assets.store.stores import Stores
 
-    rows = task_statuses(Stores.from_env())
+    rows = task_statuses(Stores(_existing_home()))
     if args.json:
         print(json.dumps({"tasks": rows}, ensure_ascii=False))
         return 0
@@ -268,7 +281,7 @@ def cmd_db(args) -> int:
     from result_assets.store.catalog import Catalog
     from result_assets.store.schema import SCHEMA_VERSION, installed_version
 
-    settings = Settings.from_env()
+    settings = _existing_home() if args.action == "version" else Settings.from_env()
     catalog = Catalog(catalog_url(settings))
     try:
         if args.action == "version":
@@ -293,7 +306,7 @@ def cmd_export(args) -> int:
     from result_assets.store.reader import file_bytes
     from result_assets.store.stores import Stores
 
-    stores = Stores.from_env()
+    stores = Stores(_existing_home())
     ids = args.task_ids or stores.catalog.migrated_task_ids()
     if not args.out and len(ids) != 1:
         raise CliError("name exactly one task to print, or give --out DIR")
