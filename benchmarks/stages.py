@@ -78,7 +78,7 @@ def event_stages(source_dir: str) -> None:
     from dagster_postgres.event_log import PostgresEventLogStorage
 
     from result_assets.cli.migrate import migrate
-    from result_assets.assets.dagster_internals import PooledPostgresEventLogStorage
+    from result_assets.platform.dagster_storage import PooledPostgresEventLogStorage
     from result_assets.settings import Settings
 
     seconds, events = Counter(), Counter()

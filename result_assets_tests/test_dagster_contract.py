@@ -7,6 +7,8 @@ import hashlib
 import inspect
 import os
 import re
+import subprocess
+import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -200,12 +202,12 @@ def test_private_names_the_storage_uses_keep_their_shape():
     from dagster_postgres.event_log import PostgresEventLogStorage
     from dagster_postgres.utils import create_pg_engine
 
-    from result_assets.assets import dagster_internals
+    from result_assets.platform import dagster_storage
 
     # the same objects the stock store_event uses
-    assert dagster_internals.ASSET_EVENTS is stock.ASSET_EVENTS is ASSET_EVENTS
-    assert dagster_internals.ASSET_CHECK_EVENTS is stock.ASSET_CHECK_EVENTS is ASSET_CHECK_EVENTS
-    assert dagster_internals.SqlEventLogStorageTable is stock.SqlEventLogStorageTable is SqlEventLogStorageTable
+    assert dagster_storage.ASSET_EVENTS is stock.ASSET_EVENTS is ASSET_EVENTS
+    assert dagster_storage.ASSET_CHECK_EVENTS is stock.ASSET_CHECK_EVENTS is ASSET_CHECK_EVENTS
+    assert dagster_storage.SqlEventLogStorageTable is stock.SqlEventLogStorageTable is SqlEventLogStorageTable
     assert {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION} <= ASSET_EVENTS
     assert ASSET_CHECK_EVENTS == {DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
                                   DagsterEventType.ASSET_CHECK_EVALUATION}
@@ -232,11 +234,10 @@ def test_private_names_the_storage_uses_keep_their_shape():
 
 def test_dagster_yaml_path_still_names_the_storage():
     """An instance that opts in names result_assets.platform.dagster_storage.ResultAssetsStorage."""
-    from result_assets.assets import dagster_internals
     from result_assets.platform import dagster_storage
     from result_assets.assets.instance import TUNED_STORAGE_YAML
 
-    assert dagster_storage.ResultAssetsStorage is dagster_internals.ResultAssetsStorage
+    assert dagster_storage.ResultAssetsStorage.__module__ == "result_assets.platform.dagster_storage"
     assert "module: result_assets.platform.dagster_storage" in TUNED_STORAGE_YAML
     assert "class: ResultAssetsStorage" in TUNED_STORAGE_YAML
 
@@ -245,7 +246,19 @@ def test_only_the_fenced_module_imports_dagster_internals():
     package = Path(__file__).parents[1] / "result_assets"
     users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
                    if re.search(r"^\s*(from|import) dagster\._", p.read_text(), re.M))
-    assert users == ["assets/dagster_internals.py"]
+    assert users == ["assets/dagster_internals.py", "platform/dagster_storage.py"]
+
+
+def test_a_code_location_on_stock_storage_loads_no_dagster_postgres_internals():
+    """The opt-in storage's private pieces (dagster-postgres' event log, Dagster's schema
+    tables) load only with the instance that names it: a rename in a Dagster upgrade cannot
+    fail the load of a code location on stock storage."""
+    code = ("import sys, result_assets.definitions as d; d.defs(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('dagster_postgres.event_log', "
+            "'dagster._core.storage.event_log.schema', 'result_assets.platform'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def assert_round_trip(instance, tuned: bool = True) -> None:
@@ -253,7 +266,7 @@ def assert_round_trip(instance, tuned: bool = True) -> None:
     through the public reads the UI uses."""
     from dagster_postgres.event_log import PostgresEventLogStorage
 
-    from result_assets.assets.dagster_internals import PooledPostgresEventLogStorage
+    from result_assets.platform.dagster_storage import PooledPostgresEventLogStorage
 
     storage = instance.event_log_storage
     if not tuned:
