@@ -89,7 +89,8 @@ def get_instance(settings: Settings | None = None):
         except Exception as exc:
             if not _config_error(exc):
                 raise
-            raise SettingsError(f"{settings.dagster_home / 'dagster.yaml'}: {str(exc).strip().splitlines()[0]}") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SettingsError(f"{settings.dagster_home / 'dagster.yaml'}: {first}") from exc
 
 
 def _config_error(exc: BaseException) -> bool:

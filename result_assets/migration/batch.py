@@ -250,7 +250,7 @@ def _save_backup(stores, raw: RawResult) -> None:
             raw.unreadable = f"cannot read {display_path(raw.source.path)}: it vanished while being backed up"
             raw.backup_from_file, raw.unread = False, True
         return
-    # Read back once, by the batch's backup_checksum check (verify.judge), not here too.
+    # Read back once, before the publish (engine._verify_backups), not here too.
     stores.backups.save(raw.source.task_id, raw.raw, raw.sha256, verify=False)
 
 

@@ -239,7 +239,8 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
     return result
 
 
-def _verify_backups(stores, validated: list[ValidatedResult], backups: list[BackupFact], clock: _Clock) -> dict[str, bool]:
+def _verify_backups(stores, validated: list[ValidatedResult], backups: list[BackupFact],
+                    clock: _Clock) -> dict[str, bool]:
     """{task_id: its backup reads back with the source's SHA-256} of the tasks backed up (as the
     current backup, or under previous/ when a newer version, an application save say, replaced
     it meanwhile); a proven task whose backup does not is failed, never published (the last

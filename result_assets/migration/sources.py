@@ -136,8 +136,8 @@ def registered_source_file(task_id: str, registered: str | None) -> str | None:
 def task_source_file(stores, task_id: str, registered: str | None) -> str | None:
     """The task's JSON in its source directory: where it was registered, or in
     RESULT_SOURCE_DIR when it was registered nowhere, at its backup (a postgres-only save
-    points the registration there) or where this process finds no file. The file may be missing (archived) or older than the
-    store's version (store/last_write.py): callers ask."""
+    points the registration there) or where this process finds no file. The file may be
+    missing (archived) or older than the store's version (store/last_write.py): callers ask."""
     task_dir = task_dir_path(stores.settings.source_dir, task_id) if stores.settings.source_dir else None
     configured = str(task_dir / RESULT_FILE) if task_dir else None
     # A relative path (a migrate run from another working directory) names nothing here.

@@ -24,6 +24,7 @@ import psycopg2.extras
 from result_assets.store import schema
 from result_assets.store.last_write import older_than_store, same_file
 from result_assets.store.pg_text import jsonb_safe, jsonb_text, pg_text
+from result_assets.store.postgres import error_line
 
 STORE_WRITE_LOCK = 7203  # pg advisory lock: Delta writers (shared) against compaction and vacuum (exclusive)
 # The first key of the two-key advisory locks of one task's saves (the second: hashtext of its
@@ -118,7 +119,7 @@ class StoreWriteLock:
                             (STORE_WRITE_LOCK,))
                 held = cur.fetchone()[0] > 0
         except psycopg2.Error as exc:
-            raise StoreLockLost(f"the store write lock's connection is gone: {str(exc).strip().splitlines()[0]}") from exc
+            raise StoreLockLost(f"the store write lock's connection is gone: {error_line(exc)}") from exc
         if not held:
             raise StoreLockLost("the store write lock is no longer held")
 
@@ -802,8 +803,9 @@ def _earlier_sources(cur, task_ids: list[str]) -> dict[str, set[str]]:
 def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str, str]:
     """{task_id: reason} of the files to publish that are older than the task's current
     version, which did not come from them (last_write.older_than_store: by time, or a copy of
-    a version it replaced), and of those that could not be read at all (TaskRow.unread). `current`: {task_id: (status, source_path, source_sha256,
-    published at, ns)}, read under the rows' locks."""
+    a version it replaced), and of those that could not be read at all (TaskRow.unread).
+    `current`: {task_id: (status, source_path, source_sha256, published at, ns)}, read under
+    the rows' locks."""
     candidates, out = {}, {}
     for t in tasks:
         status, source_path, sha256, published_at_ns = current.get(t.task_id, (None, None, None, None))
