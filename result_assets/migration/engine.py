@@ -8,6 +8,8 @@ Per batch:
 
 1. read the sources and back up their exact bytes (an application's save, converted
    already, writes its backup beside step 4 and waits for it before its checks and step 5);
+   each backup is read back before anything of its task is published: a task whose bytes
+   are not kept is not published;
 2. convert and prove each task in the workers: the bytes written again from exactly the
    rows, skeleton text and Spelling to be stored hash to the source's SHA-256; a task
    whose data cannot be read, parsed or converted is quarantined alone, with a reason;
