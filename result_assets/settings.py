@@ -77,10 +77,14 @@ class Settings:
             serving_cache_mb=_whole_number(env, "RESULT_SERVING_CACHE_MB", DEFAULT_SERVING_CACHE_MB, minimum=0),
         )
         values.update(overrides)
-        if values["storage_mode"] not in STORAGE_MODES:
-            raise SettingsError(f"RESULT_STORAGE_MODE is {values['storage_mode']!r}: use one of "
-                                f"{', '.join(STORAGE_MODES)}")
         return cls(**values)
+
+    def check_storage_mode(self) -> None:
+        """SettingsError unless storage_mode is one of STORAGE_MODES. Asked where the mode is
+        used (the CLI; ResultManager checks the mode it is given): a process that never reads
+        it (a reader, the code location, its storage) is not stopped by a typo in it."""
+        if self.storage_mode not in STORAGE_MODES:
+            raise SettingsError(f"RESULT_STORAGE_MODE is {self.storage_mode!r}: use one of {', '.join(STORAGE_MODES)}")
 
     @classmethod
     def for_definitions(cls, environ: Mapping[str, str] | None = None) -> "Settings":

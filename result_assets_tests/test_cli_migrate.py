@@ -264,13 +264,14 @@ def test_unreachable_database_is_a_one_line_error_without_the_password(tmp_path)
 
 @pytest.mark.parametrize("command", [["status"], ["restore", "some_task", "--to", "restored"], ["phase"],
                                      ["rollback", "some_task"], ["export", "some_task"]])
-def test_a_malformed_database_url_is_one_line_without_the_password(tmp_path, command):
+@pytest.mark.parametrize("url", ["pg://reader:s3cr3t-pw@db.example/catalog", "reader:s3cr3t-pw@db.example/catalog"])
+def test_a_malformed_database_url_is_one_line_without_the_password(tmp_path, command, url):
     """psycopg2 quotes a DSN it cannot parse whole, password and all: some commands printed it
     in their one line, others in a traceback."""
     import os
 
     env = {**os.environ, "RESULT_ASSETS_HOME": str(tmp_path / "home"), "RESULT_SOURCE_DIR": str(tmp_path),
-           "DATABASE_URL": "pg://reader:s3cr3t-pw@db.example/catalog"}
+           "DATABASE_URL": url}
     proc = subprocess.run([sys.executable, "-m", "result_assets.cli", *command], capture_output=True, text=True,
                           env=env, cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
@@ -319,8 +320,13 @@ def test_settings_make_folders_absolute_and_refuse_a_mistyped_mode(tmp_path, mon
                                   "RESULT_SOURCE_DIR": "src"})
     assert settings.store_root == str(tmp_path / "rel_store") and settings.source_dir == str(tmp_path / "src")
     assert settings.backup_dir == "s3://bucket/backups"
+    typo = Settings.from_env({"RESULT_STORAGE_MODE": "dual_write"})  # a reader or a code location goes on
     with pytest.raises(SettingsError, match="RESULT_STORAGE_MODE is 'dual_write': use one of json-only, dual-write, postgres-only"):
-        Settings.from_env({"RESULT_STORAGE_MODE": "dual_write"})
+        typo.check_storage_mode()
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "dual_write")
+    from result_assets.cli import main as cli
+
+    assert cli(["status"]) == 2  # every command, as phase did alone
 
 
 def test_a_broken_dagster_yaml_is_one_line_naming_it(tmp_path):

@@ -18,6 +18,7 @@ loads or waits on Dagster.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import threading
@@ -353,9 +354,9 @@ class ResultManager:
             raw = path.read_bytes()
         except FileNotFoundError:
             raise ResultNotFound(f"no result for task {task_id!r} at {path}") from None
-        except IsADirectoryError:  # the task's file is not a file: invalid, as migrate quarantines it
-            raise ResultValidationError(f"{path} is not a regular file") from None
         except OSError as exc:
+            if exc.errno in _BAD_FILE:  # this file's fault: invalid, as migrate quarantines it alone
+                raise ResultValidationError(f"cannot read {path}: {exc.strerror}") from None
             raise ResultStoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
         try:
             return parse_document(raw)
@@ -395,6 +396,11 @@ def write_task(stores: Stores, raw: RawResult, validated: ValidatedResult, keep_
                      records=records, sources=sources)
 
 
+# A file that cannot be read for reasons of its own (not a file, no permission, a link loop, a
+# name too long): one task's problem. Any other error (EIO, ESTALE, ...) is the share's.
+_BAD_FILE = {errno.EISDIR, errno.EACCES, errno.EPERM, errno.ELOOP, errno.ENAMETOOLONG, errno.ENOTDIR}
+
+
 def _found(task_ids: list[str], read) -> dict[str, dict]:
     """{task_id: read(task_id)} of the tasks `read` finds (the others raise ResultNotFound);
     one whose file is invalid (truncated, not a file) is left out with a warning, as the store
@@ -405,7 +411,7 @@ def _found(task_ids: list[str], read) -> dict[str, dict]:
             out[task_id] = read(task_id)
         except ResultNotFound:
             pass
-        except ResultValidationError as exc:  # not an error of the share (EIO, ESTALE): those raise
+        except ResultValidationError as exc:  # an error of the share (EIO, ESTALE) raises
             log.warning("task %r left out of a read of many: %s", task_id, exc)
     return out
 

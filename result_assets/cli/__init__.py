@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from result_assets.errors import UsageError
-from result_assets.settings import DEFAULT_BATCH_SIZE, SettingsError
+from result_assets.settings import DEFAULT_BATCH_SIZE, Settings, SettingsError
 from result_assets.store.schema import SchemaOutdated
 
 CliError = UsageError  # the name other tools import
@@ -132,6 +132,7 @@ def _main(argv: list[str]) -> int:
     try:
         command = next((a for a in argv if not a.startswith("-")), None)
         args = build_parser(command or "").parse_args(argv)
+        Settings.from_env().check_storage_mode()  # a typo would otherwise run as json-only
         builtin = {"migrate": cmd_migrate, "status": cmd_status, "export": cmd_export, "db": cmd_db}
         if args.command in builtin:
             return builtin[args.command](args)
@@ -153,8 +154,9 @@ def _main(argv: list[str]) -> int:
             print(f"result-assets: error: database unavailable: {error_line(cause)}", file=sys.stderr)
             return 1
         if isinstance(exc, OSError):  # a folder unreadable, a file where a folder should be, ...
-            where = f": {exc.filename}" if exc.filename else ""
-            print(f"result-assets: error: {exc.strerror or error_line(exc)}{where}", file=sys.stderr)
+            where = "".join(f": {name}" for name in (exc.filename, exc.filename2) if name)
+            print(f"result-assets: error: {type(exc).__name__}: {exc.strerror or error_line(exc)}{where}",
+                  file=sys.stderr)
             return 1
         raise
 

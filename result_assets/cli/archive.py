@@ -239,7 +239,8 @@ def _remove_original(entry: dict) -> bool:
 
 def _put_back(taken: Path, path: Path) -> None:
     """A file taken aside returns to its name, never over a newer file there (which it then
-    stays beside, under its taken name)."""
+    stays beside, under its taken name). On a filesystem without hard links, by a rename
+    after a look: a file written in that moment would be replaced."""
     try:
         os.link(taken, path)
     except FileExistsError:

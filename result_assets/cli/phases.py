@@ -25,7 +25,7 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
     from result_assets.migration.status import task_statuses
     from result_assets.store.stores import Stores
 
-    mode = settings.storage_mode  # Settings.from_env refuses a mode it does not know
+    mode = settings.storage_mode  # the CLI refuses a mode it does not know
     stores = Stores(settings)
     rows = {r["task_id"]: r for r in task_statuses(stores)}
     on_disk = scan_source_dir(settings.source_dir).tasks if settings.source_dir else []

@@ -222,9 +222,11 @@ def _float(value) -> float | None:
         return None
 
 
-# A migration's backups take their tasks' save locks this many at a time: two round trips a
-# chunk, not a task, and no save waits longer than a chunk's writes.
-BACKUP_LOCK_CHUNK = 64
+# A migration's backups take their tasks' save locks at most this many tasks and bytes at a
+# time (a file streamed from its source, over the size limit, alone): two round trips a chunk,
+# not a task, and an application save of one of them waits for no more than a chunk's writes.
+BACKUP_LOCK_TASKS = 16
+BACKUP_LOCK_BYTES = 16 << 20
 
 
 def save_backups(stores, raws: list[RawResult], lock=None) -> None:
@@ -232,11 +234,25 @@ def save_backups(stores, raws: list[RawResult], lock=None) -> None:
     around its tasks' writes so that none lands between an application save's own backup and
     the checks that read that backup back (the save holds its task's lock throughout)."""
     copied = [raw for raw in raws if raw.backup_from_file or not raw.unreadable]  # else nothing was read
-    for start in range(0, len(copied), BACKUP_LOCK_CHUNK):
-        chunk = copied[start:start + BACKUP_LOCK_CHUNK]
+    for chunk in _lock_chunks(copied):
         with lock([raw.source.task_id for raw in chunk]) if lock else nullcontext():
             for raw in chunk:
                 _save_backup(stores, raw)
+
+
+def _lock_chunks(raws: list[RawResult]):
+    chunk, size = [], 0
+    for raw in raws:
+        if raw.backup_from_file:
+            yield [raw]
+            continue
+        if chunk and (len(chunk) == BACKUP_LOCK_TASKS or size + len(raw.raw) > BACKUP_LOCK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(raw)
+        size += len(raw.raw)
+    if chunk:
+        yield chunk
 
 
 def _save_backup(stores, raw: RawResult) -> None:

@@ -146,7 +146,8 @@ def write_atomic(path: Path, data: bytes, replace: bool = True) -> os.stat_resul
     Returns the written file's stat, taken before the rename (which keeps size and mtime): a
     stat of `path` afterwards may see another writer's file that replaced it meanwhile.
     replace=False: never over a file, FileExistsError when `path` exists, also when another
-    writer creates it meanwhile (a hard link of the written file, which fails then)."""
+    writer creates it meanwhile (a hard link of the written file, which fails then; on a
+    filesystem without hard links the file is written in place, a reader may see it partly)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -177,10 +178,16 @@ def _create(tmp: Path, path: Path, data: bytes) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
             raise
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except FileExistsError:
+        raise
+    except OSError:
+        path.unlink(missing_ok=True)  # created here, half written (a full disk): not left as a file
+        raise
 
 
 def _atomic_copy(source: str | Path, path: Path) -> None:

@@ -342,14 +342,17 @@ class Catalog:
         """task_save_lock of many tasks (a migration's backups): taken in one statement, in hash
         order (two callers sharing tasks wait, never deadlock), let go in one."""
         keys = "FROM (SELECT DISTINCT hashtext(t) AS h FROM unnest(%s::text[]) AS t) AS k ORDER BY h"
-        with self.one_statement() as cur:
-            cur.execute(f"SELECT pg_advisory_lock(%s, h) {keys}", (TASK_SAVE_LOCK, list(task_ids)))
+        args = (TASK_SAVE_LOCK, list(task_ids))
         try:
+            with self.one_statement() as cur:
+                cur.execute(f"SELECT pg_advisory_lock(%s, h) {keys}", args)
             yield
         finally:
+            # Also after a lock statement that failed midway (a statement timeout, a cancel): a
+            # session lock outlives the error, and the locks it took first would stay held.
             try:
                 with self.one_statement() as cur:
-                    cur.execute(f"SELECT pg_advisory_unlock(%s, h) {keys}", (TASK_SAVE_LOCK, list(task_ids)))
+                    cur.execute(f"SELECT pg_advisory_unlock(%s, h) {keys}", args)
             except psycopg2.Error:  # the connection went away, and its locks with it
                 log.debug("task save locks of %r not released: connection gone", task_ids[:5])
 

@@ -34,9 +34,13 @@ def redact(url: str) -> str:
 
 
 def error_line(exc: BaseException) -> str:
-    """An error's first line, any URL or password in it redacted (psycopg2 quotes a malformed
-    DSN whole: "invalid dsn: missing "=" after "postgresql://user:secret@..."")."""
-    return redact((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+    """An error's first line, any URL or password in it redacted. psycopg2 quotes a DSN it
+    cannot parse whole ("invalid dsn: missing "=" after "user:secret@db/x""), in any shape:
+    that line names no part of it."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "invalid dsn" in line:
+        return "invalid dsn: DATABASE_URL is neither a postgresql:// URL nor a key=value string"
+    return redact(line)
 
 
 def _pgserver():

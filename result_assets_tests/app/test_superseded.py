@@ -314,6 +314,31 @@ def test_a_migration_backs_up_a_file_under_its_task_save_lock(source, capsys, mo
     assert price("sup_locked") == 1.5
 
 
+def test_task_save_locks_take_every_task_and_let_every_one_go(source):
+    """A migration's chunk of save locks, in one statement: each task is held against another
+    session (as an application save's), and all are let go, also when the block raises."""
+    catalog = Stores.from_env().catalog
+    tasks = ["locks_a", "locks_b", "locks_c", "locks_a"]  # a task twice is one lock
+
+    def free(task_id: str) -> bool:
+        conn = psycopg2.connect(catalog.url)  # closing it lets go of what it took
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    with pytest.raises(RuntimeError):
+        with catalog.task_save_locks(tasks):
+            assert [free(t) for t in tasks] == [False] * 4
+            raise RuntimeError("a backup failed")
+    assert [free(t) for t in tasks] == [True] * 4
+    with catalog.task_save_locks(["locks_a"]), catalog.task_save_lock("locks_a"):  # one session: re-entered
+        assert not free("locks_a")
+    assert free("locks_a")
+
+
 def run_sensor_catch_up(source) -> int:
     """One tick of new_task_sensor in a dual-write code location, and the runs it asks for."""
     from result_assets.assets.instance import get_instance
