@@ -108,3 +108,28 @@ def test_the_same_failing_work_is_retried_a_few_times_then_left_until_it_changes
     assert isinstance(again, SkipReason) and "catch-up runs in a row" in again.skip_message
     path.write_bytes(path.read_bytes().replace(b" }", b"  }", 1))  # the file changes: new work
     assert tick(env, gave_up.cursor).run_requests[0].run_key.endswith("-0-0")
+
+
+def test_a_tick_on_a_catalog_without_tables_creates_none(tmp_path, monkeypatch):
+    """A sensor writes nothing while it evaluates: on a new database it skipped only after its
+    stores had created the catalog's tables (a tick of the code location, the first writer)."""
+    from result_assets.assets.resources import NO_CATALOG, StoresResource
+    from result_assets.assets.saves import saved_results_sensor
+    from result_assets.settings import Settings
+    from result_assets.store.catalog import Catalog
+    from result_assets.store.postgres import catalog_url, stop_embedded
+    from result_assets.store.schema import installed_version
+
+    (tmp_path / "src" / "one_task").mkdir(parents=True)
+    (tmp_path / "src" / "one_task" / "result.json").write_text("{}")
+    monkeypatch.setenv("RESULT_ASSETS_HOME", str(tmp_path / "fresh"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("RESULT_SOURCE_DIR", str(tmp_path / "src"))
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "dual-write")
+    settings = Settings.from_env()
+    try:
+        tick = saved_results_sensor(build_sensor_context(resources={"stores": StoresResource()}))
+        assert isinstance(tick, SkipReason) and tick.skip_message == NO_CATALOG
+        assert installed_version(Catalog(catalog_url(settings)).connect()) is None  # no table created
+    finally:
+        stop_embedded(settings)

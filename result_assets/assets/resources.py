@@ -30,6 +30,10 @@ class MigrationSettings(ConfigurableResource):
         default=None, description="A larger source file is quarantined, never read whole (RESULT_MAX_FILE_BYTES).")
 
 
+# A sensor's skip on a catalog that has no tables yet (it creates none while it evaluates).
+NO_CATALOG = "the catalog has no tables yet: `result-assets migrate` or `result-assets db upgrade` creates them"
+
+
 class StoresResource(ConfigurableResource):
     """Delta tables, backups and catalog. Each field overrides its variable for this run."""
 
@@ -42,6 +46,7 @@ class StoresResource(ConfigurableResource):
     workers: int | None = Field(default=None, description="Processes converting a batch (RESULT_WORKERS).")
 
     _stores: Stores | None = PrivateAttr(default=None)
+    _reader: Stores | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
         return Settings.from_env(home=self.home, database_url=self.database_url, store_root=self.store_root,
@@ -51,6 +56,13 @@ class StoresResource(ConfigurableResource):
         if self._stores is None:
             self._stores = Stores(self.settings())
         return self._stores
+
+    def reader(self) -> Stores:
+        """The stores for a sensor, which writes nothing while it evaluates: an empty catalog is
+        not created (`result-assets migrate` or `db upgrade` does), the serving cache not filled."""
+        if self._reader is None:
+            self._reader = Stores(self.settings(), readonly=True)
+        return self._reader
 
 
 # {field: variable} of the resources' fields that name their environment variable.

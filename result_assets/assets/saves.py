@@ -7,6 +7,7 @@ run, whose op yields each queued save's materializations and check evaluations, 
 per-partition events a backfill records. `ResultManager.flush_records()` runs that job now.
 """
 
+import psycopg2.errors
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -23,7 +24,7 @@ from dagster import (
 
 from result_assets.assets.events import queued_save_events
 from result_assets.assets.instance import get_instance
-from result_assets.assets.resources import StoresResource
+from result_assets.assets.resources import NO_CATALOG, StoresResource
 
 REPORT_SAVES_JOB = "report_saves_job"
 SAVES_SENSOR = "saved_results_sensor"
@@ -50,7 +51,10 @@ def report_saves_job():
         default_status=DefaultSensorStatus.RUNNING,
         description="Requests a report_saves_job run when the application has saved results since the last one.")
 def saved_results_sensor(context: SensorEvaluationContext, stores: StoresResource):
-    newest = stores.get().catalog.newest_record_id()
+    try:
+        newest = stores.reader().catalog.newest_record_id()
+    except psycopg2.errors.UndefinedTable:
+        return SkipReason(NO_CATALOG)
     if newest is None:
         return SkipReason("no save queued")
     asked, _, attempt = (context.cursor or "").partition(":")  # "<newest record id>[:<retry>]"

@@ -18,6 +18,7 @@ is requested again.
 import hashlib
 import json
 
+import psycopg2.errors
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -31,7 +32,7 @@ from dagster import (
 
 from result_assets.assets.migration import migrate_task_list_job
 from result_assets.assets.partitions import TASKS_PARTITION
-from result_assets.assets.resources import StoresResource
+from result_assets.assets.resources import NO_CATALOG, StoresResource
 from result_assets.migration.plan import plan_migration
 from result_assets.migration.sources import SourceDirError, scan_source_dir
 from result_assets.settings import Settings
@@ -74,7 +75,7 @@ def new_tasks(context: SensorEvaluationContext, stores: StoresResource):
         scan = scan_source_dir(settings.source_dir)
     except SourceDirError as exc:
         return SkipReason(str(exc))
-    stores = stores.get()
+    stores = stores.reader()
     known = set(context.instance.get_dynamic_partitions(TASKS_PARTITION))
     new = [t for t in scan.tasks if t.partition_key not in known][:CHUNK]
     runs, cursor = [], context.cursor
@@ -82,7 +83,10 @@ def new_tasks(context: SensorEvaluationContext, stores: StoresResource):
         if _migration_in_flight(context.instance):
             context.log.info("a migration run requested by this sensor is still in flight; not requesting more")
         else:
-            runs, cursor = migration_requests(stores, scan.tasks, context.cursor)
+            try:
+                runs, cursor = migration_requests(stores, scan.tasks, context.cursor)
+            except psycopg2.errors.UndefinedTable:
+                return SkipReason(NO_CATALOG)
     if not new and not runs:
         gave_up = json.loads(cursor).get("gave_up") if cursor and settings.storage_mode == DUAL_WRITE else None
         if not gave_up:
