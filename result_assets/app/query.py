@@ -17,7 +17,6 @@ import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from result_assets.store.postgres import error_line
 from result_assets.app.errors import ResultNotFound, ResultStoreError
 from result_assets.legacy import parse_timestamp
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA, TIMESTAMP_UTC
@@ -26,6 +25,7 @@ from result_assets.store.catalog import METRICS, TASK_COLUMNS
 from result_assets.store.cached_tables import QueryStores, in_predicate
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store import hot_rows
+from result_assets.store.postgres import error_line
 from result_assets.store.reader import TaskNotMigrated, TaskUnreadable, read_result, rebuild_documents
 from result_assets.store.row_locations import RowsGone
 from result_assets.store.stores import Stores

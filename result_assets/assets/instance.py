@@ -81,7 +81,7 @@ def get_instance(settings: Settings | None = None):
     # `migrate` and a `maintain` started together on a new home did. The lock is the catalog's
     # (every process of the project opens that database).
     from result_assets.store.catalog import Catalog
-    from result_assets.store.postgres import catalog_url
+    from result_assets.store.postgres import catalog_url, error_line
 
     with Catalog(catalog_url(settings)).advisory_lock(_INSTANCE_LOCK, wait=True):
         try:
@@ -89,8 +89,7 @@ def get_instance(settings: Settings | None = None):
         except Exception as exc:
             if not _config_error(exc):
                 raise
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise SettingsError(f"{settings.dagster_home / 'dagster.yaml'}: {first}") from exc
+            raise SettingsError(f"{settings.dagster_home / 'dagster.yaml'}: {error_line(exc)}") from exc
 
 
 def _config_error(exc: BaseException) -> bool:

@@ -184,8 +184,6 @@ def _existing_home():
     """The settings of a home that exists. A command that only reads (status, export, db
     version) given a home that is not there (a typo in RESULT_ASSETS_HOME, another working
     folder than usual) made a new store and said it held nothing."""
-    from result_assets.settings import Settings
-
     settings = Settings.from_env()
     if not settings.database_url and not settings.home.exists():
         raise CliError(f"no store at {settings.home} (RESULT_ASSETS_HOME, default ./.result_assets): "
@@ -208,7 +206,6 @@ def _ui_command(settings) -> str:
 
 def cmd_migrate(args) -> int:
     from result_assets.cli import migrate as service
-    from result_assets.settings import Settings
 
     backup_dir = args.backup_dir
     if backup_dir and "://" not in backup_dir:
@@ -279,7 +276,6 @@ def cmd_status(args) -> int:
 
 def cmd_db(args) -> int:
     from result_assets.store.postgres import catalog_url, redact
-    from result_assets.settings import Settings
     from result_assets.store.catalog import Catalog
     from result_assets.store.schema import SCHEMA_VERSION, installed_version
 

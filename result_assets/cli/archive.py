@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from result_assets.store.postgres import error_line
 from result_assets.settings import Settings
+from result_assets.store.postgres import error_line
 
 MANIFEST = "MANIFEST.json"
 MAX_TASKS = 1000  # per archive: a restore reads one archive, keep each one manageable

@@ -10,9 +10,9 @@ import json
 import os
 from pathlib import Path
 
-from result_assets.store.postgres import error_line
 from result_assets.app.manager import DUAL_WRITE, JSON_ONLY, POSTGRES_ONLY
 from result_assets.settings import Settings
+from result_assets.store.postgres import error_line
 
 NEXT = {JSON_ONLY: DUAL_WRITE, DUAL_WRITE: POSTGRES_ONLY, POSTGRES_ONLY: "archive"}
 SHOWN = 10  # task ids listed per blocker

@@ -11,8 +11,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from result_assets.store.postgres import error_line
 from result_assets.settings import Settings
+from result_assets.store.postgres import error_line
 
 
 @dataclass

@@ -5,9 +5,9 @@ engine); this prints it and records the partitions' new materializations in Dags
 """
 from __future__ import annotations
 
-from result_assets.store.postgres import error_line
 from result_assets.migration.rollback import RollbackError, RolledBack, rollback_task
 from result_assets.settings import Settings
+from result_assets.store.postgres import error_line
 
 
 def _record(settings: Settings, result: RolledBack) -> str | None:

@@ -73,6 +73,10 @@ class BackupStore:
     def uri(self, task_id: str) -> str:
         return str(self.path(task_id))
 
+    def previous(self, task_id: str, sha256: str) -> Path:
+        """Where an earlier backup of the task with these bytes is kept once replaced."""
+        return self.path(task_id).parent / "previous" / f"{sha256}.json"
+
     def save(self, task_id: str, raw: bytes, sha256: str | None = None, verify: bool = True) -> BackupRecord:
         """Keep raw as the task's backup (an earlier, different one moves to previous/). With
         verify=False the caller reads it back itself (the engine: its backup_checksum check)."""
@@ -84,7 +88,7 @@ class BackupStore:
             old_sha = sha256_hex(old)
             if old_sha == sha256:
                 return BackupRecord(task_id, str(target), sha256, len(raw), True)
-            previous = target.parent / "previous" / f"{old_sha}.json"
+            previous = self.previous(task_id, old_sha)
             previous.parent.mkdir(exist_ok=True)
             if not previous.exists():
                 write_atomic(previous, old)
@@ -100,7 +104,7 @@ class BackupStore:
             old_sha = file_sha256(target)
             if old_sha == sha256:
                 return True
-            previous = target.parent / "previous" / f"{old_sha}.json"
+            previous = self.previous(task_id, old_sha)
             previous.parent.mkdir(exist_ok=True)
             if not previous.exists():
                 _atomic_copy(target, previous)
@@ -120,7 +124,7 @@ class BackupStore:
         if self.verify(task_id, sha256):
             return True
         try:
-            return file_sha256(self.path(task_id).parent / "previous" / f"{sha256}.json") == sha256
+            return file_sha256(self.previous(task_id, sha256)) == sha256
         except OSError:
             return False
 
@@ -130,8 +134,7 @@ class BackupStore:
     def read_version(self, task_id: str, sha256: str) -> bytes | None:
         """The backup with these bytes: the task's current one, or an earlier one kept under
         previous/ when a later attempt replaced it; None when neither holds them."""
-        current = self.path(task_id)
-        for path in (current, current.parent / "previous" / f"{sha256}.json"):
+        for path in (self.path(task_id), self.previous(task_id, sha256)):
             try:
                 raw = path.read_bytes()
             except OSError:
@@ -228,6 +231,10 @@ class S3BackupStore:
 
     uri = path
 
+    def previous(self, task_id: str, sha256: str) -> str:
+        """As BackupStore.previous."""
+        return f"{self.root}/{safe_name(task_id)}/previous/{sha256}.json"
+
     def save(self, task_id: str, raw: bytes, sha256: str | None = None, verify: bool = True) -> BackupRecord:
         sha256 = sha256 or sha256_hex(raw)
         target = self.path(task_id)
@@ -236,7 +243,7 @@ class S3BackupStore:
             old_sha = sha256_hex(old)
             if old_sha == sha256:
                 return BackupRecord(task_id, target, sha256, len(raw), True)
-            previous = f"{self.root}/{safe_name(task_id)}/previous/{old_sha}.json"
+            previous = self.previous(task_id, old_sha)
             if not self._exists(previous):
                 self._put(previous, old)
         self._put(target, raw)
@@ -249,7 +256,7 @@ class S3BackupStore:
         if old_sha == sha256:
             return True
         if old_sha is not None:
-            previous = f"{self.root}/{safe_name(task_id)}/previous/{old_sha}.json"
+            previous = self.previous(task_id, old_sha)
             if not self._exists(previous):
                 self._fs.copy_file(_key(target), _key(previous))
         with open(source_path, "rb") as src, self._fs.open_output_stream(_key(target)) as dst:
@@ -262,8 +269,7 @@ class S3BackupStore:
 
     def holds(self, task_id: str, sha256: str) -> bool:
         """As BackupStore.holds."""
-        return self.verify(task_id, sha256) or \
-            self._sha256(f"{self.root}/{safe_name(task_id)}/previous/{sha256}.json") == sha256
+        return self.verify(task_id, sha256) or self._sha256(self.previous(task_id, sha256)) == sha256
 
     def _sha256(self, uri: str) -> str | None:
         try:
@@ -279,7 +285,7 @@ class S3BackupStore:
 
     def read_version(self, task_id: str, sha256: str) -> bytes | None:
         """As BackupStore.read_version: the current object, or previous/<sha256>.json."""
-        for uri in (self.path(task_id), f"{self.root}/{safe_name(task_id)}/previous/{sha256}.json"):
+        for uri in (self.path(task_id), self.previous(task_id, sha256)):
             raw = self._get(uri)
             if raw is not None and sha256_hex(raw) == sha256:
                 return raw
