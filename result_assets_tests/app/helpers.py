@@ -1,4 +1,5 @@
-"""Sample documents for the application-side tests, and a port nothing listens on."""
+"""Sample documents for the application-side tests, a port nothing listens on, and a look at a
+task's save lock from another session."""
 from __future__ import annotations
 
 import socket
@@ -46,3 +47,19 @@ def expected_signals(task_id: str) -> int:
     import json
 
     return json.loads((SAMPLES.parent / "expect.json").read_text())[task_id]["signals"]
+
+
+def save_lock_free(url: str, task_id: str) -> bool:
+    """Whether another session (as an application save's) could take task_id's save lock now.
+    Closing that session lets go of it again."""
+    import psycopg2
+
+    from result_assets.store.catalog import TASK_SAVE_LOCK
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()

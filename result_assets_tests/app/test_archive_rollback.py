@@ -13,7 +13,7 @@ import pytest
 from result_assets import ResultManager, read_result
 from result_assets.cli import main
 from result_assets.legacy import compare_documents, parse_document
-from result_assets_tests.app.helpers import SAMPLES
+from result_assets_tests.app.helpers import SAMPLES, save_lock_free
 
 TASKS = ["bt_20250900_600020", "bt_20250901_14ceeb", "grid...42", "백테스트_005", "bad_truncated"]
 
@@ -266,12 +266,9 @@ def test_a_rollback_is_refused_over_a_version_published_meanwhile(project_home, 
     """A migration publishes the task while a rollback converts the earlier version: the
     rollback publishes only over the version it read, so the migration's stays. It held the
     task's save lock throughout: no application save of the task runs inside it."""
-    import psycopg2
-
     from result_assets.migration import rollback
     from result_assets.migration.engine import run_batch
     from result_assets.migration.sources import stat_legacy_file
-    from result_assets.store.catalog import TASK_SAVE_LOCK
 
     task = "rollback_overtaken"
     path, (a, b) = three_versions(tmp_path, task)
@@ -281,13 +278,7 @@ def test_a_rollback_is_refused_over_a_version_published_meanwhile(project_home, 
     publish, lock_free = rollback.publish_batch, []
 
     def migrate_meanwhile(stores, *args, **kwargs):
-        conn = psycopg2.connect(stores.catalog.url)  # another session: an application save's view
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task))
-                lock_free.append(cur.fetchone()[0])
-        finally:
-            conn.close()
+        lock_free.append(save_lock_free(stores.catalog.url, task))
         assert run_batch(stores, [stat_legacy_file(tmp_path, task)]).validated[0].status == "migrated"
         return publish(stores, *args, **kwargs)
 

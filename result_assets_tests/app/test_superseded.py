@@ -20,8 +20,8 @@ from result_assets.cli import main
 from result_assets.migration import engine
 from result_assets.store import catalog as catalog_module
 from result_assets.store.backups import BackupStore
-from result_assets.store.catalog import TASK_SAVE_LOCK
 from result_assets.store.stores import Stores
+from result_assets_tests.app.helpers import save_lock_free
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,15 @@ def phase(capsys, mode) -> tuple[int, dict]:
     mode("postgres-only")
     code = main(["phase", "--json", "--check"])
     return code, json.loads(capsys.readouterr().out)
+
+
+def lagging_json_overtaken_by_a_save(monkeypatch, task_id: str) -> None:
+    """A postgres-only save, then a newer JSON (a lagging instance's) that migrate takes, then a
+    save that lands while migrate converts that JSON (save_before_migrate_publishes)."""
+    ResultManager("postgres-only").save_result(task_id, doc(1.5))
+    time.sleep(0.01)
+    ResultManager("json-only").save_result(task_id, doc(2.5))
+    save_before_migrate_publishes(monkeypatch, task_id, doc(3.5))
 
 
 def save_before_migrate_publishes(monkeypatch, task_id: str, document: dict) -> None:
@@ -165,10 +174,7 @@ def test_a_save_that_lands_while_migrate_converts_the_older_json_stays(source, c
     """migrate takes a newer JSON (a lagging instance's); the application saves again after the
     run chose its files, while it converts them: the publish finds that save under the row
     lock and does not go over it."""
-    ResultManager("postgres-only").save_result("sup_race", doc(1.5))
-    time.sleep(0.01)
-    ResultManager("json-only").save_result("sup_race", doc(2.5))
-    save_before_migrate_publishes(monkeypatch, "sup_race", doc(3.5))
+    lagging_json_overtaken_by_a_save(monkeypatch, "sup_race")
     assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_race"]) == 1
     assert "older, not published over it" in capsys.readouterr().err
     monkeypatch.undo()
@@ -184,10 +190,7 @@ def test_a_turned_away_migration_asks_for_a_save_lock_only_after_the_store_lock(
     cycle Postgres could see."""
     from result_assets.store.catalog import STORE_WRITE_LOCK, Catalog
 
-    ResultManager("postgres-only").save_result("sup_order", doc(1.5))
-    time.sleep(0.01)
-    ResultManager("json-only").save_result("sup_order", doc(2.5))
-    save_before_migrate_publishes(monkeypatch, "sup_order", doc(3.5))
+    lagging_json_overtaken_by_a_save(monkeypatch, "sup_order")
     url, asked, lock = Stores.from_env().catalog.url, [], Catalog.task_save_lock
 
     def probe(self, task_id):
@@ -299,13 +302,7 @@ def test_a_migration_backs_up_a_file_under_its_task_save_lock(source, capsys, mo
 
     def probe_then_save(self, task_id, raw, *args, **kwargs):
         if task_id == "sup_locked":
-            conn = psycopg2.connect(url)  # another session, as an application's save would be
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
-                    lock_free.append(cur.fetchone()[0])
-            finally:
-                conn.close()  # and the lock with it, had it been free
+            lock_free.append(save_lock_free(url, task_id))
         return save(self, task_id, raw, *args, **kwargs)
 
     monkeypatch.setattr(BackupStore, "save", probe_then_save)
@@ -321,13 +318,7 @@ def test_task_save_locks_take_every_task_and_let_every_one_go(source):
     tasks = ["locks_a", "locks_b", "locks_c", "locks_a"]  # a task twice is one lock
 
     def free(task_id: str) -> bool:
-        conn = psycopg2.connect(catalog.url)  # closing it lets go of what it took
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (TASK_SAVE_LOCK, task_id))
-                return cur.fetchone()[0]
-        finally:
-            conn.close()
+        return save_lock_free(catalog.url, task_id)
 
     with pytest.raises(RuntimeError):
         with catalog.task_save_locks(tasks):
