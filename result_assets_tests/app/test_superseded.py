@@ -61,6 +61,16 @@ def lagging_json_overtaken_by_a_save(monkeypatch, task_id: str) -> None:
     save_before_migrate_publishes(monkeypatch, task_id, doc(3.5))
 
 
+def turned_away_then_superseded(source, capsys, monkeypatch, task_id: str) -> None:
+    """migrate of task_id's file, which a save (3.5) overtakes while it converts: turned away
+    (exit 1, saying why), the save stays; the next migrate calls the file superseded."""
+    assert main(["migrate", "--source-dir", str(source), "--json", "--task", task_id]) == 1
+    assert "older, not published over it" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert price(task_id) == 3.5
+    assert migrate(source, capsys, "--task", task_id)["superseded"] == 1 and price(task_id) == 3.5
+
+
 def save_before_migrate_publishes(monkeypatch, task_id: str, document: dict) -> None:
     """Each migration publish is preceded by an application save of task_id: one that lands
     while migrate converts the task's file (the save's own publish goes through untouched)."""
@@ -175,11 +185,7 @@ def test_a_save_that_lands_while_migrate_converts_the_older_json_stays(source, c
     run chose its files, while it converts them: the publish finds that save under the row
     lock and does not go over it."""
     lagging_json_overtaken_by_a_save(monkeypatch, "sup_race")
-    assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_race"]) == 1
-    assert "older, not published over it" in capsys.readouterr().err
-    monkeypatch.undo()
-    assert price("sup_race") == 3.5
-    assert migrate(source, capsys, "--task", "sup_race")["superseded"] == 1 and price("sup_race") == 3.5
+    turned_away_then_superseded(source, capsys, monkeypatch, "sup_race")
 
 
 def test_a_turned_away_migration_asks_for_a_save_lock_only_after_the_store_lock(source, capsys, monkeypatch):
@@ -221,11 +227,7 @@ def test_an_older_file_that_is_not_valid_is_not_quarantined_over_a_save_that_lan
     (source / "sup_bad_race" / "result.json").write_bytes(b'{"strategy": "s", "symbols": [')
     time.sleep(0.01)
     save_before_migrate_publishes(monkeypatch, "sup_bad_race", doc(3.5))
-    assert main(["migrate", "--source-dir", str(source), "--json", "--task", "sup_bad_race"]) == 1
-    assert "older, not published over it" in capsys.readouterr().err
-    monkeypatch.undo()
-    assert price("sup_bad_race") == 3.5
-    assert migrate(source, capsys, "--task", "sup_bad_race")["superseded"] == 1 and price("sup_bad_race") == 3.5
+    turned_away_then_superseded(source, capsys, monkeypatch, "sup_bad_race")
 
 
 def test_an_older_file_refused_unread_is_superseded_not_quarantined_over_the_save(source, capsys, tmp_path):
