@@ -105,6 +105,17 @@ def test_a_failed_blocking_check_keeps_the_downstream_asset_off_its_partition(en
     assert not [e for e in result.all_events if e.step_key == "strategy_stats"]  # never started
     latest = instance.get_latest_materialization_event(AssetKey("strategy_stats"))
     assert latest is None or latest.run_id != result.run_id
+    # Nor does the migration step call the partition materialized: its latest materialization is
+    # still the run that published what readers get, and the failed check judged that one.
+    assert not [e for e in result.get_asset_materialization_events() if e.partition == key]
+    from dagster import AssetCheckKey, AssetRecordsFilter
+
+    [record] = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("catalog_entry"),
+                                                                  asset_partitions=[key]), limit=1).records
+    assert record.run_id != result.run_id
+    [check] = instance.event_log_storage.get_asset_check_partition_info(
+        [AssetCheckKey(AssetKey("catalog_entry"), "lossless_round_trip")], partition_keys=[key])
+    assert (check.latest_execution_status.value, check.is_current) == ("FAILED", True)
     after = defs.load_asset_value("signal_table", partition_key=key, instance=instance)
     assert after.equals(before)  # the last good version, not the changed rows
 

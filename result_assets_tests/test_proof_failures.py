@@ -14,6 +14,39 @@ from result_assets.legacy import compare_documents, parse_document
 from result_assets.migration import engine
 
 VICTIM = "bt_20250901_14ceeb"
+NEIGHBOUR = "grid...42"  # a task the fault leaves alone
+
+
+def materialization_runs(task_id: str) -> dict[str, str | None]:
+    """{asset: run id of the latest materialization of the task's partition, or None}."""
+    from dagster import AssetKey, AssetRecordsFilter
+
+    from result_assets.assets.instance import get_instance
+    from result_assets.assets.metadata import TASK_ASSETS
+    from result_assets.legacy import partition_key_for
+
+    out = {}
+    with get_instance() as instance:
+        for asset in TASK_ASSETS:
+            records = instance.fetch_materializations(AssetRecordsFilter(
+                asset_key=AssetKey(asset), asset_partitions=[partition_key_for(task_id)]), limit=1).records
+            out[asset] = records[0].run_id if records else None
+    return out
+
+
+def check_partition_state(task_id: str, asset: str = "catalog_entry", check: str = "lossless_round_trip"):
+    """(status, is_current) of a check's latest execution on the task's partition, as the UI's
+    check Partitions tab judges it: failed or succeeded, and whether it judged the partition's
+    latest materialization."""
+    from dagster import AssetCheckKey, AssetKey
+
+    from result_assets.assets.instance import get_instance
+    from result_assets.legacy import partition_key_for
+
+    with get_instance() as instance:
+        [info] = instance.event_log_storage.get_asset_check_partition_info(
+            [AssetCheckKey(AssetKey(asset), check)], partition_keys=[partition_key_for(task_id)])
+        return info.latest_execution_status.value, info.is_current
 
 
 def corrupt_one_value(monkeypatch):
@@ -48,6 +81,13 @@ def test_a_failed_proof_is_counted_hidden_blocking_and_retried(project_home, sam
                      r"failed with ERROR severity: catalog_entry: lossless_round_trip\n", captured.err)
     assert "Traceback" not in captured.err and "Stack Trace" not in captured.err
 
+    # Dagster does not call the task materialized: no event of any of its five assets, while its
+    # neighbour's run materialized them; the failed check is the partition's current status.
+    assert set(materialization_runs(VICTIM).values()) == {None}
+    assert None not in materialization_runs(NEIGHBOUR).values()
+    assert check_partition_state(VICTIM) == ("FAILED", True)
+    assert check_partition_state(NEIGHBOUR) == ("SUCCEEDED", True)
+
     with pytest.raises(LookupError, match="failed"):
         read_result(VICTIM)
     assert main(["export", VICTIM]) == 1
@@ -71,6 +111,35 @@ def test_a_failed_proof_is_counted_hidden_blocking_and_retried(project_home, sam
     assert report["failed_checks"] == 0 and report["skipped"] == 21
     original = parse_document((sample_source / VICTIM / "result.json").read_bytes())
     assert compare_documents(original, read_result(VICTIM)) == []
+    assert None not in materialization_runs(VICTIM).values()
+    assert check_partition_state(VICTIM) == ("SUCCEEDED", True)
+
+
+@pytest.mark.parametrize("scattered", [False, True], ids=["range run", "explicit-list run"])
+def test_a_failed_rerun_leaves_the_last_good_materialization_the_latest(project_home, sample_source, capsys,
+                                                                       monkeypatch, scattered):
+    """A forced re-run whose proof fails for one task: the partition's latest materialization is
+    still the run that published the version readers get, and the failed check judged that
+    materialization (Dagster's own target for a check without one of its step), so the UI shows
+    the partition materialized with a failed check; the other tasks of the run materialize."""
+    assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
+    capsys.readouterr()
+    good = materialization_runs(VICTIM)
+    assert None not in good.values() and check_partition_state(VICTIM) == ("SUCCEEDED", True)
+    before = read_result(VICTIM)
+    neighbour_before = materialization_runs(NEIGHBOUR)
+
+    corrupt_one_value(monkeypatch)
+    # scattered: two tasks that are not neighbours among the partitions run as an explicit list
+    tasks = ["--task", VICTIM, "--task", NEIGHBOUR] if scattered else []
+    assert main(["migrate", "--source-dir", str(sample_source), "--force", "--json", *tasks]) == 1
+    capsys.readouterr()
+    assert materialization_runs(VICTIM) == good
+    assert check_partition_state(VICTIM) == ("FAILED", True)
+    neighbour = materialization_runs(NEIGHBOUR)
+    assert None not in neighbour.values() and neighbour != neighbour_before
+    assert check_partition_state(NEIGHBOUR) == ("SUCCEEDED", True)
+    assert read_result(VICTIM) == before
 
 
 def test_a_backup_that_does_not_read_back_keeps_its_task_unpublished(project_home, tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
 The engine returns what it did (a BatchResult with check outcomes by id, a rollback); this
 module turns it into the events a person reads in the UI: per task partition, a
-materialization of each of the five task assets and an evaluation of each per-partition
+materialization of each of the five task assets (only when the attempt became the task's
+record: a task not published keeps its last one) and an evaluation of each per-partition
 check naming the materialization it judged, and per run one verdict of each run-level check
 (assets/checks.py). The assets, the save reporter and the rollback command only yield or
 report what these functions give. A maintenance flush rewrites no document, so it reports
@@ -35,25 +36,45 @@ _REPORT_LOCK = 7204  # pg advisory lock: one reporter of queued saves at a time
 
 def backfill_events(context, stores, batch):
     """The multi-asset step's events: one declared result per asset (per-partition metadata
-    attached to it), then the check evaluations."""
+    attached to it), then the check evaluations. A declared result covers every partition of
+    the step, so when a task was not published the recorded partitions get a materialization
+    each instead (the specs are skippable) and the task's partition keeps its last one."""
     metadata = partition_metadata(stores, batch)
-    summary = batch_summary(batch)
-    for asset in TASK_ASSETS:
-        attach_partition_metadata(context, asset, metadata[asset])
-        yield MaterializeResult(asset_key=asset, metadata=_asset_summary(asset, batch, summary))
-    yield from check_events(batch.checks, declared=True, targets=run_materializations(context, batch.checks),
+    recorded = recorded_partitions(batch)
+    if len(recorded) == len(batch.validated):
+        summary = batch_summary(batch)
+        for asset in TASK_ASSETS:
+            attach_partition_metadata(context, asset, metadata[asset])
+            yield MaterializeResult(asset_key=asset, metadata=_asset_summary(asset, batch, summary))
+    else:
+        yield from _partition_materializations(batch, metadata, recorded)
+    yield from check_events(batch.checks, declared=True, targets=check_targets(context, batch.checks, recorded),
                             single_partition_run=context.has_partition_key)
 
 
 def task_list_events(context, stores, batch):
-    """The explicit-list op's events: a materialization per asset and partition, then the checks."""
+    """The explicit-list op's events: a materialization per asset and recorded partition, then the checks."""
     metadata = partition_metadata(stores, batch)
+    recorded = recorded_partitions(batch)
+    yield from _partition_materializations(batch, metadata, recorded)
+    yield from check_events(batch.checks, declared=False, targets=check_targets(context, batch.checks, recorded),
+                            enforce=True)
+
+
+def recorded_partitions(batch) -> set[str]:
+    """The partition keys whose attempt is now their task's record (published, or quarantined):
+    what Dagster calls materialized. A task not published (a failed proof, an attempt kept
+    beside its last good version) is not: its latest materialization stays the version readers
+    get, and what the UI offers as missing or failed is what the next `migrate` tries again."""
+    return {v.source.partition_key for v in batch.validated if v.failure is None}
+
+
+def _partition_materializations(batch, metadata: dict, recorded: set[str]):
     for v in batch.validated:
         key = v.source.partition_key
-        for asset in TASK_ASSETS:
-            yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset][key])
-    yield from check_events(batch.checks, declared=False, targets=run_materializations(context, batch.checks),
-                            enforce=True)
+        if key in recorded:
+            for asset in TASK_ASSETS:
+                yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset][key])
 
 
 def _asset_summary(asset: str, batch, summary: dict) -> dict:
@@ -70,14 +91,20 @@ def _asset_summary(asset: str, batch, summary: dict) -> dict:
     return {}
 
 
-def run_materializations(context, outcomes: list[CheckOutcome]) -> dict:
-    """{(asset, partition key): this run's materialization of it}: what each per-partition check evaluated.
+def check_targets(context, outcomes: list[CheckOutcome], recorded: set[str]) -> dict:
+    """{(asset, partition key): the materialization each per-partition check evaluated}: this
+    run's, or for a partition the run did not materialize (its task not published) its latest,
+    the version readers get, as Dagster's own check result targets without one of its step.
 
     An evaluation that names its target materialization is "current"; without one the UI's
     per-partition check status (GraphQL partitionStatuses) shows every partition as missing.
     """
     outcomes = [o for o in outcomes if CHECKS[o.check].per_partition]
-    return _judged(context.instance, outcomes, len({o.partition_key for o in outcomes}), context.run.run_id)
+    targets = _judged(context.instance, [o for o in outcomes if o.partition_key in recorded],
+                      len(recorded), context.run.run_id)
+    for key in sorted({o.partition_key for o in outcomes} - recorded):  # rare: one lookup each
+        targets.update(_judged(context.instance, [o for o in outcomes if o.partition_key == key], 1))
+    return targets
 
 
 def _judged(instance, checks: list[CheckOutcome], materialized: int, run_id: str | None = None) -> dict:

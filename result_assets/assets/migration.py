@@ -6,7 +6,8 @@ They are one multi-asset so that a batch is one step in one process (a step per
 asset would pass data through storage and pay Dagster's per-step cost five times).
 The step hands the batch to the engine (migration/engine.py), which backs up,
 converts, proves and publishes it; the step then reports what the engine did: a
-materialization per asset and partition, and one evaluation per check and partition.
+materialization per asset and partition it published or quarantined, and one evaluation per
+check and partition.
 """
 
 from dagster import (
@@ -56,8 +57,10 @@ def _specs() -> list[AssetSpec]:
         TableColumn("skeleton", "text", description="exact JSON of the document minus its rows"),
     ])
     def spec(key, deps, kinds, description, **metadata):
+        # skippable: a step whose batch left a task unpublished materializes only the others
+        # (assets/events.py), not the declared result that would cover every partition
         spec = AssetSpec(key, deps=deps, kinds=kinds, group_name="migration", description=description,
-                         partitions_def=task_partitions, metadata=metadata or None)
+                         partitions_def=task_partitions, metadata=metadata or None, skippable=True)
         # Downstream assets load these through the store's IO manager (the engine writes them).
         return spec.with_io_manager_key(STORE_IO_MANAGER) if key in READ_ASSETS else spec
 
