@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import Future, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -361,20 +361,21 @@ class FlushResult:
     kept: list[str]  # saved again meanwhile, or their rows did not read back: still in the hot tier
     seconds: dict[str, float]
     commits: dict[str, int | None]  # Delta version written per table
-    listed: int = 0  # hot tasks this flush took up (`limit` of them when there may be more)
+    # the hot tasks this flush took up (`limit` of them when there may be more)
+    listed: list[str] = field(default_factory=list)
 
 
-def flush_hot_tier(stores, limit: int = 1000) -> FlushResult:
-    """Move the oldest `limit` hot-tier tasks into the Delta tables: one commit per table,
-    read back and proven like any batch, then re-pointed in one catalog transaction that
-    also takes them out of the hot tier. A task saved again meanwhile stays hot (its
-    catalog version moved on); a crash anywhere leaves every task readable where it was."""
+def flush_hot_tier(stores, limit: int = 1000, skip: Collection[str] = ()) -> FlushResult:
+    """Move the oldest `limit` hot-tier tasks (but those in `skip`) into the Delta tables: one
+    commit per table, read back and proven like any batch, then re-pointed in one catalog
+    transaction that also takes them out of the hot tier. A task saved again meanwhile stays
+    hot (its catalog version moved on); a crash anywhere leaves every task readable where it was."""
     clock = _Clock()
     with clock.stage("read_hot"):
         # Only tasks still hot at the version read: one published from its file meanwhile
         # must not have its rows replaced by its older hot copy.
-        hot = stores.catalog.hot_tasks(limit)
-        listed = len(hot)
+        hot = stores.catalog.hot_tasks(limit, skip)
+        listed = [h["task_id"] for h in hot]
         hot = stores.catalog.still_hot(hot) if hot else []
     if not hot:
         return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None}, listed)

@@ -45,13 +45,19 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
         for table in (SIGNALS, CURVES):
             report.tables[table] = {"before": table_facts(stores, table)}
         report.located, report.unreadable = timed("locate", locate_unlocated_rows, stores)
+        held_back: set[str] = set()
         while max_flush is None or report.flushed < max_flush:
-            flushed = timed("flush", flush_hot_tier, stores, flush_batch)
+            # A task the flush took up and could not move (its rows did not read back as saved,
+            # or it was saved again before the re-point) is left to the next run: as the oldest
+            # it would be each round's first and hold back the tasks after it.
+            flushed = timed("flush", flush_hot_tier, stores, flush_batch, held_back)
             report.flushed += len(flushed.moved)
             report.flushed_task_ids += flushed.moved
-            # Another round while a full batch was listed: a task saved again meanwhile is not
-            # moved, and counted out, but the tasks after it are still waiting.
-            if flushed.listed < flush_batch or not flushed.moved:
+            held_back.update(flushed.kept)
+            # Another round while a full batch was listed: a task saved again since it was listed
+            # is neither moved nor kept (taken up again at its new version), but the tasks after
+            # it are still waiting.
+            if len(flushed.listed) < flush_batch or not (flushed.moved or flushed.kept):
                 break
         report.still_hot = stores.catalog.hot_count()
         # Exclusive against Delta batches between commit and publication: compaction and

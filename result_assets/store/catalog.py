@@ -12,6 +12,7 @@ import io
 import logging
 import json
 import struct
+from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import NamedTuple
@@ -305,12 +306,14 @@ class Catalog:
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM save_records WHERE record_id = ANY(%s)", (list(record_ids),))
 
-    def hot_tasks(self, limit: int) -> list[dict]:
-        """The oldest saves still in the hot tier, with the catalog version they were saved at."""
+    def hot_tasks(self, limit: int, skip: Collection[str] = ()) -> list[dict]:
+        """The oldest saves still in the hot tier, with the catalog version they were saved at,
+        leaving out the tasks in `skip`."""
         conn = self.connect()
         with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             cur.execute("SELECT h.task_id, t.version, h.signals, h.curves FROM hot_rows h JOIN tasks t USING (task_id) "
-                        "WHERE t.status = 'migrated' ORDER BY h.saved_at LIMIT %s", (limit,))
+                        "WHERE t.status = 'migrated' AND NOT h.task_id = ANY(%s) ORDER BY h.saved_at LIMIT %s",
+                        (list(skip), limit))
             return cur.fetchall()
 
     @contextmanager
