@@ -309,7 +309,6 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
 
     from result_assets.migration.plan import superseded
     from result_assets.migration.sources import SOURCE_NOT_FOUND, stat_legacy_file, task_source_file
-    from result_assets.store.backups import BackupStore
 
     registered = stores.catalog.sources(task_ids)
     states = stores.catalog.states(task_ids)
@@ -320,12 +319,33 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
         found = stat_legacy_file(Path(path).parent.parent, task_id) if path else None
         state = states.get(task_id)
         published = state is not None and state.status == "migrated"
-        if published and isinstance(stores.backups, BackupStore) and (
-                found is None or superseded(found, state, replaced.get(task_id, set()))) \
+        if published and (found is None or superseded(found, state, replaced.get(task_id, set()))) \
                 and _backup_holds(stores, task_id, state.source_sha256):
-            found = stat_legacy_file(stores.backups.root, task_id) or found
+            found = _backup_file(stores, task_id, state.source_sha256) or found
         files.append(found or LegacyFile(task_id, path or "", 0, 0, refused=SOURCE_NOT_FOUND))
     return files
+
+
+RESTORED = "restored"  # under the home: local copies of backups kept in an object store
+
+
+def _backup_file(stores, task_id: str, sha256: str) -> LegacyFile | None:
+    """The task's current backup as a file to migrate: the backup folder's own file, or, for
+    backups in an object store, a local copy of its bytes (read with `sha256`) under
+    <home>/restored/, written again by each re-run that needs it."""
+    from result_assets.migration.sources import stat_legacy_file
+    from result_assets.store.backups import BackupStore, write_atomic
+
+    if isinstance(stores.backups, BackupStore):
+        return stat_legacy_file(stores.backups.root, task_id)
+    raw = stores.backups.read_version(task_id, sha256)
+    if raw is None:
+        return None
+    restored = BackupStore(stores.settings.home / RESTORED)
+    path = restored.path(task_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, raw)
+    return stat_legacy_file(restored.root, task_id)
 
 
 def keep_published_backup(stores, task_id: str) -> None:

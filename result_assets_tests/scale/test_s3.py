@@ -154,3 +154,36 @@ def test_s3_backups_stream_a_file_and_keep_the_previous_version(migrated, tmp_pa
     assert store._sha256(f"{root}/streamed/previous/{first_sha}.json") == first_sha
     assert store.read_version("streamed", first_sha) == first.read_bytes()  # what rollback restores
     assert store.read_version("streamed", hashlib.sha256(b"never").hexdigest()) is None
+
+
+def test_a_partition_re_run_of_an_archived_task_republishes_it_from_its_backup_in_the_bucket(
+        migrated, sample_source, tmp_path, monkeypatch):
+    """Phase 4: the JSON archived, the backup in the bucket is the task's only raw copy. A re-run
+    of its partition (the UI's "re-run one task") republishes the store's version from that
+    backup, as it does from a local backup folder; before, it found no file and kept the
+    attempt beside the published version, materializing nothing."""
+    from dagster import AssetRecordsFilter
+
+    from result_assets.assets.instance import get_instance
+    from result_assets.assets.jobs import MIGRATE_JOB
+    from result_assets.cli.archive import archive_tasks
+    from result_assets.definitions import build_definitions
+    from result_assets.settings import Settings
+    from result_assets.store.stores import Stores
+
+    task_id = "grid...42"
+    before = read_result(task_id)
+    monkeypatch.setenv("RESULT_SOURCE_DIR", str(sample_source))
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "postgres-only")
+    archive_tasks(Settings.from_env(), tmp_path / "archive", only={task_id})
+    assert not (sample_source / task_id / "result.json").exists()
+    instance = get_instance(Settings.from_env())
+    run = build_definitions().resolve_job_def(MIGRATE_JOB).execute_in_process(
+        instance=instance, partition_key=partition_key_for(task_id), raise_on_error=False)
+    assert run.success
+    [latest] = instance.fetch_materializations(AssetRecordsFilter(
+        asset_key=AssetKey("catalog_entry"), asset_partitions=[partition_key_for(task_id)]), limit=1).records
+    assert latest.run_id == run.run_id  # republished by this run, not an attempt kept beside
+    state = Stores.from_env().catalog.states([task_id])[task_id]
+    assert state.status == "migrated" and state.failed_attempt is None
+    assert read_result(task_id) == before
