@@ -105,7 +105,7 @@ def _rollback(stores, task_id: str, restore_source: bool) -> RolledBack:
     # A version saved by the application has no source file: its row keeps naming none.
     batch = publish_batch(stores, [earlier], [], keep_source_path=bool(prev["source_path"]),
                           expected_versions={task_id: current["version"]})
-    if earlier.status == "failed":
+    if earlier.failure is not None:  # a quarantine record the publish turned away, too
         raise RollbackError(f"{task_id}: the earlier version was not published, the current one stays: "
                             f"{earlier.failure}")
     to_versions = tuple(rows.commit.version if rows.commit else None for rows in (batch.signals, batch.curves))

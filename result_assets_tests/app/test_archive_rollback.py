@@ -292,6 +292,40 @@ def test_a_rollback_is_refused_over_a_version_published_meanwhile(project_home, 
     assert Stores.from_env().catalog.failed_attempts([task]) == {}  # nothing failed: nothing for migrate to retry
 
 
+def test_a_rollback_to_a_quarantine_is_refused_over_a_version_published_meanwhile(project_home, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """The earlier version is a quarantine record (a bad file, then a good one): a rollback to it
+    that a migration overtakes is refused like any other, not reported done while nothing was
+    published (the turned-away quarantine has no proof to fail, so its status never said
+    "failed"), and the backup keeps the published version's bytes."""
+    from result_assets.migration import rollback
+    from result_assets.migration.engine import run_batch
+    from result_assets.migration.sources import stat_legacy_file
+    from result_assets.store.stores import Stores
+
+    task = "rollback_to_quarantine"
+    path = tmp_path / task / "result.json"
+    path.parent.mkdir(parents=True)
+    for sample in ("bad_truncated", "bt_20250901_14ceeb"):
+        path.write_bytes((SAMPLES / sample / "result.json").read_bytes())
+        assert main(["migrate", "--source-dir", str(tmp_path), "--task", task, "--force", "--json"]) == 0
+    newer = parse_document(path.read_bytes())
+    newer["strategy"] = "newer"
+    path.write_text(json.dumps(newer))
+    publish = rollback.publish_batch
+
+    def migrate_meanwhile(stores, *args, **kwargs):
+        assert run_batch(stores, [stat_legacy_file(tmp_path, task)]).validated[0].status == "migrated"
+        return publish(stores, *args, **kwargs)
+
+    monkeypatch.setattr(rollback, "publish_batch", migrate_meanwhile)
+    assert main(["rollback", task]) == 1
+    assert "published again meanwhile" in capsys.readouterr().out
+    assert read_result(task) == newer
+    stores = Stores.from_env()
+    assert stores.backups.verify(task, stores.catalog.task(task)["source_sha256"])
+
+
 def test_a_rollback_rebuilt_from_its_rows_leaves_its_bytes_as_the_backup(project_home, tmp_path, capsys):
     """The earlier bytes are gone from the backups; the rollback writes them again from the
     rows (proven by their SHA-256) and keeps them as the task's backup, which `archive`
