@@ -142,6 +142,39 @@ def test_a_failed_rerun_leaves_the_last_good_materialization_the_latest(project_
     assert read_result(VICTIM) == before
 
 
+def test_a_file_that_cannot_be_read_beside_a_published_version_fails_its_blocking_check(
+        project_home, sample_source, capsys, monkeypatch):
+    """A re-run that cannot read a published task's file (an I/O error on the share) keeps the
+    attempt beside the published version, and Dagster says so: the partition is not
+    materialized, its lossless_round_trip fails (blocking: the step fails, so a downstream asset
+    of the run is not handed a range it did not get). It passed before ("quarantined: nothing
+    to rebuild"), so the step succeeded without materializing the partition."""
+    from result_assets.migration.batch import RawResult
+    from result_assets.store.backups import sha256_hex
+
+    assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
+    capsys.readouterr()
+    good = materialization_runs(VICTIM)
+    read_source = engine.read_source
+
+    def share_error(source, limit):
+        if source.task_id == VICTIM:
+            return RawResult(source, b"", sha256_hex(b""), "cannot read it: Input/output error", unread=True)
+        return read_source(source, limit)
+
+    monkeypatch.setattr(engine, "read_source", share_error)
+    assert main(["migrate", "--source-dir", str(sample_source), "--force", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["failed_runs"] == 1
+    assert "1 blocking asset check failed with ERROR severity: catalog_entry: lossless_round_trip" in captured.err
+    assert materialization_runs(VICTIM) == good
+    assert check_partition_state(VICTIM) == ("FAILED", True)
+    assert check_partition_state(NEIGHBOUR) == ("SUCCEEDED", True)
+    assert None not in materialization_runs(NEIGHBOUR).values()
+    original = parse_document((sample_source / VICTIM / "result.json").read_bytes())
+    assert compare_documents(original, read_result(VICTIM)) == []
+
+
 def test_a_backup_that_does_not_read_back_keeps_its_task_unpublished(project_home, tmp_path, monkeypatch):
     """backup_checksum is judged before the publish, not after it: a task whose backup does not
     read back with the source's SHA-256 is not published (its check fails), while the task

@@ -87,15 +87,17 @@ def judge(stores: Stores, batch, compression_goal: float = DEFAULT_COMPRESSION_G
 
 
 def _round_trip(v: ValidatedResult):
-    """(passed, description, metadata) of the lossless round trip."""
-    if v.result is None:
-        return True, "quarantined: nothing to rebuild; raw bytes kept in the backup", {}
+    """(passed, description, metadata) of the lossless round trip. It fails for every task not
+    published, a quarantine kept beside the published version too (an unread file, one older
+    than a save): the partition is not materialized, so the step fails for it (blocking)."""
     hashes = {"source_sha256": v.sha256}
     if v.proof is not None and v.proof.regenerated_sha256:
         hashes["regenerated_sha256"] = v.proof.regenerated_sha256
-    if v.status != "migrated":
+    if v.failure is not None:
         return False, f"not published: {v.failure}", {
             "differences": max(1, len(v.conversion_differences or [])), **hashes}
+    if v.result is None:
+        return True, "quarantined: nothing to rebuild; raw bytes kept in the backup", {}
     kept = "its text (no spelling reproduces it)" if v.proof.exact_text is not None else "its rows and a spelling"
     return True, (f"the file's exact bytes come back from {kept}: same SHA-256; the store gives back exactly "
                   "the proven rows and skeleton"), {"differences": 0, **hashes}
