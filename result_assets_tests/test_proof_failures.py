@@ -140,6 +140,16 @@ def test_a_failed_rerun_leaves_the_last_good_materialization_the_latest(project_
     assert None not in neighbour.values() and neighbour != neighbour_before
     assert check_partition_state(NEIGHBOUR) == ("SUCCEEDED", True)
     assert read_result(VICTIM) == before
+    if not scattered:  # each materialization still carries the step's figures besides its own
+        from dagster import AssetKey, AssetRecordsFilter
+
+        from result_assets.assets.instance import get_instance
+        from result_assets.legacy import partition_key_for
+
+        with get_instance() as instance:
+            [record] = instance.fetch_materializations(AssetRecordsFilter(
+                asset_key=AssetKey("signal_table"), asset_partitions=[partition_key_for(NEIGHBOUR)]), limit=1).records
+        assert {"delta_version", "dagster/row_count", "predicate"} <= set(record.asset_materialization.metadata)
 
 
 def test_a_file_that_cannot_be_read_beside_a_published_version_fails_its_blocking_check(

@@ -41,13 +41,14 @@ def backfill_events(context, stores, batch):
     each instead (the specs are skippable) and the task's partition keeps its last one."""
     metadata = partition_metadata(stores, batch)
     recorded = recorded_partitions(batch)
+    summary = batch_summary(batch)
+    steps = {asset: _asset_summary(asset, batch, summary) for asset in TASK_ASSETS}
     if len(recorded) == len(batch.validated):
-        summary = batch_summary(batch)
         for asset in TASK_ASSETS:
             attach_partition_metadata(context, asset, metadata[asset])
-            yield MaterializeResult(asset_key=asset, metadata=_asset_summary(asset, batch, summary))
-    else:
-        yield from _partition_materializations(batch, metadata, recorded)
+            yield MaterializeResult(asset_key=asset, metadata=steps[asset])
+    else:  # each partition's own metadata and the step's, as a declared result's materializations carry
+        yield from _partition_materializations(batch, metadata, recorded, steps)
     yield from check_events(batch.checks, declared=True, targets=check_targets(context, batch.checks, recorded),
                             single_partition_run=context.has_partition_key)
 
@@ -69,12 +70,13 @@ def recorded_partitions(batch) -> set[str]:
     return {v.source.partition_key for v in batch.validated if v.failure is None}
 
 
-def _partition_materializations(batch, metadata: dict, recorded: set[str]):
+def _partition_materializations(batch, metadata: dict, recorded: set[str], steps: dict | None = None):
     for v in batch.validated:
         key = v.source.partition_key
         if key in recorded:
             for asset in TASK_ASSETS:
-                yield AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[asset][key])
+                yield AssetMaterialization(asset_key=asset, partition=key,
+                                           metadata={**(steps or {}).get(asset, {}), **metadata[asset][key]})
 
 
 def _asset_summary(asset: str, batch, summary: dict) -> dict:
