@@ -102,10 +102,16 @@ def check_targets(context, outcomes: list[CheckOutcome], recorded: set[str]) -> 
     per-partition check status (GraphQL partitionStatuses) shows every partition as missing.
     """
     outcomes = [o for o in outcomes if CHECKS[o.check].per_partition]
-    targets = _judged(context.instance, [o for o in outcomes if o.partition_key in recorded],
-                      len(recorded), context.run.run_id)
+    return _targets(context.instance, outcomes, recorded, len(recorded), context.run.run_id)
+
+
+def _targets(instance, outcomes: list[CheckOutcome], recorded: set[str], materialized: int,
+             run_id: str | None = None) -> dict:
+    """_judged of the recorded partitions' outcomes (run_id's materializations when given), and
+    of each other partition's, its latest materialization."""
+    targets = _judged(instance, [o for o in outcomes if o.partition_key in recorded], materialized, run_id)
     for key in sorted({o.partition_key for o in outcomes} - recorded):  # rare: one lookup each
-        targets.update(_judged(context.instance, [o for o in outcomes if o.partition_key == key], 1))
+        targets.update(_judged(instance, [o for o in outcomes if o.partition_key == key], 1))
     return targets
 
 
@@ -205,8 +211,8 @@ def _listed(failed: list[CheckOutcome], limit: int = 50):
 
 def queued_save_events(instance, catalog, batch: int = 500):
     """The events of the application's saves queued in the catalog (save_records, written in
-    each save's own publishing transaction), for a run's op to yield: per save the five
-    materializations, then per task the per-partition check evaluations of its newest save,
+    each save's own publishing transaction), for a run's op to yield: per save published the
+    five materializations (a save the publish turned away has none), then per task the per-partition check evaluations of its newest save,
     each naming the materialization it judged (stored by the time this generator resumes), and at
     the end one verdict per run-level check over the reported tasks, as a backfill records
     them. A batch leaves the queue once all its events were taken: at least once.
@@ -223,14 +229,19 @@ def queued_save_events(instance, catalog, batch: int = 500):
                 instance.add_dynamic_partitions(TASKS_PARTITION, new_keys)
             newest = {r["task_id"]: r["record_id"] for r in records}  # ordered by record id: the last wins
             proofs: list[CheckOutcome] = []
+            recorded: set[str] = set()  # partitions materialized here: a save not published is not
             for r in records:
-                yield from _task_materializations(r["task_id"], r["partition_key"], r["metadata"], r["description"])
+                if r["metadata"].get("status") != "failed":
+                    recorded.add(r["partition_key"])
+                    yield from _task_materializations(r["task_id"], r["partition_key"], r["metadata"],
+                                                      r["description"])
                 if newest[r["task_id"]] == r["record_id"] and r["checks"]:
                     checks = [outcome_from_record(c) for c in r["checks"]]
                     proofs += [c for c in checks if CHECKS[c.check].per_partition]
                     run_level[r["task_id"]] = [c for c in checks if not CHECKS[c.check].per_partition]
-            # after the batch's materializations: one lookup per asset finds what each proof judged
-            yield from check_events(proofs, declared=False, targets=_judged(instance, proofs, len(records)))
+            # after the batch's materializations: what each proof judged (a save not published: the
+            # partition's latest materialization, the save readers still get)
+            yield from check_events(proofs, declared=False, targets=_targets(instance, proofs, recorded, len(records)))
             catalog.forget_records([r["record_id"] for r in records])
     yield from check_events([c for checks in run_level.values() for c in checks], declared=False)
 

@@ -247,8 +247,11 @@ class Catalog:
                 written = [t for t in tasks if not (t.status == "failed" and t.task_id in published)]
                 _write_tasks(cur, written, symbols, hot)
                 _record_failures(cur, beside, {t.task_id for t in written})
-                # a demoted task's record waits for the checks judged after it (attach_checks)
-                queued = {t: (*r[:2], None) if t in demoted else r for t, r in records.items()}
+                # a demoted task's record waits for the checks judged after it (attach_checks);
+                # a task not published says so, whatever its save judged of itself before
+                failed = {t.task_id: t.reason for t in tasks if t.status == "failed"}
+                queued = {t: ({**r[0], "status": "failed", "reason": failed[t]} if t in failed else r[0], r[1],
+                              None if t in demoted else r[2]) for t, r in records.items()}
                 record_ids = _queue_records(cur, queued, {t.task_id: t.partition_key for t in tasks})
                 _register_sources(cur, sources)
                 unfaithful = _unfaithful(cur, written, hot)

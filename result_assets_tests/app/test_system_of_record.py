@@ -387,6 +387,48 @@ def test_a_saves_record_is_queued_with_its_checks_and_a_demoted_one_with_its_fai
     manager.close()
 
 
+def test_a_save_that_was_not_published_is_reported_without_materializations(stores, monkeypatch):
+    """A save the publish turned away is reported to Dagster as a backfill reports a task that
+    was not published: a failed check on the partition's latest materialization (the save
+    readers still get), no materialization of its own; its record says `failed`. Before, its
+    five materializations said `migrated`, with the rejected save's figures."""
+    from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter
+
+    from result_assets.assets.instance import get_instance
+    from result_assets.legacy import partition_key_for
+
+    task, key = "reported_unpublished", partition_key_for("reported_unpublished")
+    manager = ResultManager("postgres-only", record_in_dagster=True)
+    manager.save_result(task, small_document(strategy="good", n=3))
+    assert manager.flush_records()
+    instance = get_instance()
+
+    def latest(asset: str):
+        return instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[key]),
+                                               limit=1).records[0]
+
+    good = {asset: latest(asset).storage_id for asset in ("validated_result", "catalog_entry")}
+    real = catalog_module._unfaithful
+
+    def spoiled(cur, tasks, hot):
+        return {**real(cur, tasks, hot), **{t.task_id: "the hot tier gives back different rows than were written"
+                                           for t in tasks if t.task_id == task}}
+
+    monkeypatch.setattr(catalog_module, "_unfaithful", spoiled)
+    with pytest.raises(ResultStoreError, match="not published"):
+        manager.save_result(task, small_document(strategy="bad", n=9))
+    monkeypatch.undo()
+    [record] = [r for r in stores.catalog.queued_records(10_000) if r["task_id"] == task]
+    assert record["metadata"]["status"] == "failed" and "different rows" in record["metadata"]["reason"]
+    assert manager.flush_records()
+    assert {asset: latest(asset).storage_id for asset in good} == good
+    [check] = instance.event_log_storage.get_asset_check_partition_info(
+        [AssetCheckKey(AssetKey("catalog_entry"), "lossless_round_trip")], partition_keys=[key])
+    assert (check.latest_execution_status.value, check.is_current) == ("FAILED", True)
+    assert check.latest_target_materialization_storage_id == good["catalog_entry"]
+    manager.close()
+
+
 def test_hot_rows_the_server_stores_otherwise_are_caught_and_the_last_good_save_kept(stores):
     """The publish reads each save's hot rows back before it commits: rows that Postgres stores
     otherwise than sent (here a trigger appends a byte) fail the save, and the last good one
