@@ -78,6 +78,11 @@ _DELETE_UNLOCKED = ("DELETE FROM served_files WHERE task_id IN (SELECT task_id F
                     "({}) ORDER BY task_id FOR UPDATE SKIP LOCKED)")
 
 
+# The rows of a fill kept only where the catalog publishes that file now.
+_PUBLISHED = (" WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = v.task_id AND "
+              "t.source_sha256 = v.source_sha256 AND t.status = 'migrated')")
+
+
 @dataclass
 class ServingStats:
     entries: int = 0
@@ -114,11 +119,13 @@ class ServingCache:
     def enabled(self) -> bool:
         return self.max_bytes > 0
 
-    def fill(self, files: dict[str, tuple[str, bytes, bool | None]]) -> int:
+    def fill(self, files: dict[str, tuple[str, bytes, bool | None]], published_only: bool = False) -> int:
         """Keep these files ({task_id: (source SHA-256, bytes, plain numbers)}), replacing any
         older entry of the same task. Plain numbers: every number reads exactly without the
-        parse's screen (None: find out). Never raises: a cache that cannot be written only
-        costs later reads."""
+        parse's screen (None: find out). `published_only`: only a file whose task the catalog
+        publishes with that SHA-256 now (a save's or a read's fill, which may land after a newer
+        version's: it must not replace that one's entry). Never raises: a cache that cannot be
+        written only costs later reads."""
         if not self.enabled or self.readonly or not files:
             return 0
         rows = []
@@ -133,7 +140,9 @@ class ServingCache:
             with self.catalog.one_statement() as cur:  # one round trip, not three (BEGIN, COMMIT)
                 psycopg2.extras.execute_values(
                     cur, "INSERT INTO served_files (task_id, source_sha256, file_bytes, stored_bytes, plain_numbers, "
-                    "body) VALUES %s ON CONFLICT (task_id) DO UPDATE SET "
+                    "body) SELECT v.* FROM (VALUES %s) AS v(task_id, source_sha256, file_bytes, stored_bytes, "
+                    "plain_numbers, body)" + (_PUBLISHED if published_only else "") +
+                    " ORDER BY v.task_id ON CONFLICT (task_id) DO UPDATE SET "
                     "source_sha256 = EXCLUDED.source_sha256, file_bytes = EXCLUDED.file_bytes, "
                     "stored_bytes = EXCLUDED.stored_bytes, plain_numbers = EXCLUDED.plain_numbers, "
                     "body = EXCLUDED.body, filled_at = clock_timestamp()",
@@ -149,23 +158,26 @@ class ServingCache:
         return len(rows)
 
     def fill_later(self, files: Callable[[], dict[str, tuple[str, bytes, bool | None]]],
-                   after_burst: bool = False) -> None:
+                   after_burst: bool = False, published_only: bool = False) -> None:
         """fill(files()) on the process's filler thread, on a connection of its own: a save or
         a read that missed does not wait for the files' hashing, compression and INSERT (1.5-2.5
         ms of a 90-280 KB file's miss, docs/performance.md "Reads and saves"). `after_burst` (a
         read's miss, whose fill writes or reads the file again): the fill waits for the burst
         of reads to pause (QUIET_SECONDS); a save's, with its bytes in hand, goes at once, so
         other processes are served the save as soon as may be.
-        A fill is dropped when PENDING_FILLS wait already. Never raises."""
+        `published_only`: as fill's. A fill is dropped when PENDING_FILLS wait already. Never raises."""
         if not self.enabled or self.readonly:
             return
         max_bytes = self.max_bytes
         try:
             filler = _filler(self.catalog.url)
             filler.queued_at = time.monotonic()
-            filler.pending.put_nowait((after_burst, lambda catalog: ServingCache(catalog, max_bytes).fill(files())))
+            filler.pending.put_nowait((after_burst, lambda catalog: ServingCache(catalog, max_bytes).fill(
+                files(), published_only)))
         except queue.Full:
             log.debug("serving cache: %d fills pending, one dropped", PENDING_FILLS)
+        except Exception as exc:  # noqa: BLE001 - no filler thread (a process limit): a cache may skip a fill
+            log.debug("serving cache: a fill dropped: %s", _first_line(exc))
 
     def settle(self) -> None:
         """Wait until the fills this process queued have landed (or failed)."""
@@ -267,10 +279,12 @@ def _filler(url: str) -> _Filler:
 
 def _forget_fillers_in_child() -> None:
     """A forked child has none of its parent's threads, and may have copied the lock held: it
-    starts afresh (its first fill starts its own filler)."""
+    starts afresh (its first fill starts its own filler). It draws its own trim chances too:
+    children of one parent drawing the same ones would all skip their trims together."""
     global _fillers_lock
     _fillers_lock = threading.Lock()
     _fillers.clear()
+    _chance.seed()
 
 
 os.register_at_fork(after_in_child=_forget_fillers_in_child)

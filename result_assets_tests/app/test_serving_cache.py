@@ -194,6 +194,28 @@ def test_a_saved_file_a_read_fills_again_is_the_saved_file(serving_on, monkeypat
     m.close()
 
 
+def test_a_reads_late_fill_never_replaces_the_entry_of_a_save_published_meanwhile(serving_on, monkeypatch):
+    """A read's fill waits for its burst to pause; a save published meanwhile (in another
+    process: its fill lands at once) must keep its entry. Before, the read's older file
+    replaced it: never served (its hash is not the published one), but every process's first
+    read of the save missed."""
+    m = manager()
+    m.save_result("serve_late", small_document(strategy="first", n=3))
+    m.stores.serving_cache.forget(["serve_late"])
+    monkeypatch.setattr(serving_cache, "QUIET_SECONDS", 0.5)  # the read's fill waits half a second
+    reader_ = manager()
+    assert reader_.get_result("serve_late")["strategy"] == "first"  # a miss: its fill is queued
+    manager(serving_cache_mb=0).save_result("serve_late", small_document(strategy="second", n=4))
+    published = m.stores.catalog.task("serve_late")["source_sha256"]
+    other_process = ServingCache(Catalog(m.stores.catalog.url), m.stores.serving_cache.max_bytes)
+    assert other_process.fill({"serve_late": (published, m.stores.backups.read("serve_late"), None)},
+                              published_only=True) == 1
+    assert entries(m)["serve_late"][0] == published  # after the read's fill landed (entries settles)
+    other_process.catalog.close()
+    m.close()
+    reader_.close()
+
+
 def test_a_bulk_read_neither_takes_from_it_nor_fills_it(serving_on):
     m = manager()
     ids = [f"serve_bulk_{i:02d}" for i in range(20)]
@@ -411,6 +433,41 @@ def test_a_forked_child_fills_on_a_filler_of_its_own(serving_on):
     assert os.waitstatus_to_exitcode(status) == 0  # the child's fill landed
     assert {"serve_parent", "serve_child"} <= set(entries(m))
     cache.forget(["serve_parent", "serve_child"])
+    m.close()
+
+
+def test_forked_children_draw_their_own_trim_chances(serving_on):
+    """Children forked from one parent (a preforking web server) drew the same trim chances: when
+    those said no, none of them trimmed, and the bound held only at the next maintenance."""
+    draws = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(write, repr(serving_cache._chance.random()).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        draws.append(os.read(read, 64))
+        os.close(read)
+    assert draws[0] != draws[1]
+
+
+def test_a_fill_that_cannot_start_its_thread_fails_neither_the_save_nor_the_read(serving_on, monkeypatch):
+    """fill_later never raises: with no thread to be had (a container's process limit), a save
+    that was published raised to the application, and a read that missed failed."""
+    class NoThread:
+        def __init__(self, url):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(serving_cache, "_Filler", NoThread)
+    monkeypatch.setattr(serving_cache, "_fillers", {})
+    m = manager()
+    assert m.save_result("serve_no_thread", small_document(strategy="saved", n=3)).stored == "migrated"
+    m.stores.serving_cache.forget(["serve_no_thread"])
+    assert manager().get_result("serve_no_thread")["strategy"] == "saved"
     m.close()
 
 
