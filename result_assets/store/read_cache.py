@@ -13,12 +13,14 @@ save, a re-migration or a rollback is never answered from the cache, whichever p
 Maintenance moves rows without changing a document, so cached entries outlive it.
 
 Bounded by RESULT_READ_CACHE_MB (marshalled bytes, per process; 0 turns it off), least
-recently used out first. It holds nothing the store does not: it is never written back,
+recently used out first: every ResultManager and ResultStore of one catalog in a process shares
+one (process_cache), so a manager made per request still finds what the last one read. It holds nothing the store does not: it is never written back,
 and each get returns a fresh object (the caller may change it).
 """
 from __future__ import annotations
 
 import marshal
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -107,3 +109,28 @@ class ReadCache:
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(**{**self._stats.__dict__, "entries": len(self._entries)})
+
+
+_shared: dict[tuple[str, int], ReadCache] = {}  # by (catalog URL, bound)
+_shared_lock = threading.Lock()
+
+
+def process_cache(catalog_url: str, max_bytes: int) -> ReadCache:
+    """This process's read cache of the catalog at catalog_url."""
+    with _shared_lock:
+        cache = _shared.get((catalog_url, max_bytes))
+        if cache is None:
+            cache = _shared[(catalog_url, max_bytes)] = ReadCache(max_bytes)
+        return cache
+
+
+def _fresh_locks_in_child() -> None:
+    """A forked child may have copied a lock another thread held: its entries stay (a copy of
+    what the parent read, still keyed by version), its locks start free."""
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    for cache in _shared.values():
+        cache._lock = threading.Lock()  # noqa: SLF001 - this module's own class
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)

@@ -8,7 +8,7 @@ from result_assets.settings import Settings
 from result_assets.store.backups import BackupStore, open_backup_store
 from result_assets.store.catalog import Catalog
 from result_assets.store.delta_tables import DeltaStore, s3_storage_options
-from result_assets.store.read_cache import ReadCache
+from result_assets.store.read_cache import ReadCache, process_cache
 from result_assets.store.serving_cache import ServingCache
 
 
@@ -40,7 +40,8 @@ class Stores:
 
     @cached_property
     def read_cache(self) -> ReadCache:
-        return ReadCache(self.settings.read_cache_mb << 20)
+        max_bytes = self.settings.read_cache_mb << 20
+        return process_cache(self.catalog.url, max_bytes) if max_bytes else ReadCache(0)
 
     @cached_property
     def serving_cache(self) -> ServingCache:

@@ -54,6 +54,22 @@ def test_a_repeat_read_comes_from_the_cache_as_a_fresh_copy(cache_on):
     m.close()
 
 
+def test_managers_of_one_process_share_one_cache_within_one_bound(cache_on):
+    """RESULT_READ_CACHE_MB bounds the process, as documented: a manager made per request finds
+    what the one before read. Each manager had a cache of its own: N managers held N bounds,
+    and a manager per request never hit."""
+    first = manager()
+    first.save_result("cache_shared", sample_document(V2_TASK))
+    first.get_result("cache_shared")
+    first.close()
+    second = manager()
+    before = second.stores.read_cache.stats()
+    assert text(second.get_result("cache_shared")) == text(uncached("cache_shared"))
+    assert second.stores.read_cache.stats().hits == before.hits + 1
+    assert second.stores.read_cache is manager().stores.read_cache
+    second.close()
+
+
 def test_a_save_by_another_process_is_read_never_the_cached_version(cache_on, tmp_path):
     m = manager()
     m.save_result("cache_b", small_document(strategy="first"))
