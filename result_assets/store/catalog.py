@@ -156,6 +156,7 @@ class Catalog:
         self.url = url
         self._conn = None
         self._prepared_on, self._prepared = None, set()  # the connection, and what it has prepared
+        self._unserved = False  # a server that refuses the serving cache's table (a hot standby)
 
     def connect(self):
         if self._conn is None or self._conn.closed:
@@ -547,15 +548,24 @@ class Catalog:
         travels as hex text)."""
         asked = set(task_ids)
         held = {t: v for t, v in (held or {}).items() if t in asked}
-        with self.one_statement() as cur:
-            if len(asked) == 1 and cur.connection.autocommit:  # a point read: planned once per session
-                (task_id,) = asked
-                self._execute_prepared(cur, _ONE_TASK[served, bool(held)], (task_id, *held.get(task_id, ())))
-            else:
-                cur.execute(_TASKS[served, bool(held)], {
-                    "ids": list(task_ids), "held_ids": list(held), "held_versions": [v for v, _ in held.values()],
-                    "held_sha256": [sha256 for _, sha256 in held.values()]})
-            return {row["task_id"]: row for row in cur.fetchall()}
+        served = served and not self._unserved
+        try:
+            with self.one_statement() as cur:
+                if len(asked) == 1 and cur.connection.autocommit:  # a point read: planned once per session
+                    (task_id,) = asked
+                    self._execute_prepared(cur, _ONE_TASK[served, bool(held)], (task_id, *held.get(task_id, ())))
+                else:
+                    cur.execute(_TASKS[served, bool(held)], {
+                        "ids": list(task_ids), "held_ids": list(held), "held_versions": [v for v, _ in held.values()],
+                        "held_sha256": [sha256 for _, sha256 in held.values()]})
+                return {row["task_id"]: row for row in cur.fetchall()}
+        except psycopg2.errors.FeatureNotSupported:
+            if not served:
+                raise
+            # A hot standby (a read replica) refuses any query that touches served_files, an
+            # UNLOGGED table: this catalog is read without the serving cache from now on.
+            self._unserved = True
+            return self.tasks(task_ids, False, held)
 
     def _execute_prepared(self, cur, statement: "Prepared", args: tuple) -> None:
         """EXECUTE `statement`, prepared on this connection the first time (outside a transaction:
