@@ -258,6 +258,18 @@ def require_current(conn, *, create_if_empty: bool) -> None:
     version = installed_version(conn)
     if version == SCHEMA_VERSION:
         return
+    if version is not None and version < SCHEMA_VERSION:
+        # An upgrade commits step by step: another process creating a new home's catalog may
+        # be half way. Read again once no upgrade holds the lock (one that is older stays so).
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            version = installed_version(conn)
+        finally:
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        if version == SCHEMA_VERSION:
+            return
     if version is None:
         if create_if_empty:
             upgrade(conn)

@@ -871,6 +871,51 @@ def test_an_older_catalog_is_one_line_naming_the_upgrade(stores, capsys):
         "old_schema", small_document()).stored == "migrated"
 
 
+def test_a_catalog_half_way_through_its_first_upgrade_is_waited_for_not_called_old(stores):
+    """A new home's first processes start at once: one creates the catalog, committing each
+    step of its schema as it goes, while another finds an earlier version and stopped with
+    "run result-assets db upgrade" (a failed save, seen in the soak). A version below the
+    code's is now read again once no upgrade holds the schema lock."""
+    import threading
+
+    import psycopg2
+
+    from result_assets.store import schema
+
+    url = stores.catalog.url
+    upgrading = psycopg2.connect(url)
+    upgrading.autocommit = True
+    outcome = []
+    try:
+        with upgrading.cursor() as cur:  # an upgrade under way, at step 6 of SCHEMA_VERSION
+            cur.execute("SELECT pg_advisory_lock(%s)", (schema.SCHEMA_LOCK,))
+            cur.execute("DELETE FROM result_assets_schema WHERE version > 6")
+        reader_conn = psycopg2.connect(url)
+
+        def first_use():
+            try:
+                schema.require_current(reader_conn, create_if_empty=True)
+                outcome.append("current")
+            except Exception as exc:  # noqa: BLE001 - the outcome is the test's
+                outcome.append(f"{type(exc).__name__}: {exc}")
+
+        waiter = threading.Thread(target=first_use)
+        waiter.start()
+        waiter.join(1.0)
+        assert outcome == []  # waiting for the upgrade, not deciding on a half-made catalog
+        with upgrading.cursor() as cur:  # the upgrade's last steps, then its lock let go
+            cur.execute("INSERT INTO result_assets_schema (version) SELECT generate_series(7, %s)",
+                        (SCHEMA_VERSION,))
+            cur.execute("SELECT pg_advisory_unlock(%s)", (schema.SCHEMA_LOCK,))
+        waiter.join(30)
+        assert outcome == ["current"]
+        reader_conn.close()
+    finally:
+        upgrading.close()
+        sql(url, "INSERT INTO result_assets_schema (version) SELECT generate_series(7, %s) ON CONFLICT DO NOTHING"
+            % SCHEMA_VERSION)
+
+
 def test_a_read_racing_maintenance_reads_where_the_rows_moved(stores):
     """A reader holds a catalog row; maintenance then compacts, re-points and vacuums at
     retention 0, deleting the file that row named. The read follows the fresh catalog row
