@@ -5,8 +5,10 @@ database on that server instead, dropped at the end):
 
 - N application processes (`python -m benchmarks.soak worker ...`), each a
   postgres-only ResultManager (records for Dagster queued, as by default) saving new tasks of its own, re-saving some of its earlier
-  ones with new content, and reading random earlier ones back (each read must equal the
-  last successful save of that task);
+  ones with new content, and reading random earlier ones back: its own (each read must be
+  exactly the last successful save of that task) and, a share of them, another worker's
+  (at least as new as that worker's last published list of its saves says, and exactly
+  that version's document);
 - one `result-assets migrate --source-dir` of a small generated legacy corpus, then
   `--force` again, in a loop;
 - `result-assets maintain --retention-hours 0` in a loop (a "another maintenance run is in
@@ -19,11 +21,16 @@ missing, or not its last successful save), and a scan of the signals and curves 
 (shown twice: more rows than the document has; short in scan: fewer). The migrated legacy
 tasks are checked the same way when a migrate run succeeded.
 
+"Exactly" is the document's JSON text (dumps_document: key order, int or float, NaN), not
+the migration's rules comparison, which forgives spellings. Rows in the scan under a task id
+nobody saved or migrated count as foreign.
+
 Prints a markdown table, the first error of each kind below it, writes <workdir>/soak.json.
-Exit 1 if a save or a read failed, a task was lost, shown twice or short in the scan, or a
-worker died or was left running; 0 otherwise. Failed migrate/maintain runs are reported,
-not judged. The workers save as the application does: each save also queues its record
-for Dagster in its own transaction.
+Exit 1 if a save or a read failed, a task was lost, shown twice or short in the scan, rows
+were foreign, a migrate or maintain run failed (a busy maintain aside) or none succeeded, a
+worker died or was left running, or the run did nothing to judge (no save, re-save, read or
+task checked); 0 otherwise. The workers save as the application does: each save also
+queues its record for Dagster in its own transaction.
 
 Kept import-light at the top: the workers import the application themselves.
 """
@@ -50,6 +57,10 @@ PROGRESS_EVERY = 30.0  # seconds between progress lines on stderr
 STATUS_EVERY = 2.0  # seconds between a worker's status files
 BASE_SIGNALS = (40, 100, 100, 250, 100, 600)  # the documents' shapes: one base per entry
 READ_SHARE, RESAVE_SHARE = 0.35, 0.15  # of a worker's operations; the rest are saves of new tasks
+CROSS_READ_SHARE = 0.3  # of a worker's reads: another worker's task (a stale read across processes shows)
+# Each worker's first few tasks are contended: half of its re-saves and half of the others' reads
+# of its tasks go to them, so a process reads a task again after another one saved it anew.
+CONTENDED_TASKS, CONTENDED_SHARE = 8, 0.5
 WORKER_GRACE = 120.0  # seconds a worker may run past the end before it is stopped
 RUN_TIMEOUT = 900.0  # seconds one migrate/maintain run may take before it is stopped
 BUSY = "another maintenance run is in progress"
@@ -113,6 +124,23 @@ def task_name(worker: int, i: int) -> str:
     return f"soak_w{worker}_{i:06d}"
 
 
+def difference(expected: object, got: object) -> str | None:
+    """None when got is exactly expected (the same JSON text); else the first difference."""
+    from result_assets.legacy import compare_documents, dumps_document
+
+    if dumps_document(got) == dumps_document(expected):
+        return None
+    diffs = compare_documents(expected, got)
+    return diffs[0] if diffs else "the same values, spelled otherwise (key order, int or float, a string)"
+
+
+def marked_version(document: object, task: str) -> int | None:
+    """The version a soak document says it is of `task` (its metadata's mark), or None."""
+    mark = (document.get("metadata") or {}).get("soak") if isinstance(document, dict) else None
+    head, _, version = str(mark).rpartition("#")
+    return int(version) if head == task and version.isdigit() else None
+
+
 # --- errors, grouped by kind --------------------------------------------------------------------
 
 def error_kind(message: str) -> str:
@@ -152,7 +180,7 @@ def worker_main(config: dict) -> int:
     k, deadline = config["worker"], config["deadline"]
     out, status_path = Path(config["out"]), Path(config["status"])
     state = {"worker": k, "saves": 0, "new": 0, "resaves": 0, "failed_saves": 0, "reads": 0, "failed_reads": 0,
-             "read_mismatches": 0, "save_ms": [], "read_ms": [], "save_errors": {}, "read_errors": {},
+             "read_mismatches": 0, "cross_reads": 0, "save_ms": [], "read_ms": [], "save_errors": {}, "read_errors": {},
              "ok": {}, "failed_after": {}, "never_ok": [], "crash": None}
     ok: dict[str, int] = state["ok"]  # task -> version of its last successful save
     failed_after: dict[str, list[int]] = {}  # task -> versions whose save failed after its last success
@@ -160,9 +188,10 @@ def worker_main(config: dict) -> int:
     attempted: list[str] = []
     readable: list[str] = []
     manager = None
+    others: dict[str, int] = {}  # another worker's task -> its last save that worker listed
+    others_read_at = 0.0
     try:
         from result_assets.app.manager import ResultManager
-        from result_assets.legacy import compare_documents
 
         docs = Documents(config["seed"])
         rng = random.Random(f"soak:{config['seed']}:{k}")
@@ -171,9 +200,19 @@ def worker_main(config: dict) -> int:
         last_status = 0.0
         while time.time() < deadline and not stopping.is_set():
             roll = rng.random()
-            if readable and roll < READ_SHARE:
-                task = rng.choice(readable)
-                expected = docs.make(task, ok[task])
+            if time.time() - others_read_at >= STATUS_EVERY:
+                others, others_read_at = others_saves(status_path.parent, k), time.time()
+            cross = others and rng.random() < CROSS_READ_SHARE
+            if (readable or cross) and roll < READ_SHARE:
+                # Its own task: exactly its last save. Another worker's: a save at least as new as
+                # the one that worker listed (it may have saved again since), exactly that version.
+                if cross:
+                    contended = [t for t in others if int(t.rsplit("_", 1)[1]) < CONTENDED_TASKS]
+                    pool = contended if contended and rng.random() < CONTENDED_SHARE else list(others)
+                    task = rng.choice(pool)
+                else:
+                    task = rng.choice(readable)
+                least = others[task] if cross else ok[task]
                 started = time.perf_counter()
                 try:
                     got = manager.get_result(task)
@@ -184,18 +223,25 @@ def worker_main(config: dict) -> int:
                 else:
                     elapsed = time.perf_counter() - started
                     state["reads"] += 1
-                    diffs = compare_documents(expected, got)
-                    if diffs:
+                    state["cross_reads"] += bool(cross)
+                    seen = marked_version(got, task)
+                    if cross and seen is not None and seen >= least:
+                        wrong = difference(docs.make(task, seen), got)
+                    else:
+                        wrong = difference(docs.make(task, least), got)
+                    if wrong:
                         state["failed_reads"] += 1
                         state["read_mismatches"] += 1
-                        seen = (got.get("metadata") or {}).get("soak") if isinstance(got, dict) else None
-                        note_error(state["read_errors"], f"read of {task!r} (last saved as {task}#{ok[task]}) "
-                                                         f"differs: marked {seen!r}; {diffs[0]}")
+                        whose = "another worker's task" if cross else "its own task"
+                        note_error(state["read_errors"], f"read of {task!r} ({whose}, saved as {task}#{least}"
+                                                         f"{' or later' if cross else ''}) differs: marked "
+                                                         f"{seen!r}; {wrong}")
                     else:
                         state["read_ms"].append(elapsed * 1000)
             else:
                 if attempted and roll < READ_SHARE + RESAVE_SHARE:
-                    task = rng.choice(attempted)
+                    contended = rng.random() < CONTENDED_SHARE
+                    task = rng.choice(attempted[:CONTENDED_TASKS] if contended else attempted)
                     state["resaves"] += 1
                 else:
                     task = task_name(k, len(attempted))
@@ -224,6 +270,7 @@ def worker_main(config: dict) -> int:
                 last_status = now
                 write_json(status_path, {key: state[key] for key in
                                          ("saves", "failed_saves", "reads", "failed_reads")})
+                write_json(status_path.with_name(f"saves_{k}.json"), ok)  # for the others' reads
     except BaseException as exc:  # noqa: BLE001 - the parent reports it; the figures so far still count
         import traceback
 
@@ -241,6 +288,18 @@ def worker_main(config: dict) -> int:
         write_json(status_path, {key: state[key] for key in ("saves", "failed_saves", "reads", "failed_reads")})
         write_json(out, state)
     return 1 if state["crash"] else 0
+
+
+def others_saves(logs: Path, me: int) -> dict[str, int]:
+    """{task: version} of the other workers' successful saves, as they last listed them."""
+    found: dict[str, int] = {}
+    for path in logs.glob("saves_*.json"):
+        if path.name != f"saves_{me}.json":
+            try:
+                found.update(json.loads(path.read_text()))
+            except (OSError, ValueError):  # being replaced: the next look reads it
+                continue
+    return found
 
 
 def write_json(path: Path, value) -> None:
@@ -358,6 +417,7 @@ class Soak:
         self.lock = threading.Lock()
         self.migrate_runs: list[dict] = []
         self.maintain_runs: list[dict] = []
+        self.loop_errors: list[str] = []  # a migrate or maintain loop that died
         self.base: Path | None = None
         self.home: Path | None = None
         self.external_db: tuple[str, str] | None = None  # (admin URL, database name) with DATABASE_URL
@@ -436,6 +496,17 @@ class Soak:
         rc = self.children.wait(proc, RUN_TIMEOUT)
         return rc, log.read_text(errors="replace")
 
+    def loop(self, body, deadline: float) -> None:
+        """body(deadline) on a thread; an exception that ends it is a failure of the soak's own."""
+        try:
+            body(deadline)
+        except Exception as exc:  # noqa: BLE001 - judged at the end
+            import traceback
+
+            traceback.print_exc(file=self.err)
+            with self.lock:
+                self.loop_errors.append(f"{body.__name__}: {one_line(exc)}")
+
     def migrate_loop(self, deadline: float) -> None:
         n = 0
         while not self.stop_event.is_set() and time.time() < deadline:
@@ -498,8 +569,8 @@ class Soak:
                           "out": str(self.logs / f"worker_{k}.json"), "status": str(self.logs / f"status_{k}.json")}
                 argv = [sys.executable, "-m", "benchmarks.soak", "worker", json.dumps(config)]
                 workers.append(self.children.start(argv, self.env, self.logs / f"worker_{k}.log"))
-            for loop in (self.migrate_loop, self.maintain_loop):
-                thread = threading.Thread(target=loop, args=(deadline,), daemon=True)
+            for body in (self.migrate_loop, self.maintain_loop):
+                thread = threading.Thread(target=self.loop, args=(body, deadline), daemon=True)
                 thread.start()
                 threads.append(thread)
             self.say(f"{self.p.processes} application processes, migrate and maintain loops: {self.p.seconds}s")
@@ -528,6 +599,7 @@ class Soak:
             result["left_running"] = self.drop_home()
         result["migrate_runs"] = self.migrate_runs
         result["maintain_runs"] = self.maintain_runs
+        result["loop_errors"] = self.loop_errors
         return result
 
     def watch(self, workers: list[subprocess.Popen], started: float, deadline: float) -> None:
@@ -601,15 +673,14 @@ class Soak:
     def _verify(self, workers: list[dict], legacy: dict) -> dict:
         from result_assets.app.manager import ResultManager
         from result_assets.app.query import ResultStore
-        from result_assets.legacy import compare_documents, parse_document
         from result_assets.store.delta_tables import CURVES, SIGNALS
 
         docs = Documents(self.p.seed)
         expected: dict[str, tuple[int, int]] = {}  # task read back right -> (signals, curve points) of it
         errors: dict = {}
         out = {"tasks": 0, "lost": 0, "missing": 0, "different": 0, "failed_save_kept": 0,
-               "shown_twice": 0, "short_in_scan": 0, "lost_tasks": [], "twice_tasks": [], "short_tasks": [],
-               "migrated": None}
+               "shown_twice": 0, "short_in_scan": 0, "foreign_in_scan": 0, "lost_tasks": [], "twice_tasks": [],
+               "short_tasks": [], "migrated": None}
         manager = ResultManager(mode="postgres-only", record_in_dagster=False)
         store = ResultStore.from_env()
         try:
@@ -639,21 +710,25 @@ class Soak:
                         out["lost_tasks"].append(task)
                         note_error(errors, f"task {task!r} (saved as {task}#{version}) is missing")
                         continue
-                    diffs = compare_documents(docs.make(task, version), document)
-                    if diffs:
+                    wrong = difference(docs.make(task, version), document)
+                    if wrong:
                         out["different"] += 1
                         out["lost_tasks"].append(task)
                         mark = (document.get("metadata") or {}).get("soak")
                         if any(mark == f"{task}#{v}" for v in failed):
                             out["failed_save_kept"] += 1
                         note_error(errors, f"task {task!r} (saved as {task}#{version}) differs: marked {mark!r}; "
-                                           f"{diffs[0]}")
+                                           f"{wrong}")
                         continue
                     expected[task] = docs.counts(task, version)  # read back right: now its rows in a scan
             out["lost"] = out["missing"] + out["different"]
             self._count_rows(expected, signal_counts, curve_counts, out, errors)
-            out["migrated"] = self._verify_legacy(manager, legacy, signal_counts, curve_counts, errors,
-                                                  compare_documents, parse_document)
+            out["migrated"] = self._verify_legacy(manager, legacy, signal_counts, curve_counts, errors)
+            known = {task for task, _, _ in app_tasks} | set(legacy)
+            for task in sorted((set(signal_counts) | set(curve_counts)) - known):
+                out["foreign_in_scan"] += 1
+                note_error(errors, f"rows of task {task!r}, which nobody saved or migrated, are in a scan: "
+                                   f"{signal_counts.get(task, 0)} signal rows, {curve_counts.get(task, 0)} curve rows")
             out["scan"] = {SIGNALS: sum(signal_counts.values()), CURVES: sum(curve_counts.values())}
         finally:
             manager.close()
@@ -681,9 +756,11 @@ class Soak:
                 note_error(errors, f"task {task!r}: only {have[0]} signal rows, {have[1]} curve rows in a scan; "
                                    f"its document has {counts[0]} and {counts[1]}")
 
-    def _verify_legacy(self, manager, legacy: dict, signal_counts, curve_counts, errors, compare_documents,
-                       parse_document) -> dict | None:
-        """The corpus's valid tasks, once a migrate run succeeded: readable, equal to their file, rows once."""
+    def _verify_legacy(self, manager, legacy: dict, signal_counts, curve_counts, errors) -> dict | None:
+        """The corpus's valid tasks, once a migrate run succeeded: readable, exactly what json.loads
+        of their file gives, rows once."""
+        from result_assets.legacy import parse_document
+
         if not any(r["rc"] == 0 for r in self.migrate_runs):
             return None
         valid = sorted(t for t, e in legacy.items() if e["valid"])
@@ -694,11 +771,11 @@ class Soak:
         for task in valid:
             original = parse_document((self.corpus / task / "result.json").read_bytes())
             document = got.get(task)
-            if document is None or compare_documents(original, document):
+            wrong = "missing" if document is None else difference(original, document)
+            if wrong:
                 out["lost"] += 1
                 out["lost_tasks"].append(task)
-                note_error(errors, f"migrated task {task!r} is " + ("missing" if document is None else
-                                                                   f"different: {compare_documents(original, document)[0]}"))
+                note_error(errors, f"migrated task {task!r} is " + (wrong if document is None else f"different: {wrong}"))
                 continue
             row = manager.stores.catalog.task(task)
             expected[task] = (legacy[task]["signals"], row["n_curve_points"] if row else 0)
@@ -778,6 +855,9 @@ def summarize(result: dict) -> dict:
         "failed_save_kept": verify.get("failed_save_kept", 0),
         "shown_twice": verify.get("shown_twice", 0),
         "short_in_scan": verify.get("short_in_scan", 0),
+        "foreign_in_scan": verify.get("foreign_in_scan", 0),
+        "cross_reads": sum(w.get("cross_reads", 0) for w in workers),
+        "loop_errors": result.get("loop_errors", []),
         "migrated_checked": migrated.get("tasks"),
         "migrated_lost": migrated.get("lost", 0),
         "migrated_shown_twice": migrated.get("shown_twice", 0),
@@ -795,11 +875,24 @@ def summarize(result: dict) -> dict:
                    "maintain": runs_errors([r for r in result.get("maintain_runs", []) if not r.get("busy")]
                                            + ([result["final_maintain"]] if result.get("final_maintain") else []))},
     }
+    runs = {"migrate": s["migrate_rc"], "maintain": s["maintain_rc"]}
     problems = {"failed saves": s["failed_saves"], "failed reads": s["failed_reads"], "lost": s["lost"] + s["migrated_lost"],
                 "shown twice": s["shown_twice"] + s["migrated_shown_twice"],
                 "short in scan": s["short_in_scan"] + s["migrated_short_in_scan"],
+                "foreign rows in scan": s["foreign_in_scan"],
+                "failed migrate runs": sum(1 for rc in runs["migrate"] if rc != 0),
+                "failed maintain runs": sum(1 for rc in runs["maintain"] if rc not in (0, "busy"))
+                + int(s["final_maintain_rc"] != 0),
+                "loops that died": len(s["loop_errors"]),
                 "worker crashes": len(s["worker_crashes"]), "verification errors": int(bool(s["verify_error"])),
                 "processes left running": len(s["left_running"])}
+    # A run with nothing to judge passes nothing: each kind of work must have happened.
+    for kind, done in (("saves", s["saves"]), ("re-saves", s["resaves"]), ("reads", s["reads"]),
+                       ("tasks checked", s["tasks_checked"]),
+                       ("successful migrate runs", sum(1 for rc in runs["migrate"] if rc == 0)),
+                       ("successful maintain runs", sum(1 for rc in runs["maintain"] if rc == 0))):
+        if not done:
+            problems[f"no {kind}"] = 1
     s["problems"] = {k: v for k, v in problems.items() if v}
     s["exit_code"] = 1 if s["problems"] else 0
     return s
@@ -842,10 +935,12 @@ def table(s: dict) -> list[str]:
         ("saves", f"{s['saves']} ({s['new_tasks']} new tasks, {s['resaves']} re-saves)"),
         ("failed saves", f"{s['failed_saves']}"),
         ("reads", f"{s['reads']}"),
-        ("failed reads", f"{s['failed_reads']} ({s['read_mismatches']} not the last save)"),
+        ("failed reads", f"{s['failed_reads']} ({s['read_mismatches']} not the last save; "
+                         f"{s['cross_reads']} reads of another process's tasks)"),
         ("lost", lost_note),
         ("shown twice", f"{s['shown_twice']} (migrated: {s['migrated_shown_twice']}); "
-                        f"short in scan: {s['short_in_scan']} (migrated: {s['migrated_short_in_scan']})"),
+                        f"short in scan: {s['short_in_scan']} (migrated: {s['migrated_short_in_scan']}); "
+                        f"foreign: {s['foreign_in_scan']}"),
         ("save p50 / p99 ms", f"{ms(s['save_ms']['p50'])} / {ms(s['save_ms']['p99'])}"),
         ("read p50 / p99 ms", f"{ms(s['read_ms']['p50'])} / {ms(s['read_ms']['p99'])}"),
         ("migrate runs", codes(s["migrate_rc"])),
@@ -858,6 +953,8 @@ def error_lines(s: dict) -> list[str]:
     lines = []
     for crash in s["worker_crashes"]:
         lines.append(f"- crashed: {crash}")
+    for died in s["loop_errors"]:
+        lines.append(f"- loop died: {died}")
     for section, errors in s["errors"].items():
         for entry in sorted(errors.values(), key=lambda e: -e["count"]):
             lines.append(f"- {section} ({entry['count']}x): {entry['first']}")
