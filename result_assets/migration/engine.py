@@ -377,12 +377,12 @@ def _backup_holds(stores, task_id: str, sha256: str) -> bool:
 
 @dataclass
 class FlushResult:
-    moved: list[str]  # task ids now read from Delta
-    kept: list[str]  # saved again meanwhile, or their rows did not read back: still in the hot tier
+    moved: list[str]  # task ids now read from Delta (the others listed stay in the hot tier)
     seconds: dict[str, float]
     commits: dict[str, int | None]  # Delta version written per table
     # the hot tasks this flush took up (`limit` of them when there may be more)
     listed: list[str] = field(default_factory=list)
+    unproven: list[str] = field(default_factory=list)  # of those, the ones whose rows did not read back
 
 
 def flush_hot_tier(stores, limit: int = 1000, skip: Collection[str] = ()) -> FlushResult:
@@ -398,7 +398,7 @@ def flush_hot_tier(stores, limit: int = 1000, skip: Collection[str] = ()) -> Flu
         listed = [h["task_id"] for h in hot]
         hot = stores.catalog.still_hot(hot) if hot else []
     if not hot:
-        return FlushResult([], [], clock.seconds, {SIGNALS: None, CURVES: None}, listed)
+        return FlushResult([], clock.seconds, {SIGNALS: None, CURVES: None}, listed)
     ids = [h["task_id"] for h in hot]
     tables = {t: {h["task_id"]: hot_rows.decode(h[t], SCHEMAS[t]) for h in hot} for t in (SIGNALS, CURVES)}
     with clock.stage("write"):
@@ -408,8 +408,11 @@ def flush_hot_tier(stores, limit: int = 1000, skip: Collection[str] = ()) -> Flu
         located, stored = read_back(stores, ids, *commits)
         proven = [t for t in ids if all(rows_digest(stored[table][t]) == rows_digest(tables[table][t])
                                         for table in (SIGNALS, CURVES))]
+        unproven = sorted(set(ids) - set(proven))
+        if unproven:  # their rows must not stay in the tables under a name readers could find
+            commit_rows(stores, unproven, SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table())
     with clock.stage("publish"):
         moves = {t: {"row_locations": {table: located[table][t] for table in (SIGNALS, CURVES)},
                      "signals_version": versions[SIGNALS], "curves_version": versions[CURVES]} for t in proven}
         moved = stores.catalog.repoint(moves, expected_versions={h["task_id"]: h["version"] for h in hot})
-    return FlushResult(moved, sorted(set(ids) - set(moved)), clock.seconds, versions, listed)
+    return FlushResult(moved, clock.seconds, versions, listed, unproven)

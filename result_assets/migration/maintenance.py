@@ -46,18 +46,21 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
             report.tables[table] = {"before": table_facts(stores, table)}
         report.located, report.unreadable = timed("locate", locate_unlocated_rows, stores)
         held_back: set[str] = set()
+        idle_rounds = 0
         while max_flush is None or report.flushed < max_flush:
-            # A task the flush took up and could not move (its rows did not read back as saved,
-            # or it was saved again before the re-point) is left to the next run: as the oldest
-            # it would be each round's first and hold back the tasks after it.
+            # A task whose rows did not read back as saved is left to the next run: as the
+            # oldest it would be each round's first and hold back the tasks after it.
             flushed = timed("flush", flush_hot_tier, stores, flush_batch, held_back)
             report.flushed += len(flushed.moved)
             report.flushed_task_ids += flushed.moved
-            held_back.update(flushed.kept)
+            held_back.update(flushed.unproven)
+            idle_rounds = 0 if flushed.moved else idle_rounds + 1
             # Another round while a full batch was listed: a task saved again since it was listed
-            # is neither moved nor kept (taken up again at its new version), but the tasks after
-            # it are still waiting.
-            if len(flushed.listed) < flush_batch or not (flushed.moved or flushed.kept):
+            # is not moved (the next round takes it up at its new version), and the tasks after
+            # it are still waiting. Not after a round in which every task was saved again (a
+            # saver faster than the flush), nor after two rounds that moved nothing: rows that
+            # never read back are a fault of the store, not of a few tasks.
+            if len(flushed.listed) < flush_batch or idle_rounds == 2 or not (flushed.moved or flushed.unproven):
                 break
         report.still_hot = stores.catalog.hot_count()
         # Exclusive against Delta batches between commit and publication: compaction and

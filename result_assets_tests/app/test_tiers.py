@@ -449,6 +449,62 @@ def test_a_hot_task_that_fails_the_flushs_proof_does_not_hold_back_the_others(st
     assert_whole(stores, documents)
 
 
+def test_a_task_saved_again_while_its_flush_round_commits_is_flushed_in_the_same_run(stores, monkeypatch):
+    """Saved again after the round listed it (while its rows were committed and read back): it
+    is not moved at the old version, and a later round of the same run moves its new save; it
+    is not held back like a task whose rows did not read back."""
+    from result_assets.store.catalog import Catalog
+
+    m = manager()
+    documents = {f"tier_again_{i}": small_document(strategy=f"a{i}", n=2) for i in range(4)}
+    for task_id, document in documents.items():
+        m.save_result(task_id, document)
+    repoint, saved_again = Catalog.repoint, []
+
+    def save_first_again(self, moves, expected_versions=None):
+        if not saved_again:
+            saved_again.append(m.save_result("tier_again_0", small_document(strategy="again", n=3)))
+            documents["tier_again_0"] = small_document(strategy="again", n=3)
+        return repoint(self, moves, expected_versions)
+
+    monkeypatch.setattr(Catalog, "repoint", save_first_again)
+    report = maintain(stores, flush_batch=2, compact=False, vacuum=False)
+    assert saved_again and set(documents) <= set(report.flushed_task_ids)
+    assert {r["task_id"] for r in stores.catalog.hot_tasks(10**6)} & set(documents) == set()
+    assert_whole(stores, documents)
+
+
+def test_rows_that_never_read_back_stop_the_flush_and_leave_no_rows_behind(stores, monkeypatch):
+    """When no task's rows read back (a fault of the store, not of a few tasks), the flush stops
+    after two rounds that moved nothing, rather than writing every hot task to Delta round after
+    round, and takes out the rows it wrote, as a batch does."""
+    from result_assets.migration import engine
+
+    m = manager()
+    documents = {f"tier_never_{i}": small_document(strategy=f"n{i}", n=2) for i in range(4)}
+    for task_id, document in documents.items():
+        m.save_result(task_id, document)
+    read_back, flush, rounds = engine.read_back, engine.flush_hot_tier, []
+
+    def all_short(stores_, task_ids, *commits):
+        located, stored = read_back(stores_, task_ids, *commits)
+        return located, {table: {t: rows.slice(0, 0) for t, rows in by_task.items()} for table, by_task in stored.items()}
+
+    def counted(*args, **kwargs):
+        rounds.append(1)
+        return flush(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "read_back", all_short)
+    monkeypatch.setattr("result_assets.migration.maintenance.flush_hot_tier", counted)
+    report = maintain(stores, flush_batch=1, compact=False, vacuum=False)
+    assert len(rounds) == 2 and not set(report.flushed_task_ids) & set(documents)
+    assert not set(delta_row_counts(stores, SIGNALS)) & set(documents)
+    assert_whole(stores, documents)
+    monkeypatch.undo()
+    assert set(documents) <= set(maintain(stores, compact=False, vacuum=False).flushed_task_ids)
+    assert_whole(stores, documents)
+
+
 def test_vacuum_never_deletes_a_file_a_catalog_row_names(stores):
     """Rows replaced in Delta by a write that was never published keep their published file."""
     from result_assets.store.delta_tables import SCHEMAS
