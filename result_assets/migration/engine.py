@@ -27,12 +27,15 @@ It returns what it wrote, the versions, the check outcomes and per-stage timings
 """
 from __future__ import annotations
 
+import functools
 import logging
+import tempfile
 import time
 from collections.abc import Collection, Iterable
 from concurrent.futures import Future, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -304,9 +307,7 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
     registered (sources.task_source_file); or, when the store's version is newer than that
     JSON or the JSON is gone (archived), the store's version from its backup, so a partition
     re-run republishes what the store serves instead of an older file or a quarantine. A
-    task with neither is quarantined with that reason."""
-    from pathlib import Path
-
+    task with neither is quarantined with that reason (also when its backup cannot be read)."""
     from result_assets.migration.plan import superseded
     from result_assets.migration.sources import SOURCE_NOT_FOUND, stat_legacy_file, task_source_file
 
@@ -319,20 +320,27 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
         found = stat_legacy_file(Path(path).parent.parent, task_id) if path else None
         state = states.get(task_id)
         published = state is not None and state.status == "migrated"
-        if published and (found is None or superseded(found, state, replaced.get(task_id, set()))) \
-                and _backup_holds(stores, task_id, state.source_sha256):
-            found = _backup_file(stores, task_id, state.source_sha256) or found
+        if published and (found is None or superseded(found, state, replaced.get(task_id, set()))):
+            try:
+                if _backup_holds(stores, task_id, state.source_sha256):
+                    found = _backup_file(stores, task_id, state.source_sha256) or found
+            except OSError as exc:  # this task's store unreachable: its attempt alone is refused
+                log.warning("the backup of %r could not be read: %s", task_id, exc)
         files.append(found or LegacyFile(task_id, path or "", 0, 0, refused=SOURCE_NOT_FOUND))
     return files
 
 
-RESTORED = "restored"  # under the home: local copies of backups kept in an object store
+@functools.cache
+def _restored_dir() -> Path:
+    """This process's folder of local copies of backups kept in an object store (a run worker's
+    temporary space: the home may not be writable there)."""
+    return Path(tempfile.mkdtemp(prefix="result-assets-restored-"))
 
 
 def _backup_file(stores, task_id: str, sha256: str) -> LegacyFile | None:
     """The task's current backup as a file to migrate: the backup folder's own file, or, for
-    backups in an object store, a local copy of its bytes (read with `sha256`) under
-    <home>/restored/, written again by each re-run that needs it."""
+    backups in an object store, a local copy of its bytes (read with `sha256`) in a temporary
+    folder of this process, written again by each re-run that needs it."""
     from result_assets.migration.sources import stat_legacy_file
     from result_assets.store.backups import BackupStore, write_atomic
 
@@ -341,7 +349,7 @@ def _backup_file(stores, task_id: str, sha256: str) -> LegacyFile | None:
     raw = stores.backups.read_version(task_id, sha256)
     if raw is None:
         return None
-    restored = BackupStore(stores.settings.home / RESTORED)
+    restored = BackupStore(_restored_dir())
     path = restored.path(task_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, raw)

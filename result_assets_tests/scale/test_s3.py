@@ -187,3 +187,31 @@ def test_a_partition_re_run_of_an_archived_task_republishes_it_from_its_backup_i
     state = Stores.from_env().catalog.states([task_id])[task_id]
     assert state.status == "migrated" and state.failed_attempt is None
     assert read_result(task_id) == before
+
+
+def test_a_backup_the_bucket_will_not_give_refuses_that_task_alone(migrated, sample_source, tmp_path, monkeypatch):
+    """A re-run that must take a task's version from the bucket (its JSON gone) and cannot
+    (throttled, access denied) refuses that task alone; it failed the whole batch, every task of
+    the step."""
+    from result_assets.migration.engine import registered_sources
+    from result_assets.migration.sources import SOURCE_NOT_FOUND
+    from result_assets.store.stores import Stores
+
+    unreachable, reachable = "bt_20250900_600020", "bt_20250901_14ceeb"
+    verify = S3BackupStore.verify
+
+    def throttled(self, task_id, sha):
+        if task_id == unreachable:
+            raise OSError("AWS Error SLOW_DOWN: please reduce your request rate")
+        return verify(self, task_id, sha)
+
+    monkeypatch.setattr(S3BackupStore, "verify", throttled)
+    for task_id in (unreachable, reachable):  # archived, as in phase 4
+        (sample_source / task_id).rename(tmp_path / task_id)
+    try:
+        files = {f.task_id: f for f in registered_sources(Stores.from_env(), [unreachable, reachable])}
+    finally:
+        for task_id in (unreachable, reachable):
+            (tmp_path / task_id).rename(sample_source / task_id)
+    assert files[unreachable].refused == SOURCE_NOT_FOUND
+    assert files[reachable].refused is None and "result-assets-restored-" in files[reachable].path
