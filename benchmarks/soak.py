@@ -775,7 +775,8 @@ class Soak:
             if wrong:
                 out["lost"] += 1
                 out["lost_tasks"].append(task)
-                note_error(errors, f"migrated task {task!r} is " + (wrong if document is None else f"different: {wrong}"))
+                note_error(errors, f"migrated task {task!r} is "
+                                   + (wrong if document is None else f"different: {wrong}"))
                 continue
             row = manager.stores.catalog.task(task)
             expected[task] = (legacy[task]["signals"], row["n_curve_points"] if row else 0)

@@ -213,7 +213,7 @@ class ResultManager:
         about what reading the JSON did (store/serving_cache.py; a failure there only costs reads)."""
         if validated.status == "migrated":
             entry = {validated.task_id: (validated.sha256, raw, validated.plain_numbers)}
-            self.stores.serving_cache.fill_later(lambda: entry, published_only=True)
+            self.stores.serving_cache.fill_later(lambda: entry)
 
     def _records(self, validated: ValidatedResult) -> dict[str, tuple[dict, str]] | None:
         """The save's record for Dagster, queued in its publishing transaction (none when

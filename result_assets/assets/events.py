@@ -212,8 +212,9 @@ def _listed(failed: list[CheckOutcome], limit: int = 50):
 def queued_save_events(instance, catalog, batch: int = 500):
     """The events of the application's saves queued in the catalog (save_records, written in
     each save's own publishing transaction), for a run's op to yield: per save published the
-    five materializations (a save the publish turned away has none), then per task the per-partition check evaluations of its newest save,
-    each naming the materialization it judged (stored by the time this generator resumes), and at
+    five materializations (a save the publish turned away has none), then per task the
+    per-partition check evaluations of its newest save, each naming the materialization it
+    judged (stored by the time this generator resumes), and at
     the end one verdict per run-level check over the reported tasks, as a backfill records
     them. A batch leaves the queue once all its events were taken: at least once.
 

@@ -156,7 +156,7 @@ class Catalog:
         self.url = url
         self._conn = None
         self._prepared_on, self._prepared = None, set()  # the connection, and what it has prepared
-        self._unserved = False  # a server that refuses the serving cache's table (a hot standby)
+        self.serving_refused = False  # the server refuses the serving cache's table (a hot standby)
 
     def connect(self):
         if self._conn is None or self._conn.closed:
@@ -548,7 +548,7 @@ class Catalog:
         travels as hex text)."""
         asked = set(task_ids)
         held = {t: v for t, v in (held or {}).items() if t in asked}
-        served = served and not self._unserved
+        served = served and not self.serving_refused
         try:
             with self.one_statement() as cur:
                 if len(asked) == 1 and cur.connection.autocommit:  # a point read: planned once per session
@@ -560,12 +560,17 @@ class Catalog:
                         "held_sha256": [sha256 for _, sha256 in held.values()]})
                 return {row["task_id"]: row for row in cur.fetchall()}
         except psycopg2.errors.FeatureNotSupported:
-            if not served:
-                raise
             # A hot standby (a read replica) refuses any query that touches served_files, an
             # UNLOGGED table: this catalog is read without the serving cache from now on.
-            self._unserved = True
+            if not served or not self._in_recovery():
+                raise
+            self.serving_refused = True
             return self.tasks(task_ids, False, held)
+
+    def _in_recovery(self) -> bool:
+        with self.one_statement() as cur:
+            cur.execute("SELECT pg_is_in_recovery() AS recovering")
+            return cur.fetchone()["recovering"]
 
     def _execute_prepared(self, cur, statement: "Prepared", args: tuple) -> None:
         """EXECUTE `statement`, prepared on this connection the first time (outside a transaction:

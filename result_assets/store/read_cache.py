@@ -14,8 +14,9 @@ Maintenance moves rows without changing a document, so cached entries outlive it
 
 Bounded by RESULT_READ_CACHE_MB (marshalled bytes, per process; 0 turns it off), least
 recently used out first: every ResultManager and ResultStore of one catalog in a process shares
-one (process_cache), so a manager made per request still finds what the last one read. It holds nothing the store does not: it is never written back,
-and each get returns a fresh object (the caller may change it).
+one (process_cache), so a manager made per request still finds what the last one read. It
+holds nothing the store does not: it is never written back, and each get returns a fresh
+object (the caller may change it).
 """
 from __future__ import annotations
 

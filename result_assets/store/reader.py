@@ -213,7 +213,7 @@ def _from_rows(stores: Stores, catalog_rows: dict[str, dict], make, scan: bool |
         if point and stores.serving_cache.enabled:
             files = make is _files
             stores.serving_cache.fill_later(lambda: _files_to_keep(stores, missed, tables, made, files),
-                                            after_burst=True, published_only=True)
+                                            after_burst=True)
     out.update(made)
     if cache is not None and point:
         for task_id in made:

@@ -117,15 +117,17 @@ class ServingCache:
 
     @property
     def enabled(self) -> bool:
-        return self.max_bytes > 0
+        """On, and on a catalog that serves it (a hot standby refuses its table)."""
+        return self.max_bytes > 0 and not self.catalog.serving_refused
 
-    def fill(self, files: dict[str, tuple[str, bytes, bool | None]], published_only: bool = False) -> int:
+    def fill(self, files: dict[str, tuple[str, bytes, bool | None]], published_only: bool = True) -> int:
         """Keep these files ({task_id: (source SHA-256, bytes, plain numbers)}), replacing any
-        older entry of the same task. Plain numbers: every number reads exactly without the
-        parse's screen (None: find out). `published_only`: only a file whose task the catalog
-        publishes with that SHA-256 now (a save's or a read's fill, which may land after a newer
-        version's: it must not replace that one's entry). Never raises: a cache that cannot be
-        written only costs later reads."""
+        older entry of the same task; returns how many were kept. Plain numbers: every number
+        reads exactly without the parse's screen (None: find out). `published_only`: only a
+        file whose task the catalog publishes with that SHA-256 when it lands (a fill may land
+        after a newer version's, and must not replace that one's entry; False: any, for
+        tests of the cache's own workings). Never raises: a cache that cannot be written only
+        costs later reads."""
         if not self.enabled or self.readonly or not files:
             return 0
         rows = []
@@ -147,18 +149,19 @@ class ServingCache:
                     "stored_bytes = EXCLUDED.stored_bytes, plain_numbers = EXCLUDED.plain_numbers, "
                     "body = EXCLUDED.body, filled_at = clock_timestamp()",
                     sorted(rows), page_size=len(rows))  # one order: two fills of the same tasks wait, never deadlock
+                kept = cur.rowcount  # one statement (page_size): every row it inserted or updated
         except psycopg2.Error as exc:  # e.g. a role that may only read: the reads still work
             log.debug("serving cache not filled: %s", _first_line(exc))
             return 0
-        if _chance.random() < len(rows) / TRIM_EVERY:
+        if _chance.random() < kept / TRIM_EVERY:
             try:
                 self.trim()
             except psycopg2.Error as exc:  # the next trim holds the bound
                 log.debug("serving cache not trimmed: %s", _first_line(exc))
-        return len(rows)
+        return kept
 
     def fill_later(self, files: Callable[[], dict[str, tuple[str, bytes, bool | None]]],
-                   after_burst: bool = False, published_only: bool = False) -> None:
+                   after_burst: bool = False, published_only: bool = True) -> None:
         """fill(files()) on the process's filler thread, on a connection of its own: a save or
         a read that missed does not wait for the files' hashing, compression and INSERT (1.5-2.5
         ms of a 90-280 KB file's miss, docs/performance.md "Reads and saves"). `after_burst` (a

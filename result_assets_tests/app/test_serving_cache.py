@@ -202,14 +202,16 @@ def test_a_reads_late_fill_never_replaces_the_entry_of_a_save_published_meanwhil
     m = manager()
     m.save_result("serve_late", small_document(strategy="first", n=3))
     m.stores.serving_cache.forget(["serve_late"])
-    monkeypatch.setattr(serving_cache, "QUIET_SECONDS", 0.5)  # the read's fill waits half a second
+    burst_over = threading.Event()  # the read's fill waits for this, not for a length of time
+    monkeypatch.setattr(serving_cache._Filler, "_wait_for_quiet", lambda self: burst_over.wait(30))
     reader_ = manager()
     assert reader_.get_result("serve_late")["strategy"] == "first"  # a miss: its fill is queued
     manager(serving_cache_mb=0).save_result("serve_late", small_document(strategy="second", n=4))
     published = m.stores.catalog.task("serve_late")["source_sha256"]
     other_process = ServingCache(Catalog(m.stores.catalog.url), m.stores.serving_cache.max_bytes)
-    assert other_process.fill({"serve_late": (published, m.stores.backups.read("serve_late"), None)},
-                              published_only=True) == 1
+    assert other_process.fill({"serve_late": (published, m.stores.backups.read("serve_late"), None)}) == 1
+    assert other_process.fill({"serve_late": ("0" * 64, b"{}", None)}) == 0  # not published: not kept
+    burst_over.set()
     assert entries(m)["serve_late"][0] == published  # after the read's fill landed (entries settles)
     other_process.catalog.close()
     m.close()
@@ -253,9 +255,10 @@ def test_it_keeps_its_bound_the_oldest_fills_out_first(serving_on, monkeypatch):
     cache = ServingCache(m.stores.catalog, max_bytes=one * 8 + one // 2)  # eight fit
     cache.forget(list(entries(m)))
     too_big = ServingCache(m.stores.catalog, max_bytes=one * LARGEST_SHARE - LARGEST_SHARE)
-    assert too_big.fill({"serve_bound_0": ("x", files["serve_bound_0"], True)}) == 0  # over its share: not kept
+    over_its_share = {"serve_bound_0": ("x", files["serve_bound_0"], True)}
+    assert too_big.fill(over_its_share, published_only=False) == 0  # not kept
     for task_id, raw in files.items():  # one at a time: each a later fill
-        cache.fill({task_id: ("sha-" + task_id, raw, True)})
+        cache.fill({task_id: ("sha-" + task_id, raw, True)}, published_only=False)
     assert len(entries(m)) == 8  # trimmed by the tenth fill itself
     stats = cache.trim()
     assert stats.stored_bytes <= cache.max_bytes and stats.entries == 8 and stats.evicted == 0
@@ -273,7 +276,8 @@ def test_many_short_lived_processes_keep_the_bound_together(serving_on, monkeypa
     one = max(len(pa.Codec("zstd", compression_level=1).compress(raw, asbytes=True)) for raw in files.values())
     ServingCache(m.stores.catalog, max_bytes=1).forget(list(entries(m)))
     for task_id, raw in files.items():
-        ServingCache(m.stores.catalog, max_bytes=one * 8 + one // 2).fill({task_id: ("sha-" + task_id, raw, True)})
+        ServingCache(m.stores.catalog, max_bytes=one * 8 + one // 2).fill({task_id: ("sha-" + task_id, raw, True)},
+                                                                   published_only=False)
     assert 8 <= len(entries(m)) < 8 + 4 * 4  # a count per process never trimmed: all 40 stayed
     m.close()
 
@@ -289,7 +293,8 @@ def test_a_trim_never_deadlocks_with_fills_of_several_tasks(serving_on, monkeypa
     def filler(seed: int) -> None:
         pick, cache = random.Random(seed), ServingCache(Catalog(url), 64 << 20)
         while time.monotonic() < stop and not errors:
-            cache.fill({t: ("0" * 64, os.urandom(200), True) for t in pick.sample(ids, pick.randint(2, 16))})
+            cache.fill({t: ("0" * 64, os.urandom(200), True) for t in pick.sample(ids, pick.randint(2, 16))},
+                       published_only=False)
 
     def trimmer() -> None:
         cache = ServingCache(Catalog(url), 64 << 20)
@@ -318,7 +323,7 @@ def test_a_trim_is_not_held_up_by_the_store_write_lock(serving_on, monkeypatch):
     cache = ServingCache(m.stores.catalog, max_bytes=one * 8 + one // 2)
     cache.forget(list(entries(m)))
     for task_id, raw in files.items():
-        cache.fill({task_id: ("sha-" + task_id, raw, True)})
+        cache.fill({task_id: ("sha-" + task_id, raw, True)}, published_only=False)
     with m.stores.catalog.store_write_lock(exclusive=False):
         assert cache.trim().evicted == 2
     m.close()
@@ -327,7 +332,8 @@ def test_a_trim_is_not_held_up_by_the_store_write_lock(serving_on, monkeypatch):
 def test_maintenance_drops_entries_no_published_version_names_and_reports_the_cache(serving_on):
     m = manager()
     m.save_result("serve_d", small_document(strategy="kept"))
-    m.stores.serving_cache.fill({"serve_gone": ("0" * 64, b'{"strategy": "never published"}', None)})
+    m.stores.serving_cache.fill({"serve_gone": ("0" * 64, b'{"strategy": "never published"}', None)},
+                                published_only=False)
     assert {"serve_d", "serve_gone"} <= set(entries(m))
     report = maintain(m.stores)
     assert "serve_gone" not in entries(m) and "serve_d" in entries(m)
@@ -348,17 +354,17 @@ def test_fills_land_behind_the_caller_in_order_and_one_past_the_bound_is_dropped
         time.sleep(0.01)
     ids = [f"serve_queued_{i:02d}" for i in range(serving_cache.PENDING_FILLS + 1)]
     for task_id in ids:
-        cache.fill_later(lambda t=task_id: {t: ("sha-" + t, t.encode(), True)})
+        cache.fill_later(lambda t=task_id: {t: ("sha-" + t, t.encode(), True)}, published_only=False)
     conn = m.stores.catalog.connect()
     with conn, conn.cursor() as cur:  # nothing landed yet: the caller did not wait for it
         cur.execute("SELECT count(*) FROM served_files WHERE task_id LIKE 'serve_queued_%%'")
         assert cur.fetchone()[0] == 0
-    cache.fill_later(lambda: {ids[0]: ("sha-newer", b"newer", True)})  # past the bound: dropped
+    cache.fill_later(lambda: {ids[0]: ("sha-newer", b"newer", True)}, published_only=False)  # past the bound: dropped
     gate.set()
     held = entries(m)
     assert [t for t in ids if t in held] == ids[:-1]  # the one past the bound dropped, never raised
     assert held[ids[0]][0] == "sha-" + ids[0]
-    cache.fill_later(lambda: {ids[0]: ("sha-newer", b"newer", True)})
+    cache.fill_later(lambda: {ids[0]: ("sha-newer", b"newer", True)}, published_only=False)
     assert entries(m)[ids[0]][0] == "sha-newer"  # in the order queued: a later fill replaces
     cache.forget(ids)
     m.close()
@@ -399,7 +405,8 @@ def test_a_forked_child_fills_on_a_filler_of_its_own(serving_on):
     the fillers' lock would wait on it for ever."""
     m = manager()
     cache, url = m.stores.serving_cache, m.stores.catalog.url
-    cache.fill_later(lambda: {"serve_parent": ("sha-parent", b"parent", True)})  # the parent's filler runs
+    # the parent's filler runs
+    cache.fill_later(lambda: {"serve_parent": ("sha-parent", b"parent", True)}, published_only=False)
     cache.settle()
     held, release = threading.Event(), threading.Event()
 
@@ -417,7 +424,8 @@ def test_a_forked_child_fills_on_a_filler_of_its_own(serving_on):
         try:
             child = ServingCache(Catalog(url), cache.max_bytes)
             queued = threading.Thread(target=child.fill_later,
-                                      args=(lambda: {"serve_child": ("sha-child", b"c", True)},), daemon=True)
+                                      args=(lambda: {"serve_child": ("sha-child", b"c", True)},),
+                                      kwargs={"published_only": False}, daemon=True)
             queued.start()
             queued.join(10)
             for _ in range(500 if not queued.is_alive() else 0):  # up to 10 s for the fill to land

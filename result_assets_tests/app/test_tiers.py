@@ -488,7 +488,8 @@ def test_rows_that_never_read_back_stop_the_flush_and_leave_no_rows_behind(store
 
     def all_short(stores_, task_ids, *commits):
         located, stored = read_back(stores_, task_ids, *commits)
-        return located, {table: {t: rows.slice(0, 0) for t, rows in by_task.items()} for table, by_task in stored.items()}
+        return located, {table: {t: rows.slice(0, 0) for t, rows in by_task.items()}
+                         for table, by_task in stored.items()}
 
     def counted(*args, **kwargs):
         rounds.append(1)

@@ -84,6 +84,11 @@ def test_a_read_replica_serves_point_reads_with_the_serving_cache_on(standby_url
     assert text(manager.get_result("standby_task")) == expected
     assert text(manager.get_result("standby_task")) == expected  # and again, on the same catalog
     assert list(manager.get_results(["standby_task"])) == ["standby_task"]
+    # nor does it queue fills the standby could never take (the file rebuilt, hashed, compressed)
+    from result_assets.store import serving_cache
+
+    assert not manager.stores.serving_cache.enabled
+    assert manager.stores.catalog.url not in serving_cache._fillers
     manager.close()
     store = ResultStore(QueryStores(settings, readonly=True))
     assert text(store.read_result("standby_task")) == expected
