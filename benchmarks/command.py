@@ -38,9 +38,10 @@ def add_arguments(parser) -> None:
     app.add_argument("--app-no-dagster", action="store_true", help="record_in_dagster=False: the store's cost alone")
     soak = parser.add_argument_group(
         "--soak: application processes saving and reading while migrate and maintain loop, on one store (soak.py)",
-        "Prints a table, writes <workdir>/soak.json. Exit 1 if a save or a read failed, a task was lost (missing or "
-        "not its last save), shown twice or short in a scan, or a process died or was left running; else 0 "
-        "(failed migrate/maintain runs are reported, not judged).")
+        "Prints a table, writes <workdir>/soak.json. Exit 1 if a save or a read failed (a read must be exactly the "
+        "last save), a task was lost (missing or not exactly its last save), shown twice or short in a scan, rows "
+        "were foreign, a migrate or maintain run failed or none succeeded, a process died or was left running, or "
+        "nothing was done to judge; else 0.")
     soak.add_argument("--soak", action="store_true", help="run the soak instead of the migration bench")
     soak.add_argument("--soak-seconds", type=whole_number(1), default=600, help="how long (default 600)")
     soak.add_argument("--soak-processes", type=whole_number(1), default=4,

@@ -62,6 +62,7 @@ CROSS_READ_SHARE = 0.3  # of a worker's reads: another worker's task (a stale re
 # of its tasks go to them, so a process reads a task again after another one saved it anew.
 CONTENDED_TASKS, CONTENDED_SHARE = 8, 0.5
 WORKER_GRACE = 120.0  # seconds a worker may run past the end before it is stopped
+MIN_WORK_SECONDS = 3.0  # a worker works this long once ready, however short the soak (its start-up counts none)
 RUN_TIMEOUT = 900.0  # seconds one migrate/maintain run may take before it is stopped
 BUSY = "another maintenance run is in progress"
 
@@ -197,6 +198,7 @@ def worker_main(config: dict) -> int:
         rng = random.Random(f"soak:{config['seed']}:{k}")
         # As the application runs it: each save also queues its record for Dagster.
         manager = ResultManager(mode="postgres-only")
+        deadline = max(deadline, time.time() + MIN_WORK_SECONDS)  # a very short soak still has work to judge
         last_status = 0.0
         while time.time() < deadline and not stopping.is_set():
             roll = rng.random()

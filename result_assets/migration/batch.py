@@ -15,7 +15,7 @@ import pyarrow as pa
 from result_assets.legacy import InvalidResult, NormalizedResult, dumps_document, normalize, parse_document
 from result_assets.legacy.normalize import nesting_depth
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
-from result_assets.migration.sources import SOURCE_NOT_FOUND, LegacyFile, display_path, outside_source_dir
+from result_assets.migration.sources import LegacyFile, display_path, outside_source_dir, unread_refusal
 from result_assets.store.backups import file_sha256, sha256_hex
 from result_assets.store.catalog import METRICS, SymbolRow, TaskRow
 from result_assets.store.delta_tables import CommitInfo
@@ -107,7 +107,7 @@ def read_source(source: LegacyFile, limit: int) -> RawResult:
     """The file's bytes, or why not: refused (a link out of the source dir), over the size
     limit (hashed and later backed up by streaming, never held whole), or unreadable."""
     if source.refused:
-        return RawResult(source, b"", sha256_hex(b""), source.refused, unread=source.refused == SOURCE_NOT_FOUND)
+        return RawResult(source, b"", sha256_hex(b""), source.refused, unread=unread_refusal(source.refused))
     try:
         if outside_source_dir(source.path):
             return RawResult(source, b"", sha256_hex(b""),

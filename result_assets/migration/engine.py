@@ -27,8 +27,10 @@ It returns what it wrote, the versions, the check outcomes and per-stage timings
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Collection, Iterable
@@ -309,7 +311,12 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
     re-run republishes what the store serves instead of an older file or a quarantine. A
     task with neither is quarantined with that reason (also when its backup cannot be read)."""
     from result_assets.migration.plan import superseded
-    from result_assets.migration.sources import SOURCE_NOT_FOUND, stat_legacy_file, task_source_file
+    from result_assets.migration.sources import (
+        BACKUP_UNREADABLE,
+        SOURCE_NOT_FOUND,
+        stat_legacy_file,
+        task_source_file,
+    )
 
     registered = stores.catalog.sources(task_ids)
     states = stores.catalog.states(task_ids)
@@ -320,21 +327,25 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
         found = stat_legacy_file(Path(path).parent.parent, task_id) if path else None
         state = states.get(task_id)
         published = state is not None and state.status == "migrated"
+        refused = SOURCE_NOT_FOUND
         if published and (found is None or superseded(found, state, replaced.get(task_id, set()))):
             try:
                 if _backup_holds(stores, task_id, state.source_sha256):
                     found = _backup_file(stores, task_id, state.source_sha256) or found
-            except OSError as exc:  # this task's store unreachable: its attempt alone is refused
+            except OSError as exc:  # the store's version cannot be had: this task alone is refused
                 log.warning("the backup of %r could not be read: %s", task_id, exc)
-        files.append(found or LegacyFile(task_id, path or "", 0, 0, refused=SOURCE_NOT_FOUND))
+                found, refused = None, f"{BACKUP_UNREADABLE}: {exc}"
+        files.append(found or LegacyFile(task_id, path or "", 0, 0, refused=refused))
     return files
 
 
 @functools.cache
 def _restored_dir() -> Path:
     """This process's folder of local copies of backups kept in an object store (a run worker's
-    temporary space: the home may not be writable there)."""
-    return Path(tempfile.mkdtemp(prefix="result-assets-restored-"))
+    temporary space: the home may not be writable there), removed when the process ends."""
+    path = Path(tempfile.mkdtemp(prefix="result-assets-restored-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def _backup_file(stores, task_id: str, sha256: str) -> LegacyFile | None:

@@ -55,12 +55,15 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
             report.flushed_task_ids += flushed.moved
             held_back.update(flushed.unproven)
             idle_rounds = 0 if flushed.moved else idle_rounds + 1
-            # Another round while a full batch was listed: a task saved again since it was listed
-            # is not moved (the next round takes it up at its new version), and the tasks after
-            # it are still waiting. Not after a round in which every task was saved again (a
-            # saver faster than the flush), nor after two rounds that moved nothing: rows that
-            # never read back are a fault of the store, not of a few tasks.
-            if len(flushed.listed) < flush_batch or idle_rounds == 2 or not (flushed.moved or flushed.unproven):
+            # Another round while a full batch was listed (the tasks after it are waiting), or
+            # when a task the round listed was saved again meanwhile (not moved at its old
+            # version: the next round takes it up at its new one). Not after a round in which
+            # every task was saved again (a saver faster than the flush), nor after two rounds
+            # that moved nothing: rows that never read back are a fault of the store, not of a
+            # few tasks.
+            saved_again = set(flushed.listed) - set(flushed.moved) - set(flushed.unproven)
+            if idle_rounds == 2 or not (flushed.moved or flushed.unproven) or (
+                    len(flushed.listed) < flush_batch and not saved_again):
                 break
         report.still_hot = stores.catalog.hot_count()
         # Exclusive against Delta batches between commit and publication: compaction and

@@ -18,6 +18,15 @@ from result_assets.store.backups import file_sha256
 RESULT_FILE = "result.json"
 # The refusal of a task whose registered file is gone and that has no backup to read instead.
 SOURCE_NOT_FOUND = "source file not found"
+# A re-run that takes the store's version from its backup, which could not be read (an object
+# store's error): like a file not found, it says nothing of the task's data.
+BACKUP_UNREADABLE = "its backup could not be read"
+
+
+def unread_refusal(reason: str | None) -> bool:
+    """Whether a refusal left the task's bytes unread (SOURCE_NOT_FOUND, BACKUP_UNREADABLE): the
+    attempt is kept beside a published version, never a quarantine over it."""
+    return reason is not None and (reason == SOURCE_NOT_FOUND or reason.startswith(BACKUP_UNREADABLE))
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,7 @@ def test_a_backup_the_bucket_will_not_give_refuses_that_task_alone(migrated, sam
     (throttled, access denied) refuses that task alone; it failed the whole batch, every task of
     the step."""
     from result_assets.migration.engine import registered_sources
-    from result_assets.migration.sources import SOURCE_NOT_FOUND
+    from result_assets.migration.sources import BACKUP_UNREADABLE
     from result_assets.store.stores import Stores
 
     unreachable, reachable = "bt_20250900_600020", "bt_20250901_14ceeb"
@@ -213,5 +213,35 @@ def test_a_backup_the_bucket_will_not_give_refuses_that_task_alone(migrated, sam
     finally:
         for task_id in (unreachable, reachable):
             (tmp_path / task_id).rename(sample_source / task_id)
-    assert files[unreachable].refused == SOURCE_NOT_FOUND
+    assert files[unreachable].refused.startswith(BACKUP_UNREADABLE) and "SLOW_DOWN" in files[unreachable].refused
     assert files[reachable].refused is None and "result-assets-restored-" in files[reachable].path
+
+
+def test_a_backup_the_bucket_will_not_give_refuses_its_task_also_beside_an_older_json(migrated, sample_source,
+                                                                                     monkeypatch):
+    """The JSON is there but older than the store's version (an application saved since): the
+    store's version is in the bucket alone. When the bucket will not give it, the task is
+    refused (kept beside its published version), not migrated from the older file, whose
+    backup write then failed the whole batch on the same error."""
+    from result_assets import ResultManager
+    from result_assets.migration.batch import read_source
+    from result_assets.migration.engine import registered_sources
+    from result_assets.migration.sources import BACKUP_UNREADABLE
+    from result_assets.store.stores import Stores
+
+    task_id = "bt_20250901_92a477"
+    saved = parse_document((sample_source / task_id / "result.json").read_bytes())
+    saved["strategy"] = "saved since"
+    ResultManager("postgres-only").save_result(task_id, saved)
+    verify = S3BackupStore.verify
+
+    def denied(self, task, sha):
+        if task == task_id:
+            raise OSError("AWS Error ACCESS_DENIED")
+        return verify(self, task, sha)
+
+    monkeypatch.setattr(S3BackupStore, "verify", denied)
+    [file] = registered_sources(Stores.from_env(), [task_id])
+    assert file.refused.startswith(BACKUP_UNREADABLE)
+    assert read_source(file, 1 << 30).unread  # kept beside the published version, never a quarantine
+    assert read_result(task_id)["strategy"] == "saved since"
