@@ -309,7 +309,8 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
     registered (sources.task_source_file); or, when the store's version is newer than that
     JSON or the JSON is gone (archived), the store's version from its backup, so a partition
     re-run republishes what the store serves instead of an older file or a quarantine. A
-    task with neither is quarantined with that reason (also when its backup cannot be read)."""
+    task with neither (or whose backup cannot be read) is refused with that reason: beside a
+    published version, an attempt kept next to it."""
     from result_assets.migration.plan import superseded
     from result_assets.migration.sources import (
         BACKUP_UNREADABLE,

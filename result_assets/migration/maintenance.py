@@ -46,7 +46,7 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
             report.tables[table] = {"before": table_facts(stores, table)}
         report.located, report.unreadable = timed("locate", locate_unlocated_rows, stores)
         held_back: set[str] = set()
-        idle_rounds = 0
+        idle_rounds, caught_up = 0, False
         while max_flush is None or report.flushed < max_flush:
             # A task whose rows did not read back as saved is left to the next run: as the
             # oldest it would be each round's first and hold back the tasks after it.
@@ -55,16 +55,19 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
             report.flushed_task_ids += flushed.moved
             held_back.update(flushed.unproven)
             idle_rounds = 0 if flushed.moved else idle_rounds + 1
-            # Another round while a full batch was listed (the tasks after it are waiting), or
-            # when a task the round listed was saved again meanwhile (not moved at its old
-            # version: the next round takes it up at its new one). Not after a round in which
-            # every task was saved again (a saver faster than the flush), nor after two rounds
-            # that moved nothing: rows that never read back are a fault of the store, not of a
-            # few tasks.
+            # Another round while a full batch was listed (the tasks after it are waiting). A
+            # task saved again while its round committed is not moved at its old version: one
+            # more round takes such tasks up at their new one, once per run (applications that
+            # keep saving would otherwise keep the flush going, and compaction waiting). Not
+            # after a round in which every task was saved again, nor after two rounds that
+            # moved nothing: rows that never read back are a fault of the store, not of a few tasks.
             saved_again = set(flushed.listed) - set(flushed.moved) - set(flushed.unproven)
-            if idle_rounds == 2 or not (flushed.moved or flushed.unproven) or (
-                    len(flushed.listed) < flush_batch and not saved_again):
+            if idle_rounds == 2 or not (flushed.moved or flushed.unproven):
                 break
+            if len(flushed.listed) < flush_batch:
+                if caught_up or not saved_again:
+                    break
+                caught_up = True
         report.still_hot = stores.catalog.hot_count()
         # Exclusive against Delta batches between commit and publication: compaction and
         # vacuum never take a file a batch committed and has not published yet.

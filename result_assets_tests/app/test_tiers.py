@@ -475,6 +475,34 @@ def test_a_task_saved_again_while_its_flush_round_commits_is_flushed_in_the_same
     assert_whole(stores, documents)
 
 
+def test_an_application_that_keeps_saving_does_not_keep_the_flush_going(stores, monkeypatch):
+    """A task saved again during every round (an application that keeps saving it): the flush
+    takes it up again once, not round after round; the run ends and compaction gets its turn
+    (the soak showed one maintenance run in five minutes)."""
+    from result_assets.migration import engine
+    from result_assets.store.catalog import Catalog
+
+    m = manager()
+    m.save_result("tier_busy_0", small_document(strategy="b0", n=2))
+    m.save_result("tier_busy_quiet", small_document(strategy="quiet", n=2))
+    repoint, flush, rounds = Catalog.repoint, engine.flush_hot_tier, []
+
+    def save_again(self, moves, expected_versions=None):
+        m.save_result("tier_busy_0", small_document(strategy=f"b{len(rounds)}", n=2))
+        m.save_result(f"tier_busy_{len(rounds)}", small_document(strategy="new", n=2))
+        return repoint(self, moves, expected_versions)
+
+    def counted(*args, **kwargs):
+        rounds.append(1)
+        assert len(rounds) <= 10, "the flush went on while the application saved"
+        return flush(*args, **kwargs)
+
+    monkeypatch.setattr(Catalog, "repoint", save_again)
+    monkeypatch.setattr("result_assets.migration.maintenance.flush_hot_tier", counted)
+    maintain(stores, compact=False, vacuum=False)
+    assert len(rounds) == 2  # the round, and one more for what was saved again meanwhile
+
+
 def test_rows_that_never_read_back_stop_the_flush_and_leave_no_rows_behind(stores, monkeypatch):
     """When no task's rows read back (a fault of the store, not of a few tasks), the flush stops
     after two rounds that moved nothing, rather than writing every hot task to Delta round after
