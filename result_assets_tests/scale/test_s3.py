@@ -189,6 +189,18 @@ def test_a_partition_re_run_of_an_archived_task_republishes_it_from_its_backup_i
     assert read_result(task_id) == before
 
 
+def bucket_refuses(monkeypatch, task_id: str, error: str) -> None:
+    """The bucket answers every look at one task's backup with an error (throttled, denied)."""
+    verify = S3BackupStore.verify
+
+    def refusing(self, task, sha):
+        if task == task_id:
+            raise OSError(error)
+        return verify(self, task, sha)
+
+    monkeypatch.setattr(S3BackupStore, "verify", refusing)
+
+
 def test_a_backup_the_bucket_will_not_give_refuses_that_task_alone(migrated, sample_source, tmp_path, monkeypatch):
     """A re-run that must take a task's version from the bucket (its JSON gone) and cannot
     (throttled, access denied) refuses that task alone; it failed the whole batch, every task of
@@ -198,14 +210,7 @@ def test_a_backup_the_bucket_will_not_give_refuses_that_task_alone(migrated, sam
     from result_assets.store.stores import Stores
 
     unreachable, reachable = "bt_20250900_600020", "bt_20250901_14ceeb"
-    verify = S3BackupStore.verify
-
-    def throttled(self, task_id, sha):
-        if task_id == unreachable:
-            raise OSError("AWS Error SLOW_DOWN: please reduce your request rate")
-        return verify(self, task_id, sha)
-
-    monkeypatch.setattr(S3BackupStore, "verify", throttled)
+    bucket_refuses(monkeypatch, unreachable, "AWS Error SLOW_DOWN: please reduce your request rate")
     for task_id in (unreachable, reachable):  # archived, as in phase 4
         (sample_source / task_id).rename(tmp_path / task_id)
     try:
@@ -233,14 +238,7 @@ def test_a_backup_the_bucket_will_not_give_refuses_its_task_also_beside_an_older
     saved = parse_document((sample_source / task_id / "result.json").read_bytes())
     saved["strategy"] = "saved since"
     ResultManager("postgres-only").save_result(task_id, saved)
-    verify = S3BackupStore.verify
-
-    def denied(self, task, sha):
-        if task == task_id:
-            raise OSError("AWS Error ACCESS_DENIED")
-        return verify(self, task, sha)
-
-    monkeypatch.setattr(S3BackupStore, "verify", denied)
+    bucket_refuses(monkeypatch, task_id, "AWS Error ACCESS_DENIED")
     [file] = registered_sources(Stores.from_env(), [task_id])
     assert file.refused.startswith(BACKUP_UNREADABLE)
     assert read_source(file, 1 << 30).unread  # kept beside the published version, never a quarantine
