@@ -12,6 +12,8 @@ runs it; so do `migrate` and the first use of a new (empty) catalog.
 """
 from __future__ import annotations
 
+import psycopg2.errors
+
 SCHEMA_LOCK = 7201  # pg advisory lock: one upgrade at a time
 
 # Version 1: the catalog as the first releases left it (every statement idempotent, so an
@@ -213,6 +215,8 @@ STEPS: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)
                                 (9, _V9)]
 SCHEMA_VERSION = STEPS[-1][0]
 UPGRADE_COMMAND = "result-assets db upgrade"
+# How long a first use waits for an upgrade under way before it calls the catalog old.
+UPGRADE_WAIT_SECONDS = 120.0
 
 
 class SchemaOutdated(RuntimeError):
@@ -260,9 +264,16 @@ def require_current(conn, *, create_if_empty: bool) -> None:
         return
     if version is not None and version < SCHEMA_VERSION:
         # An upgrade commits step by step: another process creating a new home's catalog may
-        # be half way. Read again once no upgrade holds the lock (one that is older stays so).
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        # be half way. Read again once no upgrade holds the lock (one that is older stays so),
+        # waiting UPGRADE_WAIT_SECONDS at most: an upgrade session that hangs is an error too.
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("SET LOCAL lock_timeout = %s", (f"{int(UPGRADE_WAIT_SECONDS * 1000)}ms",))
+                cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        except psycopg2.errors.LockNotAvailable:
+            raise SchemaOutdated(f"the catalog's schema is version {version}, this code needs {SCHEMA_VERSION}, and "
+                                 f"an upgrade has held the schema lock for over {UPGRADE_WAIT_SECONDS:.0f} s: "
+                                 f"wait for it, or run `{UPGRADE_COMMAND}`") from None
         try:
             version = installed_version(conn)
         finally:

@@ -916,6 +916,35 @@ def test_a_catalog_half_way_through_its_first_upgrade_is_waited_for_not_called_o
             % SCHEMA_VERSION)
 
 
+def test_an_upgrade_that_hangs_is_a_one_line_error_not_a_hung_first_use(stores, monkeypatch):
+    """A first use waits for an upgrade under way, but not for ever: a session holding the
+    schema lock past UPGRADE_WAIT_SECONDS (a hung `db upgrade`) makes it the one-line error,
+    and leaves the connection usable."""
+    import psycopg2
+
+    from result_assets.store import schema
+
+    monkeypatch.setattr(schema, "UPGRADE_WAIT_SECONDS", 0.5)
+    url = stores.catalog.url
+    hung = psycopg2.connect(url)
+    hung.autocommit = True
+    try:
+        with hung.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (schema.SCHEMA_LOCK,))
+            cur.execute("DELETE FROM result_assets_schema WHERE version > 6")
+        first_use = psycopg2.connect(url)
+        with pytest.raises(SchemaOutdated, match="held the schema lock for over 0 s"):
+            schema.require_current(first_use, create_if_empty=True)
+        with first_use, first_use.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+        first_use.close()
+    finally:
+        hung.close()
+        sql(url, "INSERT INTO result_assets_schema (version) SELECT generate_series(7, %s) ON CONFLICT DO NOTHING"
+            % SCHEMA_VERSION)
+
+
 def test_a_read_racing_maintenance_reads_where_the_rows_moved(stores):
     """A reader holds a catalog row; maintenance then compacts, re-points and vacuums at
     retention 0, deleting the file that row named. The read follows the fresh catalog row
