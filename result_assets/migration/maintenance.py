@@ -47,10 +47,15 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
         report.located, report.unreadable = timed("locate", locate_unlocated_rows, stores)
         held_back: set[str] = set()
         idle_rounds, caught_up = 0, False
-        while max_flush is None or report.flushed < max_flush:
+        # The rounds the backlog found at the start needs, and two more: applications saving as
+        # fast as the flush moves tasks would otherwise keep it going, and compaction waiting.
+        rounds_left = -(-stores.catalog.hot_count() // flush_batch) + 2
+        while (max_flush is None or report.flushed < max_flush) and rounds_left > 0:
+            rounds_left -= 1
             # A task whose rows did not read back as saved is left to the next run: as the
             # oldest it would be each round's first and hold back the tasks after it.
-            flushed = timed("flush", flush_hot_tier, stores, flush_batch, held_back)
+            limit = flush_batch if max_flush is None else min(flush_batch, max_flush - report.flushed)
+            flushed = timed("flush", flush_hot_tier, stores, limit, held_back)
             report.flushed += len(flushed.moved)
             report.flushed_task_ids += flushed.moved
             held_back.update(flushed.unproven)
@@ -64,7 +69,7 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
             saved_again = set(flushed.listed) - set(flushed.moved) - set(flushed.unproven)
             if idle_rounds == 2 or not (flushed.moved or flushed.unproven):
                 break
-            if len(flushed.listed) < flush_batch:
+            if len(flushed.listed) < limit:
                 if caught_up or not saved_again:
                     break
                 caught_up = True

@@ -268,7 +268,9 @@ def require_current(conn, *, create_if_empty: bool) -> None:
         # waiting UPGRADE_WAIT_SECONDS at most: an upgrade session that hangs is an error too.
         try:
             with conn, conn.cursor() as cur:
-                cur.execute("SET LOCAL lock_timeout = %s", (f"{int(UPGRADE_WAIT_SECONDS * 1000)}ms",))
+                # the wait's own bound: not a role's shorter statement_timeout, a raw error
+                cur.execute("SET LOCAL lock_timeout = %s; SET LOCAL statement_timeout = 0",
+                            (f"{int(UPGRADE_WAIT_SECONDS * 1000)}ms",))
                 cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         except psycopg2.errors.LockNotAvailable:
             raise SchemaOutdated(f"the catalog's schema is version {version}, this code needs {SCHEMA_VERSION}, and "

@@ -503,6 +503,37 @@ def test_an_application_that_keeps_saving_does_not_keep_the_flush_going(stores, 
     assert len(rounds) == 2  # the round, and one more for what was saved again meanwhile
 
 
+def test_applications_saving_as_fast_as_the_flush_do_not_keep_it_going(stores, monkeypatch):
+    """Each round moves a full batch and, meanwhile, the applications save a full batch of new
+    tasks: the run takes up the backlog it found (and two rounds more), then compacts; before,
+    it never ended. max_flush caps the tasks moved, not just the rounds started."""
+    from result_assets.migration import engine
+    from result_assets.store.catalog import Catalog
+
+    m = manager()
+    for i in range(4):
+        m.save_result(f"tier_pace_{i}", small_document(strategy="p", n=2))
+    backlog = stores.catalog.hot_count()
+    repoint, flush, rounds = Catalog.repoint, engine.flush_hot_tier, []
+
+    def saving_as_fast(self, moves, expected_versions=None):
+        for _ in range(len(moves) + 1):
+            m.save_result(f"tier_pace_{len(rounds)}_{_}", small_document(strategy="q", n=2))
+        return repoint(self, moves, expected_versions)
+
+    def counted(*args, **kwargs):
+        rounds.append(1)
+        assert len(rounds) <= 20, "the flush went on while the applications saved"
+        return flush(*args, **kwargs)
+
+    monkeypatch.setattr(Catalog, "repoint", saving_as_fast)
+    monkeypatch.setattr("result_assets.migration.maintenance.flush_hot_tier", counted)
+    maintain(stores, flush_batch=2, compact=False, vacuum=False)
+    assert len(rounds) == -(-backlog // 2) + 2
+    monkeypatch.undo()
+    assert maintain(stores, flush_batch=2, max_flush=3, compact=False, vacuum=False).flushed == 3
+
+
 def test_rows_that_never_read_back_stop_the_flush_and_leave_no_rows_behind(stores, monkeypatch):
     """When no task's rows read back (a fault of the store, not of a few tasks), the flush stops
     after two rounds that moved nothing, rather than writing every hot task to Delta round after
