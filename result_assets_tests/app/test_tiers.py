@@ -53,6 +53,21 @@ def assert_whole(stores: Stores, documents: dict[str, dict]) -> None:
         assert curve_counts[task_id] == row["n_curve_points"], task_id
 
 
+def flush_rounds(monkeypatch, most: int) -> list:
+    """The rounds of flush a maintenance run takes (one entry each), failing past `most`."""
+    from result_assets.migration import engine
+
+    flush, rounds = engine.flush_hot_tier, []
+
+    def counted(*args, **kwargs):
+        rounds.append(1)
+        assert len(rounds) <= most, "the flush went on round after round"
+        return flush(*args, **kwargs)
+
+    monkeypatch.setattr("result_assets.migration.maintenance.flush_hot_tier", counted)
+    return rounds
+
+
 def test_save_is_hot_and_readable_then_flushed_into_delta(stores):
     m = manager()
     document = sample_document(V2_TASK)
@@ -479,26 +494,19 @@ def test_an_application_that_keeps_saving_does_not_keep_the_flush_going(stores, 
     """A task saved again during every round (an application that keeps saving it): the flush
     takes it up again once, not round after round; the run ends and compaction gets its turn
     (the soak showed one maintenance run in five minutes)."""
-    from result_assets.migration import engine
     from result_assets.store.catalog import Catalog
 
     m = manager()
     m.save_result("tier_busy_0", small_document(strategy="b0", n=2))
     m.save_result("tier_busy_quiet", small_document(strategy="quiet", n=2))
-    repoint, flush, rounds = Catalog.repoint, engine.flush_hot_tier, []
+    repoint, rounds = Catalog.repoint, flush_rounds(monkeypatch, most=10)
 
     def save_again(self, moves, expected_versions=None):
         m.save_result("tier_busy_0", small_document(strategy=f"b{len(rounds)}", n=2))
         m.save_result(f"tier_busy_{len(rounds)}", small_document(strategy="new", n=2))
         return repoint(self, moves, expected_versions)
 
-    def counted(*args, **kwargs):
-        rounds.append(1)
-        assert len(rounds) <= 10, "the flush went on while the application saved"
-        return flush(*args, **kwargs)
-
     monkeypatch.setattr(Catalog, "repoint", save_again)
-    monkeypatch.setattr("result_assets.migration.maintenance.flush_hot_tier", counted)
     maintain(stores, compact=False, vacuum=False)
     assert len(rounds) == 2  # the round, and one more for what was saved again meanwhile
 
@@ -507,27 +515,20 @@ def test_applications_saving_as_fast_as_the_flush_do_not_keep_it_going(stores, m
     """Each round moves a full batch and, meanwhile, the applications save a full batch of new
     tasks: the run takes up the backlog it found (and two rounds more), then compacts; before,
     it never ended. max_flush caps the tasks moved, not just the rounds started."""
-    from result_assets.migration import engine
     from result_assets.store.catalog import Catalog
 
     m = manager()
     for i in range(4):
         m.save_result(f"tier_pace_{i}", small_document(strategy="p", n=2))
     backlog = stores.catalog.hot_count()
-    repoint, flush, rounds = Catalog.repoint, engine.flush_hot_tier, []
+    repoint, rounds = Catalog.repoint, flush_rounds(monkeypatch, most=20)
 
     def saving_as_fast(self, moves, expected_versions=None):
-        for _ in range(len(moves) + 1):
-            m.save_result(f"tier_pace_{len(rounds)}_{_}", small_document(strategy="q", n=2))
+        for k in range(len(moves) + 1):
+            m.save_result(f"tier_pace_{len(rounds)}_{k}", small_document(strategy="q", n=2))
         return repoint(self, moves, expected_versions)
 
-    def counted(*args, **kwargs):
-        rounds.append(1)
-        assert len(rounds) <= 20, "the flush went on while the applications saved"
-        return flush(*args, **kwargs)
-
     monkeypatch.setattr(Catalog, "repoint", saving_as_fast)
-    monkeypatch.setattr("result_assets.migration.maintenance.flush_hot_tier", counted)
     maintain(stores, flush_batch=2, compact=False, vacuum=False)
     assert len(rounds) == -(-backlog // 2) + 2
     monkeypatch.undo()
@@ -544,19 +545,14 @@ def test_rows_that_never_read_back_stop_the_flush_and_leave_no_rows_behind(store
     documents = {f"tier_never_{i}": small_document(strategy=f"n{i}", n=2) for i in range(4)}
     for task_id, document in documents.items():
         m.save_result(task_id, document)
-    read_back, flush, rounds = engine.read_back, engine.flush_hot_tier, []
+    read_back, rounds = engine.read_back, flush_rounds(monkeypatch, most=20)
 
     def all_short(stores_, task_ids, *commits):
         located, stored = read_back(stores_, task_ids, *commits)
         return located, {table: {t: rows.slice(0, 0) for t, rows in by_task.items()}
                          for table, by_task in stored.items()}
 
-    def counted(*args, **kwargs):
-        rounds.append(1)
-        return flush(*args, **kwargs)
-
     monkeypatch.setattr(engine, "read_back", all_short)
-    monkeypatch.setattr("result_assets.migration.maintenance.flush_hot_tier", counted)
     report = maintain(stores, flush_batch=1, compact=False, vacuum=False)
     assert len(rounds) == 2 and not set(report.flushed_task_ids) & set(documents)
     assert not set(delta_row_counts(stores, SIGNALS)) & set(documents)
