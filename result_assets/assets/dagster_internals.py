@@ -21,8 +21,10 @@ that fails on a Dagster release that changes what it relies on; fix them here, n
    1.13.27, and the public AssetCheckResult fills it only for a single-partition step: a
    step over a partition range, and a runless report, get none. No public alternative.
 
-The opt-in tuned instance storage, which uses more of it, is fenced apart in
-result_assets/platform/dagster_storage.py: a code location on stock storage never imports it.
+3. tuned_storage_internals: the private names the opt-in tuned instance storage
+   (result_assets/platform/dagster_storage.py) uses, imported only when that storage is: a code
+   location on stock storage loads none of them, so a rename in a Dagster upgrade cannot stop
+   it from loading. Public alternative: stock `storage: postgres:` (the default).
 """
 from __future__ import annotations
 
@@ -49,3 +51,19 @@ def attach_partition_metadata(context: AssetExecutionContext, asset: str, per_pa
 def target_materialization(storage_id: int, run_id: str, timestamp: float):
     """The value AssetCheckEvaluation(target_materialization_data=...) takes."""
     return AssetCheckEvaluationTargetMaterializationData(storage_id=storage_id, run_id=run_id, timestamp=timestamp)
+
+
+# --- 3. the opt-in tuned storage's private names ------------------------------------------
+
+
+def tuned_storage_internals() -> tuple:
+    """(ASSET_EVENTS, ASSET_CHECK_EVENTS, SqlEventLogStorageTable, AssetCheckExecutionsTable,
+    ConfigurableClassData, serialize_value): what the tuned event log's store_event, a copy of
+    dagster-postgres' minus its NOTIFY, and its batched writes use."""
+    from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+    from dagster._core.storage.event_log import SqlEventLogStorageTable
+    from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+    from dagster._serdes import ConfigurableClassData, serialize_value
+
+    return (ASSET_EVENTS, ASSET_CHECK_EVENTS, SqlEventLogStorageTable, AssetCheckExecutionsTable,
+            ConfigurableClassData, serialize_value)

@@ -1,8 +1,8 @@
 """Where dagster.yaml finds the opt-in instance storage (`module: result_assets.platform.dagster_storage`,
-`class: ResultAssetsStorage`), and that storage: the second module that touches Dagster's private
-API (assets/dagster_internals.py is the first), each use with its contract test
-(test_dagster_contract.py). Imported only by an instance that names it: a code location on
-stock storage never loads dagster-postgres' internals.
+`class: ResultAssetsStorage`), and that storage. The private Dagster names it uses come from
+the one module fenced for them (assets/dagster_internals.py, tuned_storage_internals), each
+with its contract test (test_dagster_contract.py). Imported only by an instance that names
+it: a code location on stock storage never loads dagster-postgres' internals.
 
 ResultAssetsStorage, opt-in (assets/instance.py TUNED_STORAGE_YAML; the default instance and
 deploy/ are stock dagster-postgres, and no target depends on this): the instance storage
@@ -34,17 +34,17 @@ import threading
 from itertools import groupby
 
 from dagster import DagsterEventType, EventLogEntry
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
-from dagster._core.storage.event_log import SqlEventLogStorageTable
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
-from dagster._serdes import ConfigurableClassData, serialize_value
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine
 from psycopg2.extras import execute_values
 
+from result_assets.assets.dagster_internals import tuned_storage_internals
 from result_assets.store.postgres import dagster_url
 from result_assets.settings import Settings
+
+(ASSET_EVENTS, ASSET_CHECK_EVENTS, SqlEventLogStorageTable, AssetCheckExecutionsTable, ConfigurableClassData,
+ serialize_value) = tuned_storage_internals()
 
 
 EVENT_POOL_SIZE = 2
