@@ -188,8 +188,7 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
             with clock.stage("read_back"):
                 located, stored = read_back(stores, ids, signals.commit, curves.commit)
                 taken_out = _prove_read_back(validated, stored)
-                if taken_out:  # their rows must not stay in the tables under a name readers could find
-                    commit_rows(stores, taken_out, SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table())
+                take_out_rows(stores, taken_out)
         if backing_up is not None:
             with clock.stage("backup"):
                 backing_up.result()
@@ -270,6 +269,13 @@ def commit_rows(stores, task_ids: list[str], signals, curves):
     """One Delta commit per table making these rows the whole content of task_ids."""
     return (stores.delta.replace_tasks(SIGNALS, signals, task_ids),
             stores.delta.replace_tasks(CURVES, curves, task_ids))
+
+
+def take_out_rows(stores, task_ids: list[str]) -> None:
+    """One commit per table leaving no rows of task_ids: rows that did not read back as proven
+    must not stay in the tables under a name readers could find."""
+    if task_ids:
+        commit_rows(stores, task_ids, SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table())
 
 
 def read_back(stores, task_ids: list[str], signals_commit, curves_commit):
@@ -429,8 +435,7 @@ def flush_hot_tier(stores, limit: int = 1000, skip: Collection[str] = ()) -> Flu
         proven = [t for t in ids if all(rows_digest(stored[table][t]) == rows_digest(tables[table][t])
                                         for table in (SIGNALS, CURVES))]
         unproven = sorted(set(ids) - set(proven))
-        if unproven:  # their rows must not stay in the tables under a name readers could find
-            commit_rows(stores, unproven, SIGNAL_SCHEMA.empty_table(), CURVE_SCHEMA.empty_table())
+        take_out_rows(stores, unproven)
     with clock.stage("publish"):
         moves = {t: {"row_locations": {table: located[table][t] for table in (SIGNALS, CURVES)},
                      "signals_version": versions[SIGNALS], "curves_version": versions[CURVES]} for t in proven}

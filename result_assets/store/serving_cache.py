@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from result_assets.legacy.parse import may_lose_digits, parse_document, parse_unscreened
 from result_assets.store.catalog import Catalog
+from result_assets.store.postgres import error_line
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,10 @@ _DELETE_UNLOCKED = ("DELETE FROM served_files WHERE task_id IN (SELECT task_id F
                     "({}) ORDER BY task_id FOR UPDATE SKIP LOCKED)")
 
 
-# The rows of a fill kept only where the catalog publishes that file now.
-_PUBLISHED = (" WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = v.task_id AND "
-              "t.source_sha256 = v.source_sha256 AND t.status = 'migrated')")
+def _published(alias: str) -> str:
+    """SQL: the entry (or fill row) `alias` is the file the catalog publishes for its task now."""
+    return (f"EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = {alias}.task_id AND "
+            f"t.source_sha256 = {alias}.source_sha256 AND t.status = 'migrated')")
 
 
 @dataclass
@@ -143,7 +145,7 @@ class ServingCache:
                 psycopg2.extras.execute_values(
                     cur, "INSERT INTO served_files (task_id, source_sha256, file_bytes, stored_bytes, plain_numbers, "
                     "body) SELECT v.* FROM (VALUES %s) AS v(task_id, source_sha256, file_bytes, stored_bytes, "
-                    "plain_numbers, body)" + (_PUBLISHED if published_only else "") +
+                    "plain_numbers, body)" + (" WHERE " + _published("v") if published_only else "") +
                     " ORDER BY v.task_id ON CONFLICT (task_id) DO UPDATE SET "
                     "source_sha256 = EXCLUDED.source_sha256, file_bytes = EXCLUDED.file_bytes, "
                     "stored_bytes = EXCLUDED.stored_bytes, plain_numbers = EXCLUDED.plain_numbers, "
@@ -151,13 +153,13 @@ class ServingCache:
                     sorted(rows), page_size=len(rows))  # one order: two fills of the same tasks wait, never deadlock
                 kept = cur.rowcount  # one statement (page_size): every row it inserted or updated
         except psycopg2.Error as exc:  # e.g. a role that may only read: the reads still work
-            log.debug("serving cache not filled: %s", _first_line(exc))
+            log.debug("serving cache not filled: %s", error_line(exc))
             return 0
         if _chance.random() < kept / TRIM_EVERY:
             try:
                 self.trim()
             except psycopg2.Error as exc:  # the next trim holds the bound
-                log.debug("serving cache not trimmed: %s", _first_line(exc))
+                log.debug("serving cache not trimmed: %s", error_line(exc))
         return kept
 
     def fill_later(self, files: Callable[[], dict[str, tuple[str, bytes, bool | None]]],
@@ -180,7 +182,7 @@ class ServingCache:
         except queue.Full:
             log.debug("serving cache: %d fills pending, one dropped", PENDING_FILLS)
         except Exception as exc:  # noqa: BLE001 - no filler thread (a process limit): a cache may skip a fill
-            log.debug("serving cache: a fill dropped: %s", _first_line(exc))
+            log.debug("serving cache: a fill dropped: %s", error_line(exc))
 
     def settle(self) -> None:
         """Wait until the fills this process queued have landed (or failed)."""
@@ -203,9 +205,8 @@ class ServingCache:
                 cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (_TRIM_LOCK,))
             if cur.fetchone()[-1]:
                 if drop_superseded:
-                    cur.execute(_DELETE_UNLOCKED.format("SELECT task_id FROM served_files s WHERE NOT EXISTS ("
-                                "SELECT 1 FROM tasks t WHERE t.task_id = s.task_id AND "
-                                "t.source_sha256 = s.source_sha256 AND t.status = 'migrated')"))
+                    cur.execute(_DELETE_UNLOCKED.format(
+                        f"SELECT task_id FROM served_files s WHERE NOT {_published('s')}"))
                     evicted += cur.rowcount
                 cur.execute(_DELETE_UNLOCKED.format("SELECT task_id FROM (SELECT task_id, sum(stored_bytes) OVER ("
                             "ORDER BY filled_at DESC, task_id) AS kept FROM served_files) newest_first "
@@ -291,8 +292,3 @@ def _forget_fillers_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_fillers_in_child)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
