@@ -190,6 +190,7 @@ def worker_main(config: dict) -> int:
     readable: list[str] = []
     manager = None
     others: dict[str, int] = {}  # another worker's task -> its last save that worker listed
+    pools: tuple[list[str], list[str]] = ([], [])  # others' tasks: all, and their contended ones
     others_read_at = 0.0
     try:
         from result_assets.app.manager import ResultManager
@@ -204,14 +205,14 @@ def worker_main(config: dict) -> int:
             roll = rng.random()
             if time.time() - others_read_at >= STATUS_EVERY:
                 others, others_read_at = others_saves(status_path.parent, k), time.time()
+                pools = (list(others), [t for t in others if int(t.rsplit("_", 1)[1]) < CONTENDED_TASKS])
             cross = others and rng.random() < CROSS_READ_SHARE
             if (readable or cross) and roll < READ_SHARE:
                 # Its own task: exactly its last save. Another worker's: a save at least as new as
                 # the one that worker listed (it may have saved again since), exactly that version.
                 if cross:
-                    contended = [t for t in others if int(t.rsplit("_", 1)[1]) < CONTENDED_TASKS]
-                    pool = contended if contended and rng.random() < CONTENDED_SHARE else list(others)
-                    task = rng.choice(pool)
+                    everyone, contended = pools
+                    task = rng.choice(contended if contended and rng.random() < CONTENDED_SHARE else everyone)
                 else:
                     task = rng.choice(readable)
                 least = others[task] if cross else ok[task]
