@@ -28,6 +28,12 @@ def curve_frame(curve_table: pd.DataFrame) -> int:
     return len(curve_table)
 
 
+@asset(partitions_def=task_partitions)
+def optional_curve_frame(curve_table: pd.DataFrame | None) -> str:
+    """An optional pandas hint asks for pandas too."""
+    return type(curve_table).__name__
+
+
 @pytest.fixture(scope="module")
 def env(project_home, sample_source, tmp_path_factory):
     import os
@@ -41,7 +47,7 @@ def env(project_home, sample_source, tmp_path_factory):
 
     instance = get_instance()
     base = build_definitions()
-    defs = Definitions.merge(base, Definitions(assets=[strategy_stats, curve_frame]))
+    defs = Definitions.merge(base, Definitions(assets=[strategy_stats, curve_frame, optional_curve_frame]))
     keys = [partition_key_for(t) for t in TASKS]
     register_partitions(instance, keys)
     for key in keys:
@@ -65,9 +71,11 @@ def test_load_asset_value_gives_a_partitions_rows_and_document(env, sample_expec
 def test_a_users_downstream_asset_gets_the_partitions_rows(env):
     instance, defs, _ = env
     key = partition_key_for("bt_20250901_14ceeb")
-    result = materialize([*defs.assets, strategy_stats, curve_frame], selection=[strategy_stats, curve_frame],
+    result = materialize([*defs.assets, strategy_stats, curve_frame, optional_curve_frame],
+                         selection=[strategy_stats, curve_frame, optional_curve_frame],
                          partition_key=key, instance=instance, resources=defs.resources)
     assert result.success
+    assert result.output_for_node("optional_curve_frame") == "DataFrame"
     stats = result.output_for_node("strategy_stats")
     rows = defs.load_asset_value("signal_table", partition_key=key, instance=instance)
     assert stats == {"trades": rows.num_rows, "pnl": pc.sum(rows.column("pnl")).as_py()} and stats["trades"] > 0
@@ -131,6 +139,46 @@ def test_a_partition_with_no_published_version_is_an_error_not_an_empty_table(en
     for asset in ("signal_table", "curve_table", "catalog_entry"):
         with pytest.raises(Failure, match="has no published version \\(not migrated yet\\)"):
             defs.load_asset_value(asset, partition_key=pending, instance=instance)
+
+
+def test_a_range_in_which_no_partition_is_published_is_an_error_not_an_empty_table(env):
+    """A range left without every partition gave an empty table, and the user's asset
+    materialized over nothing; a range with some published partitions gives theirs."""
+    from dagster import Failure, PartitionKeyRange, PythonObjectDagsterType, build_input_context, build_resources
+
+    instance, defs, _ = env
+    pending = [partition_key_for(t) for t in ("pending_range_a", "pending_range_b")]
+    register_partitions(instance, pending)
+
+    def load(first, last):
+        with build_resources({"io": defs.resources["store_io_manager"]}) as resources:
+            return resources.io.load_input(build_input_context(
+                asset_key=AssetKey("signal_table"), asset_partition_key_range=PartitionKeyRange(first, last),
+                asset_partitions_def=task_partitions, instance=instance,
+                dagster_type=PythonObjectDagsterType(pa.Table)))
+
+    with pytest.raises(Failure, match="none of the 2 partitions asked for has a published version") as refused:
+        load(*pending)
+    assert all(f"{t} (not migrated yet)" in str(refused.value) for t in ("pending_range_a", "pending_range_b"))
+    published = partition_key_for(TASKS[-1])
+    rows = load(published, pending[0])
+    assert set(rows.column("task_id").to_pylist()) == {TASKS[-1]} and rows.num_rows == 34
+
+
+def test_the_io_manager_reads_through_the_readers_stores(env, monkeypatch):
+    """A load ran DDL on an empty catalog and filled the serving cache: it reads as a sensor does."""
+    from result_assets.assets.resources import StoresResource
+
+    instance, defs, source = env
+
+    def writer(self):
+        raise AssertionError("the IO manager asked for the writer's stores")
+
+    monkeypatch.setattr(StoresResource, "get", writer)
+    key = partition_key_for("grid...42")
+    assert defs.load_asset_value("catalog_entry", partition_key=key, instance=instance) == {
+        "grid...42": json.loads((source / "grid...42" / "result.json").read_bytes())}
+    assert defs.load_asset_value("signal_table", partition_key=key, instance=instance).num_rows == 34
 
 
 def test_the_io_manager_refuses_to_store_an_assets_output(env):

@@ -8,17 +8,20 @@ Arrow table, or as a pandas DataFrame when the input's type hint asks for one;
 gives. Rows are read as their publishing commit wrote them, wherever they live (the hot
 tier, a Delta file), as the application reads them. A partition with no published version
 (quarantined, failed, not migrated yet) is an error when asked for alone, and left out of a
-range with a warning naming it.
+range with a warning naming it; a range in which no partition has one is an error too. It
+reads as a sensor does (`StoresResource.reader()`): no DDL, no serving-cache fill.
 """
 from __future__ import annotations
 
 import logging
+import typing
 
+import psycopg2.errors
 import pyarrow as pa
 from dagster import ConfigurableIOManager, DagsterInvariantViolationError, Failure, InputContext, OutputContext
 
 from result_assets.assets.partitions import TASKS_PARTITION
-from result_assets.assets.resources import StoresResource
+from result_assets.assets.resources import NO_CATALOG, StoresResource
 from result_assets.legacy import task_id_for
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store.reader import published_rows, rebuild_documents
@@ -48,8 +51,11 @@ class StoreIOManager(ConfigurableIOManager):
             raise KeyError(f"{asset} is not stored by result-assets' store (it loads {', '.join(READ_ASSETS)})")
         keys = context.asset_partition_keys if context.has_asset_partitions else self._all_partitions(context)
         task_ids = [task_id_for(k) for k in keys]
-        stores = self.stores.get()
-        _unpublished(context, stores, task_ids)
+        stores = self.stores.reader()  # one writer: the engine; a load creates and fills nothing
+        try:
+            _unpublished(context, stores, task_ids)
+        except psycopg2.errors.UndefinedTable:
+            raise Failure(f"{asset}: {NO_CATALOG}") from None
         if asset == DOCUMENTS:
             return rebuild_documents(stores, task_ids)
         rows = published_rows(stores, _TABLES[asset], task_ids)
@@ -63,8 +69,9 @@ class StoreIOManager(ConfigurableIOManager):
 
 def _unpublished(context: InputContext, stores, task_ids: list[str]) -> None:
     """A partition with no published version has no rows to give, which an empty table would
-    hide: one partition asked for is an error naming its state; a range goes on without them
-    and says which it left out (a quarantined task's partition is materialized, as a quarantine)."""
+    hide: one partition asked for, or a range of which none has one, is an error naming their
+    states; a range goes on without them and says which it left out (a quarantined task's
+    partition is materialized, as a quarantine)."""
     states = stores.catalog.states(task_ids)
     missing = {t: (f"{states[t].status}: {states[t].reason}" if t in states else "not migrated yet")
                for t in task_ids if t not in states or states[t].status != "migrated"}
@@ -74,6 +81,9 @@ def _unpublished(context: InputContext, stores, task_ids: list[str]) -> None:
         raise Failure(f"{context.asset_key.to_user_string()}: task {task_ids[0]!r} has no published version "
                       f"({missing[task_ids[0]]})")
     listed = "; ".join(f"{t} ({why})" for t, why in list(missing.items())[:20])
+    if len(missing) == len(task_ids):
+        raise Failure(f"{context.asset_key.to_user_string()}: none of the {len(task_ids)} partitions asked for "
+                      f"has a published version: {listed}")
     message = (f"{context.asset_key.to_user_string()}: {len(missing)} of {len(task_ids)} partitions have no "
                f"published version and give no rows: {listed}")
     try:
@@ -84,4 +94,6 @@ def _unpublished(context: InputContext, stores, task_ids: list[str]) -> None:
 
 def _wants_pandas(context: InputContext) -> bool:
     hint = context.dagster_type.typing_type if context.dagster_type else None
-    return hint is not pa.Table and getattr(hint, "__module__", "").startswith("pandas")
+    # `pd.DataFrame | None` and `Optional[pd.DataFrame]` ask for pandas too
+    hints = [h for h in (typing.get_args(hint) or (hint,)) if h is not type(None)]
+    return any(h is not pa.Table and getattr(h, "__module__", "").startswith("pandas") for h in hints)
