@@ -39,6 +39,8 @@ class ArchiveReport:
     archived: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # task id -> why it stays
     verified: int = 0  # files the store gives back byte for byte (same SHA-256), before archiving
+    # files an interrupted archive run had taken aside, put back first; or left beside a newer file
+    put_back: list[str] = field(default_factory=list)
     json_bytes: int = 0
     archive_bytes: int = 0
     seconds: float = 0.0
@@ -69,6 +71,7 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
     # may have filled from the JSON backup): `serving_cache_mb=0` reads the tables.
     stores = Stores(replace(settings, serving_cache_mb=0))
     report = ArchiveReport()
+    report.put_back = put_back_taken_aside(settings.source_dir)
     tasks = scan_source_dir(settings.source_dir, only).tasks
     states = stores.catalog.states([t.task_id for t in tasks])
     candidates = []
@@ -92,7 +95,11 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
         chunk = candidates[start:start + VERIFY_CHUNK]
         stored = file_bytes(stores, [t.task_id for t, _ in chunk])
         for task, state in chunk:
-            raw = Path(task.path).read_bytes()
+            try:
+                raw = Path(task.path).read_bytes()
+            except OSError as exc:  # gone since the scan (another archive run), unreadable: that file alone
+                report.skipped[task.task_id] = f"cannot read its file: {exc.strerror or exc}"
+                continue
             sha = sha256_hex(raw)
             why = None
             if sha != state.source_sha256:
@@ -125,9 +132,12 @@ class _ArchiveWriter:
         self.stamp = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
         self.tar = None
         self.entries: list[dict] = []
+        self.paths: list[str] = []  # each entry's source file
         self.bytes = 0
 
     def add(self, task_id: str, path: str, raw: bytes, sha: str) -> None:
+        from result_assets.migration.sources import display_path
+
         if self.tar is not None and (len(self.entries) >= self.max_tasks or self.bytes + len(raw) > self.max_bytes):
             self.close()
         if self.tar is None:
@@ -135,11 +145,14 @@ class _ArchiveWriter:
             self.partial = self.to_dir / f".{self.name}.partial"
             self.file = open(self.partial, "xb")  # never another run's file
             self.tar = tarfile.open(fileobj=self.file, mode="w:xz", preset=6, format=tarfile.PAX_FORMAT)
-            self.entries, self.bytes = [], 0
+            self.entries, self.paths, self.bytes = [], [], 0
         member = f"{task_id}/result.json"
         _add_bytes(self.tar, member, raw)
+        # The manifest is text: a folder name that is not UTF-8 is spelled \xNN there, and its
+        # file is removed by the path as the scan found it.
         self.entries.append({"task_id": task_id, "member": member, "sha256": sha, "bytes": len(raw),
-                             "source_path": path})
+                             "source_path": display_path(path)})
+        self.paths.append(path)
         self.bytes += len(raw)
 
     def close(self) -> None:
@@ -163,8 +176,8 @@ class _ArchiveWriter:
         _fsync_dir(self.to_dir)
         self.report.archives.append(str(final))
         self.report.archive_bytes += final.stat().st_size
-        for entry in self.entries:
-            if _remove_original(entry):
+        for entry, path in zip(self.entries, self.paths):
+            if _remove_original(entry, path):
                 self.report.archived.append(entry["task_id"])
                 self.report.json_bytes += entry["bytes"]
             else:
@@ -202,22 +215,22 @@ def _verify_archive(path: Path, entries: list[dict]) -> None:
                 if want.get(info.name) != sha256_hex(data):
                     raise ArchiveError(f"{path}: {info.name} does not match its manifest entry")
                 seen.add(info.name)
-    except (tarfile.TarError, lzma.LZMAError, OSError) as exc:
-        raise ArchiveError(f"{path} cannot be read back: {exc}") from exc
+    except (tarfile.TarError, lzma.LZMAError, OSError, EOFError) as exc:
+        raise ArchiveError(f"{path} cannot be read back: {exc or type(exc).__name__}") from exc
     missing = set(want) - seen
     if missing:
         raise ArchiveError(f"{path} lacks {len(missing)} files, e.g. {sorted(missing)[0]}")
 
 
-def _remove_original(entry: dict) -> bool:
+def _remove_original(entry: dict, source_path: str | None = None) -> bool:
     """Remove the source file if it still has the archived bytes; its folder too if left empty.
     The file is first renamed to a name of this run's, then hashed: a writer replacing it from
     then on (an instance still writing JSON) writes a new file, never removed, and a file
     replaced before the rename is put back unless a newer one is there."""
     from result_assets.store.backups import sha256_hex
 
-    path = Path(entry["source_path"])
-    taken = path.with_name(f".{path.name}.archiving-{os.getpid()}")
+    path = Path(source_path or entry["source_path"])  # the scan's path: the manifest's is for reading
+    taken = path.with_name(f"{TAKEN_ASIDE}{os.getpid()}")
     try:
         os.rename(path, taken)
     except FileNotFoundError:
@@ -237,6 +250,36 @@ def _remove_original(entry: dict) -> bool:
     return True
 
 
+TAKEN_ASIDE = ".result.json.archiving-"  # + the pid of the run that took the file aside
+
+
+def taken_aside(source_dir: str | Path) -> list[Path]:
+    """Files a killed archive run left under their taken names (between its rename and its
+    unlink or put-back): the bytes a writer put there just before the rename are only there."""
+    found = []
+    for path in Path(source_dir).glob(f"*/{TAKEN_ASIDE}*"):
+        try:
+            os.kill(int(path.name[len(TAKEN_ASIDE):]), 0)
+            continue  # its run is still going (or its pid was reused): it is that run's to finish
+        except (ValueError, ProcessLookupError):
+            found.append(path)
+        except PermissionError:
+            continue  # a live process of another user
+    return sorted(found)
+
+
+def put_back_taken_aside(source_dir: str | Path) -> list[str]:
+    """Each file taken_aside back to its name (never over a newer file, which it then stays
+    beside); the messages saying which."""
+    notes = []
+    for taken in taken_aside(source_dir):
+        path = taken.with_name("result.json")
+        _put_back(taken, path)
+        notes.append(f"{path}: put back (an interrupted archive run had taken it aside)" if not taken.exists() else
+                     f"{taken}: left beside a newer {path.name} by an interrupted archive run; check it, then remove it")
+    return notes
+
+
 def _put_back(taken: Path, path: Path) -> None:
     """A file taken aside returns to its name, never over a newer file there (which it then
     stays beside, under its taken name). On a filesystem without hard links, by a rename
@@ -253,11 +296,13 @@ def _put_back(taken: Path, path: Path) -> None:
 
 
 def _remember(settings: Settings, to_dir: Path) -> None:
+    from result_assets.store.backups import write_atomic
+
     dirs = [str(p) for p in known_archive_dirs(settings)]
     if str(to_dir.absolute()) not in dirs:
         index = archive_index(settings)
         index.parent.mkdir(parents=True, exist_ok=True)
-        index.write_text(json.dumps(dirs + [str(to_dir.absolute())], ensure_ascii=False, indent=1))
+        write_atomic(index, json.dumps(dirs + [str(to_dir.absolute())], ensure_ascii=False, indent=1).encode())
 
 
 # --- CLI: result-assets archive ---
@@ -306,4 +351,6 @@ def run(args) -> int:
         print(f"  {path}")
     for task_id, why in sorted(report.skipped.items()):
         print(f"  kept {task_id}: {why}")
+    for note in report.put_back:
+        print(f"  {note}")
     return 0

@@ -19,6 +19,7 @@ SHOWN = 10  # task ids listed per blocker
 
 
 def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
+    from result_assets.cli.archive import taken_aside
     from result_assets.migration.plan import plan_migration
     from result_assets.migration.sources import scan_source_dir
     from result_assets.store.last_write import same_file
@@ -72,8 +73,9 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
         listed = {r["task_id"] for s in ("pending", "stale", "failed") for r in by_status.get(s, [])}
         # A JSON written after the task's postgres-only save (an instance still writing JSON):
         # not stale by its registration (the save's), but newer than the store's version.
-        behind += sorted(f"{t.task_id} (its JSON is newer than the store's save)" for t in plan.changed
-                         if t.task_id not in listed and not same_file(states[t.task_id].source_path, t.path))
+        newer = sorted(t.task_id for t in plan.changed
+                       if t.task_id not in listed and not same_file(states[t.task_id].source_path, t.path))
+        behind += [f"{t} (its JSON is newer than the store's save)" for t in newer]
         if behind:
             blockers.append({"what": "not migrated", "count": len(behind),
                              "detail": "these JSON files are not in the store; archive skips them",
@@ -81,16 +83,23 @@ def phase_report(settings: Settings, accept_quarantined: bool = False) -> dict:
         superseded = sorted(t.task_id for t in plan.superseded)
         if superseded:  # listed only when there are some: the report's shape stays as it was
             counts["superseded"] = len(superseded)
-        if len(on_disk) > len(superseded):
-            steps.append(f"`result-assets archive --to DIR` packs the {len(on_disk) - len(superseded)} JSON files "
+        # What archive would pack: the migrated files, not a quarantined, stale or superseded one
+        kept = set(superseded) | set(newer)
+        packable = sum(1 for t in on_disk if rows[t.task_id]["status"] == "migrated" and t.task_id not in kept)
+        if packable:
+            steps.append(f"`result-assets archive --to DIR` packs the {packable} JSON files "
                          f"still in {settings.source_dir} (migrated, verified ones only) and removes them")
+        aside = taken_aside(settings.source_dir) if settings.source_dir else []
+        if aside:
+            steps.append(f"{len(aside)} JSON files an interrupted archive run took aside (e.g. {aside[0]}): "
+                         "`result-assets archive` puts them back first")
         if superseded:
             shown = ", ".join(superseded[:SHOWN]) + (f", ... ({len(superseded) - SHOWN} more)"
                                                       if len(superseded) > SHOWN else "")
             steps.append(f"{len(superseded)} JSON files are older versions of results the application has saved "
                          f"to the store since ({shown}): archive keeps them and nothing migrates them; move or "
                          "delete them once checked")
-        if not on_disk:
+        if not on_disk and not aside:
             steps.append("nothing left to archive: the store is the only record")
     return {
         "mode": mode,

@@ -7,6 +7,7 @@ against its SHA-256 after it is written.
 from __future__ import annotations
 
 import json
+import lzma
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ class Restored:
     path: str | None
     source: str | None  # "backup" or the archive's path
     error: str | None = None
+    kept: str | None = None  # --overwrite: where the other bytes the file held went (no backup had them)
 
 
 def restore_tasks(settings: Settings, task_ids: list[str], to_dir: Path, archive_dirs: list[Path],
@@ -46,14 +48,23 @@ def restore_tasks(settings: Settings, task_ids: list[str], to_dir: Path, archive
             why = "no backup or archived copy" + (" with the catalog's SHA-256" if task_id in expected else "")
             out.append(Restored(task_id, None, None, why))
             continue
+        kept = None
+        if overwrite:  # bytes written over are kept when no backup has them (a version never migrated)
+            try:
+                held = target.read_bytes() if target.is_file() else raw
+                kept = stores.backups.keep_version(task_id, held) if held != raw else None
+            except OSError as exc:
+                out.append(Restored(task_id, str(target), source, f"cannot keep the bytes {target} holds before "
+                                                                  f"writing over them: {exc.strerror or exc}"))
+                continue
         error = _write(target, raw, overwrite)
         if error:
-            out.append(Restored(task_id, str(target), source, error))
+            out.append(Restored(task_id, str(target), source, error, kept))
             continue
         if sha256_hex(target.read_bytes()) != sha256_hex(raw):
-            out.append(Restored(task_id, str(target), source, "written file does not read back identical"))
+            out.append(Restored(task_id, str(target), source, "written file does not read back identical", kept))
             continue
-        out.append(Restored(task_id, str(target), source))
+        out.append(Restored(task_id, str(target), source, kept=kept))
     return out
 
 
@@ -112,8 +123,8 @@ def _from_archives(manifests, task_id: str, sha: str | None) -> tuple[bytes | No
             try:
                 with tarfile.open(archive, "r:xz") as tar:
                     raw = tar.extractfile(entry["member"]).read()
-            except (tarfile.TarError, OSError, KeyError, AttributeError):
-                continue
+            except (tarfile.TarError, OSError, KeyError, AttributeError, EOFError, lzma.LZMAError):
+                continue  # a damaged archive: an older one may hold the same bytes
             if sha256_hex(raw) == entry["sha256"]:
                 return raw, str(archive)
     return None, None
@@ -148,5 +159,6 @@ def run(args) -> int:
         if r.error:
             print(f"result-assets: {r.task_id}: {r.error}")
         else:
-            print(f"restored {r.task_id} -> {r.path} (from {r.source}, SHA-256 verified)")
+            print(f"restored {r.task_id} -> {r.path} (from {r.source}, SHA-256 verified"
+                  + (f"; the other bytes it held are kept at {r.kept})" if r.kept else ")"))
     return 1 if any(r.error for r in results) else 0

@@ -118,7 +118,9 @@ def _rollback(stores, task_id: str, restore_source: bool) -> RolledBack:
         note = "the earlier bytes are not in the backups; the backup keeps the newer file"
     restored = None
     if restore_source:
-        restored = _restore_source(stores, task_id, prev, old_bytes)
+        restored, kept = _restore_source(stores, task_id, prev, old_bytes)
+        if kept:
+            note = f"the source file held bytes no backup had: they are kept at {kept}"
     elif _source_differs(stores, task_id, prev):
         if _superseded_now(stores, task_id, prev):  # the restored version is an application save
             note = ("the source file holds another version, older than this rollback: it stays superseded "
@@ -175,7 +177,7 @@ def _superseded_now(stores, task_id: str, prev: dict) -> bool:
                                                        state.source_path, state.published_at_ns)
 
 
-def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> str:
+def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -> tuple[str, str | None]:
     from pathlib import Path
 
     from result_assets.store.backups import write_atomic
@@ -185,9 +187,18 @@ def _restore_source(stores, task_id: str, prev: dict, old_bytes: bytes | None) -
         raise RollbackError(f"{task_id}: rolled back, but no source path is known to restore")
     if old_bytes is None:
         raise RollbackError(f"{task_id}: rolled back, but the earlier bytes are not in the backups")
+    # The file may hold a version nothing else does (written and never migrated, a dual-write
+    # save the store missed): it goes to the backups' previous/ before it is written over.
+    try:
+        kept = stores.backups.keep_version(task_id, Path(path).read_bytes())
+    except FileNotFoundError:
+        kept = None
+    except OSError as exc:
+        raise RollbackError(f"{task_id}: rolled back, but the source file {path} cannot be read to keep its "
+                            f"bytes before restoring it: {exc.strerror or exc}") from exc
     written = write_atomic(Path(path), old_bytes)  # its own stat, not a later writer's file
     stores.catalog.touch_mtime({task_id: written.st_mtime_ns})  # unchanged bytes: not stale
-    return path
+    return path, kept
 
 
 def _source_file(stores, task_id: str, prev: dict) -> str | None:

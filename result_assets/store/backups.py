@@ -131,6 +131,17 @@ class BackupStore:
     def read(self, task_id: str) -> bytes:
         return self.path(task_id).read_bytes()
 
+    def keep_version(self, task_id: str, raw: bytes) -> str | None:
+        """Keep bytes about to be written over (a source file holding a version nothing else
+        does) under previous/; where they went, or None when the backups already hold them."""
+        sha256 = sha256_hex(raw)
+        if self.holds(task_id, sha256):
+            return None
+        previous = self.previous(task_id, sha256)
+        previous.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(previous, raw)
+        return str(previous)
+
     def read_version(self, task_id: str, sha256: str) -> bytes | None:
         """The backup with these bytes: the task's current one, or an earlier one kept under
         previous/ when a later attempt replaced it; None when neither holds them."""
@@ -282,6 +293,14 @@ class S3BackupStore:
         if data is None:
             raise FileNotFoundError(f"no backup of task {task_id!r} at {self.path(task_id)}")
         return data
+
+    def keep_version(self, task_id: str, raw: bytes) -> str | None:
+        """As BackupStore.keep_version."""
+        sha256 = sha256_hex(raw)
+        if self.holds(task_id, sha256):
+            return None
+        self._put(self.previous(task_id, sha256), raw)
+        return self.previous(task_id, sha256)
 
     def read_version(self, task_id: str, sha256: str) -> bytes | None:
         """As BackupStore.read_version: the current object, or previous/<sha256>.json."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -400,3 +401,139 @@ def killed(*args, **kwargs):
     assert report.skipped == {}
     assert archived_files(to_dir) == originals
     assert not any((source / t / "result.json").exists() for t in ids)
+
+
+def test_rollback_restore_source_keeps_a_file_version_no_backup_has(project_home, tmp_path, capsys):
+    """A, then B migrated, then C written and never migrated: `rollback --restore-source` wrote A
+    over C, whose bytes were nowhere else. They now go to the backups' previous/ first."""
+    from result_assets.store.stores import Stores
+
+    task = "rollback_keeps_unmigrated"
+    path, (a, b) = three_versions(tmp_path, task)
+    c = b.replace(b'"edited"', b'"written, never migrated"')
+    path.write_bytes(c)
+    capsys.readouterr()
+    assert main(["rollback", task, "--restore-source"]) == 0
+    out = capsys.readouterr().out
+    assert path.read_bytes() == a and read_result(task) == parse_document(a)
+    kept = Stores.from_env().backups.previous(task, sha(c))
+    assert f"the source file held bytes no backup had: they are kept at {kept}" in out, out
+    assert kept.read_bytes() == c
+    # A file holding a version the backups have is simply written over, nothing kept again.
+    path.write_bytes(b)
+    assert main(["rollback", task, "--restore-source"]) == 0
+    assert "kept at" not in capsys.readouterr().out and path.read_bytes() == b
+
+
+def test_restore_overwrite_keeps_the_bytes_it_writes_over(source, tmp_path, capsys):
+    from result_assets.store.stores import Stores
+
+    task = "grid...42"
+    target = tmp_path / "to" / task / "result.json"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b'{"hand": "edited"}')
+    assert main(["restore", task, "--to", str(tmp_path / "to"), "--overwrite"]) == 0
+    kept = Stores.from_env().backups.previous(task, sha(b'{"hand": "edited"}'))
+    assert f"the other bytes it held are kept at {kept}" in capsys.readouterr().out
+    assert kept.read_bytes() == b'{"hand": "edited"}'
+    assert target.read_bytes() == (SAMPLES / task / "result.json").read_bytes()
+
+
+def test_restore_goes_past_a_damaged_archive_to_an_older_one(tmp_path):
+    """A truncated .tar.xz raised EOFError out of `restore` (no file restored, a traceback)."""
+    from result_assets.cli.restore import _from_archives
+
+    raw = (SAMPLES / "grid...42" / "result.json").read_bytes()
+    entry = {"task_id": "grid...42", "member": "grid...42/result.json", "sha256": sha(raw)}
+    archives = []
+    for name in ("old", "new"):
+        path = tmp_path / f"results-{name}.tar.xz"
+        with tarfile.open(path, "w:xz") as tar:
+            info = tarfile.TarInfo(entry["member"])
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+        archives.append((path, {"files": [entry]}))
+    newest = archives[1][0]
+    newest.write_bytes(newest.read_bytes()[:len(newest.read_bytes()) // 2])
+    assert _from_archives(archives[::-1], "grid...42", sha(raw)) == (raw, str(archives[0][0]))
+
+
+def test_archive_of_a_folder_name_that_is_not_utf8_and_of_a_file_gone_since_the_scan(project_home, tmp_path,
+                                                                                     monkeypatch):
+    """A folder name that is not UTF-8 failed the manifest's encoding: a traceback, nothing
+    archived, a .partial left. A file gone between the scan and its read ended the run."""
+    from result_assets.cli import archive as archive_cli
+    from result_assets.settings import Settings
+
+    source = tmp_path / "src"
+    names = [b"caf\xe9_archive", b"archive_vanishing"]
+    for name, sample in zip(names, ["bt_20250900_600020", "bt_20250901_14ceeb"]):
+        folder = os.fsdecode(bytes(source) + b"/" + name)
+        os.makedirs(folder)
+        shutil.copy(SAMPLES / sample / "result.json", folder)
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    original = (SAMPLES / "bt_20250900_600020" / "result.json").read_bytes()
+    vanishing = source / "archive_vanishing" / "result.json"
+    from result_assets.migration import sources
+
+    real_scan = sources.scan_source_dir
+
+    def scan_then_lose_one(*args, **kwargs):
+        found = real_scan(*args, **kwargs)
+        vanishing.unlink()  # another archive run took it between the scan and the read
+        return found
+
+    monkeypatch.setattr(sources, "scan_source_dir", scan_then_lose_one)
+    report = archive_cli.archive_tasks(Settings.from_env(source_dir=str(source)), tmp_path / "archives")
+    assert report.skipped == {"archive_vanishing": "cannot read its file: No such file or directory"}, report.skipped
+    assert len(report.archived) == 1 and report.verified == 1
+    assert list(archived_files(tmp_path / "archives").values()) == [original]
+    [manifest] = (tmp_path / "archives").glob("*.manifest.json")
+    assert "caf\\\\xe9_archive" in manifest.read_text()
+    assert not list((tmp_path / "archives").glob(".*.partial"))
+
+
+def test_a_file_a_killed_archive_run_took_aside_is_put_back(project_home, tmp_path, capsys, monkeypatch):
+    """Killed between its rename and its unlink, a run left `.result.json.archiving-<pid>`,
+    which nothing looked at again: with a writer's newer bytes in it, they were only there,
+    and `phase` said the store was the only record."""
+    import subprocess
+    import sys
+
+    from result_assets.cli.archive import TAKEN_ASIDE, archive_tasks
+    from result_assets.settings import Settings
+
+    source = tmp_path / "src"
+    ids = ["aside_put_back", "aside_beside_newer", "aside_live_run"]
+    for task_id in ids:
+        (source / task_id).mkdir(parents=True)
+        (source / task_id / "result.json").write_bytes((SAMPLES / "bt_20250901_14ceeb" / "result.json").read_bytes())
+    (source / "aside_quarantined").mkdir()
+    (source / "aside_quarantined" / "result.json").write_bytes(b'{"truncated": ')
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    newer = b'{"written": "just before the rename"}'
+    put_back = source / ids[0] / f"{TAKEN_ASIDE}{dead}"
+    os.rename(source / ids[0] / "result.json", put_back)
+    put_back.write_bytes(newer)
+    beside = source / ids[1] / f"{TAKEN_ASIDE}{dead}"
+    beside.write_bytes(newer)
+    live = source / ids[2] / f"{TAKEN_ASIDE}{os.getppid()}"  # a run still going: its own to finish
+    live.write_bytes(newer)
+    monkeypatch.setenv("RESULT_SOURCE_DIR", str(source))
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "postgres-only")
+    capsys.readouterr()
+    main(["phase"])
+    out = capsys.readouterr().out
+    assert "2 JSON files an interrupted archive run took aside" in out
+    assert "packs the 2 JSON files" in out  # not the quarantined one, which archive keeps
+    report = archive_tasks(Settings.from_env(), tmp_path / "archives")
+    assert (source / ids[0] / "result.json").read_bytes() == newer and not put_back.exists()
+    assert report.skipped[ids[0]] == "the file differs from the migrated version (stale)"
+    assert beside.read_bytes() == newer and live.read_bytes() == newer
+    assert report.put_back == [f"{beside}: left beside a newer result.json by an interrupted archive run; check it, "
+                               "then remove it",
+                               f"{source / ids[0] / 'result.json'}: put back (an interrupted archive run had taken "
+                               "it aside)"]
+    assert sorted(report.archived) == ids[1:]
