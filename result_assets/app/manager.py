@@ -35,7 +35,7 @@ from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, keep_published_backup, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
-from result_assets.store.backups import UnsafeTaskId, safe_child, sha256_hex, write_atomic
+from result_assets.store.backups import StagedFile, UnsafeTaskId, safe_child, sha256_hex, write_atomic
 from result_assets.store.last_write import file_older_than_store
 from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
 from result_assets.store.stores import Stores
@@ -124,13 +124,16 @@ class ResultManager:
         raw, parsed, keys = _serialize(task_id, document)
         outcome.corrections += keys
         if self.mode == DUAL_WRITE:
-            # The file's write (mostly its fsync, a wait) runs beside the conversion (CPU).
-            writing = in_thread(self._write_json, task_id, raw)
+            # The file's write (mostly its fsync, a wait) runs beside the conversion (CPU); it
+            # takes the JSON's name under the task's save lock, so the files' order is the store's.
+            staging = in_thread(self._stage_json, task_id, raw)
             planned = LegacyFile(task_id, str(self._json_path(task_id)), len(raw), 0)
-            validated = convert(RawResult(planned, raw, sha256_hex(raw)), parsed)
-            path, written = writing.result()
-            outcome.json_path = str(path)
-            self._dual_write_store(task_id, path, written, raw, validated, outcome)
+            try:
+                validated = convert(RawResult(planned, raw, sha256_hex(raw)), parsed)
+            except BaseException:
+                self._put_json(staging.result())  # the JSON is the record in this phase
+                raise
+            self._dual_write_store(task_id, staging.result(), raw, validated, outcome)
         else:
             self._postgres_only_store(task_id, raw, parsed, outcome)
         return outcome
@@ -146,29 +149,54 @@ class ResultManager:
             raise ResultStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
         return path, written
 
-    def _dual_write_store(self, task_id: str, path: Path, written: os.stat_result, raw: bytes,
+    def _stage_json(self, task_id: str, raw: bytes) -> StagedFile:
+        path = self._json_path(task_id)
+        try:
+            return StagedFile(path, raw)
+        except OSError as exc:
+            raise ResultStoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    def _put_json(self, staged: StagedFile) -> os.stat_result:
+        try:
+            return staged.put()
+        except OSError as exc:
+            raise ResultStoreError(f"cannot write {staged.path}: {exc.strerror or exc}") from exc
+
+    def _dual_write_store(self, task_id: str, staged: StagedFile, raw: bytes,
                           validated: ValidatedResult, outcome: SaveOutcome) -> None:
-        # The size and mtime of the file this save wrote, not of whatever is at `path` now: a
-        # concurrent save may have replaced it, and the catalog must not pair this save's
-        # SHA-256 with that file's size and mtime (a change check trusts those two).
-        source = LegacyFile(task_id, str(path), written.st_size, written.st_mtime_ns)
-        validated.source = source
+        path = staged.path
+        outcome.json_path = str(path)
         if validated.reason:
             self._warn(outcome, f"task {task_id!r} is invalid and is quarantined: {validated.reason} "
                                 f"(its JSON was written)")
         try:
             with self._lock, self.stores.catalog.task_save_lock(task_id):
+                # The JSON takes its name under the save lock: two saves of one task at once
+                # rename their files in the order they publish, so the last file is the store's
+                # save (in the other order the two could differ where size and mtime agree,
+                # which no change check sees).
+                written = self._put_json(staged)
+                # The size and mtime of the file this save wrote, not of whatever is at `path`
+                # now: the catalog must not pair this save's SHA-256 with another file's.
+                source = LegacyFile(task_id, str(path), written.st_size, written.st_mtime_ns)
+                validated.source = source
                 catalog = self.stores.catalog
                 # Registered first: if the store write fails the task shows as pending.
                 catalog.register_sources({task_id: (source.partition_key, str(path))})
                 batch = write_task(self.stores, RawResult(source, raw, validated.sha256), validated,
                                    records=self._records(validated))
         except Exception as exc:  # the JSON is the record in this phase: never fail the caller
+            # The store (its lock) unreachable: the file all the same. A file that cannot take
+            # its name fails the save, as in json-only.
+            self._put_json(staged)
             log.debug("store write failed", exc_info=True)
             outcome.pending = True
             self._warn(outcome, f"task {task_id!r} not written to the store ({_one_line(exc)}); "
                                 "its JSON is kept and the sensor will migrate it")
             return
+        finally:
+            if not staged.put_done:
+                staged.discard()
         outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
         if validated.status == "failed":  # not published: the JSON is the record, the next migrate retries it
             outcome.pending = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Mapping
@@ -153,6 +154,43 @@ class BackupStore:
             if sha256_hex(raw) == sha256:
                 return raw
         return None
+
+
+_STAGED = itertools.count()
+
+
+class StagedFile:
+    """A file written and flushed under a temporary name beside `path`, not there yet: `put()`
+    renames it into place. Written on one thread (beside CPU work), put on another at the
+    moment its order matters; a name of its own, never another staged file's."""
+
+    def __init__(self, path: Path, data: bytes):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.staged-{next(_STAGED)}.tmp")
+        try:
+            with open(self.tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                self.stat = os.fstat(f.fileno())  # the rename keeps size and mtime
+        except BaseException:
+            self.discard()
+            raise
+        self.put_done = False
+
+    def put(self) -> os.stat_result:
+        """Rename into place (once); the written file's stat."""
+        if not self.put_done:
+            os.replace(self.tmp, self.path)
+            self.put_done = True
+        return self.stat
+
+    def discard(self) -> None:
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def write_atomic(path: Path, data: bytes, replace: bool = True) -> os.stat_result:

@@ -159,6 +159,34 @@ def test_dual_write_whose_json_cannot_be_written_raises_and_stores_nothing(env):
     assert catalog_row("dual_blocked") is None
 
 
+def test_two_dual_write_saves_of_one_task_at_once_leave_the_json_and_the_store_on_one_save(env):
+    """A's file was written, then B's; B published, then A: the JSON held B and the store A.
+    With the same size and an mtime in the same clock tick no change check could see it (a
+    review found 2 in 300 rounds). The file now takes its name under the task's save lock."""
+    import hashlib
+    import threading
+
+    first, second = ResultManager("dual-write", source_dir=env), ResultManager("dual-write", source_dir=env)
+    a, b = small_document(strategy="writer_a", n=4), small_document(strategy="writer_b", n=4)
+    b_done = threading.Event()
+    take_lock = first.stores.catalog.task_save_lock
+
+    def after_b(task_id):  # A has converted (its file written, or staged); B saves whole first
+        assert b_done.wait(30)
+        return take_lock(task_id)
+
+    first.stores.catalog.task_save_lock = after_b
+    saving_a = threading.Thread(target=first.save_result, args=("dual_at_once", a))
+    saving_a.start()
+    second.save_result("dual_at_once", b)
+    b_done.set()
+    saving_a.join(30)
+    on_disk = (env / "dual_at_once" / "result.json").read_bytes()
+    assert hashlib.sha256(on_disk).hexdigest() == catalog_row("dual_at_once")["source_sha256"]
+    assert parse_document(on_disk) == a == ResultManager("postgres-only").get_result("dual_at_once")
+    assert not list((env / "dual_at_once").glob(".*.tmp"))  # no staged file left behind
+
+
 def test_dual_write_invalid_document_is_quarantined_and_returns(env, caplog):
     manager = ResultManager("dual-write", source_dir=env)
     outcome = manager.save_result("dual_invalid", INVALID)

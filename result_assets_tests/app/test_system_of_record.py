@@ -708,17 +708,17 @@ def test_a_dual_write_save_records_the_file_it_wrote_not_a_later_writers(stores,
     replaced file shows as stale (a change check trusts size and mtime when they match)."""
     from result_assets.app import manager as manager_module
 
-    real = manager_module.write_atomic
+    real = manager_module.StagedFile.put
 
-    def replaced_meanwhile(path, data):
-        written = real(path, data)
-        other = data.replace(b'"mine"', b'"your"')  # the same size, other bytes
-        real(path, other)
-        os.utime(path, ns=(written.st_mtime_ns + 10 ** 9, written.st_mtime_ns + 10 ** 9))
+    def replaced_meanwhile(staged):  # by a writer that takes no save lock (an instance in json-only)
+        written = real(staged)
+        other = staged.path.read_bytes().replace(b'"mine"', b'"your"')  # the same size, other bytes
+        manager_module.write_atomic(staged.path, other)
+        os.utime(staged.path, ns=(written.st_mtime_ns + 10 ** 9, written.st_mtime_ns + 10 ** 9))
         return written
 
     manager = ResultManager("dual-write", source_dir=tmp_path, record_in_dagster=False)
-    monkeypatch.setattr(manager_module, "write_atomic", replaced_meanwhile)
+    monkeypatch.setattr(manager_module.StagedFile, "put", replaced_meanwhile)
     manager.save_result("dual_race", small_document(strategy="mine"))
     monkeypatch.undo()
     assert {r["task_id"]: r["status"] for r in task_statuses(stores)}["dual_race"] == "stale"
