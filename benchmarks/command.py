@@ -66,11 +66,13 @@ def run(args) -> int:
 
         return run_sizes(args)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
-    from benchmarks.runner import CONTENDERS, Bench
+    from benchmarks.runner import CONTENDERS, Bench, read_baseline
 
     unknown = sorted(set(only) - set(CONTENDERS))
     if unknown:
         raise UsageError(f"--only takes {','.join(CONTENDERS)}; unknown: {', '.join(unknown)}")
+    if args.baseline:
+        read_baseline(args.baseline)  # before the corpus is made, not after the bench has run
 
     bench = Bench(Path(args.workdir).absolute(), args)
     try:

@@ -439,14 +439,7 @@ class Bench:
 
     def judge_against_baseline(self, c: dict, target) -> None:
         """(c) on this corpus against (c) on a smaller one (its bench.json): the scale targets."""
-        from result_assets.errors import UsageError
-
-        try:
-            baseline = json.loads(Path(self.args.baseline).read_text())
-            base_c = next(r for r in baseline["rows"] if r["key"] == "c" and r["ok"])
-            base_mb = baseline["corpus"]["json_bytes"] / 1e6
-        except (OSError, ValueError, KeyError, StopIteration) as exc:
-            raise UsageError(f"--baseline {self.args.baseline}: not a bench.json with a (c) row ({exc})") from None
+        base_c, base_mb = read_baseline(self.args.baseline)
         this_mb_s, base_mb_s = self.json_bytes / 1e6 / c["seconds"], base_mb / base_c["seconds"]
         ratio = this_mb_s / base_mb_s
         target(f"(c) throughput on {self.json_bytes / 1e6:,.0f} MB vs {base_mb:,.0f} MB",
@@ -536,3 +529,16 @@ class Bench:
 
     def say(self, line: str) -> None:
         print(line, file=sys.stderr, flush=True)
+
+
+def read_baseline(path: str) -> tuple[dict, float]:
+    """(its (c) row, its corpus's MB) of a bench.json given as --baseline; a one-line error when
+    it is not one (checked before the bench runs, and again when it is used)."""
+    from result_assets.errors import UsageError
+
+    try:
+        baseline = json.loads(Path(path).read_text())
+        return (next(r for r in baseline["rows"] if r["key"] == "c" and r["ok"]),
+                baseline["corpus"]["json_bytes"] / 1e6)
+    except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+        raise UsageError(f"--baseline {path}: not a bench.json with a (c) row ({exc})") from None

@@ -15,6 +15,7 @@ from dagster import AssetCheckKey, AssetKey
 from result_assets import read_result
 from result_assets.cli import main
 from result_assets.legacy import compare_documents, parse_document, partition_key_for
+from result_assets_tests.app.helpers import SAMPLES
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
@@ -549,7 +550,9 @@ def test_ctrl_c_during_migrate_stops_it_at_once_and_a_re_run_finishes(project_ho
     assert read_result("ctrl_c_5")["symbols"][0]["signals"][0]["price"] == 5
 
 
-@pytest.mark.parametrize("command", [["status"], ["export", "some_task"], ["db", "version"]])
+@pytest.mark.parametrize("command", [["status"], ["export", "some_task"], ["db", "version"], ["phase"],
+                                     ["maintain"], ["rollback", "some_task"], ["restore", "some_task", "--to", "x"],
+                                     ["archive", "--to", "x", "--source-dir", "."]])
 def test_a_read_of_a_home_that_is_not_there_makes_none(tmp_path, command, capsys, monkeypatch):
     """A typo in RESULT_ASSETS_HOME: status said "no tasks" (and export "not migrated") after
     making a new store there, its server left running."""
@@ -557,3 +560,142 @@ def test_a_read_of_a_home_that_is_not_there_makes_none(tmp_path, command, capsys
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert main(command) == 2
     assert "no store at" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_migration(project_home, tmp_path):
+    """`migrate | head -1`: the progress line after the first raised BrokenPipeError, and only
+    the first batch was migrated (exit 1, "BrokenPipeError: Broken pipe")."""
+    import os
+
+    from result_assets.store.stores import Stores
+
+    source = tmp_path / "src"
+    for i in range(4):
+        (source / f"piped_{i}").mkdir(parents=True)
+        (source / f"piped_{i}" / "result.json").write_bytes((SAMPLES / "grid...42" / "result.json").read_bytes())
+    proc = subprocess.Popen([sys.executable, "-m", "result_assets.cli", "migrate", "--source-dir", str(source),
+                             "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    os.close(proc.stdout.fileno())  # `head -1` has its line and exits
+    proc.stdout = None
+    _, err = proc.communicate(timeout=300)
+    assert first and proc.returncode == 0 and b"Traceback" not in err and not err, err
+    states = Stores.from_env().catalog.states([f"piped_{i}" for i in range(4)])
+    assert {t: s.status for t, s in states.items()} == {f"piped_{i}": "migrated" for i in range(4)}
+
+
+def test_a_closed_standard_output_is_no_traceback(migrated):
+    """`status >&-` did its work, then failed flushing a stream that is None (exit 1, a
+    traceback); `export TASK >&-` had nowhere to write the file."""
+    import os
+
+    def closed_stdout():
+        os.close(1)
+
+    status = subprocess.run([sys.executable, "-m", "result_assets.cli", "status"], capture_output=False,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=closed_stdout)
+    assert status.returncode == 0 and not status.stderr, status.stderr
+    export = subprocess.run([sys.executable, "-m", "result_assets.cli", "export", "grid...42"],
+                            stderr=subprocess.PIPE, text=True, preexec_fn=closed_stdout)
+    assert export.returncode == 2 and export.stderr.strip() == (
+        "result-assets: error: standard output is closed: give --out DIR"), export.stderr
+
+
+def test_maintain_refuses_a_retention_delta_cannot_take_and_says_a_failure_on_stderr(migrated, capsys, monkeypatch):
+    """A retention of 10**13 hours made Delta's vacuum panic: a 90-line dump, and the failure
+    line went to stdout, breaking --json."""
+    from result_assets.assets import report
+
+    assert main(["maintain", "--json", "--retention-hours", str(10 ** 13)]) == 2
+    assert "--retention-hours: must be at most 1,000,000" in capsys.readouterr().err
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "maintain", disk_full)
+    assert main(["maintain", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "failed:" in err and "No space left on device" in err, err
+
+
+def test_an_embedded_server_that_cannot_start_is_one_line_naming_its_log(tmp_path):
+    """A home whose pg/ another PostgreSQL version made (a fake PG_VERSION here): a 37-line
+    RuntimeError traceback."""
+    import os
+
+    home = tmp_path / "home"
+    (home / "pg").mkdir(parents=True)
+    (home / "pg" / "PG_VERSION").write_text("99\n")
+    env = {**os.environ, "RESULT_ASSETS_HOME": str(home)}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "status"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"result-assets: error: the embedded PostgreSQL in {home / 'pg'} did not start:")
+    assert f"its log: {home / 'pg' / 'log'}" in lines[0]
+
+
+def test_a_dagster_yaml_without_a_driver_is_one_line_saying_which_to_name(tmp_path):
+    """A stock dagster-postgres config names no scheme; SQLAlchemy 2.1 then wants psycopg 3,
+    which is not installed: a ModuleNotFoundError traceback."""
+    import os
+
+    from result_assets.settings import Settings
+    from result_assets.store.postgres import stop_embedded
+
+    home = tmp_path / "home"
+    (home / "dagster").mkdir(parents=True)
+    (home / "dagster" / "dagster.yaml").write_text(
+        "storage:\n  postgres:\n    postgres_url: postgresql://dagster@127.0.0.1:1/dagster\n")
+    env = {**os.environ, "RESULT_ASSETS_HOME": str(home)}
+    env.pop("DATABASE_URL", None)
+    env.pop("DAGSTER_HOME", None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "maintain", "--json"], capture_output=True,
+                              text=True, env=env, timeout=300)
+    finally:
+        stop_embedded(Settings.from_env({"RESULT_ASSETS_HOME": str(home)}))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "dagster.yaml: its storage names no database driver" in lines[0]
+    assert "scheme: postgresql+psycopg2" in lines[0]
+
+
+def test_archive_of_an_unknown_task_and_a_bench_baseline_that_is_no_file_are_errors_at_once(migrated, sample_source,
+                                                                                             tmp_path, capsys,
+                                                                                             monkeypatch):
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "postgres-only")
+    assert main(["archive", "--to", str(tmp_path / "a"), "--source-dir", str(sample_source), "--task", "nope"]) == 2
+    assert f"no such task in {sample_source}: nope" in capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "bench", "--baseline", str(tmp_path / "none.json"),
+                           "--workdir", str(tmp_path / "bench")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("result-assets: error: --baseline"), proc.stderr
+    assert not (tmp_path / "bench").exists()  # refused before any corpus was made
+
+
+def test_export_of_a_task_whose_name_is_too_long_for_a_file_exports_every_task(project_home, tmp_path, capsys):
+    """A 40-syllable Korean task id is 120 bytes as a folder and 360 once percent-encoded:
+    `export --out` stopped at it ("File name too long") and the tasks after it were never written."""
+    from urllib.parse import unquote
+
+    from result_assets.cli import export_file_name
+
+    source = tmp_path / "src"
+    long_id = "백테스트" * 10
+    raw = (SAMPLES / "grid...42" / "result.json").read_bytes()
+    for task_id in ("export_long_a", long_id, "export_long_z"):
+        (source / task_id).mkdir(parents=True)
+        (source / task_id / "result.json").write_bytes(raw)
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    (out / export_file_name("export_long_z")).mkdir(parents=True)  # in the way of one file: that task alone
+    assert main(["export", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    name = export_file_name(long_id)
+    assert len(name.encode()) <= 255 and name.endswith(".json") and "~" in name
+    assert unquote(name.rpartition("~")[0]) == long_id[:len(unquote(name.rpartition("~")[0]))]
+    assert (out / name).read_bytes() == raw and (out / "export_long_a.json").read_bytes() == raw
+    assert f"{long_id}: its name is too long for a file: exported as {name}" in err
+    assert "export_long_z: cannot write" in err

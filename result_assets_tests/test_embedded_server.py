@@ -251,3 +251,17 @@ def test_long_home_path_socket_in_private_directory(homes, tmp, monkeypatch):
         cur.execute("SELECT 1")
     conn.close()
     stop_and_check(home)
+
+
+def test_a_home_whose_path_holds_a_space_starts_its_server(homes, tmp, monkeypatch):
+    """pgserver hands `-k <pgdata>` to pg_ctl's shell unquoted: a home in "My Projects" failed to
+    start (postgres: invalid argument). Its socket now goes to the home's private fallback."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    home = homes("My Projects/it's a home")
+    got = opened(home, tmp)
+    pgdata = (home / "pg").resolve()
+    assert Path(got["sockets"]) == tmp / f"ra-{os.geteuid()}-{hashlib.sha256(os.fsencode(pgdata)).hexdigest()[:12]}"
+    with psycopg2.connect(postgres.catalog_url(settings_of(home))) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+    conn.close()
+    stop_and_check(home)

@@ -211,7 +211,8 @@ def test_spec_timestamps_are_read(spelling):
 # --- 4. numbers never rounded -----------------------------------------------------------------
 
 @pytest.mark.parametrize("text", ["1.0000000000000000000001", "0.1000000000000000000001", "1e400", "1e-400",
-                                  "123456789.123456789123", "1.00000000000000001"])
+                                  "123456789.123456789123", "1.00000000000000001",
+                                  "1e12345678901234567890"])  # an exponent past Decimal's: quarantined once
 def test_numeric_strings_float64_would_round_are_kept_as_written(text):
     doc = v2({"price": text, "pnl": text}, performance_curve=[{"timestamp": 1, "equity": text}],
              summary={"total_return": text})
@@ -242,6 +243,8 @@ ROUNDED_LITERALS = [
      "number 12345678.1234567891 has more digits than a float64 (it would be read as 12345678.12345679)"),
     ("1e400", "number 1e400 is beyond the range of a float64 (it would be read as inf)"),
     ("-1E-400", "number -1E-400 is beyond the range of a float64 (it would be read as -0.0)"),
+    ("1e12345678901234567890",  # 19+ exponent digits: Decimal raised InvalidOperation, an unreadable reason
+     "number 1e12345678901234567890 is beyond the range of a float64 (it would be read as inf)"),
     ("1" * 5000, "an integer literal has more than 4300 digits (more than the parser reads)"),
 ]
 HELD_LITERALS = [
@@ -250,6 +253,7 @@ HELD_LITERALS = [
     ("0.1000000000000000055511151231257827021181583404541015625", 0.1),  # the exact value of 0.1
     ("1.5e-300", 1.5e-300), ("1.2345678901234567e+300", 1.2345678901234567e300),
     ("0.30000000000000004", 0.30000000000000004),
+    ("0e12345678901234567890", 0.0),  # zero whatever its exponent
 ]
 
 

@@ -87,9 +87,20 @@ def get_instance(settings: Settings | None = None):
         try:
             return DagsterInstance.get()
         except Exception as exc:
+            if _missing_driver(exc):
+                raise SettingsError(
+                    f"{settings.dagster_home / 'dagster.yaml'}: its storage names no database driver, and "
+                    "SQLAlchemy's default (psycopg 3) is not installed: add `scheme: postgresql+psycopg2` to its "
+                    "postgres_db block (or write postgres_url as postgresql+psycopg2://...)") from exc
             if not _config_error(exc):
                 raise
             raise SettingsError(f"{settings.dagster_home / 'dagster.yaml'}: {error_line(exc)}") from exc
+
+
+def _missing_driver(exc: BaseException) -> bool:
+    """A stock dagster-postgres config without a scheme: SQLAlchemy then loads psycopg (3),
+    which this project does not install (it speaks psycopg2)."""
+    return isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg"
 
 
 def _config_error(exc: BaseException) -> bool:

@@ -117,7 +117,7 @@ def _outcome(result, tasks: int) -> RunOutcome:
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure]
-        error = _failure_message(failures[0]) if failures else "run failed"
+        error = failure_message(failures[0]) if failures else "run failed"
     return RunOutcome(result.run_id, result.success, tasks, error)
 
 
@@ -132,7 +132,7 @@ def _interrupted(result) -> bool:
     return False
 
 
-def _failure_message(event) -> str:
+def failure_message(event) -> str:
     """A failed step's error on one line: its root cause ("OSError: [Errno 28] No space left
     on device"; a failed blocking check: which checks failed)."""
     error = getattr(event.event_specific_data, "error", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -87,8 +88,9 @@ def _checkout_on_path() -> None:
         sys.path.insert(0, str(checkout))
 
 
-def whole_number(minimum: int):
-    """An argparse type: a whole number of at least `minimum`, else a one-line error."""
+def whole_number(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number of at least `minimum` (and at most `maximum`), else a
+    one-line error."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -96,6 +98,8 @@ def whole_number(minimum: int):
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}: {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:,}: {value}")
         return value
     return parse
 
@@ -122,7 +126,7 @@ def _exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a reader that went away (`| head`): nothing left to say
+        except (OSError, ValueError, AttributeError):  # a reader gone (`| head`), a stream closed (`>&-`)
             pass
     atexit._run_exitfuncs()  # noqa: SLF001 - what interpreter exit would run first
     os._exit(code)
@@ -146,12 +150,18 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("result-assets: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away: nothing left to tell it
+        _silence(sys.stdout)
+        return 141  # as a shell reports a process SIGPIPE ended
     except Exception as exc:  # a database outage or a folder is the user's to fix, not a traceback
-        from result_assets.store.postgres import error_line
+        from result_assets.store.postgres import EmbeddedServerError, error_line
 
         cause = _database_error(exc)
         if cause is not None:
             print(f"result-assets: error: database unavailable: {error_line(cause)}", file=sys.stderr)
+            return 1
+        if isinstance(exc, EmbeddedServerError):
+            print(f"result-assets: error: {exc}", file=sys.stderr)
             return 1
         if isinstance(exc, OSError):  # a folder unreadable, a file where a folder should be, ...
             where = "".join(f": {name}" for name in (exc.filename, exc.filename2) if name)
@@ -180,7 +190,7 @@ def _database_error(exc: BaseException) -> BaseException | None:
     return None
 
 
-def _existing_home():
+def existing_home():
     """The settings of a home that exists. A command that only reads (status, export, db
     version) given a home that is not there (a typo in RESULT_ASSETS_HOME, another working
     folder than usual) made a new store and said it held nothing."""
@@ -200,7 +210,8 @@ def _ui_command(settings) -> str:
 
     # The dagster beside this interpreter: a virtualenv's bin/ is rarely on PATH.
     dagster = Path(sys.executable).parent / "dagster"
-    command = f"DAGSTER_HOME={settings.dagster_home} {dagster if dagster.exists() else 'dagster'} dev"
+    program = shlex.quote(str(dagster)) if dagster.exists() else "dagster"
+    command = f"DAGSTER_HOME={shlex.quote(str(settings.dagster_home))} {program} dev"  # a home may hold a space
     return f"{DAGSTER_URL_ENV}=<the instance's URL> {command}" if settings.database_url else command
 
 
@@ -227,7 +238,22 @@ def cmd_migrate(args) -> int:
 
 
 def _say(args, line: str) -> None:
-    print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+    """Progress: best effort. A reader that went away (`migrate | head -1`, a pager quit) must
+    not stop the migration half way: the rest of the output goes nowhere."""
+    stream = sys.stderr if args.json else sys.stdout
+    try:
+        print(line, file=stream, flush=True)
+    except BrokenPipeError:
+        _silence(stream)
+
+
+def _silence(stream) -> None:
+    """Point a stream whose reader went away at /dev/null (Python's own advice for SIGPIPE)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _print_report(args, report: dict, quarantined: list[tuple[str, str]]) -> None:
@@ -257,7 +283,7 @@ def cmd_status(args) -> int:
     from result_assets.migration.status import task_statuses
     from result_assets.store.stores import Stores
 
-    rows = task_statuses(Stores(_existing_home()))
+    rows = task_statuses(Stores(existing_home()))
     if args.json:
         print(json.dumps({"tasks": rows}, ensure_ascii=False))
         return 0
@@ -279,7 +305,7 @@ def cmd_db(args) -> int:
     from result_assets.store.catalog import Catalog
     from result_assets.store.schema import SCHEMA_VERSION, installed_version
 
-    settings = _existing_home() if args.action == "version" else Settings.from_env()
+    settings = existing_home() if args.action == "version" else Settings.from_env()
     catalog = Catalog(catalog_url(settings))
     try:
         if args.action == "version":
@@ -304,7 +330,7 @@ def cmd_export(args) -> int:
     from result_assets.store.reader import file_bytes
     from result_assets.store.stores import Stores
 
-    stores = Stores(_existing_home())
+    stores = Stores(existing_home())
     ids = args.task_ids or stores.catalog.migrated_task_ids()
     if not args.out and len(ids) != 1:
         raise CliError("name exactly one task to print, or give --out DIR")
@@ -313,15 +339,27 @@ def cmd_export(args) -> int:
         if out.exists() and not out.is_dir():
             raise CliError(f"--out is not a directory: {out}")
         out.mkdir(parents=True, exist_ok=True)
-    missing = []
+    missing, unwritten = [], []
     for start in range(0, len(ids), 200):
         chunk = ids[start:start + 200]
         files = file_bytes(stores, chunk)  # each the source file's exact bytes
         missing += [t for t in chunk if t not in files]
         for task_id, data in files.items():
             if out:
-                (out / f"{quote(task_id, safe='')}.json").write_bytes(data)
+                name = export_file_name(task_id)
+                try:
+                    (out / name).write_bytes(data)
+                except OSError as exc:  # this file alone: the other tasks are still exported
+                    print(f"result-assets: {task_id}: cannot write {out / name}: {exc.strerror or exc}",
+                          file=sys.stderr)
+                    unwritten.append(task_id)
+                    continue
+                if name != f"{quote(task_id, safe='')}.json":
+                    print(f"result-assets: {task_id}: its name is too long for a file: exported as {name}",
+                          file=sys.stderr)
             else:
+                if sys.stdout is None:
+                    raise CliError("standard output is closed: give --out DIR")
                 sys.stdout.flush()
                 sys.stdout.buffer.write(data)  # the file itself: nothing added, not even a newline
                 sys.stdout.buffer.flush()
@@ -330,6 +368,27 @@ def cmd_export(args) -> int:
         why = "not migrated" if state is None else f"{state['status']}: {state['reason']}"
         print(f"result-assets: {task_id}: {why}", file=sys.stderr)
     if out:
-        print(f"exported {len(ids) - len(missing)} tasks to {out}", file=sys.stderr)
-    return 1 if missing and args.task_ids else 0
+        print(f"exported {len(ids) - len(missing) - len(unwritten)} tasks to {out}", file=sys.stderr)
+    return 1 if (missing and args.task_ids) or unwritten else 0
+
+
+_NAME_MAX = 255  # bytes of one file name on Linux and macOS filesystems
+
+
+def export_file_name(task_id: str) -> str:
+    """<task id, percent-encoded>.json; a name longer than a filesystem takes (a long Korean
+    task name triples once encoded) is cut, with a digest of the whole id to keep it apart."""
+    import hashlib
+
+    name = f"{quote(task_id, safe='')}.json"
+    if len(name) <= _NAME_MAX:
+        return name
+    digest = hashlib.sha256(task_id.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    head = ""
+    for char in task_id:  # whole characters: never half a %XX, nor half of one encoded in UTF-8
+        encoded = quote(char, safe="")
+        if len(head) + len(encoded) > _NAME_MAX - 40:
+            break
+        head += encoded
+    return f"{head}~{digest}.json"
 

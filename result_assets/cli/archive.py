@@ -73,6 +73,10 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
     report = ArchiveReport()
     report.put_back = put_back_taken_aside(settings.source_dir)
     tasks = scan_source_dir(settings.source_dir, only).tasks
+    if only:
+        missing = sorted(set(only) - {t.task_id for t in tasks})
+        if missing:
+            raise ArchiveError(f"no such task in {settings.source_dir}: {', '.join(missing)}")
     states = stores.catalog.states([t.task_id for t in tasks])
     candidates = []
     for task in tasks:
@@ -320,11 +324,12 @@ def run(args) -> int:
 
     import psycopg2
 
+    from result_assets.cli import existing_home
     from result_assets.app.manager import POSTGRES_ONLY
     from result_assets.errors import UsageError
     from result_assets.migration.sources import SourceDirError
 
-    settings = Settings.from_env()
+    settings = existing_home()  # a mistyped home is an error, not a new empty store
     if args.source_dir:
         settings = replace(settings, source_dir=str(Path(args.source_dir).absolute()))
     if not settings.source_dir:

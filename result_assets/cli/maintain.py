@@ -5,16 +5,20 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from result_assets.migration.maintenance import DEFAULT_RETENTION_HOURS, maintain
 
 __all__ = ["maintain", "add_arguments", "run"]
 
+MAX_RETENTION_HOURS = 1_000_000
+
 
 def add_arguments(parser) -> None:
     from result_assets.cli import whole_number
 
-    parser.add_argument("--retention-hours", type=whole_number(0), default=DEFAULT_RETENTION_HOURS,
+    # At most about 114 years: Delta's vacuum takes the retention as a duration it panics past.
+    parser.add_argument("--retention-hours", type=whole_number(0, MAX_RETENTION_HOURS), default=DEFAULT_RETENTION_HOURS,
                         help=f"vacuum files out of the tables for longer than this (default {DEFAULT_RETENTION_HOURS}: "
                              "rollback reaches this far back)")
     parser.add_argument("--no-compact", action="store_true", help="skip compaction")
@@ -24,20 +28,23 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from result_assets.cli import existing_home
     from result_assets.definitions import MAINTENANCE_JOB, build_definitions
     from result_assets.assets.instance import get_instance
-    from result_assets.settings import Settings
+    from result_assets.assets.launch import failure_message
 
-    settings = Settings.from_env()
+    settings = existing_home()  # a mistyped home is an error, not a new empty store
     config = {"retention_hours": args.retention_hours, "compact": not args.no_compact, "z_order": args.z_order,
               "vacuum": not args.no_vacuum}
     result = build_definitions().resolve_job_def(MAINTENANCE_JOB).execute_in_process(
         instance=get_instance(settings), raise_on_error=False,
         run_config={"ops": {"store_maintenance": {"config": config}},
-                    "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+                    # the failure is said once, below, on one line (its events stay in the instance)
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
     if not result.success:
-        failures = [e.message for e in result.all_events if e.is_failure]
-        print(f"result-assets: maintenance run {result.run_id} failed: {failures[0] if failures else ''}")
+        failures = [failure_message(e) for e in result.all_events if e.is_failure]
+        print(f"result-assets: maintenance run {result.run_id} failed: {failures[0] if failures else ''}",
+              file=sys.stderr)
         return 1
     metadata = result.asset_materializations_for_node("store_maintenance")[0].metadata
     figures = {k: v.value for k, v in metadata.items() if k != "report"}

@@ -165,10 +165,11 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import psycopg2
 
+    from result_assets.cli import existing_home
     from result_assets.errors import UsageError
     from result_assets.migration.sources import SourceDirError
 
-    settings = Settings.from_env()
+    settings = existing_home()  # a mistyped home is an error, not a new empty store
     if args.source_dir:
         from dataclasses import replace
 

@@ -143,14 +143,19 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import psycopg2
 
+    from result_assets.cli import existing_home
     from result_assets.cli.archive import known_archive_dirs
     from result_assets.errors import UsageError
 
-    settings = Settings.from_env()
+    settings = existing_home()  # a mistyped home is an error, not a new empty store
     to_dir = args.to or settings.source_dir
     if not to_dir:
         raise UsageError("give --to DIR or set RESULT_SOURCE_DIR")
-    dirs = [Path(d).absolute() for d in args.archive or []] + known_archive_dirs(settings)
+    given = [Path(d).absolute() for d in args.archive or []]
+    for folder in given:
+        if not folder.is_dir():
+            raise UsageError(f"--archive is not a folder: {folder}")
+    dirs = given + known_archive_dirs(settings)
     try:
         results = restore_tasks(settings, args.task_ids, Path(to_dir).absolute(), dirs, args.overwrite)
     except psycopg2.Error as exc:

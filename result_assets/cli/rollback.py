@@ -36,11 +36,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import psycopg2
 
+    from result_assets.cli import existing_home
     from result_assets.errors import UsageError
     from result_assets.store.catalog import StoreLockLost
     from result_assets.store.stores import Stores
 
-    settings = Settings.from_env()
+    settings = existing_home()  # a mistyped home is an error, not a new empty store
     stores = Stores(settings)
     failed = 0
     for task_id in args.task_ids:

