@@ -488,8 +488,13 @@ def _check_task_id(task_id: str, as_directory: bool = True) -> None:
         safe_child(Path("."), task_id)
     except UnsafeTaskId as exc:
         raise ResultValidationError(str(exc)) from None
-    if as_directory and task_dir_path(".", task_id) is None:
-        raise ResultValidationError(f"task id {task_id!r} is not a safe directory name")
+    if as_directory:
+        folder = task_dir_path(".", task_id)
+        if folder is None:
+            raise ResultValidationError(f"task id {task_id!r} is not a safe directory name")
+        if len(os.fsencode(folder.name)) > 255:  # a save's backup and JSON folder: no filesystem takes it
+            raise ResultValidationError(f"task id {task_id[:40]!r}... is longer than a folder name can be "
+                                        f"({len(os.fsencode(folder.name))} bytes; at most 255)")
     if not as_directory and not task_id.isascii():
         try:
             task_id.encode("utf-8")
