@@ -38,6 +38,7 @@ from result_assets.settings import Settings
 from result_assets.store.backups import StagedFile, UnsafeTaskId, safe_child, sha256_hex, write_atomic
 from result_assets.store.last_write import file_older_than_store
 from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
+from result_assets.store.serving_cache import LARGEST_FILE
 from result_assets.store.stores import Stores
 
 log = logging.getLogger("result_assets.app")
@@ -239,7 +240,7 @@ class ResultManager:
     def _serve(self, validated: ValidatedResult, raw: bytes) -> None:
         """The saved file into the serving cache: the first read of it, in any process, costs
         about what reading the JSON did (store/serving_cache.py; a failure there only costs reads)."""
-        if validated.status == "migrated":
+        if validated.status == "migrated" and len(raw) <= LARGEST_FILE:  # a larger one is quicker rebuilt
             entry = {validated.task_id: (validated.sha256, raw, validated.plain_numbers)}
             self.stores.serving_cache.fill_later(lambda: entry)
 

@@ -28,7 +28,7 @@ from result_assets.store.backups import BackupStore
 from result_assets.store.delta_tables import CURVES, SCHEMAS, SIGNALS
 from result_assets.store.read_cache import version_key
 from result_assets.store.row_locations import RowsGone, split_by_task
-from result_assets.store.serving_cache import served_document, served_file
+from result_assets.store.serving_cache import LARGEST_FILE, served_document, served_file
 from result_assets.store.stores import Stores
 
 
@@ -237,6 +237,8 @@ def _files_to_keep(stores: Stores, rows: dict[str, dict], tables: dict, made: di
     each kept only when it hashes to the published version's SHA-256."""
     keep = {}
     for task_id, row in rows.items():
+        if (row.get("source_bytes") or 0) > LARGEST_FILE:  # not kept (its rebuild is quicker): not read again
+            continue
         sha256 = row["source_sha256"]
         try:
             if files:  # the bytes the read made: written from the rows

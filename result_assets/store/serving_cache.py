@@ -56,6 +56,10 @@ _chance = random.Random()
 _TRIM_LOCK = 7206
 # A file over this share of the bound is not kept: one huge task must not push out the rest.
 LARGEST_SHARE = 8
+# Nor a file over this size: its first read is quicker rebuilt from its rows than parsed from
+# its text (measured, docs/performance.md "The serving cache: only files a rebuild is slower
+# for": at 1.8 MB a hit costs 0.77-1.03x the rebuild, at 7.3 MB 1.24-1.54x, at 29 MB 1.54-1.97x).
+LARGEST_FILE = 2 << 20
 # Fills queued for the process's filler thread, at most (fill_later): one past them is dropped,
 # as a cache may (the next miss fills it again), so a burst of saves or reads holds little.
 PENDING_FILLS = 64
@@ -134,6 +138,8 @@ class ServingCache:
             return 0
         rows = []
         for task_id, (sha256, raw, plain_numbers) in files.items():
+            if len(raw) > LARGEST_FILE:
+                continue
             body = _CODEC.compress(raw, asbytes=True)
             if len(body) <= self.max_bytes // LARGEST_SHARE:
                 plain = not may_lose_digits(raw) if plain_numbers is None else plain_numbers

@@ -521,3 +521,15 @@ def test_a_backup_is_read_by_the_version_asked_for(tmp_path):
     assert backups.read_version("t", sha256_hex(b'{"v": 2}')) == b'{"v": 2}'
     assert backups.read_version("t", sha256_hex(b'{"v": 3}')) is None
     assert backups.read_version("never saved", sha256_hex(b'{"v": 1}')) is None
+
+
+def test_a_file_a_rebuild_reads_faster_is_not_kept(serving_on):
+    """A 29 MB save served from the cache took 1.5-2x its rebuild from the rows (its text parsed
+    again): files over LARGEST_FILE are left to the rebuild, whatever the bound."""
+    m = manager()
+    cache = ServingCache(m.stores.catalog, max_bytes=1 << 40)
+    large = b" " * serving_cache.LARGEST_FILE + b"{}"
+    assert cache.fill({"serve_large": ("x", large, True)}, published_only=False) == 0
+    assert cache.fill({"serve_large": ("x", large[2:], True)}, published_only=False) == 1  # at the size: kept
+    cache.forget(["serve_large"])
+    m.close()
