@@ -699,3 +699,18 @@ def test_export_of_a_task_whose_name_is_too_long_for_a_file_exports_every_task(p
     assert (out / name).read_bytes() == raw and (out / "export_long_a.json").read_bytes() == raw
     assert f"{long_id}: its name is too long for a file: exported as {name}" in err
     assert "export_long_z: cannot write" in err
+
+
+def test_a_backup_folder_that_cannot_be_written_is_one_line_before_any_run(project_home, tmp_path, capsys):
+    """A read-only --backup-dir failed every run, each after converting its batch, while the
+    progress line said all its tasks were done."""
+    from result_assets.store.stores import Stores
+
+    (tmp_path / "a_file").write_text("")
+    source = tmp_path / "src"
+    (source / "backup_dir_refused").mkdir(parents=True)
+    (source / "backup_dir_refused" / "result.json").write_bytes((SAMPLES / "grid...42" / "result.json").read_bytes())
+    assert main(["migrate", "--source-dir", str(source), "--backup-dir", str(tmp_path / "a_file")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"result-assets: error: the backup folder is a file: {tmp_path / 'a_file'}\n"
+    assert Stores.from_env().catalog.states(["backup_dir_refused"]) == {}  # nothing migrated, nothing registered

