@@ -550,7 +550,7 @@ def test_ctrl_c_during_migrate_stops_it_at_once_and_a_re_run_finishes(project_ho
     assert read_result("ctrl_c_5")["symbols"][0]["signals"][0]["price"] == 5
 
 
-@pytest.mark.parametrize("command", [["status"], ["export", "some_task"], ["db", "version"], ["phase"],
+@pytest.mark.parametrize("command", [["status"], ["export", "some_task"], ["db", "version"],
                                      ["maintain"], ["rollback", "some_task"], ["restore", "some_task", "--to", "x"],
                                      ["archive", "--to", "x", "--source-dir", "."]])
 def test_a_read_of_a_home_that_is_not_there_makes_none(tmp_path, command, capsys, monkeypatch):
@@ -714,3 +714,39 @@ def test_a_backup_folder_that_cannot_be_written_is_one_line_before_any_run(proje
     err = capsys.readouterr().err
     assert err == f"result-assets: error: the backup folder is a file: {tmp_path / 'a_file'}\n"
     assert Stores.from_env().catalog.states(["backup_dir_refused"]) == {}  # nothing migrated, nothing registered
+
+
+def test_phase_on_a_home_not_made_yet_is_the_first_step_in_json_only_and_an_error_after(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """The runbook's phase 1 starts with `result-assets phase`, before any migrate made the
+    store; in dual-write or postgres-only a home that is not there is a typo, and said READY."""
+    from result_assets.settings import Settings
+    from result_assets.store.postgres import stop_embedded
+
+    monkeypatch.setenv("RESULT_ASSETS_HOME", str(tmp_path / "new"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("RESULT_SOURCE_DIR", str(tmp_path))
+    for mode in ("dual-write", "postgres-only"):
+        monkeypatch.setenv("RESULT_STORAGE_MODE", mode)
+        assert main(["phase"]) == 2
+        assert "no store at" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "json-only")
+    try:
+        assert main(["phase"]) == 0
+    finally:
+        stop_embedded(Settings.from_env())
+    assert "mode: json-only" in capsys.readouterr().out
+
+
+def test_maintain_json_says_when_vacuum_was_held(migrated, capsys, monkeypatch):
+    """The console logger no longer prints Dagster's warnings: --json carries the reason."""
+    from result_assets.assets import report
+    from result_assets.store.maintenance import MaintenanceReport
+
+    def held(*args, **kwargs):
+        return MaintenanceReport(vacuum_held="2 row(s) published before locations were recorded could not be located")
+
+    monkeypatch.setattr(report, "maintain", held)
+    assert main(["maintain", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["vacuum_held"].startswith("2 row(s) published before locations")

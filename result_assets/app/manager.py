@@ -195,6 +195,13 @@ class ResultManager:
             self._warn(outcome, f"task {task_id!r} not written to the store ({_one_line(exc)}); "
                                 "its JSON is kept and the sensor will migrate it")
             return
+        except BaseException:  # interrupted (Ctrl-C, a SIGTERM handler's exit): the JSON, as it always was
+            if not staged.put_done:
+                try:
+                    staged.put()
+                except OSError:
+                    pass
+            raise
         finally:
             if not staged.put_done:
                 staged.discard()
@@ -493,9 +500,11 @@ def _check_task_id(task_id: str, as_directory: bool = True) -> None:
         folder = task_dir_path(".", task_id)
         if folder is None:
             raise ResultValidationError(f"task id {task_id!r} is not a safe directory name")
-        if len(os.fsencode(folder.name)) > 255:  # a save's backup and JSON folder: no filesystem takes it
+        # its JSON's folder (the name it encodes) and its backup's (the id itself, `%bytes:` and all)
+        longest = max(len(os.fsencode(folder.name)), len(task_id.encode("utf-8", "surrogateescape")))
+        if longest > 255:  # no filesystem takes it
             raise ResultValidationError(f"task id {task_id[:40]!r}... is longer than a folder name can be "
-                                        f"({len(os.fsencode(folder.name))} bytes; at most 255)")
+                                        f"({longest} bytes; at most 255)")
     if not as_directory and not task_id.isascii():
         try:
             task_id.encode("utf-8")

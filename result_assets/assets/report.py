@@ -55,6 +55,7 @@ def store_maintenance(context: AssetExecutionContext, config: MaintenanceConfig,
                 "report": MetadataValue.md(maintenance_markdown(report))}
     if report.vacuum_held:
         context.log.warning(f"vacuum held: {report.vacuum_held}")
+        metadata["vacuum_held"] = report.vacuum_held  # in `maintain --json` too, which logs nothing
     for table, facts in report.tables.items():
         before, after = facts["before"], facts.get("after", facts["before"])
         metadata[f"{table}_files"] = f"{before['files']} -> {after['files']}"

@@ -251,9 +251,12 @@ def _silence(stream) -> None:
     """Point a stream whose reader went away at /dev/null (Python's own advice for SIGPIPE)."""
     import os
 
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, stream.fileno())
-    os.close(devnull)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # a stream already closed or gone: it says nothing either
+        pass
 
 
 def _print_report(args, report: dict, quarantined: list[tuple[str, str]]) -> None:

@@ -71,12 +71,15 @@ def archive_tasks(settings: Settings, to_dir: Path, only: set[str] | None = None
     # may have filled from the JSON backup): `serving_cache_mb=0` reads the tables.
     stores = Stores(replace(settings, serving_cache_mb=0))
     report = ArchiveReport()
+    if only:  # a typo is an error before anything moves; a task archived already is no typo
+        missing = set(only) - {t.task_id for t in scan_source_dir(settings.source_dir, only).tasks}
+        unknown = sorted(missing - set(stores.catalog.states(sorted(missing))))
+        if unknown:
+            raise ArchiveError(f"no such task in {settings.source_dir} or the store: {', '.join(unknown)}")
     report.put_back = put_back_taken_aside(settings.source_dir)
     tasks = scan_source_dir(settings.source_dir, only).tasks
-    if only:
-        missing = sorted(set(only) - {t.task_id for t in tasks})
-        if missing:
-            raise ArchiveError(f"no such task in {settings.source_dir}: {', '.join(missing)}")
+    for task_id in sorted(set(only or ()) - {t.task_id for t in tasks}):
+        report.skipped[task_id] = "no JSON in the source folder (archived already?)"
     states = stores.catalog.states([t.task_id for t in tasks])
     candidates = []
     for task in tasks:
@@ -234,7 +237,7 @@ def _remove_original(entry: dict, source_path: str | None = None) -> bool:
     from result_assets.store.backups import sha256_hex
 
     path = Path(source_path or entry["source_path"])  # the scan's path: the manifest's is for reading
-    taken = path.with_name(f"{TAKEN_ASIDE}{os.getpid()}")
+    taken = path.with_name(f"{TAKEN_ASIDE}{os.getpid()}-{_RUN_TOKEN}")
     try:
         os.rename(path, taken)
     except FileNotFoundError:
@@ -254,7 +257,8 @@ def _remove_original(entry: dict, source_path: str | None = None) -> bool:
     return True
 
 
-TAKEN_ASIDE = ".result.json.archiving-"  # + the pid of the run that took the file aside
+TAKEN_ASIDE = ".result.json.archiving-"  # + "<pid>-<token>" of the run that took the file aside
+_RUN_TOKEN = secrets.token_hex(4)  # a file left by a run whose pid this one reuses is never renamed over
 
 
 def taken_aside(source_dir: str | Path) -> list[Path]:
@@ -263,7 +267,10 @@ def taken_aside(source_dir: str | Path) -> list[Path]:
     found = []
     for path in Path(source_dir).glob(f"*/{TAKEN_ASIDE}*"):
         try:
-            os.kill(int(path.name[len(TAKEN_ASIDE):]), 0)
+            pid = int(path.name[len(TAKEN_ASIDE):].partition("-")[0])
+            if pid == os.getpid():  # this process (a container's pid 1 on every run): a run before it
+                raise ProcessLookupError
+            os.kill(pid, 0)
             continue  # its run is still going (or its pid was reused): it is that run's to finish
         except (ValueError, ProcessLookupError):
             found.append(path)

@@ -169,7 +169,9 @@ def run(args) -> int:
     from result_assets.errors import UsageError
     from result_assets.migration.sources import SourceDirError
 
-    settings = existing_home()  # a mistyped home is an error, not a new empty store
+    settings = Settings.from_env()
+    if settings.storage_mode != JSON_ONLY:  # json-only: the first step, before any migrate made the store
+        settings = existing_home()  # a mistyped home is an error, not a new empty store "READY for archive"
     if args.source_dir:
         from dataclasses import replace
 

@@ -539,3 +539,38 @@ def test_a_file_a_killed_archive_run_took_aside_is_put_back(project_home, tmp_pa
                                f"{source / ids[0] / 'result.json'}: put back (an interrupted archive run had taken "
                                "it aside)"]
     assert sorted(report.archived) == ids[1:]
+
+
+def test_archive_again_of_tasks_one_of_which_is_archived_already(project_home, tmp_path, capsys, monkeypatch):
+    """Re-run to finish (as the runbook says) with the same --task list: the task archived by
+    the first run was "no such task" and the whole run stopped, leaving the other in place."""
+    from result_assets.cli.archive import archive_tasks
+    from result_assets.settings import Settings
+
+    source = tmp_path / "src"
+    for task_id in ("again_a", "again_b"):
+        (source / task_id).mkdir(parents=True)
+        (source / task_id / "result.json").write_bytes((SAMPLES / "grid...42" / "result.json").read_bytes())
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    settings = Settings.from_env(source_dir=str(source))
+    assert archive_tasks(settings, tmp_path / "archives", only={"again_a"}).archived == ["again_a"]
+    report = archive_tasks(settings, tmp_path / "archives", only={"again_a", "again_b"})
+    assert report.archived == ["again_b"]
+    assert report.skipped == {"again_a": "no JSON in the source folder (archived already?)"}
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "postgres-only")
+    capsys.readouterr()
+    assert main(["archive", "--to", str(tmp_path / "archives"), "--source-dir", str(source), "--task", "nope"]) == 2
+    assert "no such task in" in capsys.readouterr().err
+
+
+def test_a_file_taken_aside_under_this_processs_own_pid_is_a_run_before_it(tmp_path):
+    """In a container the CLI is pid 1 on every run: a file a killed run left under that pid was
+    taken for a live run's, never put back, and the next rename went over it."""
+    from result_assets.cli.archive import TAKEN_ASIDE, put_back_taken_aside
+
+    (tmp_path / "t").mkdir()
+    left = tmp_path / "t" / f"{TAKEN_ASIDE}{os.getpid()}"
+    left.write_bytes(b"a writer's newer bytes")
+    assert put_back_taken_aside(tmp_path) == [f"{tmp_path / 't' / 'result.json'}: put back (an interrupted archive "
+                                              "run had taken it aside)"]
+    assert (tmp_path / "t" / "result.json").read_bytes() == b"a writer's newer bytes"

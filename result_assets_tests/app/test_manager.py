@@ -104,6 +104,11 @@ def test_a_task_id_that_names_no_directory_is_a_validation_error(env, mode):
     # backup with "File name too long" as a ResultStoreError, the store's fault.
     with pytest.raises(ResultValidationError, match="longer than a folder name can be \\(258 bytes; at most 255\\)"):
         manager.save_result("가" * 86, small_document())
+    from result_assets.legacy import task_id_for_dir_name
+
+    bytes_id = task_id_for_dir_name(b"\xff" * 90)  # 90 bytes as its JSON's folder, 277 as its backup's
+    with pytest.raises(ResultValidationError, match="longer than a folder name can be \\(277 bytes"):
+        manager.save_result(bytes_id, small_document())
     if mode == "postgres-only":  # it reads any id it may once have saved; text Postgres can hold
         with pytest.raises(ResultNotFound):
             manager.get_result("%bytes:%ZZ")
@@ -189,6 +194,22 @@ def test_two_dual_write_saves_of_one_task_at_once_leave_the_json_and_the_store_o
     assert hashlib.sha256(on_disk).hexdigest() == catalog_row("dual_at_once")["source_sha256"]
     assert parse_document(on_disk) == a == ResultManager("postgres-only").get_result("dual_at_once")
     assert not list((env / "dual_at_once").glob(".*.tmp"))  # no staged file left behind
+
+
+def test_a_dual_write_save_interrupted_waiting_for_its_lock_still_writes_its_json(env):
+    """The JSON is the record in this phase, and was written before the lock was asked for: a
+    Ctrl-C (or a SIGTERM handler's exit) while waiting for it must not lose it."""
+    manager = ResultManager("dual-write", source_dir=env, record_in_dagster=False)
+
+    def interrupted(task_id):
+        raise KeyboardInterrupt
+
+    manager.stores.catalog.task_save_lock = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        manager.save_result("dual_interrupted", small_document(strategy="interrupted"))
+    folder = env / "dual_interrupted"
+    assert parse_document((folder / "result.json").read_bytes()) == small_document(strategy="interrupted")
+    assert [p.name for p in folder.iterdir()] == ["result.json"]  # no staged file left
 
 
 def test_dual_write_invalid_document_is_quarantined_and_returns(env, caplog):
