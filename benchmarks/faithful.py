@@ -3,7 +3,10 @@
     python -m benchmarks.faithful [--corpus DIR ...] [--tasks N] [--json]
 
 For each corpus (default: the repo's samples; `--tasks N` adds a generated corpus of N
-tasks), in a fresh home: migrate it, then count, over the valid tasks,
+tasks), in a fresh home: migrate it, then count, over the valid tasks (the corpus's own list
+where it has one, expect.json or the generator's: a valid file the store quarantined counts
+against it; else the tasks the store migrated), every read from the stored rows (the hot tier
+or the Delta tables: a reader with both caches off, so no cached copy answers for them),
 
 - export byte-identical: `result-assets export` writes bytes whose SHA-256 is the source's;
 - get_result == json.loads(file): a postgres-only ResultManager reads the document the
@@ -76,11 +79,25 @@ def regenerate(task_id: str, raw: bytes) -> tuple[bool, int]:
     return exact.file_bytes(*stored, text, None) == raw, len(text.encode())
 
 
-def measure(corpus: Path) -> dict:
-    """The counts for one corpus, measured in a fresh home (its server stopped afterwards)."""
+def expected_valid(corpus: Path) -> list[str] | None:
+    """The corpus's own list of its valid tasks (expect.json beside or above its task folders,
+    as the samples and the generator write it), None when it has none."""
+    for path in (corpus / "expect.json", corpus.parent / "expect.json"):
+        if path.is_file():
+            expect = json.loads(path.read_text())
+            return sorted(t for t, e in expect.items() if e.get("valid") and (corpus / t / "result.json").is_file())
+    return None
+
+
+def measure(corpus: Path, valid_ids: list[str] | None = None) -> dict:
+    """The counts for one corpus, measured in a fresh home (its server stopped afterwards);
+    over valid_ids, else its own list (expected_valid), else the tasks the store migrated."""
+    from dataclasses import replace
+
     from result_assets.app.manager import ResultManager
     from result_assets.cli import main
     from result_assets.migration.maintenance import maintain
+    from result_assets.settings import Settings
     from result_assets.store.stores import Stores
 
     home = fresh_home(Path(tempfile.mkdtemp(prefix="faithful_")))
@@ -93,17 +110,22 @@ def measure(corpus: Path) -> dict:
             out = home / "export"
             main(["export", "--out", str(out)])
         stores = Stores.from_env()
-        valid = stores.catalog.migrated_task_ids()
+        migrated = stores.catalog.migrated_task_ids()
+        valid = valid_ids or expected_valid(corpus) or migrated
         sources = {t: (corpus / t / "result.json").read_bytes() for t in valid}
         documents = {t: json.loads(raw) for t, raw in sources.items()}
-        counts = {"corpus": str(corpus), "valid": len(valid)}
+        counts = {"corpus": str(corpus), "valid": len(valid), "migrated": len(set(migrated) & set(valid))}
         counts["export"] = sum(
             1 for t, raw in sources.items()
             if (out / f"{quote(t, safe='')}.json").is_file()
             and hashlib.sha256((out / f"{quote(t, safe='')}.json").read_bytes()).digest() == hashlib.sha256(raw).digest())
-        reader = ResultManager("postgres-only", record_in_dagster=False)
-        counts["get"] = sum(1 for t in valid if same(reader.get_result(t), documents[t]))
-        reader.stores.read_cache.clear()
+        settings = replace(Settings.from_env(), storage_mode="postgres-only")
+        # Saves as the application makes them (their files go to the serving cache); reads from
+        # the rows only: a cached copy of what was saved would prove nothing about the store.
+        writer = ResultManager("postgres-only", record_in_dagster=False, settings=settings)
+        reader = ResultManager("postgres-only", record_in_dagster=False,
+                               settings=replace(settings, read_cache_mb=0, serving_cache_mb=0))
+        counts["get"] = sum(1 for t in valid if same(_read(reader, t), documents[t]))
         together = reader.get_results(valid)
         counts["get_many"] = sum(1 for t in valid if t in together and same(together[t], documents[t]))
         counts["styles"] = sum(1 for t in valid if one_of_four_styles(sources[t], documents[t]))
@@ -114,14 +136,14 @@ def measure(corpus: Path) -> dict:
 
         saved = {}
         for i, t in enumerate(valid):
-            outcome = reader.save_result(f"faithful_save_{i:05d}", documents[t])
+            outcome = writer.save_result(f"faithful_save_{i:05d}", documents[t])
             if not outcome.corrections:
                 saved[outcome.task_id] = documents[t]
         counts["saves"] = len(saved)
-        counts["saved_hot"] = sum(1 for t, doc in saved.items() if same(reader.get_result(t), doc))
-        maintain(stores, retention_hours=0)
-        counts["saved_flushed"] = sum(1 for t, doc in saved.items() if same(reader.get_result(t), doc))
-        reader.stores.read_cache.clear()
+        counts["saved_hot"] = sum(1 for t, doc in saved.items() if same(_read(reader, t), doc))
+        report = maintain(stores, retention_hours=0)
+        counts["saves_flushed"] = len(set(report.flushed_task_ids) & set(saved))  # read from Delta below
+        counts["saved_flushed"] = sum(1 for t, doc in saved.items() if same(_read(reader, t), doc))
         together = reader.get_results(list(saved))
         counts["saved_many"] = sum(1 for t, doc in saved.items() if t in together and same(together[t], doc))
         return counts
@@ -130,6 +152,16 @@ def measure(corpus: Path) -> dict:
         os.environ.update(saved_env)
         stop_home(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _read(reader, task_id: str):
+    """The document, or None when the store gives none (a valid file it quarantined, say)."""
+    from result_assets.app.errors import ResultNotFound
+
+    try:
+        return reader.get_result(task_id)
+    except ResultNotFound:
+        return None
 
 
 def table(results: list[dict]) -> str:
@@ -150,13 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     args = parser.parse_args(argv)
     corpora = list(args.corpus or [SAMPLES])
+    lists: dict[Path, list[str]] = {}  # the generator's own list of the valid tasks it wrote
     work = Path(tempfile.mkdtemp(prefix="faithful_corpus_"))
     if args.tasks:
         from benchmarks.corpus import generate_corpus
 
         generated = work / f"generated_{args.tasks}"
-        generate_corpus(generated, args.tasks, seed=7)
+        expect = generate_corpus(generated, args.tasks, seed=7)
         corpora.append(generated)
+        lists[generated] = sorted(t for t, e in expect.items() if e["valid"])
     missing = [str(c) for c in corpora if not c.is_dir()]
     if missing:
         print(f"benchmarks.faithful: error: no such folder: {', '.join(missing)}", file=sys.stderr)
@@ -165,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for corpus in corpora:
             print(f"measuring {corpus} ...", file=sys.stderr, flush=True)
-            results.append(measure(corpus))
+            results.append(measure(corpus, lists.get(corpus)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
@@ -173,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(table(results))
         for r in results:
+            print(f"{Path(r['corpus']).name}: {r['migrated']} of its {r['valid']} valid files migrated; "
+                  f"{r['saves_flushed']} of {r['saves']} saves moved to Delta by maintain before they were read "
+                  "again; every read from the rows, no cache")
             print(f"{Path(r['corpus']).name}: Spellings {r['spelling_bytes']:,} bytes of JSON text for "
                   f"{r['json_bytes']:,} JSON bytes ({r['spelling_bytes'] / max(1, r['json_bytes']):.3%})")
     return 0

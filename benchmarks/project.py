@@ -45,10 +45,10 @@ def converter(corpus: Path, store_root: Path, batch: int = 50) -> dict:
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     stored, delta_files = tree_bytes(store_root)
     return {"work_seconds": seconds, "cpu_seconds": cpu, "json_bytes": json_bytes, "quarantined": quarantined,
-            "stored_bytes": stored, "delta_files": delta_files, **_largest_task_speed(files)}
+            "stored_bytes": stored, "delta_files": delta_files}
 
 
-def _largest_task_speed(files: list[tuple[str, Path]], repeats: int = 3) -> dict:
+def largest_task_speed(files: list[tuple[str, Path]], repeats: int = 3) -> dict:
     """Parse, normalize and prove (migration.convert.convert, what a worker does per task) of the
     largest task, best of `repeats`: MB/s of wall and of one core's CPU time."""
     from result_assets.migration.batch import RawResult
