@@ -372,16 +372,18 @@ def test_backup_dir_flag_travels_to_the_runs_not_the_environment(migrated, sampl
 
 def test_a_failed_run_is_reported_and_its_task_keeps_its_published_version(migrated, sample_source, tmp_path,
                                                                              capsys):
-    """A forced task whose run fails (its backup dir is a file) keeps its earlier state, which
-    the counts show; the report says a run failed, and stderr why."""
+    """A forced task whose run fails (where its backup goes, a file is in the way; a backup
+    folder that is a file is refused before any run) keeps its earlier state, which the counts
+    show; the report says a run failed, and stderr why."""
     task = "bt_20250901_14ceeb"
-    (tmp_path / "not_a_dir").write_text("")
-    args = ["migrate", "--source-dir", str(sample_source), "--backup-dir", str(tmp_path / "not_a_dir"),
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "backups" / task).write_text("")
+    args = ["migrate", "--source-dir", str(sample_source), "--backup-dir", str(tmp_path / "backups"),
             "--force", "--task", task]
     code, out, err = run_cli(capsys, *args, "--json")
     report = json.loads(out)
     assert code == 1 and report["failed_runs"] == report["runs"] == 1 and report["migrated"] == 1, report
-    assert "failed:" in err and "NotADirectoryError" in err
+    assert "failed:" in err and "File exists" in err  # the run's root cause, on its line
     code, out, _ = run_cli(capsys, *args)
     assert code == 1 and re.search(r"failed runs +1", out), out
     assert compare_documents(parse_document((sample_source / task / "result.json").read_bytes()),
@@ -667,7 +669,7 @@ def test_archive_of_an_unknown_task_and_a_bench_baseline_that_is_no_file_are_err
                                                                                              monkeypatch):
     monkeypatch.setenv("RESULT_STORAGE_MODE", "postgres-only")
     assert main(["archive", "--to", str(tmp_path / "a"), "--source-dir", str(sample_source), "--task", "nope"]) == 2
-    assert f"no such task in {sample_source}: nope" in capsys.readouterr().err
+    assert f"no such task in {sample_source} or the store: nope" in capsys.readouterr().err
     proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "bench", "--baseline", str(tmp_path / "none.json"),
                            "--workdir", str(tmp_path / "bench")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("result-assets: error: --baseline"), proc.stderr
