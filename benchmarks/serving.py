@@ -11,7 +11,8 @@ then reads each once per round with the per-process read cache emptied before ea
 - json-only: the same documents saved and read by a json-only manager;
 and a repeat read, the document in the process's read cache (`read cache`), of these and
 of `--large` saves of 4,000 signals (over 1 MB), against json-only's read of the same.
-Prints the medians (ms) of three rounds, each round alternating them.
+Prints the medians (ms) of three rounds; a round reads every task one way, then every task
+the next, in the order above (hit, miss + fill, no cache, json-only), the same each round.
 """
 from __future__ import annotations
 
