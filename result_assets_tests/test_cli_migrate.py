@@ -330,7 +330,9 @@ def test_settings_make_folders_absolute_and_refuse_a_mistyped_mode(tmp_path, mon
     assert cli(["status"]) == 2  # every command, as phase did alone
 
 
-def test_a_broken_dagster_yaml_is_one_line_naming_it(tmp_path):
+def maintain_with_dagster_yaml(tmp_path, text: bytes) -> subprocess.CompletedProcess:
+    """`result-assets maintain --json` in a new home whose instance has this dagster.yaml (its
+    embedded server stopped afterwards)."""
     import os
 
     from result_assets.settings import Settings
@@ -338,15 +340,19 @@ def test_a_broken_dagster_yaml_is_one_line_naming_it(tmp_path):
 
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
-    (home / "dagster" / "dagster.yaml").write_bytes(b"storage: [\n")
+    (home / "dagster" / "dagster.yaml").write_bytes(text)
     env = {**os.environ, "RESULT_ASSETS_HOME": str(home)}
     env.pop("DATABASE_URL", None)
     env.pop("DAGSTER_HOME", None)
     try:
-        proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "maintain", "--json"], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "result_assets.cli", "maintain", "--json"], capture_output=True,
                               text=True, env=env, timeout=300)
     finally:
         stop_embedded(Settings.from_env({"RESULT_ASSETS_HOME": str(home)}))
+
+
+def test_a_broken_dagster_yaml_is_one_line_naming_it(tmp_path):
+    proc = maintain_with_dagster_yaml(tmp_path, b"storage: [\n")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "dagster.yaml" in lines[0], proc.stderr
@@ -641,23 +647,8 @@ def test_an_embedded_server_that_cannot_start_is_one_line_naming_its_log(tmp_pat
 def test_a_dagster_yaml_without_a_driver_is_one_line_saying_which_to_name(tmp_path):
     """A stock dagster-postgres config names no scheme; SQLAlchemy 2.1 then wants psycopg 3,
     which is not installed: a ModuleNotFoundError traceback."""
-    import os
-
-    from result_assets.settings import Settings
-    from result_assets.store.postgres import stop_embedded
-
-    home = tmp_path / "home"
-    (home / "dagster").mkdir(parents=True)
-    (home / "dagster" / "dagster.yaml").write_text(
-        "storage:\n  postgres:\n    postgres_url: postgresql://dagster@127.0.0.1:1/dagster\n")
-    env = {**os.environ, "RESULT_ASSETS_HOME": str(home)}
-    env.pop("DATABASE_URL", None)
-    env.pop("DAGSTER_HOME", None)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "maintain", "--json"], capture_output=True,
-                              text=True, env=env, timeout=300)
-    finally:
-        stop_embedded(Settings.from_env({"RESULT_ASSETS_HOME": str(home)}))
+    proc = maintain_with_dagster_yaml(
+        tmp_path, b"storage:\n  postgres:\n    postgres_url: postgresql://dagster@127.0.0.1:1/dagster\n")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "dagster.yaml: its storage names no database driver" in lines[0]
