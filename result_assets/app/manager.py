@@ -132,7 +132,12 @@ class ResultManager:
             try:
                 validated = convert(RawResult(planned, raw, sha256_hex(raw)), parsed)
             except BaseException:
-                self._put_json(staging.result())  # the JSON is the record in this phase
+                staged = staging.result()
+                try:
+                    self._put_json(staged)  # the JSON is the record in this phase
+                finally:
+                    if not staged.put_done:
+                        staged.discard()
                 raise
             self._dual_write_store(task_id, staging.result(), raw, validated, outcome)
         else:

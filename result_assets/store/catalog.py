@@ -98,10 +98,10 @@ class SymbolRow:
 
 
 TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.metadata.get("column", True)]
+SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
 # A hot standby's refusal of the serving cache holds this long; then a query asks again (one
 # failed query per period on a standby; a promoted one serves the cache again).
 SERVING_REFUSAL_SECONDS = 300.0
-SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
 
 
 class StoreLockLost(RuntimeError):
@@ -571,7 +571,7 @@ class Catalog:
                 return {row["task_id"]: row for row in cur.fetchall()}
         except psycopg2.errors.FeatureNotSupported:
             # A hot standby (a read replica) refuses any query that touches served_files, an
-            # UNLOGGED table: this catalog is read without the serving cache from now on.
+            # UNLOGGED table: this catalog is read without the serving cache for a while.
             if not served or not self._in_recovery():
                 raise
             self._refused_until = time.monotonic() + SERVING_REFUSAL_SECONDS
