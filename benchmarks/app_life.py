@@ -7,7 +7,8 @@ Dagster instance), then N saves of 100-signal tasks. Figures are taken after the
 fixed set of small (<200 KB) and large (>1 MB) tasks, each read once untimed first (so,
 in the store's modes, from the process's read cache); the same small and migrated tasks are
 also read once each with the cache emptied first ("first read"), and in neither cache
-alternated with json-only's read of the same document's file (the legacy file; a small
+(read cache nor serving cache; the process's cached Parquet footers stay, as in a process
+that has read before) alternated with json-only's read of the same document's file (the legacy file; a small
 save's document as json-only saved it): a ratio taken in one moment, not across phases
 minutes apart on a noisy machine; the bulk read, after N saves (so
 there are 1,000 to read), is the first 1,000 saved tasks in one get_results call (a loop
