@@ -57,21 +57,38 @@ def saved_results_sensor(context: SensorEvaluationContext, stores: StoresResourc
         return SkipReason(NO_CATALOG)
     if newest is None:
         return SkipReason("no save queued")
-    asked, _, attempt = (context.cursor or "").partition(":")  # "<newest record id>[:<retry>]"
+    # "<newest record id>[:<retry>][@<generation>]": a generation per time the record ids went
+    # back (a catalog made anew, or restored from a backup), whose run keys would otherwise
+    # repeat old ones, which Dagster skips: those saves went unreported until the ids passed
+    # the old ones.
+    cursor, _, generation = (context.cursor or "").partition("@")
+    asked, _, attempt = cursor.partition(":")
+    generation = int(generation or 0)
     if asked != str(newest):
-        return SensorResult(run_requests=[RunRequest(run_key=f"saves-{newest}")], cursor=str(newest))
+        if asked.isdigit() and newest < int(asked):
+            generation += 1
+        return SensorResult(run_requests=[RunRequest(run_key=_run_key(newest, 0, generation))],
+                            cursor=_cursor(newest, 0, generation))
     # The run asked for already: if it ended without reporting the queue (failed, canceled),
     # ask again, a few times; else it is on its way, or new saves will ask.
     attempt = int(attempt or 0)
     last = context.instance.get_runs(RunsFilter(job_name=REPORT_SAVES_JOB, tags={
-        "dagster/run_key": f"saves-{newest}" + (f"-{attempt}" if attempt else "")}), limit=1)
+        "dagster/run_key": _run_key(newest, attempt, generation)}), limit=1)
     if not last or last[0].status not in _ENDED_UNREPORTED:
         return SkipReason("no save queued since the last report")
     if attempt >= REPORT_RETRIES:
         return SkipReason(f"the report of the saves up to record {newest} failed {attempt + 1} times (see those "
                           "runs); a new save, or `ResultManager.flush_records()`, asks again")
-    return SensorResult(run_requests=[RunRequest(run_key=f"saves-{newest}-{attempt + 1}")],
-                        cursor=f"{newest}:{attempt + 1}")
+    return SensorResult(run_requests=[RunRequest(run_key=_run_key(newest, attempt + 1, generation))],
+                        cursor=_cursor(newest, attempt + 1, generation))
+
+
+def _run_key(newest: int, attempt: int, generation: int) -> str:
+    return f"saves-{newest}" + (f"-{attempt}" if attempt else "") + (f"@{generation}" if generation else "")
+
+
+def _cursor(newest: int, attempt: int, generation: int) -> str:
+    return str(newest) + (f":{attempt}" if attempt else "") + (f"@{generation}" if generation else "")
 
 
 def report_queued_saves(settings) -> None:

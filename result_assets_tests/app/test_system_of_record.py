@@ -234,6 +234,31 @@ def test_the_saves_sensor_asks_again_when_a_report_run_failed(stores, monkeypatc
     assert stores.catalog.newest_record_id() is None and isinstance(tick(cursor), SkipReason)
 
 
+def test_the_saves_sensor_never_repeats_a_run_key_once_the_record_ids_went_back(stores):
+    """A catalog made anew, or restored from a backup, numbers its save records from where it
+    stands: the run key `saves-<id>` of a new save was one Dagster had seen, so the request was
+    skipped, and the saves went unreported until their ids passed the old ones."""
+    from dagster import build_sensor_context
+
+    from result_assets.assets.resources import StoresResource
+    from result_assets.assets.saves import saved_results_sensor
+
+    ResultManager("postgres-only").save_result("ids_went_back", small_document(n=2))
+    newest = stores.catalog.newest_record_id()
+
+    def tick(cursor):
+        return saved_results_sensor(build_sensor_context(cursor=cursor, resources={"stores": StoresResource()}))
+
+    restored = tick(str(newest + 1000))  # the sensor had asked for ids the catalog no longer has
+    assert [r.run_key for r in restored.run_requests] == [f"saves-{newest}@1"] and restored.cursor == f"{newest}@1"
+    ResultManager("postgres-only").save_result("ids_went_back", small_document(n=3))
+    later = tick(restored.cursor)
+    assert [r.run_key for r in later.run_requests] == [f"saves-{newest + 1}@1"] and later.cursor == f"{newest + 1}@1"
+    again = tick(f"{newest + 1000}@1")  # and once more: a generation of its own
+    assert [r.run_key for r in again.run_requests] == [f"saves-{newest + 1}@2"]
+    assert ResultManager("postgres-only").flush_records()
+
+
 # --- a failed attempt never hides the last good version ----------------------------------------
 
 def corrupt_victim(monkeypatch):
