@@ -251,12 +251,17 @@ def test_the_console_script_exits_fast_with_all_its_output(project_home, sample_
     assert report["dry_run"] is True and report["tasks"] == 22
 
 
-def test_unreachable_database_is_a_one_line_error_without_the_password(tmp_path):
+@pytest.mark.parametrize("command", [["status"], ["phase"], ["rollback", "some_task"],
+                                     ["restore", "some_task", "--to", "restored"], ["archive", "--to", "archives"]])
+def test_unreachable_database_is_a_one_line_error_without_the_password(tmp_path, command):
+    """Exit 1 from every command (phase, rollback, restore and archive said "catalog
+    unreachable" with a usage error's 2)."""
     import os
 
-    env = {**os.environ, "RESULT_ASSETS_HOME": str(tmp_path / "home"),
-           "DATABASE_URL": "postgresql://reader:s3cr3t-pw@127.0.0.1:1/catalog"}
-    proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "status"], capture_output=True, text=True, env=env)
+    env = {**os.environ, "RESULT_ASSETS_HOME": str(tmp_path / "home"), "RESULT_SOURCE_DIR": str(tmp_path),
+           "RESULT_STORAGE_MODE": "postgres-only", "DATABASE_URL": "postgresql://reader:s3cr3t-pw@127.0.0.1:1/catalog"}
+    proc = subprocess.run([sys.executable, "-m", "result_assets.cli", *command], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("result-assets: error: database unavailable:"), proc.stderr

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from result_assets.errors import UsageError
+from result_assets.errors import DatabaseUnavailable, UsageError
 from result_assets.settings import DEFAULT_BATCH_SIZE, Settings, SettingsError
 from result_assets.store.schema import SchemaOutdated
 
@@ -144,7 +144,7 @@ def _main(argv: list[str]) -> int:
     except (UsageError, SettingsError) as exc:
         print(f"result-assets: error: {exc}", file=sys.stderr)
         return 2
-    except SchemaOutdated as exc:
+    except (SchemaOutdated, DatabaseUnavailable) as exc:
         print(f"result-assets: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -333,7 +333,7 @@ def run(args) -> int:
 
     from result_assets.cli import existing_home
     from result_assets.app.manager import POSTGRES_ONLY
-    from result_assets.errors import UsageError
+    from result_assets.errors import DatabaseUnavailable, UsageError
     from result_assets.migration.sources import SourceDirError
 
     settings = existing_home()  # a mistyped home is an error, not a new empty store
@@ -352,7 +352,7 @@ def run(args) -> int:
     except (SourceDirError, ArchiveError) as exc:
         raise UsageError(str(exc))
     except psycopg2.Error as exc:
-        raise UsageError(f"catalog unreachable: {error_line(exc)}")
+        raise DatabaseUnavailable(f"database unavailable: {error_line(exc)}") from None
     if args.json:
         print(json.dumps(asdict(report), ensure_ascii=False))
         return 0

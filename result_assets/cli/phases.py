@@ -166,7 +166,7 @@ def run(args) -> int:
     import psycopg2
 
     from result_assets.cli import existing_home
-    from result_assets.errors import UsageError
+    from result_assets.errors import DatabaseUnavailable, UsageError
     from result_assets.migration.sources import SourceDirError
 
     settings = Settings.from_env()
@@ -181,6 +181,6 @@ def run(args) -> int:
     except (ValueError, SourceDirError) as exc:
         raise UsageError(str(exc))
     except psycopg2.Error as exc:
-        raise UsageError(f"catalog unreachable: {error_line(exc)}")
+        raise DatabaseUnavailable(f"database unavailable: {error_line(exc)}") from None
     print(json.dumps(report, ensure_ascii=False) if args.json else format_report(report))
     return 1 if args.check and not report["ready"] else 0

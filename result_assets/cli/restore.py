@@ -145,7 +145,7 @@ def run(args) -> int:
 
     from result_assets.cli import existing_home
     from result_assets.cli.archive import known_archive_dirs
-    from result_assets.errors import UsageError
+    from result_assets.errors import DatabaseUnavailable, UsageError
 
     settings = existing_home()  # a mistyped home is an error, not a new empty store
     to_dir = args.to or settings.source_dir
@@ -159,7 +159,7 @@ def run(args) -> int:
     try:
         results = restore_tasks(settings, args.task_ids, Path(to_dir).absolute(), dirs, args.overwrite)
     except psycopg2.Error as exc:
-        raise UsageError(f"catalog unreachable: {error_line(exc)}")
+        raise DatabaseUnavailable(f"database unavailable: {error_line(exc)}") from None
     for r in results:
         if r.error:
             print(f"result-assets: {r.task_id}: {r.error}")

@@ -37,7 +37,7 @@ def run(args) -> int:
     import psycopg2
 
     from result_assets.cli import existing_home
-    from result_assets.errors import UsageError
+    from result_assets.errors import DatabaseUnavailable
     from result_assets.store.catalog import StoreLockLost
     from result_assets.store.stores import Stores
 
@@ -56,7 +56,7 @@ def run(args) -> int:
             failed += 1
             continue
         except psycopg2.Error as exc:
-            raise UsageError(f"catalog unreachable: {error_line(exc)}")
+            raise DatabaseUnavailable(f"database unavailable: {error_line(exc)}") from None
         read_at = (f"Delta versions {r.from_versions[0]}/{r.from_versions[1]}" if r.from_versions != (None, None)
                    else "its backup (its rows are gone from the tables)")
         print(f"rolled back {task_id}: {r.status}, source sha256 {r.source_sha256[:12]} "
