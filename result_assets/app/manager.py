@@ -38,7 +38,6 @@ from result_assets.settings import Settings
 from result_assets.store.backups import StagedFile, UnsafeTaskId, safe_child, sha256_hex, write_atomic
 from result_assets.store.last_write import file_older_than_store
 from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
-from result_assets.store.serving_cache import LARGEST_FILE
 from result_assets.store.stores import Stores
 
 log = logging.getLogger("result_assets.app")
@@ -136,8 +135,7 @@ class ResultManager:
                 try:
                     self._put_json(staged)  # the JSON is the record in this phase
                 finally:
-                    if not staged.put_done:
-                        staged.discard()
+                    staged.discard()
                 raise
             self._dual_write_store(task_id, staging.result(), raw, validated, outcome)
         else:
@@ -208,8 +206,7 @@ class ResultManager:
                     pass
             raise
         finally:
-            if not staged.put_done:
-                staged.discard()
+            staged.discard()
         outcome.timings = {**batch.seconds, "convert": validated.seconds}  # convert: parse, normalize, rebuild proof
         if validated.status == "failed":  # not published: the JSON is the record, the next migrate retries it
             outcome.pending = True
@@ -252,7 +249,7 @@ class ResultManager:
     def _serve(self, validated: ValidatedResult, raw: bytes) -> None:
         """The saved file into the serving cache: the first read of it, in any process, costs
         about what reading the JSON did (store/serving_cache.py; a failure there only costs reads)."""
-        if validated.status == "migrated" and len(raw) <= LARGEST_FILE:  # a larger one is quicker rebuilt
+        if validated.status == "migrated":  # (a file the rebuild reads faster, fill() leaves out)
             entry = {validated.task_id: (validated.sha256, raw, validated.plain_numbers)}
             self.stores.serving_cache.fill_later(lambda: entry)
 

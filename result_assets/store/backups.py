@@ -10,7 +10,6 @@ import errno
 import hashlib
 import itertools
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +167,7 @@ class StagedFile:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.staged-{next(_STAGED)}.tmp")
+        self.put_done = False
         try:
             with open(self.tmp, "wb") as f:
                 f.write(data)
@@ -177,7 +177,6 @@ class StagedFile:
         except BaseException:
             self.discard()
             raise
-        self.put_done = False
 
     def put(self) -> os.stat_result:
         """Rename into place (once); the written file's stat."""
@@ -187,6 +186,8 @@ class StagedFile:
         return self.stat
 
     def discard(self) -> None:
+        if self.put_done:
+            return
         try:
             self.tmp.unlink()
         except FileNotFoundError:
@@ -200,22 +201,15 @@ def write_atomic(path: Path, data: bytes, replace: bool = True) -> os.stat_resul
     replace=False: never over a file, FileExistsError when `path` exists, also when another
     writer creates it meanwhile (a hard link of the written file, which fails then; on a
     filesystem without hard links the file is written in place, a reader may see it partly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    staged = StagedFile(path, data)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            written = os.fstat(f.fileno())
         if replace:
-            os.replace(tmp, path)
+            staged.put()
         else:
-            _create(tmp, path, data)
-        return written
+            _create(staged.tmp, path, data)
+        return staged.stat
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        staged.discard()  # the temporary name, unless the rename took it
 
 
 def _create(tmp: Path, path: Path, data: bytes) -> None:
