@@ -188,3 +188,32 @@ def test_the_io_manager_refuses_to_store_an_assets_output(env):
     manager = defs.resources["store_io_manager"]
     with pytest.raises(TypeError, match="written by the migration engine only"):
         manager.handle_output(build_output_context(asset_key=AssetKey("signal_table")), pa.table({"x": [1]}))
+
+
+def test_a_task_quarantined_while_a_load_reads_is_an_error_not_an_empty_table(env, monkeypatch):
+    """A load asked whether the partition was published, then read its rows in a second query:
+    a task quarantined between the two gave an empty table. The read's own catalog query decides."""
+    from dagster import Failure
+
+    from result_assets.store.catalog import Catalog
+
+    instance, defs, _ = env
+    task = TASKS[0]
+    rows_of = Catalog.tasks
+    catalogs = []
+
+    def quarantined_meanwhile(self, task_ids, *args, **kwargs):
+        if not catalogs:  # another process quarantines the task just before the rows are asked for
+            with self.connect() as conn, conn.cursor() as cur:
+                cur.execute("UPDATE tasks SET status = 'quarantined', reason = 'taken meanwhile' "
+                            "WHERE task_id = %s", (task,))
+            catalogs.append(self)
+        return rows_of(self, task_ids, *args, **kwargs)
+
+    monkeypatch.setattr(Catalog, "tasks", quarantined_meanwhile)
+    try:
+        with pytest.raises(Failure, match="has no published version \\(quarantined: taken meanwhile\\)"):
+            defs.load_asset_value("signal_table", partition_key=partition_key_for(task), instance=instance)
+    finally:
+        with catalogs[0].connect() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE tasks SET status = 'migrated', reason = NULL WHERE task_id = %s", (task,))

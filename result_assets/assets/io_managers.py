@@ -52,14 +52,18 @@ class StoreIOManager(ConfigurableIOManager):
         keys = context.asset_partition_keys if context.has_asset_partitions else self._all_partitions(context)
         task_ids = [task_id_for(k) for k in keys]
         stores = self.stores.reader()  # one writer: the engine; a load creates and fills nothing
+        found: set[str] = set()
         try:
-            _unpublished(context, stores, task_ids)
+            if asset == DOCUMENTS:
+                loaded = rebuild_documents(stores, task_ids)
+                found.update(loaded)
+            else:
+                loaded = published_rows(stores, _TABLES[asset], task_ids, found)
+            # judged by what the read itself found published, not by a query before it
+            _unpublished(context, stores, [t for t in task_ids if t not in found], len(task_ids))
         except psycopg2.errors.UndefinedTable:
             raise Failure(f"{asset}: {NO_CATALOG}") from None
-        if asset == DOCUMENTS:
-            return rebuild_documents(stores, task_ids)
-        rows = published_rows(stores, _TABLES[asset], task_ids)
-        return rows.to_pandas() if _wants_pandas(context) else rows
+        return loaded.to_pandas() if asset != DOCUMENTS and _wants_pandas(context) else loaded
 
     @staticmethod
     def _all_partitions(context: InputContext) -> list[str]:
@@ -67,29 +71,37 @@ class StoreIOManager(ConfigurableIOManager):
         return list(context.instance.get_dynamic_partitions(TASKS_PARTITION))
 
 
-def _unpublished(context: InputContext, stores, task_ids: list[str]) -> None:
+def _unpublished(context: InputContext, stores, missing_ids: list[str], asked: int) -> None:
     """A partition with no published version has no rows to give, which an empty table would
     hide: one partition asked for, or a range of which none has one, is an error naming their
     states; a range goes on without them and says which it left out (a quarantined task's
-    partition is materialized, as a quarantine)."""
-    states = stores.catalog.states(task_ids)
-    missing = {t: (f"{states[t].status}: {states[t].reason}" if t in states else "not migrated yet")
-               for t in task_ids if t not in states or states[t].status != "migrated"}
-    if not missing:
+    partition is materialized, as a quarantine). `missing_ids`: the tasks the load's read
+    found no published version of, out of the `asked` it read."""
+    if not missing_ids:
         return
-    if len(task_ids) == 1:
-        raise Failure(f"{context.asset_key.to_user_string()}: task {task_ids[0]!r} has no published version "
-                      f"({missing[task_ids[0]]})")
+    states = stores.catalog.states(missing_ids)
+    missing = {t: _why_unpublished(states.get(t)) for t in missing_ids}
+    if asked == 1:
+        raise Failure(f"{context.asset_key.to_user_string()}: task {missing_ids[0]!r} has no published version "
+                      f"({missing[missing_ids[0]]})")
     listed = "; ".join(f"{t} ({why})" for t, why in list(missing.items())[:20])
-    if len(missing) == len(task_ids):
-        raise Failure(f"{context.asset_key.to_user_string()}: none of the {len(task_ids)} partitions asked for "
+    if len(missing) == asked:
+        raise Failure(f"{context.asset_key.to_user_string()}: none of the {asked} partitions asked for "
                       f"has a published version: {listed}")
-    message = (f"{context.asset_key.to_user_string()}: {len(missing)} of {len(task_ids)} partitions have no "
+    message = (f"{context.asset_key.to_user_string()}: {len(missing)} of {asked} partitions have no "
                f"published version and give no rows: {listed}")
     try:
         context.log.warning(message)  # in a run: in its event log, beside the step
     except DagsterInvariantViolationError:  # load_asset_value outside a run has no run log
         log.warning(message)
+
+
+def _why_unpublished(state) -> str:
+    if state is None:
+        return "not migrated yet"
+    if state.status == "migrated":  # published after the load read it
+        return "published while this load read; load it again"
+    return f"{state.status}: {state.reason}"
 
 
 def _wants_pandas(context: InputContext) -> bool:

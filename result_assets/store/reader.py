@@ -123,17 +123,24 @@ def catalog_rows(stores: Stores, task_ids: list[str], documents: bool = True) ->
     return stores.catalog.tasks(task_ids, served=point, held=held)
 
 
-def published_rows(stores: Stores, table: str, task_ids: list[str]) -> pa.Table:
+def published_rows(stores: Stores, table: str, task_ids: list[str], found: set | None = None) -> pa.Table:
     """The rows in `table` (signals or curves) of the migrated tasks among task_ids, each as
     its publishing commit wrote it, task after task: what the IO managers hand a downstream
-    asset. Read as rebuild_documents reads (per READ_BATCH tasks, maintenance-race retry)."""
+    asset. Read as rebuild_documents reads (per READ_BATCH tasks, maintenance-race retry).
+    `found`: gets the ids of the tasks read, those the catalog's query said were published."""
     parts: list[pa.Table] = []
     for start in range(0, len(task_ids), READ_BATCH):
         chunk = stores.catalog.tasks(list(task_ids[start:start + READ_BATCH]))
-        found = _settled(stores, chunk, lambda rows: read_rows(
-            stores, table, {t: r for t, r in rows.items() if r["status"] == "migrated"}))
-        parts += [found[t] for t in sorted(found)]
+        published, read = _settled(stores, chunk, lambda rows: _published_rows(stores, table, rows))
+        parts += [read[t] for t in sorted(read)]
+        if found is not None:
+            found.update(published)
     return pa.concat_tables(parts) if parts else SCHEMAS[table].empty_table()
+
+
+def _published_rows(stores: Stores, table: str, catalog_rows: dict[str, dict]) -> tuple[set[str], dict]:
+    published = {t: r for t, r in catalog_rows.items() if r["status"] == "migrated"}
+    return set(published), read_rows(stores, table, published)
 
 
 def settled_documents(stores: Stores, catalog_rows: dict[str, dict], attempts: int = 3,
