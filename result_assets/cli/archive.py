@@ -234,7 +234,7 @@ def _remove_original(entry: dict, source_path: str | None = None) -> bool:
     The file is first renamed to a name of this run's, then hashed: a writer replacing it from
     then on (an instance still writing JSON) writes a new file, never removed, and a file
     replaced before the rename is put back unless a newer one is there."""
-    from result_assets.store.backups import sha256_hex
+    from result_assets.store.backups import sha256_hex, sweep_stale_staged
 
     path = Path(source_path or entry["source_path"])  # the scan's path: the manifest's is for reading
     taken = path.with_name(f"{TAKEN_ASIDE}{os.getpid()}-{_RUN_TOKEN}")
@@ -250,6 +250,7 @@ def _remove_original(entry: dict, source_path: str | None = None) -> bool:
         _put_back(taken, path)
         return False
     taken.unlink()
+    sweep_stale_staged(path)  # a killed save's staged file would keep the folder
     try:
         path.parent.rmdir()  # only when nothing else (manifests, logs) sits beside it
     except OSError:

@@ -10,6 +10,7 @@ import errno
 import hashlib
 import itertools
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,28 @@ class BackupStore:
 
 
 _STAGED = itertools.count()
+STALE_STAGED_SECONDS = 3600  # a staged file lives for one write; one this old was left by a killed writer
+
+
+def sweep_stale_staged(path: Path) -> list[Path]:
+    """Remove the staged files of `path` that writers killed between writing and renaming them
+    (SIGKILL, a power cut) left beside it; only those older than STALE_STAGED_SECONDS, never a
+    live writer's. Their bytes were no one's record: the write they belonged to never returned."""
+    prefix, removed = f".{path.name}.", []
+    cutoff = time.time() - STALE_STAGED_SECONDS
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(prefix) and ".staged-" in entry.name and entry.name.endswith(".tmp"):
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except OSError:  # gone meanwhile, or not ours to remove
+                pass
+    return removed
 
 
 class StagedFile:
@@ -166,6 +189,7 @@ class StagedFile:
     def __init__(self, path: Path, data: bytes):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_staged(path)
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.staged-{next(_STAGED)}.tmp")
         self.put_done = False
         try:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -574,3 +575,26 @@ def test_a_file_taken_aside_under_this_processs_own_pid_is_a_run_before_it(tmp_p
     assert put_back_taken_aside(tmp_path) == [f"{tmp_path / 't' / 'result.json'}: put back (an interrupted archive "
                                               "run had taken it aside)"]
     assert (tmp_path / "t" / "result.json").read_bytes() == b"a writer's newer bytes"
+
+
+def test_archive_removes_a_folder_a_killed_save_left_a_staged_file_in(project_home, tmp_path, monkeypatch):
+    """A dual-write save killed between writing its staged file and renaming it left
+    `.result.json.<pid>.staged-N.tmp`: no one removed it, and the archived task's folder stayed.
+    An hour old, it is no live writer's; a younger one is left alone."""
+    from result_assets.cli.archive import archive_tasks
+    from result_assets.settings import Settings
+
+    source = tmp_path / "src"
+    for task_id in ("killed_save", "live_save"):
+        (source / task_id).mkdir(parents=True)
+        (source / task_id / "result.json").write_bytes((SAMPLES / "grid...42" / "result.json").read_bytes())
+    stale = source / "killed_save" / ".result.json.4242.staged-7.tmp"
+    stale.write_bytes(b'{"half": ')
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    live = source / "live_save" / ".result.json.4243.staged-8.tmp"
+    live.write_bytes(b'{"being": "written"}')
+    assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+    settings = Settings.from_env(source_dir=str(source))
+    assert sorted(archive_tasks(settings, tmp_path / "archives").archived) == ["killed_save", "live_save"]
+    assert not (source / "killed_save").exists()
+    assert [p.name for p in (source / "live_save").iterdir()] == [live.name]

@@ -489,3 +489,20 @@ def test_reported_saves_proofs_judge_each_partitions_newest_materialization(env)
             [AssetCheckKey(AssetKey(asset), check)]) if i.partition_key in keys}
         assert {k: i.latest_target_materialization_storage_id for k, i in infos.items()} == newest, check
         assert all(i.is_current for i in infos.values()), check
+
+
+def test_a_save_sweeps_the_staged_file_a_killed_save_of_its_task_left(tmp_path):
+    """A SIGKILL between a dual-write save's staged write and its rename left the staged file
+    for good. The next write beside it removes such files an hour old, never a younger one (a
+    live save of another process)."""
+    import os
+    import time
+
+    folder = tmp_path / "swept"
+    folder.mkdir()
+    stale, live = folder / ".result.json.4242.staged-3.tmp", folder / ".result.json.4243.staged-9.tmp"
+    for path in (stale, live):
+        path.write_bytes(b'{"half": ')
+    os.utime(stale, (time.time() - 3700, time.time() - 3700))
+    ResultManager("dual-write", source_dir=tmp_path, record_in_dagster=False).save_result("swept", small_document())
+    assert sorted(p.name for p in folder.iterdir()) == sorted([live.name, "result.json"])
