@@ -337,8 +337,7 @@ def registered_sources(stores, task_ids: list[str]) -> list[LegacyFile]:
         refused = SOURCE_NOT_FOUND
         if published and (found is None or superseded(found, state, replaced.get(task_id, set()))):
             try:
-                if _backup_holds(stores, task_id, state.source_sha256):
-                    found = _backup_file(stores, task_id, state.source_sha256) or found
+                found = _backup_file(stores, task_id, state.source_sha256) or found
             except OSError as exc:  # the store's version cannot be had: this task alone is refused
                 log.warning("the backup of %r could not be read: %s", task_id, exc)
                 found, refused = None, f"{BACKUP_UNREADABLE}: {exc}"
@@ -356,15 +355,17 @@ def _restored_dir() -> Path:
 
 
 def _backup_file(stores, task_id: str, sha256: str) -> LegacyFile | None:
-    """The task's current backup as a file to migrate: the backup folder's own file, or, for
-    backups in an object store, a local copy of its bytes (read with `sha256`) in a temporary
-    folder of this process, written again by each re-run that needs it."""
+    """Version `sha256` of the task as a file to migrate, made its current backup first
+    (_backup_holds); None when the backups hold no such version. The backup folder's own file,
+    or, for backups in an object store, a local copy of the bytes in a temporary folder of
+    this process, written again by each re-run that needs it (one download, not a check and
+    then a read)."""
     from result_assets.migration.sources import stat_legacy_file
     from result_assets.store.backups import BackupStore, write_atomic
 
     if isinstance(stores.backups, BackupStore):
-        return stat_legacy_file(stores.backups.root, task_id)
-    raw = stores.backups.read_version(task_id, sha256)
+        return stat_legacy_file(stores.backups.root, task_id) if _backup_holds(stores, task_id, sha256) else None
+    raw = stores.backups.current_version(task_id, sha256)
     if raw is None:
         return None
     restored = BackupStore(_restored_dir())
@@ -392,13 +393,9 @@ def keep_published_backup(stores, task_id: str) -> None:
 def _backup_holds(stores, task_id: str, sha256: str) -> bool:
     """Whether the task's current backup is the store's version; made so from previous/ when an
     attempt the publish refused left its own bytes there."""
-    if stores.backups.verify(task_id, sha256):
+    if stores.backups.verify(task_id, sha256):  # streamed: a backup may be over the size limit
         return True
-    raw = stores.backups.read_version(task_id, sha256)
-    if raw is None:
-        return False
-    stores.backups.save(task_id, raw, sha256)
-    return True
+    return stores.backups.current_version(task_id, sha256) is not None
 
 
 @dataclass

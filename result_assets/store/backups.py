@@ -64,7 +64,33 @@ class BackupRecord:
     verified: bool | None  # the file read back has the source's sha256 (None: not read back here)
 
 
-class BackupStore:
+class _KeptVersions:
+    """A task's versions as both backup stores keep them: the current backup, and each earlier
+    one under previous/<sha256>.json (from their own path, previous, save and _get)."""
+
+    def read_version(self, task_id: str, sha256: str) -> bytes | None:
+        """The backup with these bytes: the task's current one, or an earlier one kept under
+        previous/ when a later attempt replaced it; None when neither holds them."""
+        return self._version(task_id, sha256)[0]
+
+    def current_version(self, task_id: str, sha256: str) -> bytes | None:
+        """The bytes of version `sha256`, made the task's current backup first when only
+        previous/ holds them (an attempt that was not published left its own bytes as the
+        current one); None when neither holds them. One read when the current one does."""
+        raw, current = self._version(task_id, sha256)
+        if raw is not None and not current:
+            self.save(task_id, raw, sha256)
+        return raw
+
+    def _version(self, task_id: str, sha256: str) -> tuple[bytes | None, bool]:
+        for current, where in ((True, self.path(task_id)), (False, self.previous(task_id, sha256))):
+            raw = self._get(where)
+            if raw is not None and sha256_hex(raw) == sha256:
+                return raw, current
+        return None, False
+
+
+class BackupStore(_KeptVersions):
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
@@ -143,17 +169,11 @@ class BackupStore:
         write_atomic(previous, raw)
         return str(previous)
 
-    def read_version(self, task_id: str, sha256: str) -> bytes | None:
-        """The backup with these bytes: the task's current one, or an earlier one kept under
-        previous/ when a later attempt replaced it; None when neither holds them."""
-        for path in (self.path(task_id), self.previous(task_id, sha256)):
-            try:
-                raw = path.read_bytes()
-            except OSError:
-                continue
-            if sha256_hex(raw) == sha256:
-                return raw
-        return None
+    def _get(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
 
 
 _STAGED = itertools.count()
@@ -281,7 +301,7 @@ def open_backup_store(root: str, storage_options: Mapping[str, str] | None = Non
     return BackupStore(root)
 
 
-class S3BackupStore:
+class S3BackupStore(_KeptVersions):
     """BackupStore's layout and guarantees on S3.
 
     A PUT is atomic (the object appears whole or not at all), so no temp-file rename is needed;
@@ -357,14 +377,6 @@ class S3BackupStore:
             return None
         self._put(self.previous(task_id, sha256), raw)
         return self.previous(task_id, sha256)
-
-    def read_version(self, task_id: str, sha256: str) -> bytes | None:
-        """As BackupStore.read_version: the current object, or previous/<sha256>.json."""
-        for uri in (self.path(task_id), self.previous(task_id, sha256)):
-            raw = self._get(uri)
-            if raw is not None and sha256_hex(raw) == sha256:
-                return raw
-        return None
 
     def _exists(self, uri: str) -> bool:
         return self._fs.get_file_info(_key(uri)).type != pafs.FileType.NotFound

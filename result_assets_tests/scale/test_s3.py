@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from pathlib import Path
 from urllib.parse import quote
 
 import boto3
@@ -191,14 +192,42 @@ def test_a_partition_re_run_of_an_archived_task_republishes_it_from_its_backup_i
 
 def bucket_refuses(monkeypatch, task_id: str, error: str) -> None:
     """The bucket answers every look at one task's backup with an error (throttled, denied)."""
-    verify = S3BackupStore.verify
+    from result_assets.store.backups import safe_name
 
-    def refusing(self, task, sha):
-        if task == task_id:
-            raise OSError(error)
-        return verify(self, task, sha)
+    for name in ("_get", "_sha256"):
+        def refusing(self, uri, _read=getattr(S3BackupStore, name)):
+            if f"/{safe_name(task_id)}/" in uri:
+                raise OSError(error)
+            return _read(self, uri)
 
-    monkeypatch.setattr(S3BackupStore, "verify", refusing)
+        monkeypatch.setattr(S3BackupStore, name, refusing)
+
+
+def test_a_re_run_takes_an_archived_tasks_backup_from_the_bucket_once(migrated, sample_source, tmp_path,
+                                                                      monkeypatch):
+    """The store's version of an archived task was downloaded twice per re-run: whole to check
+    its SHA-256, then whole again to copy it for the migration."""
+    from result_assets.migration.engine import registered_sources
+    from result_assets.store.backups import safe_name
+    from result_assets.store.stores import Stores
+
+    task_id = "bt_20250901_14ceeb"
+    reads = []
+    for name in ("_get", "_sha256"):
+        def counted(self, uri, _read=getattr(S3BackupStore, name)):
+            if f"/{safe_name(task_id)}/" in uri:
+                reads.append(uri)
+            return _read(self, uri)
+
+        monkeypatch.setattr(S3BackupStore, name, counted)
+    (sample_source / task_id).rename(tmp_path / task_id)  # archived, as in phase 4
+    try:
+        [file] = registered_sources(Stores.from_env(), [task_id])
+    finally:
+        (tmp_path / task_id).rename(sample_source / task_id)
+    assert file.refused is None and "result-assets-restored-" in file.path
+    assert Path(file.path).read_bytes() == (sample_source / task_id / "result.json").read_bytes()
+    assert reads == [S3BackupStore.path(Stores.from_env().backups, task_id)]
 
 
 def test_a_backup_the_bucket_will_not_give_refuses_that_task_alone(migrated, sample_source, tmp_path, monkeypatch):
