@@ -114,8 +114,13 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
     `ahead`: conversions a launcher started before this batch (convert.Prefetch)."""
     clock = _Clock()
     limit = max_file_bytes or stores.settings.max_file_bytes
+    read_versions = None
     with clock.stage("read"):
         if raws is None:
+            files = list(files)
+            # the versions these reads come after: another run's publish of a newer read of
+            # the same file, landing before this batch's, is not published over (Catalog.upsert)
+            read_versions = stores.catalog.versions([f.task_id for f in files])
             raws = [read_source(f, limit) for f in files]
     # An application's save comes converted, its bytes in memory: they are backed up (mostly a
     # wait on the disk's flush, or on S3) while its rows are read back, which is CPU.
@@ -135,7 +140,8 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
         # while this batch converted stays (store.last_write). An application's own save always wins.
         return publish_batch(stores, validated, backups, compression_goal=compression_goal,
                              keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
-                             sources=sources, newer_only=tier != "hot", backing_up=backing_up)
+                             sources=sources, newer_only=tier != "hot", backing_up=backing_up,
+                             read_versions=read_versions)
     except BaseException as failure:
         # Whatever failed, nothing writes the backup once this returns (publish_batch waits for
         # it on success). Its own error, when another came first, is logged, not lost.
@@ -153,12 +159,14 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                   tier: str = "delta", clock: _Clock | None = None,
                   records: dict[str, tuple[dict, str]] | None = None,
                   sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False,
-                  backing_up: Future | None = None, expected_versions: dict[str, int] | None = None) -> BatchResult:
+                  backing_up: Future | None = None, expected_versions: dict[str, int] | None = None,
+                  read_versions: dict[str, int] | None = None) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
     tier in the catalog's own transaction instead of a Delta commit (application saves).
     A Delta batch holds the store write lock (shared) from its commit to its publication.
     `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose, and
-    passes `expected_versions`, Catalog.upsert's too: the version it decided to replace).
+    passes `expected_versions`, Catalog.upsert's too: the version it decided to replace);
+    `read_versions`, Catalog.upsert's too: the tasks' versions before their files were read.
     `backing_up`: the backups still being written, waited for (their error raised) after the
     read-back and before the checks, which read them, and the publication."""
     clock = clock or _Clock()
@@ -224,7 +232,7 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 held.confirm()
             published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records,
                                               sources=sources, newer_only=newer_only,
-                                              expected_versions=expected_versions)
+                                              expected_versions=expected_versions, read_versions=read_versions)
         for v in validated:
             if v.task_id in published.demoted:
                 v.failure = published.demoted[v.task_id]

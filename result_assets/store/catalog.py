@@ -191,7 +191,8 @@ class Catalog:
                hot: dict[str, tuple[bytes, bytes]] | None = None,
                records: dict[str, tuple[dict, str, list[dict] | None]] | None = None,
                sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False,
-               expected_versions: dict[str, int] | None = None) -> "Published":
+               expected_versions: dict[str, int] | None = None,
+               read_versions: dict[str, int] | None = None) -> "Published":
         """Write a batch in one transaction; a task's old symbol rows are replaced.
 
         `hot`: {task_id: (signals, curves)} rows kept in the hot tier; every other task of
@@ -210,13 +211,17 @@ class Catalog:
         demoted like a failed proof, and that version stays.
         `expected_versions`: {task_id: tasks.version} the caller's change was decided against
         (a rollback); a task published again since is demoted and nothing is written for it.
+        `read_versions`: {task_id: tasks.version} before the batch read its files (a task not
+        in the catalog then is absent); with newer_only, a file read before another run
+        published a later state of that same file (a newer mtime) is demoted like an older one.
         Returns the tasks demoted and the queued records' ids."""
         if not tasks:
             return Published({}, {})
         return _retrying(lambda: self._upsert(tasks, symbols, dict(hot or {}), records or {}, sources or {},
-                                              newer_only, expected_versions or {}))
+                                              newer_only, expected_versions or {}, read_versions))
 
-    def _upsert(self, tasks, symbols, hot, records, sources, newer_only, expected_versions) -> "Published":
+    def _upsert(self, tasks, symbols, hot, records, sources, newer_only, expected_versions,
+                read_versions) -> "Published":
         conn = self.connect()
         demoted: dict[str, str] = {}
         with conn, conn.cursor() as cur:
@@ -229,11 +234,11 @@ class Catalog:
             cur.execute("SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(t) AS h "
                         "FROM unnest(%s::text[]) AS t) AS k ORDER BY h; "
                         "SELECT task_id, status, source_path, source_sha256, "
-                        "(extract(epoch FROM migrated_at) * 1000000)::bigint * 1000, version "
+                        "(extract(epoch FROM migrated_at) * 1000000)::bigint * 1000, source_mtime_ns, version "
                         "FROM tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
                         (TASK_PUBLISH_LOCK, ids, ids))
             locked = cur.fetchall()
-            current = {row[0]: row[1:5] for row in locked}
+            current = {row[0]: row[1:] for row in locked}
             published = {t for t, (status, *_) in current.items() if status == "migrated"}
             # Decided against a version since replaced: nothing written for it, not even a failed
             # attempt (the version there is whatever it is, a quarantine too, and stays as it is).
@@ -246,7 +251,7 @@ class Catalog:
                 records = {t: r for t, r in records.items() if t not in stale}
                 sources = {t: r for t, r in sources.items() if t not in stale}
             if newer_only:
-                demoted.update(_overtaken(cur, tasks, current))
+                demoted.update(_overtaken(cur, tasks, current, read_versions))
             if demoted:
                 tasks = [replace(t, status="failed", reason=demoted[t.task_id], row_locations=None)
                          if t.task_id in demoted else t for t in tasks]
@@ -489,6 +494,10 @@ class Catalog:
         conn = self.connect()
         with conn, conn.cursor() as cur:
             _register_sources_copied(cur, sources)
+
+    def versions(self, task_ids: list[str]) -> dict[str, int]:
+        """{task_id: tasks.version} of those in the catalog (each publish moves it on)."""
+        return self._by_task("SELECT task_id, version FROM tasks", task_ids) if task_ids else {}
 
     def sources(self, task_ids: list[str] | None = None) -> dict[str, str]:
         """{task_id: source_path} of registered tasks."""
@@ -834,21 +843,28 @@ def _earlier_sources(cur, task_ids: list[str]) -> dict[str, set[str]]:
     return {task_id: set(hashes) for task_id, hashes in cur.fetchall()}
 
 
-def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str, str]:
+def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple],
+               read_versions: dict[str, int] | None = None) -> dict[str, str]:
     """{task_id: reason} of the files to publish that are older than the task's current
     version, which did not come from them (last_write.older_than_store: by time, or a copy of
-    a version it replaced), and of those that could not be read at all (TaskRow.unread).
-    `current`: {task_id: (status, source_path, source_sha256, published at, ns)}, read under
-    the rows' locks."""
+    a version it replaced), or came from them in a later state another run read and published
+    after this batch read its own (`read_versions`: the tasks' versions then), and of those
+    that could not be read at all (TaskRow.unread). `current`: {task_id: (status, source_path,
+    source_sha256, published at ns, source_mtime_ns, version)}, read under the rows' locks."""
     candidates, out = {}, {}
     for t in tasks:
-        status, source_path, sha256, published_at_ns = current.get(t.task_id, (None, None, None, None))
+        status, source_path, sha256, published_at_ns, mtime_ns, version = current.get(t.task_id, (None,) * 6)
         if t.unread and status == "migrated":  # a file gone or unreadable now, whatever its age
             out[t.task_id] = f"{t.reason}: the published version stays"
             continue
         # a quarantine too: an older file, valid or not, is never published over a newer version
         if t.status in ("migrated", "quarantined") and status == "migrated" and t.source_path \
                 and t.source_mtime_ns is not None and t.source_sha256 != sha256:
+            if read_versions is not None and read_versions.get(t.task_id) != version and mtime_ns is not None \
+                    and t.source_mtime_ns < mtime_ns and same_file(source_path, t.source_path):
+                out[t.task_id] = ("another run published a later state of this file after this run had read it: "
+                                  "the earlier read is not published over it")
+                continue
             candidates[t.task_id] = (t, source_path, published_at_ns)
     replaced = _earlier_sources(cur, list(candidates)) if candidates else {}
     for task_id, (t, source_path, published_at_ns) in candidates.items():

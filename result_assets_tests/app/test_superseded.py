@@ -252,13 +252,13 @@ def test_a_first_save_that_lands_while_migrate_publishes_an_older_file_stays(sou
     time.sleep(0.01)
     overtaken, saving = catalog_module._overtaken, []
 
-    def save_in_the_window(cur, tasks, current):
+    def save_in_the_window(cur, tasks, current, *rest):
         if not saving and any(t.task_id == "sup_first" for t in tasks):
             saving.append(threading.Thread(target=ResultManager("postgres-only", record_in_dagster=False).save_result,
                                            args=("sup_first", doc(3.5))))
             saving[0].start()
             saving[0].join(timeout=2)  # the old code's save committed here, inside migrate's window
-        return overtaken(cur, tasks, current)
+        return overtaken(cur, tasks, current, *rest)
 
     monkeypatch.setattr(catalog_module, "_overtaken", save_in_the_window)
     # (the run may fail its backup_checksum check: the save's backup, written before it waited,
@@ -463,3 +463,40 @@ def test_a_re_run_after_a_refused_attempt_republishes_the_stores_version(source,
     run = build_definitions().resolve_job_def(MIGRATE_JOB).execute_in_process(
         instance=instance, partition_key="sup_refused", raise_on_error=False)
     assert run.success and price("sup_refused") == 3.5
+
+
+def test_a_run_that_read_a_file_before_another_run_published_its_later_state_does_not_go_over_it(source):
+    """Two runs of one partition at once (a backfill's chunk, and the UI's re-run of the task):
+    A read the file, it was written again, B read and published the new state, then A
+    published its earlier read over it. Both runs were green, readers got the old content."""
+    from result_assets.migration.sources import stat_legacy_file
+
+    task_dir = source / "sup_overlap"
+    task_dir.mkdir()
+    stores = Stores.from_env()
+
+    def write(price: float, mtime: int) -> None:
+        (task_dir / "result.json").write_text(json.dumps(doc(price)))
+        os.utime(task_dir / "result.json", (mtime, mtime))
+
+    now = int(time.time())
+    write(1.0, now - 20)
+    engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap")])
+    write(2.0, now - 10)  # run A reads this state
+    publish, later = engine.publish_batch, []
+
+    def b_publishes_first(*args, **kwargs):
+        if not later:
+            later.append(True)
+            write(3.0, now)  # written again; run B reads and publishes it while A converts
+            engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap")])
+        return publish(*args, **kwargs)
+
+    engine.publish_batch = b_publishes_first
+    try:
+        a = engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap")])
+    finally:
+        engine.publish_batch = publish
+    assert price("sup_overlap") == 3.0
+    assert "later state of this file" in a.validated[0].failure
+    assert stores.catalog.task("sup_overlap")["source_mtime_ns"] == now * 10 ** 9
