@@ -183,6 +183,18 @@ def test_a_file_that_cannot_be_read_beside_a_published_version_fails_its_blockin
     assert None not in materialization_runs(NEIGHBOUR).values()
     original = parse_document((sample_source / VICTIM / "result.json").read_bytes())
     assert compare_documents(original, read_result(VICTIM)) == []
+    # The report counts the attempt it lists: it said 0 tasks failed above a list naming one.
+    report = latest_metadata("migration_report")
+    assert report["failed_checks"].value == 1
+    assert "| tasks failed (a proof failed: not published) | 1 |" in report["report"].value
+
+
+def latest_metadata(asset: str) -> dict:
+    from dagster import AssetKey
+
+    from result_assets.assets.instance import get_instance
+
+    return get_instance().get_latest_materialization_event(AssetKey(asset)).asset_materialization.metadata
 
 
 def test_a_backup_that_does_not_read_back_keeps_its_task_unpublished(project_home, tmp_path, monkeypatch):

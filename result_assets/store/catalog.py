@@ -650,7 +650,8 @@ class Catalog:
             cur.execute(
                 "SELECT count(*) FILTER (WHERE status = 'migrated') AS migrated, "
                 "count(*) FILTER (WHERE status = 'quarantined') AS quarantined, "
-                "count(*) FILTER (WHERE status = 'failed') AS failed, "
+                # as failed() lists them: never published, or an attempt kept beside a published version
+                "count(*) FILTER (WHERE status = 'failed') + (SELECT count(*) FROM task_failures) AS failed, "
                 "coalesce(sum(source_bytes) FILTER (WHERE status = 'migrated'), 0)::bigint AS migrated_json_bytes, "
                 "coalesce(sum(source_bytes), 0)::bigint AS json_bytes, "
                 "coalesce(sum(octet_length(skeleton) + coalesce(pg_column_size(spelling), 0) "
