@@ -12,7 +12,12 @@ runs it; so do `migrate` and the first use of a new (empty) catalog.
 """
 from __future__ import annotations
 
+import logging
+import time
+
 import psycopg2.errors
+
+log = logging.getLogger(__name__)
 
 SCHEMA_LOCK = 7201  # pg advisory lock: one upgrade at a time
 
@@ -217,6 +222,7 @@ SCHEMA_VERSION = STEPS[-1][0]
 UPGRADE_COMMAND = "result-assets db upgrade"
 # How long a first use waits for an upgrade under way before it calls the catalog old.
 UPGRADE_WAIT_SECONDS = 120.0
+STEP_LOCK_TIMEOUT = "2s"  # an upgrade step's wait for a table; saves queue behind it that long at most
 
 
 class SchemaOutdated(RuntimeError):
@@ -241,19 +247,45 @@ def upgrade(conn) -> tuple[int | None, int]:
         cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
     try:
         before = installed_version(conn)
+        if before is not None and before > SCHEMA_VERSION:  # a rolled-back deploy: never "upgraded" down
+            raise SchemaOutdated(f"the catalog's schema is version {before}, newer than this code's "
+                                 f"({SCHEMA_VERSION}): upgrade result-assets")
         for version, statements in STEPS:
             if before is not None and version <= before:
                 continue
+            _apply_step(conn, version, statements)
+        return before, SCHEMA_VERSION
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
+def _apply_step(conn, version: int, statements: str) -> None:
+    """One step in one transaction. Its ALTERs wait STEP_LOCK_TIMEOUT at most for a table an
+    open transaction holds (a long read): waiting longer, every save queued behind the ALTER,
+    also after the upgrade's client was killed. Then the step is tried again, for
+    UPGRADE_WAIT_SECONDS in all, and the saves go on in between."""
+    deadline = time.monotonic() + UPGRADE_WAIT_SECONDS
+    pause = 0.5
+    while True:
+        try:
             with conn, conn.cursor() as cur:
+                cur.execute("SET LOCAL lock_timeout = %s", (STEP_LOCK_TIMEOUT,))
                 cur.execute(statements)
                 cur.execute("CREATE TABLE IF NOT EXISTS result_assets_schema ("
                             "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
                 cur.execute("INSERT INTO result_assets_schema (version) VALUES (%s) ON CONFLICT DO NOTHING",
                             (version,))
-        return before, SCHEMA_VERSION
-    finally:
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+            return
+        except psycopg2.errors.LockNotAvailable:
+            if time.monotonic() + pause > deadline:
+                raise SchemaOutdated(
+                    f"upgrade step {version} waited {UPGRADE_WAIT_SECONDS:.0f} s for a table that open "
+                    "transactions kept (see pg_stat_activity: state 'idle in transaction' or a long "
+                    f"query); end them, then run `{UPGRADE_COMMAND}` again") from None
+            log.warning("upgrade step %s: a table it alters is held by an open transaction; trying again", version)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def require_current(conn, *, create_if_empty: bool) -> None:

@@ -973,6 +973,56 @@ def test_an_upgrade_that_hangs_is_a_one_line_error_not_a_hung_first_use(stores, 
             % SCHEMA_VERSION)
 
 
+def test_an_upgrade_from_older_code_on_a_newer_catalog_is_refused(stores, capsys):
+    """A rolled-back deploy's `db upgrade` said "upgraded from 10 to 9" and exit 0 (so did
+    the upgrade `migrate` makes), and its runs then failed on the newer catalog."""
+    url = stores.catalog.url
+    sql(url, f"INSERT INTO result_assets_schema (version) VALUES ({SCHEMA_VERSION + 1})")
+    try:
+        assert main(["db", "upgrade"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"version {SCHEMA_VERSION + 1}, newer than this code's" in err[0]
+    finally:
+        sql(url, f"DELETE FROM result_assets_schema WHERE version > {SCHEMA_VERSION}")
+
+
+def test_an_upgrade_behind_an_open_transaction_lets_saves_through_and_finishes_after_it(stores, monkeypatch):
+    """An upgrade step's ALTER waited without limit behind a transaction that had read the
+    table (a long report), and every save queued behind the ALTER, even after the upgrade's
+    client was killed. Each step now waits a short while, lets go, and tries again."""
+    import threading
+
+    import psycopg2
+
+    from result_assets.store import schema
+
+    monkeypatch.setattr(schema, "STEP_LOCK_TIMEOUT", "200ms", raising=False)
+    url = stores.catalog.url
+    running = ResultManager("postgres-only", record_in_dagster=False)  # an application already running
+    running.save_result("during_upgrade", small_document())
+    sql(url, "DELETE FROM result_assets_schema WHERE version >= 7")  # step 7 alters hot_rows
+    report = psycopg2.connect(url)
+    upgraded, saved = [], []
+    try:
+        with report.cursor() as cur:  # a transaction left open after reading the hot tier
+            cur.execute("SELECT count(*) FROM hot_rows")
+        upgrading = threading.Thread(target=lambda: upgraded.append(main(["db", "upgrade"])), daemon=True)
+        upgrading.start()
+        time.sleep(0.5)
+        saving = threading.Thread(daemon=True, target=lambda: saved.append(
+            running.save_result("during_upgrade", small_document(n=4)).stored))
+        saving.start()
+        saving.join(20)
+        assert saved == ["migrated"]  # went through beside the waiting upgrade
+        assert upgraded == []  # still waiting for the report's transaction
+    finally:
+        report.rollback()
+        report.close()
+    upgrading.join(30)
+    assert upgraded == [0]
+    assert schema.installed_version(psycopg2.connect(url)) == SCHEMA_VERSION
+
+
 def test_a_read_racing_maintenance_reads_where_the_rows_moved(stores):
     """A reader holds a catalog row; maintenance then compacts, re-points and vacuums at
     retention 0, deleting the file that row named. The read follows the fresh catalog row
