@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 # Partitions per run. A run costs stock Dagster about 0.2-0.35 s whatever its size (creating it,
 # planned events, data-version lookups): 100 per run migrated 1,012 tasks in 31.6-31.9 s against
@@ -60,21 +61,24 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         home = Path(overrides.pop("home", None) or env.get("RESULT_ASSETS_HOME") or "./.result_assets").absolute()
+        _utf8_path("RESULT_ASSETS_HOME", str(home))  # the embedded server reads its files as UTF-8
         values = dict(
             home=home,
             database_url=env.get("DATABASE_URL") or None,
             # Absolute: a command run from another folder finds the same store (a relative root
             # read there as "the files are gone").
-            store_root=_location(env.get("RESULT_STORE_ROOT")) or str(home / "store"),
-            backup_dir=_location(env.get("RESULT_BACKUP_DIR")) or str(home / "backups"),
-            source_dir=_location(env.get("RESULT_SOURCE_DIR")),
+            store_root=_utf8_path("RESULT_STORE_ROOT", _location(env, "RESULT_STORE_ROOT") or str(home / "store")),
+            backup_dir=_location(env, "RESULT_BACKUP_DIR") or str(home / "backups"),
+            source_dir=_location(env, "RESULT_SOURCE_DIR", uri=False),
             storage_mode=env.get("RESULT_STORAGE_MODE") or "json-only",
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").absolute(),
-            batch_size=_whole_number(env, "RESULT_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1),
-            workers=_whole_number(env, "RESULT_WORKERS", 0, minimum=1),
-            max_file_bytes=_whole_number(env, "RESULT_MAX_FILE_BYTES", ONE_GIB, minimum=1),
-            read_cache_mb=_whole_number(env, "RESULT_READ_CACHE_MB", DEFAULT_READ_CACHE_MB, minimum=0),
-            serving_cache_mb=_whole_number(env, "RESULT_SERVING_CACHE_MB", DEFAULT_SERVING_CACHE_MB, minimum=0),
+            batch_size=_whole_number(env, "RESULT_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1, maximum=100_000),
+            workers=_whole_number(env, "RESULT_WORKERS", 0, minimum=1, maximum=1024),
+            max_file_bytes=_whole_number(env, "RESULT_MAX_FILE_BYTES", ONE_GIB, minimum=1, maximum=1 << 40),
+            read_cache_mb=_whole_number(env, "RESULT_READ_CACHE_MB", DEFAULT_READ_CACHE_MB, minimum=0,
+                                        maximum=1 << 20),
+            serving_cache_mb=_whole_number(env, "RESULT_SERVING_CACHE_MB", DEFAULT_SERVING_CACHE_MB, minimum=0,
+                                           maximum=1 << 20),
         )
         values.update(overrides)
         return cls(**values)
@@ -104,18 +108,39 @@ class Settings:
         return self.workers or os.cpu_count() or 1
 
 
-def _location(value: str | None) -> str | None:
-    """A folder as an absolute path; an s3:// (or other scheme's) URI as it is."""
+def _location(env: Mapping[str, str], name: str, uri: bool = True) -> str | None:
+    """A folder as an absolute path (file:// URIs too); an s3:// URI as it is. Any other
+    scheme is an error: it was taken for a folder name, relative to the current folder."""
+    value = env.get(name)
     if not value:
         return None
-    return value if "://" in value else str(Path(value).absolute())
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return str(Path(value).absolute())
+    if scheme.lower() == "file":
+        return str(Path(unquote(urlsplit(value).path) or "/").absolute())
+    if uri and scheme.lower() == "s3":
+        return value
+    allowed = "a folder, file:// or s3://" if uri else "a folder"
+    raise SettingsError(f"{name} must be {allowed}, not {value!r}")
 
 
-def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _utf8_path(name: str, path: str) -> str:
+    """A path the embedded server and the Delta tables can use: they read it as UTF-8."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SettingsError(f"{name} must be a path of UTF-8 characters, not {path!r}") from None
+    return path
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
     text = (env.get(name) or "").strip()
     if not text:
         return default
     if not (text.isascii() and text.isdigit()) or int(text) < minimum:  # "²" is a digit to isdigit()
         kind = "a positive whole number" if minimum > 0 else "a whole number (0: off)"
         raise SettingsError(f"{name} must be {kind}, not {text!r}")
+    if int(text) > maximum:  # past it, a size overflowed deep inside a run
+        raise SettingsError(f"{name} must be at most {maximum:,}, not {text!r}")
     return int(text)

@@ -176,3 +176,38 @@ def test_a_malformed_setting_is_one_clear_error_at_load_not_at_import(tmp_path, 
     assert done.returncode == 0, done.stderr
     error = f"{variable} must be a positive whole number, not {value!r}"
     assert done.stdout.strip().splitlines() == ([f"ERROR {error}"] if at_load else ["LOADED"]) + [f"RUN {error}"]
+
+
+def test_locations_given_as_uris_are_folders_or_one_line_errors(tmp_path):
+    """RESULT_BACKUP_DIR=file:///mnt/backups wrote the backups to ./file:/mnt/backups under
+    the current folder (lost with a pod's disk); any scheme but s3:// was kept as a folder name."""
+    from result_assets.settings import Settings, SettingsError
+
+    home = {"RESULT_ASSETS_HOME": str(tmp_path / "home")}
+    settings = Settings.from_env({**home, "RESULT_BACKUP_DIR": f"file://{tmp_path}/my%20backups",
+                                  "RESULT_STORE_ROOT": f"file://{tmp_path}/store"})
+    assert (settings.backup_dir, settings.store_root) == (f"{tmp_path}/my backups", f"{tmp_path}/store")
+    assert Settings.from_env({**home, "RESULT_BACKUP_DIR": "s3://bucket/backups"}).backup_dir == "s3://bucket/backups"
+    for variable, value in (("RESULT_BACKUP_DIR", "gs://bucket/backups"), ("RESULT_STORE_ROOT", "http://host/t"),
+                            ("RESULT_SOURCE_DIR", "s3://bucket/tasks")):
+        with pytest.raises(SettingsError, match=f"^{variable} must be a folder.*not '{value}'$"):
+            Settings.from_env({**home, variable: value})
+
+
+def test_a_home_that_is_not_utf8_and_sizes_past_any_machine_are_one_line_errors(tmp_path):
+    """A non-UTF-8 byte in the home failed every command with a traceback after its server had
+    started (which stop could not stop either); RESULT_MAX_FILE_BYTES=10**23 failed every run
+    with an OverflowError deep inside it."""
+    from result_assets.settings import Settings, SettingsError
+
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/h\xe9me")
+    with pytest.raises(SettingsError, match="^RESULT_ASSETS_HOME must be a path of UTF-8 characters"):
+        Settings.from_env({"RESULT_ASSETS_HOME": odd})
+    home = {"RESULT_ASSETS_HOME": str(tmp_path / "home")}
+    with pytest.raises(SettingsError, match="^RESULT_STORE_ROOT must be a path of UTF-8 characters"):
+        Settings.from_env({**home, "RESULT_STORE_ROOT": odd})
+    for variable in ("RESULT_MAX_FILE_BYTES", "RESULT_BATCH_SIZE", "RESULT_READ_CACHE_MB", "RESULT_SERVING_CACHE_MB",
+                     "RESULT_WORKERS"):
+        with pytest.raises(SettingsError, match=f"^{variable} must be at most [0-9,]+, not '99999999999999999999999'$"):
+            Settings.from_env({**home, variable: "99999999999999999999999"})
+    assert Settings.from_env({**home, "RESULT_MAX_FILE_BYTES": str(1 << 40)}).max_file_bytes == 1 << 40
