@@ -15,7 +15,7 @@ LAYERS = {
     "library": ["result_assets.migration", "result_assets.app"],
     "store": ["result_assets.store"],
     "legacy format": ["result_assets.legacy"],
-    "settings": ["result_assets.settings", "result_assets.errors"],
+    "settings": ["result_assets.settings", "result_assets.errors", "result_assets.processes"],
 }
 RANK = {prefix: rank for rank, prefixes in enumerate(reversed(LAYERS.values())) for prefix in prefixes}
 CODE_LOCATION = LAYERS["code location"]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from dagster import DagsterInstance
 
+from result_assets.assets.in_process_runs import process_tags
 from result_assets.assets.jobs import MIGRATE_JOB, TASK_LIST_JOB
 from result_assets.assets.partitions import TASKS_PARTITION, register_partitions
 from result_assets.assets.resources import PREFETCH
@@ -67,9 +68,10 @@ def run_migration(instance: DagsterInstance, defs, stores, tasks: list[LegacyFil
     ranges, lists = plan_runs(instance, [t.partition_key for t in tasks], batch_size)
     range_job = defs.resolve_job_def(MIGRATE_JOB)
     list_job = defs.resolve_job_def(TASK_LIST_JOB)
-    runs = [(range_job, keys, {"tags": {RANGE_START: keys[0], RANGE_END: keys[-1]}, "run_config": config})
+    tags = process_tags()
+    runs = [(range_job, keys, {"tags": {**tags, RANGE_START: keys[0], RANGE_END: keys[-1]}, "run_config": config})
             for keys in ranges]
-    runs += [(list_job, keys, {"run_config": {**config, "ops": {"migrate_task_list": {"config": {
+    runs += [(list_job, keys, {"tags": tags, "run_config": {**config, "ops": {"migrate_task_list": {"config": {
         "task_ids": [task_id_for(k) for k in keys]}}}}}) for keys in lists]
     by_key = {t.partition_key: t for t in tasks}
     started, done, outcomes = time.perf_counter(), 0, []
@@ -95,7 +97,7 @@ def materialize_report(instance: DagsterInstance, defs, stores) -> bool:
 
     resource = StoresResource(**stores_config(stores.settings)["stores"]["config"])
     result = materialize([migration_report], instance=instance, raise_on_error=False, run_config=QUIET,
-                         resources={"stores": resource})
+                         resources={"stores": resource}, tags=process_tags())
     return result.success
 
 

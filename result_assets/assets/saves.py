@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from result_assets.assets.events import queued_save_events
+from result_assets.assets.in_process_runs import process_tags
 from result_assets.assets.instance import get_instance
 from result_assets.assets.resources import NO_CATALOG, StoresResource
 
@@ -99,5 +100,5 @@ def report_queued_saves(settings) -> None:
     stores = StoresResource(home=str(settings.home), database_url=settings.database_url,
                             store_root=settings.store_root, backup_dir=settings.backup_dir)
     report_saves_job.execute_in_process(
-        instance=get_instance(settings), resources={"stores": stores}, raise_on_error=False,
+        instance=get_instance(settings), resources={"stores": stores}, raise_on_error=False, tags=process_tags(),
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from result_assets.processes import gone
 from result_assets.settings import Settings
 from result_assets.store.postgres import error_line
 
@@ -269,14 +270,11 @@ def taken_aside(source_dir: str | Path) -> list[Path]:
     for path in Path(source_dir).glob(f"*/{TAKEN_ASIDE}*"):
         try:
             pid = int(path.name[len(TAKEN_ASIDE):].partition("-")[0])
-            if pid == os.getpid():  # this process (a container's pid 1 on every run): a run before it
-                raise ProcessLookupError
-            os.kill(pid, 0)
-            continue  # its run is still going (or its pid was reused): it is that run's to finish
-        except (ValueError, ProcessLookupError):
+        except ValueError:
             found.append(path)
-        except PermissionError:
-            continue  # a live process of another user
+            continue
+        if gone(pid):  # else its run is still going (or its pid was reused): it is that run's to finish
+            found.append(path)
     return sorted(found)
 
 

@@ -30,14 +30,18 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from result_assets.cli import existing_home
     from result_assets.definitions import MAINTENANCE_JOB, build_definitions
+    from result_assets.assets.in_process_runs import fail_orphaned_runs, process_tags
     from result_assets.assets.instance import get_instance
     from result_assets.assets.launch import failure_message
 
     settings = existing_home()  # a mistyped home is an error, not a new empty store
     config = {"retention_hours": args.retention_hours, "compact": not args.no_compact, "z_order": args.z_order,
               "vacuum": not args.no_vacuum}
+    instance = get_instance(settings)
+    for note in fail_orphaned_runs(instance):  # a maintenance killed earlier showed as running for good
+        print(f"result-assets: {note}", file=sys.stderr)
     result = build_definitions().resolve_job_def(MAINTENANCE_JOB).execute_in_process(
-        instance=get_instance(settings), raise_on_error=False,
+        instance=instance, raise_on_error=False, tags=process_tags(),
         run_config={"ops": {"store_maintenance": {"config": config}},
                     # the failure is said once, below, on one line (its events stay in the instance)
                     "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})

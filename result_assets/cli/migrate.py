@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,11 +98,14 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
 
         from result_assets.assets.launch import materialize_report, run_migration
         from result_assets.definitions import build_definitions
+        from result_assets.assets.in_process_runs import fail_orphaned_runs
         from result_assets.assets.instance import get_instance, hold_connections
 
         try:
             instance = get_instance(settings)
             hold_connections(instance)
+            for note in fail_orphaned_runs(instance):  # a migrate killed earlier showed as running for good
+                print(f"result-assets: {note}", file=sys.stderr)
             defs = build_definitions(settings)
             # Dagster, the instance and the definitions live until the end: the cyclic GC need not
             # walk them again at every collection (the main process's CPU 2-6% less on the bench corpus).

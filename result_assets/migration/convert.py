@@ -25,6 +25,7 @@ from result_assets.legacy.acyclic import cyclic_gc_paused
 from result_assets.legacy.parse import may_lose_digits, parse_unscreened
 from result_assets.migration.batch import RawResult, TaskProof, ValidatedResult, read_source, validate
 from result_assets.migration.sources import LegacyFile
+from result_assets.processes import process_running
 from result_assets.store.backups import sha256_hex
 from result_assets.store.row_digest import rows_digest
 
@@ -251,7 +252,7 @@ def _exit_with(client_pid: int) -> None:
     def watch():
         while True:
             time.sleep(1.0)
-            if not _running(client_pid):
+            if not process_running(client_pid):
                 os._exit(0)
 
     threading.Thread(target=watch, name="result-assets-exit-with-client", daemon=True).start()
@@ -266,20 +267,3 @@ def _yield_to_client() -> None:
         os.nice(10)
     except OSError:
         pass
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a killed process not reaped yet still answers kill(pid, 0))."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b") ", 1)[1][:1] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True

@@ -1,0 +1,30 @@
+"""Whether a process of this host is alive, by pid: the conversion workers watch the process
+that started them, `archive` the runs that took files aside, the CLI the processes that ran
+its in-process Dagster runs."""
+from __future__ import annotations
+
+import os
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (a killed process not reaped yet still answers kill(pid, 0)).
+    A live process of another user counts as alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b") ", 1)[1][:1] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
+
+def gone(pid: int) -> bool:
+    """The process that wrote `pid` down has ended: not running, or this very process (a
+    container's pid 1 on every run: whatever it left was left by a run before this one)."""
+    return pid == os.getpid() or not process_running(pid)

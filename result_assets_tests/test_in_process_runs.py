@@ -1,0 +1,71 @@
+"""A run the CLI executes in its own process has no run worker for Dagster's run monitoring to
+watch: killed, it stayed STARTED in the UI for good. The next `maintain` or `migrate` of the
+host marks it failed; a live process's run is left alone. Real runs, a real SIGKILL."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from dagster import DagsterRunStatus, RunsFilter
+
+from result_assets.cli import main
+
+# A run that waits in its op, executed the way the CLI executes its runs (tagged by process_tags).
+WAITING_RUN = """
+import time
+from dagster import job, op
+from result_assets.assets.in_process_runs import process_tags
+from result_assets.assets.instance import get_instance
+
+@op
+def wait_for_a_signal():
+    time.sleep(600)
+
+@job
+def {name}():
+    wait_for_a_signal()
+
+{name}.execute_in_process(instance=get_instance(), tags=process_tags())
+"""
+
+
+def start_waiting_run(instance, name: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", WAITING_RUN.format(name=name)], env=os.environ.copy())
+    deadline = time.monotonic() + 120
+    while not instance.get_runs(RunsFilter(job_name=name, statuses=[DagsterRunStatus.STARTED])):
+        assert process.poll() is None and time.monotonic() < deadline, "the waiting run never started"
+        time.sleep(0.2)
+    return process
+
+
+def status(instance, name: str) -> DagsterRunStatus:
+    [run] = instance.get_runs(RunsFilter(job_name=name))
+    return run.status
+
+
+def test_a_killed_processs_run_is_marked_failed_by_the_next_command_and_a_live_ones_is_not(
+        project_home, sample_source, capsys):
+    from result_assets.assets.instance import get_instance
+
+    assert main(["migrate", "--source-dir", str(sample_source), "--json"]) == 0
+    capsys.readouterr()
+    instance = get_instance()
+    killed, alive = start_waiting_run(instance, "killed_run"), start_waiting_run(instance, "live_run")
+    try:
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(30)
+        assert status(instance, "killed_run") == DagsterRunStatus.STARTED  # what the UI showed for good
+        assert main(["maintain", "--json", "--no-vacuum"]) == 0
+        err = capsys.readouterr().err
+        assert f"(killed_run) marked failed: the process that ran it (pid {killed.pid} on" in err
+        assert status(instance, "killed_run") == DagsterRunStatus.FAILURE
+        assert status(instance, "live_run") == DagsterRunStatus.STARTED and "live_run" not in err
+    finally:
+        alive.kill()
+        alive.wait(30)
+    assert main(["migrate", "--source-dir", str(sample_source), "--json", "--force"]) == 0  # so does migrate
+    assert "(live_run) marked failed" in capsys.readouterr().err
+    assert status(instance, "live_run") == DagsterRunStatus.FAILURE
