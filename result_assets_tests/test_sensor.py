@@ -90,6 +90,43 @@ def test_a_touched_source_is_recorded_by_the_run_not_the_tick(env):
     assert isinstance(tick(env, result.cursor), SkipReason)
 
 
+def test_a_task_whose_dual_write_save_is_under_way_is_not_asked_for(env):
+    """A dual-write save renames its JSON, then commits to the store, holding the task's save
+    lock between the two. A tick in that window asked for a catch-up run of the same bytes (a
+    review counted 14 such runs for 18 tasks in 90 s of two applications saving), and the save
+    showed twice in the UI."""
+    import threading
+
+    from result_assets import ResultManager
+    from result_assets.legacy import parse_document
+
+    _, _, _, source = env
+    manager = ResultManager("dual-write", source_dir=source, record_in_dagster=False)
+    catalog = manager.stores.catalog
+    register, renamed, go_on = catalog.register_sources, threading.Event(), threading.Event()
+
+    def paused(sources):  # the JSON in place, the save lock held, the store not written yet
+        renamed.set()
+        assert go_on.wait(60)
+        return register(sources)
+
+    catalog.register_sources = paused
+    document = parse_document((source / TASKS[0] / "result.json").read_bytes())
+    document["strategy"] = "saved while the sensor ticks"
+    saving = threading.Thread(target=manager.save_result, args=(TASKS[0], document))
+    saving.start()
+    try:
+        assert renamed.wait(60)
+        during = tick(env)
+        requests = [] if isinstance(during, SkipReason) else during.run_requests
+        assert not [r for r in requests if TASKS[0] in r.run_config["ops"]["migrate_task_list"]["config"]["task_ids"]]
+    finally:
+        go_on.set()
+        saving.join(60)
+    after = tick(env)
+    assert isinstance(after, SkipReason) and "up to date" in after.skip_message
+
+
 def test_the_same_failing_work_is_retried_a_few_times_then_left_until_it_changes(env):
     """A task that fails every catch-up run (here: its source changes, and its runs are never
     launched) was asked for again every tick, for ever: about 2,900 failed runs a day."""

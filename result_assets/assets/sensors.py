@@ -115,6 +115,13 @@ def migration_requests(stores: Stores, tasks, cursor: str | None = None) -> tupl
     its attempt, hence its run_key, is the next one."""
     plan = plan_migration(stores.catalog, tasks, force=False)
     behind = (plan.new + plan.changed)[:CHUNK]
+    saving = stores.catalog.saves_in_flight([t.task_id for t in behind])
+    if saving:
+        # A save holds its task's lock from its JSON's rename to its commit: such a task is not
+        # behind, its save is under way (a run for it migrated the same bytes again). Of the
+        # others, a save that renamed its JSON before the scan has committed by now: asked again.
+        again = plan_migration(stores.catalog, [t for t in behind if t.task_id not in saving], force=False)
+        behind = again.new + again.changed
     if not behind and not plan.touched_mtimes:
         return [], cursor
     work = hashlib.sha256(json.dumps([[t.task_id, t.size, t.mtime_ns] for t in behind]

@@ -359,6 +359,20 @@ class Catalog:
         catalog does not publish."""
         return self.task_save_locks([task_id])
 
+    def saves_in_flight(self, task_ids: list[str]) -> set[str]:
+        """The tasks among task_ids whose save lock someone holds now (a save between writing
+        its JSON and committing to the store, a migration's backup): read from pg_locks,
+        taking no lock."""
+        if not task_ids:
+            return set()
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE EXISTS (SELECT 1 FROM pg_locks l "
+                        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+                        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                        "AND l.classid = %s::oid AND l.objid = hashtext(t)::oid)", (list(task_ids), TASK_SAVE_LOCK))
+            return {row[0] for row in cur.fetchall()}
+
     @contextmanager
     def task_save_locks(self, task_ids: list[str]):
         """task_save_lock of many tasks (a migration's backups): taken in one statement, in hash
