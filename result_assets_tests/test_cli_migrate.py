@@ -748,3 +748,36 @@ def test_maintain_json_says_when_vacuum_was_held(migrated, capsys, monkeypatch):
     assert main(["maintain", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["vacuum_held"].startswith("2 row(s) published before locations")
+
+
+def test_a_store_that_cannot_be_sized_after_its_runs_still_reports_them(migrated, sample_source, capsys, monkeypatch):
+    """The tables' storage unreachable after the runs (an S3 outage): the store's size could not
+    be read, and migrate ended on one vague line ("Generic S3 error"), its runs' outcomes and
+    report lost. The report now comes, its sizes n/a, and stderr says why, cause included."""
+    from result_assets.assets import launch
+    from result_assets.store.delta_tables import DeltaStore
+
+    report_run = launch.materialize_report
+
+    def outage_after_the_runs(*args, **kwargs):
+        done = report_run(*args, **kwargs)
+
+        def unreachable(self, table):
+            raise OSError("Kernel error -> Generic S3 error: error sending request\n"
+                          "  ↳ tcp connect error: Connection refused (os error 111)")
+
+        monkeypatch.setattr(DeltaStore, "total_bytes", unreachable)
+        return done
+
+    monkeypatch.setattr(launch, "materialize_report", outage_after_the_runs)
+    assert main(["migrate", "--source-dir", str(sample_source), "--force", "--task", "grid...42", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert (report["migrated"], report["runs"], report["failed_runs"], report["stored_bytes"]) == (1, 1, 0, None)
+    assert ("the store's size could not be read: Kernel error -> Generic S3 error: error sending request "
+            "(tcp connect error: Connection refused (os error 111))") in captured.err
+    monkeypatch.undo()
+    monkeypatch.setattr(launch, "materialize_report", outage_after_the_runs)
+    assert main(["migrate", "--source-dir", str(sample_source), "--force", "--task", "grid...42"]) == 0
+    text = capsys.readouterr().out
+    assert "  stored bytes       n/a" in text and "  compression        n/a" in text

@@ -165,10 +165,21 @@ def _main(argv: list[str]) -> int:
             return 1
         if isinstance(exc, OSError):  # a folder unreadable, a file where a folder should be, ...
             where = "".join(f": {name}" for name in (exc.filename, exc.filename2) if name)
-            print(f"result-assets: error: {type(exc).__name__}: {exc.strerror or error_line(exc)}{where}",
+            print(f"result-assets: error: {type(exc).__name__}: {exc.strerror or storage_error_line(exc)}{where}",
                   file=sys.stderr)
             return 1
         raise
+
+
+def storage_error_line(exc: BaseException) -> str:
+    """error_line, and the innermost cause when the error names it on a later line: delta-rs's
+    "Generic S3 error" says why (connection refused, no such bucket) only at its end."""
+    from result_assets.store.postgres import error_line, redact
+
+    first = error_line(exc)
+    lines = [line.strip().lstrip("↳").strip() for line in str(exc).strip().splitlines()]
+    last = redact(lines[-1]) if len(lines) > 1 else ""
+    return f"{first} ({last})" if last and last not in first else first
 
 
 def _database_error(exc: BaseException) -> BaseException | None:
@@ -271,7 +282,7 @@ def _print_report(args, report: dict, quarantined: list[tuple[str, str]]) -> Non
                        *([("failed_checks", "failed checks")] if "failed_checks" in report else []),
                        *([("failed_runs", "failed runs")] if report.get("failed_runs") else []),
                        ("json_bytes", "JSON bytes"), ("stored_bytes", "stored bytes")]:
-        print(f"  {label:<18} {report[key]:,}")
+        print(f"  {label:<18} {'n/a' if report[key] is None else f'{report[key]:,}'}")
     print(f"  {'compression':<18} {'n/a' if ratio is None else f'{ratio:.1%} smaller'}")
     print(f"  {'seconds':<18} {report['seconds']:.2f}")
     for task_id, reason in quarantined:

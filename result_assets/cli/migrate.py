@@ -121,7 +121,13 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
     # The state each task of this command is in now: a failed run may have published most of
     # its tasks (a blocking check fails the run for one), and leaves the rest as they were.
     states = stores.catalog.states([t.task_id for t in todo]) if todo else {}
-    totals = store_report(stores)
+    try:
+        totals = store_report(stores)
+    except OSError as exc:  # the tables' storage unreachable (an S3 outage): the runs' outcomes still said
+        from result_assets.cli import storage_error_line
+
+        print(f"result-assets: the store's size could not be read: {storage_error_line(exc)}", file=sys.stderr)
+        totals = {"migrated_json_bytes": None, "stored_bytes": None, "compression_ratio": None}
     report = {
         "tasks": len(found.tasks),
         "migrated": sum(1 for s in states.values() if s.last_attempt == "migrated"),
