@@ -10,6 +10,8 @@ materialization per asset and partition it published or quarantined, and one eva
 check and partition.
 """
 
+from contextlib import ExitStack
+
 from dagster import (
     AssetExecutionContext,
     AssetSpec,
@@ -35,6 +37,7 @@ from result_assets.legacy import task_id_for
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.migration.convert import Prefetch
 from result_assets.migration.engine import registered_sources, run_batch
+from result_assets.processes import interrupts_deferred
 
 legacy_result = AssetSpec(
     "legacy_result",
@@ -99,9 +102,11 @@ def migrate_tasks(context: AssetExecutionContext, stores: StoresResource, migrat
     hold_connections(context.instance)  # the run writes several events per task
     stores_ = stores.get()
     files = registered_sources(stores_, [task_id_for(k) for k in context.partition_keys])
-    batch = run_batch(stores_, files, max_file_bytes=migration.max_file_bytes,
-                      compression_goal=migration.compression_goal, ahead=prefetch)
-    yield from backfill_events(context, stores_, batch)
+    with ExitStack() as publishing:  # a Ctrl-C waits from the publish until Dagster has its events
+        batch = run_batch(stores_, files, max_file_bytes=migration.max_file_bytes,
+                          compression_goal=migration.compression_goal, ahead=prefetch,
+                          on_publish=lambda: publishing.enter_context(interrupts_deferred()))
+        yield from backfill_events(context, stores_, batch)
 
 
 # --- the same migration over an explicit list of task ids (forced or retried subsets) ---
@@ -126,9 +131,11 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
     stores_.catalog.touch_mtime(config.touched_mtimes)
     if not task_ids:
         return
-    batch = run_batch(stores_, registered_sources(stores_, task_ids), max_file_bytes=migration.max_file_bytes,
-                      compression_goal=migration.compression_goal, ahead=prefetch)
-    yield from task_list_events(context, stores_, batch)
+    with ExitStack() as publishing:  # as migrate_tasks
+        batch = run_batch(stores_, registered_sources(stores_, task_ids), max_file_bytes=migration.max_file_bytes,
+                          compression_goal=migration.compression_goal, ahead=prefetch,
+                          on_publish=lambda: publishing.enter_context(interrupts_deferred()))
+        yield from task_list_events(context, stores_, batch)
 
 
 @job(description="Migrate the tasks named in config (used by `result-assets migrate` for scattered subsets).")
