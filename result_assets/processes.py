@@ -1,12 +1,9 @@
-"""Processes: whether one of this host is alive, by pid (the conversion workers watch the
-process that started them, `archive` the runs that took files aside, the CLI the processes
-that ran its in-process Dagster runs), and a window a Ctrl-C waits for."""
+"""Whether a process of this host is alive, by pid: the conversion workers watch the process
+that started them, `archive` the runs that took files aside, the CLI the processes that ran
+its in-process Dagster runs."""
 from __future__ import annotations
 
 import os
-import signal
-import threading
-from contextlib import contextmanager
 
 
 def process_running(pid: int) -> bool:
@@ -33,22 +30,30 @@ def gone(pid: int) -> bool:
     return pid == os.getpid() or not process_running(pid)
 
 
-@contextmanager
-def interrupts_deferred():
-    """Hold a Ctrl-C (SIGINT) until the block ends, then hand it to the handler that was
-    installed (Python's KeyboardInterrupt, or Dagster's own while it runs a step): what must
-    happen together, a run's publish and its report to Dagster, is never cut between the two.
-    Only the main thread takes signal handlers; elsewhere this holds nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+
+def process_identity(pid: int | None = None) -> str | None:
+    """"<boot id>:<pid namespace>:<pid>:<start time>" of a process of this machine (this one by
+    default), or None when it is not running or there is no /proc: a pid alone is not a
+    process (reused, or another container's under the same hostname)."""
+    pid = os.getpid() if pid is None else pid
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(signal.SIGINT, received[-1])
-        elif received and previous == signal.SIG_DFL:
-            raise KeyboardInterrupt
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b") ", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] == b"Z":
+        return None
+    return f"{boot}:{namespace}:{pid}:{int(fields[19])}"  # field 22 of stat: the start time, in ticks
+
+
+def identity_gone(identity: str) -> bool | None:
+    """Whether the process `identity` names has ended; None when this process cannot tell (another
+    boot, another pid namespace, no /proc)."""
+    boot, namespace, pid, _ = identity.split(":")
+    mine = process_identity()
+    if mine is None or mine.split(":")[:2] != [boot, namespace]:
+        return None
+    return process_identity(int(pid)) != identity

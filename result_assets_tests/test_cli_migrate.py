@@ -563,35 +563,44 @@ def test_ctrl_c_during_migrate_stops_it_at_once_and_a_re_run_finishes(project_ho
     assert read_result("ctrl_c_5")["symbols"][0]["signals"][0]["price"] == 5
 
 
-def test_ctrl_c_just_after_a_publish_waits_for_its_report_to_dagster(project_home, tmp_path, capsys, monkeypatch):
-    """A Ctrl-C between a batch's publish and its events left its tasks published with no
-    materialization and no check in Dagster; the next migrate skipped them as unchanged, so
-    Dagster never learnt of them. The Ctrl-C now waits until the run has reported them."""
+def test_a_run_stopped_between_its_publish_and_its_events_is_done_again_by_the_next_migrate(
+        project_home, tmp_path, capsys, monkeypatch):
+    """A Ctrl-C after a batch's publish, while Dagster stored its events, left its tasks
+    published with no materialization and no check; the next migrate skipped them as
+    unchanged, so Dagster never learnt of them. They are now marked, and the next migrate
+    publishes and reports them."""
     import os
     import signal
 
     from dagster import AssetKey
 
+    from result_assets.assets import migration as migration_assets
     from result_assets.assets.instance import get_instance
-    from result_assets.migration import engine
 
     tasks = [f"after_publish_{i}" for i in range(3)]
     for i, task in enumerate(tasks):
         (tmp_path / task).mkdir()
         (tmp_path / task / "result.json").write_text(json.dumps(
             {"strategy": "s", "symbols": [{"symbol": "A", "signals": [{"timestamp": 1704240000000, "price": i}]}]}))
-    publish = engine.publish_batch
+    events = migration_assets.backfill_events
 
-    def published_then_ctrl_c(*args, **kwargs):
-        done = publish(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)
-        return done
+    def ctrl_c_after_the_first_event(*args):
+        for n, event in enumerate(events(*args)):
+            yield event
+            if n == 0:  # Dagster has stored one event of the batch
+                os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(engine, "publish_batch", published_then_ctrl_c)
+    monkeypatch.setattr(migration_assets, "backfill_events", ctrl_c_after_the_first_event)
     assert main(["migrate", "--source-dir", str(tmp_path)]) == 130
     assert "result-assets: interrupted" in capsys.readouterr().err
     instance = get_instance()
     keys = {partition_key_for(t) for t in tasks}
+    assert not keys <= instance.get_materialized_partitions(AssetKey("catalog_entry"))  # what was left
+    assert {read_result(t)["symbols"][0]["signals"][0]["price"] for t in tasks} == {0, 1, 2}  # published
+    monkeypatch.undo()
+    assert main(["migrate", "--source-dir", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["migrated"], report["skipped"]) == (3, 0)
     for asset in ("result_backup", "validated_result", "signal_table", "curve_table", "catalog_entry"):
         assert keys <= instance.get_materialized_partitions(AssetKey(asset)), asset
 

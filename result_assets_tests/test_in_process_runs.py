@@ -69,3 +69,18 @@ def test_a_killed_processs_run_is_marked_failed_by_the_next_command_and_a_live_o
     assert main(["migrate", "--source-dir", str(sample_source), "--json", "--force"]) == 0  # so does migrate
     assert "(live_run) marked failed" in capsys.readouterr().err
     assert status(instance, "live_run") == DagsterRunStatus.FAILURE
+
+
+def test_a_process_is_its_pid_and_start_time_on_this_boot_and_pid_namespace():
+    """Judged by pid alone, a run of another container sharing the hostname (its pids not in
+    this /proc) or of this very process was marked failed while it ran; a reused pid kept a
+    dead run STARTED."""
+    from result_assets.processes import identity_gone, process_identity
+
+    mine = process_identity()
+    boot, namespace, pid, start = mine.split(":")
+    assert identity_gone(mine) is False
+    assert identity_gone(f"{boot}:{namespace}:{pid}:{int(start) - 1}") is True  # the pid of an ended process, reused
+    assert identity_gone(f"{boot}:{namespace}:999999999:{start}") is True
+    assert identity_gone(f"another-boot:{namespace}:{pid}:{start}") is None  # cannot tell: left alone
+    assert identity_gone(f"{boot}:1:{pid}:{start}") is None

@@ -10,7 +10,8 @@ materialization per asset and partition it published or quarantined, and one eva
 check and partition.
 """
 
-from contextlib import ExitStack
+import logging
+from contextlib import contextmanager
 
 from dagster import (
     AssetExecutionContext,
@@ -37,7 +38,8 @@ from result_assets.legacy import task_id_for
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA
 from result_assets.migration.convert import Prefetch
 from result_assets.migration.engine import registered_sources, run_batch
-from result_assets.processes import interrupts_deferred
+
+log = logging.getLogger(__name__)
 
 legacy_result = AssetSpec(
     "legacy_result",
@@ -102,11 +104,31 @@ def migrate_tasks(context: AssetExecutionContext, stores: StoresResource, migrat
     hold_connections(context.instance)  # the run writes several events per task
     stores_ = stores.get()
     files = registered_sources(stores_, [task_id_for(k) for k in context.partition_keys])
-    with ExitStack() as publishing:  # a Ctrl-C waits from the publish until Dagster has its events
+    published: list[str] = []
+    with _reported_or_marked(stores_, published):
         batch = run_batch(stores_, files, max_file_bytes=migration.max_file_bytes,
-                          compression_goal=migration.compression_goal, ahead=prefetch,
-                          on_publish=lambda: publishing.enter_context(interrupts_deferred()))
+                          compression_goal=migration.compression_goal, ahead=prefetch, on_published=published.extend)
         yield from backfill_events(context, stores_, batch)
+
+
+UNREPORTED = ("published, but the run was stopped before Dagster recorded it (interrupted, or its events "
+              "could not be stored): the next `result-assets migrate` publishes it again and reports it")
+
+
+@contextmanager
+def _reported_or_marked(stores_, published: list[str]):
+    """The step's publish and its events are one: stopped between the two (a Ctrl-C, the UI's
+    Terminate, an event Dagster could not store), the tasks already published are marked with
+    a failed attempt, so the next migrate does them again instead of skipping them as
+    unchanged (Dagster would never learn of them). Not after a SIGKILL: see docs/reliability.md."""
+    try:
+        yield
+    except BaseException:
+        try:
+            stores_.catalog.record_unreported(published, UNREPORTED)
+        except Exception:  # noqa: BLE001 - the run's own error is the one to raise
+            log.warning("could not mark %d published tasks as not reported", len(published), exc_info=True)
+        raise
 
 
 # --- the same migration over an explicit list of task ids (forced or retried subsets) ---
@@ -131,10 +153,10 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
     stores_.catalog.touch_mtime(config.touched_mtimes)
     if not task_ids:
         return
-    with ExitStack() as publishing:  # as migrate_tasks
+    published: list[str] = []
+    with _reported_or_marked(stores_, published):
         batch = run_batch(stores_, registered_sources(stores_, task_ids), max_file_bytes=migration.max_file_bytes,
-                          compression_goal=migration.compression_goal, ahead=prefetch,
-                          on_publish=lambda: publishing.enter_context(interrupts_deferred()))
+                          compression_goal=migration.compression_goal, ahead=prefetch, on_published=published.extend)
         yield from task_list_events(context, stores_, batch)
 
 

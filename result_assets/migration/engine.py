@@ -107,14 +107,14 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
               raws: list[RawResult] | None = None, converted: list[ValidatedResult] | None = None,
               tier: str = "delta", records: dict[str, tuple[dict, str]] | None = None,
               sources: dict[str, tuple[str, str]] | None = None, ahead: Prefetch | None = None,
-              on_publish: Callable[[], None] | None = None) -> BatchResult:
+              on_published: Callable[[list[str]], None] | None = None) -> BatchResult:
     """Back up, convert, prove and publish one batch. The application's save passes the
     bytes it holds (`raws`), already converted (`converted`) when it had to judge them first,
     `records` ({task_id: (metadata, description)}) to queue for the Dagster instance, and
     `sources` ({task_id: (partition_key, path)}) to register, all in the publishing transaction.
     `ahead`: conversions a launcher started before this batch (convert.Prefetch).
-    `on_publish`: called just before the catalog's publishing transaction (a run's op holds
-    Ctrl-C from there until its events are reported: processes.interrupts_deferred)."""
+    `on_published`: called with the ids of the tasks published as soon as the publishing
+    transaction has committed (a run's op marks them if it is stopped before reporting them)."""
     clock = _Clock()
     limit = max_file_bytes or stores.settings.max_file_bytes
     read_versions = None
@@ -144,7 +144,7 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
         return publish_batch(stores, validated, backups, compression_goal=compression_goal,
                              keep_source_path=keep_source_path, tier=tier, clock=clock, records=records,
                              sources=sources, newer_only=tier != "hot", backing_up=backing_up,
-                             read_versions=read_versions, on_publish=on_publish)
+                             read_versions=read_versions, on_published=on_published)
     except BaseException as failure:
         # Whatever failed, nothing writes the backup once this returns (publish_batch waits for
         # it on success). Its own error, when another came first, is logged, not lost.
@@ -164,14 +164,14 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                   sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False,
                   backing_up: Future | None = None, expected_versions: dict[str, int] | None = None,
                   read_versions: dict[str, int] | None = None,
-                  on_publish: Callable[[], None] | None = None) -> BatchResult:
+                  on_published: Callable[[list[str]], None] | None = None) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
     tier in the catalog's own transaction instead of a Delta commit (application saves).
     A Delta batch holds the store write lock (shared) from its commit to its publication.
     `newer_only`: Catalog.upsert's (migrations; not a rollback, which restores on purpose, and
     passes `expected_versions`, Catalog.upsert's too: the version it decided to replace);
     `read_versions`, Catalog.upsert's too: the tasks' versions before their files were read.
-    `on_publish`: run_batch's.
+    `on_published`: run_batch's.
     `backing_up`: the backups still being written, waited for (their error raised) after the
     read-back and before the checks, which read them, and the publication."""
     clock = clock or _Clock()
@@ -233,13 +233,14 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                 checks = _checks_by_task(result.checks, records)
                 records = {t: (*record, checks[t]) for t, record in records.items()}
         with clock.stage("publish"):
-            if on_publish is not None:
-                on_publish()
             if held is not None:  # never publish rows whose files maintenance may have taken
                 held.confirm()
             published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records,
                                               sources=sources, newer_only=newer_only,
                                               expected_versions=expected_versions, read_versions=read_versions)
+            if on_published is not None:
+                on_published([t.task_id for t in catalog.tasks
+                              if t.status == "migrated" and t.task_id not in published.demoted])
         for v in validated:
             if v.task_id in published.demoted:
                 v.failure = published.demoted[v.task_id]

@@ -280,6 +280,21 @@ class Catalog:
                          if t.task_id in unfaithful else t for t in tasks]
                 hot = {t: rows for t, rows in hot.items() if t not in unfaithful}
 
+    def record_unreported(self, task_ids: list[str], reason: str) -> None:
+        """A failed attempt beside each published task among task_ids: a run published them and
+        was stopped before Dagster had its events. The version stays readable; the next
+        `migrate` publishes the task again (a failed attempt is never skipped as unchanged),
+        and that run reports it."""
+        if not task_ids:
+            return
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO task_failures (task_id, partition_key, reason, source_path, source_sha256, "
+                        "source_bytes, source_mtime_ns) SELECT task_id, partition_key, %s, source_path, "
+                        "source_sha256, source_bytes, source_mtime_ns FROM tasks "
+                        "WHERE task_id = ANY(%s) AND status = 'migrated' ORDER BY task_id "
+                        "ON CONFLICT (task_id) DO NOTHING", (reason, list(task_ids)))
+
     def failed_attempts(self, task_ids: list[str] | None = None) -> dict[str, str]:
         """{task_id: reason} of failed attempts kept beside a published version."""
         return self._by_task("SELECT task_id, reason FROM task_failures", task_ids)
