@@ -8,7 +8,7 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
@@ -116,12 +116,17 @@ def read_source(source: LegacyFile, limit: int) -> RawResult:
             return _oversized(source, source.size, limit)
         with open(source.path, "rb") as f:
             raw = f.read(limit + 1)  # the file may have grown since it was listed
+            read = os.fstat(f.fileno())
         if len(raw) > limit:
             del raw
             return _oversized(source, os.stat(source.path).st_size, limit)
     except OSError as exc:
         return RawResult(source, b"", sha256_hex(b""), f"cannot read {display_path(source.path)}: {exc.strerror}",
                          unread=True)
+    if (read.st_size, read.st_mtime_ns) != (source.size, source.mtime_ns) and read.st_size == len(raw):
+        # written again since it was listed: these bytes are of the file's state now (what the
+        # catalog records, and what a run that published meanwhile is judged against)
+        source = replace(source, size=read.st_size, mtime_ns=read.st_mtime_ns)
     return RawResult(source, raw, sha256_hex(raw))
 
 

@@ -500,3 +500,42 @@ def test_a_run_that_read_a_file_before_another_run_published_its_later_state_doe
     assert price("sup_overlap") == 3.0
     assert "later state of this file" in a.validated[0].failure
     assert stores.catalog.task("sup_overlap")["source_mtime_ns"] == now * 10 ** 9
+
+
+def test_a_run_that_read_the_newest_state_after_another_run_published_an_earlier_one_wins(source):
+    """The run listed the file (state 2), another run read state 3 and published it, and the
+    file was written again (state 4) before this run read it: this run holds the newest bytes.
+    It was refused as "the earlier read", judged by the mtime it had listed, not the one it read."""
+    from result_assets.migration.sources import stat_legacy_file
+
+    task_dir = source / "sup_listed_early"
+    task_dir.mkdir()
+    stores = Stores.from_env()
+
+    def write(price: float, mtime: int) -> None:
+        (task_dir / "result.json").write_text(json.dumps(doc(price)) + " " * int(price))  # sizes differ
+        os.utime(task_dir / "result.json", (mtime, mtime))
+
+    now = int(time.time())
+    write(1.0, now - 30)
+    engine.run_batch(stores, [stat_legacy_file(source, "sup_listed_early")])
+    write(2.0, now - 20)
+    listed = stat_legacy_file(source, "sup_listed_early")  # this run's listing: state 2
+    read_source, meanwhile = engine.read_source, []
+
+    def read_after_another_run(file, limit):
+        if not meanwhile:
+            meanwhile.append(True)
+            write(3.0, now - 10)
+            engine.run_batch(stores, [stat_legacy_file(source, "sup_listed_early")])  # publishes state 3
+            write(4.0, now)
+        return read_source(file, limit)
+
+    engine.read_source = read_after_another_run
+    try:
+        latest = engine.run_batch(stores, [listed])
+    finally:
+        engine.read_source = read_source
+    assert latest.validated[0].failure is None
+    assert price("sup_listed_early") == 4.0
+    assert stores.catalog.task("sup_listed_early")["source_mtime_ns"] == now * 10 ** 9
