@@ -8,6 +8,7 @@ flags, a resource's launchpad fields) pass overrides instead of writing the envi
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -29,7 +30,8 @@ DAGSTER_URL_ENV = "RESULT_ASSETS_DAGSTER_URL"
 _RUN_TIME_NUMBERS = ("RESULT_WORKERS", "RESULT_MAX_FILE_BYTES", "RESULT_READ_CACHE_MB", "RESULT_SERVING_CACHE_MB")
 
 
-STORAGE_MODES = ("json-only", "dual-write", "postgres-only")  # RESULT_STORAGE_MODE, in switch-over order
+STORAGE_MODES = ("json-only", "dual-write", "postgres-only")
+_LOCATIONS = {"store_root": "RESULT_STORE_ROOT", "backup_dir": "RESULT_BACKUP_DIR", "source_dir": "RESULT_SOURCE_DIR"}  # RESULT_STORAGE_MODE, in switch-over order
 
 
 class SettingsError(ValueError):
@@ -80,6 +82,10 @@ class Settings:
             serving_cache_mb=_whole_number(env, "RESULT_SERVING_CACHE_MB", DEFAULT_SERVING_CACHE_MB, minimum=0,
                                            maximum=1 << 20),
         )
+        for field_name, variable in _LOCATIONS.items():  # a flag or a launchpad field is read as its variable
+            if field_name in overrides:
+                overrides[field_name] = _location({variable: overrides[field_name]}, variable,
+                                                  uri=field_name != "source_dir")
         values.update(overrides)
         return cls(**values)
 
@@ -109,20 +115,26 @@ class Settings:
 
 
 def _location(env: Mapping[str, str], name: str, uri: bool = True) -> str | None:
-    """A folder as an absolute path (file:// URIs too); an s3:// URI as it is. Any other
-    scheme is an error: it was taken for a folder name, relative to the current folder."""
+    """A folder as an absolute path (a file: URI too); an s3:// URI as it is (its scheme in
+    lower case, as every reader of it expects). Any other scheme is an error: it was taken for a
+    folder name, relative to the current folder."""
     value = env.get(name)
     if not value:
         return None
-    scheme, sep, rest = value.partition("://")
-    if not sep:
+    scheme = _URI_SCHEME.match(value)
+    if not scheme and not value[:5].lower() == "file:":
         return str(Path(value).absolute())
-    if scheme.lower() == "file":
-        return str(Path(unquote(urlsplit(value).path) or "/").absolute())
-    if uri and scheme.lower() == "s3":
-        return value
-    allowed = "a folder, file:// or s3://" if uri else "a folder"
+    parts = urlsplit(value)
+    kind = parts.scheme.lower()
+    if kind == "file" and parts.netloc in ("", "localhost") and parts.path:
+        return str(Path(unquote(parts.path)).absolute())
+    if uri and kind == "s3" and parts.netloc:
+        return "s3://" + value[len("s3://"):]
+    allowed = "a folder, a file: URI or s3://bucket/prefix" if uri else "a folder or a file: URI"
     raise SettingsError(f"{name} must be {allowed}, not {value!r}")
+
+
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # a folder name may hold "://" further on
 
 
 def _utf8_path(name: str, path: str) -> str:

@@ -187,7 +187,14 @@ def test_locations_given_as_uris_are_folders_or_one_line_errors(tmp_path):
     settings = Settings.from_env({**home, "RESULT_BACKUP_DIR": f"file://{tmp_path}/my%20backups",
                                   "RESULT_STORE_ROOT": f"file://{tmp_path}/store"})
     assert (settings.backup_dir, settings.store_root) == (f"{tmp_path}/my backups", f"{tmp_path}/store")
-    assert Settings.from_env({**home, "RESULT_BACKUP_DIR": "s3://bucket/backups"}).backup_dir == "s3://bucket/backups"
+    assert Settings.from_env({**home, "RESULT_BACKUP_DIR": "S3://bucket/backups"}).backup_dir == "s3://bucket/backups"
+    assert Settings.from_env({**home, "RESULT_BACKUP_DIR": "file:/mnt/b"}).backup_dir == "/mnt/b"
+    # a flag (`migrate --backup-dir`) or a launchpad field is read as its variable is
+    assert Settings.from_env(home, backup_dir="file:///mnt/flag").backup_dir == "/mnt/flag"
+    with pytest.raises(SettingsError, match="^RESULT_BACKUP_DIR must be a folder"):
+        Settings.from_env(home, backup_dir="gs://bucket/backups")
+    with pytest.raises(SettingsError, match="not 'file://fileserver/share'"):  # a host is not this machine
+        Settings.from_env({**home, "RESULT_BACKUP_DIR": "file://fileserver/share"})
     for variable, value in (("RESULT_BACKUP_DIR", "gs://bucket/backups"), ("RESULT_STORE_ROOT", "http://host/t"),
                             ("RESULT_SOURCE_DIR", "s3://bucket/tasks")):
         with pytest.raises(SettingsError, match=f"^{variable} must be a folder.*not '{value}'$"):

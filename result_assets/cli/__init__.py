@@ -229,10 +229,7 @@ def _ui_command(settings) -> str:
 def cmd_migrate(args) -> int:
     from result_assets.cli import migrate as service
 
-    backup_dir = args.backup_dir
-    if backup_dir and "://" not in backup_dir:
-        backup_dir = str(Path(backup_dir).absolute())
-    settings = Settings.from_env(backup_dir=backup_dir, batch_size=args.batch_size)
+    settings = Settings.from_env(backup_dir=args.backup_dir, batch_size=args.batch_size)  # made absolute there
     if args.dry_run:
         outcome = service.dry_run(settings, args.source_dir, force=args.force, only=args.task)
         _print_report(args, outcome.report, outcome.quarantined)
