@@ -816,6 +816,7 @@ def test_a_store_that_cannot_be_sized_after_its_runs_still_reports_them(migrated
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert (report["migrated"], report["runs"], report["failed_runs"], report["stored_bytes"]) == (1, 1, 0, None)
+    assert report["json_bytes"] > 0  # the catalog's, which answered
     assert ("the store's size could not be read: Kernel error -> Generic S3 error: error sending request "
             "(tcp connect error: Connection refused (os error 111))") in captured.err
     monkeypatch.undo()

@@ -127,7 +127,8 @@ def migrate(settings: Settings, source_dir: str, *, force: bool = False, only: l
         from result_assets.cli import storage_error_line
 
         print(f"result-assets: the store's size could not be read: {storage_error_line(exc)}", file=sys.stderr)
-        totals = {"migrated_json_bytes": None, "stored_bytes": None, "compression_ratio": None}
+        totals = {"migrated_json_bytes": stores.catalog.totals()["migrated_json_bytes"], "stored_bytes": None,
+                  "compression_ratio": None}  # the catalog answers: its JSON bytes are known
     report = {
         "tasks": len(found.tasks),
         "migrated": sum(1 for s in states.values() if s.last_attempt == "migrated"),

@@ -379,9 +379,10 @@ def _backup_file(stores, task_id: str, sha256: str) -> LegacyFile | None:
     from result_assets.migration.sources import stat_legacy_file
     from result_assets.store.backups import BackupStore, write_atomic
 
-    if isinstance(stores.backups, BackupStore):
-        return stat_legacy_file(stores.backups.root, task_id) if _backup_holds(stores, task_id, sha256) else None
-    raw = stores.backups.current_version(task_id, sha256)
+    with stores.catalog.task_save_lock(task_id):  # making a version current: never inside a save's backup
+        if isinstance(stores.backups, BackupStore):
+            return stat_legacy_file(stores.backups.root, task_id) if _backup_holds(stores, task_id, sha256) else None
+        raw = stores.backups.current_version(task_id, sha256)
     if raw is None:
         return None
     restored = BackupStore(_restored_dir())

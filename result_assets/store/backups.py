@@ -281,8 +281,9 @@ def _create(tmp: Path, path: Path, data: bytes) -> None:
 
 
 def _atomic_copy(source: str | Path, path: Path) -> None:
-    """write_atomic of a file's bytes, streamed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """write_atomic of a file's bytes, streamed (under a staged file's name: a killed copy's is swept)."""
+    sweep_stale_staged(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.staged-{next(_STAGED)}.tmp")
     try:
         with open(source, "rb") as src, open(tmp, "wb") as dst:
             while chunk := src.read(_CHUNK):

@@ -250,22 +250,22 @@ def upgrade(conn) -> tuple[int | None, int]:
         if before is not None and before > SCHEMA_VERSION:  # a rolled-back deploy: never "upgraded" down
             raise SchemaOutdated(f"the catalog's schema is version {before}, newer than this code's "
                                  f"({SCHEMA_VERSION}): upgrade result-assets")
+        deadline = time.monotonic() + UPGRADE_WAIT_SECONDS  # for the steps in all
         for version, statements in STEPS:
             if before is not None and version <= before:
                 continue
-            _apply_step(conn, version, statements)
+            _apply_step(conn, version, statements, deadline)
         return before, SCHEMA_VERSION
     finally:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
 
-def _apply_step(conn, version: int, statements: str) -> None:
+def _apply_step(conn, version: int, statements: str, deadline: float) -> None:
     """One step in one transaction. Its ALTERs wait STEP_LOCK_TIMEOUT at most for a table an
     open transaction holds (a long read): waiting longer, every save queued behind the ALTER,
-    also after the upgrade's client was killed. Then the step is tried again, for
-    UPGRADE_WAIT_SECONDS in all, and the saves go on in between."""
-    deadline = time.monotonic() + UPGRADE_WAIT_SECONDS
+    also after the upgrade's client was killed. Then the step is tried again (after a deadlock
+    with a save's locks too) until `deadline`, and the saves go on in between."""
     pause = 0.5
     while True:
         try:
@@ -277,10 +277,10 @@ def _apply_step(conn, version: int, statements: str) -> None:
                 cur.execute("INSERT INTO result_assets_schema (version) VALUES (%s) ON CONFLICT DO NOTHING",
                             (version,))
             return
-        except psycopg2.errors.LockNotAvailable:
+        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
             if time.monotonic() + pause > deadline:
                 raise SchemaOutdated(
-                    f"upgrade step {version} waited {UPGRADE_WAIT_SECONDS:.0f} s for a table that open "
+                    f"the upgrade waited {UPGRADE_WAIT_SECONDS:.0f} s (at step {version}) for tables that open "
                     "transactions kept (see pg_stat_activity: state 'idle in transaction' or a long "
                     f"query); end them, then run `{UPGRADE_COMMAND}` again") from None
             log.warning("upgrade step %s: a table it alters is held by an open transaction; trying again", version)
@@ -304,7 +304,7 @@ def require_current(conn, *, create_if_empty: bool) -> None:
                 cur.execute("SET LOCAL lock_timeout = %s; SET LOCAL statement_timeout = 0",
                             (f"{int(UPGRADE_WAIT_SECONDS * 1000)}ms",))
                 cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
-        except psycopg2.errors.LockNotAvailable:
+        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
             raise SchemaOutdated(f"the catalog's schema is version {version}, this code needs {SCHEMA_VERSION}, and "
                                  f"an upgrade has held the schema lock for over {UPGRADE_WAIT_SECONDS:.0f} s: "
                                  f"wait for it, or run `{UPGRADE_COMMAND}`") from None
