@@ -30,7 +30,6 @@ def gone(pid: int) -> bool:
     return pid == os.getpid() or not process_running(pid)
 
 
-
 def process_identity(pid: int | None = None) -> str | None:
     """"<boot id>:<pid namespace>:<pid>:<start time>" of a process of this machine (this one by
     default), or None when it is not running or there is no /proc: a pid alone is not a

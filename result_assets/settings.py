@@ -30,8 +30,9 @@ DAGSTER_URL_ENV = "RESULT_ASSETS_DAGSTER_URL"
 _RUN_TIME_NUMBERS = ("RESULT_WORKERS", "RESULT_MAX_FILE_BYTES", "RESULT_READ_CACHE_MB", "RESULT_SERVING_CACHE_MB")
 
 
-STORAGE_MODES = ("json-only", "dual-write", "postgres-only")
-_LOCATIONS = {"store_root": "RESULT_STORE_ROOT", "backup_dir": "RESULT_BACKUP_DIR", "source_dir": "RESULT_SOURCE_DIR"}  # RESULT_STORAGE_MODE, in switch-over order
+STORAGE_MODES = ("json-only", "dual-write", "postgres-only")  # RESULT_STORAGE_MODE, in switch-over order
+# The settings that name a place, and the variable each is read as (a flag or launchpad field too)
+_LOCATIONS = {"store_root": "RESULT_STORE_ROOT", "backup_dir": "RESULT_BACKUP_DIR", "source_dir": "RESULT_SOURCE_DIR"}
 
 
 class SettingsError(ValueError):
@@ -121,8 +122,7 @@ def _location(env: Mapping[str, str], name: str, uri: bool = True) -> str | None
     value = env.get(name)
     if not value:
         return None
-    scheme = _URI_SCHEME.match(value)
-    if not scheme and not value[:5].lower() == "file:":
+    if not _URI_SCHEME.match(value) and value[:5].lower() != "file:":
         return str(Path(value).absolute())
     parts = urlsplit(value)
     kind = parts.scheme.lower()

@@ -304,7 +304,7 @@ def require_current(conn, *, create_if_empty: bool) -> None:
                 cur.execute("SET LOCAL lock_timeout = %s; SET LOCAL statement_timeout = 0",
                             (f"{int(UPGRADE_WAIT_SECONDS * 1000)}ms",))
                 cur.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
-        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected):
+        except psycopg2.errors.LockNotAvailable:
             raise SchemaOutdated(f"the catalog's schema is version {version}, this code needs {SCHEMA_VERSION}, and "
                                  f"an upgrade has held the schema lock for over {UPGRADE_WAIT_SECONDS:.0f} s: "
                                  f"wait for it, or run `{UPGRADE_COMMAND}`") from None
