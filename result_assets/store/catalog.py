@@ -213,7 +213,8 @@ class Catalog:
         (a rollback); a task published again since is demoted and nothing is written for it.
         `read_versions`: {task_id: tasks.version} before the batch read its files (a task not
         in the catalog then is absent); with newer_only, a file read before another run
-        published a later state of that same file (a newer mtime) is demoted like an older one.
+        published or quarantined a later state of that same file (a newer mtime) is demoted and
+        nothing is written for it.
         Returns the tasks demoted and the queued records' ids."""
         if not tasks:
             return Published({}, {})
@@ -250,8 +251,17 @@ class Catalog:
                 hot = {t: rows for t, rows in hot.items() if t not in stale}
                 records = {t: r for t, r in records.items() if t not in stale}
                 sources = {t: r for t, r in sources.items() if t not in stale}
+            # Read before another run published (or quarantined) a later state of the same
+            # file: nothing written for it either, that state stays as it is.
+            later = _read_before_a_later_state(tasks, current, read_versions) if newer_only and read_versions else {}
+            if later:
+                demoted.update(later)
+                tasks = [t for t in tasks if t.task_id not in later]
+                hot = {t: rows for t, rows in hot.items() if t not in later}
+                records = {t: r for t, r in records.items() if t not in later}
+                sources = {t: r for t, r in sources.items() if t not in later}
             if newer_only:
-                demoted.update(_overtaken(cur, tasks, current, read_versions))
+                demoted.update(_overtaken(cur, tasks, current))
             if demoted:
                 tasks = [replace(t, status="failed", reason=demoted[t.task_id], row_locations=None)
                          if t.task_id in demoted else t for t in tasks]
@@ -873,28 +883,39 @@ def _earlier_sources(cur, task_ids: list[str]) -> dict[str, set[str]]:
     return {task_id: set(hashes) for task_id, hashes in cur.fetchall()}
 
 
-def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple],
-               read_versions: dict[str, int] | None = None) -> dict[str, str]:
+def _read_before_a_later_state(tasks: list[TaskRow], current: dict[str, tuple],
+                               read_versions: dict[str, int]) -> dict[str, str]:
+    """{task_id: reason} of the files this batch read before another run published, or
+    quarantined, a later state of the same file: the task's version moved on since the batch
+    read its files (`read_versions`: the versions then) and names this file with a newer
+    mtime. `current`: as _overtaken's."""
+    out = {}
+    for t in tasks:
+        status, source_path, sha256, _, mtime_ns, version = current.get(t.task_id, (None,) * 6)
+        if status in ("migrated", "quarantined") and read_versions.get(t.task_id) != version and t.source_path \
+                and t.source_mtime_ns is not None and mtime_ns is not None and t.source_mtime_ns < mtime_ns \
+                and t.source_sha256 != sha256 and same_file(source_path, t.source_path):
+            out[t.task_id] = (f"another run {'published' if status == 'migrated' else 'quarantined'} a later "
+                              "state of this file after this run had read it: the earlier read is not "
+                              "published over it")
+    return out
+
+
+def _overtaken(cur, tasks: list[TaskRow], current: dict[str, tuple]) -> dict[str, str]:
     """{task_id: reason} of the files to publish that are older than the task's current
     version, which did not come from them (last_write.older_than_store: by time, or a copy of
-    a version it replaced), or came from them in a later state another run read and published
-    after this batch read its own (`read_versions`: the tasks' versions then), and of those
-    that could not be read at all (TaskRow.unread). `current`: {task_id: (status, source_path,
-    source_sha256, published at ns, source_mtime_ns, version)}, read under the rows' locks."""
+    a version it replaced), and of those that could not be read at all (TaskRow.unread).
+    `current`: {task_id: (status, source_path, source_sha256, published at ns, source_mtime_ns,
+    version)}, read under the rows' locks."""
     candidates, out = {}, {}
     for t in tasks:
-        status, source_path, sha256, published_at_ns, mtime_ns, version = current.get(t.task_id, (None,) * 6)
+        status, source_path, sha256, published_at_ns, _, _ = current.get(t.task_id, (None,) * 6)
         if t.unread and status == "migrated":  # a file gone or unreadable now, whatever its age
             out[t.task_id] = f"{t.reason}: the published version stays"
             continue
         # a quarantine too: an older file, valid or not, is never published over a newer version
         if t.status in ("migrated", "quarantined") and status == "migrated" and t.source_path \
                 and t.source_mtime_ns is not None and t.source_sha256 != sha256:
-            if read_versions is not None and read_versions.get(t.task_id) != version and mtime_ns is not None \
-                    and t.source_mtime_ns < mtime_ns and same_file(source_path, t.source_path):
-                out[t.task_id] = ("another run published a later state of this file after this run had read it: "
-                                  "the earlier read is not published over it")
-                continue
             candidates[t.task_id] = (t, source_path, published_at_ns)
     replaced = _earlier_sources(cur, list(candidates)) if candidates else {}
     for task_id, (t, source_path, published_at_ns) in candidates.items():

@@ -539,3 +539,40 @@ def test_a_run_that_read_the_newest_state_after_another_run_published_an_earlier
     assert latest.validated[0].failure is None
     assert price("sup_listed_early") == 4.0
     assert stores.catalog.task("sup_listed_early")["source_mtime_ns"] == now * 10 ** 9
+
+
+def test_a_run_that_read_a_file_before_another_run_quarantined_its_later_state_does_not_go_over_it(source):
+    """As above, but the file's later state was broken and the other run quarantined it: the
+    earlier read was published over the quarantine, the catalog naming its older mtime."""
+    from result_assets.migration.sources import stat_legacy_file
+
+    task_dir = source / "sup_overlap_broken"
+    task_dir.mkdir()
+    stores = Stores.from_env()
+    path = task_dir / "result.json"
+
+    def write(text: str, mtime: int) -> None:
+        path.write_text(text)
+        os.utime(path, (mtime, mtime))
+
+    now = int(time.time())
+    write(json.dumps(doc(1.0)), now - 20)
+    engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap_broken")])
+    write(json.dumps(doc(2.0)), now - 10)  # run A reads this state
+    publish, later = engine.publish_batch, []
+
+    def b_quarantines_first(*args, **kwargs):
+        if not later:
+            later.append(True)
+            write('{"strategy": "s", "symbols": [', now)  # written again, broken; run B quarantines it
+            engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap_broken")])
+        return publish(*args, **kwargs)
+
+    engine.publish_batch = b_quarantines_first
+    try:
+        a = engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap_broken")])
+    finally:
+        engine.publish_batch = publish
+    assert "quarantined a later state of this file" in a.validated[0].failure
+    row = stores.catalog.task("sup_overlap_broken")
+    assert (row["status"], row["source_mtime_ns"]) == ("quarantined", now * 10 ** 9)
