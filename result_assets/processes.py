@@ -32,27 +32,50 @@ def gone(pid: int) -> bool:
 
 def process_identity(pid: int | None = None) -> str | None:
     """"<boot id>:<pid namespace>:<pid>:<start time>" of a process of this machine (this one by
-    default), or None when it is not running or there is no /proc: a pid alone is not a
+    default), or None when there is no such process or no /proc to say: a pid alone is not a
     process (reused, or another container's under the same hostname)."""
     pid = os.getpid() if pid is None else pid
     try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-        namespace = os.stat("/proc/self/ns/pid").st_ino
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b") ", 1)[1].split()
+        boot, namespace = _boot_and_namespace()
+        start = _start_time(pid)
     except OSError:
         return None
-    if fields[0] == b"Z":
-        return None
-    return f"{boot}:{namespace}:{pid}:{int(fields[19])}"  # field 22 of stat: the start time, in ticks
+    return None if start is None else f"{boot}:{namespace}:{pid}:{start}"
 
 
 def identity_gone(identity: str) -> bool | None:
-    """Whether the process `identity` names has ended; None when this process cannot tell (another
-    boot, another pid namespace, no /proc)."""
-    boot, namespace, pid, _ = identity.split(":")
-    mine = process_identity()
-    if mine is None or mine.split(":")[:2] != [boot, namespace]:
+    """Whether the process `identity` names has ended; None when this process cannot tell: its
+    pid namespace is another (a container of its own, or restarted), /proc hides it
+    (`hidepid`), or there is no /proc. Of another boot, it has ended: a boot ends every process."""
+    boot, namespace, pid, start = identity.split(":")
+    try:
+        here = _boot_and_namespace()
+    except OSError:
         return None
-    return process_identity(int(pid)) != identity
+    if boot != here[0]:
+        return True
+    if namespace != str(here[1]):
+        return None
+    try:
+        now = _start_time(int(pid))
+    except PermissionError:  # hidden from this user: alive or not, this process cannot see
+        return None
+    except OSError:
+        return None
+    return now is None or str(now) != start
+
+
+def _boot_and_namespace() -> tuple[str, int]:
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        return f.read().strip(), os.stat("/proc/self/ns/pid").st_ino
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time (field 22 of /proc/<pid>/stat, in clock ticks since boot); None
+    when there is no such process, or only its zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b") ", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    return None if fields[0] == b"Z" else int(fields[19])

@@ -85,8 +85,9 @@ class Settings:
         )
         for field_name, variable in _LOCATIONS.items():  # a flag or a launchpad field is read as its variable
             if field_name in overrides:
-                overrides[field_name] = _location({variable: overrides[field_name]}, variable,
-                                                  uri=field_name != "source_dir")
+                given = overrides.pop(field_name)
+                if given:  # left empty: the variable's, as an empty variable is its default
+                    overrides[field_name] = _location({variable: given}, variable, uri=field_name != "source_dir")
         values.update(overrides)
         return cls(**values)
 
@@ -126,7 +127,7 @@ def _location(env: Mapping[str, str], name: str, uri: bool = True) -> str | None
         return str(Path(value).absolute())
     parts = urlsplit(value)
     kind = parts.scheme.lower()
-    if kind == "file" and parts.netloc in ("", "localhost") and parts.path:
+    if kind == "file" and parts.netloc.lower() in ("", "localhost") and parts.path:
         return str(Path(unquote(parts.path)).absolute())
     if uri and kind == "s3" and parts.netloc:
         return "s3://" + value[len("s3://"):]

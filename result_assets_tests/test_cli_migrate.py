@@ -605,6 +605,50 @@ def test_a_run_stopped_between_its_publish_and_its_events_is_done_again_by_the_n
         assert keys <= instance.get_materialized_partitions(AssetKey(asset)), asset
 
 
+def test_a_stopped_runs_mark_takes_its_quarantines_and_never_another_writers_version(
+        project_home, tmp_path, capsys, monkeypatch):
+    """The mark left out the run's quarantines (Dagster never learnt of them either), and it
+    landed on whatever version the task had when the run stopped: an application's save in
+    between got it, and kept it for good (migrate then skipped the older JSON as superseded)."""
+    import os
+    import signal
+
+    from dagster import AssetKey
+
+    from result_assets import ResultManager
+    from result_assets.assets import migration as migration_assets
+    from result_assets.assets.instance import get_instance
+    from result_assets.store.stores import Stores
+
+    document = {"strategy": "s", "symbols": [{"symbol": "A", "signals": [{"timestamp": 1704240000000, "price": 1}]}]}
+    for task in ("mark_saved", "mark_kept"):
+        (tmp_path / task).mkdir()
+        (tmp_path / task / "result.json").write_text(json.dumps(document))
+    (tmp_path / "mark_broken").mkdir()
+    (tmp_path / "mark_broken" / "result.json").write_text('{"strategy": "s", "symbols": [')
+    events = migration_assets.backfill_events
+
+    def saved_then_ctrl_c(*args):
+        for n, event in enumerate(events(*args)):
+            yield event
+            if n == 0:
+                ResultManager("postgres-only", record_in_dagster=False).save_result(
+                    "mark_saved", {**document, "strategy": "saved meanwhile"})
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(migration_assets, "backfill_events", saved_then_ctrl_c)
+    assert main(["migrate", "--source-dir", str(tmp_path)]) == 130
+    capsys.readouterr()
+    marked = Stores.from_env().catalog.failed_attempts(["mark_saved", "mark_kept", "mark_broken"])
+    assert sorted(marked) == ["mark_broken", "mark_kept"]  # not the save that came after the run's publish
+    monkeypatch.undo()
+    main(["migrate", "--source-dir", str(tmp_path), "--json"])
+    capsys.readouterr()
+    assert partition_key_for("mark_broken") in get_instance().get_materialized_partitions(AssetKey("catalog_entry"))
+    assert Stores.from_env().catalog.failed_attempts(["mark_saved", "mark_kept", "mark_broken"]) == {}
+    assert read_result("mark_saved")["strategy"] == "saved meanwhile"
+
+
 @pytest.mark.parametrize("command", [["status"], ["export", "some_task"], ["db", "version"],
                                      ["maintain"], ["rollback", "some_task"], ["restore", "some_task", "--to", "x"],
                                      ["archive", "--to", "x", "--source-dir", "."]])

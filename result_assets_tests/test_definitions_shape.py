@@ -191,6 +191,9 @@ def test_locations_given_as_uris_are_folders_or_one_line_errors(tmp_path):
     assert Settings.from_env({**home, "RESULT_BACKUP_DIR": "file:/mnt/b"}).backup_dir == "/mnt/b"
     # a flag (`migrate --backup-dir`) or a launchpad field is read as its variable is
     assert Settings.from_env(home, backup_dir="file:///mnt/flag").backup_dir == "/mnt/flag"
+    assert Settings.from_env(home, backup_dir="FILE://LOCALHOST/mnt/b").backup_dir == "/mnt/b"
+    # a flag or field left empty is the variable's (it was None, and the run failed deep inside)
+    assert Settings.from_env({**home, "RESULT_BACKUP_DIR": "/env/b"}, backup_dir="", store_root="").backup_dir == "/env/b"
     with pytest.raises(SettingsError, match="^RESULT_BACKUP_DIR must be a folder"):
         Settings.from_env(home, backup_dir="gs://bucket/backups")
     with pytest.raises(SettingsError, match="not 'file://fileserver/share'"):  # a host is not this machine

@@ -82,5 +82,19 @@ def test_a_process_is_its_pid_and_start_time_on_this_boot_and_pid_namespace():
     assert identity_gone(mine) is False
     assert identity_gone(f"{boot}:{namespace}:{pid}:{int(start) - 1}") is True  # the pid of an ended process, reused
     assert identity_gone(f"{boot}:{namespace}:999999999:{start}") is True
-    assert identity_gone(f"another-boot:{namespace}:{pid}:{start}") is None  # cannot tell: left alone
-    assert identity_gone(f"{boot}:1:{pid}:{start}") is None
+    assert identity_gone(f"another-boot:{namespace}:{pid}:{start}") is True  # a reboot ended every process
+    assert identity_gone(f"{boot}:1:{pid}:{start}") is None  # another pid namespace: cannot tell, left alone
+
+
+def test_a_process_hidden_from_this_user_is_not_taken_for_ended(monkeypatch):
+    """With /proc mounted hidepid, another user's live process cannot be read: its run was
+    marked failed while it ran."""
+    from result_assets import processes
+
+    mine = processes.process_identity()
+
+    def hidden(pid):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(processes, "_start_time", hidden)
+    assert processes.identity_gone(mine) is None

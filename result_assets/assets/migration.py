@@ -104,19 +104,15 @@ def migrate_tasks(context: AssetExecutionContext, stores: StoresResource, migrat
     hold_connections(context.instance)  # the run writes several events per task
     stores_ = stores.get()
     files = registered_sources(stores_, [task_id_for(k) for k in context.partition_keys])
-    published: list[str] = []
+    published: dict[str, str] = {}
     with _reported_or_marked(stores_, published):
         batch = run_batch(stores_, files, max_file_bytes=migration.max_file_bytes,
-                          compression_goal=migration.compression_goal, ahead=prefetch, on_published=published.extend)
+                          compression_goal=migration.compression_goal, ahead=prefetch, on_published=published.update)
         yield from backfill_events(context, stores_, batch)
 
 
-UNREPORTED = ("published, but the run was stopped before Dagster recorded it (interrupted, or its events "
-              "could not be stored): the next `result-assets migrate` publishes it again and reports it")
-
-
 @contextmanager
-def _reported_or_marked(stores_, published: list[str]):
+def _reported_or_marked(stores_, published: dict[str, str]):
     """The step's publish and its events are one: stopped between the two (a Ctrl-C, the UI's
     Terminate, an event Dagster could not store), the tasks already published are marked with
     a failed attempt, so the next migrate does them again instead of skipping them as
@@ -125,7 +121,7 @@ def _reported_or_marked(stores_, published: list[str]):
         yield
     except BaseException:
         try:
-            stores_.catalog.record_unreported(published, UNREPORTED)
+            stores_.catalog.record_unreported(published)
         except Exception:  # noqa: BLE001 - the run's own error is the one to raise
             log.warning("could not mark %d published tasks as not reported", len(published), exc_info=True)
         raise
@@ -153,10 +149,10 @@ def migrate_task_list(context: OpExecutionContext, config: TaskListConfig, store
     stores_.catalog.touch_mtime(config.touched_mtimes)
     if not task_ids:
         return
-    published: list[str] = []
+    published: dict[str, str] = {}
     with _reported_or_marked(stores_, published):
         batch = run_batch(stores_, registered_sources(stores_, task_ids), max_file_bytes=migration.max_file_bytes,
-                          compression_goal=migration.compression_goal, ahead=prefetch, on_published=published.extend)
+                          compression_goal=migration.compression_goal, ahead=prefetch, on_published=published.update)
         yield from task_list_events(context, stores_, batch)
 
 

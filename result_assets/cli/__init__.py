@@ -240,8 +240,11 @@ def cmd_migrate(args) -> int:
     _say(args, f"\nOpen the UI: {_ui_command(settings)}  (then http://127.0.0.1:3000)")
     for o in outcome.failed_runs:
         print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
+    from result_assets.store.catalog import UNREPORTED
+
     for task_id, reason in outcome.failed_tasks:
-        print(f"result-assets: task {task_id} not published, a proof failed: {reason}", file=sys.stderr)
+        what = "not reported to Dagster" if reason == UNREPORTED else "not published, a proof failed"
+        print(f"result-assets: task {task_id} {what}: {reason}", file=sys.stderr)
     return 1 if outcome.failed_runs or outcome.failed_tasks else 0
 
 

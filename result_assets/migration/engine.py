@@ -107,14 +107,15 @@ def run_batch(stores, files: Iterable[LegacyFile] = (), *, max_file_bytes: int |
               raws: list[RawResult] | None = None, converted: list[ValidatedResult] | None = None,
               tier: str = "delta", records: dict[str, tuple[dict, str]] | None = None,
               sources: dict[str, tuple[str, str]] | None = None, ahead: Prefetch | None = None,
-              on_published: Callable[[list[str]], None] | None = None) -> BatchResult:
+              on_published: Callable[[dict[str, str]], None] | None = None) -> BatchResult:
     """Back up, convert, prove and publish one batch. The application's save passes the
     bytes it holds (`raws`), already converted (`converted`) when it had to judge them first,
     `records` ({task_id: (metadata, description)}) to queue for the Dagster instance, and
     `sources` ({task_id: (partition_key, path)}) to register, all in the publishing transaction.
     `ahead`: conversions a launcher started before this batch (convert.Prefetch).
-    `on_published`: called with the ids of the tasks published as soon as the publishing
-    transaction has committed (a run's op marks them if it is stopped before reporting them)."""
+    `on_published`: called with {task_id: SHA-256} of the tasks published or quarantined as soon
+    as the publishing transaction has committed (a run's op marks them if it is stopped before
+    reporting them)."""
     clock = _Clock()
     limit = max_file_bytes or stores.settings.max_file_bytes
     read_versions = None
@@ -164,7 +165,7 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
                   sources: dict[str, tuple[str, str]] | None = None, newer_only: bool = False,
                   backing_up: Future | None = None, expected_versions: dict[str, int] | None = None,
                   read_versions: dict[str, int] | None = None,
-                  on_published: Callable[[list[str]], None] | None = None) -> BatchResult:
+                  on_published: Callable[[dict[str, str]], None] | None = None) -> BatchResult:
     """Steps 3-5 for converted, conversion-proven tasks. tier="hot": the rows go to the hot
     tier in the catalog's own transaction instead of a Delta commit (application saves).
     A Delta batch holds the store write lock (shared) from its commit to its publication.
@@ -238,9 +239,9 @@ def publish_batch(stores, validated: list[ValidatedResult], backups: list[Backup
             published = stores.catalog.upsert(catalog.tasks, catalog.symbols, hot=hot, records=records,
                                               sources=sources, newer_only=newer_only,
                                               expected_versions=expected_versions, read_versions=read_versions)
-            if on_published is not None:
-                on_published([t.task_id for t in catalog.tasks
-                              if t.status == "migrated" and t.task_id not in published.demoted])
+            if on_published is not None:  # what Dagster is now to be told of: published, or quarantined
+                on_published({t.task_id: t.source_sha256 for t in catalog.tasks
+                               if t.status in ("migrated", "quarantined") and t.task_id not in published.demoted})
         for v in validated:
             if v.task_id in published.demoted:
                 v.failure = published.demoted[v.task_id]

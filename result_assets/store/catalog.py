@@ -98,6 +98,9 @@ class SymbolRow:
 
 
 TASK_COLUMNS = [f.name for f in fields(TaskRow) if f.metadata.get("column", True)]
+# The failed attempt beside a task a run published (or quarantined) and was stopped before reporting
+UNREPORTED = ("published, but the run was stopped before Dagster recorded it (interrupted, or its events "
+              "could not be stored): the next `result-assets migrate` publishes it again and reports it")
 SYMBOL_COLUMNS = [f.name for f in fields(SymbolRow)]
 # A hot standby's refusal of the serving cache holds this long; then a query asks again (one
 # failed query per period on a standby; a promoted one serves the cache again).
@@ -255,6 +258,11 @@ class Catalog:
             # file: nothing written for it either, that state stays as it is.
             later = _read_before_a_later_state(tasks, current, read_versions) if newer_only and read_versions else {}
             if later:
+                # Where the two reads' mtimes are equal, the version there is recorded one tick
+                # older: the next plan hashes the file instead of calling it unchanged by its mtime.
+                cur.execute("UPDATE tasks SET source_mtime_ns = source_mtime_ns - 1 WHERE task_id = ANY(%s)",
+                            ([t.task_id for t in tasks if t.task_id in later
+                              and t.source_mtime_ns == current[t.task_id][4]],))
                 demoted.update(later)
                 tasks = [t for t in tasks if t.task_id not in later]
                 hot = {t: rows for t, rows in hot.items() if t not in later}
@@ -290,20 +298,24 @@ class Catalog:
                          if t.task_id in unfaithful else t for t in tasks]
                 hot = {t: rows for t, rows in hot.items() if t not in unfaithful}
 
-    def record_unreported(self, task_ids: list[str], reason: str) -> None:
-        """A failed attempt beside each published task among task_ids: a run published them and
-        was stopped before Dagster had its events. The version stays readable; the next
-        `migrate` publishes the task again (a failed attempt is never skipped as unchanged),
-        and that run reports it."""
-        if not task_ids:
+    def record_unreported(self, published: dict[str, str]) -> None:
+        """A failed attempt (UNREPORTED) beside each task of `published` ({task_id: the SHA-256
+        the run published, or quarantined}): the run was stopped before Dagster had its events.
+        What was published stays readable; the next `migrate` does the task again (a failed
+        attempt is never skipped as unchanged), and that run reports it. A task published or
+        quarantined again since, by another writer who reported it, is left alone."""
+        if not published:
             return
         conn = self.connect()
         with conn, conn.cursor() as cur:
             cur.execute("INSERT INTO task_failures (task_id, partition_key, reason, source_path, source_sha256, "
-                        "source_bytes, source_mtime_ns) SELECT task_id, partition_key, %s, source_path, "
-                        "source_sha256, source_bytes, source_mtime_ns FROM tasks "
-                        "WHERE task_id = ANY(%s) AND status = 'migrated' ORDER BY task_id "
-                        "ON CONFLICT (task_id) DO NOTHING", (reason, list(task_ids)))
+                        "source_bytes, source_mtime_ns) SELECT t.task_id, t.partition_key, %s, t.source_path, "
+                        "t.source_sha256, t.source_bytes, t.source_mtime_ns "
+                        "FROM tasks t JOIN unnest(%s::text[], %s::text[]) AS p(task_id, sha) "
+                        "ON p.task_id = t.task_id AND p.sha = t.source_sha256 "
+                        "WHERE t.status IN ('migrated', 'quarantined') ORDER BY t.task_id "
+                        "ON CONFLICT (task_id) DO NOTHING",
+                        (UNREPORTED, list(published), list(published.values())))
 
     def failed_attempts(self, task_ids: list[str] | None = None) -> dict[str, str]:
         """{task_id: reason} of failed attempts kept beside a published version."""
@@ -892,8 +904,10 @@ def _read_before_a_later_state(tasks: list[TaskRow], current: dict[str, tuple],
     out = {}
     for t in tasks:
         status, source_path, sha256, _, mtime_ns, version = current.get(t.task_id, (None,) * 6)
+        # Equal mtimes (a rewrite inside the file system's clock tick) cannot say which read is
+        # later: this one stays out, and the caller makes the version there hash-checked next time.
         if status in ("migrated", "quarantined") and read_versions.get(t.task_id) != version and t.source_path \
-                and t.source_mtime_ns is not None and mtime_ns is not None and t.source_mtime_ns < mtime_ns \
+                and t.source_mtime_ns is not None and mtime_ns is not None and t.source_mtime_ns <= mtime_ns \
                 and t.source_sha256 != sha256 and same_file(source_path, t.source_path):
             out[t.task_id] = (f"another run {'published' if status == 'migrated' else 'quarantined'} a later "
                               "state of this file after this run had read it: the earlier read is not "

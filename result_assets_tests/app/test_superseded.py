@@ -576,3 +576,45 @@ def test_a_run_that_read_a_file_before_another_run_quarantined_its_later_state_d
     assert "quarantined a later state of this file" in a.validated[0].failure
     row = stores.catalog.task("sup_overlap_broken")
     assert (row["status"], row["source_mtime_ns"]) == ("quarantined", now * 10 ** 9)
+
+
+def test_two_reads_of_one_file_with_the_same_mtime_leave_the_task_to_its_hash(source):
+    """Rewritten inside one tick of the file system's clock, two states of a file have the same
+    size and mtime: the earlier read, published last, went over the later, and the next plans
+    called the task unchanged by its mtime for good. The earlier read stays out, and the version
+    there is recorded one tick older, so the next plan hashes the file."""
+    from result_assets.migration.plan import plan_migration
+    from result_assets.migration.sources import stat_legacy_file
+
+    task_dir = source / "sup_same_tick"
+    task_dir.mkdir()
+    stores = Stores.from_env()
+    tick = int(time.time())
+
+    def write(price: float, mtime: int) -> None:
+        (task_dir / "result.json").write_text(json.dumps(doc(price)))
+        os.utime(task_dir / "result.json", (mtime, mtime))
+
+    write(1.0, tick - 20)
+    engine.run_batch(stores, [stat_legacy_file(source, "sup_same_tick")])
+    write(2.0, tick)  # run A reads this state
+    publish, later = engine.publish_batch, []
+
+    def b_publishes_first(*args, **kwargs):
+        if not later:
+            later.append(True)
+            write(3.0, tick)  # the same size, the same mtime
+            engine.run_batch(stores, [stat_legacy_file(source, "sup_same_tick")])
+        return publish(*args, **kwargs)
+
+    engine.publish_batch = b_publishes_first
+    try:
+        a = engine.run_batch(stores, [stat_legacy_file(source, "sup_same_tick")])
+    finally:
+        engine.publish_batch = publish
+    assert "later state of this file" in a.validated[0].failure
+    assert price("sup_same_tick") == 3.0
+    assert stores.catalog.task("sup_same_tick")["source_mtime_ns"] == tick * 10 ** 9 - 1
+    # the next plan reads the file's bytes: the same as the store's, so it only records the mtime
+    plan = plan_migration(stores.catalog, [stat_legacy_file(source, "sup_same_tick")], force=False)
+    assert plan.touched_mtimes == {"sup_same_tick": tick * 10 ** 9} and not plan.changed
