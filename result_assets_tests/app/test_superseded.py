@@ -465,41 +465,47 @@ def test_a_re_run_after_a_refused_attempt_republishes_the_stores_version(source,
     assert run.success and price("sup_refused") == 3.5
 
 
-def test_a_run_that_read_a_file_before_another_run_published_its_later_state_does_not_go_over_it(source):
-    """Two runs of one partition at once (a backfill's chunk, and the UI's re-run of the task):
-    A read the file, it was written again, B read and published the new state, then A
-    published its earlier read over it. Both runs were green, readers got the old content."""
+def overlapping_runs(source, task_id: str, a_reads: str, b_reads: str, a_mtime: int, b_mtime: int):
+    """Two runs of one task at once: the file's first state published, then run A reads state
+    `a_reads` (its mtime `a_mtime`); before A publishes, the file is written again (`b_reads`,
+    `b_mtime`) and run B reads and publishes (or quarantines) it. Returns A's batch."""
     from result_assets.migration.sources import stat_legacy_file
 
-    task_dir = source / "sup_overlap"
-    task_dir.mkdir()
-    stores = Stores.from_env()
+    (source / task_id).mkdir()
+    path, stores = source / task_id / "result.json", Stores.from_env()
 
-    def write(price: float, mtime: int) -> None:
-        (task_dir / "result.json").write_text(json.dumps(doc(price)))
-        os.utime(task_dir / "result.json", (mtime, mtime))
+    def write(text: str, mtime: int) -> None:
+        path.write_text(text)
+        os.utime(path, (mtime, mtime))
 
-    now = int(time.time())
-    write(1.0, now - 20)
-    engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap")])
-    write(2.0, now - 10)  # run A reads this state
+    write(json.dumps(doc(1.0)), a_mtime - 20)
+    engine.run_batch(stores, [stat_legacy_file(source, task_id)])
+    write(a_reads, a_mtime)
     publish, later = engine.publish_batch, []
 
     def b_publishes_first(*args, **kwargs):
         if not later:
             later.append(True)
-            write(3.0, now)  # written again; run B reads and publishes it while A converts
-            engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap")])
+            write(b_reads, b_mtime)
+            engine.run_batch(stores, [stat_legacy_file(source, task_id)])
         return publish(*args, **kwargs)
 
     engine.publish_batch = b_publishes_first
     try:
-        a = engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap")])
+        return engine.run_batch(stores, [stat_legacy_file(source, task_id)])
     finally:
         engine.publish_batch = publish
+
+
+def test_a_run_that_read_a_file_before_another_run_published_its_later_state_does_not_go_over_it(source):
+    """Two runs of one partition at once (a backfill's chunk, and the UI's re-run of the task):
+    A read the file, it was written again, B read and published the new state, then A
+    published its earlier read over it. Both runs were green, readers got the old content."""
+    now = int(time.time())
+    a = overlapping_runs(source, "sup_overlap", json.dumps(doc(2.0)), json.dumps(doc(3.0)), now - 10, now)
     assert price("sup_overlap") == 3.0
     assert "later state of this file" in a.validated[0].failure
-    assert stores.catalog.task("sup_overlap")["source_mtime_ns"] == now * 10 ** 9
+    assert Stores.from_env().catalog.task("sup_overlap")["source_mtime_ns"] == now * 10 ** 9
 
 
 def test_a_run_that_read_the_newest_state_after_another_run_published_an_earlier_one_wins(source):
@@ -544,37 +550,11 @@ def test_a_run_that_read_the_newest_state_after_another_run_published_an_earlier
 def test_a_run_that_read_a_file_before_another_run_quarantined_its_later_state_does_not_go_over_it(source):
     """As above, but the file's later state was broken and the other run quarantined it: the
     earlier read was published over the quarantine, the catalog naming its older mtime."""
-    from result_assets.migration.sources import stat_legacy_file
-
-    task_dir = source / "sup_overlap_broken"
-    task_dir.mkdir()
-    stores = Stores.from_env()
-    path = task_dir / "result.json"
-
-    def write(text: str, mtime: int) -> None:
-        path.write_text(text)
-        os.utime(path, (mtime, mtime))
-
     now = int(time.time())
-    write(json.dumps(doc(1.0)), now - 20)
-    engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap_broken")])
-    write(json.dumps(doc(2.0)), now - 10)  # run A reads this state
-    publish, later = engine.publish_batch, []
-
-    def b_quarantines_first(*args, **kwargs):
-        if not later:
-            later.append(True)
-            write('{"strategy": "s", "symbols": [', now)  # written again, broken; run B quarantines it
-            engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap_broken")])
-        return publish(*args, **kwargs)
-
-    engine.publish_batch = b_quarantines_first
-    try:
-        a = engine.run_batch(stores, [stat_legacy_file(source, "sup_overlap_broken")])
-    finally:
-        engine.publish_batch = publish
+    a = overlapping_runs(source, "sup_overlap_broken", json.dumps(doc(2.0)), '{"strategy": "s", "symbols": [',
+                         now - 10, now)
     assert "quarantined a later state of this file" in a.validated[0].failure
-    row = stores.catalog.task("sup_overlap_broken")
+    row = Stores.from_env().catalog.task("sup_overlap_broken")
     assert (row["status"], row["source_mtime_ns"]) == ("quarantined", now * 10 ** 9)
 
 
@@ -586,34 +566,11 @@ def test_two_reads_of_one_file_with_the_same_mtime_leave_the_task_to_its_hash(so
     from result_assets.migration.plan import plan_migration
     from result_assets.migration.sources import stat_legacy_file
 
-    task_dir = source / "sup_same_tick"
-    task_dir.mkdir()
-    stores = Stores.from_env()
     tick = int(time.time())
-
-    def write(price: float, mtime: int) -> None:
-        (task_dir / "result.json").write_text(json.dumps(doc(price)))
-        os.utime(task_dir / "result.json", (mtime, mtime))
-
-    write(1.0, tick - 20)
-    engine.run_batch(stores, [stat_legacy_file(source, "sup_same_tick")])
-    write(2.0, tick)  # run A reads this state
-    publish, later = engine.publish_batch, []
-
-    def b_publishes_first(*args, **kwargs):
-        if not later:
-            later.append(True)
-            write(3.0, tick)  # the same size, the same mtime
-            engine.run_batch(stores, [stat_legacy_file(source, "sup_same_tick")])
-        return publish(*args, **kwargs)
-
-    engine.publish_batch = b_publishes_first
-    try:
-        a = engine.run_batch(stores, [stat_legacy_file(source, "sup_same_tick")])
-    finally:
-        engine.publish_batch = publish
+    a = overlapping_runs(source, "sup_same_tick", json.dumps(doc(2.0)), json.dumps(doc(3.0)), tick, tick)
     assert "later state of this file" in a.validated[0].failure
     assert price("sup_same_tick") == 3.0
+    stores = Stores.from_env()
     assert stores.catalog.task("sup_same_tick")["source_mtime_ns"] == tick * 10 ** 9 - 1
     # the next plan reads the file's bytes: the same as the store's, so it only records the mtime
     plan = plan_migration(stores.catalog, [stat_legacy_file(source, "sup_same_tick")], force=False)
