@@ -135,6 +135,11 @@ def _location(env: Mapping[str, str], name: str, uri: bool = True) -> str | None
     raise SettingsError(f"{name} must be {allowed}, not {value!r}")
 
 
+def source_folder(value: str, name: str = "--source-dir") -> str:
+    """A source folder given on the command line, read as RESULT_SOURCE_DIR is (a file: URI too)."""
+    return _location({name: value}, name, uri=False)
+
+
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # a folder name may hold "://" further on
 
 

@@ -868,3 +868,14 @@ def test_a_store_that_cannot_be_sized_after_its_runs_still_reports_them(migrated
     assert main(["migrate", "--source-dir", str(sample_source), "--force", "--task", "grid...42"]) == 0
     text = capsys.readouterr().out
     assert "  stored bytes       n/a" in text and "  compression        n/a" in text
+
+
+def test_a_source_folder_given_as_a_file_uri_on_the_command_line_is_that_folder(project_home, sample_source,
+                                                                               tmp_path, capsys):
+    """`migrate --source-dir file:///…` looked for a folder named "file:" under the current one,
+    where RESULT_SOURCE_DIR of the same value is the folder; another scheme is one line."""
+    assert main(["migrate", "--source-dir", f"file://{sample_source}", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tasks"] == 22
+    assert main(["migrate", "--source-dir", "s3://bucket/tasks"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["result-assets: error: --source-dir must be a folder or a file: URI, not 's3://bucket/tasks'"]

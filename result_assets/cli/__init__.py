@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from result_assets.errors import DatabaseUnavailable, UsageError
-from result_assets.settings import DEFAULT_BATCH_SIZE, Settings, SettingsError
+from result_assets.settings import DEFAULT_BATCH_SIZE, Settings, SettingsError, source_folder
 from result_assets.store.schema import SchemaOutdated
 
 CliError = UsageError  # the name other tools import
@@ -230,11 +230,12 @@ def cmd_migrate(args) -> int:
     from result_assets.cli import migrate as service
 
     settings = Settings.from_env(backup_dir=args.backup_dir, batch_size=args.batch_size)  # made absolute there
+    source_dir = source_folder(args.source_dir)
     if args.dry_run:
-        outcome = service.dry_run(settings, args.source_dir, force=args.force, only=args.task)
+        outcome = service.dry_run(settings, source_dir, force=args.force, only=args.task)
         _print_report(args, outcome.report, outcome.quarantined)
         return 0
-    outcome = service.migrate(settings, args.source_dir, force=args.force, only=args.task,
+    outcome = service.migrate(settings, source_dir, force=args.force, only=args.task,
                               say=lambda line: _say(args, line))
     _print_report(args, outcome.report, outcome.quarantined if not args.json else [])
     _say(args, f"\nOpen the UI: {_ui_command(settings)}  (then http://127.0.0.1:3000)")

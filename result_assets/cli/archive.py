@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from result_assets.processes import gone
-from result_assets.settings import Settings
+from result_assets.settings import Settings, source_folder
 from result_assets.store.postgres import error_line
 
 MANIFEST = "MANIFEST.json"
@@ -337,7 +337,7 @@ def run(args) -> int:
 
     settings = existing_home()  # a mistyped home is an error, not a new empty store
     if args.source_dir:
-        settings = replace(settings, source_dir=str(Path(args.source_dir).absolute()))
+        settings = replace(settings, source_dir=source_folder(args.source_dir))
     if not settings.source_dir:
         raise UsageError("give --source-dir or set RESULT_SOURCE_DIR")
     if settings.storage_mode != POSTGRES_ONLY:

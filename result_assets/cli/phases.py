@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from result_assets.app.manager import DUAL_WRITE, JSON_ONLY, POSTGRES_ONLY
-from result_assets.settings import Settings
+from result_assets.settings import Settings, source_folder
 from result_assets.store.postgres import error_line
 
 NEXT = {JSON_ONLY: DUAL_WRITE, DUAL_WRITE: POSTGRES_ONLY, POSTGRES_ONLY: "archive"}
@@ -175,7 +175,7 @@ def run(args) -> int:
     if args.source_dir:
         from dataclasses import replace
 
-        settings = replace(settings, source_dir=str(Path(args.source_dir).absolute()))
+        settings = replace(settings, source_dir=source_folder(args.source_dir))
     try:
         report = phase_report(settings, args.accept_quarantined)
     except (ValueError, SourceDirError) as exc:
