@@ -10,11 +10,8 @@ def process_running(pid: int) -> bool:
     """Alive and not a zombie (a killed process not reaped yet still answers kill(pid, 0)).
     A live process of another user counts as alive."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b") ", 1)[1][:1] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
+        return _start_time(pid) is not None
+    except OSError:  # no /proc, or it hides the process: ask the kernel
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -58,9 +55,7 @@ def identity_gone(identity: str) -> bool | None:
         return None
     try:
         now = _start_time(int(pid))
-    except PermissionError:  # hidden from this user: alive or not, this process cannot see
-        return None
-    except OSError:
+    except OSError:  # hidden from this user (hidepid): alive or not, this process cannot see
         return None
     return now is None or str(now) != start
 

@@ -248,26 +248,23 @@ class Catalog:
             # attempt (the version there is whatever it is, a quarantine too, and stays as it is).
             stale = {t: f"the task was published again meanwhile (version {version}): that version stays"
                      for t, *_, version in locked if expected_versions.get(t, version) != version}
-            if stale:
-                demoted.update(stale)
-                tasks = [t for t in tasks if t.task_id not in stale]
-                hot = {t: rows for t, rows in hot.items() if t not in stale}
-                records = {t: r for t, r in records.items() if t not in stale}
-                sources = {t: r for t, r in sources.items() if t not in stale}
             # Read before another run published (or quarantined) a later state of the same
             # file: nothing written for it either, that state stays as it is.
-            later = _read_before_a_later_state(tasks, current, read_versions) if newer_only and read_versions else {}
+            later = _read_before_a_later_state([t for t in tasks if t.task_id not in stale], current,
+                                               read_versions) if newer_only and read_versions else {}
             if later:
                 # Where the two reads' mtimes are equal, the version there is recorded one tick
                 # older: the next plan hashes the file instead of calling it unchanged by its mtime.
                 cur.execute("UPDATE tasks SET source_mtime_ns = source_mtime_ns - 1 WHERE task_id = ANY(%s)",
                             ([t.task_id for t in tasks if t.task_id in later
                               and t.source_mtime_ns == current[t.task_id][4]],))
-                demoted.update(later)
-                tasks = [t for t in tasks if t.task_id not in later]
-                hot = {t: rows for t, rows in hot.items() if t not in later}
-                records = {t: r for t, r in records.items() if t not in later}
-                sources = {t: r for t, r in sources.items() if t not in later}
+            left_out = {**stale, **later}
+            if left_out:
+                demoted.update(left_out)
+                tasks = [t for t in tasks if t.task_id not in left_out]
+                hot = {t: rows for t, rows in hot.items() if t not in left_out}
+                records = {t: r for t, r in records.items() if t not in left_out}
+                sources = {t: r for t, r in sources.items() if t not in left_out}
             if newer_only:
                 demoted.update(_overtaken(cur, tasks, current))
             if demoted:
