@@ -182,17 +182,24 @@ def _serving_cache(manager):
     return cache if cache is not None and cache.enabled else None
 
 
-def bulk_read(manager, ids: list[str]) -> tuple[float, str]:
+def bulk_read(manager, ids: list[str], rounds: int = 3) -> tuple[float, str]:
+    """The median of `rounds` reads of all ids, the read cache emptied before each (the
+    small reads just before had filled it with some of these tasks: a bulk read of the store
+    is timed as the store, not as memory)."""
     many = getattr(manager, "get_results", None)
-    started = time.perf_counter()
-    if many is not None:
-        many(ids)
-        how = "get_results"
-    else:
-        for t in ids:
-            manager.get_result(t)
-        how = "loop"
-    return time.perf_counter() - started, how
+    samples = []
+    for _ in range(rounds):
+        cache = _read_cache(manager)
+        if cache is not None:
+            cache.clear()
+        started = time.perf_counter()
+        if many is not None:
+            many(ids)
+        else:
+            for t in ids:
+                manager.get_result(t)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples), "get_results" if many is not None else "loop"
 
 
 @contextmanager
@@ -299,6 +306,12 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
             w = corpus.window
             samples = save_window(0, w, progress=True)
             figures("first", samples, bulk=False)
+            if mode != "json-only" and params.record_in_dagster:
+                # A save only queues its Dagster record (a row in its transaction); the report
+                # to Dagster is a run of its own (the sensor's, each minute): timed here per save.
+                started = time.perf_counter()
+                manager.flush_records()
+                fig["first.report.per_save"] = (time.perf_counter() - started) / (w + len(corpus.large))
             samples += save_window(w, params.saves - w, progress=True)
             fig["loop_seconds"] = time.perf_counter() - loop_start
             figures("after_n", samples[-w:], bulk=True)
@@ -381,16 +394,19 @@ def rows(corpus: Corpus, params: Params) -> list[tuple[str, str, str]]:
     out = [("#first", f"after the first {corpus.window} saves", "")]
     for p in ("p50", "p95"):
         out.append((f"first.save.{p}", f"{save} {p}", save_target if p == "p50" else ""))
+    out.append(("first.report.per_save", "their report to Dagster afterwards (flush_records, a report_saves_job "
+                "run; not in the save's time), per save", ""))
     migrated = f"get_result, migrated legacy file ({len(corpus.migrated)} tasks, avg {corpus.migrated_kb:.0f} KB)"
     # Repeat reads: each task was read once before; the store modes answer them from the
     # process's read cache, json-only reads and parses its file every time.
-    repeat = ", repeat read (the store's from its read cache; json-only parses the file again)"
+    repeat = ", repeat read (the store's a read-cache hit; json-only parses the file again)"
+    hit = "read-cache hit: not issue 21's bar (the first-read rows are)"
     cold = ", first read (read cache empty; the serving cache as earlier reads and saves left it)"
-    out += [("first.get_small.p50", f"{small}{repeat} p50", "<= 2x json-only"),
+    out += [("first.get_small.p50", f"{small}{repeat} p50", hit),
             ("first.get_small.p95", f"{small}{repeat} p95", ""),
-            ("first.get_large.p50", f"{large}{repeat} p50", "<= 1x json-only"),
+            ("first.get_large.p50", f"{large}{repeat} p50", hit),
             ("first.get_large.p95", f"{large}{repeat} p95", ""),
-            ("first.get_migrated.p50", f"{migrated}{repeat} p50", "<= 2x json-only"),
+            ("first.get_migrated.p50", f"{migrated}{repeat} p50", hit),
             ("first.get_migrated.p95", f"{migrated}{repeat} p95", ""),
             ("first.get_small_cold.p50", f"{small}{cold} p50", "<= 2x json-only"),
             ("first.get_migrated_cold.p50", f"{migrated}{cold} p50", "<= 2x json-only"),
@@ -406,10 +422,15 @@ def rows(corpus: Corpus, params: Params) -> list[tuple[str, str, str]]:
         out.append((f"#{block}", title, ""))
         if block == "after_maint":
             out.append(("maintain.seconds", "maintain(stores) duration", ""))
-        for key, label, _ in out[1:1 + per_block]:
-            target = "within 1.5x of after-first" if key.endswith("p50") else ""
+        for key, label, first_target in out[1:1 + per_block]:
+            if key == "first.report.per_save":  # timed once, after the first saves
+                continue
+            # issue 21's bar holds at steady state too; the others: no slower than at first
+            target = first_target if first_target.startswith("<=") and "save" not in key else \
+                "within 1.5x of after-first" if key.endswith("p50") else ""
             out.append((key.replace("first.", f"{block}.", 1), label, target))
-        out.append((f"{block}.bulk", f"bulk read of {bulk} tasks (total)", "<= 1x JSON files"))
+        out.append((f"{block}.bulk", f"bulk read of {bulk} tasks (total; median of 3, read cache emptied)",
+                    "<= 1x JSON files"))
     out += [("#read_cache", "the read cache at the end (per process, RESULT_READ_CACHE_MB; not stored bytes)", ""),
             ("read_cache.hits", "hits", ""), ("read_cache.misses", "misses", ""),
             ("read_cache.mb", "MB held (marshalled documents)", ""), ("read_cache.max_mb", "MB bound", "")]

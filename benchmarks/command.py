@@ -35,7 +35,8 @@ def add_arguments(parser) -> None:
     app.add_argument("--app-large-tasks", type=whole_number(0), default=3, help="tasks over 1 MB (default 3)")
     app.add_argument("--app-large-signals", type=whole_number(1), default=4_000, help="signals per large task")
     app.add_argument("--app-modes", default="json-only,dual-write,postgres-only", help="modes to run (default all)")
-    app.add_argument("--app-no-dagster", action="store_true", help="record_in_dagster=False: the store's cost alone")
+    app.add_argument("--app-no-dagster", action="store_true", help="record_in_dagster=False: saves queue no Dagster record (by default each queues one in "
+                          "its transaction; their report to Dagster, a run of its own, is timed apart)")
     soak = parser.add_argument_group(
         "--soak: application processes saving and reading while migrate and maintain loop, on one store (soak.py)",
         "Prints a table, writes <workdir>/soak.json. Exit 1 if a save or a read failed (a read must be exactly the "

@@ -158,7 +158,9 @@ def _catalog_bytes(stores) -> int:
 
 
 def compare_export(corpus: Path, export_dir: Path, valid_ids: list[str]) -> dict:
-    """Every valid source against its exported document, under legacy-format.md's rules."""
+    """Every valid source against its exported file, byte for byte (issue 19: the file
+    itself); a file whose bytes differ is named with its first difference under
+    legacy-format.md's rules, when the documents differ too."""
     from result_assets.legacy import compare_documents, parse_document
 
     mismatched, missing, first = 0, 0, None
@@ -167,10 +169,10 @@ def compare_export(corpus: Path, export_dir: Path, valid_ids: list[str]) -> dict
         if not exported.exists():
             missing += 1
             continue
-        original = parse_document((corpus / task_id / "result.json").read_bytes())
-        differences = compare_documents(original, parse_document(exported.read_bytes()))
-        if differences:
+        source, written = (corpus / task_id / "result.json").read_bytes(), exported.read_bytes()
+        if written != source:
             mismatched += 1
-            first = first or f"{task_id}: {differences[0]}"
+            differences = compare_documents(parse_document(source), parse_document(written))
+            first = first or f"{task_id}: {differences[0] if differences else 'the bytes differ, the documents do not'}"
     return {"lossless_checked": len(valid_ids), "lossless_mismatches": mismatched, "lossless_missing": missing,
             "first_mismatch": first}

@@ -4,7 +4,7 @@ For each size, a few generated tasks of exactly N signals (benchmarks.corpus, th
 huge-task shape: one task of N signals split over 1-3 symbols, curves beside them) are
 migrated on a fresh RESULT_ASSETS_HOME by the real `result-assets migrate`, then
 `result-assets maintain`; the store is measured as `store_report` counts it (Delta data
-files, Delta logs, catalog skeletons, hot tier) and set against zstd -19 of each JSON file.
+files, Delta logs, catalog rows, hot tier) and set against zstd -19 of each JSON file.
 Prints one markdown table and writes sizes.json in --workdir.
 
 Where a store's bytes go (docs/performance.md), for any store root:
@@ -180,7 +180,7 @@ def measure_store(home: Path) -> dict:
                         float_bytes += column.total_compressed_size
                         nulls = column.statistics.null_count if column.statistics and column.statistics.has_null_count else 0
                         float_values += column.num_values - nulls
-    keys = ("stored_bytes", "signal_table_bytes", "curve_table_bytes", "delta_log_bytes", "skeleton_bytes",
+    keys = ("stored_bytes", "signal_table_bytes", "curve_table_bytes", "delta_log_bytes", "skeleton_bytes", "catalog_bytes",
             "hot_bytes", "delta_files", "signals", "curve_points")
     return {**{k: report[k] for k in keys}, "float64_bytes": float_bytes, "float64_values": float_values}
 
@@ -198,15 +198,15 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['signals_per_task']:,} | {r['tasks']} | {r['json_bytes']:,} | {r['stored_bytes']:,} | "
                      f"{r['ratio']:.1%} | {r['zstd19_ratio']:.1%} | {per_value:.2f} | {r['seconds']:.1f} |")
     lines.append("")
-    lines.append(f"stored bytes: Delta data files + Delta logs + catalog skeletons + hot tier, after `maintain`; "
+    lines.append(f"stored bytes: Delta data files + Delta logs + catalog rows + hot tier, after `maintain`; "
                  f"goal: >= {GOAL_RATIO:.0%} smaller and smaller than zstd -19 of each file.")
     for r in rows:
         if r["ok"]:
             verdict = ("PASS" if r["ratio"] >= GOAL_RATIO and r["stored_bytes"] < r["zstd19_bytes"] else
                        "MISS" if r["ratio"] < GOAL_RATIO else "MISS (zstd -19 smaller)")
             lines.append(f"- {r['signals_per_task']:,}: {verdict}: {r['ratio']:.1%} smaller; zstd -19 "
-                         f"{r['zstd19_ratio']:.1%}; logs {r['delta_log_bytes']:,} B, skeletons "
-                         f"{r['skeleton_bytes']:,} B, float64 columns {r['float64_bytes']:,} B of "
+                         f"{r['zstd19_ratio']:.1%}; logs {r['delta_log_bytes']:,} B, catalog rows "
+                         f"{r['catalog_bytes']:,} B, float64 columns {r['float64_bytes']:,} B of "
                          f"{r['stored_bytes']:,}")
     return "\n".join(lines)
 

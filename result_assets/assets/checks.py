@@ -51,7 +51,7 @@ CHECKS: dict[str, Check] = {
         "partition is not published and fails its step).", blocking=True, per_partition=True),
     verify.COMPRESSION_GOAL: Check(
         "signal_table", "compression_goal", WARN,
-        "Everything the store needs to rebuild the documents (Delta data files and logs, catalog skeletons) is "
+        "Everything the store keeps of its tasks (Delta data files and logs, the catalog's rows, hot tier) is "
         "the goal smaller than the JSON of the tasks it holds (WARN; compacting helps)."),
     verify.QUARANTINE: Check("validated_result", "quarantine", WARN,
                              "Every source file of the run is valid (WARN, naming each quarantined task and "

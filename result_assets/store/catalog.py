@@ -705,6 +705,11 @@ class Catalog:
                 "coalesce(sum(octet_length(skeleton) + coalesce(pg_column_size(spelling), 0) "
                 "+ coalesce(pg_column_size(exact_text), 0)) FILTER (WHERE status = 'migrated'), 0)::bigint "
                 "AS skeleton_bytes, "
+                # each migrated task's whole catalog row (skeleton, spellings and the query
+                # columns alike) and its symbols' rows: the catalog's part of stored_bytes
+                "coalesce(sum(pg_column_size(tasks.*)) FILTER (WHERE status = 'migrated'), 0)::bigint "
+                "+ (SELECT coalesce(sum(pg_column_size(s.*)), 0) FROM task_symbols s JOIN tasks m "
+                "USING (task_id) WHERE m.status = 'migrated')::bigint AS catalog_bytes, "
                 "(SELECT coalesce(sum(octet_length(signals) + octet_length(curves)), 0) FROM hot_rows)::bigint "
                 "AS hot_bytes, "
                 "coalesce(sum(n_signals), 0)::bigint AS signals, coalesce(sum(n_curve_points), 0)::bigint AS curve_points, "
