@@ -1041,3 +1041,61 @@ def test_a_read_racing_maintenance_reads_where_the_rows_moved(stores):
         documents_from_rows(stores, held)  # the rows it named are gone
     got = settled_documents(stores, held)
     assert {t: compare_documents(d, got[t]) for t, d in documents.items()} == {t: [] for t in documents}
+
+
+def _dagster_sessions() -> tuple[int, int]:
+    """(sessions ever opened, connected now) of Dagster's database: Postgres' own counts."""
+    from result_assets.settings import Settings
+    from result_assets.store.postgres import dagster_url
+
+    conn = psycopg2.connect(dagster_url(Settings.from_env()).replace("postgresql+psycopg2://", "postgresql://", 1))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT sessions, numbackends - 1 FROM pg_stat_database WHERE datname = current_database()")
+            return cur.fetchone()
+    finally:
+        conn.close()
+
+
+# The sensor's report run, as a run worker executes it: in a process of its own, untagged.
+_WORKER_REPORT = """
+from result_assets.assets.instance import get_instance
+from result_assets.assets.resources import StoresResource
+from result_assets.assets.saves import report_saves_job
+assert report_saves_job.execute_in_process(instance=get_instance(), resources={"stores": StoresResource()}).success
+"""
+
+
+def test_a_report_run_writes_its_events_on_held_connections_and_a_flush_leaves_none_open(stores):
+    """The sensor's report run writes several events per save; in a run worker (a process of
+    its own) they go on held connections, not one new connection each (it opened 5 per save
+    reported: 67-92 ms per save). An application's flush_records opens them per event still:
+    Dagster keeps its last instance referenced, which would hold them open for good."""
+    import subprocess
+    import sys
+
+    manager = ResultManager("postgres-only")
+    for i in range(8):
+        manager.save_result(f"reported_on_held_{i}", small_document(n=2))
+    manager.flush_records()  # whatever was queued before, and the first use's own connections
+    for i in range(8):
+        manager.save_result(f"reported_on_held_{i}", small_document(n=3))
+
+    opened_before, _ = _dagster_sessions()
+    subprocess.run([sys.executable, "-c", _WORKER_REPORT], check=True, timeout=300, capture_output=True)
+    deadline = time.monotonic() + 10  # a backend counts its session in the shared stats by then
+    while True:
+        opened = _dagster_sessions()[0] - opened_before
+        if opened or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    # 8 saves: 40 materializations and 24 check evaluations. Held, the run's connections are
+    # about the run's own start-up (28 here); one per event, 183.
+    assert 0 < opened < 40, opened
+    assert not stores.catalog.record_ids([f"reported_on_held_{i}" for i in range(8)])  # all reported
+
+    for i in range(8):
+        manager.save_result(f"reported_on_held_{i}", small_document(n=4))
+    _, connected_before = _dagster_sessions()
+    assert manager.flush_records()
+    assert _dagster_sessions()[1] <= connected_before  # none left open by the application's report
