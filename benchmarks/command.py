@@ -22,6 +22,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale-tasks", type=whole_number(0), default=100_000, help="tasks for --scale (default 100000)")
     parser.add_argument("--batch-size", type=whole_number(1), default=DEFAULT_BATCH_SIZE,
                         help=f"tasks per run of (c) and of the same steps without Dagster (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--pairs", type=whole_number(1), default=1,
+                        help="time (a) and (c)'s migrate this many times, alternating which goes first, and judge "
+                             "issue 20's ratio by its worst pair (default 1)")
     parser.add_argument("--baseline", metavar="BENCH_JSON",
                         help="a smaller corpus's bench.json: judge (c)'s throughput and peak memory against it")
     parser.add_argument("--num-signals", action="append", nargs="?", const="1000,10000,100000", metavar="N[,N...]",

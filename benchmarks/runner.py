@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,8 @@ class Bench:
             self.contender_tuned()
         if "d" in only:
             self.contender_d()
+        if "a" in only and "c" in only:
+            self.more_pairs()
         self.zstd_reference()
         if self.args.scale:
             self.scale()
@@ -152,6 +155,33 @@ class Bench:
                 f"{r.get('retried_as_text')} tasks refused by to_parquet (mixed-type columns) and "
                 "written again with those columns as text") if r else ""
         self.row("a", "(a) naive: json.load + json_normalize + to_parquet + INSERT", m, stored, note)
+
+    def more_pairs(self) -> None:
+        """(a)'s and (c)'s migrate timed again (--pairs), alternating which goes first, each (c)
+        on a fresh home with its instance made before the clock: the machine's speed moves by
+        as much as issue 20's margin, so one pair cannot say met or missed."""
+        rows = {r["key"]: r for r in self.rows}
+        if not (rows["a"]["ok"] and rows["c"]["ok"]):
+            return
+        pairs = [(rows["a"]["seconds"], rows["c"]["seconds"])]
+        for k in range(1, getattr(self.args, "pairs", 1)):
+            seconds = {}
+            for which in ("c", "a") if k % 2 else ("a", "c"):
+                if which == "a":
+                    db = fresh_database(self.server, f"bench_naive_{k}")
+                    m = self.measure(f"a_pair{k}", worker_argv("naive", {
+                        "corpus": str(self.corpus), "out": str(self.fresh_dir(f"naive_parquet_{k}")), "db_url": db}))
+                else:
+                    home = self.fresh_home(f"migrate_pair{k}")
+                    create_instance(home)
+                    m = self.measure(f"c_pair{k}", self.cli("migrate", "--source-dir", str(self.corpus),
+                                                            "--batch-size", str(self.args.batch_size), "--json"),
+                                     self.env_for(home))
+                if m.returncode != 0:
+                    return
+                seconds[which] = round(m.seconds, 2)
+            pairs.append((seconds["a"], seconds["c"]))
+        self.extra["pairs"] = pairs
 
     def contender_b(self) -> None:
         db = fresh_database(self.server, "bench_dlt")
@@ -358,12 +388,20 @@ class Bench:
             self.targets.append({"target": name, "value": value, "goal": goal,
                                  "result": "n/a" if passed is None else "PASS" if passed else "MISS", "how": how})
 
-        if a and c and c["ok"] and a["ok"]:
+        pairs = self.extra.get("pairs", [])
+        if len(pairs) > 1:  # judged by the worst pair: met only when every pair meets it
+            ratios = sorted(c_s / a_s for a_s, c_s in pairs)
+            spread = (f"median {statistics.median(ratios):.2f}x the time, {ratios[0]:.2f}-{ratios[-1]:.2f}x over "
+                      f"{len(pairs)} pairs, alternated")
+            target("(c) vs (a), same corpus", spread, ">= 1x (no slower)", ratios[-1] <= 1)
+            target("(c) on stock dagster-postgres storage (the default) vs (a), same corpus", spread,
+                   "<= 1.5x", ratios[-1] <= 1.5, "issue 20: an existing deployment's instance; every pair")
+        elif a and c and c["ok"] and a["ok"]:
             x = a["seconds"] / c["seconds"]
             target("(c) vs (a), same corpus", f"{x:.2f}x as fast", ">= 1x (no slower)", x >= 1)
             x = c["seconds"] / a["seconds"]
             target("(c) on stock dagster-postgres storage (the default) vs (a), same corpus", f"{x:.2f}x the time",
-                   "<= 1.5x", x <= 1.5, "issue 20: an existing deployment's instance")
+                   "<= 1.5x", x <= 1.5, "issue 20: an existing deployment's instance; one pair (--pairs for more)")
         for key, what in (("s", "a team's own stock dagster.yaml"), ("t", "the opt-in tuned storage")):
             other = rows.get(key)
             if a and other and other["ok"] and a["ok"]:
