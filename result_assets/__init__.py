@@ -1,9 +1,10 @@
 """result-assets: legacy backtest JSON results as Dagster assets in Delta tables and a Postgres catalog."""
 from __future__ import annotations
 
-__all__ = ["ResultManager", "ResultStore", "ResultStoreError", "ResultValidationError", "read_result"]
+__all__ = ["ResultManager", "ResultNotFound", "ResultStore", "ResultStoreError", "ResultValidationError",
+           "read_result"]
 
-_APP_EXPORTS = {"ResultManager", "ResultStore", "ResultStoreError", "ResultValidationError"}
+_APP_EXPORTS = {"ResultManager", "ResultNotFound", "ResultStore", "ResultStoreError", "ResultValidationError"}
 
 
 def __getattr__(name: str):
@@ -17,9 +18,12 @@ def __getattr__(name: str):
 
 def read_result(task_id: str) -> dict:
     """The migrated task's document, rebuilt from the Delta tables and the catalog the
-    environment names (README "Configuration")."""
-    from result_assets.settings import Settings
-    from result_assets.store.reader import read_result as _read
-    from result_assets.store.stores import Stores
+    environment names (README "Configuration"). Raises what ResultStore.read_result raises
+    (ResultNotFound, ResultStoreError, ResultValidationError)."""
+    from result_assets.app.query import ResultStore
 
-    return _read(task_id, Stores(Settings.from_env(), readonly=True))
+    store = ResultStore()
+    try:
+        return store.read_result(task_id)
+    finally:
+        store.close()

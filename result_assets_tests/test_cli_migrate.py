@@ -760,7 +760,7 @@ def test_archive_of_an_unknown_task_and_a_bench_baseline_that_is_no_file_are_err
     assert main(["archive", "--to", str(tmp_path / "a"), "--source-dir", str(sample_source), "--task", "nope"]) == 2
     assert f"no such task in {sample_source} or the store: nope" in capsys.readouterr().err
     proc = subprocess.run([sys.executable, "-m", "result_assets.cli", "bench", "--baseline", str(tmp_path / "none.json"),
-                           "--workdir", str(tmp_path / "bench")], capture_output=True, text=True, timeout=120)
+                           "--workdir", str(tmp_path / "bench")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("result-assets: error: --baseline"), proc.stderr
     assert not (tmp_path / "bench").exists()  # refused before any corpus was made
 
@@ -886,3 +886,35 @@ def test_a_source_folder_given_as_a_file_uri_on_the_command_line_is_that_folder(
     assert main(["migrate", "--source-dir", "s3://bucket/tasks"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["result-assets: error: --source-dir must be a folder or a file: URI, not 's3://bucket/tasks'"]
+
+
+def test_status_gives_every_row_its_keys_and_never_reads_a_fifo(tmp_path, monkeypatch):
+    """status --json: a pending task's row lacked `failed_attempt` (the README gives every row
+    it); and a quarantined empty file replaced by a FIFO made status wait on it for ever
+    (same size, a new mtime: it was hashed). migrate refuses a FIFO unread; status now too."""
+    import os
+
+    from result_assets.settings import Settings
+    from result_assets.store.postgres import stop_embedded
+    from result_assets.store.stores import Stores
+
+    source = tmp_path / "source"
+    (source / "empty_then_fifo").mkdir(parents=True)
+    (source / "empty_then_fifo" / "result.json").write_bytes(b"")
+    monkeypatch.setenv("RESULT_ASSETS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    try:
+        assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+        os.remove(source / "empty_then_fifo" / "result.json")
+        os.mkfifo(source / "empty_then_fifo" / "result.json")
+        Stores.from_env().catalog.register_sources(
+            {"registered_only": (partition_key_for("registered_only"), str(source / "registered_only" / "result.json"))})
+        done = subprocess.run([sys.executable, "-m", "result_assets.cli", "status", "--json"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        rows = {r["task_id"]: r for r in json.loads(done.stdout)["tasks"]}
+        assert rows["registered_only"]["status"] == "pending"
+        assert rows["empty_then_fifo"]["status"] == "stale"  # not the bytes that were quarantined
+        assert all(set(r) == {"task_id", "status", "reason", "failed_attempt"} for r in rows.values()), rows
+    finally:
+        stop_embedded(Settings.from_env())

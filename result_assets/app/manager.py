@@ -28,6 +28,7 @@ from functools import cached_property
 from pathlib import Path
 
 from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
+from result_assets.app.task_ids import check_task_id
 from result_assets.legacy import InvalidResult, parse_document
 from result_assets.legacy.parse import NonStringKeys, dumps_read_back, with_string_keys
 from result_assets.migration.batch import RawResult, ValidatedResult, in_thread
@@ -35,7 +36,7 @@ from result_assets.migration.convert import convert
 from result_assets.migration.engine import BatchResult, keep_published_backup, run_batch
 from result_assets.migration.sources import RESULT_FILE, LegacyFile, source_differs, task_dir_path
 from result_assets.settings import Settings
-from result_assets.store.backups import StagedFile, UnsafeTaskId, safe_child, sha256_hex, write_atomic
+from result_assets.store.backups import StagedFile, sha256_hex, write_atomic
 from result_assets.store.last_write import file_older_than_store
 from result_assets.store.reader import CACHE_FILL_MAX_TASKS, catalog_rows, rebuild_documents, settled_documents
 from result_assets.store.stores import Stores
@@ -114,7 +115,7 @@ class ResultManager:
     # --- writing ---
 
     def save_result(self, task_id: str, result: dict) -> SaveOutcome:
-        _check_task_id(task_id)
+        check_task_id(task_id)
         outcome = SaveOutcome(task_id, self.mode)
         if self.mode == JSON_ONLY:
             raw, _, outcome.corrections = _serialize(task_id, result)
@@ -296,7 +297,7 @@ class ResultManager:
     # --- reading ---
 
     def get_result(self, task_id: str) -> dict:
-        _check_task_id(task_id, as_directory=self.mode != POSTGRES_ONLY)
+        check_task_id(task_id, as_directory=self.mode != POSTGRES_ONLY)
         return self._get(task_id, scan=False)
 
     def _get(self, task_id: str, scan: bool) -> dict:
@@ -321,7 +322,7 @@ class ResultManager:
         that cannot be read (its file invalid, its stored rows gone) is left out with a warning
         in the log, as a quarantined one is: it never fails the others."""
         for task_id in task_ids:
-            _check_task_id(task_id, as_directory=self.mode != POSTGRES_ONLY)
+            check_task_id(task_id, as_directory=self.mode != POSTGRES_ONLY)
         if self.mode == JSON_ONLY:
             found = _found(task_ids, self._read_json)
         elif self.mode == DUAL_WRITE:
@@ -486,32 +487,6 @@ def _serialize(task_id: str, result: object) -> tuple[bytes, object | None, list
         raise ResultValidationError(f"task {task_id!r}: result is nested too deeply to write as JSON") from None
     except (TypeError, ValueError) as exc:
         raise ResultValidationError(f"task {task_id!r}: result is not JSON: {exc}") from None
-
-
-def _check_task_id(task_id: str, as_directory: bool = True) -> None:
-    """A save takes the same ids in every mode: one that names a directory of its own, which
-    json-only and dual-write write and read (and which Postgres can hold as text: a lone
-    surrogate names none). postgres-only reads (as_directory=False) any id it once saved."""
-    if not isinstance(task_id, str):
-        raise ResultValidationError(f"task id must be a string, not {type(task_id).__name__}")
-    try:
-        safe_child(Path("."), task_id)
-    except UnsafeTaskId as exc:
-        raise ResultValidationError(str(exc)) from None
-    if as_directory:
-        folder = task_dir_path(".", task_id)
-        if folder is None:
-            raise ResultValidationError(f"task id {task_id!r} is not a safe directory name")
-        # its JSON's folder (the name it encodes) and its backup's (the id itself, `%bytes:` and all)
-        longest = max(len(os.fsencode(folder.name)), len(task_id.encode("utf-8", "surrogateescape")))
-        if longest > 255:  # no filesystem takes it
-            raise ResultValidationError(f"task id {task_id[:40]!r}... is longer than a folder name can be "
-                                        f"({longest} bytes; at most 255)")
-    if not as_directory and not task_id.isascii():
-        try:
-            task_id.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ResultValidationError(f"task id {task_id!r} is not valid Unicode text (a lone surrogate)") from None
 
 
 def _one_line(exc: BaseException) -> str:

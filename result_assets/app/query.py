@@ -5,19 +5,22 @@
     store.signals(symbols=["KRW-BTC"], start="2024-01-01T00:00:00Z", columns=["pnl"])
     store.read_result("bt_20250901_3caf88")
 
-find_tasks is answered by indexed catalog columns; signals pushes its filters into the
-Delta scan: files are pruned with the min/max statistics of the Delta log, row groups
-with the Parquet statistics, and only the asked-for columns are decoded.
+find_tasks is answered by indexed catalog columns; signals reads the row groups of the
+published tasks (the catalog says where they are), filters them, and decodes only the
+asked-for columns. One ResultStore may be shared by threads: its calls take turns on its
+one catalog connection.
 """
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta, timezone
 
 import psycopg2.extras
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from result_assets.app.errors import ResultNotFound, ResultStoreError
+from result_assets.app.errors import ResultNotFound, ResultStoreError, ResultValidationError
+from result_assets.app.task_ids import check_task_id
 from result_assets.legacy import parse_timestamp
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA, TIMESTAMP_UTC
 from result_assets.settings import Settings
@@ -43,11 +46,12 @@ class ResultStore:
     """Read-only access to migrated results: catalog search, signal scans, whole documents."""
 
     def __init__(self, stores: Stores | None = None):
-        self.stores = stores or QueryStores(Settings.from_env(), readonly=True)
+        self.stores = stores or QueryStores(existing_store(), readonly=True)
+        self._lock = threading.RLock()  # one catalog connection: threads take turns on it
 
     @classmethod
     def from_env(cls) -> "ResultStore":
-        return cls(QueryStores(Settings.from_env(), readonly=True))
+        return cls(QueryStores(existing_store(), readonly=True))
 
     def _connection(self):
         try:
@@ -84,23 +88,32 @@ class ResultStore:
             params.append(_date_key(until))
         select = f"SELECT {', '.join(ROW_COLUMNS)} FROM tasks WHERE {' AND '.join(where)}"
         direction = "DESC" if descending else "ASC"
-        conn = self._connection()
-        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            # Two index-ordered scans (values, then the NULLs) rather than one NULLS LAST
-            # sort, which a plain btree index cannot serve in descending order.
-            cur.execute(f"{select} AND {order_by} IS NOT NULL ORDER BY {order_by} {direction}, task_id LIMIT %s",
-                        params + [limit])
-            rows = cur.fetchall()
-            if len(rows) < limit and order_by != "task_id":
-                cur.execute(f"{select} AND {order_by} IS NULL ORDER BY task_id LIMIT %s",
-                            params + [limit - len(rows)])
-                rows += cur.fetchall()
-            names: dict[str, list] = {r["task_id"]: [] for r in rows}
-            if names:
-                cur.execute("SELECT task_id, symbol FROM task_symbols WHERE task_id = ANY(%s) "
-                            "ORDER BY task_id, symbol_idx", (list(names),))
-                for r in cur.fetchall():
-                    names[r["task_id"]].append(r["symbol"])
+        # A metric with no value is NULL, or NaN (a Sharpe ratio without trades), which
+        # Postgres sorts above every number: both come last, not first.
+        valued, unvalued = f"{order_by} IS NOT NULL", f"{order_by} IS NULL"
+        if order_by in METRICS:
+            valued, unvalued = f"{valued} AND {order_by} <> 'NaN'", f"({unvalued} OR {order_by} = 'NaN')"
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                    # Two index-ordered scans (values, then the rest) rather than one NULLS LAST
+                    # sort, which a plain btree index cannot serve in descending order.
+                    cur.execute(f"{select} AND {valued} ORDER BY {order_by} {direction}, task_id LIMIT %s",
+                                params + [limit])
+                    rows = cur.fetchall()
+                    if len(rows) < limit and order_by != "task_id":
+                        cur.execute(f"{select} AND {unvalued} ORDER BY task_id LIMIT %s",
+                                    params + [limit - len(rows)])
+                        rows += cur.fetchall()
+                    names: dict[str, list] = {r["task_id"]: [] for r in rows}
+                    if names:
+                        cur.execute("SELECT task_id, symbol FROM task_symbols WHERE task_id = ANY(%s) "
+                                    "ORDER BY task_id, symbol_idx", (list(names),))
+                        for r in cur.fetchall():
+                            names[r["task_id"]].append(r["symbol"])
+            except psycopg2.Error as exc:
+                raise ResultStoreError(f"catalog unreachable: {error_line(exc)}") from exc
         return [{**dict(r), "symbols": names[r["task_id"]]} for r in rows]
 
     def signals(self, task_ids: list[str] | None = None, symbols: list[str] | None = None,
@@ -116,9 +129,13 @@ class ResultStore:
         return self._scan(CURVES, CURVE_SCHEMA, task_ids, None, start, end, columns)
 
     def _scan(self, table, schema, task_ids, symbols, start, end, columns) -> pa.Table:
+        with self._lock:
+            return self._scanned(table, schema, task_ids, symbols, start, end, columns)
+
+    def _scanned(self, table, schema, task_ids, symbols, start, end, columns) -> pa.Table:
         filters, predicates = [], []
         if task_ids is not None:
-            task_ids = _names(task_ids)
+            task_ids = _checked(_names(task_ids))
             filters.append(pc.field("task_id").isin(pa.array(task_ids, pa.string())))
             predicates.append(in_predicate("task_id", task_ids))
         if symbols is not None:
@@ -170,8 +187,10 @@ class ResultStore:
 
     def read_result(self, task_id: str) -> dict:
         """The task's document, rebuilt from the catalog skeleton and its Delta rows."""
+        check_task_id(task_id, as_directory=False)
         try:
-            return read_result(task_id, self.stores)
+            with self._lock:
+                return read_result(task_id, self.stores)
         except TaskNotMigrated as exc:
             raise ResultNotFound(str(exc)) from None
         except psycopg2.Error as exc:
@@ -183,8 +202,11 @@ class ResultStore:
         """{task_id: document} of the migrated tasks among task_ids, in one pass per 1,000. A
         task whose stored rows are gone is left out with a warning in the log, never failing
         the others (ResultManager.get_results does the same)."""
+        if isinstance(task_ids, str):  # its characters are not the ids meant
+            raise ResultValidationError(f"read_results takes a list of task ids, not the string {task_ids[:40]!r}")
         try:
-            return rebuild_documents(self.stores, list(task_ids), unreadable={})
+            with self._lock:
+                return rebuild_documents(self.stores, _checked(list(task_ids)), unreadable={})
         except psycopg2.Error as exc:
             raise ResultStoreError(f"catalog unreachable: {error_line(exc)}") from exc
 
@@ -195,6 +217,23 @@ class ResultStore:
 
 def _names(value) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+def _checked(task_ids: list[str]) -> list[str]:
+    for task_id in task_ids:
+        check_task_id(task_id, as_directory=False)
+    return task_ids
+
+
+def existing_store(settings: Settings | None = None) -> Settings:
+    """The settings of a store that exists: a reader given a home that is not there (a typo
+    in RESULT_ASSETS_HOME, another working folder) would start a new empty one and then say
+    its tables are missing."""
+    settings = settings or Settings.from_env()
+    if not settings.database_url and not settings.home.exists():
+        raise ResultStoreError(f"no store at {settings.home} (RESULT_ASSETS_HOME, default ./.result_assets): "
+                               "nothing was migrated or saved there")
+    return settings
 
 
 def _date_key(value) -> str:

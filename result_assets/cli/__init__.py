@@ -205,11 +205,13 @@ def existing_home():
     """The settings of a home that exists. A command that only reads (status, export, db
     version) given a home that is not there (a typo in RESULT_ASSETS_HOME, another working
     folder than usual) made a new store and said it held nothing."""
-    settings = Settings.from_env()
-    if not settings.database_url and not settings.home.exists():
-        raise CliError(f"no store at {settings.home} (RESULT_ASSETS_HOME, default ./.result_assets): "
-                       "nothing was migrated there")
-    return settings
+    from result_assets.app.errors import ResultStoreError
+    from result_assets.app.query import existing_store
+
+    try:
+        return existing_store()
+    except ResultStoreError as exc:
+        raise CliError(str(exc)) from None
 
 
 # --- migrate ---
@@ -341,12 +343,24 @@ def cmd_db(args) -> int:
 
 # --- export ---
 
+def _exported_id(name: str) -> str:
+    from result_assets.legacy.task_keys import task_id_for_dir_name
+
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return task_id_for_dir_name(name)
+    return name
+
+
 def cmd_export(args) -> int:
     from result_assets.store.reader import file_bytes
     from result_assets.store.stores import Stores
 
     stores = Stores(existing_home())
-    ids = args.task_ids or stores.catalog.migrated_task_ids()
+    # a name given twice is one task; one that is not UTF-8 (a task folder's own name, as the
+    # shell passes it) is the id its folder was migrated under
+    ids = list(dict.fromkeys(map(_exported_id, args.task_ids))) or stores.catalog.migrated_task_ids()
     if not args.out and len(ids) != 1:
         raise CliError("name exactly one task to print, or give --out DIR")
     out = Path(args.out) if args.out else None

@@ -169,7 +169,7 @@ def source_differs(path: str | Path, size: int, mtime_ns: int | None, sha256: st
         st = os.stat(path)
     except OSError:
         return False
-    if st.st_size != size:
+    if st.st_size != size or not stat.S_ISREG(st.st_mode):  # a FIFO put there would block a read
         return True
     if st.st_mtime_ns == mtime_ns:
         return False

@@ -16,7 +16,7 @@ def task_statuses(stores) -> list[dict]:
         state = states.get(task_id)
         path = task_source_file(stores, task_id, sources.get(task_id) or (state.source_path if state else None))
         if state is None:
-            rows.append({"task_id": task_id, "status": "pending", "reason": None})
+            rows.append({"task_id": task_id, "status": "pending", "reason": None, "failed_attempt": None})
             continue
         status = state.status
         # A superseded file (plan.superseded) is not stale: the store's version is the newer one.

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import math
+import threading
 from datetime import date, datetime, timezone
 
 import pyarrow.compute as pc
 import pytest
 
 from result_assets import ResultManager, ResultStore
-from result_assets.app import ResultNotFound
+from result_assets.app import ResultNotFound, ResultStoreError, ResultValidationError
 from result_assets.cli import main
 from result_assets.legacy import compare_documents, parse_document
 from result_assets_tests.app.helpers import SAMPLES, small_document
@@ -97,3 +99,118 @@ def test_read_result(store, sample_source):
         store.read_result("bad_truncated")
     with pytest.raises(ResultNotFound, match="not in the catalog"):
         store.read_result("no_such_task")
+
+
+def test_find_tasks_puts_nan_metrics_last_either_way(store):
+    """A Sharpe ratio without trades is NaN in the legacy files; Postgres sorts NaN above every
+    number, so "best by Sharpe" listed the tasks without trades first."""
+    for descending in (True, False):
+        rows = store.find_tasks(order_by="sharpe_ratio", descending=descending, limit=1000)
+        values = [r["sharpe_ratio"] for r in rows]
+        unvalued = [v is None or math.isnan(v) for v in values]
+        assert any(v is not None and math.isnan(v) for v in values), values  # the samples hold some
+        assert unvalued == sorted(unvalued), values  # every number before every NaN and NULL
+        numbers = [v for v, missing in zip(values, unvalued) if not missing]
+        assert numbers == sorted(numbers, reverse=descending)
+
+
+def test_one_store_shared_by_threads(store):
+    """A web application's thread pool shares one ResultStore: its calls take turns on its one
+    catalog connection (they raised "the connection cannot be re-entered recursively")."""
+    errors = []
+
+    def reads():
+        try:
+            for _ in range(25):
+                assert store.find_tasks(limit=3)
+                assert store.read_result("q_2024")["strategy"] == "q_strategy"
+                assert store.signals(task_ids=["q_2024"]).num_rows == 4
+                assert set(store.read_results(["q_2022", "q_2023"])) == {"q_2022", "q_2023"}
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=reads) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert errors == []
+
+
+def test_a_lost_catalog_connection_is_a_store_error_and_the_next_call_reconnects(store):
+    """find_tasks let psycopg2's own error through when the catalog went away (every other
+    read said ResultStoreError)."""
+    import psycopg2
+
+    from result_assets.settings import Settings
+    from result_assets.store.postgres import catalog_url
+
+    other = ResultStore.from_env()
+    try:
+        assert other.find_tasks(limit=1)
+        pid = other.stores.catalog.connect().get_backend_pid()
+        admin = psycopg2.connect(catalog_url(Settings.from_env()))
+        try:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        finally:
+            admin.close()
+        with pytest.raises(ResultStoreError, match="catalog unreachable"):
+            other.find_tasks(limit=1)
+        assert other.find_tasks(limit=1)
+    finally:
+        other.close()
+
+
+def test_ids_no_task_can_have_and_a_home_that_is_not_there(store, tmp_path, monkeypatch):
+    """The read API's errors are its own: a bare ValueError (NUL), UnicodeEncodeError (a lone
+    surrogate) or psycopg2 error (not a string) came through, read_result of the package raised
+    the reader's internal TaskNotMigrated, and a mistyped home started a new, empty server."""
+    import result_assets
+
+    for bad in ("a\x00b", "\udcff", 123):
+        with pytest.raises(ResultValidationError):
+            store.read_result(bad)
+        with pytest.raises(ResultValidationError):
+            store.read_results([bad])
+        with pytest.raises(ResultValidationError):
+            store.signals(task_ids=[bad])
+    with pytest.raises(ResultValidationError, match="a list of task ids"):
+        store.read_results("q_2022")
+    assert result_assets.ResultNotFound is ResultNotFound
+    with pytest.raises(ResultNotFound):
+        result_assets.read_result("no_such_task")
+    assert result_assets.read_result("q_2022")["strategy"] == "q_strategy"
+
+    monkeypatch.setenv("RESULT_ASSETS_HOME", str(tmp_path / "typo"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for read in (ResultStore.from_env, ResultStore, lambda: result_assets.read_result("q_2022")):
+        with pytest.raises(ResultStoreError, match="no store at"):
+            read()
+    assert not (tmp_path / "typo").exists()
+
+
+def test_export_takes_a_task_folders_own_name_that_is_not_utf8(tmp_path, monkeypatch, capsys):
+    """The shell hands export a folder's name that is not UTF-8 as it is on disk: it is the
+    task migrated from that folder (a UnicodeEncodeError traceback before)."""
+    import os
+    import shutil
+
+    from result_assets.settings import Settings
+    from result_assets.store.postgres import stop_embedded
+
+    source = tmp_path / "source"
+    folder = os.fsdecode(b"cp949_\xb9\xe9")
+    shutil.copytree(SAMPLES / "bt_20250900_600020", source / folder)
+    monkeypatch.setenv("RESULT_ASSETS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    try:
+        assert main(["migrate", "--source-dir", str(source), "--json"]) == 0
+        capsys.readouterr()
+        assert main(["export", folder, folder, "--out", str(tmp_path / "out")]) == 0
+        exported = list((tmp_path / "out").iterdir())
+        assert len(exported) == 1 and "exported 1 tasks" in capsys.readouterr().err
+        assert exported[0].read_bytes() == (source / folder / "result.json").read_bytes()
+    finally:
+        stop_embedded(Settings.from_env())
