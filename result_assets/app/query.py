@@ -25,7 +25,7 @@ from result_assets.legacy import parse_timestamp
 from result_assets.legacy.schema import CURVE_SCHEMA, SIGNAL_SCHEMA, TIMESTAMP_UTC
 from result_assets.settings import Settings
 from result_assets.store.catalog import METRICS, TASK_COLUMNS
-from result_assets.store.cached_tables import QueryStores, in_predicate
+from result_assets.store.cached_tables import QueryStores
 from result_assets.store.delta_tables import CURVES, SIGNALS
 from result_assets.store import hot_rows
 from result_assets.store.postgres import error_line
@@ -133,22 +133,18 @@ class ResultStore:
             return self._scanned(table, schema, task_ids, symbols, start, end, columns)
 
     def _scanned(self, table, schema, task_ids, symbols, start, end, columns) -> pa.Table:
-        filters, predicates = [], []
+        filters = []
         if task_ids is not None:
             task_ids = _checked(_names(task_ids))
             filters.append(pc.field("task_id").isin(pa.array(task_ids, pa.string())))
-            predicates.append(in_predicate("task_id", task_ids))
         if symbols is not None:
             symbols = _names(symbols)
             filters.append(pc.field("symbol").isin(pa.array(symbols, pa.string())))
-            predicates.append(in_predicate("symbol", symbols))
         for bound, op in ((start, ">="), (end, "<")):
             if bound is not None:
                 us = _instant_us(bound)
                 scalar = pa.scalar(us, TIMESTAMP_UTC)
                 filters.append(pc.field("ts") >= scalar if op == ">=" else pc.field("ts") < scalar)
-                iso = (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                predicates.append(f"ts {op} '{iso}'")  # a string literal compares as the column's timestamp
         expression = None
         for f in filters:
             expression = f if expression is None else expression & f
@@ -165,8 +161,8 @@ class ResultStore:
                 except RowsGone:  # maintenance moved tasks and vacuumed meanwhile: a fresh snapshot
                     if attempt == 2:
                         raise
-            if unlocated:  # published before locations were recorded: the current snapshot holds them
-                pieces.append(self._unlocated_rows(table, schema, unlocated, predicates, expression, columns))
+            if unlocated:  # published before locations were recorded: read as the commits that published them
+                pieces += self._unlocated_rows(table, unlocated, expression, columns)
         except psycopg2.Error as exc:
             raise ResultStoreError(f"catalog unreachable: {error_line(exc)}") from exc
         except Exception as exc:
@@ -177,13 +173,20 @@ class ResultStore:
         names = columns if columns is not None else schema.names
         return pa.concat_tables([p.select(names).cast(pa.schema([schema.field(n) for n in names])) for p in pieces])
 
-    def _unlocated_rows(self, table, schema, task_ids, predicates, expression, columns) -> pa.Table:
-        predicate = " AND ".join([*predicates, in_predicate("task_id", task_ids)])
-        dataset = self.stores.delta.dataset(table, predicate)
-        if dataset is None:
-            return schema.empty_table()
-        keep = pc.field("task_id").isin(pa.array(task_ids, pa.string()))
-        return dataset.to_table(columns=columns, filter=keep if expression is None else keep & expression)
+    def _unlocated_rows(self, table, unlocated: dict[str, int | None], expression, columns) -> list[pa.Table]:
+        """The rows of tasks published before row locations were recorded, each read at the
+        table version that published it (the current snapshot may hold a batch in flight, or
+        rows a later publish of another version wrote); a task's later commits never show."""
+        by_version: dict[int | None, list[str]] = {}
+        for task_id, version in unlocated.items():
+            by_version.setdefault(version, []).append(task_id)
+        pieces = []
+        for version, ids in by_version.items():
+            rows = self.stores.delta.read_tasks(table, ids, version=version)
+            if rows is not None:
+                rows = rows.filter(expression) if expression is not None else rows
+                pieces.append(rows.select(columns) if columns is not None else rows)
+        return pieces
 
     def read_result(self, task_id: str) -> dict:
         """The task's document, rebuilt from the catalog skeleton and its Delta rows."""

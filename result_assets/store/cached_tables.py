@@ -12,12 +12,11 @@ from result_assets.store.stores import Stores
 
 
 class CachedDeltaStore(DeltaStore):
-    """Keeps each Delta table open and its dataset built; refreshed only when a commit landed."""
+    """Keeps each Delta table open; refreshed only when a commit landed."""
 
     def __init__(self, root: str, storage_options: dict[str, str] | None = None):
         super().__init__(root, storage_options)
         self._tables = {}
-        self._datasets = {}
         # A handle is refreshed in place: what is read from it is taken under this lock, so that
         # the version looked at is the snapshot read (a query may run on several threads).
         self._lock = threading.RLock()
@@ -32,20 +31,6 @@ class CachedDeltaStore(DeltaStore):
             else:
                 dt.update_incremental()
             return dt
-
-    def dataset(self, table: str, file_predicate: str | None = None):
-        """A pyarrow dataset of the table's current files; with a predicate, only the files
-        whose Delta statistics may hold matching rows."""
-        with self._lock:
-            dt = self.open(table)
-            if dt is None:
-                return None
-            if file_predicate is not None:
-                return dt.to_pyarrow_dataset(file_pruning_predicate=file_predicate)
-            cached = self._datasets.get(table)
-            if cached is None or cached[0] != dt.version():
-                cached = self._datasets[table] = (dt.version(), dt.to_pyarrow_dataset())
-            return cached[1]
 
     def read_tasks(self, table: str, task_ids: list[str], columns: list[str] | None = None,
                    version: int | None = None) -> pa.Table | None:

@@ -466,27 +466,28 @@ class Catalog:
             return {t: (v, locs) for t, v, locs in cur.fetchall()}
 
     def published_rows(self, table: str, task_ids: list[str] | None = None
-                       ) -> tuple[dict[str, list], dict[str, bytes], list[str]]:
+                       ) -> tuple[dict[str, list], dict[str, bytes], dict[str, int | None]]:
         """What a scan of `table` may show, as of one snapshot (one statement): ({task_id:
-        locations} read from Delta files, {task_id: encoded rows} in the hot tier, [task_id]
-        published before locations were recorded) of the published tasks (among task_ids)."""
+        locations} read from Delta files, {task_id: encoded rows} in the hot tier, {task_id:
+        the table version that published it} of those published before locations were
+        recorded) of the published tasks (among task_ids)."""
         column = {"signals": "signals", "curves": "curves"}[table]
         conn = self.connect()
         with conn, conn.cursor() as cur:
-            query = (f"SELECT t.task_id, t.row_locations -> %s, h.{column} FROM tasks t "
+            query = (f"SELECT t.task_id, t.row_locations -> %s, h.{column}, t.{column}_version FROM tasks t "
                      "LEFT JOIN hot_rows h USING (task_id) WHERE t.status = 'migrated'")
             if task_ids is None:
                 cur.execute(query, (table,))
             else:
                 cur.execute(query + " AND t.task_id = ANY(%s)", (table, list(task_ids)))
-            located, hot, unlocated = {}, {}, []
-            for task_id, locations, rows in cur.fetchall():
+            located, hot, unlocated = {}, {}, {}
+            for task_id, locations, rows, version in cur.fetchall():
                 if rows is not None:
                     hot[task_id] = bytes(rows)
                 elif locations is not None:
                     located[task_id] = locations
                 else:
-                    unlocated.append(task_id)
+                    unlocated[task_id] = version
             return located, hot, unlocated
 
     def still_hot(self, hot: list[dict]) -> list[dict]:

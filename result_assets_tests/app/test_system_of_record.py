@@ -808,6 +808,30 @@ def test_scans_show_only_published_rows(stores):
     store.close()
 
 
+def test_scans_show_only_published_rows_of_a_task_published_before_row_locations(stores):
+    """A task an earlier release published (a table version, no row locations) is scanned at
+    the version that published it: a batch in flight since showed in its place."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    manager.save_result("pub_old", small_document(strategy="published", n=5))
+    maintain(stores, compact=False, vacuum=False)  # into Delta
+    conn = stores.catalog.connect()
+    with conn, conn.cursor() as cur:  # as an earlier release left it: a version, no locations
+        cur.execute("UPDATE tasks SET row_locations = NULL WHERE task_id = 'pub_old'")
+    store = ResultStore.from_env()
+    before = store.signals(task_ids=["pub_old"])
+    assert before.num_rows == 5
+    in_flight = before.slice(0, 2)
+    in_flight = in_flight.set_column(in_flight.schema.get_field_index("price"), "price",
+                                     pc.add(in_flight.column("price"), pa.scalar(1000.0)))
+    stores.delta.replace_tasks(SIGNALS, in_flight.cast(before.schema), ["pub_old"])
+    for task_ids in (["pub_old"], None):
+        scanned = store.signals(task_ids=task_ids, columns=["task_id", "price"])
+        mine = scanned.filter(pc.equal(scanned["task_id"], "pub_old"))
+        assert sorted(mine.column("price").to_pylist()) == sorted(before.column("price").to_pylist())
+    assert store.signals(task_ids=["pub_old"], symbols=["KRW-BTC"], columns=["ts"]).num_rows == 5
+    store.close()
+
+
 # --- maintenance never breaks an in-flight batch -----------------------------------------------
 
 def test_maintenance_waits_for_a_batch_between_commit_and_publish(stores, sample_source):
