@@ -81,6 +81,9 @@ def maintain(stores, *, compact: bool = True, z_order: bool = False, vacuum: boo
                                    retention_hours=retention_hours)
         if stores.serving_cache.enabled:
             report.serving_cache = asdict(timed("serving_cache", stores.serving_cache.trim, drop_superseded=True))
+        else:
+            emptied = timed("serving_cache", stores.serving_cache.empty_when_off)
+            report.serving_cache = asdict(emptied) if emptied is not None else None
     return report
 
 

@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import json
+import os
 import struct
 import time
 from collections.abc import Collection
@@ -158,10 +159,13 @@ class Published:
     record_ids: dict[str, int]  # {task_id: save record id} queued for Dagster
 
 
+_INHERITED_CONNECTIONS: list = []  # a forked child's copies of its parent's connections: never used, never closed
+
+
 class Catalog:
     def __init__(self, url: str):
         self.url = url
-        self._conn = None
+        self._conn, self._conn_pid = None, None  # the connection, and the process that opened it
         self._prepared_on, self._prepared = None, set()  # the connection, and what it has prepared
         self._refused_until = 0.0  # time.monotonic() until which the serving cache is not asked for
 
@@ -172,14 +176,39 @@ class Catalog:
         return time.monotonic() < self._refused_until
 
     def connect(self):
+        if self._conn is not None and self._conn_pid != os.getpid():
+            self._leave_inherited()
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg2.connect(self.url)
+            self._conn, self._conn_pid = psycopg2.connect(self.url), os.getpid()
         return self._conn
 
     def close(self) -> None:
+        if self._conn is not None and self._conn_pid != os.getpid():
+            self._leave_inherited()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _leave_inherited(self) -> None:
+        """A forked child (gunicorn --preload, a prefork worker) opens its own connection: on
+        the parent's socket the two read each other's replies (errors, hangs, a save reported
+        failed that another's COMMIT committed). The child's copy of the socket is swapped for
+        /dev/null first, so closing it says goodbye to nobody (on the socket, it would end the
+        parent's session); where that cannot be done it is kept, never used nor freed."""
+        inherited, self._conn = self._conn, None
+        try:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(devnull, inherited.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, psycopg2.Error):
+            _INHERITED_CONNECTIONS.append(inherited)
+            return
+        try:
+            inherited.close()
+        except psycopg2.Error:
+            pass
 
     def require_schema(self, create_if_empty: bool = True) -> None:
         """The catalog's schema is this code's (an empty catalog is created): never DDL on

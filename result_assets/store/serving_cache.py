@@ -108,7 +108,9 @@ def served_file(row: dict) -> bytes | None:
     """The file's bytes from a catalog row that carries its serving-cache entry (Catalog.tasks
     with served=True), or None when there is none or it is not the published version's."""
     body = row.get("served_body")
-    if body is None:
+    # the entry's size is the published file's, or the entry is not its (and a forged size
+    # must not make the decompression reserve it)
+    if body is None or row.get("served_size") != row.get("source_bytes"):
         return None
     try:
         raw = _CODEC.decompress(bytes(body), decompressed_size=row["served_size"], asbytes=True)
@@ -228,6 +230,16 @@ class ServingCache:
             cur.execute("SELECT count(*), coalesce(sum(stored_bytes), 0), coalesce(sum(file_bytes), 0) FROM served_files")
             entries, stored, files = cur.fetchone()
         return ServingStats(entries, int(stored), int(files), self.max_bytes)
+
+    def empty_when_off(self) -> ServingStats | None:
+        """Maintenance with the cache turned off (RESULT_SERVING_CACHE_MB=0): its entries are
+        dropped, which no read asks for any more (they stayed, up to the old bound, for good)."""
+        if self.max_bytes > 0 or self.readonly or self.catalog.serving_refused:
+            return None
+        conn = self.catalog.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM served_files")
+        return self.stats()
 
     def forget(self, task_ids: list[str]) -> None:
         """Drop these tasks' entries, fills this process queued included (a benchmark times

@@ -86,6 +86,9 @@ def test_an_entry_that_is_not_the_published_file_is_never_served(serving_on):
     m.stores.serving_cache.settle()
     assert reader.served_file(m.stores.catalog.tasks(["serve_b"], served=True)["serve_b"]) == \
         dumps_document(small_document(strategy="published")).encode()
+    with conn, conn.cursor() as cur:  # a forged size: the decompression reserved it (MemoryError)
+        cur.execute("UPDATE served_files SET file_bytes = %s WHERE task_id = 'serve_b'", (2 ** 62,))
+    assert m.get_result("serve_b")["strategy"] == "published"
     m.close()
 
 
@@ -340,7 +343,13 @@ def test_maintenance_drops_entries_no_published_version_names_and_reports_the_ca
     assert report.serving_cache["entries"] == len(entries(m)) and report.serving_cache["evicted"] >= 1
     assert report.serving_cache["max_bytes"] == 64 << 20
     assert "Serving cache:" in maintenance_markdown(report)
-    m.close()
+    # Turned off (0), its entries are dropped by the next maintenance: no read asks for them.
+    off = manager(serving_cache_mb=0)
+    report = maintain(off.stores)
+    assert entries(m) == {} and report.serving_cache["entries"] == 0
+    assert "Serving cache:" in maintenance_markdown(report)
+    assert m.get_result("serve_d")["strategy"] == "kept"
+    m.close(), off.close()
 
 
 def test_fills_land_behind_the_caller_in_order_and_one_past_the_bound_is_dropped(serving_on):

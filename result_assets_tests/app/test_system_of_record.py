@@ -1123,3 +1123,42 @@ def test_a_report_run_writes_its_events_on_held_connections_and_a_flush_leaves_n
     _, connected_before = _dagster_sessions()
     assert manager.flush_records()
     assert _dagster_sessions()[1] <= connected_before  # none left open by the application's report
+
+
+def _forked_child(manager, k: int, results) -> None:
+    told, errors = 0, []
+    for i in range(15):
+        try:
+            assert manager.get_result("forked_base")["strategy"] == "base"
+            manager.save_result(f"forked_{k}_{i}", small_document(strategy=f"child{k}", n=2))
+            told += 1
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            errors.append(f"{type(exc).__name__}: {exc}")
+    manager.close()  # the child's own connection; the parent's stays open
+    results.put((told, errors))
+
+
+def test_a_manager_made_before_a_fork_serves_the_children_and_the_parent(stores):
+    """gunicorn --preload or a prefork worker pool: a manager made in the parent, used in its
+    forked children. They shared the parent's one catalog connection and read each other's
+    replies: errors, hangs, saves reported failed that were committed; a child's close ended
+    the parent's session."""
+    manager = ResultManager("postgres-only", record_in_dagster=False)
+    manager.save_result("forked_base", small_document(strategy="base", n=3))
+    parent_backend = manager.stores.catalog.connect().get_backend_pid()
+    ctx = get_context("fork")
+    results = ctx.Queue()
+    children = [ctx.Process(target=_forked_child, args=(manager, k, results), daemon=True) for k in range(3)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    assert [errors for _, errors in outcomes] == [[], [], []]
+    conn = stores.catalog.connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM tasks WHERE task_id LIKE 'forked\\_%\\_%'")
+        assert cur.fetchone()[0] == sum(told for told, _ in outcomes) == 45
+    assert manager.get_result("forked_base")["strategy"] == "base"
+    assert manager.stores.catalog.connect().get_backend_pid() == parent_backend  # its session never ended
