@@ -177,7 +177,10 @@ class Bench:
                     m = self.measure(f"c_pair{k}", self.cli("migrate", "--source-dir", str(self.corpus),
                                                             "--batch-size", str(self.args.batch_size), "--json"),
                                      self.env_for(home))
+                    stop_home(home)  # no idle server beside the pairs timed after it
                 if m.returncode != 0:
+                    self.say(f"  pair {k} failed: judged by the {len(pairs)} before it")
+                    self.extra["pairs"] = pairs
                     return
                 seconds[which] = round(m.seconds, 2)
             pairs.append((seconds["a"], seconds["c"]))
@@ -391,9 +394,9 @@ class Bench:
         pairs = self.extra.get("pairs", [])
         if len(pairs) > 1:  # judged by the worst pair: met only when every pair meets it
             ratios = sorted(c_s / a_s for a_s, c_s in pairs)
-            spread = (f"median {statistics.median(ratios):.2f}x the time, {ratios[0]:.2f}-{ratios[-1]:.2f}x over "
-                      f"{len(pairs)} pairs, alternated")
-            target("(c) vs (a), same corpus", spread, ">= 1x (no slower)", ratios[-1] <= 1)
+            spread = (f"(c) takes {statistics.median(ratios):.2f}x (a)'s time (median; {ratios[0]:.2f}-"
+                      f"{ratios[-1]:.2f}x over {len(pairs)} pairs, alternated)")
+            target("(c) vs (a), same corpus", spread, "<= 1x the time (no slower)", ratios[-1] <= 1)
             target("(c) on stock dagster-postgres storage (the default) vs (a), same corpus", spread,
                    "<= 1.5x", ratios[-1] <= 1.5, "issue 20: an existing deployment's instance; every pair")
         elif a and c and c["ok"] and a["ok"]:

@@ -162,7 +162,7 @@ class ResultStore:
                     if attempt == 2:
                         raise
             if unlocated:  # published before locations were recorded: read as the commits that published them
-                pieces += self._unlocated_rows(table, unlocated, expression, columns)
+                pieces += self._unlocated_rows(table, unlocated, expression, columns, filter_columns)
         except psycopg2.Error as exc:
             raise ResultStoreError(f"catalog unreachable: {error_line(exc)}") from exc
         except Exception as exc:
@@ -173,7 +173,8 @@ class ResultStore:
         names = columns if columns is not None else schema.names
         return pa.concat_tables([p.select(names).cast(pa.schema([schema.field(n) for n in names])) for p in pieces])
 
-    def _unlocated_rows(self, table, unlocated: dict[str, int | None], expression, columns) -> list[pa.Table]:
+    def _unlocated_rows(self, table, unlocated: dict[str, int | None], expression, columns,
+                        filter_columns) -> list[pa.Table]:
         """The rows of tasks published before row locations were recorded, each read at the
         table version that published it (the current snapshot may hold a batch in flight, or
         rows a later publish of another version wrote); a task's later commits never show."""
@@ -181,8 +182,9 @@ class ResultStore:
         for task_id, version in unlocated.items():
             by_version.setdefault(version, []).append(task_id)
         pieces = []
-        for version, ids in by_version.items():
-            rows = self.stores.delta.read_tasks(table, ids, version=version)
+        needed = None if columns is None else list(dict.fromkeys([*columns, "task_id", *filter_columns]))
+        for version, ids in by_version.items():  # each version opened once, only its files of these tasks read
+            rows = self.stores.delta.read_tasks(table, ids, columns=needed, version=version)
             if rows is not None:
                 rows = rows.filter(expression) if expression is not None else rows
                 pieces.append(rows.select(columns) if columns is not None else rows)
@@ -204,7 +206,8 @@ class ResultStore:
     def read_results(self, task_ids: list[str]) -> dict[str, dict]:
         """{task_id: document} of the migrated tasks among task_ids, in one pass per 1,000. A
         task whose stored rows are gone is left out with a warning in the log, never failing
-        the others (ResultManager.get_results does the same)."""
+        the others (ResultManager.get_results does the same); an id no task can have fails the
+        call (ResultValidationError), as read_result does."""
         if isinstance(task_ids, str):  # its characters are not the ids meant
             raise ResultValidationError(f"read_results takes a list of task ids, not the string {task_ids[:40]!r}")
         try:

@@ -10,6 +10,7 @@ import errno
 import hashlib
 import itertools
 import os
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,8 +28,18 @@ def sha256_hex(data: bytes) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a local file, read in chunks (for files too big to hold in memory)."""
-    return _stream_sha256(open(path, "rb"))
+    """SHA-256 of a local file, read in chunks (for files too big to hold in memory). A path
+    that is not a regular file (a FIFO put in a file's place) raises OSError unread: its read
+    would wait for ever (opened without waiting for a writer, and looked at first)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"not a regular file: {path}")
+        stream = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return _stream_sha256(stream)
 
 
 def _stream_sha256(stream) -> str:

@@ -7,7 +7,7 @@ from functools import cached_property
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from result_assets.store.delta_tables import DeltaStore, s3_storage_options, sql_string
+from result_assets.store.delta_tables import DeltaStore, s3_storage_options, task_predicate
 from result_assets.store.stores import Stores
 
 
@@ -43,7 +43,7 @@ class CachedDeltaStore(DeltaStore):
             else:
                 # Built from the handle whose version was just compared: opening the table again
                 # here would refresh it, and read a commit that landed since (never published).
-                dataset = current.to_pyarrow_dataset(file_pruning_predicate=in_predicate("task_id", task_ids))
+                dataset = current.to_pyarrow_dataset(file_pruning_predicate=task_predicate(task_ids))
         if dataset is None:
             return super().read_tasks(table, task_ids, columns, version)
         return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(pa.array(task_ids, pa.string())))
@@ -56,10 +56,3 @@ class QueryStores(Stores):
     def delta(self) -> DeltaStore:
         root = self.settings.store_root
         return CachedDeltaStore(root, s3_storage_options(root))
-
-
-def in_predicate(column: str, values: list[str]) -> str:
-    """A Delta predicate: `column` is one of `values` (none: nothing matches)."""
-    if not values:
-        return "false"
-    return f"{column} IN (" + ", ".join(sql_string(v) for v in values) + ")"

@@ -159,6 +159,7 @@ class Published:
     record_ids: dict[str, int]  # {task_id: save record id} queued for Dagster
 
 
+_ROW_HEADER_BYTES = 32  # a tasks row's header: 23 bytes and the null bitmap of its 35 columns, aligned to 8
 _INHERITED_CONNECTIONS: list = []  # a forked child's copies of its parent's connections: never used, never closed
 
 
@@ -725,6 +726,14 @@ class Catalog:
     def totals(self) -> dict:
         conn = self.connect()
         with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            # A row's stored size: each column's as stored (compressed, or out of line), read
+            # from the values' headers, plus the row's header. pg_column_size(tasks.*) would
+            # build each row whole, fetching every out-of-line skeleton and text (a totals
+            # call on 4,000 rows of 200 KB texts: 3 -> 500 ms).
+            cur.execute("SELECT string_agg(format('coalesce(pg_column_size(%I), 0)', column_name), ' + ') AS row "
+                        "FROM information_schema.columns WHERE table_schema = current_schema() "
+                        "AND table_name = 'tasks'")
+            row_bytes = f"{_ROW_HEADER_BYTES} + {cur.fetchone()['row']}"
             cur.execute(
                 "SELECT count(*) FILTER (WHERE status = 'migrated') AS migrated, "
                 "count(*) FILTER (WHERE status = 'quarantined') AS quarantined, "
@@ -732,12 +741,12 @@ class Catalog:
                 "count(*) FILTER (WHERE status = 'failed') + (SELECT count(*) FROM task_failures) AS failed, "
                 "coalesce(sum(source_bytes) FILTER (WHERE status = 'migrated'), 0)::bigint AS migrated_json_bytes, "
                 "coalesce(sum(source_bytes), 0)::bigint AS json_bytes, "
-                "coalesce(sum(octet_length(skeleton) + coalesce(pg_column_size(spelling), 0) "
+                "coalesce(sum(pg_column_size(skeleton) + coalesce(pg_column_size(spelling), 0) "
                 "+ coalesce(pg_column_size(exact_text), 0)) FILTER (WHERE status = 'migrated'), 0)::bigint "
                 "AS skeleton_bytes, "
                 # each migrated task's whole catalog row (skeleton, spellings and the query
                 # columns alike) and its symbols' rows: the catalog's part of stored_bytes
-                "coalesce(sum(pg_column_size(tasks.*)) FILTER (WHERE status = 'migrated'), 0)::bigint "
+                f"coalesce(sum({row_bytes}) FILTER (WHERE status = 'migrated'), 0)::bigint "
                 "+ (SELECT coalesce(sum(pg_column_size(s.*)), 0) FROM task_symbols s JOIN tasks m "
                 "USING (task_id) WHERE m.status = 'migrated')::bigint AS catalog_bytes, "
                 "(SELECT coalesce(sum(octet_length(signals) + octet_length(curves)), 0) FROM hot_rows)::bigint "

@@ -80,6 +80,9 @@ def sql_string(value: str) -> str:
 
 
 def task_predicate(task_ids: list[str]) -> str:
+    """A Delta predicate: task_id is one of task_ids (none: nothing matches)."""
+    if not task_ids:
+        return "false"
     return "task_id IN (" + ", ".join(sql_string(t) for t in task_ids) + ")"
 
 
@@ -210,7 +213,8 @@ class DeltaStore:
             return None
         if version is not None and version != dt.version():
             dt = self.open_version(table, version)
-        dataset = dt.to_pyarrow_dataset()
+        # only the files whose Delta statistics may hold these tasks (a version's whole table else)
+        dataset = dt.to_pyarrow_dataset(file_pruning_predicate=task_predicate(task_ids))
         return dataset.to_table(columns=columns, filter=pc.field("task_id").isin(task_ids))
 
     def log_bytes(self, table: str) -> int:
