@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import numbers
+import os
 
 from benchmarks.app_life import MODES, NOT_YET, Params, run_app_life
 
@@ -46,3 +47,19 @@ def test_app_bench_smoke(project_home, tmp_path):
             assert figures[f"{block}.get_migrated_paired.store"] > 0, (mode, block)
             assert figures[f"{block}.get_small_paired.file"] > 0, (mode, block)
             assert figures[f"{block}.get_small_paired.store"] > 0, (mode, block)
+
+
+def test_the_report_run_bench_prints_both_ways():
+    """`python -m benchmarks.report_run`: the saves' report to Dagster, as the sensor's run in a
+    process of its own and as flush_records, each timed per save."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("RESULT_ASSETS_HOME", "DAGSTER_HOME")}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.report_run", "--small", "1", "--large", "3"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| run worker") or line.startswith("| flush")]
+    assert len(rows) == 2 and all(line.rstrip().endswith("ms |") for line in rows), done.stdout
