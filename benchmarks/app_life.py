@@ -150,6 +150,21 @@ def cold_reads(manager, ids: list[str], unserved: bool = False) -> float:
     return statistics.median(samples)
 
 
+def parser_reads(files, ids: list[str], rounds: int = 3) -> dict[str, float]:
+    """{"json": p50 of reading each task's file (the one json-only reads) and parsing it with
+    the standard library's json.loads}: a reference beside json-only's own read (ResultManager's
+    parse_document, issue 21's baseline: orjson with a screen for the numbers it would round).
+    orjson.loads alone is no reference: it refuses the bare NaN of the legacy files."""
+    paths = [files._json_path(t) for t in ids]  # noqa: SLF001 - the file json-only itself reads
+    samples = []
+    for _ in range(rounds):
+        for path in paths:
+            started = time.perf_counter()
+            json.loads(path.read_bytes())
+            samples.append(time.perf_counter() - started)
+    return {"json": statistics.median(samples)}
+
+
 def paired_cold_reads(manager, files, ids: list[str], rounds: int = 3) -> tuple[float, float]:
     """(p50 of json-only's read of each task's file, p50 of the store's first read of it in
     neither cache), the two read one right after the other, in turns which goes first: both
@@ -292,6 +307,8 @@ def run_mode(mode: str, corpus: Corpus, params: Params, maintain, err) -> dict:
                             file_p50, store_p50 = paired_cold_reads(manager, json_files, ids)
                             fig[f"{block}.get_{name}_paired.file"], fig[f"{block}.get_{name}_paired.store"] = \
                                 file_p50, store_p50
+                            for parser, p50 in parser_reads(json_files, ids).items():
+                                fig[f"{block}.get_{name}_paired.{parser}"] = p50
                 if corpus.small:
                     for name, value in timed_reads(manager, corpus.small, params.reads).items():
                         fig[f"{block}.get_small.{name}"] = value
@@ -421,6 +438,9 @@ def rows(corpus: Corpus, params: Params) -> list[tuple[str, str, str]]:
              f"json-only's read of the file (p50; ratio to that read)", "<= 2x json-only"),
             ("first.get_small_paired.store", f"{small}, first read in neither cache, alternated with "
              f"json-only's read of the same document saved by json-only (p50; ratio to that read)", "<= 2x json-only")]
+    for name, what in (("migrated", migrated), ("small", small)):
+        out.append((f"first.get_{name}_paired.json", f"{what}: its file read and parsed by the standard "
+                    "library's json.loads (a reference beside json-only's read; p50)", ""))
     per_block = len(out) - 1
     for block, title in (("after_n", f"after {n} saves, no maintenance"),
                          ("after_maint", f"after {n} saves + maintain(), {corpus.window} more saves")):
@@ -460,6 +480,9 @@ def cell(key: str, mode: str, results: dict) -> str:
     if key.endswith("_paired.store"):  # its own baseline, read in the same moment
         base = fig[key.removesuffix("store") + "file"]
         return f"{value * 1000:.1f} ms ({value / base:.1f}x of {base * 1000:.1f} ms)"
+    if key.endswith("_paired.json"):  # a reference: the store's paired read against it
+        store = fig[key.rsplit(".", 1)[0] + ".store"]
+        return f"{value * 1000:.2f} ms (the store's read: {store / value:.1f}x of it)"
     if key.startswith(("read_cache.", "serving_cache.")):
         return f"{value:.1f}" if key.endswith("mb") else f"{value:,}"
     ms = value * 1000
