@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +163,7 @@ def run(args) -> int:
         raise DatabaseUnavailable(f"database unavailable: {error_line(exc)}") from None
     for r in results:
         if r.error:
-            print(f"result-assets: {r.task_id}: {r.error}")
+            print(f"result-assets: {r.task_id}: {r.error}", file=sys.stderr)
         else:
             print(f"restored {r.task_id} -> {r.path} (from {r.source}, SHA-256 verified"
                   + (f"; the other bytes it held are kept at {r.kept})" if r.kept else ")"))

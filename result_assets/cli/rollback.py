@@ -5,6 +5,8 @@ engine); this prints it and records the partitions' new materializations in Dags
 """
 from __future__ import annotations
 
+import sys
+
 from result_assets.migration.rollback import RollbackError, RolledBack, rollback_task
 from result_assets.settings import Settings
 from result_assets.store.postgres import error_line
@@ -48,11 +50,11 @@ def run(args) -> int:
         try:
             r = rollback_task(stores, task_id, args.restore_source)
         except RollbackError as exc:
-            print(f"result-assets: {exc}")
+            print(f"result-assets: {exc}", file=sys.stderr)
             failed += 1
             continue
         except StoreLockLost as exc:  # nothing published: the current version stays
-            print(f"result-assets: {task_id}: not rolled back: {exc}")
+            print(f"result-assets: {task_id}: not rolled back: {exc}", file=sys.stderr)
             failed += 1
             continue
         except psycopg2.Error as exc:

@@ -79,7 +79,7 @@ def test_rollback_after_a_force_restores_the_old_rows(source, capsys):
     assert compare_documents(original, read_result(task)) == []
     capsys.readouterr()
     assert main(["rollback", "grid...42"]) == 1
-    assert "no earlier version" in capsys.readouterr().out
+    assert "no earlier version" in capsys.readouterr().err  # an error: on stderr
 
 
 def test_archive_then_restore_byte_exact(source, tmp_path, capsys, monkeypatch):
@@ -128,7 +128,7 @@ def test_archive_then_restore_byte_exact(source, tmp_path, capsys, monkeypatch):
 
     (elsewhere / migrated[0] / "result.json").write_bytes(b"{}")
     assert main(["restore", migrated[0], "--to", str(elsewhere)]) == 1
-    assert "exists with other bytes" in capsys.readouterr().out
+    assert "exists with other bytes" in capsys.readouterr().err
     assert main(["restore", "no_such_task", "--to", str(elsewhere)]) == 1
     assert main(["restore", migrated[0], "--to", str(elsewhere), "--archive", str(tmp_path / "nowhere")]) == 2
     assert f"--archive is not a folder: {tmp_path / 'nowhere'}" in capsys.readouterr().err  # was ignored
@@ -146,8 +146,8 @@ def test_a_file_given_as_the_folder_is_a_one_line_error(source, tmp_path, capsys
     assert "cannot use" in err and len(err.splitlines()) == 1
     assert {t: (source / t / "result.json").exists() for t in TASKS} == before
     assert main(["restore", "bt_20250901_14ceeb", "--to", str(a_file)]) == 1
-    out = capsys.readouterr().out.strip()
-    assert "cannot write" in out and len(out.splitlines()) == 1 and a_file.read_text() == "x"
+    err = capsys.readouterr().err.strip()
+    assert "cannot write" in err and len(err.splitlines()) == 1 and a_file.read_text() == "x"
 
 
 def test_an_original_changed_since_it_was_archived_stays(tmp_path):
@@ -288,7 +288,7 @@ def test_a_rollback_is_refused_over_a_version_published_meanwhile(project_home, 
 
     monkeypatch.setattr(rollback, "publish_batch", migrate_meanwhile)
     assert main(["rollback", task]) == 1
-    assert "published again meanwhile" in capsys.readouterr().out
+    assert "published again meanwhile" in capsys.readouterr().err
     assert lock_free == [False]
     assert read_result(task) == newer
     from result_assets.store.stores import Stores
@@ -324,7 +324,7 @@ def test_a_rollback_to_a_quarantine_is_refused_over_a_version_published_meanwhil
 
     monkeypatch.setattr(rollback, "publish_batch", migrate_meanwhile)
     assert main(["rollback", task]) == 1
-    assert "published again meanwhile" in capsys.readouterr().out
+    assert "published again meanwhile" in capsys.readouterr().err
     assert read_result(task) == newer
     stores = Stores.from_env()
     assert stores.backups.verify(task, stores.catalog.task(task)["source_sha256"])
