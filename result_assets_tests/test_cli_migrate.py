@@ -941,3 +941,28 @@ def test_no_hash_of_a_file_waits_on_a_fifo_in_its_place(tmp_path):
                "    print(exc)\n")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines() == ["False", f"[Errno 22] not a regular file: {fifo}"], done.stderr
+
+
+def test_the_ui_command_migrate_prints_finds_this_store_from_any_folder(migrated, sample_source, tmp_path, capsys):
+    """The printed command named the instance (DAGSTER_HOME) only: run from another folder, the
+    code location took that folder's ./.result_assets, a second and empty store whose backfill
+    quarantined every task as "source file not found" in the real instance's UI."""
+    import os
+    import shlex
+
+    from result_assets.settings import Settings
+
+    code, out, _ = run_cli(capsys, "migrate", "--source-dir", str(sample_source))
+    line = next(line for line in out.splitlines() if line.startswith("Open the UI: "))
+    command = line.removeprefix("Open the UI: ").split("  (then")[0]
+    words = shlex.split(command.split("<the instance's URL> ")[-1])  # with DATABASE_URL: that URL's placeholder first
+    assignments = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    assert words[-3:] == ["dev", "-m", "result_assets.definitions"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESULT_", "DAGSTER_"))}
+    seen = subprocess.run(
+        [sys.executable, "-c", "from result_assets.settings import Settings; s = Settings.from_env(); "
+                               "print(s.home, s.dagster_home, s.source_dir, s.backup_dir, sep='\\n')"],
+        cwd=tmp_path, env={**env, **assignments}, capture_output=True, text=True, check=True).stdout.splitlines()
+    here = Settings.from_env()
+    assert seen == [str(here.home), str(here.dagster_home), str(sample_source.absolute()), here.backup_dir]
+    assert not (tmp_path / ".result_assets").exists()

@@ -216,15 +216,27 @@ def existing_home():
 
 # --- migrate ---
 
-def _ui_command(settings) -> str:
-    """The shell command that opens this home's instance in the Dagster UI (with DATABASE_URL,
-    the instance's URL travels in DAGSTER_URL_ENV: assets/instance.py)."""
+def _ui_command(settings, source_dir: str | None = None) -> str:
+    """The shell command that opens this home's instance in the Dagster UI, with what the code
+    location needs to find this very store, from any folder: the home (without it the code
+    location took ./.result_assets of the folder it ran in: a second, empty store whose runs
+    quarantined every task as "source file not found"), the source folder and backups of this
+    run, and the module of its definitions. With DATABASE_URL, the instance's URL travels in
+    DAGSTER_URL_ENV (assets/instance.py)."""
     from result_assets.settings import DAGSTER_URL_ENV
 
     # The dagster beside this interpreter: a virtualenv's bin/ is rarely on PATH.
     dagster = Path(sys.executable).parent / "dagster"
     program = shlex.quote(str(dagster)) if dagster.exists() else "dagster"
-    command = f"DAGSTER_HOME={shlex.quote(str(settings.dagster_home))} {program} dev"  # a home may hold a space
+    env = {"RESULT_ASSETS_HOME": str(settings.home), "DAGSTER_HOME": str(settings.dagster_home)}
+    if source_dir:
+        env["RESULT_SOURCE_DIR"] = source_dir if "://" in source_dir else str(Path(source_dir).absolute())
+    if settings.backup_dir != str(settings.home / "backups"):
+        env["RESULT_BACKUP_DIR"] = settings.backup_dir
+    if settings.store_root != str(settings.home / "store"):
+        env["RESULT_STORE_ROOT"] = settings.store_root
+    assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())  # a home may hold a space
+    command = f"{assignments} {program} dev -m result_assets.definitions"
     return f"{DAGSTER_URL_ENV}=<the instance's URL> {command}" if settings.database_url else command
 
 
@@ -240,7 +252,7 @@ def cmd_migrate(args) -> int:
     outcome = service.migrate(settings, source_dir, force=args.force, only=args.task,
                               say=lambda line: _say(args, line))
     _print_report(args, outcome.report, outcome.quarantined if not args.json else [])
-    _say(args, f"\nOpen the UI: {_ui_command(settings)}  (then http://127.0.0.1:3000)")
+    _say(args, f"\nOpen the UI: {_ui_command(settings, source_dir)}  (then http://127.0.0.1:3000)")
     for o in outcome.failed_runs:
         print(f"result-assets: run {o.run_id} failed: {o.error}", file=sys.stderr)
     from result_assets.store.catalog import UNREPORTED
