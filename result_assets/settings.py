@@ -99,13 +99,13 @@ class Settings:
             raise SettingsError(f"RESULT_STORAGE_MODE is {self.storage_mode!r}: use one of {', '.join(STORAGE_MODES)}")
 
     @classmethod
-    def for_definitions(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def for_definitions(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
         """What the code location needs when it loads (RESULT_BATCH_SIZE, RESULT_SOURCE_DIR),
-        validated. The numbers only runs use are left to the runs, which read them when they
-        start: a bad one fails those runs with its name, not the load of the whole code
-        location (its sensors, schedule and UI)."""
+        or a sensor when it ticks, validated. The numbers only runs use are left to the runs,
+        which read them when they start: a bad one fails those runs with its name, not the
+        load of the whole code location nor every tick of its sensors."""
         env = os.environ if environ is None else environ
-        return cls.from_env({k: v for k, v in env.items() if k not in _RUN_TIME_NUMBERS})
+        return cls.from_env({k: v for k, v in env.items() if k not in _RUN_TIME_NUMBERS}, **overrides)
 
     @property
     def pg_dir(self) -> Path:

@@ -170,3 +170,21 @@ def test_a_tick_on_a_catalog_without_tables_creates_none(tmp_path, monkeypatch):
         assert installed_version(Catalog(catalog_url(settings)).connect()) is None  # no table created
     finally:
         stop_embedded(settings)
+
+
+def test_a_bad_number_only_runs_read_fails_no_tick_of_the_sensors(env, monkeypatch):
+    """RESULT_READ_CACHE_MB=abc: the code location loads (Settings.for_definitions), and the
+    runs that read it fail naming it; both sensors raised it on every tick instead, so new task
+    folders were never registered and no save was reported."""
+    from result_assets.assets.resources import StoresResource
+    from result_assets.assets.saves import saved_results_sensor
+    from result_assets.settings import SettingsError, Settings
+
+    instance, defs, _, _ = env
+    monkeypatch.setenv("RESULT_READ_CACHE_MB", "abc")
+    with pytest.raises(SettingsError, match="RESULT_READ_CACHE_MB"):
+        Settings.from_env()  # what a run reads
+    for sensor in (new_task_sensor, saved_results_sensor):
+        context = build_sensor_context(instance=instance, definitions=defs, resources={"stores": StoresResource()})
+        result = sensor(context)  # a tick: a request, a skip or a result, never the error
+        assert result is not None

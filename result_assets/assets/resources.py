@@ -47,10 +47,19 @@ class StoresResource(ConfigurableResource):
 
     _stores: Stores | None = PrivateAttr(default=None)
     _reader: Stores | None = PrivateAttr(default=None)
+    _sensor_reader: Stores | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
-        return Settings.from_env(home=self.home, database_url=self.database_url, store_root=self.store_root,
-                                 backup_dir=self.backup_dir, source_dir=self.source_dir, workers=self.workers)
+        return Settings.from_env(**self._locations())
+
+    def sensor_settings(self) -> Settings:
+        """settings() without the numbers only runs use: a bad RESULT_READ_CACHE_MB fails the
+        runs that read it, not every tick of the sensors, which never do."""
+        return Settings.for_definitions(**self._locations())
+
+    def _locations(self) -> dict:
+        return dict(home=self.home, database_url=self.database_url, store_root=self.store_root,
+                    backup_dir=self.backup_dir, source_dir=self.source_dir, workers=self.workers)
 
     def get(self) -> Stores:
         if self._stores is None:
@@ -63,6 +72,12 @@ class StoresResource(ConfigurableResource):
         if self._reader is None:
             self._reader = Stores(self.settings(), readonly=True)
         return self._reader
+
+    def sensor_reader(self) -> Stores:
+        """reader() for a sensor's tick: of sensor_settings()."""
+        if self._sensor_reader is None:
+            self._sensor_reader = Stores(self.sensor_settings(), readonly=True)
+        return self._sensor_reader
 
 
 # {field: variable} of the resources' fields that name their environment variable.

@@ -60,7 +60,7 @@ def report_saves_job():
         description="Requests a report_saves_job run when the application has saved results since the last one.")
 def saved_results_sensor(context: SensorEvaluationContext, stores: StoresResource):
     try:
-        newest = stores.reader().catalog.newest_record_id()
+        newest = stores.sensor_reader().catalog.newest_record_id()
     except psycopg2.errors.UndefinedTable:
         return SkipReason(NO_CATALOG)
     if newest is None:

@@ -68,14 +68,14 @@ def build_new_task_sensor(status: DefaultSensorStatus = DefaultSensorStatus.STOP
 
 def new_tasks(context: SensorEvaluationContext, stores: StoresResource):
     """One tick: register new task directories; in dual-write, request the runs the store is behind on."""
-    settings = stores.settings()
+    settings = stores.sensor_settings()
     if not settings.source_dir:
         return SkipReason(NOT_SET)
     try:
         scan = scan_source_dir(settings.source_dir)
     except SourceDirError as exc:
         return SkipReason(str(exc))
-    stores = stores.reader()
+    stores = stores.sensor_reader()
     known = set(context.instance.get_dynamic_partitions(TASKS_PARTITION))
     new = [t for t in scan.tasks if t.partition_key not in known][:CHUNK]
     runs, cursor = [], context.cursor
