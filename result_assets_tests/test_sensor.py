@@ -188,3 +188,16 @@ def test_a_bad_number_only_runs_read_fails_no_tick_of_the_sensors(env, monkeypat
         context = build_sensor_context(instance=instance, definitions=defs, resources={"stores": StoresResource()})
         result = sensor(context)  # a tick: a request, a skip or a result, never the error
         assert result is not None
+
+
+def test_a_storage_mode_typo_is_said_not_silently_taken_for_no_catch_up(env, monkeypatch):
+    """RESULT_STORAGE_MODE=dual_write (an underscore): the sensor took it for a mode without a
+    store to catch up, and said "no new task" while the store fell behind."""
+    monkeypatch.setenv("RESULT_STORAGE_MODE", "dual_write")
+    first = tick(env)
+    if not isinstance(first, SkipReason):
+        assert not first.run_requests  # no mode's catch-up guessed
+        run(env, first)  # its new folders registered
+    result = tick(env)
+    message = result.skip_message if isinstance(result, SkipReason) else result.skip_reason
+    assert "RESULT_STORAGE_MODE is 'dual_write'" in (message or ""), result

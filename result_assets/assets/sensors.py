@@ -35,7 +35,7 @@ from result_assets.assets.partitions import TASKS_PARTITION
 from result_assets.assets.resources import NO_CATALOG, StoresResource
 from result_assets.migration.plan import plan_migration
 from result_assets.migration.sources import SourceDirError, scan_source_dir
-from result_assets.settings import Settings
+from result_assets.settings import Settings, SettingsError
 from result_assets.store.stores import Stores
 
 CHUNK = 1000  # keys per tick: the sensor checks each requested key, so keep ticks short
@@ -75,6 +75,12 @@ def new_tasks(context: SensorEvaluationContext, stores: StoresResource):
         scan = scan_source_dir(settings.source_dir)
     except SourceDirError as exc:
         return SkipReason(str(exc))
+    try:
+        settings.check_storage_mode()
+        mode_error = ""
+    except SettingsError as exc:  # new folders are still registered; no mode's catch-up is guessed
+        mode_error = f"{exc}: no catch-up runs until it is one; "
+        context.log.warning(str(exc))
     stores = stores.sensor_reader()
     known = set(context.instance.get_dynamic_partitions(TASKS_PARTITION))
     new = [t for t in scan.tasks if t.partition_key not in known][:CHUNK]
@@ -90,7 +96,7 @@ def new_tasks(context: SensorEvaluationContext, stores: StoresResource):
     if not new and not runs:
         gave_up = json.loads(cursor).get("gave_up") if cursor and settings.storage_mode == DUAL_WRITE else None
         if not gave_up:
-            return SkipReason(f"no new task among {len(scan.tasks)}"
+            return SkipReason(f"{mode_error}no new task among {len(scan.tasks)}"
                               + (", and the store is up to date" if settings.storage_mode == DUAL_WRITE else ""))
         reason = (f"no new task among {len(scan.tasks)}; {gave_up} task(s) the store is behind on failed "
                   f"{CATCH_UP_RETRIES + 1} catch-up runs in a row (see those runs): not retried until the "
