@@ -145,9 +145,7 @@ class Bench:
     def contender_a(self) -> None:
         from benchmarks.naive import SUMMARY_TABLE
 
-        db = fresh_database(self.server, "bench_naive")
-        out = self.fresh_dir("naive_parquet")
-        m = self.measure("a_naive", worker_argv("naive", {"corpus": str(self.corpus), "out": str(out), "db_url": db}))
+        m, db, out = self.naive_measured("a_naive")
         stored = tree_bytes(out)[0] + relation_bytes(db, tables=[SUMMARY_TABLE]) if m.returncode == 0 else None
         r = m.result
         note = (f"{r.get('tasks_stored')} tasks stored; {r.get('unreadable')} files unreadable "
@@ -168,15 +166,11 @@ class Bench:
             seconds = {}
             for which in ("c", "a") if k % 2 else ("a", "c"):
                 if which == "a":
-                    db = fresh_database(self.server, f"bench_naive_{k}")
-                    m = self.measure(f"a_pair{k}", worker_argv("naive", {
-                        "corpus": str(self.corpus), "out": str(self.fresh_dir(f"naive_parquet_{k}")), "db_url": db}))
+                    m = self.naive_measured(f"a_pair{k}", f"_{k}")[0]
                 else:
                     home = self.fresh_home(f"migrate_pair{k}")
                     create_instance(home)
-                    m = self.measure(f"c_pair{k}", self.cli("migrate", "--source-dir", str(self.corpus),
-                                                            "--batch-size", str(self.args.batch_size), "--json"),
-                                     self.env_for(home))
+                    m = self.measure(f"c_pair{k}", self.migrate_argv(), self.env_for(home))
                     stop_home(home)  # no idle server beside the pairs timed after it
                 if m.returncode != 0:
                     self.say(f"  pair {k} failed: judged by the {len(pairs)} before it")
@@ -185,6 +179,18 @@ class Bench:
                 seconds[which] = round(m.seconds, 2)
             pairs.append((seconds["a"], seconds["c"]))
         self.extra["pairs"] = pairs
+
+    def naive_measured(self, name: str, suffix: str = "") -> tuple[Measured, str, Path]:
+        """(a)'s script timed once into a fresh database and folder: (measured, db URL, folder)."""
+        db = fresh_database(self.server, f"bench_naive{suffix}")
+        out = self.fresh_dir(f"naive_parquet{suffix}")
+        return self.measure(name, worker_argv("naive", {"corpus": str(self.corpus), "out": str(out), "db_url": db})), \
+            db, out
+
+    def migrate_argv(self) -> list[str]:
+        """(c)'s command: the CLI's migrate of the corpus, in batches of --batch-size."""
+        return self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size", str(self.args.batch_size),
+                        "--json")
 
     def contender_b(self) -> None:
         db = fresh_database(self.server, "bench_dlt")
@@ -204,16 +210,13 @@ class Bench:
         return ", ".join(f"{t}: {n}" for t, n in sorted(counts.items()) if not t.startswith("_dlt")) if counts else ""
 
     def contender_c(self) -> None:
-        batch = str(self.args.batch_size)
         home = self.fresh_home("migrate")
         env = self.env_for(home)
         # A team's instance already exists (issue 20): its tables are created before the clock starts.
         self.extra["instance_create_seconds"] = create_instance(home)
-        m = self.measure("c_migrate", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size", batch,
-                                               "--json"), env)
+        m = self.measure("c_migrate", self.migrate_argv(), env)
         report = last_json(m.stdout)
-        rerun = self.measure("c_rerun", self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size", batch,
-                                                 "--json"), env)
+        rerun = self.measure("c_rerun", self.migrate_argv(), env)
         rerun_report = last_json(rerun.stdout)
         export_dir = self.fresh_dir("migrate_export")
         export = self.measure("c_export", self.cli("export", "--out", str(export_dir)), env)
@@ -277,8 +280,7 @@ class Bench:
         home = self.fresh_home(f"migrate_{name.removeprefix('c_')}")  # homes/migrate_stock, migrate_tuned
         write_dagster_yaml(home)
         create_instance(home)
-        m = self.measure(name, self.cli("migrate", "--source-dir", str(self.corpus), "--batch-size",
-                                        str(self.args.batch_size), "--json"), self.env_for(home))
+        m = self.measure(name, self.migrate_argv(), self.env_for(home))
         report = last_json(m.stdout)
         self.row(key, label, m, report.get("stored_bytes"), f"{report.get('migrated', '?')} migrated, "
                  f"{report.get('quarantined', '?')} quarantined, {report.get('runs', '?')} runs")
